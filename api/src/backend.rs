@@ -1,0 +1,200 @@
+//! The traits the engine implements for the API, split by area.
+//!
+//! Handlers parse the request, call one of these, and render the result; they hold no state.
+//! Responses that the engine builds as JSON objects (inspect, list) are passed through as
+//! `serde_json::Value` so the engine owns their shape; what the API itself must interpret
+//! (status, streams, hijacks) is typed here.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::error::ApiResult;
+use crate::models::{ContainerCreateBody, ExecConfig, UpdateBody};
+
+/// A request body as a stream of chunks (tar uploads: import, load, cp, build).
+pub type BodyStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
+
+/// The raw, bidirectional connection left after a `101 UPGRADED` hijack.
+pub trait Duplex: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Duplex for T {}
+pub type Hijacked = Pin<Box<dyn Duplex>>;
+
+/// What the engine hands back for attach and exec start: whether the stream is a TTY (raw) or
+/// multiplexed, and the task that serves the hijacked connection.
+pub struct AttachHandle {
+    pub tty: bool,
+    pub serve: Box<dyn FnOnce(Hijacked) -> BoxFuture<'static, ()> + Send>,
+}
+
+/// `filters` query, normalised: key → accepted values.
+pub type Filters = HashMap<String, Vec<String>>;
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub all: bool,
+    pub limit: Option<usize>,
+    pub size: bool,
+    pub filters: Filters,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// The body `wait` sends once its condition holds.
+#[derive(Debug, Clone)]
+pub struct WaitResult {
+    pub status_code: i64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub since: Option<f64>,
+    pub until: Option<f64>,
+    pub timestamps: bool,
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    pub stream: bool,
+    pub logs: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub detach_keys: Option<String>,
+}
+
+/// A log or export stream; `tty` tells whether log bytes are raw or multiplexed.
+pub struct ByteStream {
+    pub tty: bool,
+    pub stream: BoxStream<'static, Bytes>,
+}
+
+/// `stat` of a path inside a container, for `X-Docker-Container-Path-Stat`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+#[async_trait]
+pub trait ContainerBackend: Send + Sync {
+    async fn create(&self, name: Option<String>, body: ContainerCreateBody) -> ApiResult<Value>;
+    async fn list(&self, opts: ListOptions) -> ApiResult<Vec<Value>>;
+    async fn inspect(&self, id: &str, size: bool) -> ApiResult<Value>;
+    /// `Err(NotModified)` when already running.
+    async fn start(&self, id: &str) -> ApiResult<()>;
+    async fn stop(&self, id: &str, timeout: Option<i64>, signal: Option<String>) -> ApiResult<()>;
+    async fn restart(&self, id: &str, timeout: Option<i64>, signal: Option<String>) -> ApiResult<()>;
+    async fn kill(&self, id: &str, signal: Option<String>) -> ApiResult<()>;
+    async fn pause(&self, id: &str) -> ApiResult<()>;
+    async fn unpause(&self, id: &str) -> ApiResult<()>;
+    /// Checks the container exists (the error is sent as the status); the future resolves when
+    /// the condition holds.
+    async fn wait(
+        &self,
+        id: &str,
+        condition: WaitCondition,
+    ) -> ApiResult<BoxFuture<'static, WaitResult>>;
+    async fn remove(&self, id: &str, force: bool, volumes: bool) -> ApiResult<()>;
+    async fn logs(&self, id: &str, opts: LogOptions) -> ApiResult<ByteStream>;
+    async fn attach(&self, id: &str, opts: AttachOptions) -> ApiResult<AttachHandle>;
+    async fn resize(&self, id: &str, height: u16, width: u16) -> ApiResult<()>;
+    async fn rename(&self, id: &str, new_name: &str) -> ApiResult<()>;
+    async fn update(&self, id: &str, body: UpdateBody) -> ApiResult<Value>;
+    async fn top(&self, id: &str, ps_args: Option<String>) -> ApiResult<Value>;
+    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> ApiResult<BoxStream<'static, Value>>;
+    async fn changes(&self, id: &str) -> ApiResult<Value>;
+    async fn export(&self, id: &str) -> ApiResult<ByteStream>;
+    async fn archive_stat(&self, id: &str, path: &str) -> ApiResult<PathStat>;
+    async fn archive_get(&self, id: &str, path: &str) -> ApiResult<(PathStat, ByteStream)>;
+    async fn archive_put(
+        &self,
+        id: &str,
+        path: &str,
+        no_overwrite_dir_non_dir: bool,
+        copy_uid_gid: bool,
+        body: BodyStream,
+    ) -> ApiResult<()>;
+    async fn prune(&self, filters: Filters) -> ApiResult<Value>;
+    async fn exec_create(&self, id: &str, config: ExecConfig) -> ApiResult<String>;
+    /// With `detach`, the exec runs in the background and the handle's `serve` is not used.
+    async fn exec_start(&self, exec_id: &str, detach: bool) -> ApiResult<AttachHandle>;
+    async fn exec_inspect(&self, exec_id: &str) -> ApiResult<Value>;
+    async fn exec_resize(&self, exec_id: &str, height: u16, width: u16) -> ApiResult<()>;
+}
+
+/// Options of `POST /images/create?fromSrc=-` (import).
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    pub repo: Option<String>,
+    pub tag: Option<String>,
+    pub message: Option<String>,
+    pub changes: Vec<String>,
+    pub platform: Option<String>,
+}
+
+#[async_trait]
+pub trait ImageBackend: Send + Sync {
+    /// Streams progress objects (`{"status": ...}`); an error after the stream started is an
+    /// `{"errorDetail": ...}` object the backend emits itself.
+    async fn import(&self, opts: ImportOptions, body: BodyStream) -> ApiResult<BoxStream<'static, Value>>;
+    async fn load(&self, quiet: bool, body: BodyStream) -> ApiResult<BoxStream<'static, Value>>;
+    async fn pull(
+        &self,
+        from_image: &str,
+        tag: Option<&str>,
+        platform: Option<&str>,
+        auth: Option<Value>,
+    ) -> ApiResult<BoxStream<'static, Value>>;
+    async fn push(&self, name: &str, tag: Option<&str>, auth: Option<Value>) -> ApiResult<BoxStream<'static, Value>>;
+    async fn list(&self, all: bool, filters: Filters, digests: bool) -> ApiResult<Vec<Value>>;
+    async fn inspect(&self, name: &str) -> ApiResult<Value>;
+    async fn history(&self, name: &str) -> ApiResult<Value>;
+    async fn tag(&self, name: &str, repo: &str, tag: Option<&str>) -> ApiResult<()>;
+    async fn remove(&self, name: &str, force: bool, noprune: bool) -> ApiResult<Value>;
+    async fn save(&self, names: Vec<String>) -> ApiResult<ByteStream>;
+    async fn prune(&self, filters: Filters) -> ApiResult<Value>;
+    async fn commit(&self, params: HashMap<String, String>, changes: Vec<String>, config: Option<Value>) -> ApiResult<Value>;
+}
+
+#[async_trait]
+pub trait SystemBackend: Send + Sync {
+    async fn info(&self) -> ApiResult<Value>;
+    /// `GET /version` without the API version fields, which the router adds.
+    async fn version(&self) -> ApiResult<Value>;
+    async fn events(
+        &self,
+        since: Option<f64>,
+        until: Option<f64>,
+        filters: Filters,
+    ) -> ApiResult<BoxStream<'static, Value>>;
+    async fn df(&self) -> ApiResult<Value>;
+}
+
+/// Everything the router needs, one trait object per area.
+#[derive(Clone)]
+pub struct Backends {
+    pub containers: std::sync::Arc<dyn ContainerBackend>,
+    pub images: std::sync::Arc<dyn ImageBackend>,
+    pub system: std::sync::Arc<dyn SystemBackend>,
+}

@@ -1,0 +1,47 @@
+//! berth-api: the Docker Engine API surface of berthd.
+//!
+//! ```text
+//!  request ─► version::middleware (strip /v1.xx/, reject out-of-range, stamp headers)
+//!          ─► routes::<area> handler (parse query/body, 400 on bad input)
+//!          ─► backend::<Area>Backend trait object (implemented by berth-node)
+//!          ─► JSON | json-lines stream | raw/multiplexed stream | 101 hijack
+//! ```
+//! This crate makes no kernel calls and keeps no state; errors map to statuses in one place
+//! (`error.rs`).
+
+pub mod backend;
+pub mod error;
+pub mod hijack;
+pub mod models;
+pub mod params;
+pub mod routes;
+pub mod stream;
+pub mod version;
+
+use axum::Router;
+
+pub use backend::Backends;
+pub use error::{ApiError, ApiResult, ErrorKind};
+
+/// The whole API as one router, version handling included.
+pub fn router(backends: Backends) -> Router {
+    let inner = Router::new()
+        .merge(routes::system::routes())
+        .merge(routes::containers::routes())
+        .merge(routes::exec::routes())
+        .merge(routes::images::routes())
+        .fallback(|| async { ApiError::not_found("page not found") })
+        .with_state(backends);
+    Router::new()
+        .fallback_service(inner)
+        .layer(axum::middleware::from_fn(version::middleware))
+}
+
+/// Serves the router on a unix socket until `shutdown` resolves.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,6 @@
+//! The route table, one module per API area.
+
+pub mod containers;
+pub mod exec;
+pub mod images;
+pub mod system;

@@ -1,0 +1,169 @@
+//! `inspect` and the per-type `container|image|network|volume inspect`: raw JSON from the
+//! daemon, re-indented in the daemon's key order inside one array, or each object rendered
+//! through `-f/--format`. Without `--type`, a name is tried as a container, then an image, a
+//! network and a volume.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use serde_json::Value;
+
+use crate::client::{seg, Client, Query};
+use crate::error::{is_not_found, StatusError};
+use crate::format::indent_json;
+use crate::output::render_each;
+
+/// Kinds of objects `inspect` knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Container,
+    Image,
+    Network,
+    Volume,
+}
+
+impl Kind {
+    pub fn parse(s: &str) -> Result<Kind> {
+        Ok(match s {
+            "container" => Kind::Container,
+            "image" => Kind::Image,
+            "network" => Kind::Network,
+            "volume" => Kind::Volume,
+            other => bail!("\"{other}\" is not a valid value for --type"),
+        })
+    }
+
+    fn path(self, name: &str, size: bool) -> String {
+        match self {
+            Kind::Container => {
+                Query::new().flag("size", size).to_path(&format!("/containers/{}/json", seg(name)))
+            }
+            Kind::Image => format!("/images/{}/json", image_path(name)),
+            Kind::Network => format!("/networks/{}", seg(name)),
+            Kind::Volume => format!("/volumes/{}", seg(name)),
+        }
+    }
+
+    fn missing(self, name: &str) -> String {
+        match self {
+            Kind::Container => format!("No such container: {name}"),
+            Kind::Image => format!("No such image: {name}"),
+            Kind::Network => format!("No such network: {name}"),
+            Kind::Volume => format!("No such volume: {name}"),
+        }
+    }
+}
+
+/// Image references go into paths as they are (`/images/127.0.0.1:5000/bb/json`), as docker
+/// sends them; only characters that cannot appear in a path are escaped.
+pub fn image_path(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            ' ' | '?' | '#' | '%' => format!("%{:02X}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// `berth inspect`
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long = "format")]
+    pub format: Option<String>,
+    /// Display total file sizes if the type is container
+    #[arg(short = 's', long = "size")]
+    pub size: bool,
+    /// Only inspect objects of the given type
+    #[arg(long = "type")]
+    pub kind: Option<String>,
+    /// Names or IDs
+    #[arg(value_name = "NAME|ID", required = true)]
+    pub names: Vec<String>,
+}
+
+/// Arguments of `<type> inspect`.
+#[derive(Args, Debug)]
+pub struct TypedInspectArgs {
+    /// Format output using a custom template
+    #[arg(short = 'f', long = "format")]
+    pub format: Option<String>,
+    /// Display total file sizes (containers)
+    #[arg(short = 's', long = "size")]
+    pub size: bool,
+    /// Names or IDs
+    #[arg(value_name = "NAME|ID", required = true)]
+    pub names: Vec<String>,
+}
+
+async fn fetch(client: &Client, kind: Kind, name: &str, size: bool) -> Result<Option<Vec<u8>>> {
+    match client.get(&kind.path(name, size)).await {
+        Ok(resp) => Ok(Some(resp.bytes().await?.to_vec())),
+        Err(e) if is_not_found(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn inspect(client: &Client, args: InspectArgs) -> Result<()> {
+    let kind = args.kind.as_deref().map(Kind::parse).transpose()?;
+    run(client, &args.names, kind, args.format.as_deref(), args.size).await
+}
+
+pub async fn typed(client: &Client, kind: Kind, args: TypedInspectArgs) -> Result<()> {
+    run(client, &args.names, Some(kind), args.format.as_deref(), args.size).await
+}
+
+async fn run(client: &Client, names: &[String], kind: Option<Kind>, format: Option<&str>, size: bool) -> Result<()> {
+    let order = [Kind::Container, Kind::Image, Kind::Network, Kind::Volume];
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for name in names {
+        let kinds: Vec<Kind> = match kind {
+            Some(k) => vec![k],
+            None => order.to_vec(),
+        };
+        let mut hit = None;
+        for k in kinds {
+            if let Some(raw) = fetch(client, k, name, size).await? {
+                hit = Some(raw);
+                break;
+            }
+        }
+        match hit {
+            Some(raw) => found.push(raw),
+            None => errors.push(match kind {
+                Some(k) => k.missing(name),
+                None => format!("No such object: {name}"),
+            }),
+        }
+    }
+    match format {
+        Some(f) if !f.is_empty() && f != "json" => {
+            let values: Vec<Value> = found.iter().filter_map(|r| serde_json::from_slice(r).ok()).collect();
+            print!("{}", render_each(f, &values)?);
+        }
+        _ => {
+            let raws: Vec<String> = found.iter().map(|r| String::from_utf8_lossy(r).trim().to_string()).collect();
+            let joined = format!("[{}]", raws.join(","));
+            println!("{}", indent_json(joined.as_bytes()));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(StatusError::new(1, format!("Error: {}", errors.join("\n"))).into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_per_kind() {
+        assert_eq!(Kind::Container.path("web", false), "/containers/web/json");
+        assert_eq!(Kind::Container.path("web", true), "/containers/web/json?size=1");
+        assert_eq!(Kind::Image.path("127.0.0.1:5000/bb:1", false), "/images/127.0.0.1:5000/bb:1/json");
+        assert_eq!(Kind::Network.path("n1", false), "/networks/n1");
+        assert_eq!(Kind::Volume.path("v1", false), "/volumes/v1");
+        assert!(Kind::parse("plugin").is_err());
+    }
+}

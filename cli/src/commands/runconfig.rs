@@ -1,0 +1,781 @@
+//! The flags shared by `run` and `create`, and their translation into the
+//! `POST /containers/create` body (Config + HostConfig + NetworkingConfig), field by field as
+//! the docker CLI fills it in.
+
+use clap::Args;
+use serde_json::{json, Map, Value};
+
+use crate::opts::{self, flag_error, PortMap};
+
+/// Container configuration flags (`run` and `create`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ContainerOpts {
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach", value_name = "list")]
+    pub attach: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host", value_name = "list")]
+    pub add_host: Vec<String>,
+    /// Block IO weight (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight", value_name = "uint16")]
+    pub blkio_weight: Option<u16>,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "list")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "list")]
+    pub cap_drop: Vec<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent", value_name = "string")]
+    pub cgroup_parent: Option<String>,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long = "cgroupns", value_name = "string")]
+    pub cgroupns: Option<String>,
+    /// Write the container ID to the file
+    #[arg(long = "cidfile", value_name = "string")]
+    pub cidfile: Option<String>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period", value_name = "int")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota", value_name = "int")]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long = "cpus", value_name = "decimal")]
+    pub cpus: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems", value_name = "string")]
+    pub cpuset_mems: Option<String>,
+    /// Add a host device to the container
+    #[arg(long = "device", value_name = "list")]
+    pub device: Vec<String>,
+    /// Set custom DNS servers
+    #[arg(long = "dns", value_name = "list")]
+    pub dns: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", value_name = "list")]
+    pub dns_option: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search", value_name = "list")]
+    pub dns_search: Vec<String>,
+    /// Container NIS domain name
+    #[arg(long = "domainname", value_name = "string")]
+    pub domainname: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long = "entrypoint", value_name = "string")]
+    pub entrypoint: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env", value_name = "list")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "list")]
+    pub env_file: Vec<String>,
+    /// Expose a port or a range of ports
+    #[arg(long = "expose", value_name = "list")]
+    pub expose: Vec<String>,
+    /// Add additional groups to join
+    #[arg(long = "group-add", value_name = "list")]
+    pub group_add: Vec<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd", value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long = "health-interval", value_name = "duration")]
+    pub health_interval: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", value_name = "int")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown
+    #[arg(long = "health-start-period", value_name = "duration")]
+    pub health_start_period: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long = "health-timeout", value_name = "duration")]
+    pub health_timeout: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long = "hostname", value_name = "string")]
+    pub hostname: Option<String>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long = "init")]
+    pub init: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long = "interactive")]
+    pub interactive: bool,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip", value_name = "string")]
+    pub ip: Option<String>,
+    /// IPC mode to use
+    #[arg(long = "ipc", value_name = "string")]
+    pub ipc: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label", value_name = "list")]
+    pub label: Vec<String>,
+    /// Read in a line delimited file of labels
+    #[arg(long = "label-file", value_name = "list")]
+    pub label_file: Vec<String>,
+    /// Add link to another container
+    #[arg(long = "link", value_name = "list")]
+    pub link: Vec<String>,
+    /// Logging driver for the container
+    #[arg(long = "log-driver", value_name = "string")]
+    pub log_driver: Option<String>,
+    /// Log driver options
+    #[arg(long = "log-opt", value_name = "list")]
+    pub log_opt: Vec<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address", value_name = "string")]
+    pub mac_address: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long = "memory", value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes")]
+    pub memory_swap: Option<String>,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long = "memory-swappiness", value_name = "int", allow_hyphen_values = true)]
+    pub memory_swappiness: Option<i64>,
+    /// Attach a filesystem mount to the container
+    #[arg(long = "mount", value_name = "mount")]
+    pub mount: Vec<String>,
+    /// Assign a name to the container
+    #[arg(long = "name", value_name = "string")]
+    pub name: Option<String>,
+    /// Connect a container to a network
+    #[arg(long = "network", alias = "net", value_name = "network")]
+    pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "list")]
+    pub network_alias: Vec<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", value_name = "int", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i64>,
+    /// PID namespace to use
+    #[arg(long = "pid", value_name = "string")]
+    pub pid: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long = "platform", value_name = "string")]
+    pub platform: Option<String>,
+    /// Give extended privileges to this container
+    #[arg(long = "privileged")]
+    pub privileged: bool,
+    /// Publish a container's port(s) to the host
+    #[arg(short = 'p', long = "publish", value_name = "list")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Pull image before running ("always", "missing", "never")
+    #[arg(long = "pull", value_name = "string", default_value = "missing")]
+    pub pull: String,
+    /// Suppress the pull output
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Restart policy to apply when a container exits
+    #[arg(long = "restart", value_name = "string")]
+    pub restart: Option<String>,
+    /// Automatically remove the container and its associated anonymous volumes when it exits
+    #[arg(long = "rm")]
+    pub rm: bool,
+    /// Runtime to use for this container
+    #[arg(long = "runtime", value_name = "string")]
+    pub runtime: Option<String>,
+    /// Security Options
+    #[arg(long = "security-opt", value_name = "list")]
+    pub security_opt: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size", value_name = "bytes")]
+    pub shm_size: Option<String>,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal", value_name = "string")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout", value_name = "int", allow_hyphen_values = true)]
+    pub stop_timeout: Option<i64>,
+    /// Sysctl options
+    #[arg(long = "sysctl", value_name = "map")]
+    pub sysctl: Vec<String>,
+    /// Mount a tmpfs directory
+    #[arg(long = "tmpfs", value_name = "list")]
+    pub tmpfs: Vec<String>,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long = "tty")]
+    pub tty: bool,
+    /// Ulimit options
+    #[arg(long = "ulimit", value_name = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long = "user", value_name = "string")]
+    pub user: Option<String>,
+    /// User namespace to use
+    #[arg(long = "userns", value_name = "string")]
+    pub userns: Option<String>,
+    /// UTS namespace to use
+    #[arg(long = "uts", value_name = "string")]
+    pub uts: Option<String>,
+    /// Bind mount a volume
+    #[arg(short = 'v', long = "volume", value_name = "list")]
+    pub volume: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from", value_name = "list")]
+    pub volumes_from: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir", value_name = "string")]
+    pub workdir: Option<String>,
+    /// Print usage
+    #[arg(long = "help", action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// The image, then the command and its arguments
+    #[arg(value_name = "IMAGE [COMMAND] [ARG...]", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// A create request ready to send.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub body: Value,
+    pub image: String,
+    pub name: Option<String>,
+    pub platform: Option<String>,
+}
+
+fn parse_with<T>(value: &Option<String>, flag: &str, f: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) => f(v).map(Some).map_err(|e| flag_error(v, flag, &e)),
+    }
+}
+
+fn nanos(value: &Option<String>, flag: &str) -> Result<Option<i64>, String> {
+    parse_with(value, flag, |v| {
+        let secs = opts::parse_go_duration(v)?;
+        Ok((secs * 1e9) as i64)
+    })
+}
+
+impl ContainerOpts {
+    /// Builds the create body. `detach` is whether the client will attach (`run -d` does not).
+    pub fn build(&self, detach: bool) -> Result<CreateRequest, String> {
+        let image = self.args.first().cloned().ok_or("requires at least 1 argument")?;
+        let cmd: Vec<String> = self.args[1..].to_vec();
+
+        let memory = parse_with(&self.memory, "-m, --memory", opts::parse_ram)?;
+        let memory_reservation = parse_with(&self.memory_reservation, "--memory-reservation", opts::parse_ram)?;
+        let memory_swap = parse_with(&self.memory_swap, "--memory-swap", |v| {
+            if v == "-1" {
+                Ok(-1)
+            } else {
+                opts::parse_ram(v)
+            }
+        })?;
+        let shm_size = parse_with(&self.shm_size, "--shm-size", opts::parse_ram)?;
+        let nano_cpus = parse_with(&self.cpus, "--cpus", opts::parse_nano_cpus)?;
+        if nano_cpus.is_some() && (self.cpu_period.is_some() || self.cpu_quota.is_some()) {
+            return Err("Conflicting options: Nano CPUs and CPU Period cannot both be set".into());
+        }
+        if let Some(swappiness) = self.memory_swappiness {
+            if !(-1..=100).contains(&swappiness) {
+                return Err(format!("invalid value: {swappiness}. Valid memory swappiness range is 0-100"));
+            }
+        }
+
+        let mut ports = PortMap::default();
+        for p in &self.publish {
+            opts::add_port_spec(&mut ports, p).map_err(|e| flag_error(p, "-p, --publish", &e))?;
+        }
+        for e in &self.expose {
+            opts::add_expose(&mut ports, e)?;
+        }
+
+        let mut env = Vec::new();
+        for file in &self.env_file {
+            let content = std::fs::read_to_string(file).map_err(|e| format!("open {file}: {}", io_reason(&e)))?;
+            env.extend(opts::parse_env_file(&content, |k| std::env::var(k).ok())?);
+        }
+        for e in &self.env {
+            env.push(opts::resolve_env(e).map_err(|err| flag_error(e, "-e, --env", &err))?);
+        }
+
+        let mut label_lines: Vec<String> = Vec::new();
+        for file in &self.label_file {
+            let content = std::fs::read_to_string(file).map_err(|e| format!("open {file}: {}", io_reason(&e)))?;
+            label_lines.extend(
+                content
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_string),
+            );
+        }
+        label_lines.extend(self.label.iter().cloned());
+        let labels = opts::parse_labels(&label_lines);
+
+        let mut binds = Vec::new();
+        let mut volumes = Map::new();
+        for v in &self.volume {
+            match split_volume(v)? {
+                VolumeSpec::Anonymous(path) => {
+                    volumes.insert(path, json!({}));
+                }
+                VolumeSpec::Bind(b) => binds.push(b),
+            }
+        }
+        let mut mounts = Vec::new();
+        for m in &self.mount {
+            mounts.push(opts::parse_mount(m).map_err(|e| flag_error(m, "--mount", &e))?);
+        }
+
+        let mut ulimits = Vec::new();
+        for u in &self.ulimit {
+            ulimits.push(opts::parse_ulimit(u).map_err(|e| flag_error(u, "--ulimit", &e))?);
+        }
+        let mut devices = Vec::new();
+        for d in &self.device {
+            devices.push(opts::parse_device(d).map_err(|e| flag_error(d, "--device", &e))?);
+        }
+        let mut extra_hosts = Vec::new();
+        for h in &self.add_host {
+            extra_hosts.push(opts::parse_add_host(h).map_err(|e| flag_error(h, "--add-host", &e))?);
+        }
+        let mut security_opt = Vec::new();
+        for s in &self.security_opt {
+            security_opt.push(expand_security_opt(s)?);
+        }
+
+        let restart = match &self.restart {
+            Some(r) => opts::parse_restart(r).map_err(|e| flag_error(r, "--restart", &e))?,
+            None => json!({"Name": "no", "MaximumRetryCount": 0}),
+        };
+        if self.rm && restart["Name"] != "no" {
+            return Err("Conflicting options: cannot specify both --restart and --rm".into());
+        }
+
+        let log_opts = opts::parse_kv_map(&self.log_opt, "log-opt")?;
+        let sysctls = opts::parse_kv_map(&self.sysctl, "sysctl")?;
+
+        let health = self.healthcheck()?;
+
+        let attach_set: Vec<String> = self.attach.iter().map(|a| a.to_ascii_lowercase()).collect();
+        for a in &attach_set {
+            if !matches!(a.as_str(), "stdin" | "stdout" | "stderr") {
+                return Err(format!("invalid argument \"{a}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR"));
+            }
+        }
+        let (attach_stdin, attach_stdout, attach_stderr) = if detach {
+            (false, false, false)
+        } else if attach_set.is_empty() {
+            (self.interactive, true, true)
+        } else {
+            (
+                attach_set.iter().any(|a| a == "stdin"),
+                attach_set.iter().any(|a| a == "stdout"),
+                attach_set.iter().any(|a| a == "stderr"),
+            )
+        };
+
+        let entrypoint = match &self.entrypoint {
+            None => Value::Null,
+            Some(e) if e.is_empty() => json!([""]),
+            Some(e) => json!([e]),
+        };
+
+        let network = self.network.clone().unwrap_or_else(|| "default".to_string());
+        let mut endpoints = Map::new();
+        if !self.network_alias.is_empty() || self.ip.is_some() || self.mac_address.is_some() || network == "default" {
+            let mut ep = Map::new();
+            if !self.network_alias.is_empty() {
+                ep.insert("Aliases".into(), json!(self.network_alias));
+            }
+            if let Some(ip) = &self.ip {
+                ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+            }
+            if let Some(mac) = &self.mac_address {
+                ep.insert("MacAddress".into(), json!(mac));
+            }
+            endpoints.insert(network.clone(), Value::Object(ep));
+        }
+
+        let mut host = Map::new();
+        let mut put = |k: &str, v: Value| {
+            host.insert(k.to_string(), v);
+        };
+        put("Binds", if binds.is_empty() { Value::Null } else { json!(binds) });
+        put("NetworkMode", json!(network));
+        put("PortBindings", ports.bindings_json());
+        put("RestartPolicy", restart);
+        put("AutoRemove", json!(self.rm));
+        put("PublishAllPorts", json!(self.publish_all));
+        put("Privileged", json!(self.privileged));
+        put("ReadonlyRootfs", json!(self.read_only));
+        put("CapAdd", opt_list(&self.cap_add));
+        put("CapDrop", opt_list(&self.cap_drop));
+        put("Dns", json!(self.dns));
+        put("DnsOptions", json!(self.dns_option));
+        put("DnsSearch", json!(self.dns_search));
+        put("ExtraHosts", opt_list(&extra_hosts));
+        put("GroupAdd", opt_list(&self.group_add));
+        put("SecurityOpt", opt_list(&security_opt));
+        put("Links", opt_list(&self.link));
+        put("VolumesFrom", opt_list(&self.volumes_from));
+        put("Devices", json!(devices));
+        put("Ulimits", json!(ulimits));
+        put("Memory", json!(memory.unwrap_or(0)));
+        put("MemoryReservation", json!(memory_reservation.unwrap_or(0)));
+        put("MemorySwap", json!(memory_swap.unwrap_or(0)));
+        put("MemorySwappiness", json!(self.memory_swappiness.unwrap_or(-1)));
+        put("NanoCpus", json!(nano_cpus.unwrap_or(0)));
+        put("CpuShares", json!(self.cpu_shares.unwrap_or(0)));
+        put("CpuPeriod", json!(self.cpu_period.unwrap_or(0)));
+        put("CpuQuota", json!(self.cpu_quota.unwrap_or(0)));
+        put("CpusetCpus", json!(self.cpuset_cpus.clone().unwrap_or_default()));
+        put("CpusetMems", json!(self.cpuset_mems.clone().unwrap_or_default()));
+        put("BlkioWeight", json!(self.blkio_weight.unwrap_or(0)));
+        put("ShmSize", json!(shm_size.unwrap_or(0)));
+        put("OomKillDisable", json!(self.oom_kill_disable));
+        put("OomScoreAdj", json!(self.oom_score_adj.unwrap_or(0)));
+        put("IpcMode", json!(self.ipc.clone().unwrap_or_default()));
+        put("PidMode", json!(self.pid.clone().unwrap_or_default()));
+        put("UTSMode", json!(self.uts.clone().unwrap_or_default()));
+        put("UsernsMode", json!(self.userns.clone().unwrap_or_default()));
+        put("CgroupnsMode", json!(self.cgroupns.clone().unwrap_or_default()));
+        put("CgroupParent", json!(self.cgroup_parent.clone().unwrap_or_default()));
+        put(
+            "LogConfig",
+            json!({"Type": self.log_driver.clone().unwrap_or_default(), "Config": Value::Object(log_opts)}),
+        );
+        put("ConsoleSize", json!(console_size(self.tty)));
+        if let Some(p) = self.pids_limit {
+            put("PidsLimit", json!(p));
+        }
+        if !mounts.is_empty() {
+            put("Mounts", json!(mounts));
+        }
+        if !self.tmpfs.is_empty() {
+            put("Tmpfs", Value::Object(opts::parse_tmpfs(&self.tmpfs)));
+        }
+        if !sysctls.is_empty() {
+            put("Sysctls", Value::Object(sysctls));
+        }
+        if self.init {
+            put("Init", json!(true));
+        }
+        if let Some(r) = &self.runtime {
+            put("Runtime", json!(r));
+        }
+
+        let mut body = json!({
+            "Hostname": self.hostname.clone().unwrap_or_default(),
+            "Domainname": self.domainname.clone().unwrap_or_default(),
+            "User": self.user.clone().unwrap_or_default(),
+            "AttachStdin": attach_stdin,
+            "AttachStdout": attach_stdout,
+            "AttachStderr": attach_stderr,
+            "Tty": self.tty,
+            "OpenStdin": self.interactive,
+            "StdinOnce": self.interactive && attach_stdin,
+            "Env": if env.is_empty() { Value::Null } else { json!(env) },
+            "Cmd": if cmd.is_empty() { Value::Null } else { json!(cmd) },
+            "Image": image,
+            "Volumes": Value::Object(volumes),
+            "WorkingDir": self.workdir.clone().unwrap_or_default(),
+            "Entrypoint": entrypoint,
+            "Labels": Value::Object(labels),
+            "ExposedPorts": ports.exposed_json(),
+            "HostConfig": Value::Object(host),
+            "NetworkingConfig": {"EndpointsConfig": Value::Object(endpoints)},
+        });
+        if let Some(obj) = body.as_object_mut() {
+            if let Some(sig) = &self.stop_signal {
+                obj.insert("StopSignal".into(), json!(sig));
+            }
+            if let Some(t) = self.stop_timeout {
+                obj.insert("StopTimeout".into(), json!(t));
+            }
+            if let Some(h) = health {
+                obj.insert("Healthcheck".into(), h);
+            }
+            if let Some(mac) = &self.mac_address {
+                obj.insert("MacAddress".into(), json!(mac));
+            }
+        }
+        Ok(CreateRequest { body, image, name: self.name.clone(), platform: self.platform.clone() })
+    }
+
+    fn healthcheck(&self) -> Result<Option<Value>, String> {
+        let interval = nanos(&self.health_interval, "--health-interval")?;
+        let timeout = nanos(&self.health_timeout, "--health-timeout")?;
+        let start = nanos(&self.health_start_period, "--health-start-period")?;
+        let any_opt = self.health_cmd.is_some()
+            || interval.is_some()
+            || timeout.is_some()
+            || start.is_some()
+            || self.health_retries.is_some();
+        if self.no_healthcheck {
+            if any_opt {
+                return Err("--no-healthcheck conflicts with --health-* options".into());
+            }
+            return Ok(Some(json!({"Test": ["NONE"]})));
+        }
+        if !any_opt {
+            return Ok(None);
+        }
+        let test = match &self.health_cmd {
+            Some(c) => json!(["CMD-SHELL", c]),
+            None => Value::Null,
+        };
+        Ok(Some(json!({
+            "Test": test,
+            "Interval": interval.unwrap_or(0),
+            "Timeout": timeout.unwrap_or(0),
+            "StartPeriod": start.unwrap_or(0),
+            "Retries": self.health_retries.unwrap_or(0),
+        })))
+    }
+}
+
+fn opt_list(items: &[String]) -> Value {
+    if items.is_empty() {
+        Value::Null
+    } else {
+        json!(items)
+    }
+}
+
+/// `[rows, cols]` of the local terminal when a TTY is requested, else `[0, 0]`.
+fn console_size(tty: bool) -> [u16; 2] {
+    if tty {
+        if let Some((h, w)) = crate::tty::size(libc::STDOUT_FILENO) {
+            return [h, w];
+        }
+    }
+    [0, 0]
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    }
+}
+
+/// What a `-v` value turns into.
+#[derive(Debug, PartialEq, Eq)]
+pub enum VolumeSpec {
+    /// `-v /data`: an anonymous volume listed in `Volumes`.
+    Anonymous(String),
+    /// `-v src:dst[:opts]`: an entry of `HostConfig.Binds` (relative host paths made absolute).
+    Bind(String),
+}
+
+/// Splits a `-v` value.
+pub fn split_volume(spec: &str) -> Result<VolumeSpec, String> {
+    if spec.is_empty() {
+        return Err("invalid empty volume spec".into());
+    }
+    let parts: Vec<&str> = spec.split(':').collect();
+    match parts.as_slice() {
+        [path] => {
+            if !path.starts_with('/') {
+                return Err(format!("invalid volume specification: '{spec}': invalid mount config for type \"volume\": invalid mount path: '{path}' mount path must be absolute"));
+            }
+            Ok(VolumeSpec::Anonymous(path.to_string()))
+        }
+        [src, rest @ ..] if rest.len() <= 2 => {
+            if src.is_empty() || rest[0].is_empty() {
+                return Err(format!("invalid volume specification: '{spec}'"));
+            }
+            let src = if src.starts_with('.') {
+                match std::env::current_dir() {
+                    Ok(cwd) => normalize(&cwd.join(src)),
+                    Err(_) => src.to_string(),
+                }
+            } else {
+                src.to_string()
+            };
+            let mut out = src;
+            for r in rest {
+                out.push(':');
+                out.push_str(r);
+            }
+            Ok(VolumeSpec::Bind(out))
+        }
+        _ => Err(format!("invalid volume specification: '{spec}'")),
+    }
+}
+
+/// Lexically cleans a path (`/a/./b/../c` → `/a/c`).
+fn normalize(p: &std::path::Path) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                parts.pop();
+            }
+            std::path::Component::Normal(s) => parts.push(s.to_string_lossy().to_string()),
+            _ => {}
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// `seccomp=<file>` is sent as the file's JSON content, as docker does.
+fn expand_security_opt(s: &str) -> Result<String, String> {
+    let Some((key, value)) = s.split_once(['=', ':']) else {
+        if s == "no-new-privileges" {
+            return Ok(s.to_string());
+        }
+        return Err(format!("Invalid --security-opt: {s:?}"));
+    };
+    if key == "seccomp" && value != "unconfined" && value != "builtin" {
+        let content = std::fs::read(value)
+            .map_err(|e| format!("opening seccomp profile ({value}) failed: {}", io_reason(&e)))?;
+        let parsed: Value = serde_json::from_slice(&content)
+            .map_err(|e| format!("compacting json for seccomp profile ({value}) failed: {e}"))?;
+        return Ok(format!("seccomp={parsed}"));
+    }
+    Ok(format!("{key}={value}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    #[command(disable_help_flag = true)]
+    struct Wrap {
+        #[command(flatten)]
+        opts: ContainerOpts,
+    }
+
+    fn parse(args: &[&str]) -> ContainerOpts {
+        let mut full = vec!["run"];
+        full.extend_from_slice(args);
+        Wrap::try_parse_from(full).expect("parse").opts
+    }
+
+    #[test]
+    fn captured_run_flags() {
+        let o = parse(&[
+            "-d", "--name", "flags", "--network", "n1", "-v", "v1:/data", "-e", "FOO=bar", "-m", "64m",
+            "--cpus", "0.5", "-p", "127.0.0.1:8081:80", "--restart", "no", "busybox", "sleep", "300",
+        ]);
+        let req = o.build(true).expect("build");
+        let b = &req.body;
+        assert_eq!(req.name.as_deref(), Some("flags"));
+        assert_eq!(b["Env"], json!(["FOO=bar"]));
+        assert_eq!(b["Cmd"], json!(["sleep", "300"]));
+        assert_eq!(b["ExposedPorts"], json!({"80/tcp": {}}));
+        assert_eq!(b["HostConfig"]["Binds"], json!(["v1:/data"]));
+        assert_eq!(b["HostConfig"]["NetworkMode"], "n1");
+        assert_eq!(b["HostConfig"]["PortBindings"], json!({"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8081"}]}));
+        assert_eq!(b["HostConfig"]["Memory"], 67108864);
+        assert_eq!(b["HostConfig"]["NanoCpus"], 500000000);
+        assert_eq!(b["NetworkingConfig"]["EndpointsConfig"], json!({}));
+        assert_eq!(b["AttachStdout"], false);
+    }
+
+    #[test]
+    fn rm_and_interactive_tty() {
+        let o = parse(&["--rm", "-it", "busybox", "sh", "-c", "echo hi"]);
+        let b = o.build(false).expect("build").body;
+        assert_eq!(b["HostConfig"]["AutoRemove"], true);
+        assert_eq!(b["AttachStdin"], true);
+        assert_eq!(b["Tty"], true);
+        assert_eq!(b["OpenStdin"], true);
+        assert_eq!(b["StdinOnce"], true);
+        assert_eq!(b["Cmd"], json!(["sh", "-c", "echo hi"]));
+        assert_eq!(b["HostConfig"]["NetworkMode"], "default");
+        assert!(b["NetworkingConfig"]["EndpointsConfig"]["default"].is_object());
+    }
+
+    #[test]
+    fn flags_after_image_belong_to_the_command() {
+        let o = parse(&["busybox", "ls", "-l", "--rm"]);
+        assert!(!o.rm);
+        assert_eq!(o.args, vec!["busybox", "ls", "-l", "--rm"]);
+        let o = parse(&["busybox", "-c", "x"]);
+        assert_eq!(o.args, vec!["busybox", "-c", "x"]);
+    }
+
+    #[test]
+    fn bad_values_name_themselves() {
+        let e = parse(&["-m", "64x", "busybox"]).build(false).expect_err("bad memory");
+        assert_eq!(e, "invalid argument \"64x\" for \"-m, --memory\" flag: invalid suffix: 'x'");
+        let e = parse(&["--cpus", "abc", "busybox"]).build(false).expect_err("bad cpus");
+        assert_eq!(e, "invalid argument \"abc\" for \"--cpus\" flag: failed to parse abc as a rational number");
+        let e = parse(&["-p", "80/xyz", "busybox"]).build(false).expect_err("bad port");
+        assert!(e.contains("80/xyz"), "{e}");
+        let e = parse(&["--rm", "--restart", "always", "busybox"]).build(false).expect_err("conflict");
+        assert!(e.contains("--restart and --rm"));
+    }
+
+    #[test]
+    fn resources_and_security() {
+        let o = parse(&[
+            "--memory-swap", "-1", "--cpu-shares", "512", "--cpuset-cpus", "0", "--pids-limit", "64",
+            "--read-only", "--tmpfs", "/run:size=1m", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL",
+            "--privileged", "--security-opt", "no-new-privileges", "--ulimit", "nofile=100:200",
+            "--stop-signal", "SIGINT", "--stop-timeout", "3", "--init", "--runtime", "runc",
+            "--add-host", "db:10.0.0.2", "--dns", "1.1.1.1", "-w", "/tmp", "-u", "1000",
+            "--entrypoint", "", "-h", "box", "-l", "a=b", "--mount", "type=tmpfs,dst=/x", "busybox",
+        ]);
+        let b = o.build(false).expect("build").body;
+        let h = &b["HostConfig"];
+        assert_eq!(h["MemorySwap"], -1);
+        assert_eq!(h["CpuShares"], 512);
+        assert_eq!(h["CpusetCpus"], "0");
+        assert_eq!(h["PidsLimit"], 64);
+        assert_eq!(h["ReadonlyRootfs"], true);
+        assert_eq!(h["Tmpfs"], json!({"/run": "size=1m"}));
+        assert_eq!(h["CapAdd"], json!(["NET_ADMIN"]));
+        assert_eq!(h["CapDrop"], json!(["ALL"]));
+        assert_eq!(h["Privileged"], true);
+        assert_eq!(h["SecurityOpt"], json!(["no-new-privileges"]));
+        assert_eq!(h["Ulimits"], json!([{"Name":"nofile","Soft":100,"Hard":200}]));
+        assert_eq!(h["Init"], true);
+        assert_eq!(h["Runtime"], "runc");
+        assert_eq!(h["ExtraHosts"], json!(["db:10.0.0.2"]));
+        assert_eq!(h["Dns"], json!(["1.1.1.1"]));
+        assert_eq!(h["Mounts"], json!([{"Type":"tmpfs","Target":"/x"}]));
+        assert_eq!(b["StopSignal"], "SIGINT");
+        assert_eq!(b["StopTimeout"], 3);
+        assert_eq!(b["WorkingDir"], "/tmp");
+        assert_eq!(b["User"], "1000");
+        assert_eq!(b["Entrypoint"], json!([""]));
+        assert_eq!(b["Hostname"], "box");
+        assert_eq!(b["Labels"], json!({"a": "b"}));
+    }
+
+    #[test]
+    fn volume_specs() {
+        assert_eq!(split_volume("/data"), Ok(VolumeSpec::Anonymous("/data".into())));
+        assert_eq!(split_volume("v1:/data:ro"), Ok(VolumeSpec::Bind("v1:/data:ro".into())));
+        assert!(split_volume("data").is_err());
+        assert!(split_volume("a:b:c:d").is_err());
+        match split_volume("./x:/y") {
+            Ok(VolumeSpec::Bind(b)) => assert!(b.starts_with('/') && b.ends_with("/x:/y"), "{b}"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

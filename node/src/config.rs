@@ -1,0 +1,48 @@
+//! Daemon configuration: the paths and settings every part of the engine reads.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Settings that reach the engine once flags and `--config-file` are merged.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Persistent state (`--data-root`, default /var/lib/berth).
+    pub data_root: PathBuf,
+    /// Runtime state: shim sockets, bundles (`--exec-root`, default /run/berth).
+    pub exec_root: PathBuf,
+    /// Parent cgroup of every container (`--cgroup-parent`, default `berth`).
+    pub cgroup_parent: String,
+    /// Name of the default runtime: `berth` (built-in libcontainer) or a key of `runtimes`.
+    pub default_runtime: String,
+    /// Extra OCI runtimes by name → binary path (`--add-runtime NAME=PATH`).
+    pub runtimes: BTreeMap<String, PathBuf>,
+    /// Directory holding `berth-shim` (defaults to berthd's own directory).
+    pub shim_path: PathBuf,
+    /// Restore running containers at start (default true).
+    pub live_restore: bool,
+}
+
+impl DaemonConfig {
+    pub fn content_dir(&self) -> PathBuf {
+        self.data_root.join("content")
+    }
+    pub fn overlay_dir(&self) -> PathBuf {
+        self.data_root.join("overlay")
+    }
+    pub fn containers_dir(&self) -> PathBuf {
+        self.data_root.join("containers")
+    }
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.data_root.join("volumes")
+    }
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.data_root.join("tmp")
+    }
+    pub fn metadata_path(&self) -> PathBuf {
+        self.data_root.join("metadata.redb")
+    }
+    /// Per-container runtime state: shim socket, pid and exit files, bundle.
+    pub fn run_dir(&self, container_id: &str) -> PathBuf {
+        self.exec_root.join("containers").join(container_id)
+    }
+}

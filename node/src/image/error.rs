@@ -1,0 +1,122 @@
+//! `ImageError`: everything that can go wrong in the image store, and its mapping to the API's
+//! error kinds (done once, here).
+
+use std::path::PathBuf;
+
+use berth_api::error::{ApiError, ErrorKind};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// A reference (name, tag or digest) that Docker's grammar rejects; `reason` is Docker's
+    /// wording (`invalid reference format: repository name must be lowercase`).
+    #[error("{reason}: {value:?}")]
+    InvalidReference { value: String, reason: &'static str },
+    /// No image, reference or blob by that name.
+    #[error("No such image: {0}")]
+    NotFound(String),
+    /// The request is valid but the store's state forbids it (Docker's wording in the message).
+    #[error("{0}")]
+    Conflict(String),
+    /// A request argument that is not acceptable (filters, changes, platform).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The uploaded archive (import, load, layer) is not what it claims to be.
+    #[error("invalid archive: {0}")]
+    BadArchive(String),
+    /// A tar entry that would land outside the layer directory.
+    #[error("invalid archive: entry {entry:?} {reason}")]
+    PathEscape { entry: String, reason: &'static str },
+    /// Content whose digest is not the one it was announced with.
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch { what: String, expected: String, actual: String },
+    /// A file-system operation on a path of ours failed.
+    #[error("{op} {path}")]
+    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    /// Mounting or unmounting an overlay failed.
+    #[error("overlay mount on {target}: {detail}")]
+    Mount { target: PathBuf, detail: String, source: std::io::Error },
+    /// A stored record or blob could not be decoded.
+    #[error("corrupt image metadata {what}")]
+    Corrupt { what: String, source: serde_json::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The feature is not available on this node.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A background task died.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ImageError {
+    /// Wraps an I/O error with the operation and path it concerns.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ImageError {
+        let path = path.into();
+        move |source| ImageError::Io { op, path, source }
+    }
+
+    /// Errors from reading the client's upload: a short or broken body is a bad archive.
+    pub fn archive(context: &str) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
+        move |e| ImageError::BadArchive(format!("{context}: {e}"))
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ImageError::InvalidReference { .. }
+            | ImageError::InvalidArgument(_)
+            | ImageError::BadArchive(_)
+            | ImageError::PathEscape { .. }
+            | ImageError::DigestMismatch { .. } => ErrorKind::InvalidArgument,
+            ImageError::NotFound(_) => ErrorKind::NotFound,
+            ImageError::Conflict(_) => ErrorKind::Conflict,
+            ImageError::Unavailable(_) => ErrorKind::Unavailable,
+            ImageError::Io { .. }
+            | ImageError::Mount { .. }
+            | ImageError::Corrupt { .. }
+            | ImageError::Store(_)
+            | ImageError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The message with every `source` appended, as the client should see it.
+pub fn full_message(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let part = s.to_string();
+        if !msg.ends_with(&part) {
+            msg.push_str(": ");
+            msg.push_str(&part);
+        }
+        cur = s.source();
+    }
+    msg
+}
+
+impl From<ImageError> for ApiError {
+    fn from(e: ImageError) -> Self {
+        ApiError::new(e.kind(), full_message(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_and_messages() {
+        let e = ImageError::NotFound("busybox:nope".into());
+        let api: ApiError = e.into();
+        assert_eq!(api.kind, ErrorKind::NotFound);
+        assert_eq!(api.message, "No such image: busybox:nope");
+
+        let e = ImageError::io("create", "/x/y")(std::io::Error::from_raw_os_error(libc::ENOENT));
+        let api: ApiError = e.into();
+        assert_eq!(api.kind, ErrorKind::Internal);
+        assert!(api.message.starts_with("create /x/y: "), "{}", api.message);
+        assert!(api.message.contains("No such file"), "{}", api.message);
+    }
+}
