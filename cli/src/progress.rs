@@ -191,7 +191,7 @@ mod tests {
         let (out, _) = run(true, &msgs);
         assert_eq!(
             out,
-            "\n\x1b[1A\x1b[2K\raaa: Downloading    500B/1kB\r\x1b[1B\x1b[1A\x1b[2K\raaa: Downloading      1kB/1kB\r\x1b[1B"
+            "\n\x1b[1A\x1b[2K\raaa: Downloading     500B/1kB\r\x1b[1B\x1b[1A\x1b[2K\raaa: Downloading      1kB/1kB\r\x1b[1B"
         );
     }
 

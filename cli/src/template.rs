@@ -651,10 +651,28 @@ fn num_value(n: f64) -> Value {
     }
 }
 
+/// Fields of the Engine API's objects that are Go slices or maps: a `null` there is a nil
+/// slice or map, which Go templates print as `[]` / `map[]` rather than `<nil>`.
+const NIL_SLICES: &[&str] = &[
+    "Args", "Binds", "Links", "CapAdd", "CapDrop", "Capabilities", "Dns", "DnsOptions", "DnsSearch",
+    "ExtraHosts", "GroupAdd", "SecurityOpt", "VolumesFrom", "Devices", "DeviceCgroupRules",
+    "DeviceRequests", "Ulimits", "Cmd", "Entrypoint", "Env", "OnBuild", "Shell", "Aliases",
+    "MaskedPaths", "ReadonlyPaths", "ExecIDs", "Mounts", "RepoTags", "RepoDigests", "Layers",
+    "DNSNames", "Warnings", "Names", "Processes", "Titles",
+];
+const NIL_MAPS: &[&str] = &[
+    "Volumes", "Labels", "ExposedPorts", "Tmpfs", "Sysctls", "StorageOpt", "Options", "Ports",
+    "DriverOpts", "Networks", "Containers", "Attributes", "Config",
+];
+
 fn walk(mut v: Val, chain: &[String]) -> Val {
     for key in chain {
         v = match v {
-            Some(Value::Object(map)) => map.get(key).cloned(),
+            Some(Value::Object(map)) => match map.get(key) {
+                Some(Value::Null) if NIL_SLICES.contains(&key.as_str()) => Some(Value::Array(Vec::new())),
+                Some(Value::Null) if NIL_MAPS.contains(&key.as_str()) => Some(Value::Object(Map::new())),
+                other => other.cloned(),
+            },
             _ => None,
         };
     }
@@ -997,6 +1015,13 @@ mod tests {
     fn go_printing_of_composites() {
         let v = json!({"L": {"b": "2", "a": "1"}, "A": ["x", "y"], "N": null, "F": 0.5});
         assert_eq!(render("{{.L}} {{.A}} {{.N}} {{.F}}", v), "map[a:1 b:2] [x y] <nil> 0.5");
+    }
+
+    #[test]
+    fn nil_slices_and_maps_print_like_go() {
+        let v = json!({"HostConfig": {"Binds": null, "Init": null}, "Config": {"Labels": null}});
+        assert_eq!(render("{{.HostConfig.Binds}} {{.HostConfig.Init}} {{.Config.Labels}}", v.clone()), "[] <nil> map[]");
+        assert_eq!(render("{{if .HostConfig.Binds}}y{{else}}n{{end}}", v), "n");
     }
 
     #[test]

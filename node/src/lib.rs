@@ -1,14 +1,20 @@
 //! berth-node: the per-host engine behind `berthd`.
 //!
 //! ```text
-//!  api::Backends ──► Engine ─┬─ image::ImageService   content store, layers, overlay rootfs
-//!                            ├─ container::Containers lifecycle, state, logs, attach, exec
-//!                            │      └─ runtime::shim  spawns and talks to berth-shim
-//!                            ├─ events::Events        the /events bus
-//!                            └─ store::MetaStore      metadata.redb (refs, images, containers)
+//!  api::Backends ──► engine::Engine ─┬─ image::ImageService   content store, layers, overlay rootfs
+//!                                    ├─ container::Containers lifecycle, state, logs, attach, exec
+//!                                    │      └─ container::shim  spawns and talks to berth-shim
+//!                                    ├─ system::System        info, version, events, df
+//!                                    ├─ events::Events        the /events bus
+//!                                    └─ store::MetaStore      metadata.redb (refs, images, containers)
 //! ```
 
+#![recursion_limit = "256"]
+
 pub mod config;
+pub mod container;
+pub mod engine;
 pub mod events;
 pub mod image;
 pub mod store;
+pub mod system;

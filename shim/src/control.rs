@@ -3,7 +3,7 @@
 //! Control protocol, one text line per request on `control.sock`:
 //! `start` → `ok` | `err MSG`; `wait` → `exit CODE NANOS` once the process has exited;
 //! `kill SIG` / `resize H W` / `close-stdin` → `ok` | `err MSG`;
-//! `attach IOE` (three 0/1 digits: stdin, stdout, stderr) turns the connection into a stream:
+//! `attach IOE` (three 0/1 digits: stdin, stdout, stderr) → `ok`, then the connection is a stream:
 //! output goes out in Docker's 8-byte multiplexed frames, bytes coming in go to the process's
 //! stdin, and a half-close from the client closes stdin when `--stdin-once` was given.
 
@@ -379,7 +379,8 @@ impl Loop {
                 let flags = words.next().unwrap_or("011").as_bytes().to_vec();
                 let on = |k: usize| flags.get(k) == Some(&b'1');
                 self.conns[i].kind = Kind::Attach { stdin: on(0), stdout: on(1), stderr: on(2) };
-                return;
+                // Acknowledged, so berthd knows output from here on reaches this client.
+                "ok".to_owned()
             }
             "wait" => {
                 self.conns[i].kind = Kind::Waiter;

@@ -10,7 +10,7 @@ use clap::Args;
 use serde_json::{json, Map, Value};
 
 use crate::client::{seg, Client, Query};
-use crate::error::StatusError;
+use crate::error::{is_not_found, StatusError};
 use crate::format::human_size;
 use crate::opts::{self, flag_error};
 use crate::tabwriter::TabWriter;
@@ -162,12 +162,29 @@ pub struct RmArgs {
 pub async fn rm(client: &Client, args: RmArgs) -> Result<()> {
     let mut q = Query::new();
     q.flag("force", args.force).flag("link", args.link).flag("v", args.volumes);
-    for_each(&args.containers, |c| {
-        let name = c.trim_matches('/').to_string();
-        let path = q.to_path(&format!("/containers/{}", seg(&name)));
-        async move { client.delete(&path).await.map(|_| None) }
-    })
-    .await
+    let names: Vec<String> = args.containers.iter().map(|c| c.trim_matches('/').to_string()).collect();
+    let results = futures_util::future::join_all(names.iter().map(|name| {
+        let path = q.to_path(&format!("/containers/{}", seg(name)));
+        async move { client.delete(&path).await }
+    }))
+    .await;
+    let mut failed = false;
+    for (name, res) in names.iter().zip(results) {
+        match res {
+            Ok(_) => println!("{name}"),
+            Err(e) => {
+                eprintln!("{e:#}");
+                // Like docker, `rm -f` does not fail for containers that are already gone.
+                if !(args.force && is_not_found(&e)) {
+                    failed = true;
+                }
+            }
+        }
+    }
+    if failed {
+        return Err(StatusError::code(1).into());
+    }
+    Ok(())
 }
 
 /// `berth rename`
@@ -421,7 +438,11 @@ pub async fn port(client: &Client, args: PortArgs) -> Result<()> {
             }
             Ok(())
         }
-        Err(p) => bail!("No public port '{p}' published for {}", args.container),
+        Err(_) => bail!(
+            "Error: No public port '{}' published for {}",
+            args.port.as_deref().unwrap_or(""),
+            args.container
+        ),
     }
 }
 
@@ -432,7 +453,7 @@ pub struct TopArgs {
     #[arg(value_name = "CONTAINER")]
     pub container: String,
     /// ps options
-    #[arg(value_name = "ps OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "ps OPTIONS", trailing_var_arg = true)]
     pub ps_args: Vec<String>,
 }
 

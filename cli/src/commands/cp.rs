@@ -19,7 +19,7 @@ use hyper::Method;
 use serde_json::Value;
 
 use crate::client::{seg, Body, Client, Query};
-use crate::error::{is_not_found, StatusError};
+use crate::error::StatusError;
 use crate::format::human_size;
 use crate::tty;
 

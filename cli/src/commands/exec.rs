@@ -42,7 +42,7 @@ pub struct ExecArgs {
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
     /// The container, then the command and its arguments
-    #[arg(value_name = "CONTAINER COMMAND [ARG...]", required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "CONTAINER COMMAND [ARG...]", required = true, num_args = 2.., trailing_var_arg = true)]
     pub args: Vec<String>,
 }
 

@@ -124,12 +124,9 @@ pub fn image_rows(img: &Value, trunc: bool, show_digests: bool) -> Vec<Value> {
                 ("CreatedAt", created_at(created)),
                 ("Size", human_size_prec(size, 3)),
                 ("Containers", if containers < 0 { "N/A".to_string() } else { containers.to_string() }),
-                ("VirtualSize", human_size_prec(img["VirtualSize"].as_f64().unwrap_or(size), 3)),
-                ("SharedSize", if shared < 0.0 { "N/A".to_string() } else { human_size_prec(shared, 3) }),
-                (
-                    "UniqueSize",
-                    if shared < 0.0 { "N/A".to_string() } else { human_size_prec(size - shared, 3) },
-                ),
+                ("VirtualSize", human_size(img["VirtualSize"].as_f64().unwrap_or(size))),
+                ("SharedSize", if shared < 0.0 { "N/A".to_string() } else { human_size(shared) }),
+                ("UniqueSize", if shared < 0.0 { "N/A".to_string() } else { human_size(size - shared) }),
             ])
         })
         .collect()

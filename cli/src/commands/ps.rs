@@ -79,6 +79,15 @@ fn image_column(image: &str, image_id: &str, trunc: bool) -> String {
 
 /// One `ps` row from a `GET /containers/json` entry.
 pub fn container_row(c: &Value, trunc: bool) -> Value {
+    let mut r = container_fields(c, trunc);
+    if let Some(m) = r.as_object_mut() {
+        // The daemon (API < 1.48) reports no platform; docker prints it as null.
+        m.insert("Platform".into(), c.get("ImageManifestDescriptor").and_then(|d| d.get("platform")).cloned().unwrap_or(Value::Null));
+    }
+    r
+}
+
+fn container_fields(c: &Value, trunc: bool) -> Value {
     let id = c["Id"].as_str().unwrap_or("");
     let names: Vec<String> = c["Names"]
         .as_array()
@@ -143,14 +152,15 @@ pub fn container_row(c: &Value, trunc: bool) -> Value {
         ("Mounts", mounts.join(",")),
         ("Networks", networks.join(",")),
         ("LocalVolumes", local_volumes.to_string()),
-        ("Platform", String::new()),
     ])
 }
 
 pub async fn ps(client: &Client, args: PsArgs) -> Result<()> {
     let filters = opts::parse_filters(&args.filter).map_err(anyhow::Error::msg)?;
     let format = if args.quiet { Some("{{.ID}}".to_string()) } else { args.format.clone() };
-    let wants_size = args.size || format.as_deref().is_some_and(|f| f.contains(".Size"));
+    // Like docker, ask for sizes when the template shows them (`{{json .}}` includes Size).
+    let wants_size = args.size
+        || format.as_deref().is_some_and(|f| f.contains(".Size") || f.contains("json .") || f.trim() == "json");
     let mut q = Query::new();
     let limit = if args.latest { 1 } else { args.last };
     q.flag("all", args.all || limit > 0);

@@ -50,8 +50,13 @@ fn setup_error(cmd: &str, message: impl std::fmt::Display, code: i32) -> anyhow:
     StatusError::new(code, format!("berth: {message}\n\nRun 'berth {cmd} --help' for more information")).into()
 }
 
-/// A flag-value error: the message, the usage line and the help hint (exit 125).
+/// A configuration error (exit 125). Flag-value errors (`invalid argument "64x" for ...`)
+/// carry the usage line like docker's flag parser; other validation errors read
+/// `berth: <message>`.
 fn usage_error(cmd: &str, message: &str) -> anyhow::Error {
+    if !message.starts_with("invalid argument \"") {
+        return setup_error(cmd, message, 125);
+    }
     let usage = match cmd {
         "create" => "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]",
         _ => "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]",

@@ -137,7 +137,7 @@ pub struct ContainerOpts {
     #[arg(long = "memory-reservation", value_name = "bytes")]
     pub memory_reservation: Option<String>,
     /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes")]
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Tune container memory swappiness (0 to 100)
     #[arg(long = "memory-swappiness", value_name = "int", allow_hyphen_values = true)]
@@ -245,7 +245,7 @@ pub struct ContainerOpts {
     #[arg(long = "help", action = clap::ArgAction::Help)]
     pub help: Option<bool>,
     /// The image, then the command and its arguments
-    #[arg(value_name = "IMAGE [COMMAND] [ARG...]", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "IMAGE [COMMAND] [ARG...]", required = true, num_args = 1.., trailing_var_arg = true)]
     pub args: Vec<String>,
 }
 
@@ -300,7 +300,7 @@ impl ContainerOpts {
 
         let mut ports = PortMap::default();
         for p in &self.publish {
-            opts::add_port_spec(&mut ports, p).map_err(|e| flag_error(p, "-p, --publish", &e))?;
+            opts::add_port_spec(&mut ports, p)?;
         }
         for e in &self.expose {
             opts::add_expose(&mut ports, e)?;
@@ -366,7 +366,7 @@ impl ContainerOpts {
             None => json!({"Name": "no", "MaximumRetryCount": 0}),
         };
         if self.rm && restart["Name"] != "no" {
-            return Err("Conflicting options: cannot specify both --restart and --rm".into());
+            return Err("conflicting options: cannot specify both --restart and --rm".into());
         }
 
         let log_opts = opts::parse_kv_map(&self.log_opt, "log-opt")?;
@@ -677,7 +677,7 @@ mod tests {
     #[test]
     fn captured_run_flags() {
         let o = parse(&[
-            "-d", "--name", "flags", "--network", "n1", "-v", "v1:/data", "-e", "FOO=bar", "-m", "64m",
+            "--name", "flags", "--network", "n1", "-v", "v1:/data", "-e", "FOO=bar", "-m", "64m",
             "--cpus", "0.5", "-p", "127.0.0.1:8081:80", "--restart", "no", "busybox", "sleep", "300",
         ]);
         let req = o.build(true).expect("build");
@@ -719,13 +719,19 @@ mod tests {
     }
 
     #[test]
+    fn unknown_flags_are_errors() {
+        assert!(Wrap::try_parse_from(["run", "--bogus", "busybox"]).is_err());
+        assert!(Wrap::try_parse_from(["run"]).is_err());
+    }
+
+    #[test]
     fn bad_values_name_themselves() {
         let e = parse(&["-m", "64x", "busybox"]).build(false).expect_err("bad memory");
         assert_eq!(e, "invalid argument \"64x\" for \"-m, --memory\" flag: invalid suffix: 'x'");
         let e = parse(&["--cpus", "abc", "busybox"]).build(false).expect_err("bad cpus");
         assert_eq!(e, "invalid argument \"abc\" for \"--cpus\" flag: failed to parse abc as a rational number");
         let e = parse(&["-p", "80/xyz", "busybox"]).build(false).expect_err("bad port");
-        assert!(e.contains("80/xyz"), "{e}");
+        assert_eq!(e, "invalid proto: xyz");
         let e = parse(&["--rm", "--restart", "always", "busybox"]).build(false).expect_err("conflict");
         assert!(e.contains("--restart and --rm"));
     }

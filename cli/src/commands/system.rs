@@ -57,6 +57,14 @@ fn go_arch(arch: &str) -> &str {
     }
 }
 
+/// An RFC 3339 build time shown as Go's `time.ANSIC` (`Thu May  7 21:09:36 2026`).
+fn ansi_date(s: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(s) {
+        Ok(t) => t.format("%a %b %e %H:%M:%S %Y").to_string(),
+        Err(_) => s.to_string(),
+    }
+}
+
 /// The `Server:` part of `version`.
 pub fn render_server_version(v: &Value) -> String {
     let mut out = String::new();
@@ -76,7 +84,7 @@ pub fn render_server_version(v: &Value) -> String {
     line(&mut out, "  ", "API version", &format!("{api} (minimum version {min})"));
     line(&mut out, "  ", "Go version", &d("GoVersion"));
     line(&mut out, "  ", "Git commit", &d("GitCommit"));
-    line(&mut out, "  ", "Built", &d("BuildTime"));
+    line(&mut out, "  ", "Built", &ansi_date(&d("BuildTime")));
     line(&mut out, "  ", "OS/Arch", &format!("{}/{}", d("Os"), d("Arch")));
     let experimental = match &details["Experimental"] {
         Value::Bool(b) => b.to_string(),
@@ -114,10 +122,10 @@ pub async fn version(client: &Client, args: VersionArgs) -> Result<()> {
         return server.map(|_| ());
     }
     let mut out = String::from("Client:\n");
-    out.push_str(&format!(" {:<18}{}\n", "Version:", s(&cv["Version"])));
-    out.push_str(&format!(" {:<18}{}\n", "API version:", s(&cv["ApiVersion"])));
-    out.push_str(&format!(" {:<18}linux/{}\n", "OS/Arch:", go_arch(std::env::consts::ARCH)));
-    out.push_str(&format!(" {:<18}{}\n", "Context:", "default"));
+    out.push_str(&format!(" {:<19}{}\n", "Version:", s(&cv["Version"])));
+    out.push_str(&format!(" {:<19}{}\n", "API version:", s(&cv["ApiVersion"])));
+    out.push_str(&format!(" {:<19}linux/{}\n", "OS/Arch:", go_arch(std::env::consts::ARCH)));
+    out.push_str(&format!(" {:<19}{}\n", "Context:", "default"));
     print!("{out}");
     let server = server?;
     println!();
@@ -544,7 +552,7 @@ pub async fn prune(client: &Client, args: SystemPruneArgs) -> Result<()> {
         return Ok(());
     }
     let mut total: u64 = 0;
-    let mut section = |title: &str, lines: &[String]| {
+    let section = |title: &str, lines: &[String]| {
         if !lines.is_empty() {
             println!("{title}");
             for l in lines {

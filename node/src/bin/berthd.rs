@@ -1,1 +1,169 @@
-fn main() {}
+//! berthd: the Berth daemon. Parses flags (mirroring dockerd's) and `--config-file`, sets up
+//! logging, opens the engine and serves the Docker Engine API until SIGTERM/SIGINT. Running
+//! containers are left running on exit (their shims own them) and re-adopted on the next start.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use berth_node::config::DaemonConfig;
+use berth_node::engine::Engine;
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "berthd", version, about = "Berth: a container engine that speaks the Docker Engine API")]
+struct Flags {
+    /// Root of persistent state.
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Root of runtime state (shim sockets, bundles).
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
+    /// Socket(s) to listen on: unix:///path (tcp:// needs --tlsverify).
+    #[arg(short = 'H', long = "host")]
+    hosts: Vec<String>,
+    /// Write the daemon's pid here.
+    #[arg(long)]
+    pidfile: Option<PathBuf>,
+    /// Parent cgroup for all containers.
+    #[arg(long)]
+    cgroup_parent: Option<String>,
+    /// debug, info, warn, error.
+    #[arg(short = 'l', long)]
+    log_level: Option<String>,
+    /// JSON settings file (daemon.json keys: data-root, exec-root, hosts, pidfile, cgroup-parent,
+    /// log-level, default-runtime, runtimes, live-restore).
+    #[arg(long)]
+    config_file: Option<PathBuf>,
+    /// Runtime used when a container names none: `berth` (built-in) or an --add-runtime name.
+    #[arg(long)]
+    default_runtime: Option<String>,
+    /// Extra OCI runtime, NAME=PATH (repeatable), e.g. runc=/usr/sbin/runc.
+    #[arg(long = "add-runtime")]
+    add_runtime: Vec<String>,
+    /// Require mutual TLS on tcp:// listeners.
+    #[arg(long)]
+    tlsverify: bool,
+    #[arg(long)]
+    tlscacert: Option<PathBuf>,
+    #[arg(long)]
+    tlscert: Option<PathBuf>,
+    #[arg(long)]
+    tlskey: Option<PathBuf>,
+    /// Keep containers running when the daemon stops (default true).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    live_restore: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case", default)]
+struct FileConfig {
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    hosts: Vec<String>,
+    pidfile: Option<PathBuf>,
+    cgroup_parent: Option<String>,
+    log_level: Option<String>,
+    default_runtime: Option<String>,
+    runtimes: BTreeMap<String, RuntimeEntry>,
+    live_restore: Option<bool>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RuntimeEntry {
+    path: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    let file: FileConfig = match &flags.config_file {
+        Some(p) => serde_json::from_slice(&std::fs::read(p).with_context(|| format!("read {}", p.display()))?)
+            .with_context(|| format!("parse {}", p.display()))?,
+        None => FileConfig::default(),
+    };
+    let level = flags.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&level).context("bad --log-level")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let mut runtimes: BTreeMap<String, PathBuf> = file.runtimes.into_iter().map(|(k, v)| (k, v.path)).collect();
+    for r in &flags.add_runtime {
+        let (name, path) = r.split_once('=').with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
+        runtimes.insert(name.to_owned(), PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("locate berthd")?;
+    let cfg = DaemonConfig {
+        data_root: flags.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into()),
+        exec_root: flags.exec_root.or(file.exec_root).unwrap_or_else(|| "/run/berth".into()),
+        cgroup_parent: flags.cgroup_parent.or(file.cgroup_parent).unwrap_or_else(|| "berth".into()),
+        default_runtime: flags.default_runtime.or(file.default_runtime).unwrap_or_else(|| "berth".into()),
+        runtimes,
+        shim_path: exe.with_file_name("berth-shim"),
+        live_restore: file.live_restore.unwrap_or(flags.live_restore),
+    };
+    if cfg.default_runtime != "berth" && !cfg.runtimes.contains_key(&cfg.default_runtime) {
+        bail!("--default-runtime {}: no such runtime (add it with --add-runtime NAME=PATH)", cfg.default_runtime);
+    }
+    let mut hosts = if flags.hosts.is_empty() { file.hosts } else { flags.hosts };
+    if hosts.is_empty() {
+        hosts.push(format!("unix://{}", cfg.exec_root.join("berth.sock").display()));
+    }
+    let pidfile = flags.pidfile.or(file.pidfile);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    rt.block_on(run(cfg, hosts, pidfile, flags.tlsverify))
+}
+
+async fn run(cfg: DaemonConfig, hosts: Vec<String>, pidfile: Option<PathBuf>, tls: bool) -> anyhow::Result<()> {
+    if let Some(p) = &pidfile {
+        std::fs::write(p, std::process::id().to_string()).with_context(|| format!("write pidfile {}", p.display()))?;
+    }
+    let engine = Engine::open(cfg).await?;
+    let app = berth_api::router(engine.backends.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    for h in &hosts {
+        if let Some(path) = h.strip_prefix("unix://") {
+            let path = PathBuf::from(path);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            }
+            let _ = std::fs::remove_file(&path);
+            let listener = tokio::net::UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+            let mut rx = stop_rx.clone();
+            let app = app.clone();
+            servers.push(tokio::spawn(async move {
+                let _ = berth_api::serve_unix(listener, app, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            }));
+            tracing::info!(socket = %path.display(), "API listening");
+        } else if h.starts_with("tcp://") {
+            if !tls {
+                bail!("refusing to listen on {h} without --tlsverify: the API gives root on this host");
+            }
+            bail!("{h}: TCP listeners with mutual TLS are not built yet; use a unix:// socket");
+        } else {
+            bail!("unsupported listen address {h:?}: use unix:///path");
+        }
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down; containers keep running");
+    let _ = stop_tx.send(true);
+    for s in servers {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), s).await;
+    }
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    drop(engine);
+    Ok(())
+}

@@ -28,6 +28,22 @@ fn body_reader(body: BodyStream) -> SyncIoBridge<StreamReader<BodyStream, Bytes>
     SyncIoBridge::new(StreamReader::new(body))
 }
 
+/// Runs `f` on the upload; if it fails, the rest of the upload is read and dropped, so the
+/// client (still sending) gets the error reply instead of a broken pipe.
+fn with_upload<T>(
+    body: BodyStream,
+    f: impl FnOnce(&mut dyn io::Read) -> Result<T, ImageError>,
+) -> impl FnOnce() -> Result<T, ImageError> {
+    let mut reader = body_reader(body);
+    move || {
+        let res = f(&mut reader);
+        if res.is_err() {
+            let _ = io::copy(&mut reader, &mut io::sink());
+        }
+        res
+    }
+}
+
 async fn blocking<T, F>(f: F) -> ApiResult<T>
 where
     T: Send + 'static,
@@ -79,16 +95,14 @@ impl Write for ChannelWriter {
 impl ImageBackend for ImageService {
     async fn import(&self, opts: ImportOptions, body: BodyStream) -> ApiResult<BoxStream<'static, Value>> {
         let plan = ImportPlan::new(&opts)?;
-        let reader = body_reader(body);
         let svc = self.clone();
-        let id = blocking(move || svc.import_image(plan, reader)).await?;
+        let id = blocking(with_upload(body, move |r| svc.import_image(plan, r))).await?;
         Ok(stream::iter([json!({ "status": id })]).boxed())
     }
 
     async fn load(&self, _quiet: bool, body: BodyStream) -> ApiResult<BoxStream<'static, Value>> {
-        let reader = body_reader(body);
         let svc = self.clone();
-        let lines = blocking(move || svc.load_images(reader)).await?;
+        let lines = blocking(with_upload(body, move |r| svc.load_images(r))).await?;
         Ok(stream::iter(lines).boxed())
     }
 

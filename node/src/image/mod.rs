@@ -11,6 +11,7 @@
 //!                             └─ Records       metadata.redb: images, image_refs (records.rs)
 //!  containers ──► resolve(name) → ResolvedImage { id, config, layer_dirs }
 //!             ──► mount_rootfs(layer_dirs, upper, work, target)               (overlay.rs)
+//!  commit/export ──► pack_layer(dir, writer): overlay form → layer tar        (pack.rs)
 //! ```
 //! Invariants:
 //! - an image id is the sha256 of its config blob; a layer directory is named by its chain id
@@ -33,6 +34,7 @@ mod import;
 pub mod layers;
 mod load;
 pub mod overlay;
+pub mod pack;
 mod records;
 pub mod reference;
 mod save;

@@ -46,6 +46,7 @@ pub fn mount_rootfs(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path)
 }
 
 /// Unmounts a root file system mounted by [`mount_rootfs`] (lazily, so open files don't block).
+/// A target that is not mounted, or does not exist, is already unmounted: that is not an error.
 pub fn unmount_rootfs(target: &Path) -> Result<(), ImageError> {
     let mount_err =
         |source: io::Error| ImageError::Mount { target: target.to_owned(), detail: "unmount".into(), source };
@@ -53,9 +54,12 @@ pub fn unmount_rootfs(target: &Path) -> Result<(), ImageError> {
     // SAFETY: `t` is a valid NUL-terminated path that outlives the call.
     let rc = unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) };
     if rc == 0 {
-        Ok(())
-    } else {
-        Err(mount_err(io::Error::last_os_error()))
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()),
+        _ => Err(mount_err(e)),
     }
 }
 
@@ -273,6 +277,8 @@ mod tests {
         check(&lower, &upper, &c.target);
         unmount_rootfs(&c.target).expect("unmount");
         assert!(!c.target.join("file-0").exists());
+        unmount_rootfs(&c.target).expect("unmounting twice is fine");
+        unmount_rootfs(&c.target.join("missing")).expect("so is a missing target");
     }
 
     #[test]

@@ -167,6 +167,10 @@ impl ImageService {
             tar.append_data(&mut h, name, &bytes[..]).map_err(werr)?;
         }
         tar.into_inner().map_err(werr)?.flush().map_err(werr)?;
+        for img in &plan.images {
+            let id = img.id.to_string();
+            self.event("save", &id, &id);
+        }
         Ok(())
     }
 }
@@ -238,6 +242,7 @@ impl<R: Read> Read for Verified<R> {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::io::Write as _;
 
     use super::*;
     use crate::image::import::ImportPlan;
@@ -341,5 +346,74 @@ mod tests {
         let t = service();
         let err = t.svc.plan_save(&["nope".to_string()]).err().expect("404");
         assert!(matches!(err, ImageError::NotFound(_)));
+    }
+
+    fn run(cmd: &str, args: &[&str]) -> String {
+        let out = std::process::Command::new(cmd).args(args).output().expect(cmd);
+        assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The whole path with real tools: a busybox rootfs is imported, run in its overlay,
+    /// saved, and the archive read and rewritten by skopeo (docker-archive and OCI) and
+    /// loaded back with the same id.
+    #[test]
+    #[ignore = "needs root, a static /bin/busybox, chroot and skopeo on the host"]
+    fn interop_with_skopeo_and_a_real_rootfs() {
+        let t = service();
+        let work = tempfile::tempdir().expect("tempdir");
+        let root = work.path().join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).expect("mkdir");
+        std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("copy busybox");
+        std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
+        std::fs::write(root.join("etc/motd"), "from the image\n").expect("motd");
+        let mut layer = Vec::new();
+        crate::image::pack::pack_layer(&root, &mut layer).expect("pack");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&layer).expect("gzip");
+        let opts = ImportOptions { repo: Some("bb:1".into()), changes: vec![r#"CMD ["/bin/sh"]"#.into()], ..Default::default() };
+        let id = t.svc.import_image(ImportPlan::new(&opts).expect("plan"), &gz.finish().expect("gzip")[..]).expect("import");
+
+        let img = t.svc.resolve("bb:1").expect("resolve");
+        let (up, wk, merged) = (work.path().join("up"), work.path().join("work"), work.path().join("merged"));
+        for d in [&up, &wk, &merged] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        ImageService::mount_rootfs(&img.layer_dirs, &up, &wk, &merged).expect("mount");
+        let m = merged.display().to_string();
+        let out = std::process::Command::new("chroot").args([&m, "/bin/sh", "-c", "/bin/busybox cat /etc/motd; echo x > /new"]).output();
+        ImageService::unmount_rootfs(&merged).expect("unmount");
+        let out = out.expect("chroot");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "from the image\n", "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(up.join("new").exists() && !img.layer_dirs[0].join("new").exists());
+
+        let saved = work.path().join("saved.tar");
+        let plan = t.svc.plan_save(&["bb".to_string()]).expect("plan");
+        t.svc.write_save(&plan, std::fs::File::create(&saved).expect("create")).expect("save");
+        let s = saved.display().to_string();
+        let raw: Value = serde_json::from_str(&run("skopeo", &["inspect", "--raw", &format!("docker-archive:{s}")])).expect("manifest");
+        assert_eq!(raw["config"]["digest"], json!(id));
+
+        let oci = work.path().join("oci").display().to_string();
+        run("skopeo", &["copy", "-q", &format!("docker-archive:{s}"), &format!("oci:{oci}:bb-oci")]);
+        let mut b = tar::Builder::new(Vec::new());
+        b.append_dir_all(".", &oci).expect("tar oci dir");
+        let oci_tar = b.into_inner().expect("tar");
+        let other = work.path().join("skopeo.tar").display().to_string();
+        run("skopeo", &["copy", "-q", &format!("docker-archive:{s}"), &format!("docker-archive:{other}:bb:3")]);
+
+        // skopeo rewrites the config as an OCI config (a new id) and gzips the layer; the
+        // layer's diff id must still match ours.
+        let ours = t.svc.inspect_image(&id).expect("inspect");
+        t.svc.remove_image(&id, true).expect("rmi");
+        let lines = t.svc.load_images(&oci_tar[..]).expect("load skopeo's OCI layout");
+        let loaded = lines[0]["stream"].as_str().expect("line").trim().trim_start_matches("Loaded image ID: ").to_owned();
+        let theirs = t.svc.inspect_image(&loaded).expect("inspect OCI copy");
+        assert_eq!(theirs["RootFS"], ours["RootFS"]);
+        assert_eq!(theirs["Config"]["Cmd"], json!(["/bin/sh"]));
+        let lines = t.svc.load_images(std::fs::File::open(&other).expect("open")).expect("load skopeo's archive");
+        assert_eq!(lines, vec![json!({ "stream": "Loaded image: bb:3\n" })]);
+        assert_eq!(t.svc.resolve("bb:3").expect("bb:3").id, id);
     }
 }

@@ -56,12 +56,6 @@ impl Unpacked {
     }
 }
 
-impl Drop for Unpacked {
-    fn drop(&mut self) {
-        self.guard.take();
-    }
-}
-
 enum Compression {
     None,
     Gzip,

@@ -1,5 +1,7 @@
 //! The JSON views of images: `GET /images/json` (with its filters), `GET /images/{name}/json`
-//! and `GET /images/{name}/history`, shaped as dockerd 20.10 (API 1.41) sends them.
+//! and `GET /images/{name}/history`, shaped as dockerd sends them at API 1.45 (the version
+//! berthd speaks): `RepoTags`/`RepoDigests`/`Labels` of the list are never null (dockerd 20.10
+//! sent `<none>:<none>` and nulls), and the fields older clients read are still present.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -60,24 +62,20 @@ impl ImageService {
             };
             let tags = familiar(&rec.repo_tags.iter().filter(|r| matches(r)).cloned().collect::<Vec<_>>());
             let digests = familiar(&rec.repo_digests.iter().filter(|r| matches(r)).cloned().collect::<Vec<_>>());
-            let (tags, digests) = if tags.is_empty() && digests.is_empty() {
+            if tags.is_empty() && digests.is_empty() {
                 if dangling == Some(false) || !patterns.is_empty() {
                     continue;
                 }
-                (json!(["<none>:<none>"]), json!(["<none>@<none>"]))
-            } else {
-                if dangling == Some(true) && !tags.is_empty() {
-                    continue;
-                }
-                (list_or_null(tags), list_or_null(digests))
-            };
+            } else if dangling == Some(true) && !tags.is_empty() {
+                continue;
+            }
             rows.push((
                 created,
                 json!({
                     "Containers": -1,
                     "Created": created.map_or(0, |c| c.timestamp()),
                     "Id": rec.id,
-                    "Labels": if labels.is_empty() { Value::Null } else { Value::Object(labels) },
+                    "Labels": Value::Object(labels),
                     "ParentId": "",
                     "RepoDigests": digests,
                     "RepoTags": tags,

@@ -1,0 +1,284 @@
+//! Containers: records, lifecycle, stdio, exec and everything read from a running container.
+//!
+//! ```text
+//!  API ─► Containers ─┬─ lifecycle.rs  create · start · stop · kill · exit handling · restart · remove
+//!                     ├─ attach.rs     attach and exec: splice the hijacked client to the shim
+//!                     ├─ logs.rs       the json-lines log file written by the shim
+//!                     ├─ view.rs       inspect and list JSON
+//!                     ├─ fs.rs         cp (archive), export, changes
+//!                     ├─ cgroup.rs     stats, top, pause, update
+//!                     ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs)
+//!                     └─ netns.rs      the network namespace of each container
+//! ```
+//! Invariants: a container's record in metadata.redb is written before the API answers; a
+//! lifecycle operation on one container holds its `op` lock, so start/stop/remove never
+//! interleave; the shim, not berthd, is the parent of the container, so berthd may die at any
+//! point and a restart re-adopts what runs (`lifecycle::restore`).
+
+mod attach;
+mod backend;
+mod cgroup;
+mod etc_files;
+mod fs;
+mod lifecycle;
+mod logs;
+mod names;
+mod netns;
+pub mod seccomp;
+mod shim;
+pub mod spec;
+mod user;
+mod view;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use berth_api::models::{ContainerConfig, HostConfig};
+use berth_api::{ApiError, ErrorKind};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::config::DaemonConfig;
+use crate::events::Events;
+use crate::image::ImageService;
+use crate::store::{MetaStore, Table};
+
+pub use lifecycle::restore;
+
+const CONTAINERS: Table = Table::new("containers");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{what} {path}: {source}")]
+    Io { what: &'static str, path: String, source: std::io::Error },
+    #[error("{0}")]
+    Runtime(String),
+    /// Nothing to do (start of a running container, stop of a stopped one): 304.
+    #[error("not modified")]
+    NotModified,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl ContainerError {
+    pub fn io(what: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        ContainerError::Io { what, path: path.as_ref().display().to_string(), source }
+    }
+}
+
+impl From<ContainerError> for ApiError {
+    fn from(e: ContainerError) -> Self {
+        let kind = match &e {
+            ContainerError::Invalid(_) => ErrorKind::InvalidArgument,
+            ContainerError::NotFound(_) => ErrorKind::NotFound,
+            ContainerError::Conflict(_) => ErrorKind::Conflict,
+            ContainerError::NotModified => ErrorKind::NotModified,
+            ContainerError::Forbidden(_) => ErrorKind::Forbidden,
+            _ => ErrorKind::Internal,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+/// `State` of a container as inspect shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct State {
+    /// created, running, paused, restarting, removing, exited, dead
+    pub status: String,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+}
+
+/// What is stored of a container; everything else is derived.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub image_id: String,
+    pub state: State,
+    pub restart_count: i64,
+    /// Set by an explicit stop, cleared by start: `unless-stopped` and daemon-restart
+    /// behaviour depend on it.
+    pub manually_stopped: bool,
+    /// Name of the runtime (`berth` = built-in) that runs it.
+    pub runtime: String,
+}
+
+/// What waiters watch: the status and how many times the container has exited.
+#[derive(Debug, Clone, Default)]
+pub struct Watch {
+    pub running: bool,
+    pub exits: u64,
+    pub exit_code: i64,
+    pub removed: bool,
+}
+
+/// One container in memory.
+pub struct Ctr {
+    pub id: String,
+    pub rec: Mutex<Record>,
+    /// Serialises lifecycle operations on this container.
+    pub op: tokio::sync::Mutex<()>,
+    pub watch: watch::Sender<Watch>,
+    /// Attaches made before start, served once the shim exists.
+    pub pending: Mutex<Vec<attach::Pending>>,
+}
+
+impl Ctr {
+    pub fn record(&self) -> Record {
+        self.rec.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    pub fn update<R>(&self, f: impl FnOnce(&mut Record) -> R) -> R {
+        f(&mut self.rec.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+    pub fn status(&self) -> String {
+        self.rec.lock().unwrap_or_else(|p| p.into_inner()).state.status.clone()
+    }
+    pub fn is_running(&self) -> bool {
+        matches!(self.status().as_str(), "running" | "paused")
+    }
+}
+
+/// An exec instance (kept in memory, like dockerd).
+pub struct Exec {
+    pub id: String,
+    pub container_id: String,
+    pub config: berth_api::models::ExecConfig,
+    pub state: Mutex<ExecState>,
+    pub done: watch::Sender<Option<i64>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecState {
+    pub running: bool,
+    pub started: bool,
+    pub exit_code: Option<i64>,
+    pub pid: i64,
+}
+
+/// The container manager, cheap to clone.
+#[derive(Clone)]
+pub struct Containers {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub cfg: DaemonConfig,
+    pub meta: Arc<MetaStore>,
+    pub images: Arc<ImageService>,
+    pub events: Events,
+    pub map: Mutex<HashMap<String, Arc<Ctr>>>,
+    pub names: Mutex<HashMap<String, String>>,
+    pub execs: Mutex<HashMap<String, Arc<Exec>>>,
+    pub nofile_hard: u64,
+}
+
+impl Containers {
+    pub fn new(cfg: DaemonConfig, meta: Arc<MetaStore>, images: Arc<ImageService>, events: Events) -> Result<Self, ContainerError> {
+        let nofile_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map(|(_, hard)| hard)
+            .unwrap_or(1024);
+        let inner = Arc::new(Inner {
+            cfg,
+            meta,
+            images,
+            events,
+            map: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+            execs: Mutex::new(HashMap::new()),
+            nofile_hard,
+        });
+        let c = Containers { inner };
+        c.load_records()?;
+        Ok(c)
+    }
+
+    fn load_records(&self) -> Result<(), ContainerError> {
+        let recs: Vec<(String, Record)> = self.inner.meta.list(CONTAINERS)?;
+        let mut map = self.inner.map.lock().unwrap_or_else(|p| p.into_inner());
+        let mut names = self.inner.names.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, rec) in recs {
+            names.insert(rec.name.clone(), rec.id.clone());
+            map.insert(rec.id.clone(), Arc::new(Ctr::new(rec)));
+        }
+        Ok(())
+    }
+
+    /// Finds a container by full id, name (with or without `/`), or unique id prefix.
+    pub fn get(&self, key: &str) -> Result<Arc<Ctr>, ContainerError> {
+        let key = key.trim_start_matches('/');
+        let not_found = || ContainerError::NotFound(format!("No such container: {key}"));
+        if key.is_empty() {
+            return Err(not_found());
+        }
+        let map = self.inner.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        if let Some(id) = self.inner.names.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+            if let Some(c) = map.get(id) {
+                return Ok(c.clone());
+            }
+        }
+        let mut found = map.iter().filter(|(id, _)| id.starts_with(key));
+        match (found.next(), found.next()) {
+            (Some((_, c)), None) => Ok(c.clone()),
+            (Some(_), Some(_)) => Err(ContainerError::NotFound(format!("multiple IDs found with provided prefix: {key}"))),
+            _ => Err(not_found()),
+        }
+    }
+
+    pub fn all(&self) -> Vec<Arc<Ctr>> {
+        self.inner.map.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Ids of containers using an image (for image removal conflicts).
+    pub fn users_of_image(&self, image_id: &str) -> Vec<String> {
+        self.all().into_iter().filter(|c| c.record().image_id == image_id).map(|c| c.id.clone()).collect()
+    }
+
+    pub(crate) fn persist(&self, c: &Ctr) -> Result<(), ContainerError> {
+        let rec = c.record();
+        self.inner.meta.put(CONTAINERS, &rec.id, &rec)?;
+        Ok(())
+    }
+}
+
+impl Ctr {
+    pub fn new(rec: Record) -> Self {
+        let running = matches!(rec.state.status.as_str(), "running" | "paused");
+        let (watch, _) = watch::channel(Watch { running, exits: 0, exit_code: rec.state.exit_code, removed: false });
+        Ctr { id: rec.id.clone(), rec: Mutex::new(rec), op: tokio::sync::Mutex::new(()), watch, pending: Mutex::new(Vec::new()) }
+    }
+}
+
+/// RFC 3339 with nanoseconds, as Docker prints times.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Whether this host runs the unified cgroup v2 hierarchy.
+pub fn cgroup_v2() -> bool {
+    cgroup::is_v2()
+}

@@ -1,0 +1,138 @@
+//! berthd's side of the shim contract: spawn `berth-shim` detached, and talk to its
+//! `control.sock` (one text line per request; see shim/src/control.rs).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use super::ContainerError;
+
+pub struct Spawn<'a> {
+    pub shim: &'a Path,
+    /// `init` or `exec`
+    pub mode: &'static str,
+    pub id: &'a str,
+    pub state: &'a Path,
+    pub root: &'a Path,
+    pub runtime: Option<&'a Path>,
+    pub tty: bool,
+    pub stdin: bool,
+    pub stdin_once: bool,
+    /// init: ("--bundle", dir), ("--log", file); exec: ("--exec-id", id), ("--process", file)
+    pub extra: Vec<(&'static str, String)>,
+}
+
+/// Starts a shim in its own session and waits for its `ok <pid>` line.
+pub async fn spawn(s: Spawn<'_>) -> Result<i64, ContainerError> {
+    let mut cmd = tokio::process::Command::new(s.shim);
+    cmd.arg(s.mode).arg("--id").arg(s.id).arg("--state").arg(s.state).arg("--root").arg(s.root);
+    for (k, v) in &s.extra {
+        cmd.arg(k).arg(v);
+    }
+    if let Some(rt) = s.runtime {
+        cmd.arg("--runtime").arg(rt);
+    }
+    if s.tty {
+        cmd.arg("--tty");
+    }
+    if s.stdin {
+        cmd.arg("--stdin");
+    }
+    if s.stdin_once {
+        cmd.arg("--stdin-once");
+    }
+    std::fs::create_dir_all(s.state).map_err(|e| ContainerError::io("create", s.state, e))?;
+    let err_path = s.state.join("shim.log");
+    let err = std::fs::File::create(&err_path).map_err(|e| ContainerError::io("create", &err_path, e))?;
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(err);
+    // The shim outlives berthd: its own session, and not killed when our handle drops.
+    cmd.process_group(0).kill_on_drop(false);
+    let mut child = cmd.spawn().map_err(|e| ContainerError::io("spawn", s.shim, e))?;
+    let stdout = child.stdout.take().ok_or_else(|| ContainerError::Runtime("shim has no stdout".into()))?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| ContainerError::io("read from shim", s.shim, e))?;
+    // Reap the shim whenever it exits, so it never lingers as a zombie of ours.
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    parse_reply(line.trim())
+}
+
+fn parse_reply(line: &str) -> Result<i64, ContainerError> {
+    match line.split_once(' ') {
+        Some(("ok", pid)) => Ok(pid.parse().unwrap_or(0)),
+        Some(("err", msg)) => Err(ContainerError::Runtime(msg.to_owned())),
+        _ if line.is_empty() => Err(ContainerError::Runtime("shim exited without a reply".into())),
+        _ => Err(ContainerError::Runtime(format!("unexpected shim reply {line:?}"))),
+    }
+}
+
+pub fn socket(state: &Path) -> PathBuf {
+    state.join("control.sock")
+}
+
+pub async fn connect(state: &Path) -> Result<UnixStream, ContainerError> {
+    let p = socket(state);
+    UnixStream::connect(&p).await.map_err(|e| ContainerError::io("connect to shim", &p, e))
+}
+
+/// Sends one request and reads its one-line reply.
+pub async fn request(state: &Path, req: &str) -> Result<(), ContainerError> {
+    let mut s = connect(state).await?;
+    s.write_all(format!("{req}\n").as_bytes()).await.map_err(|e| ContainerError::io("write to shim", socket(state), e))?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).await.map_err(|e| ContainerError::io("read from shim", socket(state), e))?;
+    let line = line.trim();
+    match line.split_once(' ').map(|(a, b)| (a, b.to_owned())).unwrap_or((line, String::new())) {
+        ("ok", _) => Ok(()),
+        ("err", msg) => Err(ContainerError::Runtime(msg)),
+        _ => Err(ContainerError::Runtime(format!("shim closed the connection during {req:?}"))),
+    }
+}
+
+/// How a process ended: the exit code (128+signal when killed) and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Exit {
+    pub code: i64,
+    pub at_nanos: i64,
+}
+
+/// Waits for the process to exit. `None` if the shim went away without telling (killed);
+/// the caller then reads the exit file.
+pub async fn wait(state: &Path) -> Option<Exit> {
+    let mut s = connect(state).await.ok()?;
+    s.write_all(b"wait\n").await.ok()?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).await.ok()?;
+    parse_exit(line.trim().strip_prefix("exit ")?)
+}
+
+/// The exit file the shim writes atomically: `CODE NANOS`.
+pub fn read_exit_file(state: &Path) -> Option<Exit> {
+    parse_exit(std::fs::read_to_string(state.join("exit")).ok()?.trim())
+}
+
+fn parse_exit(s: &str) -> Option<Exit> {
+    let mut it = s.split_whitespace();
+    Some(Exit { code: it.next()?.parse().ok()?, at_nanos: it.next()?.parse().ok()? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_and_exits_parse() {
+        assert_eq!(parse_reply("ok 42").expect("ok"), 42);
+        assert!(parse_reply("err boom").is_err_and(|e| e.to_string() == "boom"));
+        assert!(parse_reply("").is_err());
+        let e = parse_exit("137 1700000000000000000").expect("exit");
+        assert_eq!((e.code, e.at_nanos), (137, 1_700_000_000_000_000_000));
+        assert!(parse_exit("garbage").is_none());
+    }
+}

@@ -1,0 +1,293 @@
+//! The JSON of `GET /containers/{id}/json` and `GET /containers/json`, and list filters.
+
+use berth_api::backend::{Filters, ListOptions};
+use serde_json::{json, Value};
+
+use super::{ContainerError, Containers, Record};
+
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn or_zero(s: &str) -> &str {
+    if s.is_empty() {
+        ZERO_TIME
+    } else {
+        s
+    }
+}
+
+fn network_mode(r: &Record) -> &str {
+    match r.host_config.network_mode.as_str() {
+        "" | "default" => "none",
+        m => m,
+    }
+}
+
+/// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`, as `docker ps` shows.
+pub fn status_text(r: &Record) -> String {
+    let ago = |t: &str| -> String {
+        let Ok(t) = chrono::DateTime::parse_from_rfc3339(t) else { return "Less than a second".into() };
+        human_duration(chrono::Utc::now().signed_duration_since(t).num_seconds())
+    };
+    match r.state.status.as_str() {
+        "running" => format!("Up {}", ago(&r.state.started_at)),
+        "paused" => format!("Up {} (Paused)", ago(&r.state.started_at)),
+        "restarting" => format!("Restarting ({}) {} ago", r.state.exit_code, ago(&r.state.finished_at)),
+        "exited" if r.state.finished_at.is_empty() => format!("Exited ({})", r.state.exit_code),
+        "exited" => format!("Exited ({}) {} ago", r.state.exit_code, ago(&r.state.finished_at)),
+        "created" => "Created".into(),
+        "removing" => "Removal In Progress".into(),
+        other => other.to_owned(),
+    }
+}
+
+/// Docker's `units.HumanDuration`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if (s as f64 / 3600.0).round() as i64 == 1 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", (s as f64 / 3600.0).round() as i64),
+        s if s < 7 * 24 * 3600 * 2 => format!("{} days", s / 86400),
+        s if s < 30 * 24 * 3600 * 3 => format!("{} weeks", s / (7 * 86400)),
+        s if s < 365 * 24 * 3600 * 2 => format!("{} months", s / (30 * 86400)),
+        s => format!("{} years", s / (365 * 86400)),
+    }
+}
+
+pub fn matches_labels(r: &Record, wanted: Option<&Vec<String>>) -> bool {
+    wanted.is_none_or(|ls| {
+        ls.iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => r.config.labels.get(k).is_some_and(|x| x == v),
+            None => r.config.labels.contains_key(l.as_str()),
+        })
+    })
+}
+
+/// `until` filter: a unix timestamp, or a Go-style duration like `10m` / `24h`.
+pub fn created_before(r: &Record, until: &str) -> bool {
+    let Ok(created) = chrono::DateTime::parse_from_rfc3339(&r.created) else { return false };
+    let limit = if let Ok(ts) = until.parse::<f64>() {
+        chrono::DateTime::from_timestamp_nanos((ts * 1e9) as i64)
+    } else {
+        let (num, unit) = until.split_at(until.len().saturating_sub(1));
+        let n: i64 = num.parse().unwrap_or(0);
+        let secs = match unit {
+            "s" => n,
+            "m" => n * 60,
+            "h" => n * 3600,
+            _ => 0,
+        };
+        chrono::Utc::now() - chrono::Duration::seconds(secs)
+    };
+    created < limit
+}
+
+impl Containers {
+    pub async fn inspect(&self, key: &str, size: bool) -> Result<Value, ContainerError> {
+        let c = self.get(key)?;
+        let r = c.record();
+        let paths = self.paths(&c.id);
+        let execs: Vec<String> = self
+            .inner
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|e| e.container_id == c.id)
+            .map(|e| e.id.clone())
+            .collect();
+        let s = &r.state;
+        let image = self.inner.images.resolve(&r.image_id).ok();
+        let lower: Vec<String> = image.map(|i| i.layer_dirs.iter().rev().map(|p| p.display().to_string()).collect()).unwrap_or_default();
+        let mut v = json!({
+            "Id": r.id,
+            "Created": r.created,
+            "Path": r.path,
+            "Args": r.args,
+            "State": {
+                "Status": s.status,
+                "Running": s.status == "running" || s.status == "paused",
+                "Paused": s.status == "paused",
+                "Restarting": s.status == "restarting",
+                "OOMKilled": s.oom_killed,
+                "Dead": s.status == "dead",
+                "Pid": s.pid,
+                "ExitCode": s.exit_code,
+                "Error": s.error,
+                "StartedAt": or_zero(&s.started_at),
+                "FinishedAt": or_zero(&s.finished_at),
+            },
+            "Image": r.image_id,
+            "ResolvConfPath": paths.dir.join("resolv.conf"),
+            "HostnamePath": paths.dir.join("hostname"),
+            "HostsPath": paths.dir.join("hosts"),
+            "LogPath": paths.log(&r.id),
+            "Name": format!("/{}", r.name),
+            "RestartCount": r.restart_count,
+            "Driver": "overlay2",
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": if execs.is_empty() { Value::Null } else { json!(execs) },
+            "HostConfig": host_config_json(&r),
+            "GraphDriver": {
+                "Name": "overlay2",
+                "Data": {
+                    "LowerDir": lower.join(":"),
+                    "MergedDir": paths.merged(),
+                    "UpperDir": paths.upper(),
+                    "WorkDir": paths.work(),
+                }
+            },
+            "Mounts": [],
+            "Config": r.config,
+            "NetworkSettings": network_settings(&r),
+        });
+        if size {
+            let rw = super::fs::dir_size(&paths.upper());
+            v["SizeRw"] = json!(rw);
+            v["SizeRootFs"] = json!(rw);
+        }
+        Ok(v)
+    }
+
+    pub async fn list(&self, opts: ListOptions) -> Result<Vec<Value>, ContainerError> {
+        let mut recs: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let f = &opts.filters;
+        let explicit_status = f.contains_key("status") || f.contains_key("exited");
+        let before = self.anchor(f.get("before"))?;
+        let since = self.anchor(f.get("since"))?;
+        let mut out = Vec::new();
+        for r in recs {
+            let running = r.state.status == "running" || r.state.status == "paused";
+            if !opts.all && !running && !explicit_status && opts.limit.is_none() {
+                continue;
+            }
+            if !self.matches(&r, f) {
+                continue;
+            }
+            if before.as_ref().is_some_and(|b| r.created >= *b) || since.as_ref().is_some_and(|s| r.created <= *s) {
+                continue;
+            }
+            out.push(self.summary(&r, opts.size));
+            if opts.limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn anchor(&self, v: Option<&Vec<String>>) -> Result<Option<String>, ContainerError> {
+        match v.and_then(|v| v.first()) {
+            None => Ok(None),
+            Some(k) => Ok(Some(self.get(k)?.record().created)),
+        }
+    }
+
+    fn matches(&self, r: &Record, f: &Filters) -> bool {
+        let any = |key: &str, pred: &dyn Fn(&str) -> bool| f.get(key).is_none_or(|vals| vals.iter().any(|v| pred(v)));
+        any("status", &|s| s == r.state.status)
+            && any("id", &|s| r.id.starts_with(s))
+            && any("name", &|s| r.name.contains(s.trim_start_matches('/')))
+            && any("exited", &|s| r.state.status == "exited" && s.parse::<i64>().ok() == Some(r.state.exit_code))
+            && any("ancestor", &|s| r.config.image == s || r.image_id == s || self.inner.images.resolve(s).is_ok_and(|i| i.id == r.image_id))
+            && any("network", &|s| network_mode(r) == s)
+            && any("is-task", &|s| s == "false")
+            && matches_labels(r, f.get("label"))
+    }
+
+    fn summary(&self, r: &Record, size: bool) -> Value {
+        let mut command = shell_join(std::iter::once(&r.path).chain(r.args.iter()));
+        if command.len() > 0 && r.path.is_empty() {
+            command.clear();
+        }
+        let mut v = json!({
+            "Id": r.id,
+            "Names": [format!("/{}", r.name)],
+            "Image": r.config.image,
+            "ImageID": r.image_id,
+            "Command": command,
+            "Created": chrono::DateTime::parse_from_rfc3339(&r.created).map(|t| t.timestamp()).unwrap_or(0),
+            "Ports": [],
+            "Labels": r.config.labels,
+            "State": r.state.status,
+            "Status": status_text(r),
+            "HostConfig": { "NetworkMode": network_mode(r) },
+            "NetworkSettings": { "Networks": network_settings(r)["Networks"] },
+            "Mounts": [],
+        });
+        if size {
+            let rw = super::fs::dir_size(&self.paths(&r.id).upper());
+            v["SizeRw"] = json!(rw);
+            v["SizeRootFs"] = json!(rw);
+        }
+        v
+    }
+}
+
+fn shell_join<'a>(parts: impl Iterator<Item = &'a String>) -> String {
+    parts
+        .map(|p| if p.contains(' ') || p.is_empty() { format!("{p:?}") } else { p.clone() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn host_config_json(r: &Record) -> Value {
+    let mut h = serde_json::to_value(&r.host_config).unwrap_or(Value::Null);
+    if h["NetworkMode"] == "" || h["NetworkMode"] == "default" {
+        h["NetworkMode"] = json!(network_mode(r));
+    }
+    if h["LogConfig"]["Type"] == "" {
+        h["LogConfig"] = json!({"Type": "json-file", "Config": {}});
+    }
+    if h["RestartPolicy"]["Name"] == "" {
+        h["RestartPolicy"]["Name"] = json!("no");
+    }
+    h
+}
+
+fn network_settings(r: &Record) -> Value {
+    let mode = network_mode(r);
+    let mut networks = serde_json::Map::new();
+    if !mode.starts_with("container:") {
+        networks.insert(
+            mode.to_owned(),
+            json!({"IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": mode, "EndpointID": "",
+                   "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                   "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": null}),
+        );
+    }
+    json!({
+        "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": {}, "SandboxKey": if mode == "host" { String::new() } else { format!("/run/berth/netns/{}", r.id) },
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "",
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+        "MacAddress": "", "Networks": networks,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_like_docker() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(3), "3 seconds");
+        assert_eq!(human_duration(65), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+    }
+
+    #[test]
+    fn commands_join_with_quotes() {
+        let parts = ["sh".to_string(), "-c".to_string(), "echo hi".to_string()];
+        assert_eq!(shell_join(parts.iter()), "sh -c \"echo hi\"");
+    }
+}

@@ -1,0 +1,63 @@
+//! Wires the engine together: stores, images, containers, the system backend, and the
+//! restore pass that runs before the API opens.
+
+use std::sync::Arc;
+
+use berth_api::Backends;
+
+use crate::config::DaemonConfig;
+use crate::container::{self, Containers};
+use crate::events::Events;
+use crate::image::ImageService;
+use crate::store::MetaStore;
+use crate::system::System;
+
+pub struct Engine {
+    pub containers: Containers,
+    pub images: Arc<ImageService>,
+    pub backends: Backends,
+}
+
+impl Engine {
+    pub async fn open(cfg: DaemonConfig) -> anyhow::Result<Engine> {
+        for d in [cfg.data_root.clone(), cfg.exec_root.clone(), cfg.containers_dir(), cfg.tmp_dir()] {
+            std::fs::create_dir_all(&d).map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
+        }
+        let meta = Arc::new(MetaStore::open(&cfg.metadata_path())?);
+        let events = Events::new();
+        let images = Arc::new(ImageService::new(&cfg, meta.clone(), events.clone())?);
+        let containers = Containers::new(cfg.clone(), meta.clone(), images.clone(), events.clone())?;
+        let users = containers.clone();
+        images.set_users(Arc::new(move |image_id: &str| users.users_of_image(image_id)));
+        container::restore(&containers).await;
+        let id = engine_id(&cfg)?;
+        let system = System { cfg: cfg.clone(), containers: containers.clone(), images: images.clone(), events, id };
+        let backends = Backends {
+            containers: Arc::new(containers.clone()),
+            images: images.clone(),
+            system: Arc::new(system),
+        };
+        Ok(Engine { containers, images, backends })
+    }
+}
+
+/// A stable identity for `/info`'s `ID`, made once per data root.
+fn engine_id(cfg: &DaemonConfig) -> anyhow::Result<String> {
+    let p = cfg.data_root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&p) {
+        if !s.trim().is_empty() {
+            return Ok(s.trim().to_owned());
+        }
+    }
+    let id = uuid_like();
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, &id)?;
+    std::fs::rename(&tmp, &p)?;
+    Ok(id)
+}
+
+fn uuid_like() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
