@@ -55,7 +55,10 @@ impl Endpoint {
             }
             return Ok(Endpoint::Unix(PathBuf::from(p)));
         }
-        if let Some(a) = s.strip_prefix("tcp://").or_else(|| s.strip_prefix("http://")) {
+        if let Some(a) = s
+            .strip_prefix("tcp://")
+            .or_else(|| s.strip_prefix("http://"))
+        {
             let a = a.trim_end_matches('/');
             if a.is_empty() {
                 bail!("invalid host {s:?}: empty address");
@@ -64,7 +67,11 @@ impl Endpoint {
                 Some(i) => !a[i..].contains(']'),
                 None => false,
             };
-            let addr = if has_port { a.to_string() } else { format!("{a}:2375") };
+            let addr = if has_port {
+                a.to_string()
+            } else {
+                format!("{a}:2375")
+            };
             return Ok(Endpoint::Tcp(addr));
         }
         if s.starts_with('/') {
@@ -100,7 +107,11 @@ pub type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 pub type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 impl AsyncRead for Conn {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_read(cx, buf),
             Conn::Tcp(s) => Pin::new(s).poll_read(cx, buf),
@@ -109,7 +120,11 @@ impl AsyncRead for Conn {
 }
 
 impl AsyncWrite for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Conn::Unix(s) => Pin::new(s).poll_write(cx, buf),
             Conn::Tcp(s) => Pin::new(s).poll_write(cx, buf),
@@ -145,7 +160,10 @@ impl Body {
     }
 
     /// Streams everything `reader` yields, read on a helper thread (works for stdin and files).
-    pub fn from_reader<R: io::Read + Send + 'static>(mut reader: R, content_type: &'static str) -> Body {
+    pub fn from_reader<R: io::Read + Send + 'static>(
+        mut reader: R,
+        content_type: &'static str,
+    ) -> Body {
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 64 * 1024];
@@ -153,7 +171,10 @@ impl Body {
                 match reader.read(&mut buf) {
                     Ok(0) => return,
                     Ok(n) => {
-                        if tx.blocking_send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+                        if tx
+                            .blocking_send(Ok(Bytes::copy_from_slice(&buf[..n])))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -234,13 +255,21 @@ impl Response {
     }
 
     pub async fn bytes(self) -> Result<Bytes> {
-        Ok(self.body.collect().await.context("reading response")?.to_bytes())
+        Ok(self
+            .body
+            .collect()
+            .await
+            .context("reading response")?
+            .to_bytes())
     }
 
     pub async fn json<T: DeserializeOwned>(self) -> Result<T> {
         let body = self.bytes().await?;
         serde_json::from_slice(&body).with_context(|| {
-            format!("decoding daemon response: {}", String::from_utf8_lossy(&body[..body.len().min(200)]))
+            format!(
+                "decoding daemon response: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            )
         })
     }
 }
@@ -252,7 +281,11 @@ pub struct HijackReader {
 }
 
 impl AsyncRead for HijackReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         if !self.leftover.is_empty() {
             let n = self.leftover.len().min(buf.remaining());
             let chunk = self.leftover.split_to(n);
@@ -280,7 +313,11 @@ pub struct Client {
 impl Client {
     /// `host` is what the user gave (`-H`), kept for messages.
     pub fn new(host: &str) -> Result<Client> {
-        Ok(Client { endpoint: Endpoint::parse(host)?, host: host.to_string(), version: Arc::new(OnceCell::new()) })
+        Ok(Client {
+            endpoint: Endpoint::parse(host)?,
+            host: host.to_string(),
+            version: Arc::new(OnceCell::new()),
+        })
     }
 
     pub fn host(&self) -> &str {
@@ -301,12 +338,21 @@ impl Client {
             Endpoint::Tcp(a) => TcpStream::connect(a).await.map(Conn::Tcp),
         };
         res.map_err(|_| {
-            anyhow!("Cannot connect to the Berth daemon at {}. Is the berth daemon running?", self.host)
+            anyhow!(
+                "Cannot connect to the Berth daemon at {}. Is the berth daemon running?",
+                self.host
+            )
         })
     }
 
     /// Sends `path` exactly as given (no version prefix) and returns the unchecked response.
-    pub async fn raw(&self, method: Method, path: &str, body: Body, headers: &[(&str, String)]) -> Result<Response> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        headers: &[(&str, String)],
+    ) -> Result<Response> {
         let conn = self.connect().await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(conn))
             .await
@@ -323,7 +369,9 @@ impl Client {
             builder = builder.header(*k, v.as_str());
         }
         let body = match body {
-            Body::Empty => BodyExt::boxed_unsync(Full::new(Bytes::new()).map_err(|never| match never {})),
+            Body::Empty => {
+                BodyExt::boxed_unsync(Full::new(Bytes::new()).map_err(|never| match never {}))
+            }
             Body::Json(b) => {
                 builder = builder.header("Content-Type", "application/json");
                 BodyExt::boxed_unsync(Full::new(b).map_err(|never| match never {}))
@@ -342,7 +390,11 @@ impl Client {
             }
         })?;
         let (parts, body) = resp.into_parts();
-        Ok(Response { status: parts.status, headers: parts.headers, body })
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
     }
 
     /// `HEAD /_ping`, falling back to `GET /_ping`.
@@ -371,13 +423,22 @@ impl Client {
     }
 
     /// Sends a request under the negotiated `/v1.xx` prefix; the status is not checked.
-    pub async fn request(&self, method: Method, path: &str, body: Body, headers: &[(&str, String)]) -> Result<Response> {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        headers: &[(&str, String)],
+    ) -> Result<Response> {
         let prefixed = format!("/v{}{}", self.version().await?, path);
         self.raw(method, &prefixed, body, headers).await
     }
 
     pub async fn get(&self, path: &str) -> Result<Response> {
-        self.request(Method::GET, path, Body::Empty, &[]).await?.ok().await
+        self.request(Method::GET, path, Body::Empty, &[])
+            .await?
+            .ok()
+            .await
     }
 
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
@@ -386,15 +447,25 @@ impl Client {
 
     pub async fn post(&self, path: &str, body: Option<&Value>) -> Result<Response> {
         let body = body.map(Body::json).unwrap_or(Body::Empty);
-        self.request(Method::POST, path, body, &[]).await?.ok().await
+        self.request(Method::POST, path, body, &[])
+            .await?
+            .ok()
+            .await
     }
 
-    pub async fn post_json<T: DeserializeOwned>(&self, path: &str, body: Option<&Value>) -> Result<T> {
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<T> {
         self.post(path, body).await?.json().await
     }
 
     pub async fn delete(&self, path: &str) -> Result<Response> {
-        self.request(Method::DELETE, path, Body::Empty, &[]).await?.ok().await
+        self.request(Method::DELETE, path, Body::Empty, &[])
+            .await?
+            .ok()
+            .await
     }
 
     /// Opens a hijacked connection (`attach`, `exec start`): the request is written by hand with
@@ -412,8 +483,12 @@ impl Client {
             self.host_header(),
             payload.len()
         );
-        conn.write_all(head.as_bytes()).await.context("sending hijack request")?;
-        conn.write_all(&payload).await.context("sending hijack request")?;
+        conn.write_all(head.as_bytes())
+            .await
+            .context("sending hijack request")?;
+        conn.write_all(&payload)
+            .await
+            .context("sending hijack request")?;
         conn.flush().await.context("sending hijack request")?;
 
         let mut buf = Vec::with_capacity(1024);
@@ -425,7 +500,10 @@ impl Client {
                 bail!("response head from the daemon is too large");
             }
             let mut tmp = [0u8; 4096];
-            let n = conn.read(&mut tmp).await.context("reading hijack response")?;
+            let n = conn
+                .read(&mut tmp)
+                .await
+                .context("reading hijack response")?;
             if n == 0 {
                 bail!("the daemon closed the connection before answering {path}");
             }
@@ -435,10 +513,16 @@ impl Client {
         let leftover = Bytes::copy_from_slice(&buf[head_end + 4..]);
         if head.status == 101 || head.status == 200 {
             let (r, w) = conn.into_split();
-            return Ok(Hijacked { reader: HijackReader { leftover, inner: r }, writer: w });
+            return Ok(Hijacked {
+                reader: HijackReader { leftover, inner: r },
+                writer: w,
+            });
         }
         let body = read_error_body(&mut conn, leftover, &head).await;
-        Err(anyhow::Error::new(DaemonError::from_body(head.status, &body)))
+        Err(anyhow::Error::new(DaemonError::from_body(
+            head.status,
+            &body,
+        )))
     }
 }
 
@@ -477,13 +561,19 @@ fn parse_head(head: &[u8]) -> Result<Head> {
         .nth(1)
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| anyhow!("malformed response from the daemon: {status_line:?}"))?;
-    let mut out = Head { status, content_length: None, chunked: false };
+    let mut out = Head {
+        status,
+        content_length: None,
+        chunked: false,
+    };
     for line in lines {
         if let Some((k, v)) = line.split_once(':') {
             let v = v.trim();
             if k.eq_ignore_ascii_case("content-length") {
                 out.content_length = v.parse().ok();
-            } else if k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked") {
+            } else if k.eq_ignore_ascii_case("transfer-encoding")
+                && v.eq_ignore_ascii_case("chunked")
+            {
                 out.chunked = true;
             }
         }
@@ -519,7 +609,8 @@ fn decode_chunked(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(i) = find(data, b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..i]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
         data = &data[i + 2..];
         if size == 0 || data.len() < size {
             out.extend_from_slice(&data[..size.min(data.len())]);
@@ -556,7 +647,8 @@ impl Query {
     }
 
     pub fn add(&mut self, key: &str, value: impl AsRef<str>) -> &mut Query {
-        self.parts.push(format!("{}={}", encode(key), encode(value.as_ref())));
+        self.parts
+            .push(format!("{}={}", encode(key), encode(value.as_ref())));
         self
     }
 
@@ -607,11 +699,26 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(Endpoint::parse("unix:///run/berth/berth.sock").expect("unix"), Endpoint::Unix("/run/berth/berth.sock".into()));
-        assert_eq!(Endpoint::parse("tcp://127.0.0.1:2376").expect("tcp"), Endpoint::Tcp("127.0.0.1:2376".into()));
-        assert_eq!(Endpoint::parse("tcp://example.com").expect("tcp"), Endpoint::Tcp("example.com:2375".into()));
-        assert_eq!(Endpoint::parse("tcp://[::1]").expect("tcp"), Endpoint::Tcp("[::1]:2375".into()));
-        assert_eq!(Endpoint::parse("/tmp/x.sock").expect("path"), Endpoint::Unix("/tmp/x.sock".into()));
+        assert_eq!(
+            Endpoint::parse("unix:///run/berth/berth.sock").expect("unix"),
+            Endpoint::Unix("/run/berth/berth.sock".into())
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://127.0.0.1:2376").expect("tcp"),
+            Endpoint::Tcp("127.0.0.1:2376".into())
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://example.com").expect("tcp"),
+            Endpoint::Tcp("example.com:2375".into())
+        );
+        assert_eq!(
+            Endpoint::parse("tcp://[::1]").expect("tcp"),
+            Endpoint::Tcp("[::1]:2375".into())
+        );
+        assert_eq!(
+            Endpoint::parse("/tmp/x.sock").expect("path"),
+            Endpoint::Unix("/tmp/x.sock".into())
+        );
         assert!(Endpoint::parse("ssh://host").is_err());
         assert!(Endpoint::parse("unix://").is_err());
     }
@@ -628,23 +735,37 @@ mod tests {
     #[test]
     fn queries() {
         let mut q = Query::new();
-        q.add("fromImage", "127.0.0.1:5000/bb").add("tag", "1").flag("all", false).flag("force", true);
-        assert_eq!(q.to_path("/images/create"), "/images/create?fromImage=127.0.0.1%3A5000%2Fbb&tag=1&force=1");
+        q.add("fromImage", "127.0.0.1:5000/bb")
+            .add("tag", "1")
+            .flag("all", false)
+            .flag("force", true);
+        assert_eq!(
+            q.to_path("/images/create"),
+            "/images/create?fromImage=127.0.0.1%3A5000%2Fbb&tag=1&force=1"
+        );
         assert_eq!(Query::new().to_path("/x"), "/x");
         let mut q = Query::new();
-        q.filters(&serde_json::json!({})).opt("since", None::<String>).opt("until", Some(""));
+        q.filters(&serde_json::json!({}))
+            .opt("since", None::<String>)
+            .opt("until", Some(""));
         assert_eq!(q.to_path("/events"), "/events");
     }
 
     #[test]
     fn response_heads() {
-        let h = parse_head(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 42").expect("head");
+        let h = parse_head(
+            b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: 42",
+        )
+        .expect("head");
         assert_eq!(h.status, 404);
         assert_eq!(h.content_length, Some(42));
         let h = parse_head(b"HTTP/1.1 101 UPGRADED\r\nTransfer-Encoding: chunked").expect("head");
         assert_eq!(h.status, 101);
         assert!(h.chunked);
         assert!(parse_head(b"garbage").is_err());
-        assert_eq!(decode_chunked(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"), b"hello world");
+        assert_eq!(
+            decode_chunked(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"),
+            b"hello world"
+        );
     }
 }

@@ -22,7 +22,11 @@ impl DaemonError {
     pub fn from_body(status: u16, body: &[u8]) -> DaemonError {
         let message = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or_else(|| {
                 let text = String::from_utf8_lossy(body).trim().to_string();
                 if text.is_empty() {
@@ -57,11 +61,17 @@ pub struct StatusError {
 impl StatusError {
     /// A silent exit with `code` (the message was already printed, or there is none).
     pub fn code(code: i32) -> StatusError {
-        StatusError { code, message: String::new() }
+        StatusError {
+            code,
+            message: String::new(),
+        }
     }
 
     pub fn new(code: i32, message: impl Into<String>) -> StatusError {
-        StatusError { code, message: message.into() }
+        StatusError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -98,7 +108,10 @@ mod tests {
     #[test]
     fn messages_from_bodies() {
         let e = DaemonError::from_body(404, br#"{"message":"No such container: x"}"#);
-        assert_eq!(e.to_string(), "Error response from daemon: No such container: x");
+        assert_eq!(
+            e.to_string(),
+            "Error response from daemon: No such container: x"
+        );
         let e = DaemonError::from_body(500, b"  plain text\n");
         assert_eq!(e.message, "plain text");
         let e = DaemonError::from_body(404, b"");
@@ -109,10 +122,19 @@ mod tests {
     fn reports_codes() {
         let e = anyhow::Error::new(StatusError::new(125, "bad flag"));
         assert_eq!(report(&e), ("bad flag".to_string(), 125));
-        let e = anyhow::Error::new(DaemonError { status: 409, message: "conflict".into() });
-        assert_eq!(report(&e), ("Error response from daemon: conflict".to_string(), 1));
+        let e = anyhow::Error::new(DaemonError {
+            status: 409,
+            message: "conflict".into(),
+        });
+        assert_eq!(
+            report(&e),
+            ("Error response from daemon: conflict".to_string(), 1)
+        );
         assert!(!is_not_found(&e));
-        let e = anyhow::Error::new(DaemonError { status: 404, message: "No such image: x".into() });
+        let e = anyhow::Error::new(DaemonError {
+            status: 404,
+            message: "No such image: x".into(),
+        });
         assert!(is_not_found(&e));
     }
 }

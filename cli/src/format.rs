@@ -314,61 +314,7 @@ pub fn indent_json(raw: &[u8]) -> String {
 /// Compact JSON the way Go's `json.Marshal` writes it (`<`, `>`, `&` escaped), as used by the
 /// `{{json ...}}` template function.
 pub fn go_json(v: &Value) -> String {
-    let mut out = String::new();
-    write_go_json(v, &mut out);
-    out
-}
-
-fn write_go_json(v: &Value, out: &mut String) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(&n.to_string()),
-        Value::String(s) => write_go_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_go_string(k, out);
-                out.push(':');
-                write_go_json(item, out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn write_go_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    crate::data::Data::from(v).to_go_json()
 }
 
 /// Quotes a string like Go's `strconv.Quote` (used for the `COMMAND` column).
@@ -447,12 +393,30 @@ mod tests {
     #[test]
     fn ports_like_ps() {
         let ports = vec![
-            PortEntry { ip: "0.0.0.0".into(), private: 80, public: 8080, proto: "tcp".into() },
-            PortEntry { ip: "::".into(), private: 80, public: 8080, proto: "tcp".into() },
+            PortEntry {
+                ip: "0.0.0.0".into(),
+                private: 80,
+                public: 8080,
+                proto: "tcp".into(),
+            },
+            PortEntry {
+                ip: "::".into(),
+                private: 80,
+                public: 8080,
+                proto: "tcp".into(),
+            },
         ];
-        assert_eq!(display_ports(&ports), "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp");
+        assert_eq!(
+            display_ports(&ports),
+            "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
+        );
         let exposed: Vec<PortEntry> = (80..=82)
-            .map(|p| PortEntry { ip: String::new(), private: p, public: 0, proto: "tcp".into() })
+            .map(|p| PortEntry {
+                ip: String::new(),
+                private: p,
+                public: 0,
+                proto: "tcp".into(),
+            })
             .chain(std::iter::once(PortEntry {
                 ip: String::new(),
                 private: 53,
@@ -461,7 +425,12 @@ mod tests {
             }))
             .collect();
         assert_eq!(display_ports(&exposed), "53/udp, 80-82/tcp");
-        let same = vec![PortEntry { ip: "0.0.0.0".into(), private: 90, public: 90, proto: "tcp".into() }];
+        let same = vec![PortEntry {
+            ip: "0.0.0.0".into(),
+            private: 90,
+            public: 90,
+            proto: "tcp".into(),
+        }];
         assert_eq!(display_ports(&same), "0.0.0.0:90->90/tcp");
     }
 
@@ -474,7 +443,10 @@ mod tests {
 
     #[test]
     fn go_json_escapes_html() {
-        assert_eq!(go_json(&json!({"a": "x && y <z>"})), r#"{"a":"x \u0026\u0026 y \u003cz\u003e"}"#);
+        assert_eq!(
+            go_json(&json!({"a": "x && y <z>"})),
+            r#"{"a":"x \u0026\u0026 y \u003cz\u003e"}"#
+        );
         assert_eq!(go_quote("a \"b\"\n"), r#""a \"b\"\n""#);
     }
 }

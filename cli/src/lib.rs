@@ -16,6 +16,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod data;
 pub mod error;
 pub mod format;
 pub mod opts;
@@ -40,8 +41,12 @@ pub fn main_entry() -> i32 {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let argv: Vec<String> = std::env::args().collect();
-    let cli = match Cli::try_parse_from(&argv) {
+    let args_os: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let argv: Vec<String> = args_os
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let cli = match Cli::try_parse_from(&args_os) {
         Ok(c) => c,
         Err(e) => {
             if !e.use_stderr() {
@@ -58,9 +63,14 @@ pub fn main_entry() -> i32 {
         return 0;
     }
     let Some(command) = cli.command else {
+        use clap::CommandFactory;
+        println!("{}", Cli::command().render_help());
         return 0;
     };
-    let host = cli.host.filter(|h| !h.is_empty()).unwrap_or_else(|| DEFAULT_HOST.to_string());
+    let host = cli
+        .host
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| DEFAULT_HOST.to_string());
     let client = match Client::new(&host) {
         Ok(c) => c,
         Err(e) => {
@@ -68,7 +78,11 @@ pub fn main_entry() -> i32 {
             return 1;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("starting the async runtime: {e}");

@@ -22,7 +22,11 @@ pub fn parse_ram(s: &str) -> Result<i64, String> {
     let Some(sep) = s.rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ') else {
         return Err(format!("invalid size: '{s}'"));
     };
-    let (num, sfx) = if s.as_bytes()[sep] == b' ' { (&s[..sep], &s[sep + 1..]) } else { (&s[..=sep], &s[sep + 1..]) };
+    let (num, sfx) = if s.as_bytes()[sep] == b' ' {
+        (&s[..sep], &s[sep + 1..])
+    } else {
+        (&s[..=sep], &s[sep + 1..])
+    };
     let size: f64 = num
         .parse()
         .map_err(|_| format!("strconv.ParseFloat: parsing \"{num}\": invalid syntax"))?;
@@ -71,7 +75,10 @@ pub fn parse_nano_cpus(s: &str) -> Result<i64, String> {
         return i64::try_from(scaled / d).map_err(|_| "value is too large".to_string());
     }
     let (mantissa, exp) = match s.find(['e', 'E']) {
-        Some(i) => (&s[..i], s[i + 1..].parse::<i32>().map_err(|_| not_rational())?),
+        Some(i) => (
+            &s[..i],
+            s[i + 1..].parse::<i32>().map_err(|_| not_rational())?,
+        ),
         None => (s, 0),
     };
     let (neg, mantissa) = match mantissa.strip_prefix('-') {
@@ -90,7 +97,11 @@ pub fn parse_nano_cpus(s: &str) -> Result<i64, String> {
     if digits.len() > 30 {
         return Err("value is too large".to_string());
     }
-    let mut value: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| not_rational())? };
+    let mut value: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| not_rational())?
+    };
     let mut scale = exp + 9 - frac_part.len() as i32;
     while scale > 0 {
         value = value.checked_mul(10).ok_or("value is too large")?;
@@ -116,7 +127,12 @@ pub struct PortMap {
 
 impl PortMap {
     pub fn exposed_json(&self) -> Value {
-        Value::Object(self.exposed.keys().map(|k| (k.clone(), json!({}))).collect())
+        Value::Object(
+            self.exposed
+                .keys()
+                .map(|k| (k.clone(), json!({})))
+                .collect(),
+        )
     }
 
     pub fn bindings_json(&self) -> Value {
@@ -124,8 +140,10 @@ impl PortMap {
             self.bindings
                 .iter()
                 .map(|(k, v)| {
-                    let list: Vec<Value> =
-                        v.iter().map(|(ip, port)| json!({"HostIp": ip, "HostPort": port})).collect();
+                    let list: Vec<Value> = v
+                        .iter()
+                        .map(|(ip, port)| json!({"HostIp": ip, "HostPort": port}))
+                        .collect();
                     (k.clone(), Value::Array(list))
                 })
                 .collect(),
@@ -176,7 +194,8 @@ pub fn add_port_spec(map: &mut PortMap, raw: &str) -> Result<(), String> {
     if container.is_empty() {
         return Err(format!("no port specified: {raw}<empty>"));
     }
-    let (start, end) = parse_port_range(container).map_err(|_| format!("invalid containerPort: {container}"))?;
+    let (start, end) =
+        parse_port_range(container).map_err(|_| format!("invalid containerPort: {container}"))?;
     let (hstart, hend) = if host_port.is_empty() {
         (0, 0)
     } else {
@@ -201,7 +220,10 @@ pub fn add_port_spec(map: &mut PortMap, raw: &str) -> Result<(), String> {
             }
         }
         map.exposed.insert(key.clone(), ());
-        map.bindings.entry(key).or_default().push((ip.clone(), hport));
+        map.bindings
+            .entry(key)
+            .or_default()
+            .push((ip.clone(), hport));
     }
     Ok(())
 }
@@ -209,7 +231,8 @@ pub fn add_port_spec(map: &mut PortMap, raw: &str) -> Result<(), String> {
 /// Adds an `--expose` value (`80`, `8000-8010/udp`) to `map.exposed`.
 pub fn add_expose(map: &mut PortMap, raw: &str) -> Result<(), String> {
     let (ports, proto) = raw.split_once('/').unwrap_or((raw, "tcp"));
-    let (start, end) = parse_port_range(ports).map_err(|e| format!("invalid range format for --expose: {raw}, error: {e}"))?;
+    let (start, end) = parse_port_range(ports)
+        .map_err(|e| format!("invalid range format for --expose: {raw}, error: {e}"))?;
     for p in start..=end {
         map.exposed.insert(format!("{p}/{proto}"), ());
     }
@@ -217,18 +240,36 @@ pub fn add_expose(map: &mut PortMap, raw: &str) -> Result<(), String> {
 }
 
 const ULIMIT_NAMES: &[&str] = &[
-    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
-    "rss", "rtprio", "rttime", "sigpending", "stack",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
 ];
 
 /// Parses `--ulimit name=soft[:hard]` into `{"Name","Soft","Hard"}`.
 pub fn parse_ulimit(s: &str) -> Result<Value, String> {
-    let (name, limits) = s.split_once('=').ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
+    let (name, limits) = s
+        .split_once('=')
+        .ok_or_else(|| format!("invalid ulimit argument: {s}"))?;
     if !ULIMIT_NAMES.contains(&name) {
         return Err(format!("invalid ulimit type: {name}"));
     }
     let vals: Vec<&str> = limits.split(':').collect();
-    let parse = |v: &str| v.parse::<i64>().map_err(|_| format!("strconv.ParseInt: parsing \"{v}\": invalid syntax"));
+    let parse = |v: &str| {
+        v.parse::<i64>()
+            .map_err(|_| format!("strconv.ParseInt: parsing \"{v}\": invalid syntax"))
+    };
     let (soft, hard) = match vals.as_slice() {
         [soft] => {
             let s = parse(soft)?;
@@ -242,7 +283,9 @@ pub fn parse_ulimit(s: &str) -> Result<Value, String> {
         }
     };
     if hard != -1 && soft > hard {
-        return Err(format!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"));
+        return Err(format!(
+            "ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}"
+        ));
     }
     Ok(json!({"Name": name, "Soft": soft, "Hard": hard}))
 }
@@ -256,7 +299,9 @@ pub fn parse_restart(s: &str) -> Result<Value, String> {
     match name {
         "" | "no" | "always" | "unless-stopped" => {
             if count.is_some() {
-                return Err(format!("maximum retry count cannot be used with restart policy '{name}'"));
+                return Err(format!(
+                    "maximum retry count cannot be used with restart policy '{name}'"
+                ));
             }
             let name = if name.is_empty() { "no" } else { name };
             Ok(json!({"Name": name, "MaximumRetryCount": 0}))
@@ -264,10 +309,14 @@ pub fn parse_restart(s: &str) -> Result<Value, String> {
         "on-failure" => {
             let n = match count {
                 None => 0,
-                Some(c) => c.parse::<i64>().map_err(|_| format!("maximum retry count must be an integer: {c}"))?,
+                Some(c) => c
+                    .parse::<i64>()
+                    .map_err(|_| format!("maximum retry count must be an integer: {c}"))?,
             };
             if n < 0 {
-                return Err(format!("invalid restart policy: maximum retry count cannot be negative: {n}"));
+                return Err(format!(
+                    "invalid restart policy: maximum retry count cannot be negative: {n}"
+                ));
             }
             Ok(json!({"Name": "on-failure", "MaximumRetryCount": n}))
         }
@@ -303,7 +352,10 @@ pub fn parse_mount(s: &str) -> Result<Value, String> {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
             None => (field.to_ascii_lowercase(), None),
         };
-        let need = |v: Option<&str>| v.map(str::to_string).ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"));
+        let need = |v: Option<&str>| {
+            v.map(str::to_string)
+                .ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"))
+        };
         match key.as_str() {
             "type" => kind = need(val)?,
             "source" | "src" => {
@@ -322,7 +374,10 @@ pub fn parse_mount(s: &str) -> Result<Value, String> {
                 bind.insert("Propagation".into(), Value::String(need(val)?));
             }
             "bind-nonrecursive" => {
-                bind.insert("NonRecursive".into(), Value::Bool(parse_bool_opt(&key, val)?));
+                bind.insert(
+                    "NonRecursive".into(),
+                    Value::Bool(parse_bool_opt(&key, val)?),
+                );
             }
             "volume-nocopy" => {
                 volume.insert("NoCopy".into(), Value::Bool(parse_bool_opt(&key, val)?));
@@ -344,13 +399,17 @@ pub fn parse_mount(s: &str) -> Result<Value, String> {
             }
             "tmpfs-mode" => {
                 let v = need(val)?;
-                let mode = u32::from_str_radix(&v, 8).map_err(|_| format!("invalid value for {key}: {v}"))?;
+                let mode = u32::from_str_radix(&v, 8)
+                    .map_err(|_| format!("invalid value for {key}: {v}"))?;
                 tmpfs.insert("Mode".into(), Value::from(mode));
             }
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
     }
-    if !matches!(kind.as_str(), "bind" | "volume" | "tmpfs" | "npipe" | "cluster") {
+    if !matches!(
+        kind.as_str(),
+        "bind" | "volume" | "tmpfs" | "npipe" | "cluster"
+    ) {
         return Err(format!("invalid mount type: {kind}"));
     }
     if !m.contains_key("Target") {
@@ -362,7 +421,9 @@ pub fn parse_mount(s: &str) -> Result<Value, String> {
     m.insert("Type".into(), Value::String(kind.clone()));
     if !bind.is_empty() {
         if kind != "bind" {
-            return Err(format!("cannot mix 'bind-*' options with mount type '{kind}'"));
+            return Err(format!(
+                "cannot mix 'bind-*' options with mount type '{kind}'"
+            ));
         }
         m.insert("BindOptions".into(), Value::Object(bind));
     }
@@ -377,13 +438,17 @@ pub fn parse_mount(s: &str) -> Result<Value, String> {
     }
     if !volume.is_empty() {
         if kind != "volume" {
-            return Err(format!("cannot mix 'volume-*' options with mount type '{kind}'"));
+            return Err(format!(
+                "cannot mix 'volume-*' options with mount type '{kind}'"
+            ));
         }
         m.insert("VolumeOptions".into(), Value::Object(volume));
     }
     if !tmpfs.is_empty() {
         if kind != "tmpfs" {
-            return Err(format!("cannot mix 'tmpfs-*' options with mount type '{kind}'"));
+            return Err(format!(
+                "cannot mix 'tmpfs-*' options with mount type '{kind}'"
+            ));
         }
         m.insert("TmpfsOptions".into(), Value::Object(tmpfs));
     }
@@ -428,7 +493,10 @@ pub fn resolve_env(s: &str) -> Result<String, String> {
 
 /// Parses an env file: `K=V` lines, `K` alone taken from the environment (and dropped when
 /// unset), blank lines and `#` comments skipped.
-pub fn parse_env_file(content: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<String>, String> {
+pub fn parse_env_file(
+    content: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (i, raw) in content.lines().enumerate() {
         let line = raw.trim_start();
@@ -443,7 +511,10 @@ pub fn parse_env_file(content: &str, lookup: impl Fn(&str) -> Option<String>) ->
             return Err(format!("no variable name on line '{line}'"));
         }
         if name.contains(char::is_whitespace) {
-            return Err(format!("variable '{name}' contains whitespaces (line {})", i + 1));
+            return Err(format!(
+                "variable '{name}' contains whitespaces (line {})",
+                i + 1
+            ));
         }
         match value {
             Some(v) => out.push(format!("{name}={v}")),
@@ -484,7 +555,10 @@ pub fn parse_kv_map<S: AsRef<str>>(items: &[S], what: &str) -> Result<Map<String
 /// Validates `--add-host host:ip` (or `host=ip`) and returns the `host:ip` form.
 pub fn parse_add_host(s: &str) -> Result<String, String> {
     let bad = || format!("bad format for add-host: \"{s}\"");
-    let (host, ip) = s.split_once('=').or_else(|| s.split_once(':')).ok_or_else(bad)?;
+    let (host, ip) = s
+        .split_once('=')
+        .or_else(|| s.split_once(':'))
+        .ok_or_else(bad)?;
     if host.is_empty() || ip.is_empty() {
         return Err(bad());
     }
@@ -528,13 +602,17 @@ pub fn parse_go_duration(s: &str) -> Result<f64, String> {
     }
     let mut total = 0.0;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
             return Err(err());
         }
         let n: f64 = rest[..num_len].parse().map_err(|_| err())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let mult = match unit {
@@ -571,7 +649,9 @@ pub fn parse_timestamp(value: &str, now_unix: f64) -> Result<String, String> {
         return Ok(value.to_string());
     }
     use chrono::{NaiveDate, NaiveDateTime, TimeZone};
-    let out = |t: chrono::DateTime<chrono::FixedOffset>| format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos());
+    let out = |t: chrono::DateTime<chrono::FixedOffset>| {
+        format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
+    };
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
         return Ok(out(t));
     }
@@ -593,7 +673,9 @@ pub fn parse_timestamp(value: &str, now_unix: f64) -> Result<String, String> {
             return Ok(s);
         }
     }
-    Err(format!("failed to parse value as time or duration: \"{value}\""))
+    Err(format!(
+        "failed to parse value as time or duration: \"{value}\""
+    ))
 }
 
 /// Parses `--tmpfs /path[:opts]` entries into the `Tmpfs` map.
@@ -627,7 +709,11 @@ mod tests {
         assert!(parse_ram("").is_err());
         assert!(parse_ram("1.2.3m").is_err());
         assert_eq!(
-            flag_error("64x", "-m, --memory", &parse_ram("64x").unwrap_err()),
+            flag_error(
+                "64x",
+                "-m, --memory",
+                &parse_ram("64x").expect_err("64x is invalid")
+            ),
             "invalid argument \"64x\" for \"-m, --memory\" flag: invalid suffix: 'x'"
         );
     }
@@ -640,8 +726,14 @@ mod tests {
         assert_eq!(parse_nano_cpus("1/4"), Ok(250_000_000));
         assert_eq!(parse_nano_cpus(".5"), Ok(500_000_000));
         assert_eq!(parse_nano_cpus("1e-3"), Ok(1_000_000));
-        assert_eq!(parse_nano_cpus("0.0000000001"), Err("value is too precise".to_string()));
-        assert_eq!(parse_nano_cpus("abc"), Err("failed to parse abc as a rational number".to_string()));
+        assert_eq!(
+            parse_nano_cpus("0.0000000001"),
+            Err("value is too precise".to_string())
+        );
+        assert_eq!(
+            parse_nano_cpus("abc"),
+            Err("failed to parse abc as a rational number".to_string())
+        );
     }
 
     #[test]
@@ -651,10 +743,19 @@ mod tests {
         add_port_spec(&mut m, "53:53/udp").expect("spec");
         add_port_spec(&mut m, "9000").expect("spec");
         add_port_spec(&mut m, "[::1]:8443:443").expect("spec");
-        assert_eq!(m.bindings["80/tcp"], vec![("127.0.0.1".to_string(), "8081".to_string())]);
-        assert_eq!(m.bindings["53/udp"], vec![(String::new(), "53".to_string())]);
+        assert_eq!(
+            m.bindings["80/tcp"],
+            vec![("127.0.0.1".to_string(), "8081".to_string())]
+        );
+        assert_eq!(
+            m.bindings["53/udp"],
+            vec![(String::new(), "53".to_string())]
+        );
         assert_eq!(m.bindings["9000/tcp"], vec![(String::new(), String::new())]);
-        assert_eq!(m.bindings["443/tcp"], vec![("::1".to_string(), "8443".to_string())]);
+        assert_eq!(
+            m.bindings["443/tcp"],
+            vec![("::1".to_string(), "8443".to_string())]
+        );
         assert_eq!(
             m.exposed_json(),
             serde_json::json!({"443/tcp":{}, "53/udp":{}, "80/tcp":{}, "9000/tcp":{}})
@@ -665,35 +766,74 @@ mod tests {
     fn port_ranges() {
         let mut m = PortMap::default();
         add_port_spec(&mut m, "8000-8001:80-81").expect("spec");
-        assert_eq!(m.bindings["80/tcp"], vec![(String::new(), "8000".to_string())]);
-        assert_eq!(m.bindings["81/tcp"], vec![(String::new(), "8001".to_string())]);
+        assert_eq!(
+            m.bindings["80/tcp"],
+            vec![(String::new(), "8000".to_string())]
+        );
+        assert_eq!(
+            m.bindings["81/tcp"],
+            vec![(String::new(), "8001".to_string())]
+        );
         let mut m = PortMap::default();
         add_port_spec(&mut m, "8000-8010:80").expect("spec");
-        assert_eq!(m.bindings["80/tcp"], vec![(String::new(), "8000-8010".to_string())]);
+        assert_eq!(
+            m.bindings["80/tcp"],
+            vec![(String::new(), "8000-8010".to_string())]
+        );
         let mut m = PortMap::default();
         assert_eq!(
             add_port_spec(&mut m, "8000-8002:80-81"),
-            Err("invalid ranges specified for container and host Ports: 80-81 and 8000-8002".to_string())
+            Err(
+                "invalid ranges specified for container and host Ports: 80-81 and 8000-8002"
+                    .to_string()
+            )
         );
-        assert_eq!(add_port_spec(&mut m, "80/xyz"), Err("invalid proto: xyz".to_string()));
-        assert_eq!(add_port_spec(&mut m, "abc"), Err("invalid containerPort: abc".to_string()));
-        assert_eq!(add_port_spec(&mut m, "x:80"), Err("invalid hostPort: x".to_string()));
-        assert_eq!(add_port_spec(&mut m, "1.2.3:80:80"), Err("invalid IP address: 1.2.3".to_string()));
+        assert_eq!(
+            add_port_spec(&mut m, "80/xyz"),
+            Err("invalid proto: xyz".to_string())
+        );
+        assert_eq!(
+            add_port_spec(&mut m, "abc"),
+            Err("invalid containerPort: abc".to_string())
+        );
+        assert_eq!(
+            add_port_spec(&mut m, "x:80"),
+            Err("invalid hostPort: x".to_string())
+        );
+        assert_eq!(
+            add_port_spec(&mut m, "1.2.3:80:80"),
+            Err("invalid IP address: 1.2.3".to_string())
+        );
     }
 
     #[test]
     fn ulimits() {
-        assert_eq!(parse_ulimit("nofile=1024:2048"), Ok(json!({"Name":"nofile","Soft":1024,"Hard":2048})));
-        assert_eq!(parse_ulimit("nproc=64"), Ok(json!({"Name":"nproc","Soft":64,"Hard":64})));
-        assert_eq!(parse_ulimit("bogus=1"), Err("invalid ulimit type: bogus".to_string()));
+        assert_eq!(
+            parse_ulimit("nofile=1024:2048"),
+            Ok(json!({"Name":"nofile","Soft":1024,"Hard":2048}))
+        );
+        assert_eq!(
+            parse_ulimit("nproc=64"),
+            Ok(json!({"Name":"nproc","Soft":64,"Hard":64}))
+        );
+        assert_eq!(
+            parse_ulimit("bogus=1"),
+            Err("invalid ulimit type: bogus".to_string())
+        );
         assert!(parse_ulimit("nofile=2048:1024").is_err());
         assert!(parse_ulimit("nofile").is_err());
     }
 
     #[test]
     fn restart_policies() {
-        assert_eq!(parse_restart("no"), Ok(json!({"Name":"no","MaximumRetryCount":0})));
-        assert_eq!(parse_restart("on-failure:3"), Ok(json!({"Name":"on-failure","MaximumRetryCount":3})));
+        assert_eq!(
+            parse_restart("no"),
+            Ok(json!({"Name":"no","MaximumRetryCount":0}))
+        );
+        assert_eq!(
+            parse_restart("on-failure:3"),
+            Ok(json!({"Name":"on-failure","MaximumRetryCount":3}))
+        );
         assert!(parse_restart("always:3").is_err());
         assert!(parse_restart("sometimes").is_err());
     }
@@ -708,7 +848,10 @@ mod tests {
             parse_mount("type=tmpfs,dst=/t,tmpfs-size=64m"),
             Ok(json!({"Type":"tmpfs","Target":"/t","TmpfsOptions":{"SizeBytes":67108864}}))
         );
-        assert_eq!(parse_mount("src=v1,dst=/data"), Ok(json!({"Type":"volume","Source":"v1","Target":"/data"})));
+        assert_eq!(
+            parse_mount("src=v1,dst=/data"),
+            Ok(json!({"Type":"volume","Source":"v1","Target":"/data"}))
+        );
         assert!(parse_mount("type=bind,target=/b").is_err());
         assert!(parse_mount("type=volume,source=x").is_err());
     }
@@ -716,7 +859,8 @@ mod tests {
     #[test]
     fn env_files_and_envs() {
         let lookup = |k: &str| (k == "HOME_X").then(|| "/root".to_string());
-        let got = parse_env_file("# c\nA=1\n\n  B=two words\nHOME_X\nMISSING\n", lookup).expect("parse");
+        let got =
+            parse_env_file("# c\nA=1\n\n  B=two words\nHOME_X\nMISSING\n", lookup).expect("parse");
         assert_eq!(got, vec!["A=1", "B=two words", "HOME_X=/root"]);
         assert!(parse_env_file("BAD NAME=1", lookup).is_err());
         assert_eq!(resolve_env("A=b"), Ok("A=b".to_string()));
@@ -726,7 +870,10 @@ mod tests {
     #[test]
     fn filters_map_form() {
         let f = parse_filters(&["status=exited", "label=a=b", "status=created"]).expect("filters");
-        assert_eq!(f, json!({"status":{"exited":true,"created":true},"label":{"a=b":true}}));
+        assert_eq!(
+            f,
+            json!({"status":{"exited":true,"created":true},"label":{"a=b":true}})
+        );
         assert!(parse_filters(&["nokey"]).is_err());
     }
 
@@ -737,9 +884,18 @@ mod tests {
         assert!(parse_go_duration("10").is_err());
         assert!(parse_go_duration("10x").is_err());
         assert_eq!(parse_timestamp("10m", 1000.0), Ok("400".to_string()));
-        assert_eq!(parse_timestamp("1700000000", 0.0), Ok("1700000000".to_string()));
-        assert_eq!(parse_timestamp("1700000000.5", 0.0), Ok("1700000000.5".to_string()));
-        assert_eq!(parse_timestamp("2023-11-14T22:13:20Z", 0.0), Ok("1700000000.000000000".to_string()));
+        assert_eq!(
+            parse_timestamp("1700000000", 0.0),
+            Ok("1700000000".to_string())
+        );
+        assert_eq!(
+            parse_timestamp("1700000000.5", 0.0),
+            Ok("1700000000.5".to_string())
+        );
+        assert_eq!(
+            parse_timestamp("2023-11-14T22:13:20Z", 0.0),
+            Ok("1700000000.000000000".to_string())
+        );
         assert!(parse_timestamp("garbage", 0.0).is_err());
     }
 
@@ -751,7 +907,9 @@ mod tests {
         assert!(parse_add_host("db:notanip").is_err());
         assert_eq!(
             parse_device("/dev/fuse"),
-            Ok(json!({"PathOnHost":"/dev/fuse","PathInContainer":"/dev/fuse","CgroupPermissions":"rwm"}))
+            Ok(
+                json!({"PathOnHost":"/dev/fuse","PathInContainer":"/dev/fuse","CgroupPermissions":"rwm"})
+            )
         );
         assert_eq!(parse_tmpfs(&["/run:rw,size=64m", "/tmp"]), {
             let mut m = Map::new();

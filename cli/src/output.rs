@@ -99,18 +99,31 @@ pub fn render_each(format: &str, items: &[Value]) -> Result<String> {
 mod tests {
     use super::*;
 
-    const HEADERS: &[(&str, &str)] = &[("ID", "NETWORK ID"), ("Name", "NAME"), ("Driver", "DRIVER")];
+    const HEADERS: &[(&str, &str)] =
+        &[("ID", "NETWORK ID"), ("Name", "NAME"), ("Driver", "DRIVER")];
 
     fn rows() -> Vec<Value> {
         vec![
-            row(vec![("ID", "83ae6cb057a5"), ("Name", "bridge"), ("Driver", "bridge")]),
-            row(vec![("ID", "697e3d89d87d"), ("Name", "none"), ("Driver", "null")]),
+            row(vec![
+                ("ID", "83ae6cb057a5"),
+                ("Name", "bridge"),
+                ("Driver", "bridge"),
+            ]),
+            row(vec![
+                ("ID", "697e3d89d87d"),
+                ("Name", "none"),
+                ("Driver", "null"),
+            ]),
         ]
     }
 
     #[test]
     fn default_table() {
-        let f = ListFormat { format: None, default_table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}", headers: HEADERS };
+        let f = ListFormat {
+            format: None,
+            default_table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}",
+            headers: HEADERS,
+        };
         assert_eq!(
             f.render(&rows()).expect("render"),
             "NETWORK ID     NAME      DRIVER\n83ae6cb057a5   bridge    bridge\n697e3d89d87d   none      null\n"
@@ -119,7 +132,11 @@ mod tests {
 
     #[test]
     fn custom_table_with_escaped_tab() {
-        let f = ListFormat { format: Some("table {{.Name}}\\t{{.ID}}"), default_table: "", headers: HEADERS };
+        let f = ListFormat {
+            format: Some("table {{.Name}}\\t{{.ID}}"),
+            default_table: "",
+            headers: HEADERS,
+        };
         assert_eq!(
             f.render(&rows()).expect("render"),
             "NAME      NETWORK ID\nbridge    83ae6cb057a5\nnone      697e3d89d87d\n"
@@ -128,9 +145,17 @@ mod tests {
 
     #[test]
     fn raw_and_json() {
-        let f = ListFormat { format: Some("{{.Name}}"), default_table: "", headers: HEADERS };
+        let f = ListFormat {
+            format: Some("{{.Name}}"),
+            default_table: "",
+            headers: HEADERS,
+        };
         assert_eq!(f.render(&rows()).expect("render"), "bridge\nnone\n");
-        let j = ListFormat { format: Some("json"), default_table: "", headers: HEADERS };
+        let j = ListFormat {
+            format: Some("json"),
+            default_table: "",
+            headers: HEADERS,
+        };
         assert_eq!(
             j.render(&rows()[..1]).expect("render"),
             "{\"Driver\":\"bridge\",\"ID\":\"83ae6cb057a5\",\"Name\":\"bridge\"}\n"
@@ -139,7 +164,11 @@ mod tests {
 
     #[test]
     fn empty_table_still_has_header() {
-        let f = ListFormat { format: None, default_table: "table {{.ID}}\t{{.Name}}", headers: HEADERS };
+        let f = ListFormat {
+            format: None,
+            default_table: "table {{.ID}}\t{{.Name}}",
+            headers: HEADERS,
+        };
         assert_eq!(f.render(&[]).expect("render"), "NETWORK ID   NAME\n");
     }
 }

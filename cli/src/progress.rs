@@ -23,7 +23,12 @@ pub struct ProgressDisplay<'a> {
 
 impl<'a> ProgressDisplay<'a> {
     pub fn new(out: &'a mut dyn Write, tty: bool, width: u16) -> ProgressDisplay<'a> {
-        ProgressDisplay { out, tty, width, ids: HashMap::new() }
+        ProgressDisplay {
+            out,
+            tty,
+            width,
+            ids: HashMap::new(),
+        }
     }
 
     /// Shows one message; returns the stream's error if the message carries one.
@@ -66,7 +71,11 @@ impl<'a> ProgressDisplay<'a> {
     }
 
     fn display(&mut self, msg: &Value, has_progress: bool) -> Result<()> {
-        let progress = if has_progress { progress_string(msg, self.width) } else { String::new() };
+        let progress = if has_progress {
+            progress_string(msg, self.width)
+        } else {
+            String::new()
+        };
         let stream = msg["stream"].as_str().unwrap_or("");
         let mut endl = "";
         if self.tty && stream.is_empty() && has_progress {
@@ -115,14 +124,22 @@ pub fn progress_string(msg: &Value, width: u16) -> String {
     }
     let percentage = (((current as f64 / total as f64) * 100.0) as i64 / 2).clamp(0, 50) as usize;
     let bar = if width > 110 {
-        format!("[{}>{}] ", "=".repeat(percentage), " ".repeat(50 - percentage))
+        format!(
+            "[{}>{}] ",
+            "=".repeat(percentage),
+            " ".repeat(50 - percentage)
+        )
     } else {
         String::new()
     };
     let numbers = if current > total {
         format!("{:>8}", human_size(current as f64))
     } else {
-        format!("{:>8}/{}", human_size(current as f64), human_size(total as f64))
+        format!(
+            "{:>8}/{}",
+            human_size(current as f64),
+            human_size(total as f64)
+        )
     };
     format!("{bar}{numbers}")
 }
@@ -179,7 +196,10 @@ mod tests {
         ];
         let (out, res) = run(false, &msgs);
         assert!(res.is_ok());
-        assert_eq!(out, "1: Pulling from bb\n8dcdbeca1b91: Pull complete\nDigest: sha256:abc\n");
+        assert_eq!(
+            out,
+            "1: Pulling from bb\n8dcdbeca1b91: Pull complete\nDigest: sha256:abc\n"
+        );
     }
 
     #[test]
@@ -197,10 +217,16 @@ mod tests {
 
     #[test]
     fn stream_and_errors() {
-        let (out, res) = run(false, &[json!({"stream": "Loaded image: busybox:latest\n"})]);
+        let (out, res) = run(
+            false,
+            &[json!({"stream": "Loaded image: busybox:latest\n"})],
+        );
         assert_eq!(out, "Loaded image: busybox:latest\n");
         assert!(res.is_ok());
-        let (_, res) = run(false, &[json!({"errorDetail": {"message": "boom"}, "error": "boom"})]);
+        let (_, res) = run(
+            false,
+            &[json!({"errorDetail": {"message": "boom"}, "error": "boom"})],
+        );
         assert_eq!(res.expect_err("error").to_string(), "boom");
     }
 
@@ -208,7 +234,10 @@ mod tests {
     fn bar_on_wide_terminals() {
         let m = json!({"progressDetail": {"current": 50, "total": 100}});
         let s = progress_string(&m, 120);
-        assert!(s.starts_with("[=========================>                         ] "), "{s}");
+        assert!(
+            s.starts_with("[=========================>                         ] "),
+            "{s}"
+        );
         assert_eq!(progress_string(&m, 80), "     50B/100B");
     }
 }

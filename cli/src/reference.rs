@@ -22,7 +22,11 @@ impl ImageRef {
             Some(i) => (&name[..slash + i], Some(name[slash + i + 1..].to_string())),
             None => (name, None),
         };
-        ImageRef { repo: repo.to_string(), tag, digest }
+        ImageRef {
+            repo: repo.to_string(),
+            tag,
+            digest,
+        }
     }
 
     /// The tag, or `latest` when neither tag nor digest was given.
@@ -52,7 +56,9 @@ impl ImageRef {
     /// The registry host, or `docker.io` for Docker Hub names.
     pub fn registry(&self) -> String {
         match self.repo.split_once('/') {
-            Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            Some((first, _))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
                 first.to_string()
             }
             _ => "docker.io".to_string(),
@@ -71,7 +77,12 @@ impl ImageRef {
         } else {
             self.repo.clone()
         };
-        ImageRef { repo, tag: self.tag.clone(), digest: self.digest.clone() }.familiar()
+        ImageRef {
+            repo,
+            tag: self.tag.clone(),
+            digest: self.digest.clone(),
+        }
+        .familiar()
     }
 
     /// The repository as docker shows it (`docker.io/library/x` → `x`).
@@ -110,6 +121,9 @@ mod tests {
         assert_eq!(r.tag_or_latest(), None);
         assert_eq!(r.familiar(), "user/app@sha256:abc");
         assert_eq!(r.canonical(), "docker.io/user/app@sha256:abc");
-        assert_eq!(ImageRef::parse("docker.io/library/alpine:3").familiar_repo(), "alpine");
+        assert_eq!(
+            ImageRef::parse("docker.io/library/alpine:3").familiar_repo(),
+            "alpine"
+        );
     }
 }

@@ -130,6 +130,30 @@ impl JsonStream {
         }
     }
 
+    /// The raw bytes of the next complete value (for order-preserving decoding), `None` when
+    /// more input is needed.
+    pub fn next_raw(&mut self) -> Result<Option<Vec<u8>>> {
+        let mut iter =
+            serde_json::Deserializer::from_slice(&self.buf).into_iter::<serde::de::IgnoredAny>();
+        match iter.next() {
+            Some(Ok(_)) => {
+                let used = iter.byte_offset();
+                let raw: Vec<u8> = self.buf.drain(..used).collect();
+                let start = raw
+                    .iter()
+                    .position(|b| !b.is_ascii_whitespace())
+                    .unwrap_or(raw.len());
+                Ok(Some(raw[start..].to_vec()))
+            }
+            Some(Err(e)) if e.is_eof() => Ok(None),
+            Some(Err(e)) => bail!("invalid JSON in stream: {e}"),
+            None => {
+                self.buf.clear();
+                Ok(None)
+            }
+        }
+    }
+
     /// Whether only whitespace is left.
     pub fn is_empty(&self) -> bool {
         self.buf.iter().all(|b| b.is_ascii_whitespace())
@@ -147,10 +171,16 @@ mod tests {
         d.push(&wire[..5]);
         assert_eq!(d.next_frame().expect("frame"), None);
         d.push(&wire[5..12]);
-        assert_eq!(d.next_frame().expect("frame"), Some((StreamKind::Stdout, Bytes::from_static(b"hi\n"))));
+        assert_eq!(
+            d.next_frame().expect("frame"),
+            Some((StreamKind::Stdout, Bytes::from_static(b"hi\n")))
+        );
         assert_eq!(d.next_frame().expect("frame"), None);
         d.push(&wire[12..]);
-        assert_eq!(d.next_frame().expect("frame"), Some((StreamKind::Stderr, Bytes::from_static(b"err\n"))));
+        assert_eq!(
+            d.next_frame().expect("frame"),
+            Some((StreamKind::Stderr, Bytes::from_static(b"err\n")))
+        );
         assert_eq!(d.pending(), 0);
     }
 
@@ -165,7 +195,10 @@ mod tests {
     fn demux_zero_length_frame() {
         let mut d = Demuxer::new();
         d.push(b"\x01\x00\x00\x00\x00\x00\x00\x00");
-        assert_eq!(d.next_frame().expect("frame"), Some((StreamKind::Stdout, Bytes::new())));
+        assert_eq!(
+            d.next_frame().expect("frame"),
+            Some((StreamKind::Stdout, Bytes::new()))
+        );
     }
 
     #[tokio::test]
@@ -174,11 +207,15 @@ mod tests {
         let mut src = wire;
         let mut out = Vec::new();
         let mut err = Vec::new();
-        demux_copy(&mut src, &mut out, &mut err).await.expect("copy");
+        demux_copy(&mut src, &mut out, &mut err)
+            .await
+            .expect("copy");
         assert_eq!(out, b"out");
         assert_eq!(err, b"err");
         let mut src: &[u8] = b"\x03\x00\x00\x00\x00\x00\x00\x04boom";
-        let e = demux_copy(&mut src, &mut out, &mut err).await.expect_err("system error");
+        let e = demux_copy(&mut src, &mut out, &mut err)
+            .await
+            .expect_err("system error");
         assert_eq!(e.to_string(), "boom");
     }
 
@@ -187,14 +224,30 @@ mod tests {
         let mut s = JsonStream::new();
         s.push(br#"{"status":"a"}"#);
         s.push(b"\n{\"stat");
-        assert_eq!(s.next_value().expect("json"), Some(serde_json::json!({"status":"a"})));
+        assert_eq!(
+            s.next_value().expect("json"),
+            Some(serde_json::json!({"status":"a"}))
+        );
         assert_eq!(s.next_value().expect("json"), None);
         s.push(b"us\":\"b\"}{\"x\":1}\r\n");
-        assert_eq!(s.next_value().expect("json"), Some(serde_json::json!({"status":"b"})));
-        assert_eq!(s.next_value().expect("json"), Some(serde_json::json!({"x":1})));
+        assert_eq!(
+            s.next_value().expect("json"),
+            Some(serde_json::json!({"status":"b"}))
+        );
+        assert_eq!(
+            s.next_value().expect("json"),
+            Some(serde_json::json!({"x":1}))
+        );
         assert_eq!(s.next_value().expect("json"), None);
         assert!(s.is_empty());
         s.push(b"{oops}");
         assert!(s.next_value().is_err());
+        let mut s = JsonStream::new();
+        s.push(b" {\"b\":1,\"a\":2}\n{\"c\"");
+        assert_eq!(
+            s.next_raw().expect("raw"),
+            Some(b"{\"b\":1,\"a\":2}".to_vec())
+        );
+        assert_eq!(s.next_raw().expect("raw"), None);
     }
 }

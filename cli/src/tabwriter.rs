@@ -18,7 +18,11 @@ impl TabWriter {
     }
 
     pub fn new(minwidth: usize, padding: usize) -> TabWriter {
-        TabWriter { minwidth, padding, buf: String::new() }
+        TabWriter {
+            minwidth,
+            padding,
+            buf: String::new(),
+        }
     }
 
     pub fn write_str(&mut self, s: &str) {
@@ -35,7 +39,11 @@ impl TabWriter {
     /// The aligned text.
     pub fn finish(self) -> String {
         let ends_with_newline = self.buf.ends_with('\n');
-        let body = if ends_with_newline { &self.buf[..self.buf.len() - 1] } else { &self.buf[..] };
+        let body = if ends_with_newline {
+            &self.buf[..self.buf.len() - 1]
+        } else {
+            &self.buf[..]
+        };
         let lines: Vec<Vec<&str>> = body.split('\n').map(|l| l.split('\t').collect()).collect();
         let mut widths: Vec<Vec<usize>> = vec![Vec::new(); lines.len()];
         let mut stack = Vec::new();

@@ -27,7 +27,12 @@ pub fn stderr_is_tty() -> bool {
 
 /// The window size of the terminal on `fd` as `(rows, cols)`, if it is one.
 pub fn size(fd: i32) -> Option<(u16, u16)> {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCGWINSZ writes one `winsize` into the pointer we pass, which is valid and
     // properly aligned for the duration of the call.
     let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };

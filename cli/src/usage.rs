@@ -107,9 +107,17 @@ fn usage_of(cmd: &Command, path: &str) -> String {
     let positionals: Vec<String> = cmd
         .get_positionals()
         .map(|a| {
-            let name = a.get_value_names().and_then(|v| v.first()).map(|s| s.to_string()).unwrap_or_else(|| a.get_id().to_string().to_uppercase());
+            let name = a
+                .get_value_names()
+                .and_then(|v| v.first())
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| a.get_id().to_string().to_uppercase());
             let many = a.get_num_args().is_some_and(|n| n.max_values() > 1);
-            let text = if many && !name.contains(' ') { format!("{name} [{name}...]") } else { name };
+            let text = if many && !name.contains(' ') {
+                format!("{name} [{name}...]")
+            } else {
+                name
+            };
             if a.is_required_set() || text.starts_with('[') {
                 text
             } else {
@@ -117,7 +125,9 @@ fn usage_of(cmd: &Command, path: &str) -> String {
             }
         })
         .collect();
-    let has_options = cmd.get_arguments().any(|a| !a.is_positional() && a.get_id() != "help" && !a.is_hide_set());
+    let has_options = cmd
+        .get_arguments()
+        .any(|a| !a.is_positional() && a.get_id() != "help" && !a.is_hide_set());
     let mut parts = vec![path.to_string()];
     if has_options {
         parts.push("[OPTIONS]".to_string());
@@ -135,7 +145,9 @@ fn arity(cmd: &Command) -> (usize, Option<usize>) {
     let mut max = Some(0usize);
     for a in cmd.get_positionals() {
         let range = a.get_num_args();
-        let (lo, hi) = range.map(|r| (r.min_values(), r.max_values())).unwrap_or((1, 1));
+        let (lo, hi) = range
+            .map(|r| (r.min_values(), r.max_values()))
+            .unwrap_or((1, 1));
         if a.is_required_set() {
             min += lo.max(1);
         }
@@ -167,7 +179,8 @@ fn context_str(e: &clap::Error, kind: ContextKind) -> Option<String> {
 fn flag_label(cmd: &Command, clap_arg: &str) -> String {
     let token = clap_arg.split([' ', '=']).next().unwrap_or("");
     let found = cmd.get_arguments().find(|a| {
-        a.get_long().is_some_and(|l| token == format!("--{l}")) || a.get_short().is_some_and(|s| token == format!("-{s}"))
+        a.get_long().is_some_and(|l| token == format!("--{l}"))
+            || a.get_short().is_some_and(|s| token == format!("-{s}"))
     });
     match found {
         Some(a) => match (a.get_short(), a.get_long()) {
@@ -198,12 +211,18 @@ pub fn render_clap_error(e: &clap::Error, argv: &[String]) -> (String, i32) {
     let root = Cli::command();
     let names = subcommand_names(&root, argv);
     let cmd = find(&root, &names);
-    let path = std::iter::once("berth".to_string()).chain(names.iter().cloned()).collect::<Vec<_>>().join(" ");
+    let path = std::iter::once("berth".to_string())
+        .chain(names.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
     let usage = usage_of(cmd, &path);
     let rendered = e.render().to_string();
     let arg = context_str(e, ContextKind::InvalidArg).unwrap_or_default();
     let with_usage = |msg: String, code: i32, hint: &str| {
-        (format!("{msg}\n\nUsage:  {usage}\n\n{hint} '{path} --help' for more information"), code)
+        (
+            format!("{msg}\n\nUsage:  {usage}\n\n{hint} '{path} --help' for more information"),
+            code,
+        )
     };
     match e.kind() {
         ErrorKind::UnknownArgument => {
@@ -212,7 +231,11 @@ pub fn render_clap_error(e: &clap::Error, argv: &[String]) -> (String, i32) {
                 with_usage(format!("unknown flag: {flag}"), 125, "Run")
             } else if let Some(short) = flag.strip_prefix('-') {
                 let c = short.chars().next().unwrap_or('?');
-                with_usage(format!("unknown shorthand flag: '{c}' in {flag}"), 125, "Run")
+                with_usage(
+                    format!("unknown shorthand flag: '{c}' in {flag}"),
+                    125,
+                    "Run",
+                )
             } else {
                 unknown_command(&path, &flag, names.is_empty(), &usage)
             }
@@ -221,29 +244,57 @@ pub fn render_clap_error(e: &clap::Error, argv: &[String]) -> (String, i32) {
             let sub = context_str(e, ContextKind::InvalidSubcommand).unwrap_or_default();
             unknown_command(&path, &sub, names.is_empty(), &usage)
         }
-        ErrorKind::MissingRequiredArgument | ErrorKind::TooFewValues | ErrorKind::WrongNumberOfValues | ErrorKind::TooManyValues => {
-            match arity(cmd) {
-                (min, Some(max)) if min == max => with_usage(format!("berth: '{path}' requires {min} {}", plural(min)), 1, "Run"),
-                (min, Some(max)) => with_usage(
-                    format!("berth: '{path}' requires at least {min} and at most {max} {}", plural(max)),
-                    1,
-                    "Run",
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::TooFewValues
+        | ErrorKind::WrongNumberOfValues
+        | ErrorKind::TooManyValues => match arity(cmd) {
+            (min, Some(max)) if min == max => with_usage(
+                format!("berth: '{path}' requires {min} {}", plural(min)),
+                1,
+                "Run",
+            ),
+            (min, Some(max)) => with_usage(
+                format!(
+                    "berth: '{path}' requires at least {min} and at most {max} {}",
+                    plural(max)
                 ),
-                (min, None) => with_usage(format!("berth: '{path}' requires at least {min} {}", plural(min)), 1, "See"),
-            }
-        }
+                1,
+                "Run",
+            ),
+            (min, None) => with_usage(
+                format!("berth: '{path}' requires at least {min} {}", plural(min)),
+                1,
+                "See",
+            ),
+        },
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
             let label = flag_label(cmd, &arg);
             let value = context_str(e, ContextKind::InvalidValue).unwrap_or_default();
             if value.is_empty() && e.kind() == ErrorKind::InvalidValue {
-                with_usage(format!("flag needs an argument: {}", label.rsplit(' ').next().unwrap_or(&label)), 125, "Run")
+                with_usage(
+                    format!(
+                        "flag needs an argument: {}",
+                        label.rsplit(' ').next().unwrap_or(&label)
+                    ),
+                    125,
+                    "Run",
+                )
             } else {
-                let reason = std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_else(|| first_line(&rendered));
-                with_usage(format!("invalid argument \"{value}\" for \"{label}\" flag: {}", go_reason(&reason, &value)), 125, "Run")
+                let reason = std::error::Error::source(e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| first_line(&rendered));
+                with_usage(
+                    format!(
+                        "invalid argument \"{value}\" for \"{label}\" flag: {}",
+                        go_reason(&reason, &value)
+                    ),
+                    125,
+                    "Run",
+                )
             }
         }
         ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            (format!("{rendered}"), 0)
+            (rendered.clone(), 0)
         }
         _ => with_usage(first_line(&rendered), 125, "Run"),
     }
@@ -251,15 +302,29 @@ pub fn render_clap_error(e: &clap::Error, argv: &[String]) -> (String, i32) {
 
 fn unknown_command(path: &str, name: &str, top_level: bool, usage: &str) -> (String, i32) {
     if top_level {
-        (format!("berth: unknown command: {path} {name}\n\nRun '{path} --help' for more information"), 1)
+        (
+            format!(
+                "berth: unknown command: {path} {name}\n\nRun '{path} --help' for more information"
+            ),
+            1,
+        )
     } else {
-        let group = usage.split(" [OPTIONS]").next().unwrap_or(path).trim_end_matches(" COMMAND");
+        let group = usage
+            .split(" [OPTIONS]")
+            .next()
+            .unwrap_or(path)
+            .trim_end_matches(" COMMAND");
         (format!("berth: unknown command: {path} {name}\n\nUsage:  {group}\n\nRun '{path} --help' for more information"), 1)
     }
 }
 
 fn first_line(rendered: &str) -> String {
-    rendered.lines().next().unwrap_or("").trim_start_matches("error: ").to_string()
+    rendered
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -274,8 +339,14 @@ mod tests {
 
     #[test]
     fn usage_lines() {
-        assert_eq!(docker_usage("berth stop [OPTIONS] <CONTAINER>..."), "berth stop [OPTIONS] CONTAINER [CONTAINER...]");
-        assert_eq!(docker_usage("berth run [OPTIONS] <IMAGE [COMMAND] [ARG...]>..."), "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]");
+        assert_eq!(
+            docker_usage("berth stop [OPTIONS] <CONTAINER>..."),
+            "berth stop [OPTIONS] CONTAINER [CONTAINER...]"
+        );
+        assert_eq!(
+            docker_usage("berth run [OPTIONS] <IMAGE [COMMAND] [ARG...]>..."),
+            "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+        );
         assert_eq!(docker_usage("berth ps [OPTIONS]"), "berth ps [OPTIONS]");
     }
 
@@ -289,7 +360,10 @@ mod tests {
             )
         );
         let (text, code) = err(&["berth", "run", "-Z", "busybox"]);
-        assert!(text.starts_with("unknown shorthand flag: 'Z' in -Z\n"), "{text}");
+        assert!(
+            text.starts_with("unknown shorthand flag: 'Z' in -Z\n"),
+            "{text}"
+        );
         assert_eq!(code, 125);
         assert_eq!(
             err(&["berth", "stop"]),
@@ -309,15 +383,25 @@ mod tests {
                 1
             )
         );
-        assert_eq!(err(&["berth", "port"]).0.lines().next(), Some("berth: 'berth port' requires at least 1 and at most 2 arguments"));
+        assert_eq!(
+            err(&["berth", "port"]).0.lines().next(),
+            Some("berth: 'berth port' requires at least 1 and at most 2 arguments")
+        );
         assert_eq!(
             err(&["berth", "ps", "-n", "x"]).0.lines().next(),
             Some("invalid argument \"x\" for \"-n, --last\" flag: strconv.ParseInt: parsing \"x\": invalid syntax")
         );
-        assert_eq!(err(&["berth", "run", "--memory"]).0.lines().next(), Some("flag needs an argument: --memory"));
+        assert_eq!(
+            err(&["berth", "run", "--memory"]).0.lines().next(),
+            Some("flag needs an argument: --memory")
+        );
         assert_eq!(
             err(&["berth", "bogus"]),
-            ("berth: unknown command: berth bogus\n\nRun 'berth --help' for more information".to_string(), 1)
+            (
+                "berth: unknown command: berth bogus\n\nRun 'berth --help' for more information"
+                    .to_string(),
+                1
+            )
         );
     }
 }

@@ -464,6 +464,18 @@ impl Loop {
     }
 
     fn finish(&mut self, runtime: &Runtime) {
+        // A waiter whose `wait` line arrived but was not read yet still gets its answer.
+        for c in &mut self.conns {
+            if c.kind == Kind::Command {
+                let mut buf = [0u8; 64];
+                if let Ok(n) = c.sock.read(&mut buf) {
+                    c.inbuf.extend_from_slice(&buf[..n]);
+                }
+                if c.inbuf.starts_with(b"wait") {
+                    c.kind = Kind::Waiter;
+                }
+            }
+        }
         let (code, at) = self.exit.unwrap_or((137, logfile::now()));
         let _ = crate::write_file_atomic(&self.state.join("exit"), format!("{code} {at}\n").as_bytes());
         let msg = format!("exit {code} {at}\n");

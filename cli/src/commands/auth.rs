@@ -48,7 +48,11 @@ fn save(v: &Value) -> Result<()> {
 pub fn server_key(registry: &str) -> String {
     match registry {
         "" | "docker.io" | "index.docker.io" | "registry-1.docker.io" => DEFAULT_SERVER.to_string(),
-        other => other.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_string(),
+        other => other
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
     }
 }
 
@@ -60,7 +64,11 @@ pub fn registry_auth(registry: &str) -> String {
     let Some(encoded) = entry["auth"].as_str() else {
         return URL_SAFE.encode("{}");
     };
-    let decoded = STANDARD.decode(encoded).ok().and_then(|b| String::from_utf8(b).ok()).unwrap_or_default();
+    let decoded = STANDARD
+        .decode(encoded)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
     let (user, pass) = decoded.split_once(':').unwrap_or((&decoded, ""));
     URL_SAFE.encode(json!({"username": user, "password": pass, "serveraddress": key}).to_string())
 }
@@ -85,9 +93,16 @@ pub struct LoginArgs {
 fn prompt(text: &str, echo: bool) -> Result<String> {
     eprint!("{text}");
     let _ = std::io::stderr().flush();
-    let raw = if echo { None } else { crate::tty::NoEcho::enter() };
+    let raw = if echo {
+        None
+    } else {
+        crate::tty::NoEcho::enter()
+    };
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading from stdin")?;
     if raw.is_some() {
         eprintln!();
     }
@@ -116,7 +131,10 @@ pub async fn login(client: &Client, args: LoginArgs) -> Result<()> {
     }
     let password = if args.password_stdin {
         let mut s = String::new();
-        std::io::stdin().lock().read_line(&mut s).context("reading password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut s)
+            .context("reading password from stdin")?;
         s.trim_end_matches(['\n', '\r']).to_string()
     } else {
         match args.password {
@@ -135,7 +153,10 @@ pub async fn login(client: &Client, args: LoginArgs) -> Result<()> {
         .map(|o| o.entry("auths").or_insert_with(|| json!({})));
     if let Some(Value::Object(auths)) = auths {
         let mut entry = Map::new();
-        entry.insert("auth".into(), Value::String(STANDARD.encode(format!("{username}:{password}"))));
+        entry.insert(
+            "auth".into(),
+            Value::String(STANDARD.encode(format!("{username}:{password}"))),
+        );
         auths.insert(server, Value::Object(entry));
     }
     save(&cfg)?;
@@ -154,7 +175,10 @@ pub struct LogoutArgs {
 pub fn logout(args: LogoutArgs) -> Result<()> {
     let server = server_key(args.server.as_deref().unwrap_or(""));
     let mut cfg = load();
-    let removed = cfg["auths"].as_object_mut().and_then(|a| a.remove(&server)).is_some();
+    let removed = cfg["auths"]
+        .as_object_mut()
+        .and_then(|a| a.remove(&server))
+        .is_some();
     if !removed {
         println!("Not logged in to {server}");
         return Ok(());

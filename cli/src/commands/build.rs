@@ -155,7 +155,9 @@ fn glob_at(p: &[char], t: &[char]) -> bool {
         Some('*') => (0..=t.len()).any(|i| glob_at(&p[1..], &t[i..])),
         Some('?') => !t.is_empty() && glob_at(&p[1..], &t[1..]),
         Some('[') => {
-            let Some(end) = p.iter().position(|c| *c == ']') else { return false };
+            let Some(end) = p.iter().position(|c| *c == ']') else {
+                return false;
+            };
             if t.is_empty() {
                 return false;
             }
@@ -184,7 +186,12 @@ fn glob_at(p: &[char], t: &[char]) -> bool {
 
 /// Packs `dir` into a tar, skipping excluded paths but always keeping the Dockerfile and
 /// `.dockerignore`. An outside Dockerfile is added under `extra_name`.
-fn pack_context(dir: &Path, rules: &IgnoreRules, keep: &[String], extra: Option<(&str, &[u8])>) -> Result<Vec<u8>> {
+fn pack_context(
+    dir: &Path,
+    rules: &IgnoreRules,
+    keep: &[String],
+    extra: Option<(&str, &[u8])>,
+) -> Result<Vec<u8>> {
     let mut b = tar::Builder::new(Vec::new());
     b.follow_symlinks(false);
     let mut stack = vec![PathBuf::new()];
@@ -198,8 +205,10 @@ fn pack_context(dir: &Path, rules: &IgnoreRules, keep: &[String], extra: Option<
         for e in entries {
             let rel = rel_dir.join(e.file_name());
             let rel_s = rel.to_string_lossy().replace('\\', "/");
-            let ft = e.file_type().with_context(|| format!("stat {}", e.path().display()))?;
-            let keep_it = keep.iter().any(|k| *k == rel_s);
+            let ft = e
+                .file_type()
+                .with_context(|| format!("stat {}", e.path().display()))?;
+            let keep_it = keep.contains(&rel_s);
             if rules.excluded(&rel_s) && !keep_it {
                 // An excluded directory may still hold re-included files.
                 if ft.is_dir() && rules.rules.iter().any(|r| r.negate) {
@@ -208,10 +217,12 @@ fn pack_context(dir: &Path, rules: &IgnoreRules, keep: &[String], extra: Option<
                 continue;
             }
             if ft.is_dir() {
-                b.append_dir(&rel, e.path()).with_context(|| format!("archiving {}", e.path().display()))?;
+                b.append_dir(&rel, e.path())
+                    .with_context(|| format!("archiving {}", e.path().display()))?;
                 stack.push(rel);
             } else {
-                b.append_path_with_name(e.path(), &rel).with_context(|| format!("archiving {}", e.path().display()))?;
+                b.append_path_with_name(e.path(), &rel)
+                    .with_context(|| format!("archiving {}", e.path().display()))?;
             }
         }
     }
@@ -220,7 +231,8 @@ fn pack_context(dir: &Path, rules: &IgnoreRules, keep: &[String], extra: Option<
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        b.append_data(&mut h, name, data).context("archiving Dockerfile")?;
+        b.append_data(&mut h, name, data)
+            .context("archiving Dockerfile")?;
     }
     b.into_inner().context("finishing context archive")
 }
@@ -234,7 +246,9 @@ fn json_map(items: &[String]) -> Map<String, Value> {
             }
             None => {
                 // `--build-arg NAME` takes the value from the environment, else null.
-                let v = std::env::var(item).map(Value::String).unwrap_or(Value::Null);
+                let v = std::env::var(item)
+                    .map(Value::String)
+                    .unwrap_or(Value::Null);
                 m.insert(item.to_string(), v);
             }
         }
@@ -245,14 +259,26 @@ fn json_map(items: &[String]) -> Map<String, Value> {
 pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
     let (context, dockerfile) = if args.context == "-" {
         let mut data = Vec::new();
-        std::io::stdin().read_to_end(&mut data).context("reading build context from stdin")?;
-        (data, args.file.clone().unwrap_or_else(|| "Dockerfile".to_string()))
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .context("reading build context from stdin")?;
+        (
+            data,
+            args.file
+                .clone()
+                .unwrap_or_else(|| "Dockerfile".to_string()),
+        )
     } else {
         let dir = PathBuf::from(&args.context);
         if !dir.is_dir() {
-            bail!("unable to prepare context: path {:?} not found", args.context);
+            bail!(
+                "unable to prepare context: path {:?} not found",
+                args.context
+            );
         }
-        let rules = std::fs::read_to_string(dir.join(".dockerignore")).map(|t| IgnoreRules::parse(&t)).unwrap_or_default();
+        let rules = std::fs::read_to_string(dir.join(".dockerignore"))
+            .map(|t| IgnoreRules::parse(&t))
+            .unwrap_or_default();
         let df_path = match &args.file {
             Some(f) if f == "-" => None,
             Some(f) => Some(PathBuf::from(f)),
@@ -261,18 +287,23 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
         let (name, extra) = match &df_path {
             None => {
                 let mut data = Vec::new();
-                std::io::stdin().read_to_end(&mut data).context("reading Dockerfile from stdin")?;
+                std::io::stdin()
+                    .read_to_end(&mut data)
+                    .context("reading Dockerfile from stdin")?;
                 (".dockerfile.stdin".to_string(), Some(data))
             }
             Some(p) => {
-                let abs_dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+                let abs_dir = dir
+                    .canonicalize()
+                    .with_context(|| format!("resolving {}", dir.display()))?;
                 let abs = p
                     .canonicalize()
                     .map_err(|_| anyhow!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory", p.display()))?;
                 match abs.strip_prefix(&abs_dir) {
                     Ok(rel) => (rel.to_string_lossy().to_string(), None),
                     Err(_) => {
-                        let data = std::fs::read(&abs).with_context(|| format!("reading {}", abs.display()))?;
+                        let data = std::fs::read(&abs)
+                            .with_context(|| format!("reading {}", abs.display()))?;
                         (".dockerfile.external".to_string(), Some(data))
                     }
                 }
@@ -288,28 +319,51 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
     for t in &args.tag {
         q.add("t", t);
     }
-    q.flag("q", args.quiet).flag("nocache", args.no_cache).flag("pull", args.pull);
+    q.flag("q", args.quiet)
+        .flag("nocache", args.no_cache)
+        .flag("pull", args.pull);
     q.add("rm", if args.rm { "1" } else { "0" });
     q.flag("forcerm", args.force_rm);
     if !args.build_arg.is_empty() {
-        q.add("buildargs", Value::Object(json_map(&args.build_arg)).to_string());
+        q.add(
+            "buildargs",
+            Value::Object(json_map(&args.build_arg)).to_string(),
+        );
     }
     if !args.label.is_empty() {
-        q.add("labels", Value::Object(opts::parse_labels(&args.label)).to_string());
+        q.add(
+            "labels",
+            Value::Object(opts::parse_labels(&args.label)).to_string(),
+        );
     }
     if !args.cache_from.is_empty() {
         q.add("cachefrom", serde_json::json!(args.cache_from).to_string());
     }
-    q.opt("target", args.target.as_deref()).opt("networkmode", args.network.as_deref());
-    q.opt("platform", args.platform.as_deref()).opt("cpusetcpus", args.cpuset_cpus.as_deref());
+    q.opt("target", args.target.as_deref())
+        .opt("networkmode", args.network.as_deref());
+    q.opt("platform", args.platform.as_deref())
+        .opt("cpusetcpus", args.cpuset_cpus.as_deref());
     for h in &args.add_host {
-        q.add("extrahosts", opts::parse_add_host(h).map_err(anyhow::Error::msg)?);
+        q.add(
+            "extrahosts",
+            opts::parse_add_host(h).map_err(anyhow::Error::msg)?,
+        );
     }
     if let Some(m) = &args.memory {
-        q.add("memory", opts::parse_ram(m).map_err(|e| anyhow!(opts::flag_error(m, "-m, --memory", &e)))?.to_string());
+        q.add(
+            "memory",
+            opts::parse_ram(m)
+                .map_err(|e| anyhow!(opts::flag_error(m, "-m, --memory", &e)))?
+                .to_string(),
+        );
     }
     if let Some(s) = &args.shm_size {
-        q.add("shmsize", opts::parse_ram(s).map_err(|e| anyhow!(opts::flag_error(s, "--shm-size", &e)))?.to_string());
+        q.add(
+            "shmsize",
+            opts::parse_ram(s)
+                .map_err(|e| anyhow!(opts::flag_error(s, "--shm-size", &e)))?
+                .to_string(),
+        );
     }
     if let Some(c) = args.cpu_shares {
         q.add("cpushares", c.to_string());
@@ -317,11 +371,18 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
     q.add("version", "1");
 
     if !args.quiet {
-        println!("Sending build context to Docker daemon {:>8}", human_size(context.len() as f64));
+        println!(
+            "Sending build context to Docker daemon {:>8}",
+            human_size(context.len() as f64)
+        );
     }
     let headers = [("X-Registry-Config", "e30=".to_string())];
     let body = Body::bytes(context, "application/x-tar");
-    let mut resp = client.request(Method::POST, &q.to_path("/build"), body, &headers).await?.ok().await?;
+    let mut resp = client
+        .request(Method::POST, &q.to_path("/build"), body, &headers)
+        .await?
+        .ok()
+        .await?;
     let mut image_id = None;
     let capture = |aux: &Value| {
         if let Some(id) = aux["ID"].as_str() {
@@ -329,8 +390,15 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
         }
     };
     if args.quiet {
+        // With `q=1` the daemon sends the ID either as `aux` or as the only `stream` text.
         let mut sink = Vec::new();
         display_response(&mut resp, &mut sink, false, capture).await?;
+        if image_id.is_none() {
+            let text = String::from_utf8_lossy(&sink).trim().to_string();
+            if !text.is_empty() {
+                image_id = Some(text);
+            }
+        }
     } else {
         let mut out = std::io::stdout();
         display_response(&mut resp, &mut out, tty::stdout_is_tty(), capture).await?;
@@ -385,7 +453,13 @@ mod tests {
         let mut names: Vec<String> = tar::Archive::new(&tar[..])
             .entries()
             .expect("entries")
-            .map(|e| e.expect("entry").path().expect("path").to_string_lossy().to_string())
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .to_string_lossy()
+                    .to_string()
+            })
             .collect();
         names.sort();
         assert_eq!(names, vec!["Dockerfile", "sub", "sub/f"]);

@@ -58,7 +58,12 @@ pub struct StopArgs {
     #[arg(short = 's', long = "signal")]
     pub signal: Option<String>,
     /// Seconds to wait before killing the container
-    #[arg(short = 't', long = "timeout", alias = "time", allow_hyphen_values = true)]
+    #[arg(
+        short = 't',
+        long = "timeout",
+        alias = "time",
+        allow_hyphen_values = true
+    )]
     pub timeout: Option<i64>,
     /// Containers
     #[arg(value_name = "CONTAINER", required = true)]
@@ -161,8 +166,14 @@ pub struct RmArgs {
 
 pub async fn rm(client: &Client, args: RmArgs) -> Result<()> {
     let mut q = Query::new();
-    q.flag("force", args.force).flag("link", args.link).flag("v", args.volumes);
-    let names: Vec<String> = args.containers.iter().map(|c| c.trim_matches('/').to_string()).collect();
+    q.flag("force", args.force)
+        .flag("link", args.link)
+        .flag("v", args.volumes);
+    let names: Vec<String> = args
+        .containers
+        .iter()
+        .map(|c| c.trim_matches('/').to_string())
+        .collect();
     let results = futures_util::future::join_all(names.iter().map(|name| {
         let path = q.to_path(&format!("/containers/{}", seg(name)));
         async move { client.delete(&path).await }
@@ -203,7 +214,9 @@ pub async fn rename(client: &Client, args: RenameArgs) -> Result<()> {
     if new.is_empty() || new == "/" {
         bail!("Error: Neither old nor new names may be empty");
     }
-    let path = Query::new().add("name", new).to_path(&format!("/containers/{}/rename", seg(&args.container)));
+    let path = Query::new()
+        .add("name", new)
+        .to_path(&format!("/containers/{}/rename", seg(&args.container)));
     client.post(&path, None).await?;
     Ok(())
 }
@@ -261,7 +274,9 @@ impl UpdateArgs {
             match v {
                 None => Ok(None),
                 Some(s) if s == "-1" && flag == "--memory-swap" => Ok(Some(-1)),
-                Some(s) => opts::parse_ram(s).map(Some).map_err(|e| usage(flag_error(s, flag, &e))),
+                Some(s) => opts::parse_ram(s)
+                    .map(Some)
+                    .map_err(|e| usage(flag_error(s, flag, &e))),
             }
         };
         if let Some(v) = ram(&self.memory, "-m, --memory")? {
@@ -341,10 +356,17 @@ pub struct PruneArgs {
 /// `POST /containers/prune`; returns (deleted IDs, reclaimed bytes).
 pub async fn prune_containers(client: &Client, filters: &[String]) -> Result<(Vec<String>, u64)> {
     let f = opts::parse_filters(filters).map_err(anyhow::Error::msg)?;
-    let resp: Value = client.post_json(&Query::new().filters(&f).to_path("/containers/prune"), None).await?;
+    let resp: Value = client
+        .post_json(&Query::new().filters(&f).to_path("/containers/prune"), None)
+        .await?;
     let ids = resp["ContainersDeleted"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     Ok((ids, resp["SpaceReclaimed"].as_u64().unwrap_or(0)))
 }
@@ -374,7 +396,9 @@ pub struct ContainerArg {
 }
 
 pub async fn diff(client: &Client, args: ContainerArg) -> Result<()> {
-    let changes: Value = client.get_json(&format!("/containers/{}/changes", seg(&args.container))).await?;
+    let changes: Value = client
+        .get_json(&format!("/containers/{}/changes", seg(&args.container)))
+        .await?;
     for c in changes.as_array().into_iter().flatten() {
         let kind = match c["Kind"].as_u64() {
             Some(0) => "C",
@@ -400,18 +424,32 @@ pub struct PortArgs {
 
 /// `80/tcp -> 0.0.0.0:8080` lines for a container's `NetworkSettings.Ports`, naturally sorted.
 pub fn port_lines(ports: &Value, filter: Option<&str>) -> Result<Vec<String>, String> {
-    let want = filter.map(|p| if p.contains('/') { p.to_string() } else { format!("{p}/tcp") });
+    let want = filter.map(|p| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
     let mut out: Vec<(u32, String)> = Vec::new();
     if let Some(map) = ports.as_object() {
         for (key, bindings) in map {
             if want.as_deref().is_some_and(|w| w != key) {
                 continue;
             }
-            let num: u32 = key.split('/').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            let num: u32 = key
+                .split('/')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
             for b in bindings.as_array().into_iter().flatten() {
                 let ip = b["HostIp"].as_str().unwrap_or("");
                 let port = b["HostPort"].as_str().unwrap_or("");
-                let addr = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+                let addr = if ip.contains(':') {
+                    format!("[{ip}]:{port}")
+                } else {
+                    format!("{ip}:{port}")
+                };
                 if want.is_some() {
                     out.push((num, addr));
                 } else {
@@ -430,7 +468,9 @@ pub fn port_lines(ports: &Value, filter: Option<&str>) -> Result<Vec<String>, St
 }
 
 pub async fn port(client: &Client, args: PortArgs) -> Result<()> {
-    let info: Value = client.get_json(&format!("/containers/{}/json", seg(&args.container))).await?;
+    let info: Value = client
+        .get_json(&format!("/containers/{}/json", seg(&args.container)))
+        .await?;
     match port_lines(&info["NetworkSettings"]["Ports"], args.port.as_deref()) {
         Ok(lines) => {
             for l in lines {
@@ -462,13 +502,25 @@ pub fn render_top(top: &Value) -> String {
     let mut tw = TabWriter::new(20, 3);
     let titles: Vec<String> = top["Titles"]
         .as_array()
-        .map(|t| t.iter().map(|x| x.as_str().unwrap_or("").to_string()).collect())
+        .map(|t| {
+            t.iter()
+                .map(|x| x.as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default();
     tw.row(&titles);
     for p in top["Processes"].as_array().into_iter().flatten() {
         let cells: Vec<String> = p
             .as_array()
-            .map(|c| c.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect())
+            .map(|c| {
+                c.iter()
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         tw.row(&cells);
     }
@@ -480,7 +532,9 @@ pub async fn top(client: &Client, args: TopArgs) -> Result<()> {
     if !args.ps_args.is_empty() {
         q.add("ps_args", args.ps_args.join(" "));
     }
-    let top: Value = client.get_json(&q.to_path(&format!("/containers/{}/top", seg(&args.container)))).await?;
+    let top: Value = client
+        .get_json(&q.to_path(&format!("/containers/{}/top", seg(&args.container))))
+        .await?;
     print!("{}", render_top(&top));
     Ok(())
 }
@@ -505,13 +559,17 @@ mod tests {
                 "80/tcp -> [::]:8080".to_string()
             ])
         );
-        assert_eq!(port_lines(&ports, Some("80")), Ok(vec!["0.0.0.0:8080".to_string(), "[::]:8080".to_string()]));
+        assert_eq!(
+            port_lines(&ports, Some("80")),
+            Ok(vec!["0.0.0.0:8080".to_string(), "[::]:8080".to_string()])
+        );
         assert_eq!(port_lines(&ports, Some("81")), Err("81/tcp".to_string()));
     }
 
     #[test]
     fn top_table() {
-        let top = json!({"Titles": ["UID", "PID", "CMD"], "Processes": [["root", "19573", "sleep 30"]]});
+        let top =
+            json!({"Titles": ["UID", "PID", "CMD"], "Processes": [["root", "19573", "sleep 30"]]});
         assert_eq!(
             render_top(&top),
             "UID                 PID                 CMD\nroot                19573               sleep 30\n"
@@ -526,7 +584,17 @@ mod tests {
 
     #[test]
     fn update_body_has_only_given_fields() {
-        let w = Wrap::try_parse_from(["update", "-m", "128m", "--cpus", "1.5", "--restart", "on-failure:2", "c1"]).expect("parse");
+        let w = Wrap::try_parse_from([
+            "update",
+            "-m",
+            "128m",
+            "--cpus",
+            "1.5",
+            "--restart",
+            "on-failure:2",
+            "c1",
+        ])
+        .expect("parse");
         assert_eq!(
             w.args.body().expect("body"),
             json!({"Memory": 134217728, "NanoCpus": 1500000000, "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2}})

@@ -101,7 +101,10 @@ fn base_name(p: &str) -> String {
     if trimmed.is_empty() {
         return "/".to_string();
     }
-    Path::new(trimmed).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| trimmed.to_string())
+    Path::new(trimmed)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| trimmed.to_string())
 }
 
 fn dir_name(p: &str) -> String {
@@ -122,24 +125,41 @@ pub struct CopyPlan {
 }
 
 /// Decides how a local source lands at `dest` given the destination's stat (`None` = missing).
-pub fn plan_copy_in(src: &str, src_is_dir: bool, dest: &str, dest_stat: Option<&PathStat>) -> Result<CopyPlan, String> {
+pub fn plan_copy_in(
+    src: &str,
+    src_is_dir: bool,
+    dest: &str,
+    dest_stat: Option<&PathStat>,
+) -> Result<CopyPlan, String> {
     let contents = src_is_dir && wants_contents(src);
     match dest_stat {
         Some(st) if st.is_dir() => Ok(CopyPlan {
             extract_dir: dest.to_string(),
-            top_name: if contents { String::new() } else { base_name(src) },
+            top_name: if contents {
+                String::new()
+            } else {
+                base_name(src)
+            },
         }),
         Some(_) => {
             if src_is_dir {
                 return Err(format!("cannot copy directory to file: {dest}"));
             }
-            Ok(CopyPlan { extract_dir: dir_name(dest), top_name: base_name(dest) })
+            Ok(CopyPlan {
+                extract_dir: dir_name(dest),
+                top_name: base_name(dest),
+            })
         }
         None => {
             if dest.ends_with('/') && !src_is_dir {
-                return Err(format!("destination \"{dest}\" does not exist and is not a directory"));
+                return Err(format!(
+                    "destination \"{dest}\" does not exist and is not a directory"
+                ));
             }
-            Ok(CopyPlan { extract_dir: dir_name(dest), top_name: base_name(dest) })
+            Ok(CopyPlan {
+                extract_dir: dir_name(dest),
+                top_name: base_name(dest),
+            })
         }
     }
 }
@@ -148,20 +168,29 @@ pub async fn cp(client: &Client, args: CpArgs) -> Result<()> {
     match (split_cp_arg(&args.src), split_cp_arg(&args.dest)) {
         (CpPath::Container(c, p), CpPath::Local(d)) => copy_out(client, &args, &c, &p, &d).await,
         (CpPath::Local(s), CpPath::Container(c, p)) => copy_in(client, &args, &s, &c, &p).await,
-        (CpPath::Container(..), CpPath::Container(..)) => bail!("copying between containers is not supported"),
-        (CpPath::Local(..), CpPath::Local(..)) => bail!("must specify at least one container source"),
+        (CpPath::Container(..), CpPath::Container(..)) => {
+            bail!("copying between containers is not supported")
+        }
+        (CpPath::Local(..), CpPath::Local(..)) => {
+            bail!("must specify at least one container source")
+        }
     }
 }
 
-async fn stat_in_container(client: &Client, container: &str, path: &str) -> Result<Option<PathStat>> {
-    let q = Query::new().add("path", path).to_path(&format!("/containers/{}/archive", seg(container)));
+async fn stat_in_container(
+    client: &Client,
+    container: &str,
+    path: &str,
+) -> Result<Option<PathStat>> {
+    let q = Query::new()
+        .add("path", path)
+        .to_path(&format!("/containers/{}/archive", seg(container)));
     let resp = client.request(Method::HEAD, &q, Body::Empty, &[]).await?;
     if resp.status.as_u16() == 404 {
         // A HEAD reply has no body: tell a missing container from a missing path.
-        let info = client.get(&format!("/containers/{}/json", seg(container))).await;
-        if let Err(e) = info {
-            return Err(e);
-        }
+        client
+            .get(&format!("/containers/{}/json", seg(container)))
+            .await?;
         return Ok(None);
     }
     let resp = resp.ok().await?;
@@ -171,8 +200,18 @@ async fn stat_in_container(client: &Client, container: &str, path: &str) -> Resu
     }
 }
 
-async fn copy_in(client: &Client, args: &CpArgs, src: &str, container: &str, dest: &str) -> Result<()> {
-    let dest = if dest.is_empty() { "/".to_string() } else { dest.to_string() };
+async fn copy_in(
+    client: &Client,
+    args: &CpArgs,
+    src: &str,
+    container: &str,
+    dest: &str,
+) -> Result<()> {
+    let dest = if dest.is_empty() {
+        "/".to_string()
+    } else {
+        dest.to_string()
+    };
     let dest_stat = stat_in_container(client, container, &dest).await?;
     let mut q = Query::new();
     q.add("noOverwriteDirNonDir", "true");
@@ -184,20 +223,49 @@ async fn copy_in(client: &Client, args: &CpArgs, src: &str, container: &str, des
         q.add("path", &dest);
         let body = Body::from_reader(std::io::stdin(), "application/x-tar");
         let path = q.to_path(&format!("/containers/{}/archive", seg(container)));
-        client.request(Method::PUT, &path, body, &[]).await?.ok().await?;
+        client
+            .request(Method::PUT, &path, body, &[])
+            .await?
+            .ok()
+            .await?;
         return Ok(());
     }
-    let meta = if args.follow_link { std::fs::metadata(src) } else { std::fs::symlink_metadata(src) }
-        .map_err(|e| anyhow!("could not find the file {src} in the local filesystem: {e}"))?;
-    let plan = plan_copy_in(src, meta.is_dir(), &dest, dest_stat.as_ref()).map_err(anyhow::Error::msg)?;
+    let meta = if args.follow_link {
+        std::fs::metadata(src)
+    } else {
+        std::fs::symlink_metadata(src)
+    }
+    .map_err(|e| {
+        let abs = std::path::absolute(src).unwrap_or_else(|_| PathBuf::from(src));
+        let reason = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        anyhow!("lstat {}: {reason}", abs.display())
+    })?;
+    let plan =
+        plan_copy_in(src, meta.is_dir(), &dest, dest_stat.as_ref()).map_err(anyhow::Error::msg)?;
     q.add("path", &plan.extract_dir);
-    let (reader, counter) = tar_source(PathBuf::from(src), plan.top_name.clone(), meta.is_dir(), args.follow_link)?;
+    let (reader, counter) = tar_source(
+        PathBuf::from(src),
+        plan.top_name.clone(),
+        meta.is_dir(),
+        args.follow_link,
+    )?;
     let body = Body::from_reader(reader, "application/x-tar");
     let path = q.to_path(&format!("/containers/{}/archive", seg(container)));
-    client.request(Method::PUT, &path, body, &[]).await?.ok().await?;
+    client
+        .request(Method::PUT, &path, body, &[])
+        .await?
+        .ok()
+        .await?;
     if !args.quiet && tty::stderr_is_tty() {
         let n = counter.load(std::sync::atomic::Ordering::Relaxed);
-        eprintln!("Successfully copied {} to {container}:{dest}", human_size(n as f64));
+        eprintln!(
+            "Successfully copied {} to {container}:{dest}",
+            human_size(n as f64)
+        );
     }
     Ok(())
 }
@@ -205,14 +273,22 @@ async fn copy_in(client: &Client, args: &CpArgs, src: &str, container: &str, des
 type Counter = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
 /// Builds the tar of `src` on a thread, returning the read end of a pipe carrying it.
-fn tar_source(src: PathBuf, top: String, is_dir: bool, follow: bool) -> Result<(std::fs::File, Counter)> {
+fn tar_source(
+    src: PathBuf,
+    top: String,
+    is_dir: bool,
+    follow: bool,
+) -> Result<(std::fs::File, Counter)> {
     let (r, w) = nix::unistd::pipe().context("creating pipe")?;
     let reader = std::fs::File::from(r);
     let writer = std::fs::File::from(w);
     let counter: Counter = Default::default();
     let count = counter.clone();
     std::thread::spawn(move || {
-        let mut b = tar::Builder::new(CountingWriter { inner: writer, count });
+        let mut b = tar::Builder::new(CountingWriter {
+            inner: writer,
+            count,
+        });
         b.follow_symlinks(follow);
         let res = if is_dir {
             let name = if top.is_empty() { ".".to_string() } else { top };
@@ -235,7 +311,8 @@ struct CountingWriter {
 impl std::io::Write for CountingWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
 
@@ -244,24 +321,56 @@ impl std::io::Write for CountingWriter {
     }
 }
 
-async fn copy_out(client: &Client, args: &CpArgs, container: &str, src: &str, dest: &str) -> Result<()> {
+async fn copy_out(
+    client: &Client,
+    args: &CpArgs,
+    container: &str,
+    src: &str,
+    dest: &str,
+) -> Result<()> {
     let src = if src.is_empty() { "/" } else { src };
     let mut src_path = src.to_string();
-    let q = |p: &str| Query::new().add("path", p).to_path(&format!("/containers/{}/archive", seg(container)));
-    let mut resp = client.request(Method::GET, &q(&src_path), Body::Empty, &[]).await?.ok().await?;
-    let mut stat = resp.header("X-Docker-Container-Path-Stat").map(PathStat::from_header).transpose()?.unwrap_or_default();
+    let q = |p: &str| {
+        Query::new()
+            .add("path", p)
+            .to_path(&format!("/containers/{}/archive", seg(container)))
+    };
+    let mut resp = client
+        .request(Method::GET, &q(&src_path), Body::Empty, &[])
+        .await?
+        .ok()
+        .await?;
+    let mut stat = resp
+        .header("X-Docker-Container-Path-Stat")
+        .map(PathStat::from_header)
+        .transpose()?
+        .unwrap_or_default();
     if args.follow_link && !stat.link_target.is_empty() {
         src_path = stat.link_target.clone();
-        resp = client.request(Method::GET, &q(&src_path), Body::Empty, &[]).await?.ok().await?;
-        stat = resp.header("X-Docker-Container-Path-Stat").map(PathStat::from_header).transpose()?.unwrap_or_default();
+        resp = client
+            .request(Method::GET, &q(&src_path), Body::Empty, &[])
+            .await?
+            .ok()
+            .await?;
+        stat = resp
+            .header("X-Docker-Container-Path-Stat")
+            .map(PathStat::from_header)
+            .transpose()?
+            .unwrap_or_default();
     }
     if dest == "-" {
         return crate::commands::transfer::write_body(resp, None).await;
     }
-    let name = if stat.name.is_empty() { base_name(&src_path) } else { stat.name.clone() };
+    let name = if stat.name.is_empty() {
+        base_name(&src_path)
+    } else {
+        stat.name.clone()
+    };
     let (target_dir, new_name) = plan_copy_out(src, stat.is_dir(), dest)?;
     let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(8);
-    let extract = tokio::task::spawn_blocking(move || extract_renamed(ChannelReader::new(rx), &target_dir, &name, &new_name));
+    let extract = tokio::task::spawn_blocking(move || {
+        extract_renamed(ChannelReader::new(rx), &target_dir, &name, &new_name)
+    });
     let mut total = 0u64;
     while let Some(chunk) = resp.chunk().await? {
         total += chunk.len() as u64;
@@ -270,7 +379,9 @@ async fn copy_out(client: &Client, args: &CpArgs, container: &str, src: &str, de
         }
     }
     drop(tx);
-    extract.await.map_err(|e| anyhow!("extract task failed: {e}"))??;
+    extract
+        .await
+        .map_err(|e| anyhow!("extract task failed: {e}"))??;
     if !args.quiet && tty::stderr_is_tty() {
         eprintln!("Successfully copied {} to {dest}", human_size(total as f64));
     }
@@ -283,7 +394,11 @@ pub fn plan_copy_out(src: &str, src_is_dir: bool, dest: &str) -> Result<(PathBuf
     let contents = src_is_dir && wants_contents(src);
     match std::fs::metadata(dest) {
         Ok(m) if m.is_dir() => {
-            let name = if contents { String::new() } else { base_name(src) };
+            let name = if contents {
+                String::new()
+            } else {
+                base_name(src)
+            };
             Ok((PathBuf::from(dest), name))
         }
         Ok(_) => {
@@ -298,7 +413,11 @@ pub fn plan_copy_out(src: &str, src_is_dir: bool, dest: &str) -> Result<(PathBuf
             }
             let parent = dir_name(dest);
             if !Path::new(&parent).is_dir() {
-                return Err(StatusError::new(1, format!("destination directory \"{parent}\" does not exist")).into());
+                return Err(StatusError::new(
+                    1,
+                    format!("destination directory \"{parent}\" does not exist"),
+                )
+                .into());
             }
             Ok((PathBuf::from(parent), base_name(dest)))
         }
@@ -348,12 +467,15 @@ fn extract_renamed<R: Read>(reader: R, dir: &Path, old_top: &str, new_top: &str)
             continue;
         }
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
         if entry.header().entry_type().is_dir() && target.is_dir() {
             continue;
         }
-        entry.unpack(&target).with_context(|| format!("extracting {}", target.display()))?;
+        entry
+            .unpack(&target)
+            .with_context(|| format!("extracting {}", target.display()))?;
     }
     Ok(())
 }
@@ -366,7 +488,10 @@ struct ChannelReader {
 
 impl ChannelReader {
     fn new(rx: std::sync::mpsc::Receiver<Bytes>) -> ChannelReader {
-        ChannelReader { rx, current: Bytes::new() }
+        ChannelReader {
+            rx,
+            current: Bytes::new(),
+        }
     }
 }
 
@@ -389,17 +514,33 @@ mod tests {
     use super::*;
 
     fn dir_stat() -> PathStat {
-        PathStat { name: "tmp".into(), size: 0, mode: (1 << 31) | 0o755, link_target: String::new() }
+        PathStat {
+            name: "tmp".into(),
+            size: 0,
+            mode: (1 << 31) | 0o755,
+            link_target: String::new(),
+        }
     }
 
     fn file_stat() -> PathStat {
-        PathStat { name: "h".into(), size: 3, mode: 0o644, link_target: String::new() }
+        PathStat {
+            name: "h".into(),
+            size: 3,
+            mode: 0o644,
+            link_target: String::new(),
+        }
     }
 
     #[test]
     fn cp_args() {
-        assert_eq!(split_cp_arg("cpc:/h"), CpPath::Container("cpc".into(), "/h".into()));
-        assert_eq!(split_cp_arg("/etc/hostname"), CpPath::Local("/etc/hostname".into()));
+        assert_eq!(
+            split_cp_arg("cpc:/h"),
+            CpPath::Container("cpc".into(), "/h".into())
+        );
+        assert_eq!(
+            split_cp_arg("/etc/hostname"),
+            CpPath::Local("/etc/hostname".into())
+        );
         assert_eq!(split_cp_arg("./a:b"), CpPath::Local("./a:b".into()));
         assert_eq!(split_cp_arg("file"), CpPath::Local("file".into()));
         assert_eq!(split_cp_arg("-"), CpPath::Local("-".into()));
@@ -418,19 +559,31 @@ mod tests {
         // Captured: `cp /etc/hostname cpc:/h` with /h missing → extract at / as "h".
         assert_eq!(
             plan_copy_in("/etc/hostname", false, "/h", None),
-            Ok(CopyPlan { extract_dir: "/".into(), top_name: "h".into() })
+            Ok(CopyPlan {
+                extract_dir: "/".into(),
+                top_name: "h".into()
+            })
         );
         assert_eq!(
             plan_copy_in("/etc/hostname", false, "/tmp", Some(&dir_stat())),
-            Ok(CopyPlan { extract_dir: "/tmp".into(), top_name: "hostname".into() })
+            Ok(CopyPlan {
+                extract_dir: "/tmp".into(),
+                top_name: "hostname".into()
+            })
         );
         assert_eq!(
             plan_copy_in("/etc/hostname", false, "/h", Some(&file_stat())),
-            Ok(CopyPlan { extract_dir: "/".into(), top_name: "h".into() })
+            Ok(CopyPlan {
+                extract_dir: "/".into(),
+                top_name: "h".into()
+            })
         );
         assert_eq!(
             plan_copy_in("/some/dir/.", true, "/tmp", Some(&dir_stat())),
-            Ok(CopyPlan { extract_dir: "/tmp".into(), top_name: String::new() })
+            Ok(CopyPlan {
+                extract_dir: "/tmp".into(),
+                top_name: String::new()
+            })
         );
         assert!(plan_copy_in("/some/dir", true, "/h", Some(&file_stat())).is_err());
         assert!(plan_copy_in("/etc/hostname", false, "/nodir/", None).is_err());
@@ -438,9 +591,18 @@ mod tests {
 
     #[test]
     fn entry_renaming() {
-        assert_eq!(rename_entry(Path::new("h"), "h", "h.out"), Some(PathBuf::from("h.out")));
-        assert_eq!(rename_entry(Path::new("dir/a/b"), "dir", "new"), Some(PathBuf::from("new/a/b")));
-        assert_eq!(rename_entry(Path::new("dir/a"), "dir", ""), Some(PathBuf::from("a")));
+        assert_eq!(
+            rename_entry(Path::new("h"), "h", "h.out"),
+            Some(PathBuf::from("h.out"))
+        );
+        assert_eq!(
+            rename_entry(Path::new("dir/a/b"), "dir", "new"),
+            Some(PathBuf::from("new/a/b"))
+        );
+        assert_eq!(
+            rename_entry(Path::new("dir/a"), "dir", ""),
+            Some(PathBuf::from("a"))
+        );
         assert_eq!(rename_entry(Path::new("../etc/passwd"), "x", "y"), None);
         assert_eq!(rename_entry(Path::new("/abs"), "x", "y"), None);
     }

@@ -52,7 +52,10 @@ impl ExecArgs {
         let mut env = Vec::new();
         for file in &self.env_file {
             let content = std::fs::read_to_string(file).map_err(|e| anyhow!("open {file}: {e}"))?;
-            env.extend(opts::parse_env_file(&content, |k| std::env::var(k).ok()).map_err(|e| anyhow!(e))?);
+            env.extend(
+                opts::parse_env_file(&content, |k| std::env::var(k).ok())
+                    .map_err(|e| anyhow!(e))?,
+            );
         }
         for e in &self.env {
             env.push(opts::resolve_env(e).map_err(|err| anyhow!(err))?);
@@ -82,23 +85,50 @@ pub async fn exec(client: &Client, args: ExecArgs) -> Result<()> {
     let detach_keys = session::detach_keys(args.detach_keys.as_deref())?;
     let body = args.body()?;
     // The CLI looks the container up first (the daemon answers 404 for unknown names).
-    let _: Value = client.get_json(&format!("/containers/{}/json", seg(container))).await?;
+    let _: Value = client
+        .get_json(&format!("/containers/{}/json", seg(container)))
+        .await?;
     if args.tty && args.interactive && !args.detach && !tty::stdin_is_tty() {
         bail!("the input device is not a TTY");
     }
-    let created: Value = client.post_json(&format!("/containers/{}/exec", seg(container)), Some(&body)).await?;
-    let exec_id = created["Id"].as_str().ok_or_else(|| anyhow!("daemon returned no exec ID"))?.to_string();
+    let created: Value = client
+        .post_json(&format!("/containers/{}/exec", seg(container)), Some(&body))
+        .await?;
+    let exec_id = created["Id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("daemon returned no exec ID"))?
+        .to_string();
     let start_path = format!("/exec/{exec_id}/start");
 
     if args.detach {
-        client.post(&start_path, Some(&json!({"Detach": true, "Tty": args.tty}))).await?;
+        client
+            .post(&start_path, Some(&json!({"Detach": true, "Tty": args.tty})))
+            .await?;
         return Ok(());
     }
-    let hijacked = client.hijack(&start_path, Some(&json!({"Detach": false, "Tty": args.tty}))).await?;
+    let hijacked = client
+        .hijack(
+            &start_path,
+            Some(&json!({"Detach": false, "Tty": args.tty})),
+        )
+        .await?;
     let stdin = args.interactive;
-    let raw = if args.tty && stdin { RawMode::enter() } else { None };
-    let resize = (args.tty && tty::stdout_is_tty()).then(|| session::spawn_resize(client.clone(), format!("/exec/{exec_id}")));
-    let end = session::pump(hijacked, SessionOpts { tty: args.tty, stdin, detach_keys }).await;
+    let raw = if args.tty && stdin {
+        RawMode::enter()
+    } else {
+        None
+    };
+    let resize = (args.tty && tty::stdout_is_tty())
+        .then(|| session::spawn_resize(client.clone(), format!("/exec/{exec_id}")));
+    let end = session::pump(
+        hijacked,
+        SessionOpts {
+            tty: args.tty,
+            stdin,
+            detach_keys,
+        },
+    )
+    .await;
     drop(raw);
     if let Some(r) = resize {
         r.abort();
@@ -129,7 +159,10 @@ mod tests {
 
     #[test]
     fn exec_body_like_docker() {
-        let w = Wrap::try_parse_from(["exec", "-it", "-e", "A=1", "-u", "nobody", "web", "sh", "-c", "exit 4"]).expect("parse");
+        let w = Wrap::try_parse_from([
+            "exec", "-it", "-e", "A=1", "-u", "nobody", "web", "sh", "-c", "exit 4",
+        ])
+        .expect("parse");
         let b = w.args.body().expect("body");
         assert_eq!(b["Cmd"], json!(["sh", "-c", "exit 4"]));
         assert_eq!(b["Tty"], true);

@@ -54,13 +54,24 @@ const IMAGE_HEADERS: &[(&str, &str)] = &[
 ];
 
 fn strs(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 /// The rows docker shows for one image: one per repository and tag (or `<none>`).
 pub fn image_rows(img: &Value, trunc: bool, show_digests: bool) -> Vec<Value> {
-    let tags: Vec<String> = strs(&img["RepoTags"]).into_iter().filter(|t| t != "<none>:<none>").collect();
-    let digests: Vec<String> = strs(&img["RepoDigests"]).into_iter().filter(|d| d != "<none>@<none>").collect();
+    let tags: Vec<String> = strs(&img["RepoTags"])
+        .into_iter()
+        .filter(|t| t != "<none>:<none>")
+        .collect();
+    let digests: Vec<String> = strs(&img["RepoDigests"])
+        .into_iter()
+        .filter(|d| d != "<none>@<none>")
+        .collect();
     let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
     for t in &tags {
         let r = ImageRef::parse(t);
@@ -123,10 +134,34 @@ pub fn image_rows(img: &Value, trunc: bool, show_digests: bool) -> Vec<Value> {
                 ("CreatedSince", ago(created)),
                 ("CreatedAt", created_at(created)),
                 ("Size", human_size_prec(size, 3)),
-                ("Containers", if containers < 0 { "N/A".to_string() } else { containers.to_string() }),
-                ("VirtualSize", human_size(img["VirtualSize"].as_f64().unwrap_or(size))),
-                ("SharedSize", if shared < 0.0 { "N/A".to_string() } else { human_size(shared) }),
-                ("UniqueSize", if shared < 0.0 { "N/A".to_string() } else { human_size(size - shared) }),
+                (
+                    "Containers",
+                    if containers < 0 {
+                        "N/A".to_string()
+                    } else {
+                        containers.to_string()
+                    },
+                ),
+                (
+                    "VirtualSize",
+                    human_size(img["VirtualSize"].as_f64().unwrap_or(size)),
+                ),
+                (
+                    "SharedSize",
+                    if shared < 0.0 {
+                        "N/A".to_string()
+                    } else {
+                        human_size(shared)
+                    },
+                ),
+                (
+                    "UniqueSize",
+                    if shared < 0.0 {
+                        "N/A".to_string()
+                    } else {
+                        human_size(size - shared)
+                    },
+                ),
             ])
         })
         .collect()
@@ -151,13 +186,21 @@ pub async fn images(client: &Client, args: ImagesArgs) -> Result<()> {
         .flatten()
         .flat_map(|img| image_rows(img, trunc, args.digests))
         .collect();
-    let format = if args.quiet { Some("{{.ID}}".to_string()) } else { args.format.clone() };
+    let format = if args.quiet {
+        Some("{{.ID}}".to_string())
+    } else {
+        args.format.clone()
+    };
     let default_table = if args.digests {
         "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     } else {
         "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
     };
-    let lf = ListFormat { format: format.as_deref(), default_table, headers: IMAGE_HEADERS };
+    let lf = ListFormat {
+        format: format.as_deref(),
+        default_table,
+        headers: IMAGE_HEADERS,
+    };
     print!("{}", lf.render(&rows)?);
     Ok(())
 }
@@ -178,7 +221,11 @@ pub struct RmiArgs {
 
 /// `Untagged: x` / `Deleted: y` lines of a delete or prune answer.
 pub fn deleted_lines(items: &Value, lowercase: bool) -> Vec<String> {
-    let (u, d) = if lowercase { ("untagged", "deleted") } else { ("Untagged", "Deleted") };
+    let (u, d) = if lowercase {
+        ("untagged", "deleted")
+    } else {
+        ("Untagged", "Deleted")
+    };
     let mut out = Vec::new();
     for item in items.as_array().into_iter().flatten() {
         if let Some(x) = item["Untagged"].as_str() {
@@ -196,7 +243,10 @@ pub async fn rmi(client: &Client, args: RmiArgs) -> Result<()> {
     q.flag("force", args.force).flag("noprune", args.no_prune);
     let mut failed = false;
     for img in &args.images {
-        match client.delete(&q.to_path(&format!("/images/{}", image_path(img)))).await {
+        match client
+            .delete(&q.to_path(&format!("/images/{}", image_path(img))))
+            .await
+        {
             Ok(resp) => {
                 let items: Value = resp.json().await?;
                 for l in deleted_lines(&items, false) {
@@ -233,7 +283,12 @@ pub async fn tag(client: &Client, args: TagArgs) -> Result<()> {
     }
     let mut q = Query::new();
     q.add("repo", &t.repo).opt("tag", t.tag_or_latest());
-    client.post(&q.to_path(&format!("/images/{}/tag", image_path(&args.source))), None).await?;
+    client
+        .post(
+            &q.to_path(&format!("/images/{}/tag", image_path(&args.source))),
+            None,
+        )
+        .await?;
     Ok(())
 }
 
@@ -269,29 +324,65 @@ const HISTORY_HEADERS: &[(&str, &str)] = &[
 /// One `history` row.
 pub fn history_row(h: &Value, trunc: bool, human: bool) -> Value {
     let id = h["Id"].as_str().unwrap_or("<missing>");
-    let id = if id == "<missing>" || !trunc { id.to_string() } else { short_id(id) };
+    let id = if id == "<missing>" || !trunc {
+        id.to_string()
+    } else {
+        short_id(id)
+    };
     let created = h["Created"].as_i64().unwrap_or(0);
     let created_by = h["CreatedBy"].as_str().unwrap_or("").replace('\t', " ");
-    let created_by = if trunc { ellipsis(&created_by, 45) } else { created_by };
+    let created_by = if trunc {
+        ellipsis(&created_by, 45)
+    } else {
+        created_by
+    };
     let size = h["Size"].as_i64().unwrap_or(0);
     let created_at = chrono::DateTime::from_timestamp(created, 0)
-        .map(|t| t.with_timezone(&chrono::Local).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
         .unwrap_or_default();
     row(vec![
         ("ID", id),
-        ("CreatedSince", if human { ago(created) } else { created_at.clone() }),
+        (
+            "CreatedSince",
+            if human {
+                ago(created)
+            } else {
+                created_at.clone()
+            },
+        ),
         ("CreatedAt", created_at),
         ("CreatedBy", created_by),
-        ("Size", if human { human_size_prec(size as f64, 3) } else { size.to_string() }),
+        (
+            "Size",
+            if human {
+                human_size_prec(size as f64, 3)
+            } else {
+                size.to_string()
+            },
+        ),
         ("Comment", h["Comment"].as_str().unwrap_or("").to_string()),
     ])
 }
 
 pub async fn history(client: &Client, args: HistoryArgs) -> Result<()> {
-    let list: Value = client.get_json(&format!("/images/{}/history", image_path(&args.image))).await?;
+    let list: Value = client
+        .get_json(&format!("/images/{}/history", image_path(&args.image)))
+        .await?;
     let trunc = !args.no_trunc;
-    let rows: Vec<Value> = list.as_array().into_iter().flatten().map(|h| history_row(h, trunc, args.human)).collect();
-    let format = if args.quiet { Some("{{.ID}}".to_string()) } else { args.format.clone() };
+    let rows: Vec<Value> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| history_row(h, trunc, args.human))
+        .collect();
+    let format = if args.quiet {
+        Some("{{.ID}}".to_string())
+    } else {
+        args.format.clone()
+    };
     let lf = ListFormat {
         format: format.as_deref(),
         default_table: "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}",
@@ -316,12 +407,21 @@ pub struct ImagePruneArgs {
 }
 
 /// `POST /images/prune`; returns (output lines, reclaimed bytes).
-pub async fn prune_images(client: &Client, all: bool, filter: &[String]) -> Result<(Vec<String>, u64)> {
+pub async fn prune_images(
+    client: &Client,
+    all: bool,
+    filter: &[String],
+) -> Result<(Vec<String>, u64)> {
     let mut items = filter.to_vec();
     items.push(format!("dangling={}", if all { "false" } else { "true" }));
     let f = opts::parse_filters(&items).map_err(anyhow::Error::msg)?;
-    let resp: Value = client.post_json(&Query::new().filters(&f).to_path("/images/prune"), None).await?;
-    Ok((deleted_lines(&resp["ImagesDeleted"], true), resp["SpaceReclaimed"].as_u64().unwrap_or(0)))
+    let resp: Value = client
+        .post_json(&Query::new().filters(&f).to_path("/images/prune"), None)
+        .await?;
+    Ok((
+        deleted_lines(&resp["ImagesDeleted"], true),
+        resp["SpaceReclaimed"].as_u64().unwrap_or(0),
+    ))
 }
 
 pub async fn prune(client: &Client, args: ImagePruneArgs) -> Result<()> {
@@ -402,14 +502,23 @@ mod tests {
         let h = json!({"Id": "<missing>", "Created": 0, "CreatedBy": "/bin/sh -c #(nop)  CMD [\"/bin/sh\" \"-c\" \"cat /f\"]", "Size": 0, "Comment": ""});
         let r = history_row(&h, true, true);
         assert_eq!(r["ID"], "<missing>");
-        assert_eq!(r["CreatedBy"], "/bin/sh -c #(nop)  CMD [\"/bin/sh\" \"-c\" \"cat …");
+        assert_eq!(
+            r["CreatedBy"],
+            "/bin/sh -c #(nop)  CMD [\"/bin/sh\" \"-c\" \"cat …"
+        );
         assert_eq!(r["Size"], "0B");
     }
 
     #[test]
     fn delete_lines() {
         let items = json!([{"Untagged": "a:1"}, {"Deleted": "sha256:x"}]);
-        assert_eq!(deleted_lines(&items, false), vec!["Untagged: a:1", "Deleted: sha256:x"]);
-        assert_eq!(deleted_lines(&items, true), vec!["untagged: a:1", "deleted: sha256:x"]);
+        assert_eq!(
+            deleted_lines(&items, false),
+            vec!["Untagged: a:1", "Deleted: sha256:x"]
+        );
+        assert_eq!(
+            deleted_lines(&items, true),
+            vec!["untagged: a:1", "deleted: sha256:x"]
+        );
     }
 }

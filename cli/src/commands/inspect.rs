@@ -5,12 +5,13 @@
 
 use anyhow::{bail, Result};
 use clap::Args;
-use serde_json::Value;
 
 use crate::client::{seg, Client, Query};
+use crate::data::Data;
 use crate::error::{is_not_found, StatusError};
 use crate::format::indent_json;
-use crate::output::render_each;
+use crate::output::unescape;
+use crate::template::Template;
 
 /// Kinds of objects `inspect` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +35,9 @@ impl Kind {
 
     fn path(self, name: &str, size: bool) -> String {
         match self {
-            Kind::Container => {
-                Query::new().flag("size", size).to_path(&format!("/containers/{}/json", seg(name)))
-            }
+            Kind::Container => Query::new()
+                .flag("size", size)
+                .to_path(&format!("/containers/{}/json", seg(name))),
             Kind::Image => format!("/images/{}/json", image_path(name)),
             Kind::Network => format!("/networks/{}", seg(name)),
             Kind::Volume => format!("/volumes/{}", seg(name)),
@@ -109,10 +110,23 @@ pub async fn inspect(client: &Client, args: InspectArgs) -> Result<()> {
 }
 
 pub async fn typed(client: &Client, kind: Kind, args: TypedInspectArgs) -> Result<()> {
-    run(client, &args.names, Some(kind), args.format.as_deref(), args.size).await
+    run(
+        client,
+        &args.names,
+        Some(kind),
+        args.format.as_deref(),
+        args.size,
+    )
+    .await
 }
 
-async fn run(client: &Client, names: &[String], kind: Option<Kind>, format: Option<&str>, size: bool) -> Result<()> {
+async fn run(
+    client: &Client,
+    names: &[String],
+    kind: Option<Kind>,
+    format: Option<&str>,
+    size: bool,
+) -> Result<()> {
     let order = [Kind::Container, Kind::Image, Kind::Network, Kind::Volume];
     let mut found: Vec<Vec<u8>> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
@@ -138,11 +152,21 @@ async fn run(client: &Client, names: &[String], kind: Option<Kind>, format: Opti
     }
     match format {
         Some(f) if !f.is_empty() && f != "json" => {
-            let values: Vec<Value> = found.iter().filter_map(|r| serde_json::from_slice(r).ok()).collect();
-            print!("{}", render_each(f, &values)?);
+            let tmpl = Template::parse(&unescape(f))?;
+            let mut out = String::new();
+            for raw in &found {
+                let data = Data::parse(raw)
+                    .map_err(|e| anyhow::anyhow!("decoding daemon response: {e}"))?;
+                out.push_str(&tmpl.render_data(&data)?);
+                out.push('\n');
+            }
+            print!("{out}");
         }
         _ => {
-            let raws: Vec<String> = found.iter().map(|r| String::from_utf8_lossy(r).trim().to_string()).collect();
+            let raws: Vec<String> = found
+                .iter()
+                .map(|r| String::from_utf8_lossy(r).trim().to_string())
+                .collect();
             let joined = format!("[{}]", raws.join(","));
             println!("{}", indent_json(joined.as_bytes()));
         }
@@ -160,8 +184,14 @@ mod tests {
     #[test]
     fn paths_per_kind() {
         assert_eq!(Kind::Container.path("web", false), "/containers/web/json");
-        assert_eq!(Kind::Container.path("web", true), "/containers/web/json?size=1");
-        assert_eq!(Kind::Image.path("127.0.0.1:5000/bb:1", false), "/images/127.0.0.1:5000/bb:1/json");
+        assert_eq!(
+            Kind::Container.path("web", true),
+            "/containers/web/json?size=1"
+        );
+        assert_eq!(
+            Kind::Image.path("127.0.0.1:5000/bb:1", false),
+            "/images/127.0.0.1:5000/bb:1/json"
+        );
         assert_eq!(Kind::Network.path("n1", false), "/networks/n1");
         assert_eq!(Kind::Volume.path("v1", false), "/volumes/v1");
         assert!(Kind::parse("plugin").is_err());

@@ -43,20 +43,28 @@ pub fn api_time(v: &Option<String>) -> Result<Option<String>> {
     let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
     match v {
         None => Ok(None),
-        Some(s) => opts::parse_timestamp(s, now).map(Some).map_err(anyhow::Error::msg),
+        Some(s) => opts::parse_timestamp(s, now)
+            .map(Some)
+            .map_err(anyhow::Error::msg),
     }
 }
 
 pub async fn logs(client: &Client, args: LogsArgs) -> Result<()> {
-    let info: Value = client.get_json(&format!("/containers/{}/json", seg(&args.container))).await?;
+    let info: Value = client
+        .get_json(&format!("/containers/{}/json", seg(&args.container)))
+        .await?;
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let mut q = Query::new();
     q.flag("details", args.details).flag("follow", args.follow);
     q.opt("since", api_time(&args.since)?);
-    q.add("stderr", "1").add("stdout", "1").add("tail", &args.tail);
+    q.add("stderr", "1")
+        .add("stdout", "1")
+        .add("tail", &args.tail);
     q.flag("timestamps", args.timestamps);
     q.opt("until", api_time(&args.until)?);
-    let resp = client.get(&q.to_path(&format!("/containers/{}/logs", seg(&args.container)))).await?;
+    let resp = client
+        .get(&q.to_path(&format!("/containers/{}/logs", seg(&args.container))))
+        .await?;
     copy_output(resp, tty).await
 }
 
@@ -74,7 +82,9 @@ pub async fn copy_output(mut resp: Response, tty: bool) -> Result<()> {
         while let Some((kind, data)) = demux.next_frame()? {
             match kind {
                 StreamKind::Stderr => err.write_all(&data).await?,
-                StreamKind::SystemErr => anyhow::bail!("{}", String::from_utf8_lossy(&data).trim_end()),
+                StreamKind::SystemErr => {
+                    anyhow::bail!("{}", String::from_utf8_lossy(&data).trim_end())
+                }
                 _ => out.write_all(&data).await?,
             }
         }

@@ -6,6 +6,8 @@ pub mod auth;
 pub mod build;
 pub mod container;
 pub mod cp;
+pub mod disk;
+pub mod events;
 pub mod exec;
 pub mod image;
 pub mod inspect;
@@ -31,8 +33,7 @@ use crate::client::Client;
     name = "berth",
     about = "A self-sufficient runtime for containers",
     disable_version_flag = true,
-    subcommand_required = false,
-    arg_required_else_help = true
+    subcommand_required = false
 )]
 pub struct Cli {
     /// Daemon socket to connect to (unix:///path or tcp://host:port)
@@ -99,7 +100,7 @@ pub enum Command {
     /// Create a new image from a container's changes
     Commit(transfer::CommitArgs),
     /// Get real time events from the server
-    Events(system::EventsArgs),
+    Events(events::EventsArgs),
     /// List images
     Images(image::ImagesArgs),
     /// Remove one or more images
@@ -205,6 +206,8 @@ pub enum ContainerCmd {
 }
 
 /// `berth image ...`
+// Parsed once per process; boxing the larger argument sets would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum ImageCmd {
     /// List images
@@ -239,13 +242,13 @@ pub enum ImageCmd {
 #[derive(Subcommand, Debug)]
 pub enum SystemCmd {
     /// Show docker disk usage
-    Df(system::DfArgs),
+    Df(disk::DfArgs),
     /// Display system-wide information
     Info(system::InfoArgs),
     /// Remove unused data
-    Prune(system::SystemPruneArgs),
+    Prune(disk::SystemPruneArgs),
     /// Get real time events from the server
-    Events(system::EventsArgs),
+    Events(events::EventsArgs),
 }
 
 /// Runs one parsed command.
@@ -276,7 +279,7 @@ pub async fn dispatch(client: &Client, cmd: Command) -> Result<()> {
         C::Export(a) => transfer::export(client, a).await,
         C::Port(a) => container::port(client, a).await,
         C::Commit(a) => transfer::commit(client, a).await,
-        C::Events(a) => system::events(client, a).await,
+        C::Events(a) => events::events(client, a).await,
         C::Images(a) => image::images(client, a).await,
         C::Rmi(a) => image::rmi(client, a).await,
         C::Tag(a) => image::tag(client, a).await,
@@ -296,10 +299,10 @@ pub async fn dispatch(client: &Client, cmd: Command) -> Result<()> {
         C::Network(c) => network::dispatch(client, c).await,
         C::Volume(c) => volume::dispatch(client, c).await,
         C::System(c) => match c {
-            SystemCmd::Df(a) => system::df(client, a).await,
+            SystemCmd::Df(a) => disk::df(client, a).await,
             SystemCmd::Info(a) => system::info(client, a).await,
-            SystemCmd::Prune(a) => system::prune(client, a).await,
-            SystemCmd::Events(a) => system::events(client, a).await,
+            SystemCmd::Prune(a) => disk::prune(client, a).await,
+            SystemCmd::Events(a) => events::events(client, a).await,
         },
     }
 }
@@ -369,7 +372,20 @@ mod tests {
 
     #[test]
     fn run_parses_like_docker() {
-        let cli = parse(&["berth", "-H", "unix:///tmp/x.sock", "run", "--rm", "-it", "-h", "box", "busybox", "sh", "-c", "exit 3"]);
+        let cli = parse(&[
+            "berth",
+            "-H",
+            "unix:///tmp/x.sock",
+            "run",
+            "--rm",
+            "-it",
+            "-h",
+            "box",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
         assert_eq!(cli.host.as_deref(), Some("unix:///tmp/x.sock"));
         match cli.command {
             Some(Command::Run(r)) => {
@@ -387,11 +403,26 @@ mod tests {
 
     #[test]
     fn management_aliases() {
-        assert!(matches!(parse(&["berth", "container", "ls", "-a"]).command, Some(Command::Container(ContainerCmd::Ls(_)))));
-        assert!(matches!(parse(&["berth", "container", "ps"]).command, Some(Command::Container(ContainerCmd::Ls(_)))));
-        assert!(matches!(parse(&["berth", "image", "list"]).command, Some(Command::Image(ImageCmd::Ls(_)))));
-        assert!(matches!(parse(&["berth", "image", "remove", "x"]).command, Some(Command::Image(ImageCmd::Rm(_)))));
-        assert!(matches!(parse(&["berth", "system", "df"]).command, Some(Command::System(SystemCmd::Df(_)))));
+        assert!(matches!(
+            parse(&["berth", "container", "ls", "-a"]).command,
+            Some(Command::Container(ContainerCmd::Ls(_)))
+        ));
+        assert!(matches!(
+            parse(&["berth", "container", "ps"]).command,
+            Some(Command::Container(ContainerCmd::Ls(_)))
+        ));
+        assert!(matches!(
+            parse(&["berth", "image", "list"]).command,
+            Some(Command::Image(ImageCmd::Ls(_)))
+        ));
+        assert!(matches!(
+            parse(&["berth", "image", "remove", "x"]).command,
+            Some(Command::Image(ImageCmd::Rm(_)))
+        ));
+        assert!(matches!(
+            parse(&["berth", "system", "df"]).command,
+            Some(Command::System(SystemCmd::Df(_)))
+        ));
     }
 
     #[test]

@@ -102,7 +102,9 @@ impl NetworkCreateArgs {
         }
         let mut aux = Map::new();
         for a in &self.aux_address {
-            let (k, v) = a.split_once('=').ok_or_else(|| anyhow::anyhow!("invalid aux-address {a:?}: expected name=ip"))?;
+            let (k, v) = a
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("invalid aux-address {a:?}: expected name=ip"))?;
             aux.insert(k.to_string(), json!(v));
         }
         let config: Vec<Value> = self
@@ -148,7 +150,9 @@ impl NetworkCreateArgs {
 }
 
 pub async fn create(client: &Client, args: NetworkCreateArgs) -> Result<()> {
-    let resp: Value = client.post_json("/networks/create", Some(&args.body()?)).await?;
+    let resp: Value = client
+        .post_json("/networks/create", Some(&args.body()?))
+        .await?;
     if let Some(w) = resp["Warning"].as_str().filter(|w| !w.is_empty()) {
         eprintln!("WARNING: {w}");
     }
@@ -189,16 +193,33 @@ pub fn network_row(n: &Value, trunc: bool) -> Value {
     let id = n["Id"].as_str().unwrap_or("");
     let mut labels: Vec<String> = n["Labels"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
         .unwrap_or_default();
     labels.sort();
     row(vec![
-        ("ID", if trunc { id.chars().take(12).collect() } else { id.to_string() }),
+        (
+            "ID",
+            if trunc {
+                id.chars().take(12).collect()
+            } else {
+                id.to_string()
+            },
+        ),
         ("Name", n["Name"].as_str().unwrap_or("").to_string()),
         ("Driver", n["Driver"].as_str().unwrap_or("").to_string()),
         ("Scope", n["Scope"].as_str().unwrap_or("").to_string()),
-        ("IPv6", n["EnableIPv6"].as_bool().unwrap_or(false).to_string()),
-        ("Internal", n["Internal"].as_bool().unwrap_or(false).to_string()),
+        (
+            "IPv6",
+            n["EnableIPv6"].as_bool().unwrap_or(false).to_string(),
+        ),
+        (
+            "Internal",
+            n["Internal"].as_bool().unwrap_or(false).to_string(),
+        ),
         ("Labels", labels.join(",")),
         ("CreatedAt", n["Created"].as_str().unwrap_or("").to_string()),
     ])
@@ -206,11 +227,25 @@ pub fn network_row(n: &Value, trunc: bool) -> Value {
 
 pub async fn ls(client: &Client, args: NetworkLsArgs) -> Result<()> {
     let f = opts::parse_filters(&args.filter).map_err(anyhow::Error::msg)?;
-    let list: Value = client.get_json(&Query::new().filters(&f).to_path("/networks")).await?;
+    let list: Value = client
+        .get_json(&Query::new().filters(&f).to_path("/networks"))
+        .await?;
     let mut nets: Vec<Value> = list.as_array().cloned().unwrap_or_default();
-    nets.sort_by(|a, b| a["Name"].as_str().unwrap_or("").cmp(b["Name"].as_str().unwrap_or("")));
-    let rows: Vec<Value> = nets.iter().map(|n| network_row(n, !args.no_trunc)).collect();
-    let format = if args.quiet { Some("{{.ID}}".to_string()) } else { args.format.clone() };
+    nets.sort_by(|a, b| {
+        a["Name"]
+            .as_str()
+            .unwrap_or("")
+            .cmp(b["Name"].as_str().unwrap_or(""))
+    });
+    let rows: Vec<Value> = nets
+        .iter()
+        .map(|n| network_row(n, !args.no_trunc))
+        .collect();
+    let format = if args.quiet {
+        Some("{{.ID}}".to_string())
+    } else {
+        args.format.clone()
+    };
     let lf = ListFormat {
         format: format.as_deref(),
         default_table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
@@ -287,7 +322,8 @@ impl ConnectArgs {
         if !self.link_local_ip.is_empty() {
             ipam.insert("LinkLocalIPs".into(), json!(self.link_local_ip));
         }
-        let driver_opts = opts::parse_kv_map(&self.driver_opt, "driver-opt").map_err(anyhow::Error::msg)?;
+        let driver_opts =
+            opts::parse_kv_map(&self.driver_opt, "driver-opt").map_err(anyhow::Error::msg)?;
         Ok(json!({
             "Container": self.container,
             "EndpointConfig": {
@@ -301,7 +337,12 @@ impl ConnectArgs {
 }
 
 pub async fn connect(client: &Client, args: ConnectArgs) -> Result<()> {
-    client.post(&format!("/networks/{}/connect", seg(&args.network)), Some(&args.body()?)).await?;
+    client
+        .post(
+            &format!("/networks/{}/connect", seg(&args.network)),
+            Some(&args.body()?),
+        )
+        .await?;
     Ok(())
 }
 
@@ -321,7 +362,12 @@ pub struct DisconnectArgs {
 
 pub async fn disconnect(client: &Client, args: DisconnectArgs) -> Result<()> {
     let body = json!({"Container": args.container, "Force": args.force});
-    client.post(&format!("/networks/{}/disconnect", seg(&args.network)), Some(&body)).await?;
+    client
+        .post(
+            &format!("/networks/{}/disconnect", seg(&args.network)),
+            Some(&body),
+        )
+        .await?;
     Ok(())
 }
 
@@ -339,7 +385,9 @@ pub struct NetworkPruneArgs {
 /// `POST /networks/prune`; returns the removed network names.
 pub async fn prune_networks(client: &Client, filter: &[String]) -> Result<Vec<String>> {
     let f = opts::parse_filters(filter).map_err(anyhow::Error::msg)?;
-    let resp: Value = client.post_json(&Query::new().filters(&f).to_path("/networks/prune"), None).await?;
+    let resp: Value = client
+        .post_json(&Query::new().filters(&f).to_path("/networks/prune"), None)
+        .await?;
     Ok(resp["NetworksDeleted"]
         .as_array()
         .into_iter()
@@ -350,7 +398,11 @@ pub async fn prune_networks(client: &Client, filter: &[String]) -> Result<Vec<St
 }
 
 pub async fn prune(client: &Client, args: NetworkPruneArgs) -> Result<()> {
-    if !args.force && !confirm("WARNING! This will remove all custom networks not used by at least one container.") {
+    if !args.force
+        && !confirm(
+            "WARNING! This will remove all custom networks not used by at least one container.",
+        )
+    {
         return Ok(());
     }
     let names = prune_networks(client, &args.filter).await?;
@@ -381,10 +433,27 @@ mod tests {
         assert_eq!(b["Name"], "n1");
         assert_eq!(b["Driver"], "bridge");
         assert_eq!(b["CheckDuplicate"], true);
-        assert_eq!(b["IPAM"], json!({"Driver": "default", "Options": {}, "Config": []}));
-        let w = Wrap::try_parse_from(["create", "--subnet", "10.9.0.0/24", "--gateway", "10.9.0.1", "--label", "a=b", "--internal", "n2"]).expect("parse");
+        assert_eq!(
+            b["IPAM"],
+            json!({"Driver": "default", "Options": {}, "Config": []})
+        );
+        let w = Wrap::try_parse_from([
+            "create",
+            "--subnet",
+            "10.9.0.0/24",
+            "--gateway",
+            "10.9.0.1",
+            "--label",
+            "a=b",
+            "--internal",
+            "n2",
+        ])
+        .expect("parse");
         let b = w.args.body().expect("body");
-        assert_eq!(b["IPAM"]["Config"], json!([{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}]));
+        assert_eq!(
+            b["IPAM"]["Config"],
+            json!([{"Subnet": "10.9.0.0/24", "Gateway": "10.9.0.1"}])
+        );
         assert_eq!(b["Labels"], json!({"a": "b"}));
         assert_eq!(b["Internal"], true);
         let w = Wrap::try_parse_from(["create", "--gateway", "10.9.0.1", "n3"]).expect("parse");
@@ -396,7 +465,11 @@ mod tests {
         let n = json!({"Id": "83ae6cb057a5134c96bf164150be6140bc87b1c226f49e10daabe3ce503ded54", "Name": "bridge", "Driver": "bridge", "Scope": "local"});
         let r = network_row(&n, true);
         assert_eq!(r["ID"], "83ae6cb057a5");
-        let lf = ListFormat { format: None, default_table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", headers: HEADERS };
+        let lf = ListFormat {
+            format: None,
+            default_table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+            headers: HEADERS,
+        };
         assert_eq!(
             lf.render(&[r]).expect("render"),
             "NETWORK ID     NAME      DRIVER    SCOPE\n83ae6cb057a5   bridge    bridge    local\n"

@@ -5,7 +5,9 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::client::{Client, Query};
-use crate::format::{ago, created_at, display_ports, ellipsis, go_quote, human_size_prec, PortEntry};
+use crate::format::{
+    ago, created_at, display_ports, ellipsis, go_quote, human_size_prec, PortEntry,
+};
 use crate::opts;
 use crate::output::{row, ListFormat};
 
@@ -56,7 +58,8 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("Platform", "PLATFORM"),
 ];
 
-const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+const DEFAULT_TABLE: &str =
+    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
 
 /// docker's `stringid.TruncateID`: drop anything up to `:`, keep 12 characters.
 pub fn truncate_id(id: &str) -> String {
@@ -82,7 +85,13 @@ pub fn container_row(c: &Value, trunc: bool) -> Value {
     let mut r = container_fields(c, trunc);
     if let Some(m) = r.as_object_mut() {
         // The daemon (API < 1.48) reports no platform; docker prints it as null.
-        m.insert("Platform".into(), c.get("ImageManifestDescriptor").and_then(|d| d.get("platform")).cloned().unwrap_or(Value::Null));
+        m.insert(
+            "Platform".into(),
+            c.get("ImageManifestDescriptor")
+                .and_then(|d| d.get("platform"))
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
     }
     r
 }
@@ -98,12 +107,25 @@ fn container_fields(c: &Value, trunc: bool) -> Value {
         .map(|n| n.trim_start_matches('/').to_string())
         .collect();
     let command = c["Command"].as_str().unwrap_or("");
-    let command = if trunc { ellipsis(command, 20) } else { command.to_string() };
+    let command = if trunc {
+        ellipsis(command, 20)
+    } else {
+        command.to_string()
+    };
     let created = c["Created"].as_i64().unwrap_or(0);
-    let ports: Vec<PortEntry> = c["Ports"].as_array().into_iter().flatten().map(PortEntry::from_json).collect();
+    let ports: Vec<PortEntry> = c["Ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(PortEntry::from_json)
+        .collect();
     let mut labels: Vec<String> = c["Labels"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
         .unwrap_or_default();
     labels.sort();
     let mounts: Vec<String> = c["Mounts"]
@@ -111,7 +133,11 @@ fn container_fields(c: &Value, trunc: bool) -> Value {
         .into_iter()
         .flatten()
         .map(|m| {
-            let name = m["Name"].as_str().filter(|s| !s.is_empty()).or(m["Source"].as_str()).unwrap_or("");
+            let name = m["Name"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .or(m["Source"].as_str())
+                .unwrap_or("");
             if trunc {
                 ellipsis(name, 15)
             } else {
@@ -133,13 +159,31 @@ fn container_fields(c: &Value, trunc: bool) -> Value {
     let size_rw = c["SizeRw"].as_f64().unwrap_or(0.0);
     let size_root = c["SizeRootFs"].as_f64().unwrap_or(0.0);
     let size = if size_root > 0.0 {
-        format!("{} (virtual {})", human_size_prec(size_rw, 3), human_size_prec(size_root, 3))
+        format!(
+            "{} (virtual {})",
+            human_size_prec(size_rw, 3),
+            human_size_prec(size_root, 3)
+        )
     } else {
         human_size_prec(size_rw, 3)
     };
     row(vec![
-        ("ID", if trunc { truncate_id(id) } else { id.to_string() }),
-        ("Image", image_column(c["Image"].as_str().unwrap_or(""), c["ImageID"].as_str().unwrap_or(""), trunc)),
+        (
+            "ID",
+            if trunc {
+                truncate_id(id)
+            } else {
+                id.to_string()
+            },
+        ),
+        (
+            "Image",
+            image_column(
+                c["Image"].as_str().unwrap_or(""),
+                c["ImageID"].as_str().unwrap_or(""),
+                trunc,
+            ),
+        ),
         ("Command", go_quote(&command)),
         ("CreatedAt", created_at(created)),
         ("RunningFor", ago(created)),
@@ -157,10 +201,16 @@ fn container_fields(c: &Value, trunc: bool) -> Value {
 
 pub async fn ps(client: &Client, args: PsArgs) -> Result<()> {
     let filters = opts::parse_filters(&args.filter).map_err(anyhow::Error::msg)?;
-    let format = if args.quiet { Some("{{.ID}}".to_string()) } else { args.format.clone() };
+    let format = if args.quiet {
+        Some("{{.ID}}".to_string())
+    } else {
+        args.format.clone()
+    };
     // Like docker, ask for sizes when the template shows them (`{{json .}}` includes Size).
     let wants_size = args.size
-        || format.as_deref().is_some_and(|f| f.contains(".Size") || f.contains("json .") || f.trim() == "json");
+        || format
+            .as_deref()
+            .is_some_and(|f| f.contains(".Size") || f.contains("json .") || f.trim() == "json");
     let mut q = Query::new();
     let limit = if args.latest { 1 } else { args.last };
     q.flag("all", args.all || limit > 0);
@@ -171,9 +221,22 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<()> {
     q.filters(&filters);
     let list: Value = client.get_json(&q.to_path("/containers/json")).await?;
     let trunc = !args.no_trunc;
-    let rows: Vec<Value> = list.as_array().into_iter().flatten().map(|c| container_row(c, trunc)).collect();
-    let default_table = if args.size { format!("{DEFAULT_TABLE}\t{{{{.Size}}}}") } else { DEFAULT_TABLE.to_string() };
-    let lf = ListFormat { format: format.as_deref(), default_table: &default_table, headers: HEADERS };
+    let rows: Vec<Value> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| container_row(c, trunc))
+        .collect();
+    let default_table = if args.size {
+        format!("{DEFAULT_TABLE}\t{{{{.Size}}}}")
+    } else {
+        DEFAULT_TABLE.to_string()
+    };
+    let lf = ListFormat {
+        format: format.as_deref(),
+        default_table: &default_table,
+        headers: HEADERS,
+    };
     print!("{}", lf.render(&rows)?);
     Ok(())
 }
@@ -206,7 +269,11 @@ mod tests {
     #[test]
     fn table_matches_capture() {
         let rows = vec![container_row(&sample(), true)];
-        let lf = ListFormat { format: None, default_table: DEFAULT_TABLE, headers: HEADERS };
+        let lf = ListFormat {
+            format: None,
+            default_table: DEFAULT_TABLE,
+            headers: HEADERS,
+        };
         assert_eq!(
             lf.render(&rows).expect("render"),
             "CONTAINER ID   IMAGE     COMMAND            CREATED         STATUS         PORTS                                     NAMES\n\
@@ -239,6 +306,9 @@ mod tests {
     fn long_commands_are_cut() {
         let mut c = sample();
         c["Command"] = json!("sh -c 'while true; do sleep 1; done'");
-        assert_eq!(container_row(&c, true)["Command"], "\"sh -c 'while true; …\"");
+        assert_eq!(
+            container_row(&c, true)["Command"],
+            "\"sh -c 'while true; …\""
+        );
     }
 }

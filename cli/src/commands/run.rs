@@ -47,7 +47,11 @@ pub struct CreateArgs {
 
 /// A `run`/`create` failure: `berth: <message>` plus the help hint, with `code`.
 fn setup_error(cmd: &str, message: impl std::fmt::Display, code: i32) -> anyhow::Error {
-    StatusError::new(code, format!("berth: {message}\n\nRun 'berth {cmd} --help' for more information")).into()
+    StatusError::new(
+        code,
+        format!("berth: {message}\n\nRun 'berth {cmd} --help' for more information"),
+    )
+    .into()
 }
 
 /// A configuration error (exit 125). Flag-value errors (`invalid argument "64x" for ...`)
@@ -61,7 +65,11 @@ fn usage_error(cmd: &str, message: &str) -> anyhow::Error {
         "create" => "berth create [OPTIONS] IMAGE [COMMAND] [ARG...]",
         _ => "berth run [OPTIONS] IMAGE [COMMAND] [ARG...]",
     };
-    StatusError::new(125, format!("{message}\n\nUsage:  {usage}\n\nRun 'berth {cmd} --help' for more information")).into()
+    StatusError::new(
+        125,
+        format!("{message}\n\nUsage:  {usage}\n\nRun 'berth {cmd} --help' for more information"),
+    )
+    .into()
 }
 
 /// Exit status for a failed start: 127 not found, 126 cannot invoke, else 125.
@@ -72,7 +80,10 @@ pub fn start_error_code(message: &str) -> i32 {
         || m.contains("system cannot find the file specified")
     {
         127
-    } else if m.contains("permission denied") || m.contains("exec format error") || m.contains("is a directory") {
+    } else if m.contains("permission denied")
+        || m.contains("exec format error")
+        || m.contains("is a directory")
+    {
         126
     } else {
         125
@@ -80,7 +91,12 @@ pub fn start_error_code(message: &str) -> i32 {
 }
 
 /// Creates the container, pulling the image first when the daemon does not have it.
-pub async fn create_container(client: &Client, req: &CreateRequest, pull: &str, quiet: bool) -> Result<String> {
+pub async fn create_container(
+    client: &Client,
+    req: &CreateRequest,
+    pull: &str,
+    quiet: bool,
+) -> Result<String> {
     if !matches!(pull, "always" | "missing" | "never") {
         bail!("invalid pull option: '{pull}': must be one of \"always\", \"missing\" or \"never\"");
     }
@@ -88,12 +104,21 @@ pub async fn create_container(client: &Client, req: &CreateRequest, pull: &str, 
         pull_to_stderr(client, &req.image, req.platform.as_deref(), quiet).await?;
     }
     let mut q = Query::new();
-    q.opt("name", req.name.as_deref()).opt("platform", req.platform.as_deref());
+    q.opt("name", req.name.as_deref())
+        .opt("platform", req.platform.as_deref());
     let path = q.to_path("/containers/create");
     let resp: Value = match client.post_json(&path, Some(&req.body)).await {
         Ok(v) => v,
-        Err(e) if is_not_found(&e) && pull == "missing" && !is_id_like(&req.image) && is_missing_image(&e) => {
-            eprintln!("Unable to find image '{}' locally", ImageRef::parse(&req.image).familiar());
+        Err(e)
+            if is_not_found(&e)
+                && pull == "missing"
+                && !is_id_like(&req.image)
+                && is_missing_image(&e) =>
+        {
+            eprintln!(
+                "Unable to find image '{}' locally",
+                ImageRef::parse(&req.image).familiar()
+            );
             pull_to_stderr(client, &req.image, req.platform.as_deref(), quiet).await?;
             client.post_json(&path, Some(&req.body)).await?
         }
@@ -104,7 +129,9 @@ pub async fn create_container(client: &Client, req: &CreateRequest, pull: &str, 
             eprintln!("WARNING: {w}");
         }
     }
-    let id = resp["Id"].as_str().ok_or_else(|| anyhow!("daemon returned no container ID"))?;
+    let id = resp["Id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("daemon returned no container ID"))?;
     Ok(id.to_string())
 }
 
@@ -115,13 +142,26 @@ fn is_missing_image(e: &anyhow::Error) -> bool {
     })
 }
 
-async fn pull_to_stderr(client: &Client, image: &str, platform: Option<&str>, quiet: bool) -> Result<()> {
+async fn pull_to_stderr(
+    client: &Client,
+    image: &str,
+    platform: Option<&str>,
+    quiet: bool,
+) -> Result<()> {
     if quiet {
         let mut sink = Vec::new();
         return pull_image(client, image, platform, false, &mut sink, false).await;
     }
     let mut err = std::io::stderr();
-    pull_image(client, image, platform, false, &mut err, tty::stderr_is_tty()).await
+    pull_image(
+        client,
+        image,
+        platform,
+        false,
+        &mut err,
+        tty::stderr_is_tty(),
+    )
+    .await
 }
 
 fn write_cidfile(path: Option<&str>, id: &str) -> Result<()> {
@@ -129,14 +169,18 @@ fn write_cidfile(path: Option<&str>, id: &str) -> Result<()> {
         if std::path::Path::new(p).exists() {
             bail!("container ID file found, make sure the other container isn't running or delete {p}");
         }
-        std::fs::write(p, id).map_err(|e| anyhow!("failed to write the container ID to the file: {e}"))?;
+        std::fs::write(p, id)
+            .map_err(|e| anyhow!("failed to write the container ID to the file: {e}"))?;
     }
     Ok(())
 }
 
 pub async fn create(client: &Client, args: CreateArgs) -> Result<()> {
     // Like docker, `create` records the streams a later `start -a` attaches (stdout/stderr).
-    let req = args.opts.build(false).map_err(|e| usage_error("create", &e))?;
+    let req = args
+        .opts
+        .build(false)
+        .map_err(|e| usage_error("create", &e))?;
     let id = create_container(client, &req, &args.opts.pull, args.opts.quiet)
         .await
         .map_err(|e| setup_error("create", format!("{e:#}"), 125))?;
@@ -171,20 +215,42 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<()> {
     let stdout = req.body["AttachStdout"].as_bool().unwrap_or(false);
     let stderr = req.body["AttachStderr"].as_bool().unwrap_or(false);
     let hijacked = client
-        .hijack(&session::attach_path(&id, attach_stdin, stdout, stderr, args.detach_keys.as_deref()), None)
+        .hijack(
+            &session::attach_path(
+                &id,
+                attach_stdin,
+                stdout,
+                stderr,
+                args.detach_keys.as_deref(),
+            ),
+            None,
+        )
         .await
         .map_err(|e| setup_error("run", e, 125))?;
     let condition = if o.rm { "removed" } else { "next-exit" };
     let wait = client
-        .request(Method::POST, &format!("/containers/{id}/wait?condition={condition}"), Body::Empty, &[])
+        .request(
+            Method::POST,
+            &format!("/containers/{id}/wait?condition={condition}"),
+            Body::Empty,
+            &[],
+        )
         .await
         .map_err(|e| setup_error("run", e, 125))?
         .ok()
         .await
         .map_err(|e| setup_error("run", e, 125))?;
 
-    let raw = if o.tty && attach_stdin { RawMode::enter() } else { None };
-    let opts = SessionOpts { tty: o.tty, stdin: attach_stdin, detach_keys };
+    let raw = if o.tty && attach_stdin {
+        RawMode::enter()
+    } else {
+        None
+    };
+    let opts = SessionOpts {
+        tty: o.tty,
+        stdin: attach_stdin,
+        detach_keys,
+    };
     let pump = tokio::spawn(session::pump(hijacked, opts));
 
     if let Err(e) = client.post(&start_path, None).await {
@@ -192,13 +258,20 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<()> {
         pump.abort();
         let code = start_error_code(&e.to_string());
         if o.rm {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), session::wait_status(wait)).await;
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                session::wait_status(wait),
+            )
+            .await;
         }
         return Err(setup_error("run", e, code));
     }
     let mut helpers = Vec::new();
     if o.tty && tty::stdout_is_tty() {
-        helpers.push(session::spawn_resize(client.clone(), format!("/containers/{id}")));
+        helpers.push(session::spawn_resize(
+            client.clone(),
+            format!("/containers/{id}"),
+        ));
     }
     if !o.tty && args.sig_proxy {
         helpers.push(session::spawn_sig_proxy(client.clone(), id.clone()));
@@ -244,7 +317,10 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<()> {
     if !(args.attach || args.interactive) {
         let mut failed = Vec::new();
         for c in &args.containers {
-            match client.post(&format!("/containers/{}/start", seg(c)), None).await {
+            match client
+                .post(&format!("/containers/{}/start", seg(c)), None)
+                .await
+            {
                 Ok(_) => println!("{c}"),
                 Err(e) => {
                     eprintln!("{e:#}");
@@ -253,7 +329,11 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<()> {
             }
         }
         if !failed.is_empty() {
-            return Err(StatusError::new(1, format!("Error: failed to start containers: {}", failed.join(", "))).into());
+            return Err(StatusError::new(
+                1,
+                format!("Error: failed to start containers: {}", failed.join(", ")),
+            )
+            .into());
         }
         return Ok(());
     }
@@ -261,7 +341,9 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<()> {
         bail!("you cannot start and attach multiple containers at once");
     }
     let name = &args.containers[0];
-    let info: Value = client.get_json(&format!("/containers/{}/json", seg(name))).await?;
+    let info: Value = client
+        .get_json(&format!("/containers/{}/json", seg(name)))
+        .await?;
     let id = info["Id"].as_str().unwrap_or(name).to_string();
     let has_tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let stdin = args.interactive && info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
@@ -270,15 +352,34 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<()> {
     }
     let detach_keys = session::detach_keys(args.detach_keys.as_deref())?;
     let hijacked = client
-        .hijack(&session::attach_path(&id, stdin, true, true, args.detach_keys.as_deref()), None)
+        .hijack(
+            &session::attach_path(&id, stdin, true, true, args.detach_keys.as_deref()),
+            None,
+        )
         .await?;
     let wait = client
-        .request(Method::POST, &format!("/containers/{id}/wait?condition=next-exit"), Body::Empty, &[])
+        .request(
+            Method::POST,
+            &format!("/containers/{id}/wait?condition=next-exit"),
+            Body::Empty,
+            &[],
+        )
         .await?
         .ok()
         .await?;
-    let raw = if has_tty && stdin { RawMode::enter() } else { None };
-    let pump = tokio::spawn(session::pump(hijacked, SessionOpts { tty: has_tty, stdin, detach_keys }));
+    let raw = if has_tty && stdin {
+        RawMode::enter()
+    } else {
+        None
+    };
+    let pump = tokio::spawn(session::pump(
+        hijacked,
+        SessionOpts {
+            tty: has_tty,
+            stdin,
+            detach_keys,
+        },
+    ));
     if let Err(e) = client.post(&format!("/containers/{id}/start"), None).await {
         drop(raw);
         pump.abort();
@@ -286,7 +387,10 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<()> {
     }
     let mut helpers = Vec::new();
     if has_tty && tty::stdout_is_tty() {
-        helpers.push(session::spawn_resize(client.clone(), format!("/containers/{id}")));
+        helpers.push(session::spawn_resize(
+            client.clone(),
+            format!("/containers/{id}"),
+        ));
     }
     if !has_tty {
         helpers.push(session::spawn_sig_proxy(client.clone(), id.clone()));
@@ -327,7 +431,9 @@ pub struct AttachArgs {
 }
 
 pub async fn attach(client: &Client, args: AttachArgs) -> Result<()> {
-    let info: Value = client.get_json(&format!("/containers/{}/json", seg(&args.container))).await?;
+    let info: Value = client
+        .get_json(&format!("/containers/{}/json", seg(&args.container)))
+        .await?;
     if !info["State"]["Running"].as_bool().unwrap_or(false) {
         bail!("You cannot attach to a stopped container, start it first");
     }
@@ -345,25 +451,49 @@ pub async fn attach(client: &Client, args: AttachArgs) -> Result<()> {
     }
     let detach_keys = session::detach_keys(args.detach_keys.as_deref())?;
     let wait = client
-        .request(Method::POST, &format!("/containers/{id}/wait"), Body::Empty, &[])
+        .request(
+            Method::POST,
+            &format!("/containers/{id}/wait"),
+            Body::Empty,
+            &[],
+        )
         .await?
         .ok()
         .await?;
     let hijacked = client
-        .hijack(&session::attach_path(&id, stdin, true, true, args.detach_keys.as_deref()), None)
+        .hijack(
+            &session::attach_path(&id, stdin, true, true, args.detach_keys.as_deref()),
+            None,
+        )
         .await?;
-    let raw = if has_tty && stdin { RawMode::enter() } else { None };
+    let raw = if has_tty && stdin {
+        RawMode::enter()
+    } else {
+        None
+    };
     let mut helpers = Vec::new();
     if has_tty && tty::stdout_is_tty() {
-        helpers.push(session::spawn_resize(client.clone(), format!("/containers/{id}")));
+        helpers.push(session::spawn_resize_with(
+            client.clone(),
+            format!("/containers/{id}"),
+            true,
+        ));
     }
     if !has_tty && args.sig_proxy {
         helpers.push(session::spawn_sig_proxy(client.clone(), id.clone()));
     }
-    let end = session::pump(hijacked, SessionOpts { tty: has_tty, stdin, detach_keys }).await;
+    let end = session::pump(
+        hijacked,
+        SessionOpts {
+            tty: has_tty,
+            stdin,
+            detach_keys,
+        },
+    )
+    .await;
     drop(raw);
     match end {
-        Ok(SessionEnd::Detached) => return Ok(()),
+        Ok(SessionEnd::Detached) => return Err(StatusError::new(1, "read escape sequence").into()),
         Ok(SessionEnd::OutputClosed) => {}
         Err(e) => eprintln!("{e:#}"),
     }
@@ -383,9 +513,17 @@ mod tests {
 
     #[test]
     fn start_failures_map_to_docker_codes() {
-        assert_eq!(start_error_code("Error response from daemon: exec: \"nope\": executable file not found in $PATH"), 127);
+        assert_eq!(
+            start_error_code(
+                "Error response from daemon: exec: \"nope\": executable file not found in $PATH"
+            ),
+            127
+        );
         assert_eq!(start_error_code("stat /x: no such file or directory"), 127);
-        assert_eq!(start_error_code("exec: \"/etc\": permission denied: unknown"), 126);
+        assert_eq!(
+            start_error_code("exec: \"/etc\": permission denied: unknown"),
+            126
+        );
         assert_eq!(start_error_code("exec format error"), 126);
         assert_eq!(start_error_code("cgroup setup failed"), 125);
     }

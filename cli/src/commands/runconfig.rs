@@ -140,7 +140,11 @@ pub struct ContainerOpts {
     #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Tune container memory swappiness (0 to 100)
-    #[arg(long = "memory-swappiness", value_name = "int", allow_hyphen_values = true)]
+    #[arg(
+        long = "memory-swappiness",
+        value_name = "int",
+        allow_hyphen_values = true
+    )]
     pub memory_swappiness: Option<i64>,
     /// Attach a filesystem mount to the container
     #[arg(long = "mount", value_name = "mount")]
@@ -258,7 +262,11 @@ pub struct CreateRequest {
     pub platform: Option<String>,
 }
 
-fn parse_with<T>(value: &Option<String>, flag: &str, f: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, String> {
+fn parse_with<T>(
+    value: &Option<String>,
+    flag: &str,
+    f: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
     match value {
         None => Ok(None),
         Some(v) => f(v).map(Some).map_err(|e| flag_error(v, flag, &e)),
@@ -275,11 +283,19 @@ fn nanos(value: &Option<String>, flag: &str) -> Result<Option<i64>, String> {
 impl ContainerOpts {
     /// Builds the create body. `detach` is whether the client will attach (`run -d` does not).
     pub fn build(&self, detach: bool) -> Result<CreateRequest, String> {
-        let image = self.args.first().cloned().ok_or("requires at least 1 argument")?;
+        let image = self
+            .args
+            .first()
+            .cloned()
+            .ok_or("requires at least 1 argument")?;
         let cmd: Vec<String> = self.args[1..].to_vec();
 
         let memory = parse_with(&self.memory, "-m, --memory", opts::parse_ram)?;
-        let memory_reservation = parse_with(&self.memory_reservation, "--memory-reservation", opts::parse_ram)?;
+        let memory_reservation = parse_with(
+            &self.memory_reservation,
+            "--memory-reservation",
+            opts::parse_ram,
+        )?;
         let memory_swap = parse_with(&self.memory_swap, "--memory-swap", |v| {
             if v == "-1" {
                 Ok(-1)
@@ -294,7 +310,9 @@ impl ContainerOpts {
         }
         if let Some(swappiness) = self.memory_swappiness {
             if !(-1..=100).contains(&swappiness) {
-                return Err(format!("invalid value: {swappiness}. Valid memory swappiness range is 0-100"));
+                return Err(format!(
+                    "invalid value: {swappiness}. Valid memory swappiness range is 0-100"
+                ));
             }
         }
 
@@ -308,7 +326,8 @@ impl ContainerOpts {
 
         let mut env = Vec::new();
         for file in &self.env_file {
-            let content = std::fs::read_to_string(file).map_err(|e| format!("open {file}: {}", io_reason(&e)))?;
+            let content = std::fs::read_to_string(file)
+                .map_err(|e| format!("open {file}: {}", io_reason(&e)))?;
             env.extend(opts::parse_env_file(&content, |k| std::env::var(k).ok())?);
         }
         for e in &self.env {
@@ -317,7 +336,8 @@ impl ContainerOpts {
 
         let mut label_lines: Vec<String> = Vec::new();
         for file in &self.label_file {
-            let content = std::fs::read_to_string(file).map_err(|e| format!("open {file}: {}", io_reason(&e)))?;
+            let content = std::fs::read_to_string(file)
+                .map_err(|e| format!("open {file}: {}", io_reason(&e)))?;
             label_lines.extend(
                 content
                     .lines()
@@ -398,9 +418,16 @@ impl ContainerOpts {
             Some(e) => json!([e]),
         };
 
-        let network = self.network.clone().unwrap_or_else(|| "default".to_string());
+        let network = self
+            .network
+            .clone()
+            .unwrap_or_else(|| "default".to_string());
         let mut endpoints = Map::new();
-        if !self.network_alias.is_empty() || self.ip.is_some() || self.mac_address.is_some() || network == "default" {
+        if !self.network_alias.is_empty()
+            || self.ip.is_some()
+            || self.mac_address.is_some()
+            || network == "default"
+        {
             let mut ep = Map::new();
             if !self.network_alias.is_empty() {
                 ep.insert("Aliases".into(), json!(self.network_alias));
@@ -418,7 +445,14 @@ impl ContainerOpts {
         let mut put = |k: &str, v: Value| {
             host.insert(k.to_string(), v);
         };
-        put("Binds", if binds.is_empty() { Value::Null } else { json!(binds) });
+        put(
+            "Binds",
+            if binds.is_empty() {
+                Value::Null
+            } else {
+                json!(binds)
+            },
+        );
         put("NetworkMode", json!(network));
         put("PortBindings", ports.bindings_json());
         put("RestartPolicy", restart);
@@ -441,13 +475,22 @@ impl ContainerOpts {
         put("Memory", json!(memory.unwrap_or(0)));
         put("MemoryReservation", json!(memory_reservation.unwrap_or(0)));
         put("MemorySwap", json!(memory_swap.unwrap_or(0)));
-        put("MemorySwappiness", json!(self.memory_swappiness.unwrap_or(-1)));
+        put(
+            "MemorySwappiness",
+            json!(self.memory_swappiness.unwrap_or(-1)),
+        );
         put("NanoCpus", json!(nano_cpus.unwrap_or(0)));
         put("CpuShares", json!(self.cpu_shares.unwrap_or(0)));
         put("CpuPeriod", json!(self.cpu_period.unwrap_or(0)));
         put("CpuQuota", json!(self.cpu_quota.unwrap_or(0)));
-        put("CpusetCpus", json!(self.cpuset_cpus.clone().unwrap_or_default()));
-        put("CpusetMems", json!(self.cpuset_mems.clone().unwrap_or_default()));
+        put(
+            "CpusetCpus",
+            json!(self.cpuset_cpus.clone().unwrap_or_default()),
+        );
+        put(
+            "CpusetMems",
+            json!(self.cpuset_mems.clone().unwrap_or_default()),
+        );
         put("BlkioWeight", json!(self.blkio_weight.unwrap_or(0)));
         put("ShmSize", json!(shm_size.unwrap_or(0)));
         put("OomKillDisable", json!(self.oom_kill_disable));
@@ -456,8 +499,14 @@ impl ContainerOpts {
         put("PidMode", json!(self.pid.clone().unwrap_or_default()));
         put("UTSMode", json!(self.uts.clone().unwrap_or_default()));
         put("UsernsMode", json!(self.userns.clone().unwrap_or_default()));
-        put("CgroupnsMode", json!(self.cgroupns.clone().unwrap_or_default()));
-        put("CgroupParent", json!(self.cgroup_parent.clone().unwrap_or_default()));
+        put(
+            "CgroupnsMode",
+            json!(self.cgroupns.clone().unwrap_or_default()),
+        );
+        put(
+            "CgroupParent",
+            json!(self.cgroup_parent.clone().unwrap_or_default()),
+        );
         put(
             "LogConfig",
             json!({"Type": self.log_driver.clone().unwrap_or_default(), "Config": Value::Object(log_opts)}),
@@ -517,7 +566,12 @@ impl ContainerOpts {
                 obj.insert("MacAddress".into(), json!(mac));
             }
         }
-        Ok(CreateRequest { body, image, name: self.name.clone(), platform: self.platform.clone() })
+        Ok(CreateRequest {
+            body,
+            image,
+            name: self.name.clone(),
+            platform: self.platform.clone(),
+        })
     }
 
     fn healthcheck(&self) -> Result<Option<Value>, String> {
@@ -647,8 +701,12 @@ fn expand_security_opt(s: &str) -> Result<String, String> {
         return Err(format!("Invalid --security-opt: {s:?}"));
     };
     if key == "seccomp" && value != "unconfined" && value != "builtin" {
-        let content = std::fs::read(value)
-            .map_err(|e| format!("opening seccomp profile ({value}) failed: {}", io_reason(&e)))?;
+        let content = std::fs::read(value).map_err(|e| {
+            format!(
+                "opening seccomp profile ({value}) failed: {}",
+                io_reason(&e)
+            )
+        })?;
         let parsed: Value = serde_json::from_slice(&content)
             .map_err(|e| format!("compacting json for seccomp profile ({value}) failed: {e}"))?;
         return Ok(format!("seccomp={parsed}"));
@@ -677,8 +735,25 @@ mod tests {
     #[test]
     fn captured_run_flags() {
         let o = parse(&[
-            "--name", "flags", "--network", "n1", "-v", "v1:/data", "-e", "FOO=bar", "-m", "64m",
-            "--cpus", "0.5", "-p", "127.0.0.1:8081:80", "--restart", "no", "busybox", "sleep", "300",
+            "--name",
+            "flags",
+            "--network",
+            "n1",
+            "-v",
+            "v1:/data",
+            "-e",
+            "FOO=bar",
+            "-m",
+            "64m",
+            "--cpus",
+            "0.5",
+            "-p",
+            "127.0.0.1:8081:80",
+            "--restart",
+            "no",
+            "busybox",
+            "sleep",
+            "300",
         ]);
         let req = o.build(true).expect("build");
         let b = &req.body;
@@ -688,7 +763,10 @@ mod tests {
         assert_eq!(b["ExposedPorts"], json!({"80/tcp": {}}));
         assert_eq!(b["HostConfig"]["Binds"], json!(["v1:/data"]));
         assert_eq!(b["HostConfig"]["NetworkMode"], "n1");
-        assert_eq!(b["HostConfig"]["PortBindings"], json!({"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8081"}]}));
+        assert_eq!(
+            b["HostConfig"]["PortBindings"],
+            json!({"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8081"}]})
+        );
         assert_eq!(b["HostConfig"]["Memory"], 67108864);
         assert_eq!(b["HostConfig"]["NanoCpus"], 500000000);
         assert_eq!(b["NetworkingConfig"]["EndpointsConfig"], json!({}));
@@ -726,25 +804,74 @@ mod tests {
 
     #[test]
     fn bad_values_name_themselves() {
-        let e = parse(&["-m", "64x", "busybox"]).build(false).expect_err("bad memory");
-        assert_eq!(e, "invalid argument \"64x\" for \"-m, --memory\" flag: invalid suffix: 'x'");
-        let e = parse(&["--cpus", "abc", "busybox"]).build(false).expect_err("bad cpus");
+        let e = parse(&["-m", "64x", "busybox"])
+            .build(false)
+            .expect_err("bad memory");
+        assert_eq!(
+            e,
+            "invalid argument \"64x\" for \"-m, --memory\" flag: invalid suffix: 'x'"
+        );
+        let e = parse(&["--cpus", "abc", "busybox"])
+            .build(false)
+            .expect_err("bad cpus");
         assert_eq!(e, "invalid argument \"abc\" for \"--cpus\" flag: failed to parse abc as a rational number");
-        let e = parse(&["-p", "80/xyz", "busybox"]).build(false).expect_err("bad port");
+        let e = parse(&["-p", "80/xyz", "busybox"])
+            .build(false)
+            .expect_err("bad port");
         assert_eq!(e, "invalid proto: xyz");
-        let e = parse(&["--rm", "--restart", "always", "busybox"]).build(false).expect_err("conflict");
+        let e = parse(&["--rm", "--restart", "always", "busybox"])
+            .build(false)
+            .expect_err("conflict");
         assert!(e.contains("--restart and --rm"));
     }
 
     #[test]
     fn resources_and_security() {
         let o = parse(&[
-            "--memory-swap", "-1", "--cpu-shares", "512", "--cpuset-cpus", "0", "--pids-limit", "64",
-            "--read-only", "--tmpfs", "/run:size=1m", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL",
-            "--privileged", "--security-opt", "no-new-privileges", "--ulimit", "nofile=100:200",
-            "--stop-signal", "SIGINT", "--stop-timeout", "3", "--init", "--runtime", "runc",
-            "--add-host", "db:10.0.0.2", "--dns", "1.1.1.1", "-w", "/tmp", "-u", "1000",
-            "--entrypoint", "", "-h", "box", "-l", "a=b", "--mount", "type=tmpfs,dst=/x", "busybox",
+            "--memory-swap",
+            "-1",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "--pids-limit",
+            "64",
+            "--read-only",
+            "--tmpfs",
+            "/run:size=1m",
+            "--cap-add",
+            "NET_ADMIN",
+            "--cap-drop",
+            "ALL",
+            "--privileged",
+            "--security-opt",
+            "no-new-privileges",
+            "--ulimit",
+            "nofile=100:200",
+            "--stop-signal",
+            "SIGINT",
+            "--stop-timeout",
+            "3",
+            "--init",
+            "--runtime",
+            "runc",
+            "--add-host",
+            "db:10.0.0.2",
+            "--dns",
+            "1.1.1.1",
+            "-w",
+            "/tmp",
+            "-u",
+            "1000",
+            "--entrypoint",
+            "",
+            "-h",
+            "box",
+            "-l",
+            "a=b",
+            "--mount",
+            "type=tmpfs,dst=/x",
+            "busybox",
         ]);
         let b = o.build(false).expect("build").body;
         let h = &b["HostConfig"];
@@ -758,7 +885,10 @@ mod tests {
         assert_eq!(h["CapDrop"], json!(["ALL"]));
         assert_eq!(h["Privileged"], true);
         assert_eq!(h["SecurityOpt"], json!(["no-new-privileges"]));
-        assert_eq!(h["Ulimits"], json!([{"Name":"nofile","Soft":100,"Hard":200}]));
+        assert_eq!(
+            h["Ulimits"],
+            json!([{"Name":"nofile","Soft":100,"Hard":200}])
+        );
         assert_eq!(h["Init"], true);
         assert_eq!(h["Runtime"], "runc");
         assert_eq!(h["ExtraHosts"], json!(["db:10.0.0.2"]));
@@ -775,8 +905,14 @@ mod tests {
 
     #[test]
     fn volume_specs() {
-        assert_eq!(split_volume("/data"), Ok(VolumeSpec::Anonymous("/data".into())));
-        assert_eq!(split_volume("v1:/data:ro"), Ok(VolumeSpec::Bind("v1:/data:ro".into())));
+        assert_eq!(
+            split_volume("/data"),
+            Ok(VolumeSpec::Anonymous("/data".into()))
+        );
+        assert_eq!(
+            split_volume("v1:/data:ro"),
+            Ok(VolumeSpec::Bind("v1:/data:ro".into()))
+        );
         assert!(split_volume("data").is_err());
         assert!(split_volume("a:b:c:d").is_err());
         match split_volume("./x:/y") {

@@ -42,12 +42,17 @@ pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 /// Parses `--detach-keys` (or the default), failing with exit status 1 like docker.
 pub fn detach_keys(spec: Option<&str>) -> Result<Vec<u8>> {
     let spec = spec.unwrap_or(DEFAULT_DETACH_KEYS);
-    tty::parse_detach_keys(spec).map_err(|e| StatusError::new(1, format!("Invalid detach keys ({spec}) provided: {e}")).into())
+    tty::parse_detach_keys(spec).map_err(|e| {
+        StatusError::new(1, format!("Invalid detach keys ({spec}) provided: {e}")).into()
+    })
 }
 
 /// Runs the session until the output ends or the user detaches.
 pub async fn pump(h: Hijacked, opts: SessionOpts) -> Result<SessionEnd> {
-    let Hijacked { mut reader, mut writer } = h;
+    let Hijacked {
+        mut reader,
+        mut writer,
+    } = h;
     let tty_mode = opts.tty;
     let output = async move {
         let mut out = StdSink(Std::Out);
@@ -72,7 +77,11 @@ pub async fn pump(h: Hijacked, opts: SessionOpts) -> Result<SessionEnd> {
             std::future::pending::<()>().await;
         }
         let mut rx = tty::stdin_pump();
-        let keys = if opts.tty { opts.detach_keys.clone() } else { Vec::new() };
+        let keys = if opts.tty {
+            opts.detach_keys.clone()
+        } else {
+            Vec::new()
+        };
         let mut filter = EscapeFilter::new(keys);
         while let Some(chunk) = rx.recv().await {
             let (forward, detached) = filter.feed(&chunk);
@@ -97,9 +106,26 @@ pub async fn pump(h: Hijacked, opts: SessionOpts) -> Result<SessionEnd> {
 /// Sends the local terminal size to `base` (`/containers/{id}` or `/exec/{id}`) now and on
 /// every SIGWINCH.
 pub fn spawn_resize(client: Client, base: String) -> JoinHandle<()> {
+    spawn_resize_with(client, base, false)
+}
+
+/// Like [`spawn_resize`]; with `nudge`, first sets a size one larger so that a program that is
+/// already running redraws (used when attaching to a running container, as docker does).
+pub fn spawn_resize_with(client: Client, base: String, nudge: bool) -> JoinHandle<()> {
     tokio::spawn(async move {
+        if nudge {
+            if let Some((h, w)) = tty::size(libc::STDOUT_FILENO) {
+                let path = Query::new()
+                    .add("h", (h + 1).to_string())
+                    .add("w", (w + 1).to_string())
+                    .to_path(&format!("{base}/resize"));
+                let _ = client.post(&path, None).await;
+            }
+        }
         resize_once(&client, &base).await;
-        let Ok(mut winch) = signal(SignalKind::window_change()) else { return };
+        let Ok(mut winch) = signal(SignalKind::window_change()) else {
+            return;
+        };
         while winch.recv().await.is_some() {
             resize_once(&client, &base).await;
         }
@@ -108,7 +134,10 @@ pub fn spawn_resize(client: Client, base: String) -> JoinHandle<()> {
 
 async fn resize_once(client: &Client, base: &str) {
     if let Some((h, w)) = tty::size(libc::STDOUT_FILENO) {
-        let path = Query::new().add("h", h.to_string()).add("w", w.to_string()).to_path(&format!("{base}/resize"));
+        let path = Query::new()
+            .add("h", h.to_string())
+            .add("w", w.to_string())
+            .to_path(&format!("{base}/resize"));
         let _ = client.post(&path, None).await;
     }
 }
@@ -138,16 +167,27 @@ pub fn spawn_sig_proxy(client: Client, id: String) -> JoinHandle<()> {
         }
         drop(tx);
         while let Some(num) = rx.recv().await {
-            let path = Query::new().add("signal", num.to_string()).to_path(&format!("/containers/{}/kill", seg(&id)));
+            let path = Query::new()
+                .add("signal", num.to_string())
+                .to_path(&format!("/containers/{}/kill", seg(&id)));
             let _ = client.post(&path, None).await;
         }
     })
 }
 
 /// The `attach` query for a container.
-pub fn attach_path(id: &str, stdin: bool, stdout: bool, stderr: bool, detach_keys: Option<&str>) -> String {
+pub fn attach_path(
+    id: &str,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+    detach_keys: Option<&str>,
+) -> String {
     let mut q = Query::new();
-    q.flag("stderr", stderr).flag("stdin", stdin).flag("stdout", stdout).add("stream", "1");
+    q.flag("stderr", stderr)
+        .flag("stdin", stdin)
+        .flag("stdout", stdout)
+        .add("stream", "1");
     q.opt("detachKeys", detach_keys);
     q.to_path(&format!("/containers/{}/attach", seg(id)))
 }
@@ -167,7 +207,10 @@ mod tests {
 
     #[test]
     fn attach_queries() {
-        assert_eq!(attach_path("abc", false, true, true, None), "/containers/abc/attach?stderr=1&stdout=1&stream=1");
+        assert_eq!(
+            attach_path("abc", false, true, true, None),
+            "/containers/abc/attach?stderr=1&stdout=1&stream=1"
+        );
         assert_eq!(
             attach_path("abc", true, true, true, Some("ctrl-x")),
             "/containers/abc/attach?stderr=1&stdin=1&stdout=1&stream=1&detachKeys=ctrl-x"

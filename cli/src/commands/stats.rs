@@ -70,13 +70,22 @@ fn f(v: &Value) -> f64 {
 
 /// Computes CPU %, memory (without inactive file cache), network and block I/O from a sample.
 pub fn compute(s: &Value) -> StatsRow {
-    let cpu_delta = f(&s["cpu_stats"]["cpu_usage"]["total_usage"]) - f(&s["precpu_stats"]["cpu_usage"]["total_usage"]);
-    let sys_delta = f(&s["cpu_stats"]["system_cpu_usage"]) - f(&s["precpu_stats"]["system_cpu_usage"]);
+    let cpu_delta = f(&s["cpu_stats"]["cpu_usage"]["total_usage"])
+        - f(&s["precpu_stats"]["cpu_usage"]["total_usage"]);
+    let sys_delta =
+        f(&s["cpu_stats"]["system_cpu_usage"]) - f(&s["precpu_stats"]["system_cpu_usage"]);
     let mut online = f(&s["cpu_stats"]["online_cpus"]);
     if online == 0.0 {
-        online = s["cpu_stats"]["cpu_usage"]["percpu_usage"].as_array().map(|a| a.len()).unwrap_or(0) as f64;
+        online = s["cpu_stats"]["cpu_usage"]["percpu_usage"]
+            .as_array()
+            .map(|a| a.len())
+            .unwrap_or(0) as f64;
     }
-    let cpu = if sys_delta > 0.0 && cpu_delta > 0.0 { cpu_delta / sys_delta * online * 100.0 } else { 0.0 };
+    let cpu = if sys_delta > 0.0 && cpu_delta > 0.0 {
+        cpu_delta / sys_delta * online * 100.0
+    } else {
+        0.0
+    };
 
     let mem_stats = &s["memory_stats"];
     let usage = f(&mem_stats["usage"]);
@@ -89,7 +98,11 @@ pub fn compute(s: &Value) -> StatsRow {
         },
     };
     let mem_limit = f(&mem_stats["limit"]);
-    let mem_perc = if mem_limit != 0.0 { mem / mem_limit * 100.0 } else { 0.0 };
+    let mem_perc = if mem_limit != 0.0 {
+        mem / mem_limit * 100.0
+    } else {
+        0.0
+    };
 
     let (mut rx, mut tx) = (0.0, 0.0);
     if let Some(nets) = s["networks"].as_object() {
@@ -99,7 +112,11 @@ pub fn compute(s: &Value) -> StatsRow {
         }
     }
     let (mut br, mut bw) = (0.0, 0.0);
-    for e in s["blkio_stats"]["io_service_bytes_recursive"].as_array().into_iter().flatten() {
+    for e in s["blkio_stats"]["io_service_bytes_recursive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         match e["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
             Some("read") => br += f(&e["value"]),
             Some("write") => bw += f(&e["value"]),
@@ -123,23 +140,53 @@ pub fn compute(s: &Value) -> StatsRow {
 pub fn stats_row(container: &str, s: &Value, trunc: bool) -> Value {
     let r = compute(s);
     let id = s["id"].as_str().unwrap_or(container);
-    let id = if trunc { id.chars().take(12).collect() } else { id.to_string() };
+    let id = if trunc {
+        id.chars().take(12).collect()
+    } else {
+        id.to_string()
+    };
     row(vec![
         ("Container", container.to_string()),
         ("ID", id),
-        ("Name", s["name"].as_str().unwrap_or("").trim_start_matches('/').to_string()),
+        (
+            "Name",
+            s["name"]
+                .as_str()
+                .unwrap_or("")
+                .trim_start_matches('/')
+                .to_string(),
+        ),
         ("CPUPerc", format!("{:.2}%", r.cpu)),
-        ("MemUsage", format!("{} / {}", bytes_size(r.mem), bytes_size(r.mem_limit))),
+        (
+            "MemUsage",
+            format!("{} / {}", bytes_size(r.mem), bytes_size(r.mem_limit)),
+        ),
         ("MemPerc", format!("{:.2}%", r.mem_perc)),
-        ("NetIO", format!("{} / {}", human_size_prec(r.net_rx, 3), human_size_prec(r.net_tx, 3))),
-        ("BlockIO", format!("{} / {}", human_size_prec(r.blk_read, 3), human_size_prec(r.blk_write, 3))),
+        (
+            "NetIO",
+            format!(
+                "{} / {}",
+                human_size_prec(r.net_rx, 3),
+                human_size_prec(r.net_tx, 3)
+            ),
+        ),
+        (
+            "BlockIO",
+            format!(
+                "{} / {}",
+                human_size_prec(r.blk_read, 3),
+                human_size_prec(r.blk_write, 3)
+            ),
+        ),
         ("PIDs", r.pids.to_string()),
     ])
 }
 
 pub async fn stats(client: &Client, args: StatsArgs) -> Result<()> {
     let names: Vec<String> = if args.containers.is_empty() {
-        let q = Query::new().flag("all", args.all).to_path("/containers/json");
+        let q = Query::new()
+            .flag("all", args.all)
+            .to_path("/containers/json");
         let list: Value = client.get_json(&q).await?;
         list.as_array()
             .into_iter()
@@ -149,11 +196,17 @@ pub async fn stats(client: &Client, args: StatsArgs) -> Result<()> {
     } else {
         args.containers.clone()
     };
-    let lf = ListFormat { format: args.format.as_deref(), default_table: DEFAULT_TABLE, headers: HEADERS };
+    let lf = ListFormat {
+        format: args.format.as_deref(),
+        default_table: DEFAULT_TABLE,
+        headers: HEADERS,
+    };
     let trunc = !args.no_trunc;
     if args.no_stream {
         let samples = futures_util::future::join_all(names.iter().map(|n| async move {
-            let v: Value = client.get_json(&format!("/containers/{}/stats?stream=0", seg(n))).await?;
+            let v: Value = client
+                .get_json(&format!("/containers/{}/stats?stream=0", seg(n)))
+                .await?;
             Ok::<Value, anyhow::Error>(stats_row(n, &v, trunc))
         }))
         .await;
@@ -172,7 +225,12 @@ pub async fn stats(client: &Client, args: StatsArgs) -> Result<()> {
         let latest = latest.clone();
         let name = n.clone();
         tokio::spawn(async move {
-            let Ok(mut resp) = client.get(&format!("/containers/{}/stats?stream=1", seg(&name))).await else { return };
+            let Ok(mut resp) = client
+                .get(&format!("/containers/{}/stats?stream=1", seg(&name)))
+                .await
+            else {
+                return;
+            };
             let mut dec = JsonStream::new();
             while let Ok(Some(chunk)) = resp.chunk().await {
                 dec.push(&chunk);
@@ -239,7 +297,11 @@ mod tests {
 
     #[test]
     fn table_like_capture() {
-        let lf = ListFormat { format: None, default_table: DEFAULT_TABLE, headers: HEADERS };
+        let lf = ListFormat {
+            format: None,
+            default_table: DEFAULT_TABLE,
+            headers: HEADERS,
+        };
         let mut s = sample();
         s["cpu_stats"] = s["precpu_stats"].clone();
         s["blkio_stats"] = json!({});

@@ -36,7 +36,12 @@ pub async fn pull_image(
     q.opt("platform", platform);
     let headers = [("X-Registry-Auth", registry_auth(&r.registry()))];
     let mut resp = client
-        .request(Method::POST, &q.to_path("/images/create"), Body::Empty, &headers)
+        .request(
+            Method::POST,
+            &q.to_path("/images/create"),
+            Body::Empty,
+            &headers,
+        )
         .await?
         .ok()
         .await?;
@@ -67,10 +72,26 @@ pub async fn pull(client: &Client, args: PullArgs) -> Result<()> {
     }
     if args.quiet {
         let mut sink = Vec::new();
-        pull_image(client, &args.image, args.platform.as_deref(), args.all_tags, &mut sink, false).await?;
+        pull_image(
+            client,
+            &args.image,
+            args.platform.as_deref(),
+            args.all_tags,
+            &mut sink,
+            false,
+        )
+        .await?;
     } else {
         let mut out = std::io::stdout();
-        pull_image(client, &args.image, args.platform.as_deref(), args.all_tags, &mut out, tty::stdout_is_tty()).await?;
+        pull_image(
+            client,
+            &args.image,
+            args.platform.as_deref(),
+            args.all_tags,
+            &mut out,
+            tty::stdout_is_tty(),
+        )
+        .await?;
     }
     if args.all_tags {
         println!("{}", r.canonical().trim_end_matches(":latest"));
@@ -102,7 +123,11 @@ pub async fn push(client: &Client, args: PushArgs) -> Result<()> {
     }
     let headers = [("X-Registry-Auth", registry_auth(&r.registry()))];
     let path = q.to_path(&format!("/images/{}/push", r.repo));
-    let mut resp = client.request(Method::POST, &path, Body::Empty, &headers).await?.ok().await?;
+    let mut resp = client
+        .request(Method::POST, &path, Body::Empty, &headers)
+        .await?
+        .ok()
+        .await?;
     if args.quiet {
         let mut sink = Vec::new();
         display_response(&mut resp, &mut sink, false, |_| {}).await?;
@@ -140,7 +165,11 @@ pub async fn load(client: &Client, args: LoadArgs) -> Result<()> {
     };
     let quiet = args.quiet || !tty::stdout_is_tty();
     let path = Query::new().flag("quiet", quiet).to_path("/images/load");
-    let mut resp = client.request(Method::POST, &path, body, &[]).await?.ok().await?;
+    let mut resp = client
+        .request(Method::POST, &path, body, &[])
+        .await?
+        .ok()
+        .await?;
     let mut out = std::io::stdout();
     display_response(&mut resp, &mut out, tty::stdout_is_tty(), |_| {}).await
 }
@@ -173,9 +202,11 @@ pub async fn write_body(mut resp: crate::client::Response, output: Option<&str>)
     match output {
         Some(path) => {
             let tmp = format!("{path}.berth-tmp");
-            let mut f = std::fs::File::create(&tmp).with_context(|| format!("failed to save: open {tmp}"))?;
+            let mut f = std::fs::File::create(&tmp)
+                .with_context(|| format!("failed to save: open {tmp}"))?;
             while let Some(chunk) = resp.chunk().await? {
-                f.write_all(&chunk).with_context(|| format!("writing {tmp}"))?;
+                f.write_all(&chunk)
+                    .with_context(|| format!("writing {tmp}"))?;
             }
             f.sync_all().with_context(|| format!("writing {tmp}"))?;
             std::fs::rename(&tmp, path).with_context(|| format!("renaming {tmp} to {path}"))?;
@@ -222,7 +253,8 @@ pub async fn import(client: &Client, args: ImportArgs) -> Result<()> {
         Body::Empty
     } else {
         q.add("fromSrc", "-");
-        let f = std::fs::File::open(&args.source).with_context(|| format!("open {}", args.source))?;
+        let f =
+            std::fs::File::open(&args.source).with_context(|| format!("open {}", args.source))?;
         Body::from_reader(f, "application/x-tar")
     };
     q.opt("repo", args.reference.as_deref());
@@ -231,7 +263,11 @@ pub async fn import(client: &Client, args: ImportArgs) -> Result<()> {
     for c in &args.change {
         q.add("changes", c);
     }
-    let mut resp = client.request(Method::POST, &q.to_path("/images/create"), body, &[]).await?.ok().await?;
+    let mut resp = client
+        .request(Method::POST, &q.to_path("/images/create"), body, &[])
+        .await?
+        .ok()
+        .await?;
     let mut out = std::io::stdout();
     display_response(&mut resp, &mut out, tty::stdout_is_tty(), |_| {}).await
 }
@@ -273,7 +309,9 @@ pub async fn commit(client: &Client, args: CommitArgs) -> Result<()> {
     for c in &args.change {
         q.add("changes", c);
     }
-    let resp: Value = client.post_json(&q.to_path("/commit"), Some(&json!({}))).await?;
+    let resp: Value = client
+        .post_json(&q.to_path("/commit"), Some(&json!({})))
+        .await?;
     println!("{}", resp["Id"].as_str().unwrap_or(""));
     Ok(())
 }
@@ -293,6 +331,8 @@ pub async fn export(client: &Client, args: ExportArgs) -> Result<()> {
     if args.output.is_none() && tty::stdout_is_tty() {
         bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
-    let resp = client.get(&format!("/containers/{}/export", seg(&args.container))).await?;
+    let resp = client
+        .get(&format!("/containers/{}/export", seg(&args.container)))
+        .await?;
     write_body(resp, args.output.as_deref()).await
 }

@@ -103,7 +103,11 @@ const HEADERS: &[(&str, &str)] = &[
 pub fn volume_row(v: &Value) -> Value {
     let mut labels: Vec<String> = v["Labels"]
         .as_object()
-        .map(|m| m.iter().map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or(""))).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, x)| format!("{k}={}", x.as_str().unwrap_or("")))
+                .collect()
+        })
         .unwrap_or_default();
     labels.sort();
     let size = v["UsageData"]["Size"].as_i64().unwrap_or(-1);
@@ -112,24 +116,64 @@ pub fn volume_row(v: &Value) -> Value {
         ("Driver", v["Driver"].as_str().unwrap_or("").to_string()),
         ("Name", v["Name"].as_str().unwrap_or("").to_string()),
         ("Scope", v["Scope"].as_str().unwrap_or("").to_string()),
-        ("Mountpoint", v["Mountpoint"].as_str().unwrap_or("").to_string()),
+        (
+            "Mountpoint",
+            v["Mountpoint"].as_str().unwrap_or("").to_string(),
+        ),
         ("Labels", labels.join(",")),
-        ("Links", if links < 0 { "N/A".to_string() } else { links.to_string() }),
-        ("Size", if size < 0 { "N/A".to_string() } else { human_size(size as f64) }),
-        ("CreatedAt", v["CreatedAt"].as_str().unwrap_or("").to_string()),
+        (
+            "Links",
+            if links < 0 {
+                "N/A".to_string()
+            } else {
+                links.to_string()
+            },
+        ),
+        (
+            "Size",
+            if size < 0 {
+                "N/A".to_string()
+            } else {
+                human_size(size as f64)
+            },
+        ),
+        (
+            "CreatedAt",
+            v["CreatedAt"].as_str().unwrap_or("").to_string(),
+        ),
     ])
 }
 
 pub async fn ls(client: &Client, args: VolumeLsArgs) -> Result<()> {
     let f = opts::parse_filters(&args.filter).map_err(anyhow::Error::msg)?;
-    let resp: Value = client.get_json(&Query::new().filters(&f).to_path("/volumes")).await?;
+    let resp: Value = client
+        .get_json(&Query::new().filters(&f).to_path("/volumes"))
+        .await?;
     let mut vols: Vec<Value> = resp["Volumes"].as_array().cloned().unwrap_or_default();
-    vols.sort_by(|a, b| a["Name"].as_str().unwrap_or("").cmp(b["Name"].as_str().unwrap_or("")));
+    vols.sort_by(|a, b| {
+        a["Name"]
+            .as_str()
+            .unwrap_or("")
+            .cmp(b["Name"].as_str().unwrap_or(""))
+    });
     let rows: Vec<Value> = vols.iter().map(volume_row).collect();
-    let format = if args.quiet { Some("{{.Name}}".to_string()) } else { args.format.clone() };
-    let lf = ListFormat { format: format.as_deref(), default_table: "table {{.Driver}}\t{{.Name}}", headers: HEADERS };
+    let format = if args.quiet {
+        Some("{{.Name}}".to_string())
+    } else {
+        args.format.clone()
+    };
+    let lf = ListFormat {
+        format: format.as_deref(),
+        default_table: "table {{.Driver}}\t{{.Name}}",
+        headers: HEADERS,
+    };
     print!("{}", lf.render(&rows)?);
-    for w in resp["Warnings"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+    for w in resp["Warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
         eprintln!("{w}");
     }
     Ok(())
@@ -171,13 +215,19 @@ pub struct VolumePruneArgs {
 }
 
 /// `POST /volumes/prune`; returns (removed names, reclaimed bytes).
-pub async fn prune_volumes(client: &Client, all: bool, filter: &[String]) -> Result<(Vec<String>, u64)> {
+pub async fn prune_volumes(
+    client: &Client,
+    all: bool,
+    filter: &[String],
+) -> Result<(Vec<String>, u64)> {
     let mut items = filter.to_vec();
     if all {
         items.push("all=true".to_string());
     }
     let f = opts::parse_filters(&items).map_err(anyhow::Error::msg)?;
-    let resp: Value = client.post_json(&Query::new().filters(&f).to_path("/volumes/prune"), None).await?;
+    let resp: Value = client
+        .post_json(&Query::new().filters(&f).to_path("/volumes/prune"), None)
+        .await?;
     let names = resp["VolumesDeleted"]
         .as_array()
         .into_iter()
@@ -215,8 +265,17 @@ mod tests {
 
     #[test]
     fn ls_table() {
-        let rows = vec![volume_row(&json!({"Driver": "local", "Name": "v1", "Scope": "local"}))];
-        let lf = ListFormat { format: None, default_table: "table {{.Driver}}\t{{.Name}}", headers: HEADERS };
-        assert_eq!(lf.render(&rows).expect("render"), "DRIVER    VOLUME NAME\nlocal     v1\n");
+        let rows = vec![volume_row(
+            &json!({"Driver": "local", "Name": "v1", "Scope": "local"}),
+        )];
+        let lf = ListFormat {
+            format: None,
+            default_table: "table {{.Driver}}\t{{.Name}}",
+            headers: HEADERS,
+        };
+        assert_eq!(
+            lf.render(&rows).expect("render"),
+            "DRIVER    VOLUME NAME\nlocal     v1\n"
+        );
     }
 }

@@ -248,8 +248,9 @@ impl Containers {
         let cfg = ex.config.clone();
         let tty = cfg.tty;
         let paths = self.paths(&c.id);
-        let state = paths.run.join("exec").join(exec_id);
+        let state = exec_state_dir(&paths.run, exec_id);
         std::fs::create_dir_all(&state).map_err(|e| ContainerError::io("create", &state, e))?;
+        let cleanup = scopeguard(state.clone());
         let process = self.exec_process(&rec, &cfg)?;
         let process_path = state.join("process.json");
         std::fs::write(&process_path, serde_json::to_vec(&process).unwrap_or_default()).map_err(|e| ContainerError::io("write", &process_path, e))?;
@@ -269,9 +270,11 @@ impl Containers {
         })
         .await?;
         let conn = if detach { None } else { Some(open_attach(&state, stdin, cfg.attach_stdout, cfg.attach_stderr).await?) };
-        // The waiter connects before start, so even an instant exit is reported to it.
-        let waiter = shim::connect(&state).await?;
+        // The waiter asks before start, so even an instant exit is reported to it.
+        let mut waiter = shim::connect(&state).await?;
+        waiter.write_all(b"wait\n").await.map_err(|e| ContainerError::io("write to shim", &state, e))?;
         let started = shim::request(&state, "start").await;
+        cleanup.disarm();
         let cmdline = cfg.cmd.join(" ");
         let ex2 = ex.clone();
         let me = self.clone();
@@ -286,7 +289,7 @@ impl Containers {
         tokio::spawn(async move {
             let code = match &start_err2 {
                 Some(msg) => exec_failure_code(msg),
-                None => wait_on(waiter).await.map(|e| e.code).unwrap_or(137),
+                None => wait_on(waiter).await.or_else(|| shim::read_exit_file(&state)).map(|e| e.code).unwrap_or(137),
             };
             {
                 let mut st = ex2.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -385,10 +388,36 @@ impl Containers {
     pub async fn exec_resize(&self, exec_id: &str, h: u16, w: u16) -> Result<(), ContainerError> {
         let ex = self.exec(exec_id)?;
         if ex.config.tty {
-            let state = self.paths(&ex.container_id).run.join("exec").join(exec_id);
+            let state = exec_state_dir(&self.paths(&ex.container_id).run, exec_id);
             let _ = shim::request(&state, &format!("resize {h} {w}")).await;
         }
         Ok(())
+    }
+}
+
+/// `<run>/e/<12 hex>`: short, for the 108-byte limit on socket paths.
+fn exec_state_dir(run: &Path, exec_id: &str) -> std::path::PathBuf {
+    run.join("e").join(&exec_id[..exec_id.len().min(12)])
+}
+
+/// Removes a directory on drop unless disarmed (an exec that failed to set up).
+struct DirGuard(Option<std::path::PathBuf>);
+
+fn scopeguard(p: std::path::PathBuf) -> DirGuard {
+    DirGuard(Some(p))
+}
+
+impl DirGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
     }
 }
 
@@ -401,9 +430,8 @@ fn exec_failure_code(msg: &str) -> i64 {
     }
 }
 
+/// Reads the `exit` line of a connection that already sent `wait`.
 async fn wait_on(conn: UnixStream) -> Option<shim::Exit> {
-    let mut conn = conn;
-    conn.write_all(b"wait\n").await.ok()?;
     let mut line = String::new();
     BufReader::new(conn).read_line(&mut line).await.ok()?;
     let mut it = line.trim().strip_prefix("exit ")?.split_whitespace();

@@ -228,6 +228,7 @@ impl Containers {
             }
             Err(e) => {
                 self.teardown(&rec, &paths);
+                let e = docker_start_error(e, &rec.path);
                 let msg = e.to_string();
                 c.update(|r| {
                     r.state.status = if r.state.started_at.is_empty() { "created".into() } else { "exited".into() };
@@ -257,6 +258,7 @@ impl Containers {
     /// Mounts the rootfs, writes the bundle, spawns the shim, serves pending attaches and
     /// starts the process. Returns the init's pid.
     async fn launch(&self, rec: &Record, paths: &Paths) -> Result<i64, ContainerError> {
+        let t0 = std::time::Instant::now();
         let image = self.inner.images.resolve(&rec.image_id).map_err(|e| ContainerError::Runtime(e.message))?;
         let merged = paths.merged();
         let _ = ImageService::unmount_rootfs(&merged);
@@ -269,6 +271,7 @@ impl Containers {
             let wd = merged.join(rec.config.working_dir.trim_start_matches('/'));
             let _ = std::fs::create_dir_all(wd);
         }
+        tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "rootfs mounted");
         let ids = user::resolve(&merged, &rec.config.user, &rec.host_config.group_add)?;
         let netns = match rec.host_config.network_mode.as_str() {
             "host" => None,
@@ -286,6 +289,7 @@ impl Containers {
                 Some(p.display().to_string())
             }
         };
+        tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "network namespace ready");
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let files = etc_files::render(&rec.config.hostname, &rec.config.domainname, &rec.host_config.extra_hosts, &rec.host_config.dns, &host_resolv)?;
         let etc = etc_files::write(&paths.dir, &files)?;
@@ -318,6 +322,7 @@ impl Containers {
         std::fs::write(&cfg_path, serde_json::to_vec(&doc).unwrap_or_default()).map_err(|e| ContainerError::io("write", &cfg_path, e))?;
         let _ = std::fs::remove_file(paths.run.join("exit"));
         let runtime_bin = self.runtime_path(&rec.runtime);
+        tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "bundle written");
         let pid = shim::spawn(shim::Spawn {
             shim: &self.inner.cfg.shim_path,
             mode: "init",
@@ -331,8 +336,10 @@ impl Containers {
             extra: vec![("--bundle", bundle.display().to_string()), ("--log", paths.log(&rec.id).display().to_string())],
         })
         .await?;
+        tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "container created");
         self.serve_pending(&rec.id, &paths.run).await;
         shim::request(&paths.run, "start").await?;
+        tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "container started");
         Ok(pid)
     }
 
@@ -622,6 +629,21 @@ impl Containers {
         }
         Ok(json!({ "ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }))
     }
+}
+
+/// Rewrites a runtime's "command not found" into Docker's wording, which clients turn into
+/// exit codes (127 for `executable file not found`, 126 for `permission denied`).
+fn docker_start_error(e: ContainerError, cmd: &str) -> ContainerError {
+    let msg = e.to_string();
+    if msg.contains("not found in $PATH") || (msg.contains("executable") && msg.contains("not found")) {
+        return ContainerError::Invalid(format!(
+            "failed to create task for container: exec: \"{cmd}\": executable file not found in $PATH: unknown"
+        ));
+    }
+    if msg.contains("Permission denied") || msg.contains("EACCES") {
+        return ContainerError::Invalid(format!("failed to create task for container: exec: \"{cmd}\": permission denied: unknown"));
+    }
+    e
 }
 
 /// Fills what the user left empty from the image's config, as Docker does.

@@ -140,11 +140,25 @@ pub fn build(input: &SpecInput) -> Result<Value, ContainerError> {
     Ok(spec)
 }
 
+/// Every capability this daemon itself may grant (its bounding set), in kernel order. A
+/// sandboxed host can lack some (CAP_SYS_RESOURCE here), and asking for one fails the start.
+pub fn grantable_caps() -> Vec<String> {
+    static MASK: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let mask = *MASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_owned())))
+            .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
+            .unwrap_or(u64::MAX)
+    });
+    ALL_CAPS.iter().enumerate().filter(|(i, _)| mask & (1u64 << i) != 0).map(|(_, c)| c.to_string()).collect()
+}
+
 /// Docker's default set, `--cap-add`/`--cap-drop` (with or without `CAP_`, `ALL`), or all
 /// capabilities for `--privileged`.
 pub fn capabilities(h: &HostConfig) -> Result<Vec<String>, ContainerError> {
     if h.privileged {
-        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+        return Ok(grantable_caps());
     }
     let norm = |c: &str| -> Result<String, ContainerError> {
         let up = c.to_ascii_uppercase();
@@ -163,7 +177,7 @@ pub fn capabilities(h: &HostConfig) -> Result<Vec<String>, ContainerError> {
         DEFAULT_CAPS.iter().map(|s| s.to_string()).filter(|c| !drops.contains(c)).collect()
     };
     if adds.iter().any(|a| a == "CAP_ALL") {
-        caps = ALL_CAPS.iter().map(|s| s.to_string()).filter(|c| !drops.contains(c)).collect();
+        caps = grantable_caps().into_iter().filter(|c| !drops.contains(c)).collect();
     }
     for a in adds {
         if a != "CAP_ALL" && !caps.contains(&a) {
@@ -415,6 +429,6 @@ mod tests {
         let s = build(&input(&c, &h)).expect("spec");
         assert!(s["linux"]["seccomp"].is_null());
         assert!(s["linux"]["maskedPaths"].is_null());
-        assert_eq!(s["process"]["capabilities"]["bounding"].as_array().map(Vec::len), Some(41));
+        assert_eq!(s["process"]["capabilities"]["bounding"].as_array().map(Vec::len), Some(grantable_caps().len()));
     }
 }

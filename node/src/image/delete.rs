@@ -240,28 +240,6 @@ impl ImageService {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn refs(list: &[&str]) -> Vec<Reference> {
-        list.iter().map(|s| Reference::parse(s).expect("ref")).collect()
-    }
-
-    #[test]
-    fn single_reference_rule() {
-        let d = format!("sha256:{}", "a".repeat(64));
-        assert!(!is_single_reference(&[]));
-        assert!(is_single_reference(&refs(&["a:1"])));
-        assert!(!is_single_reference(&refs(&["a:1", "a:2"])));
-        assert!(is_single_reference(&refs(&["a:1", &format!("a@{d}")])));
-        assert!(!is_single_reference(&refs(&["a:1", &format!("b@{d}")])));
-        assert!(is_id_prefix("sha256:abcdef", "abc"));
-        assert!(is_id_prefix("sha256:abcdef", "sha256:abc"));
-        assert!(!is_id_prefix("sha256:abcdef", "busybox"));
-    }
-}
-
-#[cfg(test)]
-mod more_tests {
     use std::sync::Arc;
 
     use super::*;
@@ -373,5 +351,22 @@ mod more_tests {
         assert_eq!(report["SpaceReclaimed"], 3);
         assert!(t.svc.resolve("used:1").is_ok(), "images in use are never pruned");
         assert!(t.svc.prune_images(&[("bogus".to_string(), vec![])].into()).is_err());
+    }
+
+    fn refs(list: &[&str]) -> Vec<Reference> {
+        list.iter().map(|s| Reference::parse(s).expect("ref")).collect()
+    }
+
+    #[test]
+    fn single_reference_rule() {
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert!(!is_single_reference(&[]));
+        assert!(is_single_reference(&refs(&["a:1"])));
+        assert!(!is_single_reference(&refs(&["a:1", "a:2"])));
+        assert!(is_single_reference(&refs(&["a:1", &format!("a@{d}")])));
+        assert!(!is_single_reference(&refs(&["a:1", &format!("b@{d}")])));
+        assert!(is_id_prefix("sha256:abcdef", "abc"));
+        assert!(is_id_prefix("sha256:abcdef", "sha256:abc"));
+        assert!(!is_id_prefix("sha256:abcdef", "busybox"));
     }
 }
