@@ -104,7 +104,12 @@ pub trait ContainerBackend: Send + Sync {
     /// `Err(NotModified)` when already running.
     async fn start(&self, id: &str) -> ApiResult<()>;
     async fn stop(&self, id: &str, timeout: Option<i64>, signal: Option<String>) -> ApiResult<()>;
-    async fn restart(&self, id: &str, timeout: Option<i64>, signal: Option<String>) -> ApiResult<()>;
+    async fn restart(
+        &self,
+        id: &str,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> ApiResult<()>;
     async fn kill(&self, id: &str, signal: Option<String>) -> ApiResult<()>;
     async fn pause(&self, id: &str) -> ApiResult<()>;
     async fn unpause(&self, id: &str) -> ApiResult<()>;
@@ -122,7 +127,12 @@ pub trait ContainerBackend: Send + Sync {
     async fn rename(&self, id: &str, new_name: &str) -> ApiResult<()>;
     async fn update(&self, id: &str, body: UpdateBody) -> ApiResult<Value>;
     async fn top(&self, id: &str, ps_args: Option<String>) -> ApiResult<Value>;
-    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> ApiResult<BoxStream<'static, Value>>;
+    async fn stats(
+        &self,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> ApiResult<BoxStream<'static, Value>>;
     async fn changes(&self, id: &str) -> ApiResult<Value>;
     async fn export(&self, id: &str) -> ApiResult<ByteStream>;
     async fn archive_stat(&self, id: &str, path: &str) -> ApiResult<PathStat>;
@@ -157,7 +167,11 @@ pub struct ImportOptions {
 pub trait ImageBackend: Send + Sync {
     /// Streams progress objects (`{"status": ...}`); an error after the stream started is an
     /// `{"errorDetail": ...}` object the backend emits itself.
-    async fn import(&self, opts: ImportOptions, body: BodyStream) -> ApiResult<BoxStream<'static, Value>>;
+    async fn import(
+        &self,
+        opts: ImportOptions,
+        body: BodyStream,
+    ) -> ApiResult<BoxStream<'static, Value>>;
     async fn load(&self, quiet: bool, body: BodyStream) -> ApiResult<BoxStream<'static, Value>>;
     async fn pull(
         &self,
@@ -166,7 +180,12 @@ pub trait ImageBackend: Send + Sync {
         platform: Option<&str>,
         auth: Option<Value>,
     ) -> ApiResult<BoxStream<'static, Value>>;
-    async fn push(&self, name: &str, tag: Option<&str>, auth: Option<Value>) -> ApiResult<BoxStream<'static, Value>>;
+    async fn push(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        auth: Option<Value>,
+    ) -> ApiResult<BoxStream<'static, Value>>;
     async fn list(&self, all: bool, filters: Filters, digests: bool) -> ApiResult<Vec<Value>>;
     async fn inspect(&self, name: &str) -> ApiResult<Value>;
     async fn history(&self, name: &str) -> ApiResult<Value>;
@@ -174,7 +193,12 @@ pub trait ImageBackend: Send + Sync {
     async fn remove(&self, name: &str, force: bool, noprune: bool) -> ApiResult<Value>;
     async fn save(&self, names: Vec<String>) -> ApiResult<ByteStream>;
     async fn prune(&self, filters: Filters) -> ApiResult<Value>;
-    async fn commit(&self, params: HashMap<String, String>, changes: Vec<String>, config: Option<Value>) -> ApiResult<Value>;
+    async fn commit(
+        &self,
+        params: HashMap<String, String>,
+        changes: Vec<String>,
+        config: Option<Value>,
+    ) -> ApiResult<Value>;
 }
 
 #[async_trait]

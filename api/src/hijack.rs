@@ -12,7 +12,11 @@ use crate::version::ApiVersion;
 
 /// Answers 101 and runs the handle's `serve` on the upgraded connection.
 pub fn upgrade(req: &mut Request, handle: AttachHandle) -> Response {
-    let version = req.extensions().get::<ApiVersion>().copied().unwrap_or_else(ApiVersion::max);
+    let version = req
+        .extensions()
+        .get::<ApiVersion>()
+        .copied()
+        .unwrap_or_else(ApiVersion::max);
     let content_type = if !handle.tty && version >= ApiVersion(1, 42) {
         "application/vnd.docker.multiplexed-stream"
     } else {

@@ -15,21 +15,33 @@ pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
     pub fn parse(query: &str) -> Self {
-        Params(form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+        Params(
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     /// A non-empty value.
     pub fn value(&self, key: &str) -> Option<String> {
         self.get(key).filter(|v| !v.is_empty()).map(str::to_owned)
     }
     pub fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
     /// `1`, `true`, `True` are true; absent, empty, `0`, `false` are false.
     pub fn flag(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| !matches!(v, "" | "0" | "false" | "False" | "FALSE"))
+        self.get(key)
+            .is_some_and(|v| !matches!(v, "" | "0" | "false" | "False" | "FALSE"))
     }
     /// Like [`flag`](Self::flag) but with a default when the key is absent.
     pub fn flag_or(&self, key: &str, default: bool) -> bool {
@@ -42,10 +54,9 @@ impl Params {
     pub fn int(&self, key: &str) -> Result<Option<i64>, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::invalid(format!("invalid value for {key}: {v:?}: not an integer"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::invalid(format!("invalid value for {key}: {v:?}: not an integer"))
+            }),
         }
     }
     /// Unix seconds, possibly fractional (`since`/`until` of logs and events). RFC 3339 times
@@ -53,9 +64,9 @@ impl Params {
     pub fn time(&self, key: &str) -> Result<Option<f64>, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(None),
-            Some(v) => parse_time(v)
-                .map(Some)
-                .ok_or_else(|| ApiError::invalid(format!("invalid value for {key}: {v:?}: not a timestamp"))),
+            Some(v) => parse_time(v).map(Some).ok_or_else(|| {
+                ApiError::invalid(format!("invalid value for {key}: {v:?}: not a timestamp"))
+            }),
         }
     }
     pub fn filters(&self) -> Result<Filters, ApiError> {
@@ -80,18 +91,28 @@ pub fn parse_filters(raw: &str) -> Result<Filters, ApiError> {
     if raw.trim().is_empty() {
         return Ok(out);
     }
-    let v: serde_json::Value =
-        serde_json::from_str(raw).map_err(|e| ApiError::invalid(format!("invalid filter {raw:?}: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| ApiError::invalid(format!("invalid filter {raw:?}: not an object")))?;
+    let v: serde_json::Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::invalid(format!("invalid filter {raw:?}: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::invalid(format!("invalid filter {raw:?}: not an object")))?;
     for (k, vals) in obj {
         let list = out.entry(k.clone()).or_default();
         match vals {
-            serde_json::Value::Object(m) => {
-                list.extend(m.iter().filter(|(_, on)| on.as_bool().unwrap_or(true)).map(|(s, _)| s.clone()))
+            serde_json::Value::Object(m) => list.extend(
+                m.iter()
+                    .filter(|(_, on)| on.as_bool().unwrap_or(true))
+                    .map(|(s, _)| s.clone()),
+            ),
+            serde_json::Value::Array(a) => {
+                list.extend(a.iter().filter_map(|s| s.as_str().map(str::to_owned)))
             }
-            serde_json::Value::Array(a) => list.extend(a.iter().filter_map(|s| s.as_str().map(str::to_owned))),
             serde_json::Value::String(s) => list.push(s.clone()),
-            _ => return Err(ApiError::invalid(format!("invalid filter {raw:?}: bad value for {k}"))),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "invalid filter {raw:?}: bad value for {k}"
+                )))
+            }
         }
     }
     Ok(out)
@@ -110,7 +131,8 @@ mod tests {
 
     #[test]
     fn both_filter_forms() {
-        let a = parse_filters(r#"{"status":{"exited":true},"label":{"a=b":true}}"#).expect("map form");
+        let a =
+            parse_filters(r#"{"status":{"exited":true},"label":{"a=b":true}}"#).expect("map form");
         assert_eq!(a["status"], vec!["exited"]);
         assert_eq!(a["label"], vec!["a=b"]);
         let b = parse_filters(r#"{"status":["exited","created"]}"#).expect("list form");

@@ -73,13 +73,23 @@ pub fn json_lines(stream: BoxStream<'static, Value>) -> Response {
         line.push(b'\n');
         Ok::<_, std::io::Error>(Bytes::from(line))
     });
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 /// A 200 response streaming raw bytes with the given content type.
 pub fn bytes(content_type: &'static str, stream: BoxStream<'static, Bytes>) -> Response {
     let body = stream.map(Ok::<_, std::io::Error>);
-    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], Body::from_stream(body)).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -88,7 +98,10 @@ mod tests {
 
     #[test]
     fn frames_match_the_capture() {
-        assert_eq!(&frame(StreamId::Stdout, b"hi\n")[..], b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n");
+        assert_eq!(
+            &frame(StreamId::Stdout, b"hi\n")[..],
+            b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"
+        );
     }
 
     #[test]
@@ -99,8 +112,14 @@ mod tests {
         d.push(&all[..5]);
         assert!(d.next_frame().is_none());
         d.push(&all[5..]);
-        assert_eq!(d.next_frame(), Some((StreamId::Stderr, Bytes::from_static(b"err"))));
-        assert_eq!(d.next_frame(), Some((StreamId::Stdout, Bytes::from_static(b"out"))));
+        assert_eq!(
+            d.next_frame(),
+            Some((StreamId::Stderr, Bytes::from_static(b"err")))
+        );
+        assert_eq!(
+            d.next_frame(),
+            Some((StreamId::Stdout, Bytes::from_static(b"out")))
+        );
         assert!(d.next_frame().is_none());
     }
 }

@@ -72,7 +72,11 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
                 );
             }
             Some(parsed) => parsed,
-            None => return with_headers(ApiError::invalid(format!("invalid API version {v}")).into_response()),
+            None => {
+                return with_headers(
+                    ApiError::invalid(format!("invalid API version {v}")).into_response(),
+                )
+            }
         },
     };
     if ver.is_some() {
@@ -111,7 +115,10 @@ mod tests {
 
     #[test]
     fn prefixes_split() {
-        assert_eq!(split_prefix("/v1.41/containers/json"), (Some("1.41"), "/containers/json"));
+        assert_eq!(
+            split_prefix("/v1.41/containers/json"),
+            (Some("1.41"), "/containers/json")
+        );
         assert_eq!(split_prefix("/containers/json"), (None, "/containers/json"));
         assert_eq!(split_prefix("/volumes"), (None, "/volumes"));
         assert_eq!(split_prefix("/v1.45"), (Some("1.45"), "/"));

@@ -44,6 +44,8 @@ impl DaemonConfig {
     /// Per-container runtime state: shim socket, pid and exit files, bundle. Kept short
     /// (16 hex digits of the id) because unix socket paths inside it are limited to 108 bytes.
     pub fn run_dir(&self, container_id: &str) -> PathBuf {
-        self.exec_root.join("c").join(&container_id[..container_id.len().min(16)])
+        self.exec_root
+            .join("c")
+            .join(&container_id[..container_id.len().min(16)])
     }
 }

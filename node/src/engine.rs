@@ -20,24 +20,43 @@ pub struct Engine {
 
 impl Engine {
     pub async fn open(cfg: DaemonConfig) -> anyhow::Result<Engine> {
-        for d in [cfg.data_root.clone(), cfg.exec_root.clone(), cfg.containers_dir(), cfg.tmp_dir()] {
-            std::fs::create_dir_all(&d).map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
+        for d in [
+            cfg.data_root.clone(),
+            cfg.exec_root.clone(),
+            cfg.containers_dir(),
+            cfg.tmp_dir(),
+        ] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
         }
         let meta = Arc::new(MetaStore::open(&cfg.metadata_path())?);
         let events = Events::new();
         let images = Arc::new(ImageService::new(&cfg, meta.clone(), events.clone())?);
-        let containers = Containers::new(cfg.clone(), meta.clone(), images.clone(), events.clone())?;
+        let containers =
+            Containers::new(cfg.clone(), meta.clone(), images.clone(), events.clone())?;
         let users = containers.clone();
-        images.set_users(Arc::new(move |image_id: &str| users.users_of_image(image_id)));
+        images.set_users(Arc::new(move |image_id: &str| {
+            users.users_of_image(image_id)
+        }));
         container::restore(&containers).await;
         let id = engine_id(&cfg)?;
-        let system = System { cfg: cfg.clone(), containers: containers.clone(), images: images.clone(), events, id };
+        let system = System {
+            cfg: cfg.clone(),
+            containers: containers.clone(),
+            images: images.clone(),
+            events,
+            id,
+        };
         let backends = Backends {
             containers: Arc::new(containers.clone()),
             images: images.clone(),
             system: Arc::new(system),
         };
-        Ok(Engine { containers, images, backends })
+        Ok(Engine {
+            containers,
+            images,
+            backends,
+        })
     }
 }
 
@@ -59,5 +78,12 @@ fn engine_id(cfg: &DaemonConfig) -> anyhow::Result<String> {
 fn uuid_like() -> String {
     let b: [u8; 16] = rand::random();
     let h = hex::encode(b);
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }

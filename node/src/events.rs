@@ -62,10 +62,21 @@ impl Default for Events {
 impl Events {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(HISTORY);
-        Events { inner: Arc::new(Inner { history: Mutex::new(VecDeque::new()), tx }) }
+        Events {
+            inner: Arc::new(Inner {
+                history: Mutex::new(VecDeque::new()),
+                tx,
+            }),
+        }
     }
 
-    pub fn publish(&self, kind: &'static str, action: &str, actor_id: &str, attributes: BTreeMap<String, String>) {
+    pub fn publish(
+        &self,
+        kind: &'static str,
+        action: &str,
+        actor_id: &str,
+        attributes: BTreeMap<String, String>,
+    ) {
         let ev = Event {
             kind,
             action: action.to_owned(),

@@ -16,11 +16,17 @@ pub type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("metadata store {path}: {source}")]
-    Open { path: PathBuf, source: redb::DatabaseError },
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
     #[error("metadata store: {0}")]
     Db(String),
     #[error("metadata record {key}: {source}")]
-    Decode { key: String, source: serde_json::Error },
+    Decode {
+        key: String,
+        source: serde_json::Error,
+    },
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -33,7 +39,10 @@ pub struct MetaStore {
 
 impl MetaStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+        let db = Database::create(path).map_err(|source| StoreError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(MetaStore { db })
     }
 
@@ -65,7 +74,11 @@ impl MetaStore {
         tx.commit().map_err(db_err)
     }
 
-    pub fn get<T: DeserializeOwned>(&self, table: Table, key: &str) -> Result<Option<T>, StoreError> {
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        table: Table,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let t = match tx.open_table(table) {
             Ok(t) => t,
@@ -76,7 +89,10 @@ impl MetaStore {
             None => Ok(None),
             Some(v) => serde_json::from_slice(v.value())
                 .map(Some)
-                .map_err(|source| StoreError::Decode { key: key.to_owned(), source }),
+                .map_err(|source| StoreError::Decode {
+                    key: key.to_owned(),
+                    source,
+                }),
         }
     }
 
@@ -96,8 +112,10 @@ impl MetaStore {
         for row in t.iter().map_err(db_err)? {
             let (k, v) = row.map_err(db_err)?;
             let key = k.value().to_owned();
-            let value = serde_json::from_slice(v.value())
-                .map_err(|source| StoreError::Decode { key: key.clone(), source })?;
+            let value = serde_json::from_slice(v.value()).map_err(|source| StoreError::Decode {
+                key: key.clone(),
+                source,
+            })?;
             out.push((key, value));
         }
         Ok(out)
@@ -111,7 +129,11 @@ pub enum BatchOp {
 
 impl BatchOp {
     pub fn put<T: Serialize>(table: Table, key: &str, value: &T) -> Result<Self, StoreError> {
-        Ok(BatchOp::Put(table, key.to_owned(), serde_json::to_vec(value).map_err(db_err)?))
+        Ok(BatchOp::Put(
+            table,
+            key.to_owned(),
+            serde_json::to_vec(value).map_err(db_err)?,
+        ))
     }
 }
 

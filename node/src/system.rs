@@ -21,7 +21,9 @@ pub struct System {
 }
 
 fn kernel_version() -> String {
-    nix::sys::utsname::uname().map(|u| u.release().to_string_lossy().into_owned()).unwrap_or_default()
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn os_name() -> String {
@@ -39,8 +41,16 @@ fn event_matches(e: &Event, f: &Filters) -> bool {
     let action = e.action.split(':').next().unwrap_or("");
     has("type", e.kind)
         && has("event", action)
-        && (f.get("container").is_none_or(|v| e.kind == "container" && v.iter().any(|x| e.actor_id.starts_with(x.as_str()) || x == name)))
-        && (f.get("image").is_none_or(|v| v.iter().any(|x| e.attributes.get("image") == Some(x) || (e.kind == "image" && e.actor_id == *x))))
+        && (f.get("container").is_none_or(|v| {
+            e.kind == "container"
+                && v.iter()
+                    .any(|x| e.actor_id.starts_with(x.as_str()) || x == name)
+        }))
+        && (f.get("image").is_none_or(|v| {
+            v.iter().any(|x| {
+                e.attributes.get("image") == Some(x) || (e.kind == "image" && e.actor_id == *x)
+            })
+        }))
         && f.get("label").is_none_or(|ls| {
             ls.iter().all(|l| match l.split_once('=') {
                 Some((k, v)) => e.attributes.get(k).is_some_and(|x| x == v),
@@ -66,7 +76,10 @@ impl SystemBackend for System {
         let mem = std::fs::read_to_string("/proc/meminfo")
             .unwrap_or_default()
             .lines()
-            .find_map(|l| l.strip_prefix("MemTotal:").and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok()))
+            .find_map(|l| {
+                l.strip_prefix("MemTotal:")
+                    .and_then(|r| r.split_whitespace().next()?.parse::<u64>().ok())
+            })
             .unwrap_or(0)
             * 1024;
         Ok(json!({
@@ -137,7 +150,12 @@ impl SystemBackend for System {
         }))
     }
 
-    async fn events(&self, since: Option<f64>, until: Option<f64>, filters: Filters) -> ApiResult<BoxStream<'static, Value>> {
+    async fn events(
+        &self,
+        since: Option<f64>,
+        until: Option<f64>,
+        filters: Filters,
+    ) -> ApiResult<BoxStream<'static, Value>> {
         let (history, rx) = self.events.subscribe();
         let since_ns = since.map(|s| (s * 1e9) as i64);
         let until_ns = until.map(|u| (u * 1e9) as i64);
@@ -146,7 +164,10 @@ impl SystemBackend for System {
         let replay: Vec<Value> = if since_ns.is_some() {
             history
                 .into_iter()
-                .filter(|e| since_ns.is_none_or(|s| e.time_nano >= s) && until_ns.is_none_or(|u| e.time_nano <= u))
+                .filter(|e| {
+                    since_ns.is_none_or(|s| e.time_nano >= s)
+                        && until_ns.is_none_or(|u| e.time_nano <= u)
+                })
                 .filter(|e| event_matches(e, &filters))
                 .map(|e| e.to_json())
                 .collect()
@@ -170,7 +191,8 @@ impl SystemBackend for System {
         .map(|e| e.to_json());
         let live = match until_ns {
             Some(u) => {
-                let deadline = tokio::time::Instant::now() + std::time::Duration::from_nanos((u - now).max(0) as u64);
+                let deadline = tokio::time::Instant::now()
+                    + std::time::Duration::from_nanos((u - now).max(0) as u64);
                 live.take_until(tokio::time::sleep_until(deadline)).boxed()
             }
             None => live.boxed(),
@@ -179,9 +201,21 @@ impl SystemBackend for System {
     }
 
     async fn df(&self) -> ApiResult<Value> {
-        let images = berth_api::backend::ImageBackend::list(&*self.images, false, Default::default(), false).await.unwrap_or_default();
+        let images =
+            berth_api::backend::ImageBackend::list(&*self.images, false, Default::default(), false)
+                .await
+                .unwrap_or_default();
         let layers: i64 = images.iter().filter_map(|i| i["Size"].as_i64()).sum();
-        let containers = self.containers.list(berth_api::backend::ListOptions { all: true, size: true, ..Default::default() }).await?;
-        Ok(json!({ "LayersSize": layers, "Images": images, "Containers": containers, "Volumes": [], "BuildCache": [] }))
+        let containers = self
+            .containers
+            .list(berth_api::backend::ListOptions {
+                all: true,
+                size: true,
+                ..Default::default()
+            })
+            .await?;
+        Ok(
+            json!({ "LayersSize": layers, "Images": images, "Containers": containers, "Volumes": [], "BuildCache": [] }),
+        )
     }
 }

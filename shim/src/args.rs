@@ -60,7 +60,10 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         }
     }
     let mode = match mode.as_str() {
-        "init" => Mode::Init { bundle: bundle.ok_or("--bundle is required")?, log: log.ok_or("--log is required")? },
+        "init" => Mode::Init {
+            bundle: bundle.ok_or("--bundle is required")?,
+            log: log.ok_or("--log is required")?,
+        },
         "exec" => Mode::Exec {
             exec_id: exec_id.ok_or("--exec-id is required")?,
             process: process.ok_or("--process is required")?,
@@ -89,10 +92,22 @@ mod tests {
 
     #[test]
     fn init_and_exec_parse() {
-        let a = parse(&v("init --id c1 --state /s --root /r --bundle /b --log /l --tty --stdin")).expect("init");
-        assert_eq!(a.mode, Mode::Init { bundle: "/b".into(), log: "/l".into() });
+        let a = parse(&v(
+            "init --id c1 --state /s --root /r --bundle /b --log /l --tty --stdin",
+        ))
+        .expect("init");
+        assert_eq!(
+            a.mode,
+            Mode::Init {
+                bundle: "/b".into(),
+                log: "/l".into()
+            }
+        );
         assert!(a.tty && a.stdin && !a.stdin_once);
-        let e = parse(&v("exec --id c1 --state /s --root /r --exec-id e1 --process /p --runtime /usr/sbin/runc")).expect("exec");
+        let e = parse(&v(
+            "exec --id c1 --state /s --root /r --exec-id e1 --process /p --runtime /usr/sbin/runc",
+        ))
+        .expect("exec");
         assert_eq!(e.runtime, Some(PathBuf::from("/usr/sbin/runc")));
         assert!(parse(&v("init --id c1")).is_err());
         assert!(parse(&v("bogus --id c1")).is_err());

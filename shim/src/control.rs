@@ -36,7 +36,11 @@ impl Output {
 #[derive(PartialEq)]
 enum Kind {
     Command,
-    Attach { stdin: bool, stdout: bool, stderr: bool },
+    Attach {
+        stdin: bool,
+        stdout: bool,
+        stderr: bool,
+    },
     Waiter,
 }
 
@@ -86,10 +90,13 @@ fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
 
 impl Loop {
     pub fn new(args: &Args, listener: UnixListener) -> Result<Self, String> {
-        listener.set_nonblocking(true).map_err(|e| format!("listener: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("listener: {e}"))?;
         let mut mask = nix::sys::signal::SigSet::empty();
         mask.add(nix::sys::signal::Signal::SIGCHLD);
-        mask.thread_block().map_err(|e| format!("block SIGCHLD: {e}"))?;
+        mask.thread_block()
+            .map_err(|e| format!("block SIGCHLD: {e}"))?;
         let sfd = nix::sys::signalfd::SignalFd::with_flags(
             &mask,
             nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
@@ -125,7 +132,10 @@ impl Loop {
     }
     pub fn add_output(&mut self, fd: OwnedFd, stream: u8) {
         nonblock(fd.as_raw_fd());
-        self.outputs.push(Output { fd: Some(fd), stream });
+        self.outputs.push(Output {
+            fd: Some(fd),
+            stream,
+        });
     }
     /// A TTY: one master both for output (`read_fd`) and for input and resizes (`write_fd`).
     pub fn set_pty(&mut self, read_fd: OwnedFd, write_fd: OwnedFd) {
@@ -151,9 +161,16 @@ impl Loop {
         Ok(())
     }
 
-    fn poll_once(&mut self, start: &mut impl FnMut(&mut Loop) -> Result<(), String>) -> Result<(), String> {
+    fn poll_once(
+        &mut self,
+        start: &mut impl FnMut(&mut Loop) -> Result<(), String>,
+    ) -> Result<(), String> {
         let mut fds: Vec<libc::pollfd> = Vec::new();
-        let pfd = |fd: RawFd, events: i16| libc::pollfd { fd, events, revents: 0 };
+        let pfd = |fd: RawFd, events: i16| libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
         fds.push(pfd(self.sigfd.as_raw_fd(), libc::POLLIN));
         fds.push(pfd(self.listener.as_raw_fd(), libc::POLLIN));
         for o in &self.outputs {
@@ -214,7 +231,9 @@ impl Loop {
     fn on_sigchld(&mut self) {
         let mut buf = [0u8; 128];
         // SAFETY: reading signalfd records into a local buffer of the right size.
-        while unsafe { libc::read(self.sigfd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        while unsafe { libc::read(self.sigfd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0
+        {
+        }
         while let Some((pid, code)) = runtime::reap() {
             if Some(pid) == self.pid {
                 self.exit = Some((code, logfile::now()));
@@ -245,7 +264,8 @@ impl Loop {
         }
         // SAFETY: reading into a local buffer from a descriptor we own.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN)) {
+        if n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN))
+        {
             // EOF, or EIO on a pty whose other side is gone.
             self.outputs[i].fd = None;
             return false;
@@ -284,7 +304,13 @@ impl Loop {
             return;
         };
         // SAFETY: writing from our own buffer to a descriptor we own.
-        let n = unsafe { libc::write(w.as_raw_fd(), self.stdin_buf.as_ptr().cast(), self.stdin_buf.len()) };
+        let n = unsafe {
+            libc::write(
+                w.as_raw_fd(),
+                self.stdin_buf.as_ptr().cast(),
+                self.stdin_buf.len(),
+            )
+        };
         if n > 0 {
             self.stdin_buf.drain(..n as usize);
         } else if n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
@@ -300,7 +326,10 @@ impl Loop {
     fn close_stdin_when_flushed(&self) -> bool {
         self.stdin_once
             && self.pty.is_none()
-            && self.conns.iter().any(|c| matches!(c.kind, Kind::Attach { stdin: true, .. }) && c.read_closed)
+            && self
+                .conns
+                .iter()
+                .any(|c| matches!(c.kind, Kind::Attach { stdin: true, .. }) && c.read_closed)
     }
 
     fn close_stdin(&mut self) {
@@ -357,7 +386,12 @@ impl Loop {
         }
     }
 
-    fn command(&mut self, i: usize, line: &str, start: &mut impl FnMut(&mut Loop) -> Result<(), String>) {
+    fn command(
+        &mut self,
+        i: usize,
+        line: &str,
+        start: &mut impl FnMut(&mut Loop) -> Result<(), String>,
+    ) {
         let mut words = line.split_whitespace();
         let verb = words.next().unwrap_or("");
         let reply = match verb {
@@ -378,7 +412,11 @@ impl Loop {
             "attach" => {
                 let flags = words.next().unwrap_or("011").as_bytes().to_vec();
                 let on = |k: usize| flags.get(k) == Some(&b'1');
-                self.conns[i].kind = Kind::Attach { stdin: on(0), stdout: on(1), stderr: on(2) };
+                self.conns[i].kind = Kind::Attach {
+                    stdin: on(0),
+                    stdout: on(1),
+                    stderr: on(2),
+                };
                 // Acknowledged, so berthd knows output from here on reaches this client.
                 "ok".to_owned()
             }
@@ -403,11 +441,22 @@ impl Loop {
                 _ => "err bad signal".to_owned(),
             },
             "resize" => {
-                let h = words.next().and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
-                let w = words.next().and_then(|s| s.parse::<u16>().ok()).unwrap_or(0);
+                let h = words
+                    .next()
+                    .and_then(|s| s.parse::<u16>().ok())
+                    .unwrap_or(0);
+                let w = words
+                    .next()
+                    .and_then(|s| s.parse::<u16>().ok())
+                    .unwrap_or(0);
                 match self.pty {
                     Some(fd) => {
-                        let ws = libc::winsize { ws_row: h, ws_col: w, ws_xpixel: 0, ws_ypixel: 0 };
+                        let ws = libc::winsize {
+                            ws_row: h,
+                            ws_col: w,
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        };
                         // SAFETY: TIOCSWINSZ reads a winsize struct that lives across the call.
                         unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
                         "ok".to_owned()
@@ -454,7 +503,11 @@ impl Loop {
                 if !self.read_output(i) {
                     break;
                 }
-                let mut p = libc::pollfd { fd: self.outputs[i].raw(), events: libc::POLLIN, revents: 0 };
+                let mut p = libc::pollfd {
+                    fd: self.outputs[i].raw(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 // SAFETY: one valid pollfd on the stack.
                 if unsafe { libc::poll(&mut p, 1, 0) } <= 0 {
                     break;
@@ -477,7 +530,10 @@ impl Loop {
             }
         }
         let (code, at) = self.exit.unwrap_or((137, logfile::now()));
-        let _ = crate::write_file_atomic(&self.state.join("exit"), format!("{code} {at}\n").as_bytes());
+        let _ = crate::write_file_atomic(
+            &self.state.join("exit"),
+            format!("{code} {at}\n").as_bytes(),
+        );
         let msg = format!("exit {code} {at}\n");
         for c in &mut self.conns {
             match c.kind {
@@ -486,7 +542,9 @@ impl Loop {
                 Kind::Command => c.dead = true,
             }
             let _ = c.sock.set_nonblocking(false);
-            let _ = c.sock.set_write_timeout(Some(std::time::Duration::from_secs(5)));
+            let _ = c
+                .sock
+                .set_write_timeout(Some(std::time::Duration::from_secs(5)));
             if !c.dead {
                 let _ = c.sock.write_all(&c.outbuf);
             }

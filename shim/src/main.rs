@@ -56,20 +56,27 @@ fn run(args: Args) -> Result<(), String> {
     // SAFETY: prctl with integer arguments only; makes orphaned descendants (the container's
     // init, once the runtime's intermediate processes exit) our children.
     if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(format!("set child subreaper: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "set child subreaper: {}",
+            std::io::Error::last_os_error()
+        ));
     }
-    std::fs::create_dir_all(&args.state).map_err(|e| format!("create {}: {e}", args.state.display()))?;
-    std::fs::create_dir_all(&args.root).map_err(|e| format!("create {}: {e}", args.root.display()))?;
+    std::fs::create_dir_all(&args.state)
+        .map_err(|e| format!("create {}: {e}", args.state.display()))?;
+    std::fs::create_dir_all(&args.root)
+        .map_err(|e| format!("create {}: {e}", args.root.display()))?;
     let runtime = Runtime::from_arg(args.runtime.clone());
 
     let sock_path = args.state.join("control.sock");
     let _ = std::fs::remove_file(&sock_path);
-    let listener = UnixListener::bind(&sock_path).map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
+    let listener =
+        UnixListener::bind(&sock_path).map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
 
     let mut loop_ = control::Loop::new(&args, listener)?;
     match &args.mode {
         Mode::Init { bundle, log } => {
-            let log = logfile::LogFile::open(log).map_err(|e| format!("open log {}: {e}", log.display()))?;
+            let log = logfile::LogFile::open(log)
+                .map_err(|e| format!("open log {}: {e}", log.display()))?;
             loop_.log = Some(log);
             let (io, console) = setup_io(&args, &mut loop_)?;
             let pid = runtime.create(&args.id, &args.root, bundle, io)?;
@@ -102,8 +109,14 @@ fn setup_io(args: &Args, l: &mut control::Loop) -> Result<(ChildIo, Option<UnixL
     if args.tty {
         let path = args.state.join("console.sock");
         let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
-        let io = ChildIo { stdin: None, stdout: None, stderr: None, console_socket: Some(path) };
+        let listener =
+            UnixListener::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+        let io = ChildIo {
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            console_socket: Some(path),
+        };
         return Ok((io, Some(listener)));
     }
     let stdin = if args.stdin {
@@ -117,7 +130,15 @@ fn setup_io(args: &Args, l: &mut control::Loop) -> Result<(ChildIo, Option<UnixL
     let (err_r, err_w) = pipe()?;
     l.add_output(out_r, control::STDOUT);
     l.add_output(err_r, control::STDERR);
-    Ok((ChildIo { stdin, stdout: Some(out_w), stderr: Some(err_w), console_socket: None }, None))
+    Ok((
+        ChildIo {
+            stdin,
+            stdout: Some(out_w),
+            stderr: Some(err_w),
+            console_socket: None,
+        },
+        None,
+    ))
 }
 
 fn finish_console(console: Option<UnixListener>, l: &mut control::Loop) -> Result<(), String> {
@@ -125,7 +146,11 @@ fn finish_console(console: Option<UnixListener>, l: &mut control::Loop) -> Resul
         let master = runtime::receive_pty(&listener)?;
         let dup = nix::unistd::dup(&master).map_err(|e| format!("dup pty: {e}"))?;
         l.set_pty(master, dup);
-        if let Some(addr) = listener.local_addr().ok().and_then(|a| a.as_pathname().map(|p| p.to_owned())) {
+        if let Some(addr) = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.to_owned()))
+        {
             let _ = std::fs::remove_file(addr);
         }
     }
@@ -135,8 +160,11 @@ fn finish_console(console: Option<UnixListener>, l: &mut control::Loop) -> Resul
 /// Writes `data` to `path` through a temp file and rename, so readers see all or nothing.
 pub fn write_file_atomic(path: &std::path::Path, data: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| format!("write {}: {e}", tmp.display()))?;
+    let mut f =
+        std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("rename {}: {e}", path.display()))
 }
 

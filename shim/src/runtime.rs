@@ -68,7 +68,13 @@ impl Runtime {
                 let pid_file = root.join(format!("{id}.pid"));
                 let mut cmd = Command::new(bin);
                 let log = root.join(format!("{id}.log"));
-                cmd.arg("--log").arg(&log).arg("--root").arg(root).arg("create").arg("--bundle").arg(bundle);
+                cmd.arg("--log")
+                    .arg(&log)
+                    .arg("--root")
+                    .arg(root)
+                    .arg("create")
+                    .arg("--bundle")
+                    .arg(bundle);
                 cmd.arg("--pid-file").arg(&pid_file);
                 if let Some(cs) = &io.console_socket {
                     cmd.arg("--console-socket").arg(cs);
@@ -105,13 +111,18 @@ impl Runtime {
         match self {
             Runtime::Builtin => in_child(|| {
                 let mut c = load(id, root)?;
-                c.delete(true).map_err(|e| format!("delete container: {e}"))?;
+                c.delete(true)
+                    .map_err(|e| format!("delete container: {e}"))?;
                 Ok(0)
             })
             .map(|_| ()),
             Runtime::Binary(bin) => {
                 let mut cmd = Command::new(bin);
-                cmd.arg("--root").arg(root).arg("delete").arg("--force").arg(id);
+                cmd.arg("--root")
+                    .arg(root)
+                    .arg("delete")
+                    .arg("--force")
+                    .arg(id);
                 cmd.stdin(Stdio::null()).stdout(Stdio::null());
                 run_binary(cmd, bin)
             }
@@ -149,8 +160,16 @@ impl Runtime {
                 let pid_file = process.with_extension("pid");
                 let log = process.with_extension("log");
                 let mut cmd = Command::new(bin);
-                cmd.arg("--log").arg(&log).arg("--root").arg(root).arg("exec").arg("--detach");
-                cmd.arg("--pid-file").arg(&pid_file).arg("--process").arg(process);
+                cmd.arg("--log")
+                    .arg(&log)
+                    .arg("--root")
+                    .arg(root)
+                    .arg("exec")
+                    .arg("--detach");
+                cmd.arg("--pid-file")
+                    .arg(&pid_file)
+                    .arg("--process")
+                    .arg(process);
                 if let Some(cs) = &io.console_socket {
                     cmd.arg("--tty").arg("--console-socket").arg(cs);
                 }
@@ -166,7 +185,8 @@ impl Runtime {
 }
 
 fn load(id: &str, root: &Path) -> Result<libcontainer::container::Container, String> {
-    libcontainer::container::Container::load(root.join(id)).map_err(|e| format!("load container state: {e}"))
+    libcontainer::container::Container::load(root.join(id))
+        .map_err(|e| format!("load container state: {e}"))
 }
 
 /// Runs `f` in a forked child and returns its result through a pipe. The shim is
@@ -175,7 +195,8 @@ fn load(id: &str, root: &Path) -> Result<libcontainer::container::Container, Str
 fn in_child(f: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
     // Close-on-exec, and read up to the newline rather than to EOF: the runtime's clones
     // inherit the write end until they exec.
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the shim is single-threaded, so the child has a consistent copy of memory; it
     // reports through the pipe and leaves with `_exit`, never returning into the parent's code.
     match unsafe { fork() }.map_err(|e| format!("fork: {e}"))? {
@@ -205,7 +226,10 @@ fn in_child(f: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
             let _ = waitpid(child, None);
             let out = String::from_utf8_lossy(&out).into_owned();
             match out.split_once(' ') {
-                Some(("ok", v)) => v.trim().parse().map_err(|_| format!("bad child reply {out:?}")),
+                Some(("ok", v)) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad child reply {out:?}")),
                 Some(("err", e)) => Err(e.to_owned()),
                 _ => Err(format!("runtime helper died without a reply ({out:?})")),
             }
@@ -218,20 +242,28 @@ fn run_binary(mut cmd: Command, bin: &Path) -> Result<(), String> {
     if let Ok(f) = std::fs::File::create(&err_path) {
         cmd.stderr(f);
     }
-    let status = cmd.status().map_err(|e| format!("run {}: {e}", bin.display()))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("run {}: {e}", bin.display()))?;
     let err = std::fs::read_to_string(&err_path).unwrap_or_default();
     let _ = std::fs::remove_file(&err_path);
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{} failed ({status}): {}", bin.display(), err.trim()))
+        Err(format!(
+            "{} failed ({status}): {}",
+            bin.display(),
+            err.trim()
+        ))
     }
 }
 
 /// Runs a runtime command whose stderr belongs to the container; its errors are read from
 /// the runtime's `--log` file (JSON lines with a `msg` field).
 fn run_logged(mut cmd: Command, bin: &Path, log: &Path) -> Result<(), String> {
-    let status = cmd.status().map_err(|e| format!("run {}: {e}", bin.display()))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("run {}: {e}", bin.display()))?;
     if status.success() {
         return Ok(());
     }
@@ -248,7 +280,9 @@ fn run_logged(mut cmd: Command, bin: &Path, log: &Path) -> Result<(), String> {
 
 fn read_pid(path: &Path) -> Result<i32, String> {
     let s = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-    s.trim().parse().map_err(|_| format!("bad pid in {}: {s:?}", path.display()))
+    s.trim()
+        .parse()
+        .map_err(|_| format!("bad pid in {}: {s:?}", path.display()))
 }
 
 /// libcontainer mounts the container's cgroup filesystem writable even when the spec says `ro`,
@@ -266,12 +300,19 @@ fn harden_cgroup_mounts(pid: i32) -> Result<(), String> {
     if targets.is_empty() {
         return Ok(());
     }
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).map_err(|e| format!("open mnt ns of {pid}: {e}"))?;
-    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| format!("setns mnt: {e}"))?;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))
+        .map_err(|e| format!("open mnt ns of {pid}: {e}"))?;
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("setns mnt: {e}"))?;
     // Deepest first, so a parent's remount can't hide a child.
     for t in targets.iter().rev() {
         use nix::mount::{mount, MsFlags};
-        let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        let flags = MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
         mount(None::<&str>, t.as_str(), None::<&str>, flags, None::<&str>)
             .map_err(|e| format!("remount {t} read-only: {e}"))?;
     }
@@ -279,19 +320,32 @@ fn harden_cgroup_mounts(pid: i32) -> Result<(), String> {
 }
 
 fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    s.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }
 
 /// Receives the pty master that the runtime sends over the console socket.
 pub fn receive_pty(listener: &UnixListener) -> Result<OwnedFd, String> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let (conn, _) = listener.accept().map_err(|e| format!("accept console socket: {e}"))?;
+    let (conn, _) = listener
+        .accept()
+        .map_err(|e| format!("accept console socket: {e}"))?;
     let mut buf = [0u8; 4096];
     let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut cmsg = nix::cmsg_space!([RawFd; 1]);
-    let msg = recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-        .map_err(|e| format!("receive pty master: {e}"))?;
-    for c in msg.cmsgs().map_err(|e| format!("receive pty master: {e}"))? {
+    let msg = recvmsg::<()>(
+        conn.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receive pty master: {e}"))?;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| format!("receive pty master: {e}"))?
+    {
         if let ControlMessageOwned::ScmRights(fds) = c {
             if let Some(fd) = fds.first() {
                 // SAFETY: the kernel just installed this descriptor for us; nothing else owns it.

@@ -40,7 +40,10 @@ pub fn routes() -> Router<Backends> {
         .route("/containers/{id}/stats", get(stats))
         .route("/containers/{id}/changes", get(changes))
         .route("/containers/{id}/export", get(export))
-        .route("/containers/{id}/archive", get(archive_get).head(archive_head).put(archive_put))
+        .route(
+            "/containers/{id}/archive",
+            get(archive_get).head(archive_head).put(archive_put),
+        )
 }
 
 /// Parses a JSON body, answering 400 (not Docker's 500) for malformed input.
@@ -71,12 +74,22 @@ async fn prune(State(b): State<Backends>, p: Params) -> ApiResult<Response> {
     Ok(Json(b.containers.prune(p.filters()?).await?).into_response())
 }
 
-async fn inspect(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<Response> {
+async fn inspect(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     Ok(Json(b.containers.inspect(&id, p.flag("size")).await?).into_response())
 }
 
-async fn remove(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<StatusCode> {
-    b.containers.remove(&id, p.flag("force"), p.flag("v")).await?;
+async fn remove(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<StatusCode> {
+    b.containers
+        .remove(&id, p.flag("force"), p.flag("v"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -85,17 +98,33 @@ async fn start(State(b): State<Backends>, Path(id): Path<String>) -> ApiResult<S
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn stop(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<StatusCode> {
-    b.containers.stop(&id, p.int("t")?, p.value("signal")).await?;
+async fn stop(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<StatusCode> {
+    b.containers
+        .stop(&id, p.int("t")?, p.value("signal"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn restart(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<StatusCode> {
-    b.containers.restart(&id, p.int("t")?, p.value("signal")).await?;
+async fn restart(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<StatusCode> {
+    b.containers
+        .restart(&id, p.int("t")?, p.value("signal"))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn kill(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<StatusCode> {
+async fn kill(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<StatusCode> {
     b.containers.kill(&id, p.value("signal")).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -131,13 +160,22 @@ async fn wait(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> A
         line.push('\n');
         Ok::<_, std::io::Error>(Bytes::from(line))
     });
-    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(body)).into_response())
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
+    )
+        .into_response())
 }
 
 async fn logs(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<Response> {
     let tail = match p.get("tail") {
         None | Some("") | Some("all") => None,
-        Some(t) => Some(t.parse::<i64>().map_err(|_| ApiError::invalid(format!("invalid tail value {t:?}")))?.max(0) as usize),
+        Some(t) => Some(
+            t.parse::<i64>()
+                .map_err(|_| ApiError::invalid(format!("invalid tail value {t:?}")))?
+                .max(0) as usize,
+        ),
     };
     let opts = LogOptions {
         follow: p.flag("follow"),
@@ -149,14 +187,25 @@ async fn logs(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> A
         tail,
     };
     if !opts.stdout && !opts.stderr {
-        return Err(ApiError::invalid("Bad parameters: you must choose at least one stream"));
+        return Err(ApiError::invalid(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let s = b.containers.logs(&id, opts).await?;
-    let ct = if s.tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" };
+    let ct = if s.tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
     Ok(stream::bytes(ct, s.stream))
 }
 
-async fn attach(State(b): State<Backends>, Path(id): Path<String>, p: Params, mut req: Request) -> ApiResult<Response> {
+async fn attach(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+    mut req: Request,
+) -> ApiResult<Response> {
     let opts = AttachOptions {
         stream: p.flag("stream"),
         logs: p.flag("logs"),
@@ -167,7 +216,9 @@ async fn attach(State(b): State<Backends>, Path(id): Path<String>, p: Params, mu
     };
     let handle = b.containers.attach(&id, opts).await?;
     if !hijack::wants_upgrade(&req) {
-        return Err(ApiError::invalid("attach needs a hijacked connection: send Connection: Upgrade and Upgrade: tcp"));
+        return Err(ApiError::invalid(
+            "attach needs a hijacked connection: send Connection: Upgrade and Upgrade: tcp",
+        ));
     }
     Ok(hijack::upgrade(&mut req, handle))
 }
@@ -175,23 +226,39 @@ async fn attach(State(b): State<Backends>, Path(id): Path<String>, p: Params, mu
 pub fn dims(p: &Params) -> ApiResult<(u16, u16)> {
     let h = p.int("h")?.unwrap_or(0);
     let w = p.int("w")?.unwrap_or(0);
-    let ok = |v: i64| u16::try_from(v).map_err(|_| ApiError::invalid(format!("invalid terminal size {v}")));
+    let ok = |v: i64| {
+        u16::try_from(v).map_err(|_| ApiError::invalid(format!("invalid terminal size {v}")))
+    };
     Ok((ok(h)?, ok(w)?))
 }
 
-async fn resize(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<StatusCode> {
+async fn resize(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<StatusCode> {
     let (h, w) = dims(&p)?;
     b.containers.resize(&id, h, w).await?;
     Ok(StatusCode::OK)
 }
 
-async fn rename(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<StatusCode> {
-    let name = p.value("name").ok_or_else(|| ApiError::invalid("Neither old nor new names may be empty"))?;
+async fn rename(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<StatusCode> {
+    let name = p
+        .value("name")
+        .ok_or_else(|| ApiError::invalid("Neither old nor new names may be empty"))?;
     b.containers.rename(&id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn update(State(b): State<Backends>, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn update(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let req: UpdateBody = parse_json(&body)?;
     Ok(Json(b.containers.update(&id, req).await?).into_response())
 }
@@ -200,9 +267,16 @@ async fn top(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> Ap
     Ok(Json(b.containers.top(&id, p.value("ps_args")).await?).into_response())
 }
 
-async fn stats(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<Response> {
+async fn stats(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     let streaming = p.flag_or("stream", true);
-    let s = b.containers.stats(&id, streaming, p.flag("one-shot")).await?;
+    let s = b
+        .containers
+        .stats(&id, streaming, p.flag("one-shot"))
+        .await?;
     if streaming {
         return Ok(stream::json_lines(s));
     }
@@ -220,7 +294,8 @@ async fn export(State(b): State<Backends>, Path(id): Path<String>) -> ApiResult<
 }
 
 fn path_param(p: &Params) -> ApiResult<String> {
-    p.value("path").ok_or_else(|| ApiError::invalid("path is required"))
+    p.value("path")
+        .ok_or_else(|| ApiError::invalid("path is required"))
 }
 
 fn stat_header(stat: &crate::backend::PathStat) -> HeaderMap {
@@ -233,12 +308,20 @@ fn stat_header(stat: &crate::backend::PathStat) -> HeaderMap {
     h
 }
 
-async fn archive_head(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<Response> {
+async fn archive_head(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     let stat = b.containers.archive_stat(&id, &path_param(&p)?).await?;
     Ok((StatusCode::OK, stat_header(&stat)).into_response())
 }
 
-async fn archive_get(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<Response> {
+async fn archive_get(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
     let (stat, s) = b.containers.archive_get(&id, &path_param(&p)?).await?;
     let mut resp = stream::bytes("application/x-tar", s.stream);
     resp.headers_mut().extend(stat_header(&stat));
@@ -246,13 +329,26 @@ async fn archive_get(State(b): State<Backends>, Path(id): Path<String>, p: Param
 }
 
 pub fn body_stream(body: Body) -> BodyStream {
-    body.into_data_stream().map_err(std::io::Error::other).boxed()
+    body.into_data_stream()
+        .map_err(std::io::Error::other)
+        .boxed()
 }
 
-async fn archive_put(State(b): State<Backends>, Path(id): Path<String>, p: Params, body: Body) -> ApiResult<StatusCode> {
+async fn archive_put(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+    body: Body,
+) -> ApiResult<StatusCode> {
     let path = path_param(&p)?;
     b.containers
-        .archive_put(&id, &path, p.flag("noOverwriteDirNonDir"), p.flag("copyUIDGID"), body_stream(body))
+        .archive_put(
+            &id,
+            &path,
+            p.flag("noOverwriteDirNonDir"),
+            p.flag("copyUIDGID"),
+            body_stream(body),
+        )
         .await?;
     Ok(StatusCode::OK)
 }

@@ -24,7 +24,11 @@ pub fn routes() -> Router<Backends> {
         .route("/exec/{id}/json", get(inspect))
 }
 
-async fn create(State(b): State<Backends>, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn create(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let cfg: ExecConfig = parse_json(&body)?;
     if cfg.cmd.is_empty() {
         return Err(ApiError::invalid("No exec command specified"));
@@ -33,7 +37,11 @@ async fn create(State(b): State<Backends>, Path(id): Path<String>, body: Bytes) 
     Ok((StatusCode::CREATED, Json(json!({ "Id": exec_id }))).into_response())
 }
 
-async fn start(State(b): State<Backends>, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+async fn start(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let bytes = body
         .collect()
@@ -47,12 +55,18 @@ async fn start(State(b): State<Backends>, Path(id): Path<String>, req: Request) 
         return Ok(StatusCode::OK.into_response());
     }
     if !hijack::wants_upgrade(&req) {
-        return Err(ApiError::invalid("exec start needs a hijacked connection: send Connection: Upgrade and Upgrade: tcp"));
+        return Err(ApiError::invalid(
+            "exec start needs a hijacked connection: send Connection: Upgrade and Upgrade: tcp",
+        ));
     }
     Ok(hijack::upgrade(&mut req, handle))
 }
 
-async fn resize(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<StatusCode> {
+async fn resize(
+    State(b): State<Backends>,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<StatusCode> {
     let (h, w) = dims(&p)?;
     b.containers.exec_resize(&id, h, w).await?;
     Ok(StatusCode::OK)

@@ -41,7 +41,12 @@ fn registry_auth(h: &HeaderMap) -> Option<serde_json::Value> {
     Some(v)
 }
 
-async fn create(State(b): State<Backends>, p: Params, headers: HeaderMap, body: Body) -> ApiResult<Response> {
+async fn create(
+    State(b): State<Backends>,
+    p: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
     if let Some(src) = p.value("fromSrc") {
         if src != "-" {
             return Err(ApiError::invalid(format!("importing from a URL ({src}) is not supported; send the tar as the body with fromSrc=-")));
@@ -56,15 +61,30 @@ async fn create(State(b): State<Backends>, p: Params, headers: HeaderMap, body: 
         let s = b.images.import(opts, body_stream(body)).await?;
         return Ok(stream::json_lines(s));
     }
-    let from = p.value("fromImage").ok_or_else(|| ApiError::invalid("fromImage or fromSrc is required"))?;
+    let from = p
+        .value("fromImage")
+        .ok_or_else(|| ApiError::invalid("fromImage or fromSrc is required"))?;
     let tag = p.value("tag");
     let platform = p.value("platform");
-    let s = b.images.pull(&from, tag.as_deref(), platform.as_deref(), registry_auth(&headers)).await?;
+    let s = b
+        .images
+        .pull(
+            &from,
+            tag.as_deref(),
+            platform.as_deref(),
+            registry_auth(&headers),
+        )
+        .await?;
     Ok(stream::json_lines(s))
 }
 
 async fn list(State(b): State<Backends>, p: Params) -> ApiResult<Response> {
-    Ok(Json(b.images.list(p.flag("all"), p.filters()?, p.flag("digests")).await?).into_response())
+    Ok(Json(
+        b.images
+            .list(p.flag("all"), p.filters()?, p.flag("digests"))
+            .await?,
+    )
+    .into_response())
 }
 
 async fn load(State(b): State<Backends>, p: Params, body: Body) -> ApiResult<Response> {
@@ -89,7 +109,9 @@ async fn per_image(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (name, verb) = match rest.rsplit_once('/') {
-        Some((n, v)) if matches!(v, "json" | "history" | "tag" | "push" | "get") => (n.to_owned(), v),
+        Some((n, v)) if matches!(v, "json" | "history" | "tag" | "push" | "get") => {
+            (n.to_owned(), v)
+        }
         _ => (rest.clone(), ""),
     };
     match (method, verb) {
@@ -100,27 +122,49 @@ async fn per_image(
             Ok(stream::bytes("application/x-tar", s.stream))
         }
         (Method::POST, "tag") => {
-            let repo = p.value("repo").ok_or_else(|| ApiError::invalid("repo is required"))?;
-            b.images.tag(&name, &repo, p.value("tag").as_deref()).await?;
+            let repo = p
+                .value("repo")
+                .ok_or_else(|| ApiError::invalid("repo is required"))?;
+            b.images
+                .tag(&name, &repo, p.value("tag").as_deref())
+                .await?;
             Ok(StatusCode::CREATED.into_response())
         }
         (Method::POST, "push") => {
-            let s = b.images.push(&name, p.value("tag").as_deref(), registry_auth(&headers)).await?;
+            let s = b
+                .images
+                .push(&name, p.value("tag").as_deref(), registry_auth(&headers))
+                .await?;
             Ok(stream::json_lines(s))
         }
-        (Method::DELETE, "") => Ok(Json(b.images.remove(&name, p.flag("force"), p.flag("noprune")).await?).into_response()),
+        (Method::DELETE, "") => Ok(Json(
+            b.images
+                .remove(&name, p.flag("force"), p.flag("noprune"))
+                .await?,
+        )
+        .into_response()),
         _ => Err(ApiError::not_found("page not found")),
     }
 }
 
-async fn commit(State(b): State<Backends>, p: Params, body: axum::body::Bytes) -> ApiResult<Response> {
+async fn commit(
+    State(b): State<Backends>,
+    p: Params,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
     let config = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        Some(serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?)
+        Some(
+            serde_json::from_slice(&body)
+                .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?,
+        )
     };
     let params: HashMap<String, String> =
-        p.0.iter().filter(|(k, _)| k != "changes").map(|(k, v)| (k.clone(), v.clone())).collect();
+        p.0.iter()
+            .filter(|(k, _)| k != "changes")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
     let out = b.images.commit(params, p.all("changes"), config).await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }

@@ -28,9 +28,15 @@ pub fn routes() -> Router<Backends> {
 async fn ping() -> Response {
     let mut resp = (StatusCode::OK, "OK").into_response();
     let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store, must-revalidate"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert("builder-version", HeaderValue::from_static("1"));
     h.insert("swarm", HeaderValue::from_static("inactive"));
     resp
@@ -54,7 +60,10 @@ async fn info(State(b): State<Backends>) -> ApiResult<Response> {
 }
 
 async fn events(State(b): State<Backends>, p: Params) -> ApiResult<Response> {
-    let s = b.system.events(p.time("since")?, p.time("until")?, p.filters()?).await?;
+    let s = b
+        .system
+        .events(p.time("since")?, p.time("until")?, p.filters()?)
+        .await?;
     Ok(stream::json_lines(s))
 }
 

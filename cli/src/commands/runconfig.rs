@@ -5,7 +5,9 @@
 use clap::Args;
 use serde_json::{json, Map, Value};
 
-use crate::opts::{self, flag_error, PortMap};
+use crate::opts::mount::{expand_security_opt, io_reason, split_volume, VolumeSpec};
+use crate::opts::ports::PortMap;
+use crate::opts::{self, flag_error};
 
 /// Container configuration flags (`run` and `create`).
 #[derive(Args, Debug, Clone, Default)]
@@ -624,98 +626,9 @@ fn console_size(tty: bool) -> [u16; 2] {
     [0, 0]
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    }
-}
-
-/// What a `-v` value turns into.
-#[derive(Debug, PartialEq, Eq)]
-pub enum VolumeSpec {
-    /// `-v /data`: an anonymous volume listed in `Volumes`.
-    Anonymous(String),
-    /// `-v src:dst[:opts]`: an entry of `HostConfig.Binds` (relative host paths made absolute).
-    Bind(String),
-}
-
-/// Splits a `-v` value.
-pub fn split_volume(spec: &str) -> Result<VolumeSpec, String> {
-    if spec.is_empty() {
-        return Err("invalid empty volume spec".into());
-    }
-    let parts: Vec<&str> = spec.split(':').collect();
-    match parts.as_slice() {
-        [path] => {
-            if !path.starts_with('/') {
-                return Err(format!("invalid volume specification: '{spec}': invalid mount config for type \"volume\": invalid mount path: '{path}' mount path must be absolute"));
-            }
-            Ok(VolumeSpec::Anonymous(path.to_string()))
-        }
-        [src, rest @ ..] if rest.len() <= 2 => {
-            if src.is_empty() || rest[0].is_empty() {
-                return Err(format!("invalid volume specification: '{spec}'"));
-            }
-            let src = if src.starts_with('.') {
-                match std::env::current_dir() {
-                    Ok(cwd) => normalize(&cwd.join(src)),
-                    Err(_) => src.to_string(),
-                }
-            } else {
-                src.to_string()
-            };
-            let mut out = src;
-            for r in rest {
-                out.push(':');
-                out.push_str(r);
-            }
-            Ok(VolumeSpec::Bind(out))
-        }
-        _ => Err(format!("invalid volume specification: '{spec}'")),
-    }
-}
-
-/// Lexically cleans a path (`/a/./b/../c` → `/a/c`).
-fn normalize(p: &std::path::Path) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                parts.pop();
-            }
-            std::path::Component::Normal(s) => parts.push(s.to_string_lossy().to_string()),
-            _ => {}
-        }
-    }
-    format!("/{}", parts.join("/"))
-}
-
-/// `seccomp=<file>` is sent as the file's JSON content, as docker does.
-fn expand_security_opt(s: &str) -> Result<String, String> {
-    let Some((key, value)) = s.split_once(['=', ':']) else {
-        if s == "no-new-privileges" {
-            return Ok(s.to_string());
-        }
-        return Err(format!("Invalid --security-opt: {s:?}"));
-    };
-    if key == "seccomp" && value != "unconfined" && value != "builtin" {
-        let content = std::fs::read(value).map_err(|e| {
-            format!(
-                "opening seccomp profile ({value}) failed: {}",
-                io_reason(&e)
-            )
-        })?;
-        let parsed: Value = serde_json::from_slice(&content)
-            .map_err(|e| format!("compacting json for seccomp profile ({value}) failed: {e}"))?;
-        return Ok(format!("seccomp={parsed}"));
-    }
-    Ok(format!("{key}={value}"))
-}
-
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use clap::Parser;
 
@@ -901,23 +814,5 @@ mod tests {
         assert_eq!(b["Entrypoint"], json!([""]));
         assert_eq!(b["Hostname"], "box");
         assert_eq!(b["Labels"], json!({"a": "b"}));
-    }
-
-    #[test]
-    fn volume_specs() {
-        assert_eq!(
-            split_volume("/data"),
-            Ok(VolumeSpec::Anonymous("/data".into()))
-        );
-        assert_eq!(
-            split_volume("v1:/data:ro"),
-            Ok(VolumeSpec::Bind("v1:/data:ro".into()))
-        );
-        assert!(split_volume("data").is_err());
-        assert!(split_volume("a:b:c:d").is_err());
-        match split_volume("./x:/y") {
-            Ok(VolumeSpec::Bind(b)) => assert!(b.starts_with('/') && b.ends_with("/x:/y"), "{b}"),
-            other => panic!("unexpected {other:?}"),
-        }
     }
 }

@@ -11,7 +11,11 @@ use berth_node::engine::Engine;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "berthd", version, about = "Berth: a container engine that speaks the Docker Engine API")]
+#[command(
+    name = "berthd",
+    version,
+    about = "Berth: a container engine that speaks the Docker Engine API"
+)]
 struct Flags {
     /// Root of persistent state.
     #[arg(long)]
@@ -77,36 +81,70 @@ struct RuntimeEntry {
 fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let file: FileConfig = match &flags.config_file {
-        Some(p) => serde_json::from_slice(&std::fs::read(p).with_context(|| format!("read {}", p.display()))?)
-            .with_context(|| format!("parse {}", p.display()))?,
+        Some(p) => serde_json::from_slice(
+            &std::fs::read(p).with_context(|| format!("read {}", p.display()))?,
+        )
+        .with_context(|| format!("parse {}", p.display()))?,
         None => FileConfig::default(),
     };
-    let level = flags.log_level.clone().or(file.log_level.clone()).unwrap_or_else(|| "info".into());
+    let level = flags
+        .log_level
+        .clone()
+        .or(file.log_level.clone())
+        .unwrap_or_else(|| "info".into());
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&level).context("bad --log-level")?)
         .with_writer(std::io::stderr)
         .init();
-    let mut runtimes: BTreeMap<String, PathBuf> = file.runtimes.into_iter().map(|(k, v)| (k, v.path)).collect();
+    let mut runtimes: BTreeMap<String, PathBuf> = file
+        .runtimes
+        .into_iter()
+        .map(|(k, v)| (k, v.path))
+        .collect();
     for r in &flags.add_runtime {
-        let (name, path) = r.split_once('=').with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
+        let (name, path) = r
+            .split_once('=')
+            .with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
         runtimes.insert(name.to_owned(), PathBuf::from(path));
     }
     let exe = std::env::current_exe().context("locate berthd")?;
     let cfg = DaemonConfig {
-        data_root: flags.data_root.or(file.data_root).unwrap_or_else(|| "/var/lib/berth".into()),
-        exec_root: flags.exec_root.or(file.exec_root).unwrap_or_else(|| "/run/berth".into()),
-        cgroup_parent: flags.cgroup_parent.or(file.cgroup_parent).unwrap_or_else(|| "berth".into()),
-        default_runtime: flags.default_runtime.or(file.default_runtime).unwrap_or_else(|| "berth".into()),
+        data_root: flags
+            .data_root
+            .or(file.data_root)
+            .unwrap_or_else(|| "/var/lib/berth".into()),
+        exec_root: flags
+            .exec_root
+            .or(file.exec_root)
+            .unwrap_or_else(|| "/run/berth".into()),
+        cgroup_parent: flags
+            .cgroup_parent
+            .or(file.cgroup_parent)
+            .unwrap_or_else(|| "berth".into()),
+        default_runtime: flags
+            .default_runtime
+            .or(file.default_runtime)
+            .unwrap_or_else(|| "berth".into()),
         runtimes,
         shim_path: exe.with_file_name("berth-shim"),
         live_restore: file.live_restore.unwrap_or(flags.live_restore),
     };
     if cfg.default_runtime != "berth" && !cfg.runtimes.contains_key(&cfg.default_runtime) {
-        bail!("--default-runtime {}: no such runtime (add it with --add-runtime NAME=PATH)", cfg.default_runtime);
+        bail!(
+            "--default-runtime {}: no such runtime (add it with --add-runtime NAME=PATH)",
+            cfg.default_runtime
+        );
     }
-    let mut hosts = if flags.hosts.is_empty() { file.hosts } else { flags.hosts };
+    let mut hosts = if flags.hosts.is_empty() {
+        file.hosts
+    } else {
+        flags.hosts
+    };
     if hosts.is_empty() {
-        hosts.push(format!("unix://{}", cfg.exec_root.join("berth.sock").display()));
+        hosts.push(format!(
+            "unix://{}",
+            cfg.exec_root.join("berth.sock").display()
+        ));
     }
     let pidfile = flags.pidfile.or(file.pidfile);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -117,9 +155,15 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(run(cfg, hosts, pidfile, flags.tlsverify))
 }
 
-async fn run(cfg: DaemonConfig, hosts: Vec<String>, pidfile: Option<PathBuf>, tls: bool) -> anyhow::Result<()> {
+async fn run(
+    cfg: DaemonConfig,
+    hosts: Vec<String>,
+    pidfile: Option<PathBuf>,
+    tls: bool,
+) -> anyhow::Result<()> {
     if let Some(p) = &pidfile {
-        std::fs::write(p, std::process::id().to_string()).with_context(|| format!("write pidfile {}", p.display()))?;
+        std::fs::write(p, std::process::id().to_string())
+            .with_context(|| format!("write pidfile {}", p.display()))?;
     }
     let engine = Engine::open(cfg).await?;
     let app = berth_api::router(engine.backends.clone());
@@ -129,10 +173,12 @@ async fn run(cfg: DaemonConfig, hosts: Vec<String>, pidfile: Option<PathBuf>, tl
         if let Some(path) = h.strip_prefix("unix://") {
             let path = PathBuf::from(path);
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("create {}", dir.display()))?;
             }
             let _ = std::fs::remove_file(&path);
-            let listener = tokio::net::UnixListener::bind(&path).with_context(|| format!("listen on {}", path.display()))?;
+            let listener = tokio::net::UnixListener::bind(&path)
+                .with_context(|| format!("listen on {}", path.display()))?;
             let mut rx = stop_rx.clone();
             let app = app.clone();
             servers.push(tokio::spawn(async move {

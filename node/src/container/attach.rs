@@ -43,25 +43,43 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, ContainerError> {
                 [b']'] => 29,
                 [b'^'] => 30,
                 [b'_'] => 31,
-                _ => return Err(ContainerError::Invalid(format!("Invalid detach keys ({s}) provided"))),
+                _ => {
+                    return Err(ContainerError::Invalid(format!(
+                        "Invalid detach keys ({s}) provided"
+                    )))
+                }
             };
             out.push(b);
         } else if k.len() == 1 {
             out.push(k.as_bytes()[0]);
         } else {
-            return Err(ContainerError::Invalid(format!("Invalid detach keys ({s}) provided")));
+            return Err(ContainerError::Invalid(format!(
+                "Invalid detach keys ({s}) provided"
+            )));
         }
     }
     Ok(out)
 }
 
 /// Connects to the shim's attach stream and waits for its acknowledgement.
-async fn open_attach(run: &Path, stdin: bool, stdout: bool, stderr: bool) -> Result<UnixStream, ContainerError> {
+async fn open_attach(
+    run: &Path,
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+) -> Result<UnixStream, ContainerError> {
     let mut s = shim::connect(run).await?;
-    let flags: String = [stdin, stdout, stderr].iter().map(|b| if *b { '1' } else { '0' }).collect();
-    s.write_all(format!("attach {flags}\n").as_bytes()).await.map_err(|e| ContainerError::io("attach to shim", run, e))?;
+    let flags: String = [stdin, stdout, stderr]
+        .iter()
+        .map(|b| if *b { '1' } else { '0' })
+        .collect();
+    s.write_all(format!("attach {flags}\n").as_bytes())
+        .await
+        .map_err(|e| ContainerError::io("attach to shim", run, e))?;
     let mut ack = [0u8; 3];
-    s.read_exact(&mut ack).await.map_err(|e| ContainerError::io("attach to shim", run, e))?;
+    s.read_exact(&mut ack)
+        .await
+        .map_err(|e| ContainerError::io("attach to shim", run, e))?;
     if &ack != b"ok\n" {
         return Err(ContainerError::Runtime("shim refused the attach".into()));
     }
@@ -71,7 +89,14 @@ async fn open_attach(run: &Path, stdin: bool, stdout: bool, stderr: bool) -> Res
 /// Copies both ways until the process's output ends (or the client detaches).
 /// `before_close` runs between the end of output and closing the client (exec uses it to
 /// make sure its exit code is recorded before the client asks for it).
-async fn splice(client: Hijacked, shim_conn: UnixStream, tty: bool, stdin: bool, detach: Vec<u8>, before_close: Option<BoxFuture<'static, ()>>) {
+async fn splice(
+    client: Hijacked,
+    shim_conn: UnixStream,
+    tty: bool,
+    stdin: bool,
+    detach: Vec<u8>,
+    before_close: Option<BoxFuture<'static, ()>>,
+) {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut sr, mut sw) = shim_conn.into_split();
     let input = async move {
@@ -148,7 +173,11 @@ async fn splice(client: Hijacked, shim_conn: UnixStream, tty: bool, stdin: bool,
 }
 
 impl Containers {
-    pub async fn attach(&self, key: &str, opts: AttachOptions) -> Result<AttachHandle, ContainerError> {
+    pub async fn attach(
+        &self,
+        key: &str,
+        opts: AttachOptions,
+    ) -> Result<AttachHandle, ContainerError> {
         let c = self.get(key)?;
         let rec = c.record();
         let tty = rec.config.tty;
@@ -157,30 +186,46 @@ impl Containers {
         let (tx, rx) = oneshot::channel::<Hijacked>();
         let _op = c.op.lock().await;
         if !c.is_running() {
-            c.pending.lock().unwrap_or_else(|p| p.into_inner()).push(Pending { opts, io: rx, tty });
-            let serve: Box<dyn FnOnce(Hijacked) -> BoxFuture<'static, ()> + Send> = Box::new(move |io| {
-                Box::pin(async move {
-                    let _ = tx.send(io);
-                })
-            });
+            c.pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Pending { opts, io: rx, tty });
+            let serve: Box<dyn FnOnce(Hijacked) -> BoxFuture<'static, ()> + Send> =
+                Box::new(move |io| {
+                    Box::pin(async move {
+                        let _ = tx.send(io);
+                    })
+                });
             return Ok(AttachHandle { tty, serve });
         }
         drop(rx);
         let run = self.paths(&c.id).run;
         let conn = open_attach(&run, stdin, opts.stdout, opts.stderr).await?;
         self.emit(&c, "attach", &[]);
-        Ok(AttachHandle { tty, serve: Box::new(move |io| Box::pin(splice(io, conn, tty, stdin, detach, None))) })
+        Ok(AttachHandle {
+            tty,
+            serve: Box::new(move |io| Box::pin(splice(io, conn, tty, stdin, detach, None))),
+        })
     }
 
     /// Connects the attaches made before start to the new shim (called before `start`).
     pub(crate) async fn serve_pending(&self, id: &str, run: &Path) {
         let Ok(c) = self.get(id) else { return };
-        let pending: Vec<Pending> = c.pending.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+        let pending: Vec<Pending> = c
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
         let open_stdin = c.record().config.open_stdin;
         for p in pending {
-            let Ok(Ok(io)) = tokio::time::timeout(Duration::from_secs(5), p.io).await else { continue };
+            let Ok(Ok(io)) = tokio::time::timeout(Duration::from_secs(5), p.io).await else {
+                continue;
+            };
             let stdin = p.opts.stdin && open_stdin;
-            let detach = parse_detach_keys(p.opts.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q")).unwrap_or_default();
+            let detach =
+                parse_detach_keys(p.opts.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))
+                    .unwrap_or_default();
             match open_attach(run, stdin, p.opts.stdout, p.opts.stderr).await {
                 Ok(conn) => {
                     self.emit(&c, "attach", &[]);
@@ -194,7 +239,10 @@ impl Containers {
     pub async fn resize(&self, key: &str, h: u16, w: u16) -> Result<(), ContainerError> {
         let c = self.get(key)?;
         if !c.is_running() {
-            return Err(ContainerError::Conflict(format!("Container {} is not running", c.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         if c.record().config.tty {
             let _ = shim::request(&self.paths(&c.id).run, &format!("resize {h} {w}")).await;
@@ -205,17 +253,37 @@ impl Containers {
     pub async fn exec_create(&self, key: &str, cfg: ExecConfig) -> Result<String, ContainerError> {
         let c = self.get(key)?;
         if !c.is_running() {
-            return Err(ContainerError::Conflict(format!("Container {} is not running", c.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         if c.status() == "paused" {
-            return Err(ContainerError::Conflict(format!("Container {} is paused, unpause the container before exec", c.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is paused, unpause the container before exec",
+                c.id
+            )));
         }
         let id = hex::encode(rand::random::<[u8; 32]>());
         let cmdline = cfg.cmd.join(" ");
         let (done, _) = tokio::sync::watch::channel(None);
-        let exec = Arc::new(Exec { id: id.clone(), container_id: c.id.clone(), config: cfg, state: Default::default(), done });
-        self.inner.execs.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), exec);
-        self.emit(&c, &format!("exec_create: {cmdline}"), &[("execID", id.clone())]);
+        let exec = Arc::new(Exec {
+            id: id.clone(),
+            container_id: c.id.clone(),
+            config: cfg,
+            state: Default::default(),
+            done,
+        });
+        self.inner
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), exec);
+        self.emit(
+            &c,
+            &format!("exec_create: {cmdline}"),
+            &[("execID", id.clone())],
+        );
         Ok(id)
     }
 
@@ -231,18 +299,27 @@ impl Containers {
 
     /// Starts the exec'd process before answering, so its output is buffered in the shim
     /// until the client's connection is spliced in.
-    pub async fn exec_start(&self, exec_id: &str, detach: bool) -> Result<AttachHandle, ContainerError> {
+    pub async fn exec_start(
+        &self,
+        exec_id: &str,
+        detach: bool,
+    ) -> Result<AttachHandle, ContainerError> {
         let ex = self.exec(exec_id)?;
         {
             let mut st = ex.state.lock().unwrap_or_else(|p| p.into_inner());
             if st.started {
-                return Err(ContainerError::Conflict(format!("Error: Exec command {exec_id} has already run")));
+                return Err(ContainerError::Conflict(format!(
+                    "Error: Exec command {exec_id} has already run"
+                )));
             }
             st.started = true;
         }
         let c = self.get(&ex.container_id)?;
         if !c.is_running() {
-            return Err(ContainerError::Conflict(format!("Container {} is not running", c.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         let rec = c.record();
         let cfg = ex.config.clone();
@@ -253,7 +330,11 @@ impl Containers {
         let cleanup = scopeguard(state.clone());
         let process = self.exec_process(&rec, &cfg)?;
         let process_path = state.join("process.json");
-        std::fs::write(&process_path, serde_json::to_vec(&process).unwrap_or_default()).map_err(|e| ContainerError::io("write", &process_path, e))?;
+        std::fs::write(
+            &process_path,
+            serde_json::to_vec(&process).unwrap_or_default(),
+        )
+        .map_err(|e| ContainerError::io("write", &process_path, e))?;
         let runtime_bin = self.inner.cfg.runtimes.get(&rec.runtime).cloned();
         let stdin = cfg.attach_stdin && !detach;
         shim::spawn(shim::Spawn {
@@ -266,13 +347,23 @@ impl Containers {
             tty,
             stdin,
             stdin_once: true,
-            extra: vec![("--exec-id", exec_id.to_owned()), ("--process", process_path.display().to_string())],
+            extra: vec![
+                ("--exec-id", exec_id.to_owned()),
+                ("--process", process_path.display().to_string()),
+            ],
         })
         .await?;
-        let conn = if detach { None } else { Some(open_attach(&state, stdin, cfg.attach_stdout, cfg.attach_stderr).await?) };
+        let conn = if detach {
+            None
+        } else {
+            Some(open_attach(&state, stdin, cfg.attach_stdout, cfg.attach_stderr).await?)
+        };
         // The waiter asks before start, so even an instant exit is reported to it.
         let mut waiter = shim::connect(&state).await?;
-        waiter.write_all(b"wait\n").await.map_err(|e| ContainerError::io("write to shim", &state, e))?;
+        waiter
+            .write_all(b"wait\n")
+            .await
+            .map_err(|e| ContainerError::io("write to shim", &state, e))?;
         let started = shim::request(&state, "start").await;
         cleanup.disarm();
         let cmdline = cfg.cmd.join(" ");
@@ -284,12 +375,20 @@ impl Containers {
             let mut st = ex.state.lock().unwrap_or_else(|p| p.into_inner());
             st.running = started.is_ok();
         }
-        self.emit(&c, &format!("exec_start: {cmdline}"), &[("execID", exec_id.to_owned())]);
+        self.emit(
+            &c,
+            &format!("exec_start: {cmdline}"),
+            &[("execID", exec_id.to_owned())],
+        );
         let start_err2 = start_err.clone();
         tokio::spawn(async move {
             let code = match &start_err2 {
                 Some(msg) => exec_failure_code(msg),
-                None => wait_on(waiter).await.or_else(|| shim::read_exit_file(&state)).map(|e| e.code).unwrap_or(137),
+                None => wait_on(waiter)
+                    .await
+                    .or_else(|| shim::read_exit_file(&state))
+                    .map(|e| e.code)
+                    .unwrap_or(137),
             };
             {
                 let mut st = ex2.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -297,35 +396,55 @@ impl Containers {
                 st.exit_code = Some(code);
             }
             let _ = ex2.done.send(Some(code));
-            me.emit(&c2, "exec_die", &[("execID", ex2.id.clone()), ("exitCode", code.to_string())]);
+            me.emit(
+                &c2,
+                "exec_die",
+                &[("execID", ex2.id.clone()), ("exitCode", code.to_string())],
+            );
             let _ = tokio::fs::remove_dir_all(&state).await;
         });
         let mut done = ex.done.subscribe();
         let recorded: BoxFuture<'static, ()> = Box::pin(async move {
             let _ = done.wait_for(|v| v.is_some()).await;
         });
-        let serve: Box<dyn FnOnce(Hijacked) -> BoxFuture<'static, ()> + Send> = match (conn, start_err) {
-            (_, Some(msg)) => Box::new(move |mut io: Hijacked| {
-                Box::pin(async move {
-                    let text = format!("OCI runtime exec failed: {msg}\r\n");
-                    let bytes = if tty { text.into_bytes() } else { berth_api::stream::frame(StreamId::Stderr, text.as_bytes()).to_vec() };
-                    let _ = io.write_all(&bytes).await;
-                    recorded.await;
-                    let _ = io.shutdown().await;
-                })
-            }),
-            (Some(conn), None) => {
-                let detach_keys = parse_detach_keys(if cfg.detach_keys.is_empty() { "ctrl-p,ctrl-q" } else { &cfg.detach_keys }).unwrap_or_default();
-                Box::new(move |io| Box::pin(splice(io, conn, tty, stdin, detach_keys, Some(recorded))))
-            }
-            (None, None) => Box::new(|_| Box::pin(async {})),
-        };
+        let serve: Box<dyn FnOnce(Hijacked) -> BoxFuture<'static, ()> + Send> =
+            match (conn, start_err) {
+                (_, Some(msg)) => Box::new(move |mut io: Hijacked| {
+                    Box::pin(async move {
+                        let text = format!("OCI runtime exec failed: {msg}\r\n");
+                        let bytes = if tty {
+                            text.into_bytes()
+                        } else {
+                            berth_api::stream::frame(StreamId::Stderr, text.as_bytes()).to_vec()
+                        };
+                        let _ = io.write_all(&bytes).await;
+                        recorded.await;
+                        let _ = io.shutdown().await;
+                    })
+                }),
+                (Some(conn), None) => {
+                    let detach_keys = parse_detach_keys(if cfg.detach_keys.is_empty() {
+                        "ctrl-p,ctrl-q"
+                    } else {
+                        &cfg.detach_keys
+                    })
+                    .unwrap_or_default();
+                    Box::new(move |io| {
+                        Box::pin(splice(io, conn, tty, stdin, detach_keys, Some(recorded)))
+                    })
+                }
+                (None, None) => Box::new(|_| Box::pin(async {})),
+            };
         Ok(AttachHandle { tty, serve })
     }
 
     fn exec_process(&self, rec: &super::Record, cfg: &ExecConfig) -> Result<Value, ContainerError> {
         let root = std::path::PathBuf::from(format!("/proc/{}/root", rec.state.pid));
-        let u = if cfg.user.is_empty() { rec.config.user.clone() } else { cfg.user.clone() };
+        let u = if cfg.user.is_empty() {
+            rec.config.user.clone()
+        } else {
+            cfg.user.clone()
+        };
         let ids = user::resolve(&root, &u, &rec.host_config.group_add)?;
         let mut env = rec.config.env.clone();
         for e in &cfg.env {
@@ -334,7 +453,10 @@ impl Containers {
             env.push(e.clone());
         }
         if !env.iter().any(|e| e.starts_with("PATH=")) {
-            env.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+            env.insert(
+                0,
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            );
         }
         let mut host = rec.host_config.clone();
         host.privileged = host.privileged || cfg.privileged;
@@ -354,10 +476,19 @@ impl Containers {
             "cwd": cwd,
             "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
         });
-        if rec.host_config.security_opt.iter().any(|o| o.starts_with("no-new-privileges") && !o.ends_with("false")) {
+        if rec
+            .host_config
+            .security_opt
+            .iter()
+            .any(|o| o.starts_with("no-new-privileges") && !o.ends_with("false"))
+        {
             p["noNewPrivileges"] = json!(true);
         }
-        if let Some([h, w]) = cfg.console_size.as_deref().and_then(|s| <[u32; 2]>::try_from(s).ok()) {
+        if let Some([h, w]) = cfg
+            .console_size
+            .as_deref()
+            .and_then(|s| <[u32; 2]>::try_from(s).ok())
+        {
             if h > 0 && w > 0 {
                 p["consoleSize"] = json!({"height": h, "width": w});
             }
@@ -369,7 +500,11 @@ impl Containers {
         let ex = self.exec(exec_id)?;
         let st: ExecState = ex.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let cfg = &ex.config;
-        let (entry, args) = cfg.cmd.split_first().map(|(a, b)| (a.clone(), b.to_vec())).unwrap_or_default();
+        let (entry, args) = cfg
+            .cmd
+            .split_first()
+            .map(|(a, b)| (a.clone(), b.to_vec()))
+            .unwrap_or_default();
         Ok(json!({
             "ID": ex.id,
             "Running": st.running,
@@ -435,7 +570,10 @@ async fn wait_on(conn: UnixStream) -> Option<shim::Exit> {
     let mut line = String::new();
     BufReader::new(conn).read_line(&mut line).await.ok()?;
     let mut it = line.trim().strip_prefix("exit ")?.split_whitespace();
-    Some(shim::Exit { code: it.next()?.parse().ok()?, at_nanos: it.next()?.parse().ok()? })
+    Some(shim::Exit {
+        code: it.next()?.parse().ok()?,
+        at_nanos: it.next()?.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -444,14 +582,20 @@ mod tests {
 
     #[test]
     fn detach_key_syntax() {
-        assert_eq!(parse_detach_keys("ctrl-p,ctrl-q").expect("default"), vec![16, 17]);
+        assert_eq!(
+            parse_detach_keys("ctrl-p,ctrl-q").expect("default"),
+            vec![16, 17]
+        );
         assert_eq!(parse_detach_keys("a,ctrl-@").expect("mixed"), vec![b'a', 0]);
         assert!(parse_detach_keys("ctrl-pp").is_err());
     }
 
     #[test]
     fn failure_codes() {
-        assert_eq!(exec_failure_code("exec: \"nope\": executable file not found in $PATH"), 127);
+        assert_eq!(
+            exec_failure_code("exec: \"nope\": executable file not found in $PATH"),
+            127
+        );
         assert_eq!(exec_failure_code("permission denied"), 126);
     }
 }

@@ -27,7 +27,12 @@ impl ContainerBackend for Containers {
     async fn stop(&self, id: &str, timeout: Option<i64>, signal: Option<String>) -> ApiResult<()> {
         Ok(Containers::stop(self, id, timeout, signal).await?)
     }
-    async fn restart(&self, id: &str, timeout: Option<i64>, signal: Option<String>) -> ApiResult<()> {
+    async fn restart(
+        &self,
+        id: &str,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> ApiResult<()> {
         Ok(Containers::restart(self, id, timeout, signal).await?)
     }
     async fn kill(&self, id: &str, signal: Option<String>) -> ApiResult<()> {
@@ -39,7 +44,11 @@ impl ContainerBackend for Containers {
     async fn unpause(&self, id: &str) -> ApiResult<()> {
         Ok(Containers::unpause(self, id).await?)
     }
-    async fn wait(&self, id: &str, condition: WaitCondition) -> ApiResult<BoxFuture<'static, WaitResult>> {
+    async fn wait(
+        &self,
+        id: &str,
+        condition: WaitCondition,
+    ) -> ApiResult<BoxFuture<'static, WaitResult>> {
         Ok(Containers::wait(self, id, condition).await?)
     }
     async fn remove(&self, id: &str, force: bool, volumes: bool) -> ApiResult<()> {
@@ -63,7 +72,12 @@ impl ContainerBackend for Containers {
     async fn top(&self, id: &str, ps_args: Option<String>) -> ApiResult<Value> {
         Ok(Containers::top(self, id, ps_args).await?)
     }
-    async fn stats(&self, id: &str, stream: bool, one_shot: bool) -> ApiResult<BoxStream<'static, Value>> {
+    async fn stats(
+        &self,
+        id: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> ApiResult<BoxStream<'static, Value>> {
         Ok(Containers::stats(self, id, stream, one_shot).await?)
     }
     async fn changes(&self, id: &str) -> ApiResult<Value> {
@@ -78,7 +92,14 @@ impl ContainerBackend for Containers {
     async fn archive_get(&self, id: &str, path: &str) -> ApiResult<(PathStat, ByteStream)> {
         Ok(Containers::archive_get(self, id, path).await?)
     }
-    async fn archive_put(&self, id: &str, path: &str, no_overwrite: bool, copy_uid_gid: bool, body: BodyStream) -> ApiResult<()> {
+    async fn archive_put(
+        &self,
+        id: &str,
+        path: &str,
+        no_overwrite: bool,
+        copy_uid_gid: bool,
+        body: BodyStream,
+    ) -> ApiResult<()> {
         Ok(Containers::archive_put(self, id, path, no_overwrite, copy_uid_gid, body).await?)
     }
     async fn prune(&self, filters: Filters) -> ApiResult<Value> {

@@ -15,7 +15,11 @@ pub fn is_v2() -> bool {
 }
 
 fn rel(cfg: &DaemonConfig, r: &Record) -> String {
-    let parent = if r.host_config.cgroup_parent.is_empty() { &cfg.cgroup_parent } else { &r.host_config.cgroup_parent };
+    let parent = if r.host_config.cgroup_parent.is_empty() {
+        &cfg.cgroup_parent
+    } else {
+        &r.host_config.cgroup_parent
+    };
     format!("{}/{}", parent.trim_matches('/'), r.id)
 }
 
@@ -24,12 +28,17 @@ fn dir(cfg: &DaemonConfig, r: &Record, controller: &str) -> PathBuf {
     if is_v2() {
         PathBuf::from("/sys/fs/cgroup").join(rel(cfg, r))
     } else {
-        PathBuf::from("/sys/fs/cgroup").join(controller).join(rel(cfg, r))
+        PathBuf::from("/sys/fs/cgroup")
+            .join(controller)
+            .join(rel(cfg, r))
     }
 }
 
 fn read_u64(p: PathBuf) -> u64 {
-    std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn read_kv(p: PathBuf) -> serde_json::Map<String, Value> {
@@ -37,7 +46,12 @@ fn read_kv(p: PathBuf) -> serde_json::Map<String, Value> {
         .unwrap_or_default()
         .lines()
         .filter_map(|l| l.split_once(' '))
-        .filter_map(|(k, v)| v.trim().parse::<u64>().ok().map(|n| (k.to_owned(), json!(n))))
+        .filter_map(|(k, v)| {
+            v.trim()
+                .parse::<u64>()
+                .ok()
+                .map(|n| (k.to_owned(), json!(n)))
+        })
         .collect()
 }
 
@@ -46,8 +60,16 @@ fn write(p: PathBuf, v: &str) -> Result<(), ContainerError> {
 }
 
 pub fn oom_killed(cfg: &DaemonConfig, r: &Record) -> bool {
-    let p = if is_v2() { dir(cfg, r, "").join("memory.events") } else { dir(cfg, r, "memory").join("memory.oom_control") };
-    read_kv(p).get("oom_kill").and_then(Value::as_u64).unwrap_or(0) > 0
+    let p = if is_v2() {
+        dir(cfg, r, "").join("memory.events")
+    } else {
+        dir(cfg, r, "memory").join("memory.oom_control")
+    };
+    read_kv(p)
+        .get("oom_kill")
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
+        > 0
 }
 
 /// Removes the container's cgroup directories (empty once its processes are gone).
@@ -63,17 +85,39 @@ pub fn remove(cfg: &DaemonConfig, r: &Record) {
     }
 }
 
+/// SIGKILLs every process left in the container's cgroup (its shim died, so nothing else
+/// would ever reap or report them).
+pub fn kill_all(cfg: &DaemonConfig, r: &Record) {
+    let _ = freeze(cfg, r, false);
+    for pid in pids(cfg, r) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 pub fn freeze(cfg: &DaemonConfig, r: &Record, frozen: bool) -> Result<(), ContainerError> {
     if is_v2() {
-        write(dir(cfg, r, "").join("cgroup.freeze"), if frozen { "1" } else { "0" })
+        write(
+            dir(cfg, r, "").join("cgroup.freeze"),
+            if frozen { "1" } else { "0" },
+        )
     } else {
-        write(dir(cfg, r, "freezer").join("freezer.state"), if frozen { "FROZEN" } else { "THAWED" })
+        write(
+            dir(cfg, r, "freezer").join("freezer.state"),
+            if frozen { "FROZEN" } else { "THAWED" },
+        )
     }
 }
 
 fn pids(cfg: &DaemonConfig, r: &Record) -> Vec<i64> {
     let p = dir(cfg, r, "pids").join("cgroup.procs");
-    std::fs::read_to_string(p).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 fn system_cpu_ns() -> u64 {
@@ -81,7 +125,13 @@ fn system_cpu_ns() -> u64 {
     let ticks: u64 = stat
         .lines()
         .next()
-        .map(|l| l.split_whitespace().skip(1).take(7).filter_map(|x| x.parse::<u64>().ok()).sum())
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(7)
+                .filter_map(|x| x.parse::<u64>().ok())
+                .sum()
+        })
         .unwrap_or(0);
     // USER_HZ is 100 on Linux.
     ticks * 10_000_000
@@ -98,7 +148,9 @@ fn mem_total() -> u64 {
 }
 
 fn cpu_sample(cfg: &DaemonConfig, r: &Record) -> Value {
-    let online = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let online = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     if is_v2() {
         let st = read_kv(dir(cfg, r, "").join("cpu.stat"));
         let g = |k: &str| st.get(k).and_then(Value::as_u64).unwrap_or(0) * 1000;
@@ -133,7 +185,10 @@ fn memory_sample(cfg: &DaemonConfig, r: &Record) -> Value {
     let total = mem_total();
     if is_v2() {
         let d = dir(cfg, r, "");
-        let limit = std::fs::read_to_string(d.join("memory.max")).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(total);
+        let limit = std::fs::read_to_string(d.join("memory.max"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(total);
         return json!({ "usage": read_u64(d.join("memory.current")), "stats": read_kv(d.join("memory.stat")), "limit": limit.min(total) });
     }
     let d = dir(cfg, r, "memory");
@@ -150,9 +205,17 @@ fn sample(cfg: &DaemonConfig, r: &Record, pre: &Value) -> Value {
     let running = r.state.status == "running" || r.state.status == "paused";
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let (cpu, mem, pids_now) = if running {
-        (cpu_sample(cfg, r), memory_sample(cfg, r), read_u64(dir(cfg, r, "pids").join("pids.current")))
+        (
+            cpu_sample(cfg, r),
+            memory_sample(cfg, r),
+            read_u64(dir(cfg, r, "pids").join("pids.current")),
+        )
     } else {
-        (json!({"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0, "online_cpus": 0, "throttling_data": {}}), json!({}), 0)
+        (
+            json!({"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0, "online_cpus": 0, "throttling_data": {}}),
+            json!({}),
+            0,
+        )
     };
     json!({
         "read": now,
@@ -172,7 +235,12 @@ fn sample(cfg: &DaemonConfig, r: &Record, pre: &Value) -> Value {
 }
 
 impl Containers {
-    pub async fn stats(&self, key: &str, stream: bool, one_shot: bool) -> Result<futures_util::stream::BoxStream<'static, Value>, ContainerError> {
+    pub async fn stats(
+        &self,
+        key: &str,
+        stream: bool,
+        one_shot: bool,
+    ) -> Result<futures_util::stream::BoxStream<'static, Value>, ContainerError> {
         use futures_util::StreamExt;
         let c = self.get(key)?;
         let cfg = self.inner.cfg.clone();
@@ -209,7 +277,10 @@ impl Containers {
         let c = self.get(key)?;
         let r = c.record();
         if !c.is_running() {
-            return Err(ContainerError::Conflict(format!("Container {} is not running", c.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
         let pids = pids(&self.inner.cfg, &r);
         let args = ps_args.unwrap_or_else(|| "-ef".into());
@@ -219,7 +290,10 @@ impl Containers {
             .await
             .map_err(|e| ContainerError::Runtime(format!("running ps: {e}")))?;
         if !out.status.success() {
-            return Err(ContainerError::Runtime(format!("ps: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            return Err(ContainerError::Runtime(format!(
+                "ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
         }
         parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
     }
@@ -229,8 +303,18 @@ impl Containers {
         let _op = c.op.lock().await;
         match c.status().as_str() {
             "running" => {}
-            "paused" => return Err(ContainerError::Conflict(format!("Container {} is already paused", c.id))),
-            _ => return Err(ContainerError::Conflict(format!("Container {} is not running", c.id))),
+            "paused" => {
+                return Err(ContainerError::Conflict(format!(
+                    "Container {} is already paused",
+                    c.id
+                )))
+            }
+            _ => {
+                return Err(ContainerError::Conflict(format!(
+                    "Container {} is not running",
+                    c.id
+                )))
+            }
         }
         freeze(&self.inner.cfg, &c.record(), true)?;
         c.update(|r| r.state.status = "paused".into());
@@ -243,7 +327,10 @@ impl Containers {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         if c.status() != "paused" {
-            return Err(ContainerError::Conflict(format!("Container {} is not paused", c.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
         }
         freeze(&self.inner.cfg, &c.record(), false)?;
         c.update(|r| r.state.status = "running".into());
@@ -256,16 +343,36 @@ impl Containers {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         let mut h = c.record().host_config;
-        if let Some(v) = u.memory { h.memory = v; }
-        if let Some(v) = u.memory_swap { h.memory_swap = v; }
-        if let Some(v) = u.memory_reservation { h.memory_reservation = v; }
-        if let Some(v) = u.nano_cpus { h.nano_cpus = v; }
-        if let Some(v) = u.cpu_shares { h.cpu_shares = v; }
-        if let Some(v) = u.cpu_period { h.cpu_period = v; }
-        if let Some(v) = u.cpu_quota { h.cpu_quota = v; }
-        if let Some(v) = u.cpuset_cpus.clone() { h.cpuset_cpus = v; }
-        if let Some(v) = u.cpuset_mems.clone() { h.cpuset_mems = v; }
-        if let Some(v) = u.pids_limit { h.pids_limit = Some(v); }
+        if let Some(v) = u.memory {
+            h.memory = v;
+        }
+        if let Some(v) = u.memory_swap {
+            h.memory_swap = v;
+        }
+        if let Some(v) = u.memory_reservation {
+            h.memory_reservation = v;
+        }
+        if let Some(v) = u.nano_cpus {
+            h.nano_cpus = v;
+        }
+        if let Some(v) = u.cpu_shares {
+            h.cpu_shares = v;
+        }
+        if let Some(v) = u.cpu_period {
+            h.cpu_period = v;
+        }
+        if let Some(v) = u.cpu_quota {
+            h.cpu_quota = v;
+        }
+        if let Some(v) = u.cpuset_cpus.clone() {
+            h.cpuset_cpus = v;
+        }
+        if let Some(v) = u.cpuset_mems.clone() {
+            h.cpuset_mems = v;
+        }
+        if let Some(v) = u.pids_limit {
+            h.pids_limit = Some(v);
+        }
         if let Some(p) = u.restart_policy.clone() {
             if c.record().host_config.auto_remove && !matches!(p.name.as_str(), "" | "no") {
                 return Err(ContainerError::Invalid("Restart policy cannot be updated because AutoRemove is enabled for the container".into()));
@@ -274,9 +381,18 @@ impl Containers {
         }
         // Validate through the same code that builds the spec.
         let doc = super::spec::build(&super::spec::SpecInput {
-            config: &c.record().config, host: &h, rootfs: "/", args: vec!["x".into()], uid: 0, gid: 0,
-            additional_gids: vec![], netns: None, cgroups_path: String::new(), etc_files: vec![],
-            nofile_hard: self.inner.nofile_hard, init_binary: None,
+            config: &c.record().config,
+            host: &h,
+            rootfs: "/",
+            args: vec!["x".into()],
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![],
+            netns: None,
+            cgroups_path: String::new(),
+            etc_files: vec![],
+            nofile_hard: self.inner.nofile_hard,
+            init_binary: None,
         })?;
         if c.is_running() {
             let mut r = c.record();
@@ -294,26 +410,48 @@ fn apply_resources(cfg: &DaemonConfig, r: &Record, res: &Value) -> Result<(), Co
     let n = |v: &Value| v.as_i64().map(|x| x.to_string());
     if is_v2() {
         let d = dir(cfg, r, "");
-        if let Some(m) = n(&res["memory"]["limit"]) { write(d.join("memory.max"), &m)?; }
-        if let (Some(q), Some(p)) = (n(&res["cpu"]["quota"]), n(&res["cpu"]["period"])) { write(d.join("cpu.max"), &format!("{q} {p}"))?; }
-        if let Some(p) = n(&res["pids"]["limit"]) { write(d.join("pids.max"), &p)?; }
-        if let Some(c) = res["cpu"]["cpus"].as_str() { write(d.join("cpuset.cpus"), c)?; }
+        if let Some(m) = n(&res["memory"]["limit"]) {
+            write(d.join("memory.max"), &m)?;
+        }
+        if let (Some(q), Some(p)) = (n(&res["cpu"]["quota"]), n(&res["cpu"]["period"])) {
+            write(d.join("cpu.max"), &format!("{q} {p}"))?;
+        }
+        if let Some(p) = n(&res["pids"]["limit"]) {
+            write(d.join("pids.max"), &p)?;
+        }
+        if let Some(c) = res["cpu"]["cpus"].as_str() {
+            write(d.join("cpuset.cpus"), c)?;
+        }
         return Ok(());
     }
     let mem = dir(cfg, r, "memory");
     if let Some(m) = n(&res["memory"]["limit"]) {
         // Raise swap first when growing, so memory ≤ memsw holds at every step.
         let sw = n(&res["memory"]["swap"]);
-        if let Some(sw) = &sw { let _ = write(mem.join("memory.memsw.limit_in_bytes"), sw); }
+        if let Some(sw) = &sw {
+            let _ = write(mem.join("memory.memsw.limit_in_bytes"), sw);
+        }
         write(mem.join("memory.limit_in_bytes"), &m)?;
-        if let Some(sw) = &sw { let _ = write(mem.join("memory.memsw.limit_in_bytes"), sw); }
+        if let Some(sw) = &sw {
+            let _ = write(mem.join("memory.memsw.limit_in_bytes"), sw);
+        }
     }
     let cpu = dir(cfg, r, "cpu");
-    if let Some(s) = n(&res["cpu"]["shares"]) { write(cpu.join("cpu.shares"), &s)?; }
-    if let Some(p) = n(&res["cpu"]["period"]) { write(cpu.join("cpu.cfs_period_us"), &p)?; }
-    if let Some(q) = n(&res["cpu"]["quota"]) { write(cpu.join("cpu.cfs_quota_us"), &q)?; }
-    if let Some(c) = res["cpu"]["cpus"].as_str() { write(dir(cfg, r, "cpuset").join("cpuset.cpus"), c)?; }
-    if let Some(p) = n(&res["pids"]["limit"]) { write(dir(cfg, r, "pids").join("pids.max"), &p)?; }
+    if let Some(s) = n(&res["cpu"]["shares"]) {
+        write(cpu.join("cpu.shares"), &s)?;
+    }
+    if let Some(p) = n(&res["cpu"]["period"]) {
+        write(cpu.join("cpu.cfs_period_us"), &p)?;
+    }
+    if let Some(q) = n(&res["cpu"]["quota"]) {
+        write(cpu.join("cpu.cfs_quota_us"), &q)?;
+    }
+    if let Some(c) = res["cpu"]["cpus"].as_str() {
+        write(dir(cfg, r, "cpuset").join("cpuset.cpus"), c)?;
+    }
+    if let Some(p) = n(&res["pids"]["limit"]) {
+        write(dir(cfg, r, "pids").join("pids.max"), &p)?;
+    }
     Ok(())
 }
 
@@ -322,17 +460,26 @@ fn parse_ps(out: &str, pids: &[i64]) -> Result<Value, ContainerError> {
     let mut lines = out.lines();
     let header = lines.next().unwrap_or("");
     let titles: Vec<&str> = header.split_whitespace().collect();
-    let pid_col = titles.iter().position(|t| *t == "PID").ok_or_else(|| ContainerError::Invalid("Couldn't find PID field in ps output".into()))?;
+    let pid_col = titles
+        .iter()
+        .position(|t| *t == "PID")
+        .ok_or_else(|| ContainerError::Invalid("Couldn't find PID field in ps output".into()))?;
     let mut procs = Vec::new();
     for l in lines {
         let fields: Vec<&str> = l.split_whitespace().collect();
         if fields.len() < titles.len() {
             continue;
         }
-        if !fields[pid_col].parse::<i64>().is_ok_and(|p| pids.contains(&p)) {
+        if !fields[pid_col]
+            .parse::<i64>()
+            .is_ok_and(|p| pids.contains(&p))
+        {
             continue;
         }
-        let mut row: Vec<String> = fields[..titles.len() - 1].iter().map(|s| s.to_string()).collect();
+        let mut row: Vec<String> = fields[..titles.len() - 1]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         row.push(fields[titles.len() - 1..].join(" "));
         procs.push(row);
     }
@@ -347,7 +494,19 @@ mod tests {
     fn ps_rows_are_filtered_and_joined() {
         let out = "UID PID PPID C STIME TTY TIME CMD\nroot 1 0 0 10:00 ? 00:00:01 /sbin/init\nroot 42 1 0 10:01 ? 00:00:00 sleep 100\n";
         let v = parse_ps(out, &[42]).expect("parse");
-        assert_eq!(v["Processes"], json!([["root", "42", "1", "0", "10:01", "?", "00:00:00", "sleep 100"]]));
+        assert_eq!(
+            v["Processes"],
+            json!([[
+                "root",
+                "42",
+                "1",
+                "0",
+                "10:01",
+                "?",
+                "00:00:00",
+                "sleep 100"
+            ]])
+        );
         assert!(parse_ps("A B\n", &[]).is_err());
     }
 }

@@ -9,7 +9,10 @@ use std::time::Duration;
 use berth_api::models::ContainerCreateBody;
 use serde_json::{json, Value};
 
-use super::{etc_files, names, netns, shim, spec, user, ContainerError, Containers, Ctr, Record, State, Watch, CONTAINERS};
+use super::{
+    etc_files, names, netns, shim, spec, user, ContainerError, Containers, Ctr, Record, State,
+    Watch, CONTAINERS,
+};
 use crate::image::ImageService;
 
 /// Paths of one container.
@@ -51,11 +54,37 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     let sig = match name {
-        "HUP" => 1, "INT" => 2, "QUIT" => 3, "ILL" => 4, "TRAP" => 5, "ABRT" | "IOT" => 6, "BUS" => 7,
-        "FPE" => 8, "KILL" => 9, "USR1" => 10, "SEGV" => 11, "USR2" => 12, "PIPE" => 13, "ALRM" => 14,
-        "TERM" => 15, "STKFLT" => 16, "CHLD" => 17, "CONT" => 18, "STOP" => 19, "TSTP" => 20,
-        "TTIN" => 21, "TTOU" => 22, "URG" => 23, "XCPU" => 24, "XFSZ" => 25, "VTALRM" => 26,
-        "PROF" => 27, "WINCH" => 28, "IO" | "POLL" => 29, "PWR" => 30, "SYS" => 31,
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "TRAP" => 5,
+        "ABRT" | "IOT" => 6,
+        "BUS" => 7,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        "STKFLT" => 16,
+        "CHLD" => 17,
+        "CONT" => 18,
+        "STOP" => 19,
+        "TSTP" => 20,
+        "TTIN" => 21,
+        "TTOU" => 22,
+        "URG" => 23,
+        "XCPU" => 24,
+        "XFSZ" => 25,
+        "VTALRM" => 26,
+        "PROF" => 27,
+        "WINCH" => 28,
+        "IO" | "POLL" => 29,
+        "PWR" => 30,
+        "SYS" => 31,
         _ => return Err(ContainerError::Invalid(format!("Invalid signal: {s}"))),
     };
     Ok(sig)
@@ -67,28 +96,48 @@ fn validate_restart(h: &berth_api::models::HostConfig) -> Result<(), ContainerEr
         "" | "no" => {}
         "always" | "unless-stopped" if p.maximum_retry_count == 0 => {}
         "always" | "unless-stopped" => {
-            return Err(ContainerError::Invalid(format!("invalid restart policy: maximum retry count can only be used with 'on-failure'")))
+            return Err(ContainerError::Invalid(format!(
+                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+            )))
         }
         "on-failure" if p.maximum_retry_count >= 0 => {}
-        "on-failure" => return Err(ContainerError::Invalid("invalid restart policy: maximum retry count cannot be negative".into())),
-        other => return Err(ContainerError::Invalid(format!("invalid restart policy {other:?}: expected no, always, unless-stopped or on-failure"))),
+        "on-failure" => {
+            return Err(ContainerError::Invalid(
+                "invalid restart policy: maximum retry count cannot be negative".into(),
+            ))
+        }
+        other => return Err(ContainerError::Invalid(format!(
+            "invalid restart policy {other:?}: expected no, always, unless-stopped or on-failure"
+        ))),
     }
     if h.auto_remove && !matches!(p.name.as_str(), "" | "no") {
-        return Err(ContainerError::Invalid("conflicting options: cannot specify both --restart and --rm".into()));
+        return Err(ContainerError::Invalid(
+            "conflicting options: cannot specify both --restart and --rm".into(),
+        ));
     }
     Ok(())
 }
 
 impl Containers {
     pub fn paths(&self, id: &str) -> Paths {
-        Paths { dir: self.inner.cfg.containers_dir().join(id), run: self.inner.cfg.run_dir(id) }
+        Paths {
+            dir: self.inner.cfg.containers_dir().join(id),
+            run: self.inner.cfg.run_dir(id),
+        }
     }
 
     pub(crate) fn emit(&self, c: &Ctr, action: &str, extra: &[(&str, String)]) {
         let rec = c.record();
         let mut attrs = BTreeMap::new();
         attrs.insert("name".to_owned(), rec.name.clone());
-        attrs.insert("image".to_owned(), if rec.config.image.is_empty() { rec.image_id.clone() } else { rec.config.image.clone() });
+        attrs.insert(
+            "image".to_owned(),
+            if rec.config.image.is_empty() {
+                rec.image_id.clone()
+            } else {
+                rec.config.image.clone()
+            },
+        );
         for (k, v) in &rec.config.labels {
             attrs.insert(k.clone(), v.clone());
         }
@@ -98,19 +147,42 @@ impl Containers {
         self.inner.events.publish("container", action, &c.id, attrs);
     }
 
-    pub async fn create(&self, name: Option<String>, body: ContainerCreateBody) -> Result<Value, ContainerError> {
-        let ContainerCreateBody { mut config, host_config, .. } = body;
+    pub async fn create(
+        &self,
+        name: Option<String>,
+        body: ContainerCreateBody,
+    ) -> Result<Value, ContainerError> {
+        let ContainerCreateBody {
+            mut config,
+            host_config,
+            ..
+        } = body;
         if config.image.is_empty() {
-            return Err(ContainerError::Invalid("No image specified: the create body needs Image".into()));
+            return Err(ContainerError::Invalid(
+                "No image specified: the create body needs Image".into(),
+            ));
         }
         validate_restart(&host_config)?;
-        let image = self.inner.images.resolve(&config.image).map_err(|e| match e.kind {
-            berth_api::ErrorKind::NotFound => ContainerError::NotFound(format!("No such image: {}", config.image)),
-            berth_api::ErrorKind::InvalidArgument => ContainerError::Invalid(e.message),
-            _ => ContainerError::Runtime(e.message),
-        })?;
+        let image = self
+            .inner
+            .images
+            .resolve(&config.image)
+            .map_err(|e| match e.kind {
+                berth_api::ErrorKind::NotFound => {
+                    ContainerError::NotFound(format!("No such image: {}", config.image))
+                }
+                berth_api::ErrorKind::InvalidArgument => ContainerError::Invalid(e.message),
+                _ => ContainerError::Runtime(e.message),
+            })?;
         merge_image_config(&mut config, &image.config);
-        let (path, args) = match config.entrypoint.iter().chain(config.cmd.iter()).cloned().collect::<Vec<_>>().split_first() {
+        let (path, args) = match config
+            .entrypoint
+            .iter()
+            .chain(config.cmd.iter())
+            .cloned()
+            .collect::<Vec<_>>()
+            .split_first()
+        {
             Some((p, a)) => (p.clone(), a.to_vec()),
             None => return Err(ContainerError::Invalid("No command specified".into())),
         };
@@ -119,11 +191,21 @@ impl Containers {
             m if m.starts_with("container:") => {
                 self.get(&m["container:".len()..])?;
             }
-            other => return Err(ContainerError::NotFound(format!("network {other} not found"))),
+            other => {
+                return Err(ContainerError::NotFound(format!(
+                    "network {other} not found"
+                )))
+            }
         }
-        let runtime = if host_config.runtime.is_empty() { self.inner.cfg.default_runtime.clone() } else { host_config.runtime.clone() };
+        let runtime = if host_config.runtime.is_empty() {
+            self.inner.cfg.default_runtime.clone()
+        } else {
+            host_config.runtime.clone()
+        };
         if runtime != "berth" && !self.inner.cfg.runtimes.contains_key(&runtime) {
-            return Err(ContainerError::Invalid(format!("unknown or invalid runtime name: {runtime}")));
+            return Err(ContainerError::Invalid(format!(
+                "unknown or invalid runtime name: {runtime}"
+            )));
         }
         let id = hex::encode(rand::random::<[u8; 32]>());
         if config.hostname.is_empty() {
@@ -167,14 +249,22 @@ impl Containers {
             config,
             host_config,
             image_id: image.id.clone(),
-            state: State { status: "created".into(), ..Default::default() },
+            state: State {
+                status: "created".into(),
+                ..Default::default()
+            },
             restart_count: 0,
             manually_stopped: false,
             runtime,
         };
         let paths = self.paths(&id);
         let made = (|| -> Result<(), ContainerError> {
-            for d in [paths.dir.clone(), paths.upper(), paths.work(), paths.merged()] {
+            for d in [
+                paths.dir.clone(),
+                paths.upper(),
+                paths.work(),
+                paths.merged(),
+            ] {
                 std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
             }
             self.inner.meta.put(CONTAINERS, &id, &rec)?;
@@ -182,11 +272,19 @@ impl Containers {
         })();
         if let Err(e) = made {
             let _ = std::fs::remove_dir_all(&paths.dir);
-            self.inner.names.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+            self.inner
+                .names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
             return Err(e);
         }
         let c = Arc::new(Ctr::new(rec));
-        self.inner.map.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), c.clone());
+        self.inner
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), c.clone());
         self.emit(&c, "create", &[]);
         Ok(json!({ "Id": id, "Warnings": [] }))
     }
@@ -196,7 +294,12 @@ impl Containers {
         let _op = c.op.lock().await;
         match c.status().as_str() {
             "running" | "paused" => return Err(ContainerError::NotModified),
-            "removing" | "dead" => return Err(ContainerError::Conflict(format!("Container {} is marked for removal and cannot be started", c.id))),
+            "removing" | "dead" => {
+                return Err(ContainerError::Conflict(format!(
+                    "Container {} is marked for removal and cannot be started",
+                    c.id
+                )))
+            }
             _ => {}
         }
         c.update(|r| r.manually_stopped = false);
@@ -231,9 +334,19 @@ impl Containers {
                 let e = docker_start_error(e, &rec.path);
                 let msg = e.to_string();
                 c.update(|r| {
-                    r.state.status = if r.state.started_at.is_empty() { "created".into() } else { "exited".into() };
+                    r.state.status = if r.state.started_at.is_empty() {
+                        "created".into()
+                    } else {
+                        "exited".into()
+                    };
                     r.state.error = msg.clone();
-                    r.state.exit_code = if msg.contains("executable file not found") || msg.contains("No such file") { 127 } else { 126 };
+                    r.state.exit_code = if msg.contains("executable file not found")
+                        || msg.contains("No such file")
+                    {
+                        127
+                    } else {
+                        126
+                    };
                     r.state.pid = 0;
                 });
                 let _ = self.persist(c);
@@ -242,7 +355,12 @@ impl Containers {
                     w.exits += 1;
                     w.exit_code = c.record().state.exit_code;
                 });
-                for p in c.pending.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+                for p in c
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .drain(..)
+                {
                     drop(p);
                 }
                 if rec.host_config.auto_remove {
@@ -259,7 +377,11 @@ impl Containers {
     /// starts the process. Returns the init's pid.
     async fn launch(&self, rec: &Record, paths: &Paths) -> Result<i64, ContainerError> {
         let t0 = std::time::Instant::now();
-        let image = self.inner.images.resolve(&rec.image_id).map_err(|e| ContainerError::Runtime(e.message))?;
+        let image = self
+            .inner
+            .images
+            .resolve(&rec.image_id)
+            .map_err(|e| ContainerError::Runtime(e.message))?;
         let merged = paths.merged();
         let _ = ImageService::unmount_rootfs(&merged);
         for d in [paths.upper(), paths.work(), merged.clone()] {
@@ -278,9 +400,16 @@ impl Containers {
             m if m.starts_with("container:") => {
                 let other = self.get(&m["container:".len()..])?;
                 if !other.is_running() {
-                    return Err(ContainerError::Conflict(format!("cannot join network of a non running container: {}", other.id)));
+                    return Err(ContainerError::Conflict(format!(
+                        "cannot join network of a non running container: {}",
+                        other.id
+                    )));
                 }
-                Some(netns::path(&self.inner.cfg.exec_root, &other.id).display().to_string())
+                Some(
+                    netns::path(&self.inner.cfg.exec_root, &other.id)
+                        .display()
+                        .to_string(),
+                )
             }
             _ => {
                 let p = netns::path(&self.inner.cfg.exec_root, &rec.id);
@@ -291,7 +420,13 @@ impl Containers {
         };
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "network namespace ready");
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let files = etc_files::render(&rec.config.hostname, &rec.config.domainname, &rec.host_config.extra_hosts, &rec.host_config.dns, &host_resolv)?;
+        let files = etc_files::render(
+            &rec.config.hostname,
+            &rec.config.domainname,
+            &rec.host_config.extra_hosts,
+            &rec.host_config.dns,
+            &host_resolv,
+        )?;
         let etc = etc_files::write(&paths.dir, &files)?;
         let mut args = vec![rec.path.clone()];
         args.extend(rec.args.iter().cloned());
@@ -299,7 +434,11 @@ impl Containers {
         if init_binary.is_some() {
             args.splice(0..0, ["/sbin/docker-init".to_owned(), "--".to_owned()]);
         }
-        let cgroup_parent = if rec.host_config.cgroup_parent.is_empty() { &self.inner.cfg.cgroup_parent } else { &rec.host_config.cgroup_parent };
+        let cgroup_parent = if rec.host_config.cgroup_parent.is_empty() {
+            &self.inner.cfg.cgroup_parent
+        } else {
+            &rec.host_config.cgroup_parent
+        };
         let doc = spec::build(&spec::SpecInput {
             config: &rec.config,
             host: &rec.host_config,
@@ -314,12 +453,14 @@ impl Containers {
             nofile_hard: self.inner.nofile_hard,
             init_binary,
         })?;
-        let _: oci_spec::runtime::Spec = serde_json::from_value(doc.clone())
-            .map_err(|e| ContainerError::Runtime(format!("generated an invalid runtime spec: {e}")))?;
+        let _: oci_spec::runtime::Spec = serde_json::from_value(doc.clone()).map_err(|e| {
+            ContainerError::Runtime(format!("generated an invalid runtime spec: {e}"))
+        })?;
         let bundle = paths.bundle();
         std::fs::create_dir_all(&bundle).map_err(|e| ContainerError::io("create", &bundle, e))?;
         let cfg_path = bundle.join("config.json");
-        std::fs::write(&cfg_path, serde_json::to_vec(&doc).unwrap_or_default()).map_err(|e| ContainerError::io("write", &cfg_path, e))?;
+        std::fs::write(&cfg_path, serde_json::to_vec(&doc).unwrap_or_default())
+            .map_err(|e| ContainerError::io("write", &cfg_path, e))?;
         let _ = std::fs::remove_file(paths.run.join("exit"));
         let runtime_bin = self.runtime_path(&rec.runtime);
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "bundle written");
@@ -333,7 +474,10 @@ impl Containers {
             tty: rec.config.tty,
             stdin: rec.config.open_stdin,
             stdin_once: rec.config.stdin_once,
-            extra: vec![("--bundle", bundle.display().to_string()), ("--log", paths.log(&rec.id).display().to_string())],
+            extra: vec![
+                ("--bundle", bundle.display().to_string()),
+                ("--log", paths.log(&rec.id).display().to_string()),
+            ],
         })
         .await?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "container created");
@@ -354,7 +498,10 @@ impl Containers {
         }
         let p = self.inner.cfg.shim_path.with_file_name("berth-init");
         if !p.exists() {
-            return Err(ContainerError::Runtime(format!("--init needs {} (not found)", p.display())));
+            return Err(ContainerError::Runtime(format!(
+                "--init needs {} (not found)",
+                p.display()
+            )));
         }
         Ok(Some(p.display().to_string()))
     }
@@ -375,10 +522,26 @@ impl Containers {
             let run = me.paths(&c.id).run;
             let exit = match shim::wait(&run).await {
                 Some(e) => e,
-                None => shim::read_exit_file(&run).unwrap_or(shim::Exit { code: 137, at_nanos: crate::events::now_nanos() }),
+                None => me.exit_without_shim(&c),
             };
             me.on_exit(&c, exit).await;
         });
+    }
+
+    /// The shim is gone: its exit file if it wrote one, otherwise it died (kill -9) and took
+    /// the container's supervision with it, so the container's processes are killed and it
+    /// is reported exited with 137.
+    pub(crate) fn exit_without_shim(&self, c: &Ctr) -> shim::Exit {
+        let run = self.paths(&c.id).run;
+        if let Some(e) = shim::read_exit_file(&run) {
+            return e;
+        }
+        tracing::warn!(container_id = %c.id, "shim died; killing what is left of the container");
+        super::cgroup::kill_all(&self.inner.cfg, &c.record());
+        shim::Exit {
+            code: 137,
+            at_nanos: crate::events::now_nanos(),
+        }
     }
 
     pub(crate) async fn on_exit(&self, c: &Arc<Ctr>, exit: shim::Exit) {
@@ -389,7 +552,8 @@ impl Containers {
         let rec = c.record();
         let paths = self.paths(&c.id);
         self.teardown(&rec, &paths);
-        let finished = chrono::DateTime::from_timestamp_nanos(exit.at_nanos).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let finished = chrono::DateTime::from_timestamp_nanos(exit.at_nanos)
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let oom = super::cgroup::oom_killed(&self.inner.cfg, &rec);
         c.update(|r| {
             r.state.status = "exited".into();
@@ -437,14 +601,23 @@ impl Containers {
         let p = &r.host_config.restart_policy;
         let go = match p.name.as_str() {
             "always" | "unless-stopped" => true,
-            "on-failure" => code != 0 && (p.maximum_retry_count == 0 || r.restart_count < p.maximum_retry_count),
+            "on-failure" => {
+                code != 0 && (p.maximum_retry_count == 0 || r.restart_count < p.maximum_retry_count)
+            }
             _ => false,
         };
         // Docker's back-off: 100 ms doubling, capped at one minute.
-        go.then(|| Duration::from_millis((100u64 << r.restart_count.clamp(0, 10) as u32).min(60_000)))
+        go.then(|| {
+            Duration::from_millis((100u64 << r.restart_count.clamp(0, 10) as u32).min(60_000))
+        })
     }
 
-    pub async fn stop(&self, key: &str, timeout: Option<i64>, signal: Option<String>) -> Result<(), ContainerError> {
+    pub async fn stop(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<(), ContainerError> {
         let c = self.get(key)?;
         if !c.is_running() {
             return Err(ContainerError::NotModified);
@@ -454,7 +627,12 @@ impl Containers {
         self.stop_running(&c, timeout, signal).await
     }
 
-    async fn stop_running(&self, c: &Arc<Ctr>, timeout: Option<i64>, signal: Option<String>) -> Result<(), ContainerError> {
+    async fn stop_running(
+        &self,
+        c: &Arc<Ctr>,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<(), ContainerError> {
         let rec = c.record();
         let sig = match signal.or(rec.config.stop_signal.clone()) {
             Some(s) => parse_signal(&s)?,
@@ -473,7 +651,9 @@ impl Containers {
         let graceful = if t < 0 {
             w.wait_for(exited).await.is_ok()
         } else {
-            tokio::time::timeout(Duration::from_secs(t as u64), w.wait_for(exited)).await.is_ok_and(|r| r.is_ok())
+            tokio::time::timeout(Duration::from_secs(t as u64), w.wait_for(exited))
+                .await
+                .is_ok_and(|r| r.is_ok())
         };
         if !graceful {
             let _ = shim::request(&run, "kill 9").await;
@@ -484,7 +664,12 @@ impl Containers {
         Ok(())
     }
 
-    pub async fn restart(&self, key: &str, timeout: Option<i64>, signal: Option<String>) -> Result<(), ContainerError> {
+    pub async fn restart(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+        signal: Option<String>,
+    ) -> Result<(), ContainerError> {
         let c = self.get(key)?;
         if c.is_running() {
             c.update(|r| r.manually_stopped = true);
@@ -502,27 +687,47 @@ impl Containers {
 
     pub async fn kill(&self, key: &str, signal: Option<String>) -> Result<(), ContainerError> {
         let c = self.get(key)?;
-        let sig = parse_signal(signal.as_deref().filter(|s| !s.is_empty()).unwrap_or("KILL"))?;
+        let sig = parse_signal(
+            signal
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .unwrap_or("KILL"),
+        )?;
         if !c.is_running() {
-            return Err(ContainerError::Conflict(format!("Cannot kill container: {}: Container {} is not running", key, c.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Cannot kill container: {}: Container {} is not running",
+                key, c.id
+            )));
         }
         if c.status() == "paused" && sig == 9 {
             let _ = super::cgroup::freeze(&self.inner.cfg, &c.record(), false);
         }
         if sig == 9 || sig == 15 {
             // An explicit kill of the main process counts as a stop for restart policies.
-            c.update(|r| r.manually_stopped = r.host_config.restart_policy.name != "always" && r.host_config.restart_policy.name != "on-failure");
+            c.update(|r| {
+                r.manually_stopped = r.host_config.restart_policy.name != "always"
+                    && r.host_config.restart_policy.name != "on-failure"
+            });
         }
         shim::request(&self.paths(&c.id).run, &format!("kill {sig}")).await?;
         self.emit(&c, "kill", &[("signal", sig.to_string())]);
         Ok(())
     }
 
-    pub async fn remove(&self, key: &str, force: bool, _volumes: bool) -> Result<(), ContainerError> {
+    pub async fn remove(
+        &self,
+        key: &str,
+        force: bool,
+        _volumes: bool,
+    ) -> Result<(), ContainerError> {
         let c = self.get(key)?;
         if c.is_running() {
             if !force {
-                let verb = if c.status() == "paused" { "paused" } else { "running" };
+                let verb = if c.status() == "paused" {
+                    "paused"
+                } else {
+                    "running"
+                };
                 return Err(ContainerError::Conflict(format!(
                     "cannot remove container \"/{}\": container is {verb}: stop the container before removing or force remove",
                     c.record().name
@@ -547,14 +752,22 @@ impl Containers {
         if let Err(e) = self.inner.meta.delete(CONTAINERS, &c.id) {
             tracing::error!(container_id = %c.id, error = %e, "remove record");
         }
-        self.inner.map.lock().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+        self.inner
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&c.id);
         {
             let mut names = self.inner.names.lock().unwrap_or_else(|p| p.into_inner());
             if names.get(&rec.name) == Some(&c.id) {
                 names.remove(&rec.name);
             }
         }
-        self.inner.execs.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, e| e.container_id != c.id);
+        self.inner
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| e.container_id != c.id);
         super::cgroup::remove(&self.inner.cfg, &rec);
         let dir = paths.dir.clone();
         let run = paths.run.clone();
@@ -570,7 +783,14 @@ impl Containers {
         });
     }
 
-    pub async fn wait(&self, key: &str, cond: berth_api::backend::WaitCondition) -> Result<futures_util::future::BoxFuture<'static, berth_api::backend::WaitResult>, ContainerError> {
+    pub async fn wait(
+        &self,
+        key: &str,
+        cond: berth_api::backend::WaitCondition,
+    ) -> Result<
+        futures_util::future::BoxFuture<'static, berth_api::backend::WaitResult>,
+        ContainerError,
+    > {
         use berth_api::backend::{WaitCondition, WaitResult};
         let c = self.get(key)?;
         let mut w = c.watch.subscribe();
@@ -581,8 +801,15 @@ impl Containers {
                 WaitCondition::NextExit => now.exits > start.exits || now.removed,
                 WaitCondition::Removed => now.removed,
             };
-            let res = w.wait_for(done).await.map(|v| v.exit_code).unwrap_or(start.exit_code);
-            WaitResult { status_code: res, error: None }
+            let res = w
+                .wait_for(done)
+                .await
+                .map(|v| v.exit_code)
+                .unwrap_or(start.exit_code);
+            WaitResult {
+                status_code: res,
+                error: None,
+            }
         };
         Ok(Box::pin(fut))
     }
@@ -594,7 +821,9 @@ impl Containers {
         {
             let mut map = self.inner.names.lock().unwrap_or_else(|p| p.into_inner());
             if old == new {
-                return Err(ContainerError::Invalid("Renaming a container with the same name as its current name".into()));
+                return Err(ContainerError::Invalid(
+                    "Renaming a container with the same name as its current name".into(),
+                ));
             }
             if let Some(other) = map.get(&new) {
                 return Err(ContainerError::Conflict(format!(
@@ -610,7 +839,10 @@ impl Containers {
         Ok(())
     }
 
-    pub async fn prune(&self, filters: berth_api::backend::Filters) -> Result<Value, ContainerError> {
+    pub async fn prune(
+        &self,
+        filters: berth_api::backend::Filters,
+    ) -> Result<Value, ContainerError> {
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
         for c in self.all() {
@@ -627,7 +859,9 @@ impl Containers {
             self.remove_now(&c).await;
             deleted.push(c.id.clone());
         }
-        Ok(json!({ "ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }))
+        Ok(
+            json!({ "ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }),
+        )
     }
 }
 
@@ -635,19 +869,26 @@ impl Containers {
 /// exit codes (127 for `executable file not found`, 126 for `permission denied`).
 fn docker_start_error(e: ContainerError, cmd: &str) -> ContainerError {
     let msg = e.to_string();
-    if msg.contains("not found in $PATH") || (msg.contains("executable") && msg.contains("not found")) {
+    if msg.contains("not found in $PATH")
+        || (msg.contains("executable") && msg.contains("not found"))
+    {
         return ContainerError::Invalid(format!(
             "failed to create task for container: exec: \"{cmd}\": executable file not found in $PATH: unknown"
         ));
     }
     if msg.contains("Permission denied") || msg.contains("EACCES") {
-        return ContainerError::Invalid(format!("failed to create task for container: exec: \"{cmd}\": permission denied: unknown"));
+        return ContainerError::Invalid(format!(
+            "failed to create task for container: exec: \"{cmd}\": permission denied: unknown"
+        ));
     }
     e
 }
 
 /// Fills what the user left empty from the image's config, as Docker does.
-fn merge_image_config(c: &mut berth_api::models::ContainerConfig, img: &berth_api::models::ContainerConfig) {
+fn merge_image_config(
+    c: &mut berth_api::models::ContainerConfig,
+    img: &berth_api::models::ContainerConfig,
+) {
     if c.user.is_empty() {
         c.user = img.user.clone();
     }
@@ -704,14 +945,16 @@ pub async fn restore(cs: &Containers) {
                     tracing::info!(container_id = %c.id, "re-adopted running container");
                     cs.monitor(c.clone());
                 } else {
-                    let exit = shim::read_exit_file(&run).unwrap_or(shim::Exit { code: 137, at_nanos: crate::events::now_nanos() });
+                    let exit = cs.exit_without_shim(&c);
                     cs.on_exit(&c, exit).await;
                 }
             }
             "removing" => cs.remove_now(&c).await,
             "created" | "exited" => {
                 let p = &rec.host_config.restart_policy.name;
-                let boot_restart = (p == "always" || (p == "unless-stopped" && !rec.manually_stopped)) && !rec.state.started_at.is_empty();
+                let boot_restart = (p == "always"
+                    || (p == "unless-stopped" && !rec.manually_stopped))
+                    && !rec.state.started_at.is_empty();
                 if boot_restart && rec.state.status == "exited" {
                     let _op = c.op.lock().await;
                     if let Err(e) = cs.start_locked(&c).await {
@@ -746,13 +989,19 @@ mod tests {
             working_dir: "/app".into(),
             ..Default::default()
         };
-        let mut c = berth_api::models::ContainerConfig { env: vec!["A=2".into()], ..Default::default() };
+        let mut c = berth_api::models::ContainerConfig {
+            env: vec!["A=2".into()],
+            ..Default::default()
+        };
         merge_image_config(&mut c, &img);
         assert_eq!(c.env, vec!["PATH=/bin", "A=2"]);
         assert_eq!(c.cmd, vec!["sh"]);
         assert_eq!(c.working_dir, "/app");
         // An entrypoint from the user drops the image's cmd.
-        let mut d = berth_api::models::ContainerConfig { entrypoint: vec!["echo".into()], ..Default::default() };
+        let mut d = berth_api::models::ContainerConfig {
+            entrypoint: vec!["echo".into()],
+            ..Default::default()
+        };
         merge_image_config(&mut d, &img);
         assert!(d.cmd.is_empty());
     }

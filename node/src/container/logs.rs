@@ -29,9 +29,20 @@ struct Entry {
 
 fn parse(line: &str) -> Option<Entry> {
     let l: Line = serde_json::from_str(line).ok()?;
-    let time = chrono::DateTime::parse_from_rfc3339(&l.time).ok()?.with_timezone(&chrono::Utc);
-    let stream = if l.stream == "stderr" { StreamId::Stderr } else { StreamId::Stdout };
-    Some(Entry { stream, time, raw_time: l.time, log: l.log })
+    let time = chrono::DateTime::parse_from_rfc3339(&l.time)
+        .ok()?
+        .with_timezone(&chrono::Utc);
+    let stream = if l.stream == "stderr" {
+        StreamId::Stderr
+    } else {
+        StreamId::Stdout
+    };
+    Some(Entry {
+        stream,
+        time,
+        raw_time: l.time,
+        log: l.log,
+    })
 }
 
 fn secs(t: f64) -> chrono::DateTime<chrono::Utc> {
@@ -40,14 +51,25 @@ fn secs(t: f64) -> chrono::DateTime<chrono::Utc> {
 
 /// Renders one record as the client receives it.
 fn render(e: &Entry, opts: &LogOptions, tty: bool) -> Option<Bytes> {
-    if (e.stream == StreamId::Stdout && !opts.stdout) || (e.stream == StreamId::Stderr && !opts.stderr) {
+    if (e.stream == StreamId::Stdout && !opts.stdout)
+        || (e.stream == StreamId::Stderr && !opts.stderr)
+    {
         return None;
     }
-    if opts.since.is_some_and(|s| e.time < secs(s)) || opts.until.is_some_and(|u| e.time > secs(u)) {
+    if opts.since.is_some_and(|s| e.time < secs(s)) || opts.until.is_some_and(|u| e.time > secs(u))
+    {
         return None;
     }
-    let payload = if opts.timestamps { format!("{} {}", e.raw_time, e.log) } else { e.log.clone() };
-    Some(if tty { Bytes::from(payload) } else { frame(e.stream, payload.as_bytes()) })
+    let payload = if opts.timestamps {
+        format!("{} {}", e.raw_time, e.log)
+    } else {
+        e.log.clone()
+    };
+    Some(if tty {
+        Bytes::from(payload)
+    } else {
+        frame(e.stream, payload.as_bytes())
+    })
 }
 
 impl Containers {
@@ -143,7 +165,9 @@ fn wait_for_file(path: &std::path::Path) -> Option<std::fs::File> {
     None
 }
 
-pub(crate) fn tokio_stream_from(mut rx: mpsc::Receiver<Bytes>) -> futures_util::stream::BoxStream<'static, Bytes> {
+pub(crate) fn tokio_stream_from(
+    mut rx: mpsc::Receiver<Bytes>,
+) -> futures_util::stream::BoxStream<'static, Bytes> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
@@ -153,15 +177,39 @@ mod tests {
 
     #[test]
     fn records_render_framed_with_filters() {
-        let e = parse(r#"{"log":"hi\n","stream":"stderr","time":"2026-11-27T10:00:00.5Z"}"#).expect("parse");
-        let all = LogOptions { stdout: true, stderr: true, ..Default::default() };
-        assert_eq!(&render(&e, &all, false).expect("shown")[..], b"\x02\x00\x00\x00\x00\x00\x00\x03hi\n");
+        let e = parse(r#"{"log":"hi\n","stream":"stderr","time":"2026-11-27T10:00:00.5Z"}"#)
+            .expect("parse");
+        let all = LogOptions {
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            &render(&e, &all, false).expect("shown")[..],
+            b"\x02\x00\x00\x00\x00\x00\x00\x03hi\n"
+        );
         assert_eq!(&render(&e, &all, true).expect("raw")[..], b"hi\n");
-        let only_out = LogOptions { stdout: true, ..Default::default() };
+        let only_out = LogOptions {
+            stdout: true,
+            ..Default::default()
+        };
         assert!(render(&e, &only_out, false).is_none());
-        let ts = LogOptions { stdout: true, stderr: true, timestamps: true, ..Default::default() };
-        assert_eq!(&render(&e, &ts, true).expect("ts")[..], b"2026-11-27T10:00:00.5Z hi\n");
-        let later = LogOptions { stdout: true, stderr: true, since: Some(1.9e9), ..Default::default() };
+        let ts = LogOptions {
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            &render(&e, &ts, true).expect("ts")[..],
+            b"2026-11-27T10:00:00.5Z hi\n"
+        );
+        let later = LogOptions {
+            stdout: true,
+            stderr: true,
+            since: Some(1.9e9),
+            ..Default::default()
+        };
         assert!(render(&e, &later, false).is_none());
     }
 }

@@ -58,7 +58,11 @@ pub enum ContainerError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: String, source: std::io::Error },
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Runtime(String),
     /// Nothing to do (start of a running container, stop of a stopped one): 304.
@@ -69,8 +73,16 @@ pub enum ContainerError {
 }
 
 impl ContainerError {
-    pub fn io(what: &'static str, path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
-        ContainerError::Io { what, path: path.as_ref().display().to_string(), source }
+    pub fn io(
+        what: &'static str,
+        path: impl AsRef<std::path::Path>,
+        source: std::io::Error,
+    ) -> Self {
+        ContainerError::Io {
+            what,
+            path: path.as_ref().display().to_string(),
+            source,
+        }
     }
 }
 
@@ -149,7 +161,12 @@ impl Ctr {
         f(&mut self.rec.lock().unwrap_or_else(|p| p.into_inner()))
     }
     pub fn status(&self) -> String {
-        self.rec.lock().unwrap_or_else(|p| p.into_inner()).state.status.clone()
+        self.rec
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .state
+            .status
+            .clone()
     }
     pub fn is_running(&self) -> bool {
         matches!(self.status().as_str(), "running" | "paused")
@@ -191,10 +208,16 @@ pub(crate) struct Inner {
 }
 
 impl Containers {
-    pub fn new(cfg: DaemonConfig, meta: Arc<MetaStore>, images: Arc<ImageService>, events: Events) -> Result<Self, ContainerError> {
-        let nofile_hard = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-            .map(|(_, hard)| hard)
-            .unwrap_or(1024);
+    pub fn new(
+        cfg: DaemonConfig,
+        meta: Arc<MetaStore>,
+        images: Arc<ImageService>,
+        events: Events,
+    ) -> Result<Self, ContainerError> {
+        let nofile_hard =
+            nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+                .map(|(_, hard)| hard)
+                .unwrap_or(1024);
         let inner = Arc::new(Inner {
             cfg,
             meta,
@@ -232,7 +255,13 @@ impl Containers {
         if let Some(c) = map.get(key) {
             return Ok(c.clone());
         }
-        if let Some(id) = self.inner.names.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+        if let Some(id) = self
+            .inner
+            .names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
             if let Some(c) = map.get(id) {
                 return Ok(c.clone());
             }
@@ -240,18 +269,30 @@ impl Containers {
         let mut found = map.iter().filter(|(id, _)| id.starts_with(key));
         match (found.next(), found.next()) {
             (Some((_, c)), None) => Ok(c.clone()),
-            (Some(_), Some(_)) => Err(ContainerError::NotFound(format!("multiple IDs found with provided prefix: {key}"))),
+            (Some(_), Some(_)) => Err(ContainerError::NotFound(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
             _ => Err(not_found()),
         }
     }
 
     pub fn all(&self) -> Vec<Arc<Ctr>> {
-        self.inner.map.lock().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.inner
+            .map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Ids of containers using an image (for image removal conflicts).
     pub fn users_of_image(&self, image_id: &str) -> Vec<String> {
-        self.all().into_iter().filter(|c| c.record().image_id == image_id).map(|c| c.id.clone()).collect()
+        self.all()
+            .into_iter()
+            .filter(|c| c.record().image_id == image_id)
+            .map(|c| c.id.clone())
+            .collect()
     }
 
     pub(crate) fn persist(&self, c: &Ctr) -> Result<(), ContainerError> {
@@ -264,8 +305,19 @@ impl Containers {
 impl Ctr {
     pub fn new(rec: Record) -> Self {
         let running = matches!(rec.state.status.as_str(), "running" | "paused");
-        let (watch, _) = watch::channel(Watch { running, exits: 0, exit_code: rec.state.exit_code, removed: false });
-        Ctr { id: rec.id.clone(), rec: Mutex::new(rec), op: tokio::sync::Mutex::new(()), watch, pending: Mutex::new(Vec::new()) }
+        let (watch, _) = watch::channel(Watch {
+            running,
+            exits: 0,
+            exit_code: rec.state.exit_code,
+            removed: false,
+        });
+        Ctr {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            watch,
+            pending: Mutex::new(Vec::new()),
+        }
     }
 }
 

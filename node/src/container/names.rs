@@ -21,9 +21,30 @@ pub fn validate(name: &str) -> Result<String, ContainerError> {
 }
 
 const LEFT: [&str; 24] = [
-    "brave", "calm", "clever", "eager", "fervent", "gallant", "happy", "jolly", "keen", "lucid",
-    "merry", "nifty", "optimistic", "peaceful", "quirky", "relaxed", "serene", "sharp", "stoic",
-    "tender", "upbeat", "vibrant", "wizardly", "zealous",
+    "brave",
+    "calm",
+    "clever",
+    "eager",
+    "fervent",
+    "gallant",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "merry",
+    "nifty",
+    "optimistic",
+    "peaceful",
+    "quirky",
+    "relaxed",
+    "serene",
+    "sharp",
+    "stoic",
+    "tender",
+    "upbeat",
+    "vibrant",
+    "wizardly",
+    "zealous",
 ];
 const RIGHT: [&str; 24] = [
     "anchor", "beacon", "buoy", "cove", "dock", "ferry", "galley", "harbor", "hull", "jetty",
@@ -34,7 +55,11 @@ const RIGHT: [&str; 24] = [
 pub fn generate(taken: impl Fn(&str) -> bool) -> String {
     let mut rng = rand::rng();
     for attempt in 0.. {
-        let mut n = format!("{}_{}", LEFT[rng.random_range(0..LEFT.len())], RIGHT[rng.random_range(0..RIGHT.len())]);
+        let mut n = format!(
+            "{}_{}",
+            LEFT[rng.random_range(0..LEFT.len())],
+            RIGHT[rng.random_range(0..RIGHT.len())]
+        );
         if attempt > 8 {
             n.push_str(&rng.random_range(0..1000).to_string());
         }

@@ -22,14 +22,27 @@ pub fn create(target: &Path) -> Result<(), ContainerError> {
     std::fs::File::create(target).map_err(|e| ContainerError::io("create", target, e))?;
     let t = target.to_owned();
     let res = std::thread::spawn(move || -> Result<(), ContainerError> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| ContainerError::Runtime(format!("unshare network namespace: {e}")))?;
+        unshare(CloneFlags::CLONE_NEWNET)
+            .map_err(|e| ContainerError::Runtime(format!("unshare network namespace: {e}")))?;
         loopback_up()?;
         let src = format!("/proc/self/task/{}/ns/net", nix::unistd::gettid());
-        mount(Some(src.as_str()), &t, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| ContainerError::Runtime(format!("pin network namespace at {}: {e}", t.display())))
+        mount(
+            Some(src.as_str()),
+            &t,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            ContainerError::Runtime(format!("pin network namespace at {}: {e}", t.display()))
+        })
     })
     .join()
-    .unwrap_or_else(|_| Err(ContainerError::Runtime("network namespace thread panicked".into())));
+    .unwrap_or_else(|_| {
+        Err(ContainerError::Runtime(
+            "network namespace thread panicked".into(),
+        ))
+    });
     if res.is_err() {
         let _ = std::fs::remove_file(target);
     }
@@ -52,11 +65,17 @@ fn loopback_up() -> Result<(), ContainerError> {
     // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we own for the call's duration.
     unsafe {
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(ContainerError::Runtime(format!("get lo flags: {}", std::io::Error::last_os_error())));
+            return Err(ContainerError::Runtime(format!(
+                "get lo flags: {}",
+                std::io::Error::last_os_error()
+            )));
         }
         req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(ContainerError::Runtime(format!("set lo up: {}", std::io::Error::last_os_error())));
+            return Err(ContainerError::Runtime(format!(
+                "set lo up: {}",
+                std::io::Error::last_os_error()
+            )));
         }
     }
     Ok(())

@@ -90,7 +90,12 @@ mod tests {
     #[test]
     fn sys_admin_lifts_mount_but_not_keyctl() {
         let base = default_profile();
-        let names = |v: &Value| v["syscalls"][0]["names"].as_array().cloned().unwrap_or_default();
+        let names = |v: &Value| {
+            v["syscalls"][0]["names"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
         assert!(names(&base).contains(&json!("mount")));
         let admin = profile(&["CAP_SYS_ADMIN".to_string()]);
         assert!(!names(&admin).contains(&json!("mount")));

@@ -27,7 +27,13 @@ pub struct Spawn<'a> {
 /// Starts a shim in its own session and waits for its `ok <pid>` line.
 pub async fn spawn(s: Spawn<'_>) -> Result<i64, ContainerError> {
     let mut cmd = tokio::process::Command::new(s.shim);
-    cmd.arg(s.mode).arg("--id").arg(s.id).arg("--state").arg(s.state).arg("--root").arg(s.root);
+    cmd.arg(s.mode)
+        .arg("--id")
+        .arg(s.id)
+        .arg("--state")
+        .arg(s.state)
+        .arg("--root")
+        .arg(s.root);
     for (k, v) in &s.extra {
         cmd.arg(k).arg(v);
     }
@@ -45,12 +51,18 @@ pub async fn spawn(s: Spawn<'_>) -> Result<i64, ContainerError> {
     }
     std::fs::create_dir_all(s.state).map_err(|e| ContainerError::io("create", s.state, e))?;
     let err_path = s.state.join("shim.log");
-    let err = std::fs::File::create(&err_path).map_err(|e| ContainerError::io("create", &err_path, e))?;
+    let err =
+        std::fs::File::create(&err_path).map_err(|e| ContainerError::io("create", &err_path, e))?;
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(err);
     // The shim outlives berthd: its own session, and not killed when our handle drops.
     cmd.process_group(0).kill_on_drop(false);
-    let mut child = cmd.spawn().map_err(|e| ContainerError::io("spawn", s.shim, e))?;
-    let stdout = child.stdout.take().ok_or_else(|| ContainerError::Runtime("shim has no stdout".into()))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ContainerError::io("spawn", s.shim, e))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ContainerError::Runtime("shim has no stdout".into()))?;
     let mut line = String::new();
     BufReader::new(stdout)
         .read_line(&mut line)
@@ -67,8 +79,12 @@ fn parse_reply(line: &str) -> Result<i64, ContainerError> {
     match line.split_once(' ') {
         Some(("ok", pid)) => Ok(pid.parse().unwrap_or(0)),
         Some(("err", msg)) => Err(ContainerError::Runtime(msg.to_owned())),
-        _ if line.is_empty() => Err(ContainerError::Runtime("shim exited without a reply".into())),
-        _ => Err(ContainerError::Runtime(format!("unexpected shim reply {line:?}"))),
+        _ if line.is_empty() => Err(ContainerError::Runtime(
+            "shim exited without a reply".into(),
+        )),
+        _ => Err(ContainerError::Runtime(format!(
+            "unexpected shim reply {line:?}"
+        ))),
     }
 }
 
@@ -78,20 +94,33 @@ pub fn socket(state: &Path) -> PathBuf {
 
 pub async fn connect(state: &Path) -> Result<UnixStream, ContainerError> {
     let p = socket(state);
-    UnixStream::connect(&p).await.map_err(|e| ContainerError::io("connect to shim", &p, e))
+    UnixStream::connect(&p)
+        .await
+        .map_err(|e| ContainerError::io("connect to shim", &p, e))
 }
 
 /// Sends one request and reads its one-line reply.
 pub async fn request(state: &Path, req: &str) -> Result<(), ContainerError> {
     let mut s = connect(state).await?;
-    s.write_all(format!("{req}\n").as_bytes()).await.map_err(|e| ContainerError::io("write to shim", socket(state), e))?;
+    s.write_all(format!("{req}\n").as_bytes())
+        .await
+        .map_err(|e| ContainerError::io("write to shim", socket(state), e))?;
     let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).await.map_err(|e| ContainerError::io("read from shim", socket(state), e))?;
+    BufReader::new(s)
+        .read_line(&mut line)
+        .await
+        .map_err(|e| ContainerError::io("read from shim", socket(state), e))?;
     let line = line.trim();
-    match line.split_once(' ').map(|(a, b)| (a, b.to_owned())).unwrap_or((line, String::new())) {
+    match line
+        .split_once(' ')
+        .map(|(a, b)| (a, b.to_owned()))
+        .unwrap_or((line, String::new()))
+    {
         ("ok", _) => Ok(()),
         ("err", msg) => Err(ContainerError::Runtime(msg)),
-        _ => Err(ContainerError::Runtime(format!("shim closed the connection during {req:?}"))),
+        _ => Err(ContainerError::Runtime(format!(
+            "shim closed the connection during {req:?}"
+        ))),
     }
 }
 
@@ -119,7 +148,10 @@ pub fn read_exit_file(state: &Path) -> Option<Exit> {
 
 fn parse_exit(s: &str) -> Option<Exit> {
     let mut it = s.split_whitespace();
-    Some(Exit { code: it.next()?.parse().ok()?, at_nanos: it.next()?.parse().ok()? })
+    Some(Exit {
+        code: it.next()?.parse().ok()?,
+        at_nanos: it.next()?.parse().ok()?,
+    })
 }
 
 #[cfg(test)]

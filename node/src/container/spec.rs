@@ -30,22 +30,69 @@ pub const DEFAULT_CAPS: [&str; 14] = [
 
 /// Every capability the kernel knows, for `--privileged` and `--cap-add ALL`.
 pub const ALL_CAPS: [&str; 41] = [
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ];
 
 const MASKED_PATHS: [&str; 10] = [
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
 ];
-const READONLY_PATHS: [&str; 6] =
-    ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", "/sys/devices/virtual/powercap"];
+const READONLY_PATHS: [&str; 6] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/sys/devices/virtual/powercap",
+];
 
 /// Everything the spec depends on besides the user's configuration.
 pub struct SpecInput<'a> {
@@ -75,7 +122,10 @@ pub fn build(input: &SpecInput) -> Result<Value, ContainerError> {
     let no_new_privs = h.security_opt.iter().any(|o| {
         o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true"
     });
-    let seccomp_unconfined = h.privileged || h.security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
+    let seccomp_unconfined = h.privileged
+        || h.security_opt
+            .iter()
+            .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
     let mut process = json!({
         "terminal": c.tty,
         "user": { "uid": input.uid, "gid": input.gid, "additionalGids": input.additional_gids },
@@ -98,7 +148,12 @@ pub fn build(input: &SpecInput) -> Result<Value, ContainerError> {
             }
         }
     }
-    let mut namespaces = vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
     if let Some(ns) = &input.netns {
         namespaces.push(json!({"type": "network", "path": ns}));
     }
@@ -126,7 +181,11 @@ pub fn build(input: &SpecInput) -> Result<Value, ContainerError> {
     if h.privileged {
         linux["devices"] = json!([]);
     }
-    let hostname = if c.hostname.is_empty() { None } else { Some(c.hostname.clone()) };
+    let hostname = if c.hostname.is_empty() {
+        None
+    } else {
+        Some(c.hostname.clone())
+    };
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": process,
@@ -147,11 +206,19 @@ pub fn grantable_caps() -> Vec<String> {
     let mask = *MASK.get_or_init(|| {
         std::fs::read_to_string("/proc/self/status")
             .ok()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_owned())))
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:").map(|v| v.trim().to_owned()))
+            })
             .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
             .unwrap_or(u64::MAX)
     });
-    ALL_CAPS.iter().enumerate().filter(|(i, _)| mask & (1u64 << i) != 0).map(|(_, c)| c.to_string()).collect()
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 /// Docker's default set, `--cap-add`/`--cap-drop` (with or without `CAP_`, `ALL`), or all
@@ -162,22 +229,43 @@ pub fn capabilities(h: &HostConfig) -> Result<Vec<String>, ContainerError> {
     }
     let norm = |c: &str| -> Result<String, ContainerError> {
         let up = c.to_ascii_uppercase();
-        let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+        let full = if up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        };
         if full == "CAP_ALL" || ALL_CAPS.contains(&full.as_str()) {
             Ok(full)
         } else {
-            Err(ContainerError::Invalid(format!("invalid capability {c:?}: unknown capability")))
+            Err(ContainerError::Invalid(format!(
+                "invalid capability {c:?}: unknown capability"
+            )))
         }
     };
-    let adds = h.cap_add.iter().map(|c| norm(c)).collect::<Result<Vec<_>, _>>()?;
-    let drops = h.cap_drop.iter().map(|c| norm(c)).collect::<Result<Vec<_>, _>>()?;
+    let adds = h
+        .cap_add
+        .iter()
+        .map(|c| norm(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let drops = h
+        .cap_drop
+        .iter()
+        .map(|c| norm(c))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut caps: Vec<String> = if drops.iter().any(|d| d == "CAP_ALL") {
         Vec::new()
     } else {
-        DEFAULT_CAPS.iter().map(|s| s.to_string()).filter(|c| !drops.contains(c)).collect()
+        DEFAULT_CAPS
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|c| !drops.contains(c))
+            .collect()
     };
     if adds.iter().any(|a| a == "CAP_ALL") {
-        caps = grantable_caps().into_iter().filter(|c| !drops.contains(c)).collect();
+        caps = grantable_caps()
+            .into_iter()
+            .filter(|c| !drops.contains(c))
+            .collect();
     }
     for a in adds {
         if a != "CAP_ALL" && !caps.contains(&a) {
@@ -190,17 +278,31 @@ pub fn capabilities(h: &HostConfig) -> Result<Vec<String>, ContainerError> {
 fn env_with_path(env: &[String]) -> Vec<String> {
     let mut out = env.to_vec();
     if !out.iter().any(|e| e.starts_with("PATH=")) {
-        out.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        out.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        );
     }
     out
 }
 
 const RLIMITS: [(&str, &str); 16] = [
-    ("core", "RLIMIT_CORE"), ("cpu", "RLIMIT_CPU"), ("data", "RLIMIT_DATA"), ("fsize", "RLIMIT_FSIZE"),
-    ("locks", "RLIMIT_LOCKS"), ("memlock", "RLIMIT_MEMLOCK"), ("msgqueue", "RLIMIT_MSGQUEUE"),
-    ("nice", "RLIMIT_NICE"), ("nofile", "RLIMIT_NOFILE"), ("nproc", "RLIMIT_NPROC"), ("rss", "RLIMIT_RSS"),
-    ("rtprio", "RLIMIT_RTPRIO"), ("rttime", "RLIMIT_RTTIME"), ("sigpending", "RLIMIT_SIGPENDING"),
-    ("stack", "RLIMIT_STACK"), ("as", "RLIMIT_AS"),
+    ("core", "RLIMIT_CORE"),
+    ("cpu", "RLIMIT_CPU"),
+    ("data", "RLIMIT_DATA"),
+    ("fsize", "RLIMIT_FSIZE"),
+    ("locks", "RLIMIT_LOCKS"),
+    ("memlock", "RLIMIT_MEMLOCK"),
+    ("msgqueue", "RLIMIT_MSGQUEUE"),
+    ("nice", "RLIMIT_NICE"),
+    ("nofile", "RLIMIT_NOFILE"),
+    ("nproc", "RLIMIT_NPROC"),
+    ("rss", "RLIMIT_RSS"),
+    ("rtprio", "RLIMIT_RTPRIO"),
+    ("rttime", "RLIMIT_RTTIME"),
+    ("sigpending", "RLIMIT_SIGPENDING"),
+    ("stack", "RLIMIT_STACK"),
+    ("as", "RLIMIT_AS"),
 ];
 
 fn rlimits(h: &HostConfig, nofile_hard: u64) -> Result<Vec<Value>, ContainerError> {
@@ -209,7 +311,10 @@ fn rlimits(h: &HostConfig, nofile_hard: u64) -> Result<Vec<Value>, ContainerErro
     let mut out = vec![json!({"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile})];
     for u in &h.ulimits {
         let Some((_, ty)) = RLIMITS.iter().find(|(n, _)| *n == u.name) else {
-            return Err(ContainerError::Invalid(format!("invalid ulimit type: {}", u.name)));
+            return Err(ContainerError::Invalid(format!(
+                "invalid ulimit type: {}",
+                u.name
+            )));
         };
         if u.soft > u.hard {
             return Err(ContainerError::Invalid(format!(
@@ -252,7 +357,9 @@ fn resources(h: &HostConfig) -> Result<Value, ContainerError> {
         };
         mem.insert("swap".into(), json!(swap));
     } else if h.memory_swap > 0 {
-        return Err(ContainerError::Invalid("You should always set the Memory limit when using Memoryswap limit".into()));
+        return Err(ContainerError::Invalid(
+            "You should always set the Memory limit when using Memoryswap limit".into(),
+        ));
     }
     if h.memory_reservation > 0 {
         mem.insert("reservation".into(), json!(h.memory_reservation));
@@ -269,7 +376,9 @@ fn resources(h: &HostConfig) -> Result<Value, ContainerError> {
     }
     if h.nano_cpus > 0 {
         if h.cpu_quota > 0 || h.cpu_period > 0 {
-            return Err(ContainerError::Invalid("Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set".into()));
+            return Err(ContainerError::Invalid(
+                "Conflicting options: Nano CPUs and CPU Period/Quota cannot both be set".into(),
+            ));
         }
         let period = 100_000i64;
         cpu.insert("period".into(), json!(period));
@@ -299,9 +408,7 @@ fn resources(h: &HostConfig) -> Result<Value, ContainerError> {
 
 /// Docker's device cgroup allow-list: deny all, then the usual character devices.
 fn default_device_rules() -> Value {
-    let c = |major: i64, minor: Option<i64>, access: &str| {
-        json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": access})
-    };
+    let c = |major: i64, minor: Option<i64>, access: &str| json!({"allow": true, "type": "c", "major": major, "minor": minor, "access": access});
     json!([
         {"allow": false, "access": "rwm"},
         c(1, Some(3), "rwm"),   // null
@@ -320,7 +427,11 @@ fn default_device_rules() -> Value {
 
 fn mounts(input: &SpecInput) -> Vec<Value> {
     let h = input.host;
-    let sys_opts = if h.privileged { vec!["nosuid", "noexec", "nodev"] } else { vec!["nosuid", "noexec", "nodev", "ro"] };
+    let sys_opts = if h.privileged {
+        vec!["nosuid", "noexec", "nodev"]
+    } else {
+        vec!["nosuid", "noexec", "nodev", "ro"]
+    };
     let mut m = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -382,11 +493,21 @@ mod tests {
         let c = ContainerConfig::default();
         let h = HostConfig::default();
         let s = build(&input(&c, &h)).expect("spec");
-        assert_eq!(s["process"]["capabilities"]["bounding"].as_array().map(Vec::len), Some(14));
+        assert_eq!(
+            s["process"]["capabilities"]["bounding"]
+                .as_array()
+                .map(Vec::len),
+            Some(14)
+        );
         assert_eq!(s["process"]["rlimits"][0]["hard"], 20000);
         assert!(s["linux"]["seccomp"].is_object());
-        assert!(s["linux"]["maskedPaths"].as_array().is_some_and(|a| a.contains(&json!("/proc/kcore"))));
-        assert_eq!(s["process"]["env"][0], "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        assert!(s["linux"]["maskedPaths"]
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("/proc/kcore"))));
+        assert_eq!(
+            s["process"]["env"][0],
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        );
         let parsed: Result<oci_spec::runtime::Spec, _> = serde_json::from_value(s);
         assert!(parsed.is_ok(), "{parsed:?}");
     }
@@ -408,7 +529,10 @@ mod tests {
         assert_eq!(r["memory"]["swap"], 128 << 20);
         assert_eq!(r["cpu"]["quota"], 50_000);
         assert_eq!(r["pids"]["limit"], 20);
-        let caps = s["process"]["capabilities"]["bounding"].as_array().expect("caps").clone();
+        let caps = s["process"]["capabilities"]["bounding"]
+            .as_array()
+            .expect("caps")
+            .clone();
         assert!(caps.contains(&json!("CAP_NET_ADMIN")));
         assert!(!caps.contains(&json!("CAP_CHOWN")));
     }
@@ -416,19 +540,33 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let c = ContainerConfig::default();
-        let h = HostConfig { cap_add: vec!["BOGUS".into()], ..Default::default() };
+        let h = HostConfig {
+            cap_add: vec!["BOGUS".into()],
+            ..Default::default()
+        };
         assert!(build(&input(&c, &h)).is_err_and(|e| e.to_string().contains("BOGUS")));
-        let h = HostConfig { memory: 1000, ..Default::default() };
+        let h = HostConfig {
+            memory: 1000,
+            ..Default::default()
+        };
         assert!(build(&input(&c, &h)).is_err_and(|e| e.to_string().contains("6MB")));
     }
 
     #[test]
     fn privileged_lifts_confinement() {
         let c = ContainerConfig::default();
-        let h = HostConfig { privileged: true, ..Default::default() };
+        let h = HostConfig {
+            privileged: true,
+            ..Default::default()
+        };
         let s = build(&input(&c, &h)).expect("spec");
         assert!(s["linux"]["seccomp"].is_null());
         assert!(s["linux"]["maskedPaths"].is_null());
-        assert_eq!(s["process"]["capabilities"]["bounding"].as_array().map(Vec::len), Some(grantable_caps().len()));
+        assert_eq!(
+            s["process"]["capabilities"]["bounding"]
+                .as_array()
+                .map(Vec::len),
+            Some(grantable_caps().len())
+        );
     }
 }

@@ -17,23 +17,46 @@ pub fn resolve(rootfs: &Path, spec: &str, group_add: &[String]) -> Result<Ids, C
     resolve_in(&passwd, &group, spec, group_add)
 }
 
-fn resolve_in(passwd: &str, group: &str, spec: &str, group_add: &[String]) -> Result<Ids, ContainerError> {
+fn resolve_in(
+    passwd: &str,
+    group: &str,
+    spec: &str,
+    group_add: &[String],
+) -> Result<Ids, ContainerError> {
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
-    let users: Vec<Vec<&str>> = passwd.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 4).collect();
-    let groups: Vec<Vec<&str>> = group.lines().map(|l| l.split(':').collect()).filter(|f: &Vec<&str>| f.len() >= 3).collect();
+    let users: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 4)
+        .collect();
+    let groups: Vec<Vec<&str>> = group
+        .lines()
+        .map(|l| l.split(':').collect())
+        .filter(|f: &Vec<&str>| f.len() >= 3)
+        .collect();
     let (uid, mut gid, name) = if u.is_empty() {
         (0, 0, "root".to_owned())
     } else if let Ok(uid) = u.parse::<u32>() {
         let entry = users.iter().find(|f| f[2] == u);
-        (uid, entry.and_then(|f| f[3].parse().ok()).unwrap_or(0), entry.map(|f| f[0].to_owned()).unwrap_or_default())
+        (
+            uid,
+            entry.and_then(|f| f[3].parse().ok()).unwrap_or(0),
+            entry.map(|f| f[0].to_owned()).unwrap_or_default(),
+        )
     } else {
         let f = users.iter().find(|f| f[0] == u).ok_or_else(|| {
-            ContainerError::Invalid(format!("unable to find user {u}: no matching entries in passwd file"))
+            ContainerError::Invalid(format!(
+                "unable to find user {u}: no matching entries in passwd file"
+            ))
         })?;
-        (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0), u.to_owned())
+        (
+            f[2].parse().unwrap_or(0),
+            f[3].parse().unwrap_or(0),
+            u.to_owned(),
+        )
     };
     let group_id = |g: &str| -> Result<u32, ContainerError> {
         if let Ok(id) = g.parse::<u32>() {
@@ -43,7 +66,11 @@ fn resolve_in(passwd: &str, group: &str, spec: &str, group_add: &[String]) -> Re
             .iter()
             .find(|f| f[0] == g)
             .and_then(|f| f[2].parse().ok())
-            .ok_or_else(|| ContainerError::Invalid(format!("unable to find group {g}: no matching entries in group file")))
+            .ok_or_else(|| {
+                ContainerError::Invalid(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })
     };
     if let Some(g) = g.filter(|g| !g.is_empty()) {
         gid = group_id(g)?;
@@ -57,7 +84,11 @@ fn resolve_in(passwd: &str, group: &str, spec: &str, group_add: &[String]) -> Re
     for g in group_add {
         additional.push(group_id(g)?);
     }
-    Ok(Ids { uid, gid, additional })
+    Ok(Ids {
+        uid,
+        gid,
+        additional,
+    })
 }
 
 #[cfg(test)]
@@ -69,11 +100,37 @@ mod tests {
 
     #[test]
     fn names_numbers_and_groups() {
-        assert_eq!(resolve_in(PASSWD, GROUP, "", &[]).expect("root"), Ids { uid: 0, gid: 0, additional: vec![] });
-        assert_eq!(resolve_in(PASSWD, GROUP, "web", &[]).expect("web"), Ids { uid: 1000, gid: 1000, additional: vec![10] });
-        assert_eq!(resolve_in(PASSWD, GROUP, "1234:nogroup", &[]).expect("num").gid, 65534);
-        assert_eq!(resolve_in(PASSWD, GROUP, "1234", &[]).expect("unknown uid").uid, 1234);
-        assert!(resolve_in(PASSWD, GROUP, "ghost", &[]).is_err_and(|e| e.to_string().contains("ghost")));
+        assert_eq!(
+            resolve_in(PASSWD, GROUP, "", &[]).expect("root"),
+            Ids {
+                uid: 0,
+                gid: 0,
+                additional: vec![]
+            }
+        );
+        assert_eq!(
+            resolve_in(PASSWD, GROUP, "web", &[]).expect("web"),
+            Ids {
+                uid: 1000,
+                gid: 1000,
+                additional: vec![10]
+            }
+        );
+        assert_eq!(
+            resolve_in(PASSWD, GROUP, "1234:nogroup", &[])
+                .expect("num")
+                .gid,
+            65534
+        );
+        assert_eq!(
+            resolve_in(PASSWD, GROUP, "1234", &[])
+                .expect("unknown uid")
+                .uid,
+            1234
+        );
+        assert!(
+            resolve_in(PASSWD, GROUP, "ghost", &[]).is_err_and(|e| e.to_string().contains("ghost"))
+        );
         assert!(resolve_in(PASSWD, GROUP, "web:nogrp", &[]).is_err());
     }
 }

@@ -25,15 +25,25 @@ fn network_mode(r: &Record) -> &str {
 /// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`, as `docker ps` shows.
 pub fn status_text(r: &Record) -> String {
     let ago = |t: &str| -> String {
-        let Ok(t) = chrono::DateTime::parse_from_rfc3339(t) else { return "Less than a second".into() };
+        let Ok(t) = chrono::DateTime::parse_from_rfc3339(t) else {
+            return "Less than a second".into();
+        };
         human_duration(chrono::Utc::now().signed_duration_since(t).num_seconds())
     };
     match r.state.status.as_str() {
         "running" => format!("Up {}", ago(&r.state.started_at)),
         "paused" => format!("Up {} (Paused)", ago(&r.state.started_at)),
-        "restarting" => format!("Restarting ({}) {} ago", r.state.exit_code, ago(&r.state.finished_at)),
+        "restarting" => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            ago(&r.state.finished_at)
+        ),
         "exited" if r.state.finished_at.is_empty() => format!("Exited ({})", r.state.exit_code),
-        "exited" => format!("Exited ({}) {} ago", r.state.exit_code, ago(&r.state.finished_at)),
+        "exited" => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            ago(&r.state.finished_at)
+        ),
         "created" => "Created".into(),
         "removing" => "Removal In Progress".into(),
         other => other.to_owned(),
@@ -69,7 +79,9 @@ pub fn matches_labels(r: &Record, wanted: Option<&Vec<String>>) -> bool {
 
 /// `until` filter: a unix timestamp, or a Go-style duration like `10m` / `24h`.
 pub fn created_before(r: &Record, until: &str) -> bool {
-    let Ok(created) = chrono::DateTime::parse_from_rfc3339(&r.created) else { return false };
+    let Ok(created) = chrono::DateTime::parse_from_rfc3339(&r.created) else {
+        return false;
+    };
     let limit = if let Ok(ts) = until.parse::<f64>() {
         chrono::DateTime::from_timestamp_nanos((ts * 1e9) as i64)
     } else {
@@ -102,7 +114,15 @@ impl Containers {
             .collect();
         let s = &r.state;
         let image = self.inner.images.resolve(&r.image_id).ok();
-        let lower: Vec<String> = image.map(|i| i.layer_dirs.iter().rev().map(|p| p.display().to_string()).collect()).unwrap_or_default();
+        let lower: Vec<String> = image
+            .map(|i| {
+                i.layer_dirs
+                    .iter()
+                    .rev()
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut v = json!({
             "Id": r.id,
             "Created": r.created,
@@ -172,7 +192,9 @@ impl Containers {
             if !self.matches(&r, f) {
                 continue;
             }
-            if before.as_ref().is_some_and(|b| r.created >= *b) || since.as_ref().is_some_and(|s| r.created <= *s) {
+            if before.as_ref().is_some_and(|b| r.created >= *b)
+                || since.as_ref().is_some_and(|s| r.created <= *s)
+            {
                 continue;
             }
             out.push(self.summary(&r, opts.size));
@@ -191,12 +213,24 @@ impl Containers {
     }
 
     fn matches(&self, r: &Record, f: &Filters) -> bool {
-        let any = |key: &str, pred: &dyn Fn(&str) -> bool| f.get(key).is_none_or(|vals| vals.iter().any(|v| pred(v)));
+        let any = |key: &str, pred: &dyn Fn(&str) -> bool| {
+            f.get(key).is_none_or(|vals| vals.iter().any(|v| pred(v)))
+        };
         any("status", &|s| s == r.state.status)
             && any("id", &|s| r.id.starts_with(s))
             && any("name", &|s| r.name.contains(s.trim_start_matches('/')))
-            && any("exited", &|s| r.state.status == "exited" && s.parse::<i64>().ok() == Some(r.state.exit_code))
-            && any("ancestor", &|s| r.config.image == s || r.image_id == s || self.inner.images.resolve(s).is_ok_and(|i| i.id == r.image_id))
+            && any("exited", &|s| {
+                r.state.status == "exited" && s.parse::<i64>().ok() == Some(r.state.exit_code)
+            })
+            && any("ancestor", &|s| {
+                r.config.image == s
+                    || r.image_id == s
+                    || self
+                        .inner
+                        .images
+                        .resolve(s)
+                        .is_ok_and(|i| i.id == r.image_id)
+            })
             && any("network", &|s| network_mode(r) == s)
             && any("is-task", &|s| s == "false")
             && matches_labels(r, f.get("label"))
@@ -233,7 +267,13 @@ impl Containers {
 
 fn shell_join<'a>(parts: impl Iterator<Item = &'a String>) -> String {
     parts
-        .map(|p| if p.contains(' ') || p.is_empty() { format!("{p:?}") } else { p.clone() })
+        .map(|p| {
+            if p.contains(' ') || p.is_empty() {
+                format!("{p:?}")
+            } else {
+                p.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -56,7 +56,10 @@ where
 }
 
 fn unavailable(what: &str) -> ApiError {
-    ApiError::new(ErrorKind::Unavailable, format!("{what} is not supported yet (issue #3)"))
+    ApiError::new(
+        ErrorKind::Unavailable,
+        format!("{what} is not supported yet (issue #3)"),
+    )
 }
 
 /// A `Write` that hands 64 KiB chunks to the response stream; fails once the client is gone.
@@ -93,7 +96,11 @@ impl Write for ChannelWriter {
 
 #[async_trait]
 impl ImageBackend for ImageService {
-    async fn import(&self, opts: ImportOptions, body: BodyStream) -> ApiResult<BoxStream<'static, Value>> {
+    async fn import(
+        &self,
+        opts: ImportOptions,
+        body: BodyStream,
+    ) -> ApiResult<BoxStream<'static, Value>> {
         let plan = ImportPlan::new(&opts)?;
         let svc = self.clone();
         let id = blocking(with_upload(body, move |r| svc.import_image(plan, r))).await?;
@@ -116,7 +123,12 @@ impl ImageBackend for ImageService {
         Err(unavailable("pulling from registries"))
     }
 
-    async fn push(&self, _name: &str, _tag: Option<&str>, _auth: Option<Value>) -> ApiResult<BoxStream<'static, Value>> {
+    async fn push(
+        &self,
+        _name: &str,
+        _tag: Option<&str>,
+        _auth: Option<Value>,
+    ) -> ApiResult<BoxStream<'static, Value>> {
         Err(unavailable("pushing to registries"))
     }
 
@@ -136,7 +148,12 @@ impl ImageBackend for ImageService {
     }
 
     async fn tag(&self, name: &str, repo: &str, tag: Option<&str>) -> ApiResult<()> {
-        let (svc, name, repo, tag) = (self.clone(), name.to_owned(), repo.to_owned(), tag.map(str::to_owned));
+        let (svc, name, repo, tag) = (
+            self.clone(),
+            name.to_owned(),
+            repo.to_owned(),
+            tag.map(str::to_owned),
+        );
         blocking(move || svc.tag_image(&name, &repo, tag.as_deref())).await
     }
 
@@ -151,12 +168,16 @@ impl ImageBackend for ImageService {
         let (tx, rx) = mpsc::channel::<Bytes>(8);
         let svc = self.clone();
         tokio::task::spawn_blocking(move || {
-            let mut out = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
+            let mut out = ChannelWriter {
+                tx,
+                buf: Vec::with_capacity(CHUNK),
+            };
             if let Err(e) = svc.write_save(&plan, &mut out) {
                 tracing::error!(error = %e, "image save failed mid-stream");
             }
         });
-        let stream = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) }).boxed();
+        let stream =
+            stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) }).boxed();
         Ok(ByteStream { tty: false, stream })
     }
 
@@ -181,8 +202,10 @@ mod tests {
     use crate::image::testutil::{file_tar, service};
 
     fn body(bytes: Vec<u8>) -> BodyStream {
-        let chunks: Vec<Result<Bytes, io::Error>> =
-            bytes.chunks(1000).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        let chunks: Vec<Result<Bytes, io::Error>> = bytes
+            .chunks(1000)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
         stream::iter(chunks).boxed()
     }
 
@@ -190,26 +213,56 @@ mod tests {
     async fn import_save_load_through_the_trait() {
         let t = service();
         let backend: &dyn ImageBackend = &t.svc;
-        let opts = ImportOptions { repo: Some("imported:1".into()), ..Default::default() };
-        let out: Vec<Value> = backend.import(opts, body(file_tar(&[("f", b"data".as_slice())]))).await.expect("import").collect().await;
+        let opts = ImportOptions {
+            repo: Some("imported:1".into()),
+            ..Default::default()
+        };
+        let out: Vec<Value> = backend
+            .import(opts, body(file_tar(&[("f", b"data".as_slice())])))
+            .await
+            .expect("import")
+            .collect()
+            .await;
         let id = out[0]["status"].as_str().expect("status").to_owned();
         assert!(id.starts_with("sha256:"));
 
         let saved = backend.save(vec!["imported".into()]).await.expect("save");
         let tar: Vec<u8> = saved.stream.collect::<Vec<Bytes>>().await.concat();
-        let removed = backend.remove("imported:1", false, false).await.expect("rmi");
+        let removed = backend
+            .remove("imported:1", false, false)
+            .await
+            .expect("rmi");
         assert_eq!(removed[0], json!({ "Untagged": "imported:1" }));
         assert_eq!(removed[1], json!({ "Deleted": id }));
 
-        let lines: Vec<Value> = backend.load(true, body(tar)).await.expect("load").collect().await;
-        assert_eq!(lines, vec![json!({ "stream": "Loaded image: imported:1\n" })]);
+        let lines: Vec<Value> = backend
+            .load(true, body(tar))
+            .await
+            .expect("load")
+            .collect()
+            .await;
+        assert_eq!(
+            lines,
+            vec![json!({ "stream": "Loaded image: imported:1\n" })]
+        );
         let inspect = backend.inspect("imported:1").await.expect("inspect");
         assert_eq!(inspect["Id"], json!(id), "the id survives save and load");
 
-        let err = backend.import(ImportOptions::default(), body(b"garbage".to_vec())).await.err().expect("bad tar");
+        let err = backend
+            .import(ImportOptions::default(), body(b"garbage".to_vec()))
+            .await
+            .err()
+            .expect("bad tar");
         assert_eq!(err.kind, ErrorKind::InvalidArgument);
-        let err = backend.pull("busybox", None, None, None).await.err().expect("pull");
+        let err = backend
+            .pull("busybox", None, None, None)
+            .await
+            .err()
+            .expect("pull");
         assert_eq!(err.kind, ErrorKind::Unavailable);
-        assert_eq!(backend.inspect("nope").await.err().expect("404").message, "No such image: nope:latest");
+        assert_eq!(
+            backend.inspect("nope").await.err().expect("404").message,
+            "No such image: nope:latest"
+        );
     }
 }

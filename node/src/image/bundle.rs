@@ -48,17 +48,25 @@ impl Bundle {
         let guard = RemoveOnDrop(Some(dir.clone()));
         fs::create_dir_all(&dir).map_err(ImageError::io("create", &dir))?;
         let mut links = HashMap::new();
-        let mut archive = tar::Archive::new(EndCheck { inner: input, pos: 0, zero_tail: 0 });
+        let mut archive = tar::Archive::new(EndCheck {
+            inner: input,
+            pos: 0,
+            zero_tail: 0,
+        });
         let bad = || ImageError::archive("reading image archive");
         let mut last_end = 0u64;
         for entry in archive.entries().map_err(bad())? {
             let mut entry = entry.map_err(bad())?;
             last_end = (entry.raw_file_position() + entry.size()).div_ceil(512) * 512;
             let raw = entry.path().map_err(bad())?.into_owned();
-            let Some(rel) = clean_entry_path(&raw)? else { continue };
+            let Some(rel) = clean_entry_path(&raw)? else {
+                continue;
+            };
             let full = dir.join(&rel);
             match entry.header().entry_type() {
-                tar::EntryType::Directory => fs::create_dir_all(&full).map_err(ImageError::io("create", &full))?,
+                tar::EntryType::Directory => {
+                    fs::create_dir_all(&full).map_err(ImageError::io("create", &full))?
+                }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
                     if let Some(parent) = full.parent() {
                         fs::create_dir_all(parent).map_err(ImageError::io("create", parent))?;
@@ -75,13 +83,25 @@ impl Bundle {
                     links.remove(&rel);
                 }
                 tar::EntryType::Symlink => {
-                    let target = entry.link_name().map_err(bad())?.unwrap_or_default().into_owned();
-                    let base = if target.is_absolute() { PathBuf::new() } else { rel.parent().unwrap_or(Path::new("")).to_owned() };
+                    let target = entry
+                        .link_name()
+                        .map_err(bad())?
+                        .unwrap_or_default()
+                        .into_owned();
+                    let base = if target.is_absolute() {
+                        PathBuf::new()
+                    } else {
+                        rel.parent().unwrap_or(Path::new("")).to_owned()
+                    };
                     let resolved = clean_entry_path(&base.join(&target))?.unwrap_or_default();
                     links.insert(rel, resolved);
                 }
                 tar::EntryType::Link => {
-                    let target = entry.link_name().map_err(bad())?.unwrap_or_default().into_owned();
+                    let target = entry
+                        .link_name()
+                        .map_err(bad())?
+                        .unwrap_or_default()
+                        .into_owned();
                     links.insert(rel, clean_entry_path(&target)?.unwrap_or_default());
                 }
                 _ => {}
@@ -89,10 +109,16 @@ impl Bundle {
         }
         let mut counted = archive.into_inner();
         if counted.pos == 0 || counted.pos < last_end + 512 || counted.zero_tail < 512 {
-            return Err(ImageError::BadArchive("unexpected end of image archive (truncated?)".into()));
+            return Err(ImageError::BadArchive(
+                "unexpected end of image archive (truncated?)".into(),
+            ));
         }
         io::copy(&mut counted, &mut io::sink()).map_err(bad())?;
-        Ok(Bundle { dir, links, _guard: guard })
+        Ok(Bundle {
+            dir,
+            links,
+            _guard: guard,
+        })
     }
 
     /// The bundle path a name refers to, links followed.
@@ -104,11 +130,14 @@ impl Bundle {
                 None => return Ok(rel),
             }
         }
-        Err(ImageError::BadArchive(format!("{name}: too many levels of links")))
+        Err(ImageError::BadArchive(format!(
+            "{name}: too many levels of links"
+        )))
     }
 
     pub fn exists(&self, name: &str) -> bool {
-        self.resolve(name).is_ok_and(|rel| self.dir.join(rel).is_file())
+        self.resolve(name)
+            .is_ok_and(|rel| self.dir.join(rel).is_file())
     }
 
     /// Opens a file of the archive; a missing file is a bad archive.
@@ -117,7 +146,9 @@ impl Bundle {
         let full = self.dir.join(&rel);
         match fs::symlink_metadata(&full) {
             Ok(m) if m.is_file() => File::open(&full).map_err(ImageError::io("open", &full)),
-            _ => Err(ImageError::BadArchive(format!("{name} is missing from the archive"))),
+            _ => Err(ImageError::BadArchive(format!(
+                "{name} is missing from the archive"
+            ))),
         }
     }
 
@@ -132,16 +163,28 @@ impl Bundle {
     }
 }
 
-fn copy_exact(from: &mut impl Read, to: &mut File, size: u64, name: &Path, path: &Path) -> Result<(), ImageError> {
+fn copy_exact(
+    from: &mut impl Read,
+    to: &mut File,
+    size: u64,
+    name: &Path,
+    path: &Path,
+) -> Result<(), ImageError> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut left = size;
     while left > 0 {
         let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = from.read(&mut buf[..want]).map_err(ImageError::archive("reading image archive"))?;
+        let n = from
+            .read(&mut buf[..want])
+            .map_err(ImageError::archive("reading image archive"))?;
         if n == 0 {
-            return Err(ImageError::BadArchive(format!("unexpected end of image archive in {}", name.display())));
+            return Err(ImageError::BadArchive(format!(
+                "unexpected end of image archive in {}",
+                name.display()
+            )));
         }
-        to.write_all(&buf[..n]).map_err(ImageError::io("write", path))?;
+        to.write_all(&buf[..n])
+            .map_err(ImageError::io("write", path))?;
         left -= n as u64;
     }
     Ok(())

@@ -40,13 +40,21 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
             }
             "shell" => match json_array(rest) {
                 Some(v) if !v.is_empty() => cfg.shell = Some(v),
-                _ => return Err(invalid(format!("SHELL requires the arguments to be in JSON form: {rest}"))),
+                _ => {
+                    return Err(invalid(format!(
+                        "SHELL requires the arguments to be in JSON form: {rest}"
+                    )))
+                }
             },
             "env" => {
                 for (k, v) in key_values(rest, "ENV")? {
                     let prefix = format!("{k}=");
                     let entry = format!("{k}={v}");
-                    match cfg.env.iter_mut().find(|e| e.starts_with(&prefix) || **e == k) {
+                    match cfg
+                        .env
+                        .iter_mut()
+                        .find(|e| e.starts_with(&prefix) || **e == k)
+                    {
                         Some(e) => *e = entry,
                         None => cfg.env.push(entry),
                     }
@@ -80,11 +88,19 @@ pub fn apply_changes(cfg: &mut ContainerConfig, changes: &[String]) -> Result<()
             "stopsignal" => cfg.stop_signal = Some(nonempty(rest, "STOPSIGNAL")?.to_owned()),
             "onbuild" => {
                 let inner = nonempty(rest, "ONBUILD")?;
-                let first = inner.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+                let first = inner
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_uppercase();
                 if matches!(first.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                    return Err(invalid(format!("{first} isn't allowed as an ONBUILD trigger")));
+                    return Err(invalid(format!(
+                        "{first} isn't allowed as an ONBUILD trigger"
+                    )));
                 }
-                cfg.on_build.get_or_insert_with(Vec::new).push(inner.to_owned());
+                cfg.on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(inner.to_owned());
             }
             "healthcheck" => cfg.healthcheck = Some(healthcheck(rest)?),
             other => return Err(invalid(format!("{other} is not a valid change command"))),
@@ -116,7 +132,10 @@ fn command(rest: &str, cfg: &ContainerConfig) -> Result<Vec<String>, ImageError>
     if rest.is_empty() {
         return Ok(Vec::new());
     }
-    let mut v = cfg.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+    let mut v = cfg
+        .shell
+        .clone()
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
     v.push(rest.to_owned());
     Ok(v)
 }
@@ -190,7 +209,9 @@ fn key_values(rest: &str, what: &str) -> Result<Vec<(String, String)>, ImageErro
     if !first.contains('=') {
         let value = rest[first.len()..].trim();
         if value.is_empty() {
-            return Err(invalid(format!("{what} {first}: must be of the form: name=value")));
+            return Err(invalid(format!(
+                "{what} {first}: must be of the form: name=value"
+            )));
         }
         return Ok(vec![(first.to_owned(), words(value)?.join(" "))]);
     }
@@ -198,7 +219,9 @@ fn key_values(rest: &str, what: &str) -> Result<Vec<(String, String)>, ImageErro
         .into_iter()
         .map(|w| match w.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-            _ => Err(invalid(format!("Syntax error - can't find = in {w:?}. Must be of the form: name=value"))),
+            _ => Err(invalid(format!(
+                "Syntax error - can't find = in {w:?}. Must be of the form: name=value"
+            ))),
         })
         .collect()
 }
@@ -222,7 +245,11 @@ fn expand_port(spec: &str) -> Result<Vec<String>, ImageError> {
 
 fn workdir(current: &str, requested: &str) -> Result<String, ImageError> {
     let requested = nonempty(requested, "WORKDIR")?;
-    let joined = if requested.starts_with('/') { requested.to_owned() } else { format!("/{current}/{requested}") };
+    let joined = if requested.starts_with('/') {
+        requested.to_owned()
+    } else {
+        format!("/{current}/{requested}")
+    };
     let mut parts: Vec<&str> = Vec::new();
     for p in joined.split('/') {
         match p {
@@ -245,10 +272,14 @@ fn duration_ns(s: &str) -> Result<i64, ImageError> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         let n: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -272,7 +303,9 @@ fn healthcheck(rest: &str) -> Result<Value, ImageError> {
     }
     while let Some(flag) = rest.strip_prefix("--") {
         let (opt, tail) = flag.split_once(char::is_whitespace).unwrap_or((flag, ""));
-        let (name, value) = opt.split_once('=').ok_or_else(|| invalid(format!("HEALTHCHECK: bad flag --{opt}")))?;
+        let (name, value) = opt
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("HEALTHCHECK: bad flag --{opt}")))?;
         let key = match name {
             "interval" => "Interval",
             "timeout" => "Timeout",
@@ -282,7 +315,9 @@ fn healthcheck(rest: &str) -> Result<Value, ImageError> {
             _ => return Err(invalid(format!("HEALTHCHECK: unknown flag --{name}"))),
         };
         let v = if key == "Retries" {
-            json!(value.parse::<i64>().map_err(|_| invalid(format!("HEALTHCHECK: bad retries {value:?}")))?)
+            json!(value
+                .parse::<i64>()
+                .map_err(|_| invalid(format!("HEALTHCHECK: bad retries {value:?}")))?)
         } else {
             json!(duration_ns(value)?)
         };
@@ -307,7 +342,10 @@ mod tests {
 
     fn apply(lines: &[&str]) -> Result<ContainerConfig, ImageError> {
         let mut c = ContainerConfig::default();
-        apply_changes(&mut c, &lines.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        apply_changes(
+            &mut c,
+            &lines.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
         Ok(c)
     }
 
@@ -344,11 +382,16 @@ mod tests {
     #[test]
     fn shell_form_entrypoint_and_cmd_rules() {
         let c = apply(&["CMD echo hi", "ENTRYPOINT [\"/e\"]"]).expect("valid");
-        assert_eq!(c.cmd, vec!["/bin/sh", "-c", "echo hi"], "CMD set earlier survives ENTRYPOINT");
+        assert_eq!(
+            c.cmd,
+            vec!["/bin/sh", "-c", "echo hi"],
+            "CMD set earlier survives ENTRYPOINT"
+        );
         assert_eq!(c.entrypoint, vec!["/e"]);
         let c = apply(&["SHELL [\"/bin/bash\",\"-lc\"]", "ENTRYPOINT run me"]).expect("valid");
         assert_eq!(c.entrypoint, vec!["/bin/bash", "-lc", "run me"]);
-        let c = apply(&["HEALTHCHECK --interval=30s --retries=3 CMD curl -f http://x/"]).expect("valid");
+        let c = apply(&["HEALTHCHECK --interval=30s --retries=3 CMD curl -f http://x/"])
+            .expect("valid");
         let hc = c.healthcheck.expect("hc");
         assert_eq!(hc["Test"], json!(["CMD-SHELL", "curl -f http://x/"]));
         assert_eq!(hc["Interval"], json!(30_000_000_000i64));

@@ -87,7 +87,9 @@ impl ImageConfig {
 }
 
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
 }
 
 /// Go's `time.RFC3339Nano`: nanoseconds with trailing zeros trimmed.
@@ -125,11 +127,24 @@ pub fn docker_config_value(c: &ContainerConfig) -> Value {
         m.insert("Healthcheck".into(), h.clone());
     }
     m.insert("Image".into(), json!(c.image));
-    m.insert("Volumes".into(), c.volumes.as_ref().map_or(Value::Null, |v| json!(v)));
+    m.insert(
+        "Volumes".into(),
+        c.volumes.as_ref().map_or(Value::Null, |v| json!(v)),
+    );
     m.insert("WorkingDir".into(), json!(c.working_dir));
     m.insert("Entrypoint".into(), list(&c.entrypoint));
-    m.insert("OnBuild".into(), c.on_build.as_ref().map_or(Value::Null, |v| json!(v)));
-    m.insert("Labels".into(), if c.labels.is_empty() { Value::Null } else { json!(c.labels) });
+    m.insert(
+        "OnBuild".into(),
+        c.on_build.as_ref().map_or(Value::Null, |v| json!(v)),
+    );
+    m.insert(
+        "Labels".into(),
+        if c.labels.is_empty() {
+            Value::Null
+        } else {
+            json!(c.labels)
+        },
+    );
     if let Some(s) = &c.stop_signal {
         m.insert("StopSignal".into(), json!(s));
     }
@@ -157,7 +172,13 @@ pub fn host_arch() -> &'static str {
 }
 
 /// The config blob of an imported image (one layer), shaped like dockerd's.
-pub fn import_config(config: &ContainerConfig, diff_id: &Digest, arch: &str, comment: &str, now: DateTime<Utc>) -> Value {
+pub fn import_config(
+    config: &ContainerConfig,
+    diff_id: &Digest,
+    arch: &str,
+    comment: &str,
+    now: DateTime<Utc>,
+) -> Value {
     let created = rfc3339_nano(now);
     let cfg = docker_config_value(config);
     json!({
@@ -190,7 +211,10 @@ mod tests {
         assert!(cc.exposed_ports.expect("ports").contains_key("80/tcp"));
         assert_eq!(c.labels().get("a"), Some(&json!("b")));
         assert_eq!(c.rootfs.diff_ids.len(), 1);
-        assert_eq!(rfc3339_nano(c.created_time().expect("time")), "2026-11-27T22:17:16.29498595Z");
+        assert_eq!(
+            rfc3339_nano(c.created_time().expect("time")),
+            "2026-11-27T22:17:16.29498595Z"
+        );
         assert!(ImageConfig::parse(br#"{"rootfs":{"type":"other"}}"#, "x").is_err());
         assert!(ImageConfig::parse(b"not json", "x").is_err());
     }
@@ -208,7 +232,13 @@ mod tests {
     #[test]
     fn import_config_matches_dockers_shape() {
         let d = Digest::of_bytes(b"");
-        let v = import_config(&ContainerConfig::default(), &d, "amd64", "Imported from -", Utc::now());
+        let v = import_config(
+            &ContainerConfig::default(),
+            &d,
+            "amd64",
+            "Imported from -",
+            Utc::now(),
+        );
         assert_eq!(v["config"]["Cmd"], Value::Null);
         assert_eq!(v["config"]["Labels"], Value::Null);
         assert_eq!(v["rootfs"]["diff_ids"][0], json!(d.to_string()));

@@ -27,7 +27,10 @@ impl ContentStore {
         let blobs = content_dir.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(ImageError::io("create", &blobs))?;
         fs::create_dir_all(tmp).map_err(ImageError::io("create", tmp))?;
-        Ok(ContentStore { blobs, tmp: tmp.to_owned() })
+        Ok(ContentStore {
+            blobs,
+            tmp: tmp.to_owned(),
+        })
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
@@ -40,15 +43,24 @@ impl ContentStore {
 
     /// Streams `reader` into the store. With `expected`, a different digest is an error and
     /// nothing is stored. Returns the digest, the size, and whether the blob is new.
-    pub fn ingest(&self, reader: impl Read, expected: Option<&Digest>) -> Result<(Digest, u64, bool), ImageError> {
-        let tmp_path = self.tmp.join(format!("blob-{:016x}", rand::random::<u64>()));
+    pub fn ingest(
+        &self,
+        reader: impl Read,
+        expected: Option<&Digest>,
+    ) -> Result<(Digest, u64, bool), ImageError> {
+        let tmp_path = self
+            .tmp
+            .join(format!("blob-{:016x}", rand::random::<u64>()));
         let guard = RemoveOnDrop(Some(tmp_path.clone()));
         let mut file = File::create(&tmp_path).map_err(ImageError::io("create", &tmp_path))?;
         let mut hashing = HashingReader::new(reader);
         io::copy(&mut hashing, &mut file).map_err(ImageError::archive("reading blob"))?;
-        file.sync_all().map_err(ImageError::io("fsync", &tmp_path))?;
+        file.sync_all()
+            .map_err(ImageError::io("fsync", &tmp_path))?;
         drop(file);
-        let (digest, size) = hashing.finish().map_err(ImageError::archive("reading blob"))?;
+        let (digest, size) = hashing
+            .finish()
+            .map_err(ImageError::archive("reading blob"))?;
         if let Some(want) = expected {
             if *want != digest {
                 return Err(ImageError::DigestMismatch {
@@ -83,7 +95,9 @@ impl ContentStore {
         let path = self.path(digest);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ImageError::NotFound(digest.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ImageError::NotFound(digest.to_string()))
+            }
             Err(e) => return Err(ImageError::io("read", &path)(e)),
         };
         let actual = Digest::of_bytes(&bytes);
@@ -110,7 +124,9 @@ impl ContentStore {
 
 /// Makes a rename in `dir` durable.
 pub fn sync_dir(dir: &Path) -> Result<(), ImageError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(ImageError::io("fsync", dir))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(ImageError::io("fsync", dir))
 }
 
 /// Removes a temporary file or directory unless disarmed.
@@ -156,17 +172,24 @@ mod tests {
     #[test]
     fn ingest_verifies_and_leaves_nothing_on_mismatch() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cs = ContentStore::open(&dir.path().join("content"), &dir.path().join("tmp")).expect("open");
+        let cs =
+            ContentStore::open(&dir.path().join("content"), &dir.path().join("tmp")).expect("open");
         let (d, new) = cs.write_bytes(b"{}").expect("write");
         assert!(new);
         assert_eq!(cs.read(&d).expect("read"), b"{}");
         assert!(!cs.write_bytes(b"{}").expect("again").1);
 
         let wrong = Digest::of_bytes(b"other");
-        let err = cs.ingest(&b"payload"[..], Some(&wrong)).expect_err("mismatch");
+        let err = cs
+            .ingest(&b"payload"[..], Some(&wrong))
+            .expect_err("mismatch");
         assert!(matches!(err, ImageError::DigestMismatch { .. }));
         assert!(!cs.exists(&Digest::of_bytes(b"payload")));
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0, "temp file left behind");
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0,
+            "temp file left behind"
+        );
 
         cs.delete(&d).expect("delete");
         assert!(!cs.exists(&d));

@@ -30,7 +30,12 @@ pub(crate) struct Removal {
 }
 
 impl Removal {
-    fn untag(&mut self, batch: &mut RecordBatch<'_>, r: &Reference, id: &str) -> Result<(), ImageError> {
+    fn untag(
+        &mut self,
+        batch: &mut RecordBatch<'_>,
+        r: &Reference,
+        id: &str,
+    ) -> Result<(), ImageError> {
         batch.remove_ref(&r.to_string())?;
         self.items.push(json!({ "Untagged": r.familiar() }));
         self.events.push(("untag", id.to_owned()));
@@ -39,7 +44,11 @@ impl Removal {
 }
 
 fn refs_of(rec: &ImageRecord) -> Vec<Reference> {
-    rec.repo_tags.iter().chain(&rec.repo_digests).filter_map(|r| Reference::parse(r).ok()).collect()
+    rec.repo_tags
+        .iter()
+        .chain(&rec.repo_digests)
+        .filter_map(|r| Reference::parse(r).ok())
+        .collect()
 }
 
 /// Docker's `isSingleReference`: one tag at most, and all references in one repository.
@@ -56,11 +65,17 @@ fn is_single_reference(refs: &[Reference]) -> bool {
 }
 
 fn is_id_prefix(id: &str, name: &str) -> bool {
-    id.starts_with(name) || id.strip_prefix("sha256:").is_some_and(|hex| hex.starts_with(name))
+    id.starts_with(name)
+        || id
+            .strip_prefix("sha256:")
+            .is_some_and(|hex| hex.starts_with(name))
 }
 
 fn conflict_delete(id: &str, why: String) -> ImageError {
-    ImageError::Conflict(format!("conflict: unable to delete {} (must be forced) - {why}", short_id(id)))
+    ImageError::Conflict(format!(
+        "conflict: unable to delete {} (must be forced) - {why}",
+        short_id(id)
+    ))
 }
 
 impl ImageService {
@@ -81,7 +96,9 @@ impl ImageService {
             self.publish(&removal);
             return Ok(removal.items);
         }
-        Err(ImageError::Conflict(format!("conflict: {name} keeps changing; try again")))
+        Err(ImageError::Conflict(format!(
+            "conflict: {name} keeps changing; try again"
+        )))
     }
 
     fn publish(&self, r: &Removal) {
@@ -90,7 +107,12 @@ impl ImageService {
         }
     }
 
-    fn remove_locked(&self, name: &str, force: bool, users: &[String]) -> Result<Removal, ImageError> {
+    fn remove_locked(
+        &self,
+        name: &str,
+        force: bool,
+        users: &[String],
+    ) -> Result<Removal, ImageError> {
         let rec = self.lookup(name)?;
         let id = rec.id.clone();
         let refs = refs_of(&rec);
@@ -111,9 +133,14 @@ impl ImageService {
             out.untag(&mut batch, &r, &id)?;
             remaining = refs.into_iter().filter(|x| *x != r).collect();
             // The last tag of a repository takes that repository's digests with it.
-            if r.digest().is_none() && !remaining.iter().any(|x| x.digest().is_none() && x.name() == r.name()) {
-                let (gone, keep): (Vec<_>, Vec<_>) =
-                    remaining.into_iter().partition(|x| x.digest().is_some() && x.name() == r.name());
+            if r.digest().is_none()
+                && !remaining
+                    .iter()
+                    .any(|x| x.digest().is_none() && x.name() == r.name())
+            {
+                let (gone, keep): (Vec<_>, Vec<_>) = remaining
+                    .into_iter()
+                    .partition(|x| x.digest().is_some() && x.name() == r.name());
                 for g in &gone {
                     out.untag(&mut batch, g, &id)?;
                 }
@@ -127,7 +154,10 @@ impl ImageService {
             remaining = refs;
             if is_single_reference(&remaining) {
                 if let (false, Some(c)) = (force, users.first()) {
-                    return Err(conflict_delete(&id, format!("image is being used by stopped container {}", short_id(c))));
+                    return Err(conflict_delete(
+                        &id,
+                        format!("image is being used by stopped container {}", short_id(c)),
+                    ));
                 }
                 for r in std::mem::take(&mut remaining) {
                     out.untag(&mut batch, &r, &id)?;
@@ -135,7 +165,10 @@ impl ImageService {
             }
             if let Some(c) = users.first() {
                 if !force {
-                    return Err(conflict_delete(&id, format!("image is being used by stopped container {}", short_id(c))));
+                    return Err(conflict_delete(
+                        &id,
+                        format!("image is being used by stopped container {}", short_id(c)),
+                    ));
                 }
                 for r in std::mem::take(&mut remaining) {
                     out.untag(&mut batch, &r, &id)?;
@@ -145,7 +178,10 @@ impl ImageService {
             }
             if !remaining.is_empty() {
                 if !force {
-                    return Err(conflict_delete(&id, "image is referenced in multiple repositories".into()));
+                    return Err(conflict_delete(
+                        &id,
+                        "image is referenced in multiple repositories".into(),
+                    ));
                 }
                 for r in std::mem::take(&mut remaining) {
                     out.untag(&mut batch, &r, &id)?;
@@ -157,7 +193,12 @@ impl ImageService {
     }
 
     /// Deletes the record (in `batch`), then the config blob and the layers nobody else uses.
-    fn delete_image(&self, mut batch: RecordBatch<'_>, rec: &ImageRecord, out: &mut Removal) -> Result<(), ImageError> {
+    fn delete_image(
+        &self,
+        mut batch: RecordBatch<'_>,
+        rec: &ImageRecord,
+        out: &mut Removal,
+    ) -> Result<(), ImageError> {
         batch.delete_image(&rec.id);
         batch.commit()?;
         out.items.push(json!({ "Deleted": rec.id }));
@@ -165,8 +206,13 @@ impl ImageService {
         if let Err(e) = self.inner.content.delete(&Digest::parse(&rec.id)?) {
             tracing::warn!(image = %rec.id, error = %e, "removing config blob");
         }
-        let in_use: HashSet<String> =
-            self.inner.records.all()?.into_iter().flat_map(|r| r.layers.into_iter()).collect();
+        let in_use: HashSet<String> = self
+            .inner
+            .records
+            .all()?
+            .into_iter()
+            .flat_map(|r| r.layers.into_iter())
+            .collect();
         for chain in rec.layers.iter().rev().filter(|c| !in_use.contains(*c)) {
             let d = Digest::parse(chain)?;
             let size = self.inner.layers.get(&d)?.map_or(0, |m| m.size);
@@ -188,7 +234,11 @@ impl ImageService {
                     }
                 }
                 "label" | "label!" | "until" => {}
-                other => return Err(ImageError::InvalidArgument(format!("Invalid filter '{other}'"))),
+                other => {
+                    return Err(ImageError::InvalidArgument(format!(
+                        "Invalid filter '{other}'"
+                    )))
+                }
             }
         }
         let until = match filters.get("until").and_then(|v| v.first()) {
@@ -196,12 +246,19 @@ impl ImageService {
             None => None,
         };
         let mut total = Removal::default();
-        let candidates: Vec<ImageRecord> =
-            self.inner.records.all()?.into_iter().filter(|r| self.users_of(&r.id).is_empty()).collect();
+        let candidates: Vec<ImageRecord> = self
+            .inner
+            .records
+            .all()?
+            .into_iter()
+            .filter(|r| self.users_of(&r.id).is_empty())
+            .collect();
         {
             let _guard = self.lock();
             for rec in candidates {
-                let Some(rec) = self.inner.records.get(&rec.id)? else { continue };
+                let Some(rec) = self.inner.records.get(&rec.id)? else {
+                    continue;
+                };
                 if dangling_only && !rec.repo_tags.is_empty() {
                     continue;
                 }
@@ -212,10 +269,15 @@ impl ImageService {
                 if !super::views::labels_match(filters, &config.labels()) {
                     continue;
                 }
-                let names: Vec<String> = if rec.repo_tags.is_empty() && rec.repo_digests.is_empty() {
+                let names: Vec<String> = if rec.repo_tags.is_empty() && rec.repo_digests.is_empty()
+                {
                     vec![rec.id.clone()]
                 } else {
-                    rec.repo_tags.iter().chain(&rec.repo_digests).cloned().collect()
+                    rec.repo_tags
+                        .iter()
+                        .chain(&rec.repo_digests)
+                        .cloned()
+                        .collect()
                 };
                 for n in names {
                     match self.remove_locked(&n, false, &[]) {
@@ -225,7 +287,9 @@ impl ImageService {
                             total.reclaimed += r.reclaimed;
                         }
                         Err(ImageError::Conflict(_)) | Err(ImageError::NotFound(_)) => {}
-                        Err(e) => tracing::warn!(image = %rec.id, error = %e, "prune: could not remove"),
+                        Err(e) => {
+                            tracing::warn!(image = %rec.id, error = %e, "prune: could not remove")
+                        }
                     }
                 }
             }
@@ -233,7 +297,11 @@ impl ImageService {
         self.publish(&total);
         let attrs = [("reclaimed".to_owned(), total.reclaimed.to_string())].into();
         self.inner.events.publish("image", "prune", "", attrs);
-        let deleted = if total.items.is_empty() { Value::Null } else { Value::Array(total.items) };
+        let deleted = if total.items.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(total.items)
+        };
         Ok(json!({ "ImagesDeleted": deleted, "SpaceReclaimed": total.reclaimed }))
     }
 }
@@ -253,11 +321,15 @@ mod tests {
             changes: changes.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         };
-        t.svc.import_image(ImportPlan::new(&opts).expect("plan"), tar).expect("import")
+        t.svc
+            .import_image(ImportPlan::new(&opts).expect("plan"), tar)
+            .expect("import")
     }
 
     fn layers(t: &TestService) -> usize {
-        std::fs::read_dir(t.dir.path().join("overlay")).expect("overlay").count()
+        std::fs::read_dir(t.dir.path().join("overlay"))
+            .expect("overlay")
+            .count()
     }
 
     #[test]
@@ -266,7 +338,10 @@ mod tests {
         let id = import(&t, "x:1", &file_tar(&[("f", b"1".as_slice())]), &[]);
         t.svc.tag_image("x:1", "x", Some("2")).expect("tag");
         t.svc.tag_image(&id, "y", None).expect("tag");
-        assert_eq!(t.svc.remove_image("x:1", false).expect("rmi"), vec![json!({ "Untagged": "x:1" })]);
+        assert_eq!(
+            t.svc.remove_image("x:1", false).expect("rmi"),
+            vec![json!({ "Untagged": "x:1" })]
+        );
         let err = t.svc.remove_image(&id[7..19], false).expect_err("409");
         assert_eq!(
             err.to_string(),
@@ -280,7 +355,10 @@ mod tests {
         assert_eq!(layers(&t), 0);
         let (history, _) = t.events.subscribe();
         let actions: Vec<&str> = history.iter().map(|e| e.action.as_str()).collect();
-        assert_eq!(actions, ["tag", "import", "tag", "tag", "untag", "untag", "untag", "delete"]);
+        assert_eq!(
+            actions,
+            ["tag", "import", "tag", "tag", "untag", "untag", "untag", "delete"]
+        );
     }
 
     #[test]
@@ -289,7 +367,9 @@ mod tests {
         let id = import(&t, "busy:1", &file_tar(&[("f", b"1".as_slice())]), &[]);
         let user = "c0ffee0123456789".repeat(4);
         let (want, u) = (id.clone(), user.clone());
-        t.svc.set_users(Arc::new(move |img: &str| if img == want { vec![u.clone()] } else { vec![] }));
+        t.svc.set_users(Arc::new(
+            move |img: &str| if img == want { vec![u.clone()] } else { vec![] },
+        ));
         let err = t.svc.remove_image("busy:1", false).expect_err("409");
         assert_eq!(
             err.to_string(),
@@ -298,13 +378,25 @@ mod tests {
                 &id[7..19]
             )
         );
-        assert_eq!(berth_api::error::ApiError::from(err).kind, berth_api::error::ErrorKind::Conflict);
-        assert!(t.svc.remove_image(&id, false).is_err(), "by id needs force too");
-        assert_eq!(t.svc.remove_image("busy:1", true).expect("rmi -f"), vec![json!({ "Untagged": "busy:1" })]);
+        assert_eq!(
+            berth_api::error::ApiError::from(err).kind,
+            berth_api::error::ErrorKind::Conflict
+        );
+        assert!(
+            t.svc.remove_image(&id, false).is_err(),
+            "by id needs force too"
+        );
+        assert_eq!(
+            t.svc.remove_image("busy:1", true).expect("rmi -f"),
+            vec![json!({ "Untagged": "busy:1" })]
+        );
         assert_eq!(t.svc.resolve(&id).expect("still there").id, id);
         assert!(t.svc.remove_image(&id, true).expect("rmi -f id").is_empty());
         assert_eq!(layers(&t), 1, "a container's layers are never removed");
-        assert_eq!(t.svc.list_images(&Filters::new()).expect("list")[0]["RepoTags"], json!([]));
+        assert_eq!(
+            t.svc.list_images(&Filters::new()).expect("list")[0]["RepoTags"],
+            json!([])
+        );
     }
 
     #[test]
@@ -318,7 +410,10 @@ mod tests {
         assert_eq!(t.svc.remove_image("a", false).expect("rmi a").len(), 2);
         assert_eq!(layers(&t), 1);
         let out = t.svc.remove_image("b", false).expect("rmi b");
-        assert_eq!(out.last(), Some(&json!({ "Deleted": Digest::of_bytes(&tar).to_string() })));
+        assert_eq!(
+            out.last(),
+            Some(&json!({ "Deleted": Digest::of_bytes(&tar).to_string() }))
+        );
         assert_eq!(layers(&t), 0);
     }
 
@@ -327,14 +422,31 @@ mod tests {
         let t = service();
         let dangling = import(&t, "", &file_tar(&[("d", b"dd".as_slice())]), &[]);
         let used = import(&t, "used:1", &file_tar(&[("u", b"uu".as_slice())]), &[]);
-        let _tagged = import(&t, "tagged:1", &file_tar(&[("t", b"ttt".as_slice())]), &["LABEL keep=no"]);
+        let _tagged = import(
+            &t,
+            "tagged:1",
+            &file_tar(&[("t", b"ttt".as_slice())]),
+            &["LABEL keep=no"],
+        );
         let u = used.clone();
-        t.svc.set_users(Arc::new(move |img: &str| if img == u { vec!["c".repeat(64)] } else { vec![] }));
+        t.svc.set_users(Arc::new(move |img: &str| {
+            if img == u {
+                vec!["c".repeat(64)]
+            } else {
+                vec![]
+            }
+        }));
 
-        let listed = t.svc.list_images(&[("dangling".to_string(), vec!["true".to_string()])].into()).expect("list");
+        let listed = t
+            .svc
+            .list_images(&[("dangling".to_string(), vec!["true".to_string()])].into())
+            .expect("list");
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0]["Id"], json!(dangling));
-        let by_ref = t.svc.list_images(&[("reference".to_string(), vec!["tag*".to_string()])].into()).expect("list");
+        let by_ref = t
+            .svc
+            .list_images(&[("reference".to_string(), vec!["tag*".to_string()])].into())
+            .expect("list");
         assert_eq!(by_ref.len(), 1);
         assert_eq!(by_ref[0]["RepoTags"], json!(["tagged:1"]));
         assert_eq!(by_ref[0]["Labels"], json!({ "keep": "no" }));
@@ -343,18 +455,32 @@ mod tests {
         assert_eq!(report["ImagesDeleted"][0], json!({ "Deleted": dangling }));
         assert_eq!(report["SpaceReclaimed"], 2);
         let report = t.svc.prune_images(&Filters::new()).expect("prune again");
-        assert_eq!(report, json!({ "ImagesDeleted": null, "SpaceReclaimed": 0 }));
+        assert_eq!(
+            report,
+            json!({ "ImagesDeleted": null, "SpaceReclaimed": 0 })
+        );
 
         let all: Filters = [("dangling".to_string(), vec!["false".to_string()])].into();
         let report = t.svc.prune_images(&all).expect("prune -a");
-        assert_eq!(report["ImagesDeleted"][0], json!({ "Untagged": "tagged:1" }));
+        assert_eq!(
+            report["ImagesDeleted"][0],
+            json!({ "Untagged": "tagged:1" })
+        );
         assert_eq!(report["SpaceReclaimed"], 3);
-        assert!(t.svc.resolve("used:1").is_ok(), "images in use are never pruned");
-        assert!(t.svc.prune_images(&[("bogus".to_string(), vec![])].into()).is_err());
+        assert!(
+            t.svc.resolve("used:1").is_ok(),
+            "images in use are never pruned"
+        );
+        assert!(t
+            .svc
+            .prune_images(&[("bogus".to_string(), vec![])].into())
+            .is_err());
     }
 
     fn refs(list: &[&str]) -> Vec<Reference> {
-        list.iter().map(|s| Reference::parse(s).expect("ref")).collect()
+        list.iter()
+            .map(|s| Reference::parse(s).expect("ref"))
+            .collect()
     }
 
     #[test]

@@ -32,7 +32,9 @@ impl Digest {
         if is_hex64(hex) {
             Ok(Digest(hex.to_owned()))
         } else {
-            Err(ImageError::InvalidArgument(format!("invalid digest hex {hex:?}: want 64 lowercase hex digits")))
+            Err(ImageError::InvalidArgument(format!(
+                "invalid digest hex {hex:?}: want 64 lowercase hex digits"
+            )))
         }
     }
 
@@ -74,7 +76,9 @@ impl<'de> serde::Deserialize<'de> for Digest {
 }
 
 pub fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The chain id of a layer with diff id `diff` on top of the chain `parent`.
@@ -104,7 +108,11 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), count: 0 }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
 
     /// Reads the rest of the input, then returns its digest and length.

@@ -30,16 +30,31 @@ pub enum ImageError {
     PathEscape { entry: String, reason: &'static str },
     /// Content whose digest is not the one it was announced with.
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
-    DigestMismatch { what: String, expected: String, actual: String },
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
     /// A file-system operation on a path of ours failed.
     #[error("{op} {path}")]
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Mounting or unmounting an overlay failed.
     #[error("overlay mount on {target}: {detail}")]
-    Mount { target: PathBuf, detail: String, source: std::io::Error },
+    Mount {
+        target: PathBuf,
+        detail: String,
+        source: std::io::Error,
+    },
     /// A stored record or blob could not be decoded.
     #[error("corrupt image metadata {what}")]
-    Corrupt { what: String, source: serde_json::Error },
+    Corrupt {
+        what: String,
+        source: serde_json::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The feature is not available on this node.
@@ -52,7 +67,10 @@ pub enum ImageError {
 
 impl ImageError {
     /// Wraps an I/O error with the operation and path it concerns.
-    pub fn io(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ImageError {
+    pub fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> ImageError {
         let path = path.into();
         move |source| ImageError::Io { op, path, source }
     }
@@ -62,8 +80,14 @@ impl ImageError {
     pub fn archive(context: &str) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
         move |e| {
             let msg = e.to_string();
-            let garbled = msg.chars().any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER);
-            let msg = if garbled || msg.len() > 300 { "not a valid tar archive".to_owned() } else { msg };
+            let garbled = msg
+                .chars()
+                .any(|c| c.is_control() || c == char::REPLACEMENT_CHARACTER);
+            let msg = if garbled || msg.len() > 300 {
+                "not a valid tar archive".to_owned()
+            } else {
+                msg
+            };
             ImageError::BadArchive(format!("{context}: {msg}"))
         }
     }

@@ -53,7 +53,10 @@ impl LayerStore {
     pub fn open(root: &Path, tmp: &Path) -> Result<Self, ImageError> {
         fs::create_dir_all(root).map_err(ImageError::io("create", root))?;
         fs::create_dir_all(tmp).map_err(ImageError::io("create", tmp))?;
-        Ok(LayerStore { root: root.to_owned(), tmp: tmp.to_owned() })
+        Ok(LayerStore {
+            root: root.to_owned(),
+            tmp: tmp.to_owned(),
+        })
     }
 
     pub fn dir(&self, chain: &Digest) -> PathBuf {
@@ -73,14 +76,22 @@ impl LayerStore {
         match fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
                 .map(Some)
-                .map_err(|source| ImageError::Corrupt { what: path.display().to_string(), source }),
+                .map_err(|source| ImageError::Corrupt {
+                    what: path.display().to_string(),
+                    source,
+                }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ImageError::io("read", &path)(e)),
         }
     }
 
     pub fn must_get(&self, chain: &Digest) -> Result<LayerMeta, ImageError> {
-        self.get(chain)?.ok_or_else(|| ImageError::Internal(format!("layer {chain} is missing from {}", self.root.display())))
+        self.get(chain)?.ok_or_else(|| {
+            ImageError::Internal(format!(
+                "layer {chain} is missing from {}",
+                self.root.display()
+            ))
+        })
     }
 
     /// Unpacks a layer tar (any supported compression) into a temporary directory.
@@ -90,7 +101,11 @@ impl LayerStore {
 
     /// Registers an unpacked layer on top of `parent`. If the chain already exists the new copy
     /// is discarded and the existing one returned. Returns the layer and whether it is new.
-    pub fn commit(&self, mut un: Unpacked, parent: Option<&Digest>) -> Result<(LayerMeta, bool), ImageError> {
+    pub fn commit(
+        &self,
+        mut un: Unpacked,
+        parent: Option<&Digest>,
+    ) -> Result<(LayerMeta, bool), ImageError> {
         let chain = chain_id(parent, &un.diff_id);
         if let Some(existing) = self.get(&chain)? {
             return Ok((existing, false));
@@ -103,7 +118,8 @@ impl LayerStore {
             tar_size: un.tar_size,
             shadows: un.shadows.clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&meta).map_err(|e| ImageError::Internal(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec_pretty(&meta).map_err(|e| ImageError::Internal(e.to_string()))?;
         write_atomic(&un.dir.join(META_FILE), &bytes)?;
         let dest = self.dir(&chain);
         match fs::rename(&un.dir, &dest) {
@@ -123,7 +139,11 @@ impl LayerStore {
     /// Removes a layer: renamed away first (atomic), then deleted.
     pub fn remove(&self, chain: &Digest) -> Result<(), ImageError> {
         let dir = self.dir(chain);
-        let away = self.tmp.join(format!("rm-{}-{:08x}", chain.short(), rand::random::<u32>()));
+        let away = self.tmp.join(format!(
+            "rm-{}-{:08x}",
+            chain.short(),
+            rand::random::<u32>()
+        ));
         match fs::rename(&dir, &away) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -163,7 +183,8 @@ impl LayerStore {
     /// Streams the layer's original uncompressed tar.
     pub fn reassemble(&self, meta: &LayerMeta) -> Result<Reassembler, ImageError> {
         let dir = self.dir(&meta.chain_id);
-        Reassembler::open(&dir, meta.shadows.clone()).map_err(ImageError::io("open tar-split of", &dir))
+        Reassembler::open(&dir, meta.shadows.clone())
+            .map_err(ImageError::io("open tar-split of", &dir))
     }
 }
 
@@ -209,29 +230,52 @@ mod tests {
         let store = LayerStore::open(&dir.path().join("overlay"), &tmp).expect("open");
         let tar = tar_with(&[("a", b"hello"), ("b", b"world!")]);
 
-        let (meta, new) = store.commit(store.unpack(&tar[..]).expect("unpack"), None).expect("commit");
+        let (meta, new) = store
+            .commit(store.unpack(&tar[..]).expect("unpack"), None)
+            .expect("commit");
         assert!(new);
         assert_eq!(meta.diff_id, Digest::of_bytes(&tar));
         assert_eq!(meta.chain_id, meta.diff_id);
         assert_eq!(meta.size, 11);
-        assert_eq!(fs::read(store.diff_dir(&meta.chain_id).join("b")).expect("read"), b"world!");
+        assert_eq!(
+            fs::read(store.diff_dir(&meta.chain_id).join("b")).expect("read"),
+            b"world!"
+        );
 
-        let (again, new) = store.commit(store.unpack(&tar[..]).expect("unpack"), None).expect("commit");
+        let (again, new) = store
+            .commit(store.unpack(&tar[..]).expect("unpack"), None)
+            .expect("commit");
         assert!(!new);
         assert_eq!(again, meta);
-        assert_eq!(fs::read_dir(&tmp).expect("tmp").count(), 0, "the duplicate was not cleaned up");
+        assert_eq!(
+            fs::read_dir(&tmp).expect("tmp").count(),
+            0,
+            "the duplicate was not cleaned up"
+        );
 
-        let (upper, _) = store.commit(store.unpack(&tar[..]).expect("unpack"), Some(&meta.chain_id)).expect("commit");
+        let (upper, _) = store
+            .commit(
+                store.unpack(&tar[..]).expect("unpack"),
+                Some(&meta.chain_id),
+            )
+            .expect("commit");
         assert_eq!(upper.parent.as_ref(), Some(&meta.chain_id));
         assert_ne!(upper.chain_id, meta.chain_id);
         assert_eq!(store.list().expect("list").len(), 2);
 
         let mut out = Vec::new();
-        store.reassemble(&upper).expect("open").read_to_end(&mut out).expect("read");
+        store
+            .reassemble(&upper)
+            .expect("open")
+            .read_to_end(&mut out)
+            .expect("read");
         assert_eq!(out, tar);
 
         let keep: HashSet<Digest> = [meta.chain_id.clone()].into();
-        assert_eq!(store.remove_unreferenced(&keep).expect("gc"), vec![upper.chain_id.clone()]);
+        assert_eq!(
+            store.remove_unreferenced(&keep).expect("gc"),
+            vec![upper.chain_id.clone()]
+        );
         assert!(!store.dir(&upper.chain_id).exists());
         assert!(store.exists(&meta.chain_id));
     }

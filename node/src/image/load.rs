@@ -74,7 +74,13 @@ struct Loader<'a> {
 impl Loader<'_> {
     /// Adds an image from its config and layer files (`layers[i]` opens layer i; with
     /// `blob_digests`, each layer file's own digest is checked too).
-    fn add(&mut self, config: Vec<u8>, layers: &[String], blob_digests: Option<&[Digest]>, tags: Vec<Reference>) -> Result<(), ImageError> {
+    fn add(
+        &mut self,
+        config: Vec<u8>,
+        layers: &[String],
+        blob_digests: Option<&[Digest]>,
+        tags: Vec<Reference>,
+    ) -> Result<(), ImageError> {
         let id = Digest::of_bytes(&config);
         let parsed = ImageConfig::parse(&config, &id.to_string())?;
         let diffs = &parsed.rootfs.diff_ids;
@@ -112,18 +118,27 @@ impl Loader<'_> {
             chain.push(c);
         }
         let created = parsed.created_time().map_or(0, |t| t.timestamp());
-        self.images.push(NewImage { config, id, chain, tags, created });
+        self.images.push(NewImage {
+            config,
+            id,
+            chain,
+            tags,
+            created,
+        });
         Ok(())
     }
 
     fn docker_archive(&mut self) -> Result<(), ImageError> {
-        let items: Vec<ManifestItem> = parse_json(&self.bundle.read("manifest.json")?, "manifest.json")?;
+        let items: Vec<ManifestItem> =
+            parse_json(&self.bundle.read("manifest.json")?, "manifest.json")?;
         for item in items {
             let mut tags = Vec::new();
             for t in item.repo_tags.unwrap_or_default() {
                 let r = Reference::parse(&t)?;
                 if r.tag().is_none() {
-                    return Err(ImageError::BadArchive(format!("invalid tag {t:?} in manifest.json")));
+                    return Err(ImageError::BadArchive(format!(
+                        "invalid tag {t:?} in manifest.json"
+                    )));
                 }
                 tags.push(r);
             }
@@ -135,11 +150,16 @@ impl Loader<'_> {
 
     /// Reads a blob of the layout and checks its digest.
     fn blob(&self, digest: &str) -> Result<(Vec<u8>, Digest), ImageError> {
-        let d = Digest::parse(digest).map_err(|_| ImageError::BadArchive(format!("unsupported digest {digest:?}")))?;
+        let d = Digest::parse(digest)
+            .map_err(|_| ImageError::BadArchive(format!("unsupported digest {digest:?}")))?;
         let bytes = self.bundle.read(&format!("blobs/sha256/{}", d.hex()))?;
         let actual = Digest::of_bytes(&bytes);
         if actual != d {
-            return Err(ImageError::DigestMismatch { what: format!("blob {digest}"), expected: d.to_string(), actual: actual.to_string() });
+            return Err(ImageError::DigestMismatch {
+                what: format!("blob {digest}"),
+                expected: d.to_string(),
+                actual: actual.to_string(),
+            });
         }
         Ok((bytes, d))
     }
@@ -152,31 +172,56 @@ impl Loader<'_> {
         Ok(())
     }
 
-    fn oci_descriptor(&mut self, desc: &Descriptor, name: Option<Reference>, depth: u32) -> Result<(), ImageError> {
+    fn oci_descriptor(
+        &mut self,
+        desc: &Descriptor,
+        name: Option<Reference>,
+        depth: u32,
+    ) -> Result<(), ImageError> {
         if depth > 4 {
-            return Err(ImageError::BadArchive("OCI index nesting is too deep".into()));
+            return Err(ImageError::BadArchive(
+                "OCI index nesting is too deep".into(),
+            ));
         }
         let (bytes, _) = self.blob(&desc.digest)?;
         let doc: OciDoc = parse_json(&bytes, &desc.digest)?;
-        if !doc.manifests.is_empty() || desc.media_type.contains("index") || desc.media_type.contains("list") {
+        if !doc.manifests.is_empty()
+            || desc.media_type.contains("index")
+            || desc.media_type.contains("list")
+        {
             // A multi-platform index: take this machine's platform, or the only entry.
             let pick = doc
                 .manifests
                 .iter()
-                .find(|m| m.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == host_arch()))
-                .or(if doc.manifests.len() == 1 { doc.manifests.first() } else { None })
-                .ok_or_else(|| ImageError::BadArchive(format!("index {} has no image for linux/{}", desc.digest, host_arch())))?;
+                .find(|m| {
+                    m.platform
+                        .as_ref()
+                        .is_some_and(|p| p.os == "linux" && p.architecture == host_arch())
+                })
+                .or(if doc.manifests.len() == 1 {
+                    doc.manifests.first()
+                } else {
+                    None
+                })
+                .ok_or_else(|| {
+                    ImageError::BadArchive(format!(
+                        "index {} has no image for linux/{}",
+                        desc.digest,
+                        host_arch()
+                    ))
+                })?;
             return self.oci_descriptor(pick, name, depth + 1);
         }
-        let config_desc = doc
-            .config
-            .as_ref()
-            .ok_or_else(|| ImageError::BadArchive(format!("manifest {} has no config", desc.digest)))?;
+        let config_desc = doc.config.as_ref().ok_or_else(|| {
+            ImageError::BadArchive(format!("manifest {} has no config", desc.digest))
+        })?;
         let (config, _) = self.blob(&config_desc.digest)?;
         let mut files = Vec::new();
         let mut digests = Vec::new();
         for l in &doc.layers {
-            let d = Digest::parse(&l.digest).map_err(|_| ImageError::BadArchive(format!("unsupported digest {:?}", l.digest)))?;
+            let d = Digest::parse(&l.digest).map_err(|_| {
+                ImageError::BadArchive(format!("unsupported digest {:?}", l.digest))
+            })?;
             files.push(format!("blobs/sha256/{}", d.hex()));
             digests.push(d);
         }
@@ -192,7 +237,9 @@ fn name_of(desc: &Descriptor) -> Option<Reference> {
     }
     let n = desc.annotations.get("org.opencontainers.image.ref.name")?;
     if n.contains(['/', ':']) {
-        Reference::parse_tagged(n).ok().filter(|r| r.tag().is_some())
+        Reference::parse_tagged(n)
+            .ok()
+            .filter(|r| r.tag().is_some())
     } else {
         None
     }
@@ -201,15 +248,26 @@ fn name_of(desc: &Descriptor) -> Option<Reference> {
 impl ImageService {
     /// Loads every image of the archive; returns the `{"stream": …}` lines to send.
     pub(crate) fn load_images(&self, body: impl Read) -> Result<Vec<Value>, ImageError> {
-        let dir = self.inner.tmp.join(format!("load-{:016x}", rand::random::<u64>()));
+        let dir = self
+            .inner
+            .tmp
+            .join(format!("load-{:016x}", rand::random::<u64>()));
         let bundle = Bundle::extract(body, dir)?;
-        let mut loader = Loader { svc: self, bundle: &bundle, layers: Vec::new(), pending: HashSet::new(), images: Vec::new() };
+        let mut loader = Loader {
+            svc: self,
+            bundle: &bundle,
+            layers: Vec::new(),
+            pending: HashSet::new(),
+            images: Vec::new(),
+        };
         if bundle.exists("manifest.json") {
             loader.docker_archive()?;
         } else if bundle.exists("index.json") {
             loader.oci_layout()?;
         } else {
-            return Err(ImageError::BadArchive("neither manifest.json nor index.json found in the archive".into()));
+            return Err(ImageError::BadArchive(
+                "neither manifest.json nor index.json found in the archive".into(),
+            ));
         }
         let Loader { layers, images, .. } = loader;
         let registered = self.register(layers, &images)?;
@@ -235,7 +293,6 @@ impl ImageService {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -244,8 +301,14 @@ mod tests {
     use crate::image::testutil::{archive, file_tar, service, TestService};
 
     fn config(diffs: &[&[u8]], cmd: &str) -> Vec<u8> {
-        let ids: Vec<String> = diffs.iter().map(|t| Digest::of_bytes(t).to_string()).collect();
-        let history: Vec<Value> = ids.iter().map(|_| json!({ "created": "2026-01-02T03:04:05Z", "created_by": "test" })).collect();
+        let ids: Vec<String> = diffs
+            .iter()
+            .map(|t| Digest::of_bytes(t).to_string())
+            .collect();
+        let history: Vec<Value> = ids
+            .iter()
+            .map(|_| json!({ "created": "2026-01-02T03:04:05Z", "created_by": "test" }))
+            .collect();
         serde_json::to_vec(&json!({
             "architecture": host_arch(), "os": "linux", "created": "2026-01-02T03:04:05.5Z",
             "config": { "Cmd": [cmd], "Env": ["PATH=/bin"] },
@@ -264,15 +327,23 @@ mod tests {
             files.push((p.clone(), l.to_vec()));
             paths.push(p);
         }
-        let manifest = json!([{ "Config": format!("{}.json", id.hex()), "RepoTags": tags, "Layers": paths }]);
-        files.push(("manifest.json".into(), serde_json::to_vec(&manifest).expect("json")));
-        let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+        let manifest =
+            json!([{ "Config": format!("{}.json", id.hex()), "RepoTags": tags, "Layers": paths }]);
+        files.push((
+            "manifest.json".into(),
+            serde_json::to_vec(&manifest).expect("json"),
+        ));
+        let refs: Vec<(&str, Vec<u8>)> =
+            files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
         archive(&refs)
     }
 
     fn counts(t: &TestService) -> (usize, usize) {
         let count = |p: std::path::PathBuf| std::fs::read_dir(p).map(|d| d.count()).unwrap_or(0);
-        (count(t.dir.path().join("overlay")), count(t.dir.path().join("content/blobs/sha256")))
+        (
+            count(t.dir.path().join("overlay")),
+            count(t.dir.path().join("content/blobs/sha256")),
+        )
     }
 
     #[test]
@@ -281,27 +352,48 @@ mod tests {
         let l1 = file_tar(&[("bin/sh", b"sh".as_slice())]);
         let l2 = file_tar(&[("etc/motd", b"hi".as_slice())]);
         let cfg = config(&[&l1, &l2], "/bin/sh");
-        let lines = t.svc.load_images(&docker_archive(&[&l1, &l2], &cfg, &["busybox:latest"])[..]).expect("load");
-        assert_eq!(lines, vec![json!({ "stream": "Loaded image: busybox:latest\n" })]);
+        let lines = t
+            .svc
+            .load_images(&docker_archive(&[&l1, &l2], &cfg, &["busybox:latest"])[..])
+            .expect("load");
+        assert_eq!(
+            lines,
+            vec![json!({ "stream": "Loaded image: busybox:latest\n" })]
+        );
         let img = t.svc.resolve("busybox").expect("resolve");
         assert_eq!(img.id, Digest::of_bytes(&cfg).to_string());
         assert_eq!(img.config.cmd, vec!["/bin/sh"]);
         assert_eq!(img.layer_dirs.len(), 2);
-        assert_eq!(std::fs::read(img.layer_dirs[1].join("etc/motd")).expect("motd"), b"hi");
+        assert_eq!(
+            std::fs::read(img.layer_dirs[1].join("etc/motd")).expect("motd"),
+            b"hi"
+        );
         let hist = t.svc.image_history("busybox").expect("history");
         assert_eq!(hist[0]["Id"], json!(img.id));
         assert_eq!(hist[0]["Tags"], json!(["busybox:latest"]));
         assert_eq!(hist[1]["Id"], "<missing>");
 
         // Loading again reuses the layers and reports the same image.
-        let lines = t.svc.load_images(&docker_archive(&[&l1, &l2], &cfg, &[])[..]).expect("reload");
-        assert_eq!(lines, vec![json!({ "stream": format!("Loaded image ID: {}\n", img.id) })]);
+        let lines = t
+            .svc
+            .load_images(&docker_archive(&[&l1, &l2], &cfg, &[])[..])
+            .expect("reload");
+        assert_eq!(
+            lines,
+            vec![json!({ "stream": format!("Loaded image ID: {}\n", img.id) })]
+        );
         assert_eq!(counts(&t), (2, 1));
         // A second image sharing the base layer, taking the tag over.
         let cfg2 = config(&[&l1], "/bin/true");
-        let lines = t.svc.load_images(&docker_archive(&[&l1], &cfg2, &["busybox:latest"])[..]).expect("load 2");
+        let lines = t
+            .svc
+            .load_images(&docker_archive(&[&l1], &cfg2, &["busybox:latest"])[..])
+            .expect("load 2");
         assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0]["stream"].as_str().expect("s").contains("renaming the old one"));
+        assert!(lines[0]["stream"]
+            .as_str()
+            .expect("s")
+            .contains("renaming the old one"));
         assert_eq!(counts(&t), (2, 2));
     }
 
@@ -322,7 +414,12 @@ mod tests {
             let err = t.svc.load_images(&bad[..]).expect_err("must fail");
             assert!(matches!(err, ImageError::BadArchive(_)), "{err}");
             assert_eq!(counts(&t), (0, 0));
-            assert_eq!(std::fs::read_dir(t.dir.path().join("tmp/images")).expect("tmp").count(), 0);
+            assert_eq!(
+                std::fs::read_dir(t.dir.path().join("tmp/images"))
+                    .expect("tmp")
+                    .count(),
+                0
+            );
             assert!(t.svc.resolve("x:1").is_err());
         }
     }
@@ -336,7 +433,12 @@ mod tests {
         gz.write_all(&layer).expect("gz");
         let gz = gz.finish().expect("gz");
         let cfg = config(&[&layer], "/hello");
-        let blob = |b: &[u8]| (format!("blobs/sha256/{}", Digest::of_bytes(b).hex()), b.to_vec());
+        let blob = |b: &[u8]| {
+            (
+                format!("blobs/sha256/{}", Digest::of_bytes(b).hex()),
+                b.to_vec(),
+            )
+        };
         let desc = |mt: &str, b: &[u8]| json!({ "mediaType": mt, "digest": Digest::of_bytes(b).to_string(), "size": b.len() });
         let manifest = serde_json::to_vec(&json!({
             "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -346,23 +448,35 @@ mod tests {
         .expect("json");
         let mut m = desc("application/vnd.oci.image.manifest.v1+json", &manifest);
         m["platform"] = json!({ "architecture": host_arch(), "os": "linux" });
-        let nested = serde_json::to_vec(&json!({ "schemaVersion": 2, "manifests": [m] })).expect("json");
+        let nested =
+            serde_json::to_vec(&json!({ "schemaVersion": 2, "manifests": [m] })).expect("json");
         let mut top = desc("application/vnd.oci.image.index.v1+json", &nested);
         top["annotations"] = json!({ "org.opencontainers.image.ref.name": "example.com/oci:2" });
-        let index = serde_json::to_vec(&json!({ "schemaVersion": 2, "manifests": [top] })).expect("json");
+        let index =
+            serde_json::to_vec(&json!({ "schemaVersion": 2, "manifests": [top] })).expect("json");
         let files = vec![
-            ("oci-layout".to_string(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+            (
+                "oci-layout".to_string(),
+                br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+            ),
             blob(&gz),
             blob(&cfg),
             blob(&manifest),
             blob(&nested),
             ("index.json".to_string(), index),
         ];
-        let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+        let refs: Vec<(&str, Vec<u8>)> =
+            files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
         let lines = t.svc.load_images(&archive(&refs)[..]).expect("load");
-        assert_eq!(lines, vec![json!({ "stream": "Loaded image: example.com/oci:2\n" })]);
+        assert_eq!(
+            lines,
+            vec![json!({ "stream": "Loaded image: example.com/oci:2\n" })]
+        );
         let img = t.svc.resolve("example.com/oci:2").expect("resolve");
-        assert_eq!(std::fs::read(img.layer_dirs[0].join("hello")).expect("file"), b"oci");
+        assert_eq!(
+            std::fs::read(img.layer_dirs[0].join("hello")).expect("file"),
+            b"oci"
+        );
 
         // A layer blob that does not match its descriptor is refused, even with the right
         // content (same diff id, different compression).
@@ -372,8 +486,14 @@ mod tests {
         let mut bad_files = files.clone();
         bad_files[1].1 = other.finish().expect("gz");
         assert_ne!(bad_files[1].1, gz);
-        let refs: Vec<(&str, Vec<u8>)> = bad_files.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
-        let err = t.svc.load_images(&archive(&refs)[..]).expect_err("bad blob");
+        let refs: Vec<(&str, Vec<u8>)> = bad_files
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.clone()))
+            .collect();
+        let err = t
+            .svc
+            .load_images(&archive(&refs)[..])
+            .expect_err("bad blob");
         assert!(matches!(err, ImageError::DigestMismatch { .. }), "{err}");
         assert_eq!(counts(&t), (0, 0));
     }
@@ -394,12 +514,23 @@ mod tests {
             b.append_data(&mut h, name, data).expect("append");
         };
         add(&format!("blobs/sha256/{hex}"), &layer);
-        add(&format!("blobs/sha256/{}", Digest::of_bytes(&cfg).hex()), &cfg);
-        add("manifest.json", &serde_json::to_vec(&manifest).expect("json"));
+        add(
+            &format!("blobs/sha256/{}", Digest::of_bytes(&cfg).hex()),
+            &cfg,
+        );
+        add(
+            "manifest.json",
+            &serde_json::to_vec(&manifest).expect("json"),
+        );
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
-        b.append_link(&mut h, format!("{hex}/layer.tar"), format!("../blobs/sha256/{hex}")).expect("link");
+        b.append_link(
+            &mut h,
+            format!("{hex}/layer.tar"),
+            format!("../blobs/sha256/{hex}"),
+        )
+        .expect("link");
         let tar = b.into_inner().expect("tar");
         t.svc.load_images(&tar[..]).expect("load");
         assert!(t.svc.resolve("linked:1").is_ok());

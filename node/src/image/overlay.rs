@@ -26,7 +26,12 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 const PAGE_LIMIT: usize = 4095;
 
 /// Mounts an overlay of `lower` (lowest first) under the writable `upper` at `target`.
-pub fn mount_rootfs(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), ImageError> {
+pub fn mount_rootfs(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), ImageError> {
     let empty;
     let lower: Vec<&Path> = if lower.is_empty() {
         empty = work.with_file_name("empty-lower");
@@ -41,15 +46,22 @@ pub fn mount_rootfs(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path)
             tracing::debug!(reason = %why, "overlay: new mount API unavailable, using mount(2)");
             mount_classic(&lower, upper, work, target)
         }
-        Err(NewApi::Failed(detail, source)) => Err(ImageError::Mount { target: target.to_owned(), detail, source }),
+        Err(NewApi::Failed(detail, source)) => Err(ImageError::Mount {
+            target: target.to_owned(),
+            detail,
+            source,
+        }),
     }
 }
 
 /// Unmounts a root file system mounted by [`mount_rootfs`] (lazily, so open files don't block).
 /// A target that is not mounted, or does not exist, is already unmounted: that is not an error.
 pub fn unmount_rootfs(target: &Path) -> Result<(), ImageError> {
-    let mount_err =
-        |source: io::Error| ImageError::Mount { target: target.to_owned(), detail: "unmount".into(), source };
+    let mount_err = |source: io::Error| ImageError::Mount {
+        target: target.to_owned(),
+        detail: "unmount".into(),
+        source,
+    };
     let t = cpath(target).map_err(mount_err)?;
     // SAFETY: `t` is a valid NUL-terminated path that outlives the call.
     let rc = unsafe { libc::umount2(t.as_ptr(), libc::MNT_DETACH) };
@@ -86,7 +98,11 @@ fn context_log(fd: &OwnedFd) -> String {
         if n <= 0 {
             break;
         }
-        out.push(String::from_utf8_lossy(&buf[..n as usize]).trim().to_owned());
+        out.push(
+            String::from_utf8_lossy(&buf[..n as usize])
+                .trim()
+                .to_owned(),
+        );
     }
     out.join("; ")
 }
@@ -96,7 +112,14 @@ fn set_string(fd: &OwnedFd, key: &str, value: &[u8]) -> io::Result<()> {
     let v = CString::new(value).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: `fd` is an open fs context; `k` and `v` are valid C strings outliving the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_fsconfig, fd.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0)
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fd.as_raw_fd(),
+            FSCONFIG_SET_STRING,
+            k.as_ptr(),
+            v.as_ptr(),
+            0,
+        )
     };
     if rc == 0 {
         Ok(())
@@ -118,12 +141,16 @@ fn mount_fsconfig(lower: &[&Path], upper: &Path, work: &Path, target: &Path) -> 
     }
     // SAFETY: `rc` is a fresh file descriptor returned by fsopen and owned by nobody else.
     let fs_fd = unsafe { OwnedFd::from_raw_fd(rc as i32) };
-    let failed = |what: String, e: io::Error| NewApi::Failed(format!("{what}: {}", context_log(&fs_fd)), e);
+    let failed =
+        |what: String, e: io::Error| NewApi::Failed(format!("{what}: {}", context_log(&fs_fd)), e);
     // Layers are stacked top first: each `lowerdir+` goes beneath the previous ones.
     for (i, l) in lower.iter().rev().enumerate() {
         if let Err(e) = set_string(&fs_fd, "lowerdir+", l.as_os_str().as_bytes()) {
             if i == 0 && e.raw_os_error() == Some(libc::EINVAL) {
-                return Err(NewApi::Unsupported(format!("lowerdir+: {e} ({})", context_log(&fs_fd))));
+                return Err(NewApi::Unsupported(format!(
+                    "lowerdir+: {e} ({})",
+                    context_log(&fs_fd)
+                )));
             }
             return Err(failed(format!("lowerdir+ {}", l.display()), e));
         }
@@ -171,7 +198,10 @@ fn mount_fsconfig(lower: &[&Path], upper: &Path, work: &Path, target: &Path) -> 
         )
     };
     if rc != 0 {
-        return Err(NewApi::Failed("move_mount".into(), io::Error::last_os_error()));
+        return Err(NewApi::Failed(
+            "move_mount".into(),
+            io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -190,9 +220,18 @@ fn escape(p: &Path) -> String {
 }
 
 /// The options string for `mount(2)`, or why it cannot be used.
-pub(crate) fn classic_options(lower: &[&Path], upper: &Path, work: &Path) -> Result<String, String> {
+pub(crate) fn classic_options(
+    lower: &[&Path],
+    upper: &Path,
+    work: &Path,
+) -> Result<String, String> {
     let lowers: Vec<String> = lower.iter().rev().map(|p| escape(p)).collect();
-    let opts = format!("lowerdir={},upperdir={},workdir={},index=off", lowers.join(":"), escape(upper), escape(work));
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={},index=off",
+        lowers.join(":"),
+        escape(upper),
+        escape(work)
+    );
     if opts.len() > PAGE_LIMIT {
         return Err(format!(
             "{} layers need {} bytes of mount options, more than the {PAGE_LIMIT} this kernel accepts \
@@ -204,8 +243,17 @@ pub(crate) fn classic_options(lower: &[&Path], upper: &Path, work: &Path) -> Res
     Ok(opts)
 }
 
-pub(crate) fn mount_classic(lower: &[&Path], upper: &Path, work: &Path, target: &Path) -> Result<(), ImageError> {
-    let err = |detail: String, source: io::Error| ImageError::Mount { target: target.to_owned(), detail, source };
+pub(crate) fn mount_classic(
+    lower: &[&Path],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<(), ImageError> {
+    let err = |detail: String, source: io::Error| ImageError::Mount {
+        target: target.to_owned(),
+        detail,
+        source,
+    };
     let opts = classic_options(lower, upper, work)
         .map_err(|d| err(d, io::Error::from_raw_os_error(libc::E2BIG)))?;
     let t = cpath(target).map_err(|e| err("target path".into(), e))?;
@@ -252,19 +300,38 @@ mod tests {
             fs::write(l.join("all"), i.to_string()).expect("write");
             lower.push(l);
         }
-        let (upper, work, target) = (dir.path().join("up"), dir.path().join("work"), dir.path().join("merged"));
+        let (upper, work, target) = (
+            dir.path().join("up"),
+            dir.path().join("work"),
+            dir.path().join("merged"),
+        );
         for d in [&upper, &work, &target] {
             fs::create_dir_all(d).expect("mkdir");
         }
-        (Cleanup { target: target.clone(), _dir: dir }, lower, upper, work)
+        (
+            Cleanup {
+                target: target.clone(),
+                _dir: dir,
+            },
+            lower,
+            upper,
+            work,
+        )
     }
 
     fn check(lower: &[PathBuf], upper: &Path, target: &Path) {
         for i in 0..lower.len() {
-            assert_eq!(fs::read_to_string(target.join(format!("file-{i}"))).expect("read"), i.to_string());
+            assert_eq!(
+                fs::read_to_string(target.join(format!("file-{i}"))).expect("read"),
+                i.to_string()
+            );
         }
         if let Some(top) = lower.len().checked_sub(1) {
-            assert_eq!(fs::read_to_string(target.join("all")).expect("read"), top.to_string(), "top layer wins");
+            assert_eq!(
+                fs::read_to_string(target.join("all")).expect("read"),
+                top.to_string(),
+                "top layer wins"
+            );
         }
         fs::write(target.join("new"), b"rw").expect("write through the overlay");
         assert_eq!(fs::read(upper.join("new")).expect("upper"), b"rw");
@@ -285,7 +352,10 @@ mod tests {
     fn mounts_120_layers_past_the_option_page_limit() {
         let (c, lower, upper, work) = setup(120);
         let refs: Vec<&Path> = lower.iter().map(PathBuf::as_path).collect();
-        assert!(classic_options(&refs, &upper, &work).is_err(), "test must exceed the classic limit");
+        assert!(
+            classic_options(&refs, &upper, &work).is_err(),
+            "test must exceed the classic limit"
+        );
         mount_rootfs(&lower, &upper, &work, &c.target).expect("mount");
         check(&lower, &upper, &c.target);
     }

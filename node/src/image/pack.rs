@@ -22,7 +22,11 @@ use super::unpack::OPAQUE_XATTR;
 
 /// Writes `dir` as a layer tar to `out` and finishes the archive.
 pub fn pack_layer(dir: &Path, out: impl Write) -> Result<(), ImageError> {
-    let mut p = Packer { root: dir.to_owned(), tar: tar::Builder::new(out), links: HashMap::new() };
+    let mut p = Packer {
+        root: dir.to_owned(),
+        tar: tar::Builder::new(out),
+        links: HashMap::new(),
+    };
     p.walk(Path::new(""))?;
     p.tar.into_inner().map_err(werr)?.flush().map_err(werr)
 }
@@ -76,7 +80,9 @@ impl<W: Write> Packer<W> {
             if name.starts_with("trusted.overlay.") {
                 continue;
             }
-            if let Some(v) = sys::lgetxattr(full, &name).map_err(ImageError::io("read xattr of", full))? {
+            if let Some(v) =
+                sys::lgetxattr(full, &name).map_err(ImageError::io("read xattr of", full))?
+            {
                 records.push((format!("SCHILY.xattr.{name}"), v));
             }
         }
@@ -102,11 +108,19 @@ impl<W: Write> Packer<W> {
         self.xattrs(full)?;
         if ft.is_dir() {
             let mut h = header(EntryType::Directory, m);
-            self.tar.append_data(&mut h, rel, io::empty()).map_err(werr)?;
-            if sys::lgetxattr(full, OPAQUE_XATTR).map_err(ImageError::io("read xattr of", full))?.as_deref() == Some(b"y") {
+            self.tar
+                .append_data(&mut h, rel, io::empty())
+                .map_err(werr)?;
+            if sys::lgetxattr(full, OPAQUE_XATTR)
+                .map_err(ImageError::io("read xattr of", full))?
+                .as_deref()
+                == Some(b"y")
+            {
                 let mut o = header(EntryType::Regular, m);
                 o.set_mode(m.mode() & 0o777);
-                self.tar.append_data(&mut o, rel.join(".wh..wh..opq"), io::empty()).map_err(werr)?;
+                self.tar
+                    .append_data(&mut o, rel.join(".wh..wh..opq"), io::empty())
+                    .map_err(werr)?;
             }
         } else if ft.is_symlink() {
             let target = fs::read_link(full).map_err(ImageError::io("readlink", full))?;
@@ -137,7 +151,9 @@ impl<W: Write> Packer<W> {
             let dev = m.rdev();
             h.set_device_major(libc::major(dev)).map_err(werr)?;
             h.set_device_minor(libc::minor(dev)).map_err(werr)?;
-            self.tar.append_data(&mut h, rel, io::empty()).map_err(werr)?;
+            self.tar
+                .append_data(&mut h, rel, io::empty())
+                .map_err(werr)?;
         }
         Ok(())
     }
@@ -171,27 +187,66 @@ mod tests {
         let mut names = Vec::new();
         for e in tar::Archive::new(&tar[..]).entries().expect("entries") {
             let mut e = e.expect("entry");
-            names.push((e.path().expect("path").display().to_string(), e.header().entry_type()));
+            names.push((
+                e.path().expect("path").display().to_string(),
+                e.header().entry_type(),
+            ));
             e.read_to_end(&mut Vec::new()).expect("read");
         }
-        assert!(names.contains(&(".wh.deleted".into(), EntryType::Regular)), "{names:?}");
-        assert!(names.contains(&("etc/opaque/.wh..wh..opq".into(), EntryType::Regular)), "{names:?}");
-        assert!(names.contains(&("bin2".into(), EntryType::Link)), "{names:?}");
+        assert!(
+            names.contains(&(".wh.deleted".into(), EntryType::Regular)),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&("etc/opaque/.wh..wh..opq".into(), EntryType::Regular)),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&("bin2".into(), EntryType::Link)),
+            "{names:?}"
+        );
 
         let mut again = Vec::new();
         pack_layer(d, &mut again).expect("pack again");
-        assert_eq!(Digest::of_bytes(&tar), Digest::of_bytes(&again), "packing is deterministic");
+        assert_eq!(
+            Digest::of_bytes(&tar),
+            Digest::of_bytes(&again),
+            "packing is deterministic"
+        );
 
         let tmp = tempfile::tempdir().expect("tempdir");
         let u = unpack_layer(&tar[..], tmp.path()).expect("unpack");
         let back = u.dir.join("diff");
-        assert_eq!(fs::read(back.join("etc/opaque/inside")).expect("read"), b"kept");
-        assert_eq!(sys::lgetxattr(&back.join("etc/opaque"), OPAQUE_XATTR).expect("xattr"), Some(b"y".to_vec()));
-        assert_eq!(fs::symlink_metadata(back.join("deleted")).expect("wh").rdev(), 0);
-        assert!(fs::symlink_metadata(back.join("deleted")).expect("wh").file_type().is_char_device());
-        let (a, b) = (fs::metadata(back.join("bin")).expect("bin"), fs::metadata(back.join("bin2")).expect("bin2"));
+        assert_eq!(
+            fs::read(back.join("etc/opaque/inside")).expect("read"),
+            b"kept"
+        );
+        assert_eq!(
+            sys::lgetxattr(&back.join("etc/opaque"), OPAQUE_XATTR).expect("xattr"),
+            Some(b"y".to_vec())
+        );
+        assert_eq!(
+            fs::symlink_metadata(back.join("deleted"))
+                .expect("wh")
+                .rdev(),
+            0
+        );
+        assert!(fs::symlink_metadata(back.join("deleted"))
+            .expect("wh")
+            .file_type()
+            .is_char_device());
+        let (a, b) = (
+            fs::metadata(back.join("bin")).expect("bin"),
+            fs::metadata(back.join("bin2")).expect("bin2"),
+        );
         assert_eq!((a.ino(), a.mode() & 0o7777), (b.ino(), 0o4711));
-        assert_eq!(sys::lgetxattr(&back.join("bin"), "user.test").expect("xattr"), Some(b"v".to_vec()));
-        assert_eq!(fs::read_link(back.join("sh")).expect("link"), Path::new("/bin"));
+        assert_eq!(
+            sys::lgetxattr(&back.join("bin"), "user.test").expect("xattr"),
+            Some(b"v".to_vec())
+        );
+        assert_eq!(
+            fs::read_link(back.join("sh")).expect("link"),
+            Path::new("/bin")
+        );
     }
 }

@@ -59,7 +59,12 @@ impl Records {
     }
 
     pub fn all(&self) -> Result<Vec<ImageRecord>, ImageError> {
-        Ok(self.meta.list::<ImageRecord>(IMAGES)?.into_iter().map(|(_, r)| r).collect())
+        Ok(self
+            .meta
+            .list::<ImageRecord>(IMAGES)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
     }
 
     /// The image a full reference points at.
@@ -68,7 +73,11 @@ impl Records {
     }
 
     pub fn batch(&self) -> RecordBatch<'_> {
-        RecordBatch { records: self, images: BTreeMap::new(), refs: BTreeMap::new() }
+        RecordBatch {
+            records: self,
+            images: BTreeMap::new(),
+            refs: BTreeMap::new(),
+        }
     }
 }
 
@@ -115,7 +124,12 @@ impl RecordBatch<'_> {
 
     /// Points `r` at image `id`, moving it off any other image. Returns the image it was
     /// taken from, if any.
-    pub fn set_ref(&mut self, r: &Reference, id: &str, now: &str) -> Result<Option<String>, ImageError> {
+    pub fn set_ref(
+        &mut self,
+        r: &Reference,
+        id: &str,
+        now: &str,
+    ) -> Result<Option<String>, ImageError> {
         let key = r.to_string();
         let old = self.target(&key)?;
         if let Some(old_id) = old.as_deref().filter(|o| *o != id) {
@@ -126,7 +140,11 @@ impl RecordBatch<'_> {
         let rec = self
             .image(id)?
             .ok_or_else(|| ImageError::Internal(format!("tagging unknown image {id}")))?;
-        let list = if r.digest().is_some() { &mut rec.repo_digests } else { &mut rec.repo_tags };
+        let list = if r.digest().is_some() {
+            &mut rec.repo_digests
+        } else {
+            &mut rec.repo_tags
+        };
         if !list.contains(&key) {
             list.push(key.clone());
             list.sort();
@@ -209,11 +227,23 @@ mod tests {
         assert_eq!(a.last_tag_time.as_deref(), Some("t1"));
 
         let mut b = records.batch();
-        assert_eq!(b.set_ref(&bb, "sha256:b", "t2").expect("tag").as_deref(), Some("sha256:a"));
+        assert_eq!(
+            b.set_ref(&bb, "sha256:b", "t2").expect("tag").as_deref(),
+            Some("sha256:a")
+        );
         b.commit().expect("commit");
-        assert_eq!(records.get("sha256:a").expect("get").expect("a").repo_tags, vec![tiny.to_string()]);
-        assert_eq!(records.get("sha256:b").expect("get").expect("b").repo_tags, vec![bb.to_string()]);
-        assert_eq!(records.target(&bb).expect("target").as_deref(), Some("sha256:b"));
+        assert_eq!(
+            records.get("sha256:a").expect("get").expect("a").repo_tags,
+            vec![tiny.to_string()]
+        );
+        assert_eq!(
+            records.get("sha256:b").expect("get").expect("b").repo_tags,
+            vec![bb.to_string()]
+        );
+        assert_eq!(
+            records.target(&bb).expect("target").as_deref(),
+            Some("sha256:b")
+        );
 
         let mut b = records.batch();
         b.remove_ref(&tiny.to_string()).expect("untag");

@@ -39,7 +39,10 @@ pub struct Reference {
 }
 
 fn bad(value: &str, reason: &'static str) -> ImageError {
-    ImageError::InvalidReference { value: value.to_owned(), reason }
+    ImageError::InvalidReference {
+        value: value.to_owned(),
+        reason,
+    }
 }
 
 impl Reference {
@@ -84,13 +87,20 @@ impl Reference {
         }
         if path.to_lowercase() != path {
             // Only a name that would be valid in lowercase gets the friendlier message.
-            let lower_ok = path.split('/').all(|c| valid_path_component(&c.to_lowercase()));
+            let lower_ok = path
+                .split('/')
+                .all(|c| valid_path_component(&c.to_lowercase()));
             return Err(bad(s, if lower_ok { UPPERCASE } else { FORMAT }));
         }
         if !path.split('/').all(valid_path_component) {
             return Err(bad(s, FORMAT));
         }
-        Ok(Reference { domain, path, tag: tag.map(str::to_owned), digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag: tag.map(str::to_owned),
+            digest,
+        })
     }
 
     /// [`parse`](Self::parse), then `:latest` if the reference has neither tag nor digest.
@@ -107,7 +117,12 @@ impl Reference {
         if !valid_tag(tag) {
             return Err(bad(tag, BAD_TAG));
         }
-        Ok(Reference { domain: self.domain.clone(), path: self.path.clone(), tag: Some(tag.to_owned()), digest: None })
+        Ok(Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: Some(tag.to_owned()),
+            digest: None,
+        })
     }
 
     /// The same repository with a digest instead of a tag.
@@ -115,7 +130,12 @@ impl Reference {
         if !valid_digest(digest) {
             return Err(bad(digest, BAD_DIGEST));
         }
-        Ok(Reference { domain: self.domain.clone(), path: self.path.clone(), tag: None, digest: Some(digest.to_owned()) })
+        Ok(Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: None,
+            digest: Some(digest.to_owned()),
+        })
     }
 
     pub fn tag(&self) -> Option<&str> {
@@ -189,7 +209,9 @@ impl fmt::Display for Reference {
 fn split_domain(name: &str) -> (String, String) {
     let (mut domain, mut path) = match name.split_once('/') {
         Some((first, rest))
-            if first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first =>
+            if first.contains(['.', ':'])
+                || first == "localhost"
+                || first.to_lowercase() != first =>
         {
             (first.to_owned(), rest.to_owned())
         }
@@ -277,16 +299,26 @@ fn valid_domain(d: &str) -> bool {
 pub fn valid_tag(t: &str) -> bool {
     let b = t.as_bytes();
     let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    !b.is_empty() && b.len() <= 128 && word(b[0]) && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
+    !b.is_empty()
+        && b.len() <= 128
+        && word(b[0])
+        && b.iter().all(|&x| word(x) || x == b'.' || x == b'-')
 }
 
 /// `algorithm:hex`; sha256 needs exactly 64 lowercase hex digits.
 fn valid_digest(d: &str) -> bool {
-    let Some((alg, hex)) = d.split_once(':') else { return false };
+    let Some((alg, hex)) = d.split_once(':') else {
+        return false;
+    };
     let alg_ok = !alg.is_empty()
         && alg.as_bytes()[0].is_ascii_alphabetic()
-        && alg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'.'));
-    let hex_ok = hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        && alg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'+' | b'.'));
+    let hex_ok = hex.len() >= 32
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
     alg_ok && hex_ok && (alg != "sha256" || is_hex64(hex))
 }
 
@@ -307,15 +339,30 @@ mod tests {
         assert_eq!(full("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(full("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(full("me/app"), "docker.io/me/app:latest");
-        assert_eq!(full("index.docker.io/library/busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(full("docker.io/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            full("index.docker.io/library/busybox"),
+            "docker.io/library/busybox:latest"
+        );
+        assert_eq!(
+            full("docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(full("127.0.0.1:5000/bb:1"), "127.0.0.1:5000/bb:1");
         assert_eq!(full("localhost/x"), "localhost/x:latest");
-        assert_eq!(full("localhost:5000/a/b/c:v-1.2_x"), "localhost:5000/a/b/c:v-1.2_x");
+        assert_eq!(
+            full("localhost:5000/a/b/c:v-1.2_x"),
+            "localhost:5000/a/b/c:v-1.2_x"
+        );
         assert_eq!(full("[::1]:5000/bb:1"), "[::1]:5000/bb:1");
         let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(full(&format!("busybox@{d}")), format!("docker.io/library/busybox@{d}"));
-        assert_eq!(full(&format!("busybox:1@{d}")), format!("docker.io/library/busybox:1@{d}"));
+        assert_eq!(
+            full(&format!("busybox@{d}")),
+            format!("docker.io/library/busybox@{d}")
+        );
+        assert_eq!(
+            full(&format!("busybox:1@{d}")),
+            format!("docker.io/library/busybox:1@{d}")
+        );
     }
 
     #[test]
@@ -333,10 +380,14 @@ mod tests {
 
     #[test]
     fn path_separators() {
-        for ok in ["a.b", "a_b", "a__b", "a-b", "a---b", "a.b-c_d", "0", "a/b/c"] {
+        for ok in [
+            "a.b", "a_b", "a__b", "a-b", "a---b", "a.b-c_d", "0", "a/b/c",
+        ] {
             assert!(Reference::parse(ok).is_ok(), "{ok}");
         }
-        for bad_ in ["a..b", "a___b", "-a", "a-", "_a", "a/", "/a", "a//b", "a:", "a b", "a@b", "a:-x", ":x"] {
+        for bad_ in [
+            "a..b", "a___b", "-a", "a-", "_a", "a/", "/a", "a//b", "a:", "a b", "a@b", "a:-x", ":x",
+        ] {
             assert!(Reference::parse(bad_).is_err(), "{bad_}");
         }
     }
@@ -345,17 +396,26 @@ mod tests {
     fn errors_name_the_value_and_use_dockers_words() {
         let e = Reference::parse("Busybox").expect_err("uppercase");
         let msg = e.to_string();
-        assert_eq!(msg, "invalid reference format: repository name must be lowercase: \"Busybox\"");
+        assert_eq!(
+            msg,
+            "invalid reference format: repository name must be lowercase: \"Busybox\""
+        );
         // A registry domain may have capitals; the path may not.
         assert!(Reference::parse("Registry.example.com/app").is_ok());
         assert!(Reference::parse("registry.example.com/App").is_err());
         let e = Reference::parse("a$b").expect_err("bad char");
-        assert!(e.to_string().starts_with("invalid reference format: "), "{e}");
+        assert!(
+            e.to_string().starts_with("invalid reference format: "),
+            "{e}"
+        );
         assert!(e.to_string().contains("a$b"));
         let e = Reference::parse(&"a".repeat(64)).expect_err("hex");
         assert!(e.to_string().contains("64-byte hexadecimal"));
         let long = format!("{}:1", "a".repeat(256));
-        assert!(Reference::parse(&long).expect_err("long").to_string().contains("255"));
+        assert!(Reference::parse(&long)
+            .expect_err("long")
+            .to_string()
+            .contains("255"));
         assert!(Reference::parse("a@sha256:abc").is_err());
         assert!(Reference::parse(&format!("a:{}", "t".repeat(129))).is_err());
     }
@@ -363,7 +423,10 @@ mod tests {
     #[test]
     fn with_tag_replaces_and_validates() {
         let r = Reference::parse("127.0.0.1:5000/bb:old").expect("valid");
-        assert_eq!(r.with_tag("1").expect("tag").familiar(), "127.0.0.1:5000/bb:1");
+        assert_eq!(
+            r.with_tag("1").expect("tag").familiar(),
+            "127.0.0.1:5000/bb:1"
+        );
         assert!(r.with_tag("-x").is_err());
         assert!(r.with_tag("a/b").is_err());
         assert!(valid_tag("_x.1-2"));

@@ -82,7 +82,11 @@ pub(crate) struct Registered {
 impl ImageService {
     /// Opens the store under the daemon's data root, clearing temporary files and any layer
     /// left unrecorded by a crash.
-    pub fn new(cfg: &DaemonConfig, meta: Arc<MetaStore>, events: Events) -> Result<Self, ImageError> {
+    pub fn new(
+        cfg: &DaemonConfig,
+        meta: Arc<MetaStore>,
+        events: Events,
+    ) -> Result<Self, ImageError> {
         let tmp = cfg.tmp_dir().join("images");
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(ImageError::io("clear", &tmp))?;
@@ -102,7 +106,15 @@ impl ImageService {
         }
         let users: UsersFn = Arc::new(|_: &str| Vec::new());
         Ok(ImageService {
-            inner: Arc::new(Inner { content, layers, records, events, tmp, lock: Mutex::new(()), users: RwLock::new(users) }),
+            inner: Arc::new(Inner {
+                content,
+                layers,
+                records,
+                events,
+                tmp,
+                lock: Mutex::new(()),
+                users: RwLock::new(users),
+            }),
         })
     }
 
@@ -112,7 +124,12 @@ impl ImageService {
     }
 
     pub(crate) fn users_of(&self, id: &str) -> Vec<String> {
-        let f = self.inner.users.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let f = self
+            .inner
+            .users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         f(id)
     }
 
@@ -133,7 +150,12 @@ impl ImageService {
     }
 
     /// Mounts a container's root file system; see [`super::overlay::mount_rootfs`].
-    pub fn mount_rootfs(lower: &[PathBuf], upper: &Path, work: &Path, target: &Path) -> Result<(), ImageError> {
+    pub fn mount_rootfs(
+        lower: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+    ) -> Result<(), ImageError> {
         super::overlay::mount_rootfs(lower, upper, work, target)
     }
 
@@ -144,11 +166,20 @@ impl ImageService {
 
     /// Every image id in the store.
     pub fn image_ids(&self) -> Result<Vec<String>, ImageError> {
-        Ok(self.inner.records.all()?.into_iter().map(|r| r.id).collect())
+        Ok(self
+            .inner
+            .records
+            .all()?
+            .into_iter()
+            .map(|r| r.id)
+            .collect())
     }
 
     pub(crate) fn layer_dirs(&self, rec: &ImageRecord) -> Result<Vec<PathBuf>, ImageError> {
-        rec.layers.iter().map(|c| Ok(self.inner.layers.diff_dir(&Digest::parse(c)?))).collect()
+        rec.layers
+            .iter()
+            .map(|c| Ok(self.inner.layers.diff_dir(&Digest::parse(c)?)))
+            .collect()
     }
 
     pub(crate) fn lookup(&self, name: &str) -> Result<ImageRecord, ImageError> {
@@ -167,8 +198,16 @@ impl ImageService {
                 }
             }
         }
-        if !bare.is_empty() && bare.len() < 64 && bare.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            let mut hits = records.all()?.into_iter().filter(|r| r.id["sha256:".len()..].starts_with(bare));
+        if !bare.is_empty()
+            && bare.len() < 64
+            && bare
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            let mut hits = records
+                .all()?
+                .into_iter()
+                .filter(|r| r.id["sha256:".len()..].starts_with(bare));
             if let (Some(one), None) = (hits.next(), hits.next()) {
                 return Ok(one);
             }
@@ -193,7 +232,11 @@ impl ImageService {
     /// Registers layers and images in one step: layers renamed into place, config blobs
     /// written, records committed in one transaction. On failure whatever this call created
     /// is removed again, so nothing of it is visible.
-    pub(crate) fn register(&self, layers: Vec<PendingLayer>, images: &[NewImage]) -> Result<Vec<Registered>, ImageError> {
+    pub(crate) fn register(
+        &self,
+        layers: Vec<PendingLayer>,
+        images: &[NewImage],
+    ) -> Result<Vec<Registered>, ImageError> {
         let _guard = self.lock();
         let mut new_layers = Vec::new();
         let mut new_blobs = Vec::new();
@@ -261,13 +304,20 @@ impl ImageService {
     }
 
     /// `POST /images/{name}/tag`.
-    pub(crate) fn tag_image(&self, name: &str, repo: &str, tag: Option<&str>) -> Result<(), ImageError> {
+    pub(crate) fn tag_image(
+        &self,
+        name: &str,
+        repo: &str,
+        tag: Option<&str>,
+    ) -> Result<(), ImageError> {
         let mut r = Reference::parse(repo)?;
         if let Some(t) = tag.filter(|t| !t.is_empty()) {
             r = r.with_tag(t)?;
         }
         if r.digest().is_some() {
-            return Err(ImageError::InvalidArgument("refusing to create a tag with a digest reference".into()));
+            return Err(ImageError::InvalidArgument(
+                "refusing to create a tag with a digest reference".into(),
+            ));
         }
         if r.tag().is_none() {
             r = r.with_tag(super::reference::DEFAULT_TAG)?;

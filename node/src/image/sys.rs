@@ -7,7 +7,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
 fn cstr(s: &str) -> io::Result<CString> {
@@ -33,7 +34,15 @@ pub fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     let n = cstr(name)?;
     // SAFETY: `p` and `n` are valid NUL-terminated strings; `value` is a live slice whose
     // pointer and length are passed together.
-    let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    let rc = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {
@@ -48,7 +57,8 @@ pub fn lgetxattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     let mut buf = vec![0u8; 256];
     loop {
         // SAFETY: `p`, `n` are valid C strings; `buf` is writable for `buf.len()` bytes.
-        let rc = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let rc =
+            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
         if rc >= 0 {
             buf.truncate(rc as usize);
             return Ok(Some(buf));
@@ -89,10 +99,20 @@ pub fn llistxattr(path: &Path) -> io::Result<Vec<String>> {
 /// Sets atime and mtime without following a final symlink.
 pub fn set_times(path: &Path, secs: i64, nsecs: i64) -> io::Result<()> {
     let p = cpath(path)?;
-    let ts = libc::timespec { tv_sec: secs as libc::time_t, tv_nsec: nsecs as _ };
+    let ts = libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: nsecs as _,
+    };
     let times = [ts, ts];
     // SAFETY: `p` is a valid C string and `times` is an array of two timespecs, as required.
-    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {
@@ -110,9 +130,14 @@ mod tests {
         let f = dir.path().join("f");
         std::fs::write(&f, b"x").expect("write");
         lsetxattr(&f, "user.berth.test", b"v").expect("setxattr");
-        assert_eq!(lgetxattr(&f, "user.berth.test").expect("get"), Some(b"v".to_vec()));
+        assert_eq!(
+            lgetxattr(&f, "user.berth.test").expect("get"),
+            Some(b"v".to_vec())
+        );
         assert_eq!(lgetxattr(&f, "user.berth.none").expect("get"), None);
-        assert!(llistxattr(&f).expect("list").contains(&"user.berth.test".to_string()));
+        assert!(llistxattr(&f)
+            .expect("list")
+            .contains(&"user.berth.test".to_string()));
         set_times(&f, 1_000_000, 5).expect("times");
         let m = std::fs::metadata(&f).expect("stat");
         use std::os::unix::fs::MetadataExt;

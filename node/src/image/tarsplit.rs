@@ -109,7 +109,13 @@ impl<R: Read> Recorder<R> {
             zero_tail: 0,
             files: 0,
         }));
-        Ok((Recorder { inner, state: state.clone() }, RecorderHandle(state)))
+        Ok((
+            Recorder {
+                inner,
+                state: state.clone(),
+            },
+            RecorderHandle(state),
+        ))
     }
 }
 
@@ -127,7 +133,10 @@ impl RecorderHandle {
     pub fn begin_file(&self, start: u64, size: u64, path: &Path) -> io::Result<u64> {
         let mut s = self.0.borrow_mut();
         if start != s.pos {
-            return Err(io::Error::other(format!("tar-split: file data at {start} but stream at {}", s.pos)));
+            return Err(io::Error::other(format!(
+                "tar-split: file data at {start} but stream at {}",
+                s.pos
+            )));
         }
         s.flush_raw()?;
         let p = path.as_os_str().as_bytes();
@@ -158,7 +167,13 @@ impl RecorderHandle {
         let state = Rc::try_unwrap(self.0)
             .map_err(|_| io::Error::other("tar-split recorder still in use"))?
             .into_inner();
-        let RecState { pos, hasher, mut out, mut raw, .. } = state;
+        let RecState {
+            pos,
+            hasher,
+            mut out,
+            mut raw,
+            ..
+        } = state;
         if !raw.is_empty() {
             out.write_all(b"R")?;
             out.write_all(&(raw.len() as u32).to_le_bytes())?;
@@ -197,9 +212,19 @@ impl Reassembler {
         let mut magic = [0u8; 4];
         src.read_exact(&mut magic)?;
         if &magic != MAGIC {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "not a berth tar-split recipe"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "not a berth tar-split recipe",
+            ));
         }
-        Ok(Reassembler { src, diff: layer.join("diff"), layer: layer.to_owned(), shadows, index: 0, cur: Cur::Next })
+        Ok(Reassembler {
+            src,
+            diff: layer.join("diff"),
+            layer: layer.to_owned(),
+            shadows,
+            index: 0,
+            cur: Cur::Next,
+        })
     }
 
     fn next_record(&mut self) -> io::Result<Cur> {
@@ -225,11 +250,15 @@ impl Reassembler {
                     None => self.diff.join(std::ffi::OsStr::from_bytes(&p)),
                 };
                 self.index += 1;
-                let f = File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+                let f = File::open(&path)
+                    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
                 Ok(Cur::File(f, u64::from_le_bytes(size), path))
             }
             b'E' => Ok(Cur::Done),
-            other => Err(io::Error::new(io::ErrorKind::InvalidData, format!("tar-split: bad record {other:#x}"))),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("tar-split: bad record {other:#x}"),
+            )),
         }
     }
 }
@@ -282,7 +311,8 @@ mod tests {
         // A fake stream: 10 raw bytes, 5 bytes of "file", 3 raw bytes.
         let stream = b"HEADER0000hello\0\0\0".to_vec();
         std::fs::write(dir.path().join("diff").join("f"), b"hello").expect("write");
-        let (mut rec, handle) = Recorder::new(&stream[..], &dir.path().join(FILE_NAME)).expect("recorder");
+        let (mut rec, handle) =
+            Recorder::new(&stream[..], &dir.path().join(FILE_NAME)).expect("recorder");
         let mut head = [0u8; 10];
         rec.read_exact(&mut head).expect("head");
         handle.begin_file(10, 5, Path::new("f")).expect("begin");
@@ -293,7 +323,10 @@ mod tests {
         assert_eq!(digest, Digest::of_bytes(&stream));
 
         let mut out = Vec::new();
-        Reassembler::open(dir.path(), BTreeMap::new()).expect("open").read_to_end(&mut out).expect("replay");
+        Reassembler::open(dir.path(), BTreeMap::new())
+            .expect("open")
+            .read_to_end(&mut out)
+            .expect("replay");
         assert_eq!(out, stream);
     }
 
@@ -302,7 +335,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut stream = vec![1u8; 512];
         stream.extend_from_slice(&[0u8; 512]);
-        let (mut rec, handle) = Recorder::new(&stream[..], &dir.path().join(FILE_NAME)).expect("recorder");
+        let (mut rec, handle) =
+            Recorder::new(&stream[..], &dir.path().join(FILE_NAME)).expect("recorder");
         let mut first = [0u8; 512];
         rec.read_exact(&mut first).expect("read");
         // Zero bytes that are file content are not an end marker.

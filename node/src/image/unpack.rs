@@ -67,9 +67,15 @@ fn detect(magic: &[u8]) -> Result<Compression, ImageError> {
         [0x1f, 0x8b, ..] => Compression::Gzip,
         [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => {
-            return Err(ImageError::BadArchive("xz-compressed layers are not supported".into()))
+            return Err(ImageError::BadArchive(
+                "xz-compressed layers are not supported".into(),
+            ))
         }
-        [b'B', b'Z', b'h', ..] => return Err(ImageError::BadArchive("bzip2-compressed layers are not supported".into())),
+        [b'B', b'Z', b'h', ..] => {
+            return Err(ImageError::BadArchive(
+                "bzip2-compressed layers are not supported".into(),
+            ))
+        }
         _ => Compression::None,
     })
 }
@@ -79,13 +85,19 @@ pub fn unpack_layer(input: impl Read, tmp_root: &Path) -> Result<Unpacked, Image
     let dir = tmp_root.join(format!("layer-{:016x}", rand::random::<u64>()));
     let guard = RemoveOnDrop(Some(dir.clone()));
     let diff = dir.join("diff");
-    DirBuilder::new().recursive(true).mode(0o755).create(&diff).map_err(ImageError::io("create", &diff))?;
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(&diff)
+        .map_err(ImageError::io("create", &diff))?;
 
     let mut blob = HashingReader::new(input);
     let mut magic = [0u8; 6];
     let mut got = 0;
     while got < magic.len() {
-        let n = blob.read(&mut magic[got..]).map_err(ImageError::archive("reading layer"))?;
+        let n = blob
+            .read(&mut magic[got..])
+            .map_err(ImageError::archive("reading layer"))?;
         if n == 0 {
             break;
         }
@@ -97,12 +109,14 @@ pub fn unpack_layer(input: impl Read, tmp_root: &Path) -> Result<Unpacked, Image
         let decoded: Box<dyn Read + '_> = match kind {
             Compression::None => Box::new(prefixed),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(prefixed)),
-            Compression::Zstd => {
-                Box::new(zstd::stream::read::Decoder::new(prefixed).map_err(ImageError::archive("zstd layer"))?)
-            }
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::new(prefixed)
+                    .map_err(ImageError::archive("zstd layer"))?,
+            ),
         };
         let recipe = dir.join(tarsplit::FILE_NAME);
-        let (recorder, handle) = Recorder::new(decoded, &recipe).map_err(ImageError::io("create", &recipe))?;
+        let (recorder, handle) =
+            Recorder::new(decoded, &recipe).map_err(ImageError::io("create", &recipe))?;
         let mut un = Unpacker {
             diff: diff.clone(),
             shadow_dir: dir.join("shadow"),
@@ -112,13 +126,18 @@ pub fn unpack_layer(input: impl Read, tmp_root: &Path) -> Result<Unpacked, Image
             dir_times: Vec::new(),
         };
         let mut archive = tar::Archive::new(recorder);
-        for entry in archive.entries().map_err(ImageError::archive("reading layer tar"))? {
+        for entry in archive
+            .entries()
+            .map_err(ImageError::archive("reading layer tar"))?
+        {
             let mut entry = entry.map_err(ImageError::archive("reading layer tar"))?;
             un.apply(&mut entry)?;
         }
         let mut recorder = archive.into_inner();
         if handle.position() > 0 && !handle.ended_with_zero_block() {
-            return Err(ImageError::BadArchive("unexpected end of layer tar (truncated?)".into()));
+            return Err(ImageError::BadArchive(
+                "unexpected end of layer tar (truncated?)".into(),
+            ));
         }
         io::copy(&mut recorder, &mut io::sink()).map_err(ImageError::archive("reading layer"))?;
         drop(recorder);
@@ -128,8 +147,18 @@ pub fn unpack_layer(input: impl Read, tmp_root: &Path) -> Result<Unpacked, Image
         let (diff_id, tar_size) = handle.finish().map_err(ImageError::io("write", &recipe))?;
         (shadows, diff_id, tar_size)
     };
-    let (blob_digest, blob_size) = blob.finish().map_err(ImageError::archive("reading layer"))?;
-    Ok(Unpacked { dir, diff_id, tar_size, blob_digest, blob_size, shadows, guard: Some(guard) })
+    let (blob_digest, blob_size) = blob
+        .finish()
+        .map_err(ImageError::archive("reading layer"))?;
+    Ok(Unpacked {
+        dir,
+        diff_id,
+        tar_size,
+        blob_digest,
+        blob_size,
+        shadows,
+        guard: Some(guard),
+    })
 }
 
 /// Cleans a tar entry name into a relative path; `None` for the root itself.
@@ -149,7 +178,11 @@ pub fn clean_entry_path(raw: &Path) -> Result<Option<PathBuf>, ImageError> {
             Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
         }
     }
-    Ok(if out.as_os_str().is_empty() { None } else { Some(out) })
+    Ok(if out.as_os_str().is_empty() {
+        None
+    } else {
+        Some(out)
+    })
 }
 
 struct Unpacker {
@@ -178,7 +211,10 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, ImageError>
     let gid = h.gid().unwrap_or(0);
     let mut mtime = (h.mtime().unwrap_or(0) as i64, 0i64);
     let mut xattrs = Vec::new();
-    if let Some(exts) = entry.pax_extensions().map_err(ImageError::archive("reading pax header"))? {
+    if let Some(exts) = entry
+        .pax_extensions()
+        .map_err(ImageError::archive("reading pax header"))?
+    {
         for ext in exts {
             let ext = ext.map_err(ImageError::archive("reading pax header"))?;
             let Ok(key) = ext.key() else { continue };
@@ -191,14 +227,24 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, ImageError>
             }
         }
     }
-    Ok(Meta { mode, uid, gid, mtime, xattrs })
+    Ok(Meta {
+        mode,
+        uid,
+        gid,
+        mtime,
+        xattrs,
+    })
 }
 
 fn parse_pax_time(v: &str) -> Option<(i64, i64)> {
     let (s, frac) = v.split_once('.').unwrap_or((v, ""));
     let secs: i64 = s.parse().ok()?;
     let digits: String = frac.chars().take(9).collect();
-    let nanos = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse().ok()? };
+    let nanos = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
     Some((secs, if secs < 0 && nanos > 0 { -nanos } else { nanos }))
 }
 
@@ -225,7 +271,10 @@ impl Unpacker {
             let full = self.full(&cand);
             match fs::symlink_metadata(&full) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    DirBuilder::new().mode(0o755).create(&full).map_err(ImageError::io("create", &full))?;
+                    DirBuilder::new()
+                        .mode(0o755)
+                        .create(&full)
+                        .map_err(ImageError::io("create", &full))?;
                     cur = cand;
                 }
                 Err(e) => return Err(ImageError::io("stat", &full)(e)),
@@ -258,10 +307,15 @@ impl Unpacker {
 
     /// Moves recorded files at or under `rel` out of the way, so the recipe still finds them.
     fn shadow_under(&mut self, rel: &Path) -> Result<(), ImageError> {
-        let hit: Vec<(PathBuf, u64)> =
-            self.recorded.iter().filter(|(p, _)| p.starts_with(rel)).map(|(p, i)| (p.clone(), *i)).collect();
+        let hit: Vec<(PathBuf, u64)> = self
+            .recorded
+            .iter()
+            .filter(|(p, _)| p.starts_with(rel))
+            .map(|(p, i)| (p.clone(), *i))
+            .collect();
         for (p, idx) in hit {
-            fs::create_dir_all(&self.shadow_dir).map_err(ImageError::io("create", &self.shadow_dir))?;
+            fs::create_dir_all(&self.shadow_dir)
+                .map_err(ImageError::io("create", &self.shadow_dir))?;
             let to = self.shadow_dir.join(idx.to_string());
             let from = self.full(&p);
             fs::rename(&from, &to).map_err(ImageError::io("rename", &from))?;
@@ -283,16 +337,27 @@ impl Unpacker {
             return Ok(true);
         }
         self.shadow_under(rel)?;
-        let res = if m.is_dir() { fs::remove_dir_all(&full) } else { fs::remove_file(&full) };
+        let res = if m.is_dir() {
+            fs::remove_dir_all(&full)
+        } else {
+            fs::remove_file(&full)
+        };
         match res {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ImageError::io("remove", &full)(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(ImageError::io("remove", &full)(e))
+            }
             _ => Ok(false),
         }
     }
 
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ImageError> {
-        let raw = entry.path().map_err(ImageError::archive("reading entry name"))?.into_owned();
-        let Some(rel) = clean_entry_path(&raw)? else { return Ok(()) };
+        let raw = entry
+            .path()
+            .map_err(ImageError::archive("reading entry name"))?
+            .into_owned();
+        let Some(rel) = clean_entry_path(&raw)? else {
+            return Ok(());
+        };
         let name = rel.file_name().unwrap_or_default().to_owned();
         let parent_rel = rel.parent().unwrap_or(Path::new(""));
         let meta = read_meta(entry)?;
@@ -300,12 +365,14 @@ impl Unpacker {
             let parent = self.resolve_dir(parent_rel)?;
             if name.as_bytes() == OPAQUE_NAME {
                 let dir = self.full(&parent);
-                sys::lsetxattr(&dir, OPAQUE_XATTR, b"y").map_err(ImageError::io("set opaque xattr on", &dir))?;
+                sys::lsetxattr(&dir, OPAQUE_XATTR, b"y")
+                    .map_err(ImageError::io("set opaque xattr on", &dir))?;
             } else if !rest.starts_with(WHITEOUT_PREFIX) && !rest.is_empty() {
                 let t = parent.join(OsStr::from_bytes(rest));
                 self.prepare(&t, false)?;
                 let full = self.full(&t);
-                sys::mknod(&full, libc::S_IFCHR, 0, 0).map_err(ImageError::io("create whiteout", &full))?;
+                sys::mknod(&full, libc::S_IFCHR, 0, 0)
+                    .map_err(ImageError::io("create whiteout", &full))?;
                 self.owner(&full, &meta)?;
             }
             return Ok(());
@@ -316,7 +383,10 @@ impl Unpacker {
         match entry.header().entry_type() {
             EntryType::Directory => {
                 if !self.prepare(&t, true)? {
-                    DirBuilder::new().mode(0o700).create(&full).map_err(ImageError::io("create", &full))?;
+                    DirBuilder::new()
+                        .mode(0o700)
+                        .create(&full)
+                        .map_err(ImageError::io("create", &full))?;
                 }
                 self.owner_mode_xattrs(&full, &meta)?;
                 self.dir_times.push((full, meta.mtime.0, meta.mtime.1));
@@ -331,9 +401,12 @@ impl Unpacker {
                 let target = entry
                     .link_name()
                     .map_err(ImageError::archive("reading link name"))?
-                    .ok_or_else(|| ImageError::BadArchive(format!("symlink {} has no target", raw.display())))?;
+                    .ok_or_else(|| {
+                        ImageError::BadArchive(format!("symlink {} has no target", raw.display()))
+                    })?;
                 self.prepare(&t, false)?;
-                std::os::unix::fs::symlink(&target, &full).map_err(ImageError::io("symlink", &full))?;
+                std::os::unix::fs::symlink(&target, &full)
+                    .map_err(ImageError::io("symlink", &full))?;
                 self.owner(&full, &meta)?;
                 self.xattrs(&full, &meta);
                 self.times(&full, &meta)?;
@@ -349,7 +422,8 @@ impl Unpacker {
                     _ => libc::S_IFIFO,
                 };
                 self.prepare(&t, false)?;
-                sys::mknod(&full, fmt | 0o600, major, minor).map_err(ImageError::io("mknod", &full))?;
+                sys::mknod(&full, fmt | 0o600, major, minor)
+                    .map_err(ImageError::io("mknod", &full))?;
                 self.owner_mode_xattrs(&full, &meta)?;
                 self.times(&full, &meta)?;
             }
@@ -359,7 +433,12 @@ impl Unpacker {
         Ok(())
     }
 
-    fn write_file<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, t: &Path, sparse: bool) -> Result<(), ImageError> {
+    fn write_file<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        t: &Path,
+        sparse: bool,
+    ) -> Result<(), ImageError> {
         let full = self.full(t);
         let mut f = OpenOptions::new()
             .write(true)
@@ -379,28 +458,45 @@ impl Unpacker {
         let mut buf = vec![0u8; 128 * 1024];
         let mut left = size;
         loop {
-            let want = if sparse { buf.len() } else { buf.len().min(left as usize) };
+            let want = if sparse {
+                buf.len()
+            } else {
+                buf.len().min(left as usize)
+            };
             if want == 0 {
                 break;
             }
-            let n = entry.read(&mut buf[..want]).map_err(ImageError::archive("reading file data"))?;
+            let n = entry
+                .read(&mut buf[..want])
+                .map_err(ImageError::archive("reading file data"))?;
             if n == 0 {
                 if sparse {
                     break;
                 }
-                return Err(ImageError::BadArchive(format!("unexpected end of archive in {}", t.display())));
+                return Err(ImageError::BadArchive(format!(
+                    "unexpected end of archive in {}",
+                    t.display()
+                )));
             }
-            f.write_all(&buf[..n]).map_err(ImageError::io("write", &full))?;
+            f.write_all(&buf[..n])
+                .map_err(ImageError::io("write", &full))?;
             left = left.saturating_sub(n as u64);
         }
         Ok(())
     }
 
-    fn hard_link<R: Read>(&mut self, entry: &tar::Entry<'_, R>, raw: &Path, t: &Path) -> Result<(), ImageError> {
+    fn hard_link<R: Read>(
+        &mut self,
+        entry: &tar::Entry<'_, R>,
+        raw: &Path,
+        t: &Path,
+    ) -> Result<(), ImageError> {
         let target_raw = entry
             .link_name()
             .map_err(ImageError::archive("reading link name"))?
-            .ok_or_else(|| ImageError::BadArchive(format!("hard link {} has no target", raw.display())))?;
+            .ok_or_else(|| {
+                ImageError::BadArchive(format!("hard link {} has no target", raw.display()))
+            })?;
         let trel = clean_entry_path(&target_raw)?.ok_or_else(|| ImageError::PathEscape {
             entry: raw.display().to_string(),
             reason: "is a hard link to the layer root",
@@ -442,7 +538,8 @@ impl Unpacker {
 
     fn owner_mode_xattrs(&self, full: &Path, m: &Meta) -> Result<(), ImageError> {
         self.owner(full, m)?;
-        fs::set_permissions(full, fs::Permissions::from_mode(m.mode)).map_err(ImageError::io("chmod", full))?;
+        fs::set_permissions(full, fs::Permissions::from_mode(m.mode))
+            .map_err(ImageError::io("chmod", full))?;
         self.xattrs(full, m);
         Ok(())
     }
@@ -454,14 +551,16 @@ impl Unpacker {
     /// Directory times last, since creating entries inside a directory changes its mtime.
     fn finish_dir_times(&mut self) -> Result<(), ImageError> {
         for (p, s, ns) in self.dir_times.drain(..).rev() {
-            if fs::symlink_metadata(&p).map(|m| m.is_dir()).unwrap_or(false) {
+            if fs::symlink_metadata(&p)
+                .map(|m| m.is_dir())
+                .unwrap_or(false)
+            {
                 sys::set_times(&p, s, ns).map_err(ImageError::io("set times on", &p))?;
             }
         }
         Ok(())
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -479,15 +578,33 @@ mod tests {
     }
 
     fn e<'a>(name: &'a str, kind: EntryType) -> E<'a> {
-        E { name, kind, data: b"", link: "", mode: 0o755 }
+        E {
+            name,
+            kind,
+            data: b"",
+            link: "",
+            mode: 0o755,
+        }
     }
 
     fn file<'a>(name: &'a str, data: &'a [u8]) -> E<'a> {
-        E { name, kind: EntryType::Regular, data, link: "", mode: 0o644 }
+        E {
+            name,
+            kind: EntryType::Regular,
+            data,
+            link: "",
+            mode: 0o644,
+        }
     }
 
     fn link<'a>(name: &'a str, kind: EntryType, target: &'a str) -> E<'a> {
-        E { name, kind, data: b"", link: target, mode: 0o777 }
+        E {
+            name,
+            kind,
+            data: b"",
+            link: target,
+            mode: 0o777,
+        }
     }
 
     fn tar_of(entries: &[E<'_>]) -> Vec<u8> {
@@ -520,7 +637,10 @@ mod tests {
 
     fn replay(u: &Unpacked) -> Vec<u8> {
         let mut out = Vec::new();
-        tarsplit::Reassembler::open(&u.dir, u.shadows.clone()).expect("open").read_to_end(&mut out).expect("read");
+        tarsplit::Reassembler::open(&u.dir, u.shadows.clone())
+            .expect("open")
+            .read_to_end(&mut out)
+            .expect("read");
         out
     }
 
@@ -528,7 +648,10 @@ mod tests {
     fn files_links_devices_owners_and_times() {
         let tar = tar_of(&[
             e("etc/", EntryType::Directory),
-            E { mode: 0o4755, ..file("bin/prog", b"#!binary") },
+            E {
+                mode: 0o4755,
+                ..file("bin/prog", b"#!binary")
+            },
             link("bin/sh", EntryType::Symlink, "/bin/prog"),
             link("bin/prog2", EntryType::Link, "bin/prog"),
             e("dev/null", EntryType::Char),
@@ -544,11 +667,27 @@ mod tests {
         assert_eq!(prog.mode() & 0o7777, 0o4755, "setuid survives chown");
         assert_eq!((prog.uid(), prog.gid()), (1000, 1001));
         assert_eq!(prog.mtime(), 1_600_000_000);
-        assert_eq!(fs::read_link(diff.join("bin/sh")).expect("symlink"), Path::new("/bin/prog"));
-        assert_eq!(fs::metadata(diff.join("bin/prog2")).expect("link").ino(), prog.ino());
-        assert!(fs::symlink_metadata(diff.join("dev/null")).expect("dev").file_type().is_char_device());
-        assert!(fs::symlink_metadata(diff.join("run/fifo")).expect("fifo").file_type().is_fifo());
-        assert_eq!(fs::metadata(diff.join("etc")).expect("etc").mtime(), 1_600_000_000, "dir times set last");
+        assert_eq!(
+            fs::read_link(diff.join("bin/sh")).expect("symlink"),
+            Path::new("/bin/prog")
+        );
+        assert_eq!(
+            fs::metadata(diff.join("bin/prog2")).expect("link").ino(),
+            prog.ino()
+        );
+        assert!(fs::symlink_metadata(diff.join("dev/null"))
+            .expect("dev")
+            .file_type()
+            .is_char_device());
+        assert!(fs::symlink_metadata(diff.join("run/fifo"))
+            .expect("fifo")
+            .file_type()
+            .is_fifo());
+        assert_eq!(
+            fs::metadata(diff.join("etc")).expect("etc").mtime(),
+            1_600_000_000,
+            "dir times set last"
+        );
         assert_eq!(replay(&u), tar, "tar-split replays the exact bytes");
     }
 
@@ -565,7 +704,10 @@ mod tests {
         let (_d, res) = unpack(&tar);
         let u = res.expect("unpack");
         let diff = u.dir.join("diff");
-        assert_eq!(sys::lgetxattr(&diff.join("a"), OPAQUE_XATTR).expect("xattr"), Some(b"y".to_vec()));
+        assert_eq!(
+            sys::lgetxattr(&diff.join("a"), OPAQUE_XATTR).expect("xattr"),
+            Some(b"y".to_vec())
+        );
         for w in ["gone", "b/sub"] {
             let m = fs::symlink_metadata(diff.join(w)).expect("whiteout");
             assert!(m.file_type().is_char_device(), "{w}");
@@ -589,10 +731,19 @@ mod tests {
         ]);
         let (_d, res) = unpack(&tar);
         let u = res.expect("unpack stays inside");
-        assert!(!outside.path().join("pwned").exists(), "wrote through an absolute symlink");
+        assert!(
+            !outside.path().join("pwned").exists(),
+            "wrote through an absolute symlink"
+        );
         let diff = u.dir.join("diff");
-        assert_eq!(fs::read(diff.join(abs.trim_start_matches('/')).join("pwned")).expect("inside"), b"x");
-        assert_eq!(fs::read(diff.join("also")).expect("clamped to the root"), b"y");
+        assert_eq!(
+            fs::read(diff.join(abs.trim_start_matches('/')).join("pwned")).expect("inside"),
+            b"x"
+        );
+        assert_eq!(
+            fs::read(diff.join("also")).expect("clamped to the root"),
+            b"y"
+        );
 
         for bad in [
             tar_of(&[file("../escape", b"x")]),
@@ -602,7 +753,11 @@ mod tests {
         ] {
             let (d, res) = unpack(&bad);
             assert!(res.is_err());
-            assert_eq!(fs::read_dir(d.path()).expect("tmp").count(), 0, "temporary layer left behind");
+            assert_eq!(
+                fs::read_dir(d.path()).expect("tmp").count(),
+                0,
+                "temporary layer left behind"
+            );
         }
     }
 
@@ -619,8 +774,15 @@ mod tests {
         let u = res.expect("unpack");
         let diff = u.dir.join("diff");
         assert_eq!(fs::read(diff.join("f")).expect("f"), b"second!");
-        assert_eq!(fs::read(diff.join("hard")).expect("hard"), b"first", "the link keeps the old inode");
-        assert_eq!(fs::read(diff.join("d")).expect("d"), b"dir replaced by file");
+        assert_eq!(
+            fs::read(diff.join("hard")).expect("hard"),
+            b"first",
+            "the link keeps the old inode"
+        );
+        assert_eq!(
+            fs::read(diff.join("d")).expect("d"),
+            b"dir replaced by file"
+        );
         assert_eq!(u.shadows.len(), 2);
         assert_eq!(replay(&u), tar);
     }
@@ -638,18 +800,36 @@ mod tests {
             assert_eq!(u.diff_id, Digest::of_bytes(&tar), "{what}");
             assert_eq!(u.blob_digest, Digest::of_bytes(blob), "{what}");
         }
-        for bad in [&tar[..tar.len() - 1024], &tar[..700], &gz[..gz.len() - 10], &b"not a tar"[..]] {
+        for bad in [
+            &tar[..tar.len() - 1024],
+            &tar[..700],
+            &gz[..gz.len() - 10],
+            &b"not a tar"[..],
+        ] {
             let (d, res) = unpack(bad);
-            assert!(matches!(res, Err(ImageError::BadArchive(_))), "{:?}", res.err());
+            assert!(
+                matches!(res, Err(ImageError::BadArchive(_))),
+                "{:?}",
+                res.err()
+            );
             assert_eq!(fs::read_dir(d.path()).expect("tmp").count(), 0);
         }
     }
 
     #[test]
     fn entry_names_are_cleaned() {
-        assert_eq!(clean_entry_path(Path::new("./a/./b/")).expect("ok"), Some(PathBuf::from("a/b")));
-        assert_eq!(clean_entry_path(Path::new("/abs/x")).expect("ok"), Some(PathBuf::from("abs/x")));
-        assert_eq!(clean_entry_path(Path::new("a/../b")).expect("ok"), Some(PathBuf::from("b")));
+        assert_eq!(
+            clean_entry_path(Path::new("./a/./b/")).expect("ok"),
+            Some(PathBuf::from("a/b"))
+        );
+        assert_eq!(
+            clean_entry_path(Path::new("/abs/x")).expect("ok"),
+            Some(PathBuf::from("abs/x"))
+        );
+        assert_eq!(
+            clean_entry_path(Path::new("a/../b")).expect("ok"),
+            Some(PathBuf::from("b"))
+        );
         assert_eq!(clean_entry_path(Path::new("./")).expect("ok"), None);
         assert!(clean_entry_path(Path::new("../x")).is_err());
     }

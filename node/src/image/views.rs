@@ -16,7 +16,10 @@ use berth_api::backend::Filters;
 use berth_api::models::ContainerConfig;
 
 fn familiar(full: &[String]) -> Vec<String> {
-    full.iter().filter_map(|r| Reference::parse(r).ok()).map(|r| r.familiar()).collect()
+    full.iter()
+        .filter_map(|r| Reference::parse(r).ok())
+        .map(|r| r.familiar())
+        .collect()
 }
 
 fn list_or_null(v: Vec<String>) -> Value {
@@ -39,7 +42,11 @@ impl ImageService {
                     }
                 }
                 "label" | "label!" | "reference" | "before" | "since" => {}
-                other => return Err(ImageError::InvalidArgument(format!("Invalid filter '{other}'"))),
+                other => {
+                    return Err(ImageError::InvalidArgument(format!(
+                        "Invalid filter '{other}'"
+                    )))
+                }
             }
         }
         let before = self.time_of_filter(filters, "before")?;
@@ -49,7 +56,9 @@ impl ImageService {
         for rec in self.inner.records.all()? {
             let config = self.config_of(&rec)?;
             let created = config.created_time();
-            if before.is_some_and(|b| created.is_none_or(|c| c >= b)) || since.is_some_and(|s| created.is_none_or(|c| c <= s)) {
+            if before.is_some_and(|b| created.is_none_or(|c| c >= b))
+                || since.is_some_and(|s| created.is_none_or(|c| c <= s))
+            {
                 continue;
             }
             let labels = config.labels();
@@ -58,10 +67,23 @@ impl ImageService {
             }
             let matches = |full: &String| {
                 patterns.is_empty()
-                    || Reference::parse(full).is_ok_and(|r| patterns.iter().any(|p| reference_match(p, &r)))
+                    || Reference::parse(full)
+                        .is_ok_and(|r| patterns.iter().any(|p| reference_match(p, &r)))
             };
-            let tags = familiar(&rec.repo_tags.iter().filter(|r| matches(r)).cloned().collect::<Vec<_>>());
-            let digests = familiar(&rec.repo_digests.iter().filter(|r| matches(r)).cloned().collect::<Vec<_>>());
+            let tags = familiar(
+                &rec.repo_tags
+                    .iter()
+                    .filter(|r| matches(r))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            let digests = familiar(
+                &rec.repo_digests
+                    .iter()
+                    .filter(|r| matches(r))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
             if tags.is_empty() && digests.is_empty() {
                 if dangling == Some(false) || !patterns.is_empty() {
                     continue;
@@ -85,16 +107,25 @@ impl ImageService {
                 }),
             ));
         }
-        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1["Id"].as_str().cmp(&b.1["Id"].as_str())));
+        rows.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1["Id"].as_str().cmp(&b.1["Id"].as_str()))
+        });
         Ok(rows.into_iter().map(|(_, v)| v).collect())
     }
 
-    fn time_of_filter(&self, filters: &Filters, key: &str) -> Result<Option<DateTime<Utc>>, ImageError> {
+    fn time_of_filter(
+        &self,
+        filters: &Filters,
+        key: &str,
+    ) -> Result<Option<DateTime<Utc>>, ImageError> {
         match filters.get(key).and_then(|v| v.first()) {
             None => Ok(None),
             Some(name) => {
                 let rec = self.lookup(name)?;
-                Ok(Some(self.config_of(&rec)?.created_time().unwrap_or_default()))
+                Ok(Some(
+                    self.config_of(&rec)?.created_time().unwrap_or_default(),
+                ))
             }
         }
     }
@@ -146,7 +177,11 @@ impl ImageService {
         if let Some((top, lower)) = dirs.split_last() {
             let s = |p: std::path::PathBuf| json!(p.display().to_string());
             if !lower.is_empty() {
-                let l: Vec<String> = lower.iter().rev().map(|d| d.join("diff").display().to_string()).collect();
+                let l: Vec<String> = lower
+                    .iter()
+                    .rev()
+                    .map(|d| d.join("diff").display().to_string())
+                    .collect();
                 m.insert("LowerDir".into(), json!(l.join(":")));
             }
             m.insert("MergedDir".into(), s(top.join("merged")));
@@ -166,7 +201,11 @@ impl ImageService {
             let mut size = 0;
             if !h.empty_layer {
                 if let Some(chain) = rec.layers.get(layer) {
-                    size = self.inner.layers.get(&Digest::parse(chain)?)?.map_or(0, |m| m.size);
+                    size = self
+                        .inner
+                        .layers
+                        .get(&Digest::parse(chain)?)?
+                        .map_or(0, |m| m.size);
                 }
                 layer += 1;
             }
@@ -193,7 +232,9 @@ pub(crate) fn parse_bool_filter(key: &str, v: &str) -> Result<bool, ImageError> 
     match v {
         "1" | "true" | "True" => Ok(true),
         "0" | "false" | "False" => Ok(false),
-        _ => Err(ImageError::InvalidArgument(format!("Invalid filter '{key}={v}'"))),
+        _ => Err(ImageError::InvalidArgument(format!(
+            "Invalid filter '{key}={v}'"
+        ))),
     }
 }
 
@@ -206,12 +247,18 @@ pub(crate) fn parse_until(v: &str) -> Result<i64, ImageError> {
         return Ok(t.timestamp());
     }
     let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
-    let n: i64 = num.parse().map_err(|_| ImageError::InvalidArgument(format!("invalid until value {v:?}")))?;
+    let n: i64 = num
+        .parse()
+        .map_err(|_| ImageError::InvalidArgument(format!("invalid until value {v:?}")))?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
-        _ => return Err(ImageError::InvalidArgument(format!("invalid until value {v:?}"))),
+        _ => {
+            return Err(ImageError::InvalidArgument(format!(
+                "invalid until value {v:?}"
+            )))
+        }
     };
     Ok(Utc::now().timestamp() - secs)
 }
@@ -222,24 +269,33 @@ pub(crate) fn labels_match(filters: &Filters, labels: &Map<String, Value>) -> bo
         Some((k, v)) => labels.get(k).and_then(Value::as_str) == Some(v),
         None => labels.contains_key(spec.as_str()),
     };
-    filters.get("label").is_none_or(|specs| specs.iter().all(test))
-        && filters.get("label!").is_none_or(|specs| !specs.iter().any(test))
+    filters
+        .get("label")
+        .is_none_or(|specs| specs.iter().all(test))
+        && filters
+            .get("label!")
+            .is_none_or(|specs| !specs.iter().any(test))
 }
 
 /// Docker's `FamiliarMatch`: the pattern against `busybox`, then against `busybox:latest`.
 pub(crate) fn reference_match(pattern: &str, r: &Reference) -> bool {
-    glob(pattern.as_bytes(), r.familiar_name().as_bytes()) || glob(pattern.as_bytes(), r.familiar().as_bytes())
+    glob(pattern.as_bytes(), r.familiar_name().as_bytes())
+        || glob(pattern.as_bytes(), r.familiar().as_bytes())
 }
 
 /// Go's `path.Match`: `*` and `?` never match `/`; `[a-z]`, `[^x]` classes; `\` escapes.
 pub(crate) fn glob(p: &[u8], s: &[u8]) -> bool {
     match p.first() {
         None => s.is_empty(),
-        Some(b'*') => (0..=s.len()).take_while(|&i| i == 0 || s[i - 1] != b'/').any(|i| glob(&p[1..], &s[i..])),
+        Some(b'*') => (0..=s.len())
+            .take_while(|&i| i == 0 || s[i - 1] != b'/')
+            .any(|i| glob(&p[1..], &s[i..])),
         Some(b'?') => s.first().is_some_and(|c| *c != b'/') && glob(&p[1..], &s[1..]),
         Some(b'[') => {
             let Some(c) = s.first() else { return false };
-            let Some(end) = p.iter().skip(1).position(|b| *b == b']').map(|i| i + 1) else { return false };
+            let Some(end) = p.iter().skip(1).position(|b| *b == b']').map(|i| i + 1) else {
+                return false;
+            };
             let (neg, class) = match p[1..end].strip_prefix(b"^") {
                 Some(rest) => (true, rest),
                 None => (false, &p[1..end]),
@@ -285,15 +341,20 @@ mod tests {
 
     #[test]
     fn label_and_bool_filters() {
-        let labels: Map<String, Value> = serde_json::from_str(r#"{"a":"1","b":"2"}"#).expect("json");
-        let f = |k: &str, v: &[&str]| -> Filters { [(k.to_string(), v.iter().map(|s| s.to_string()).collect())].into() };
+        let labels: Map<String, Value> =
+            serde_json::from_str(r#"{"a":"1","b":"2"}"#).expect("json");
+        let f = |k: &str, v: &[&str]| -> Filters {
+            [(k.to_string(), v.iter().map(|s| s.to_string()).collect())].into()
+        };
         assert!(labels_match(&f("label", &["a", "b=2"]), &labels));
         assert!(!labels_match(&f("label", &["a=2"]), &labels));
         assert!(!labels_match(&f("label!", &["a"]), &labels));
         assert!(labels_match(&f("label!", &["c"]), &labels));
         assert!(parse_bool_filter("dangling", "1").expect("ok"));
         assert_eq!(
-            parse_bool_filter("dangling", "maybe").expect_err("bad").to_string(),
+            parse_bool_filter("dangling", "maybe")
+                .expect_err("bad")
+                .to_string(),
             "Invalid filter 'dangling=maybe'"
         );
         assert_eq!(parse_until("1700000000").expect("secs"), 1_700_000_000);

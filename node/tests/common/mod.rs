@@ -14,15 +14,25 @@ pub const DOCKER: &str = "/usr/local/bin/docker";
 pub fn bin_dir() -> PathBuf {
     // target/release/deps/<test> → target/release
     let exe = std::env::current_exe().expect("test exe");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf()
 }
 
 pub fn require_root() {
-    assert!(nix::unistd::Uid::effective().is_root(), "end-to-end tests need root (namespaces, mounts, cgroups)");
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "end-to-end tests need root (namespaces, mounts, cgroups)"
+    );
 }
 
 fn unique(prefix: &str) -> String {
-    format!("{prefix}{:x}{:04x}", std::process::id(), rand::random::<u16>())
+    format!(
+        "{prefix}{:x}{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }
 
 pub struct Daemon {
@@ -63,15 +73,24 @@ impl Daemon {
 
     /// Starts berthd (again) on the same roots.
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.root.join("berthd.log")).expect("log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("berthd.log"))
+            .expect("log");
         let mut cmd = Command::new("nsenter");
         cmd.arg(format!("--net=/var/run/netns/{}", self.netns))
             .arg(bin_dir().join("berthd"))
-            .arg("--data-root").arg(self.root.join("data"))
-            .arg("--exec-root").arg(self.root.join("run"))
-            .arg("-H").arg(format!("unix://{}", self.sock.display()))
-            .arg("--cgroup-parent").arg(&self.cgroup_parent)
-            .arg("--pidfile").arg(self.root.join("berthd.pid"))
+            .arg("--data-root")
+            .arg(self.root.join("data"))
+            .arg("--exec-root")
+            .arg(self.root.join("run"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.sock.display()))
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--pidfile")
+            .arg(self.root.join("berthd.pid"))
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -105,7 +124,12 @@ impl Daemon {
     }
 
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new(DOCKER).env("DOCKER_HOST", self.host()).env("DOCKER_CONFIG", self.root.join("dockercfg")).args(args).output().expect("run docker")
+        Command::new(DOCKER)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.join("dockercfg"))
+            .args(args)
+            .output()
+            .expect("run docker")
     }
 
     pub fn docker_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
@@ -119,24 +143,42 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run docker");
-        c.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write stdin");
         c.wait_with_output().expect("docker output")
     }
 
     pub fn berth(&self, args: &[&str]) -> Output {
-        Command::new(bin_dir().join("berth")).env("BERTH_HOST", self.host()).args(args).output().expect("run berth")
+        Command::new(bin_dir().join("berth"))
+            .env("BERTH_HOST", self.host())
+            .args(args)
+            .output()
+            .expect("run berth")
     }
 
     /// `docker args…`, asserting success; returns trimmed stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.docker(args);
-        assert!(o.status.success(), "docker {args:?} failed: {}\n{}", String::from_utf8_lossy(&o.stderr), self.log_tail());
+        assert!(
+            o.status.success(),
+            "docker {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.log_tail()
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_owned()
     }
 
     pub fn berth_ok(&self, args: &[&str]) -> String {
         let o = self.berth(args);
-        assert!(o.status.success(), "berth {args:?} failed: {}\n{}", String::from_utf8_lossy(&o.stderr), self.log_tail());
+        assert!(
+            o.status.success(),
+            "berth {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.log_tail()
+        );
         String::from_utf8_lossy(&o.stdout).trim().to_owned()
     }
 
@@ -148,8 +190,14 @@ impl Daemon {
 
     /// Imports a busybox image (from the host's busybox-static) as `busybox:latest`.
     pub fn busybox(&self) {
-        let tar = busybox_tar();
-        self.ok(&["import", "-c", "CMD [\"/bin/sh\"]", tar.to_str().expect("path"), "busybox:latest"]);
+        let tar = busybox_tar(&self.root);
+        self.ok(&[
+            "import",
+            "-c",
+            "CMD [\"/bin/sh\"]",
+            tar.to_str().expect("path"),
+            "busybox:latest",
+        ]);
     }
 
     fn cleanup(&mut self) {
@@ -159,21 +207,37 @@ impl Daemon {
                 .args(["ps", "-aq"])
                 .output()
                 .map(|o| {
-                    let ids: Vec<String> = String::from_utf8_lossy(&o.stdout).split_whitespace().map(str::to_owned).collect();
+                    let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect();
                     if !ids.is_empty() {
-                        let _ = Command::new(DOCKER).env("DOCKER_HOST", self.host()).arg("rm").arg("-f").args(&ids).output();
+                        let _ = Command::new(DOCKER)
+                            .env("DOCKER_HOST", self.host())
+                            .arg("rm")
+                            .arg("-f")
+                            .args(&ids)
+                            .output();
                     }
                 });
         }
         self.kill9();
         // Anything left in our cgroups (containers of a killed daemon) and our shims.
-        for pid in pids_in_cgroups(&self.cgroup_parent).into_iter().chain(pids_with_arg(&self.root)) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        for pid in pids_in_cgroups(&self.cgroup_parent)
+            .into_iter()
+            .chain(pids_with_arg(&self.root))
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
         unmount_under(&self.root);
         remove_cgroups(&self.cgroup_parent);
-        let _ = Command::new("ip").args(["netns", "delete", &self.netns]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.netns])
+            .output();
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
@@ -186,40 +250,63 @@ impl Drop for Daemon {
 
 fn run_ok(cmd: &mut Command) {
     let o = cmd.output().expect("run");
-    assert!(o.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
-/// A busybox rootfs tar made once per test binary.
-pub fn busybox_tar() -> PathBuf {
-    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(unique("bbroot"));
+/// A busybox rootfs tar, made under `dir`, from the host's busybox-static.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    {
         let rootfs = dir.join("rootfs");
         for d in ["bin", "etc", "tmp", "root", "home/web"] {
             std::fs::create_dir_all(rootfs.join(d)).expect("mkdir");
         }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).expect("busybox-static must be installed (/bin/busybox)");
-        let list = Command::new("/bin/busybox").arg("--list").output().expect("busybox --list");
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))
+            .expect("busybox-static must be installed (/bin/busybox)");
+        let list = Command::new("/bin/busybox")
+            .arg("--list")
+            .output()
+            .expect("busybox --list");
         for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
             if applet != "busybox" {
                 let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
             }
         }
         std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1000::/home/web:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n").expect("passwd");
-        std::fs::write(rootfs.join("etc/group"), "root:x:0:\nweb:x:1000:\nnogroup:x:65534:\n").expect("group");
+        std::fs::write(
+            rootfs.join("etc/group"),
+            "root:x:0:\nweb:x:1000:\nnogroup:x:65534:\n",
+        )
+        .expect("group");
         let tar = dir.join("busybox.tar");
-        run_ok(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg("."));
+        run_ok(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+        );
+        let _ = std::fs::remove_dir_all(&rootfs);
         tar
-    })
-    .clone()
+    }
 }
 
 fn pids_in_cgroups(parent: &str) -> Vec<i32> {
     let mut out = Vec::new();
-    let roots = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/memory", "/sys/fs/cgroup"];
+    let roots = [
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup",
+    ];
     for r in roots {
         let base = Path::new(r).join(parent);
-        let Ok(rd) = std::fs::read_dir(&base) else { continue };
+        let Ok(rd) = std::fs::read_dir(&base) else {
+            continue;
+        };
         for e in rd.flatten() {
             if let Ok(s) = std::fs::read_to_string(e.path().join("cgroup.procs")) {
                 out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
@@ -234,7 +321,9 @@ fn pids_with_arg(root: &Path) -> Vec<i32> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir("/proc") {
         for e in rd.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
             if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
                 if String::from_utf8_lossy(&cmd).contains(&needle) {
                     out.push(pid);
@@ -248,7 +337,12 @@ fn pids_with_arg(root: &Path) -> Vec<i32> {
 fn unmount_under(root: &Path) {
     let prefix = root.display().to_string();
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut targets: Vec<String> = info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|t| t.starts_with(&prefix)).map(str::to_owned).collect();
+    let mut targets: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|t| t.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect();
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
     for t in targets {
         let _ = nix::mount::umount2(t.as_str(), nix::mount::MntFlags::MNT_DETACH);
@@ -256,7 +350,9 @@ fn unmount_under(root: &Path) {
 }
 
 fn remove_cgroups(parent: &str) {
-    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else { return };
+    let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
     let mut bases: Vec<PathBuf> = rd.flatten().map(|e| e.path().join(parent)).collect();
     bases.push(Path::new("/sys/fs/cgroup").join(parent));
     for base in bases {
