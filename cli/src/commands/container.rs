@@ -217,7 +217,14 @@ pub async fn rename(client: &Client, args: RenameArgs) -> Result<()> {
     let path = Query::new()
         .add("name", new)
         .to_path(&format!("/containers/{}/rename", seg(&args.container)));
-    client.post(&path, None).await?;
+    if let Err(e) = client.post(&path, None).await {
+        eprintln!("{e:#}");
+        return Err(StatusError::new(
+            1,
+            format!("Error: failed to rename container named {}", args.container),
+        )
+        .into());
+    }
     Ok(())
 }
 

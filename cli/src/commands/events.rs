@@ -84,11 +84,10 @@ pub async fn events(client: &Client, args: EventsArgs) -> Result<()> {
     };
     let mut dec = crate::stream::JsonStream::new();
     loop {
-        let chunk = tokio::select! {
-            c = resp.chunk() => c?,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+        // Ctrl-C ends the process the default way, as it does docker's.
+        let Some(chunk) = resp.chunk().await? else {
+            return Ok(());
         };
-        let Some(chunk) = chunk else { return Ok(()) };
         dec.push(&chunk);
         while let Some(raw) = dec.next_raw()? {
             let line = match &tmpl {

@@ -43,15 +43,6 @@ impl Kind {
             Kind::Volume => format!("/volumes/{}", seg(name)),
         }
     }
-
-    fn missing(self, name: &str) -> String {
-        match self {
-            Kind::Container => format!("No such container: {name}"),
-            Kind::Image => format!("No such image: {name}"),
-            Kind::Network => format!("No such network: {name}"),
-            Kind::Volume => format!("No such volume: {name}"),
-        }
-    }
 }
 
 /// Image references go into paths as they are (`/images/127.0.0.1:5000/bb/json`), as docker
@@ -96,10 +87,16 @@ pub struct TypedInspectArgs {
     pub names: Vec<String>,
 }
 
-async fn fetch(client: &Client, kind: Kind, name: &str, size: bool) -> Result<Option<Vec<u8>>> {
+/// The raw object, or the daemon's "not found" error text.
+async fn fetch(
+    client: &Client,
+    kind: Kind,
+    name: &str,
+    size: bool,
+) -> Result<Result<Vec<u8>, String>> {
     match client.get(&kind.path(name, size)).await {
-        Ok(resp) => Ok(Some(resp.bytes().await?.to_vec())),
-        Err(e) if is_not_found(&e) => Ok(None),
+        Ok(resp) => Ok(Ok(resp.bytes().await?.to_vec())),
+        Err(e) if is_not_found(&e) => Ok(Err(e.to_string())),
         Err(e) => Err(e),
     }
 }
@@ -136,17 +133,22 @@ async fn run(
             None => order.to_vec(),
         };
         let mut hit = None;
+        let mut last_error = String::new();
         for k in kinds {
-            if let Some(raw) = fetch(client, k, name, size).await? {
-                hit = Some(raw);
-                break;
+            match fetch(client, k, name, size).await? {
+                Ok(raw) => {
+                    hit = Some(raw);
+                    break;
+                }
+                Err(message) => last_error = message,
             }
         }
         match hit {
             Some(raw) => found.push(raw),
+            // With --type the daemon's own message is shown, as docker does.
             None => errors.push(match kind {
-                Some(k) => k.missing(name),
-                None => format!("No such object: {name}"),
+                Some(_) => last_error,
+                None => format!("Error: No such object: {name}"),
             }),
         }
     }
@@ -172,7 +174,7 @@ async fn run(
         }
     }
     if !errors.is_empty() {
-        return Err(StatusError::new(1, format!("Error: {}", errors.join("\n"))).into());
+        return Err(StatusError::new(1, errors.join("\n")).into());
     }
     Ok(())
 }

@@ -138,7 +138,7 @@ pub async fn create_container(
 fn is_missing_image(e: &anyhow::Error) -> bool {
     daemon_error(e).is_some_and(|d| {
         let m = d.message.to_ascii_lowercase();
-        m.contains("no such image") || m.contains("not found") || m.contains("unable to find")
+        m.contains("no such image") || (m.contains("image") && m.contains("not found"))
     })
 }
 

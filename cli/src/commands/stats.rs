@@ -244,10 +244,8 @@ pub async fn stats(client: &Client, args: StatsArgs) -> Result<()> {
     }
     let is_tty = tty::stdout_is_tty();
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(1000)) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
+        // Runs until Ctrl-C ends the process, as docker's does.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
         let rows: Vec<Value> = match latest.lock() {
             Ok(map) => names.iter().filter_map(|n| map.get(n).cloned()).collect(),
             Err(_) => Vec::new(),

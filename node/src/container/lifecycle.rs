@@ -106,9 +106,11 @@ fn validate_restart(h: &berth_api::models::HostConfig) -> Result<(), ContainerEr
                 "invalid restart policy: maximum retry count cannot be negative".into(),
             ))
         }
-        other => return Err(ContainerError::Invalid(format!(
+        other => {
+            return Err(ContainerError::Invalid(format!(
             "invalid restart policy {other:?}: expected no, always, unless-stopped or on-failure"
-        ))),
+        )))
+        }
     }
     if h.auto_remove && !matches!(p.name.as_str(), "" | "no") {
         return Err(ContainerError::Invalid(
@@ -168,8 +170,14 @@ impl Containers {
             .images
             .resolve(&config.image)
             .map_err(|e| match e.kind {
+                // Not an image we have: a malformed reference is the user's mistake (400).
                 berth_api::ErrorKind::NotFound => {
-                    ContainerError::NotFound(format!("No such image: {}", config.image))
+                    match crate::image::reference::Reference::parse(&config.image) {
+                        Err(bad) => ContainerError::Invalid(berth_api::ApiError::from(bad).message),
+                        Ok(_) => {
+                            ContainerError::NotFound(format!("No such image: {}", config.image))
+                        }
+                    }
                 }
                 berth_api::ErrorKind::InvalidArgument => ContainerError::Invalid(e.message),
                 _ => ContainerError::Runtime(e.message),
@@ -619,6 +627,9 @@ impl Containers {
         signal: Option<String>,
     ) -> Result<(), ContainerError> {
         let c = self.get(key)?;
+        // Set even when not running: a stop between two runs of a restart policy ends it.
+        c.update(|r| r.manually_stopped = true);
+        self.persist(&c)?;
         if !c.is_running() {
             return Err(ContainerError::NotModified);
         }

@@ -1,0 +1,188 @@
+"""`bench/run`: starts every available engine (Berth always; Docker and Podman when
+installed) side by side, each in its own network namespace with temporary roots, runs the
+metrics alternating between engines, prints the table and writes the JSON, and removes
+everything it made — also on Ctrl-C, SIGTERM or an error half-way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import secrets
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from . import report, sysutil
+from .engines import ALL_ENGINES, Engine, EngineError, make_busybox_tar
+from .metrics import Bench, Config
+
+BENCH_DIR = Path(__file__).resolve().parents[1]
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(BaseException):
+    """Raised from the signal handler so that `finally:` cleanup runs."""
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bench/run",
+        description="Benchmark Berth against Docker (and Podman) on this machine, in one run.")
+    p.add_argument("--n", type=int, default=None,
+                   help="iterations of the sequential metrics (default 20; smoke 3)")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="rounds of the throughput metrics (default 3; smoke 1)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny N, finishes in well under a minute: proves the harness works")
+    p.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "latest.json",
+                   help="where to write the JSON results (default bench/results/latest.json)")
+    p.add_argument("--engines", default="berth,docker,podman",
+                   help="comma-separated engines to try (default: all that are installed)")
+    p.add_argument("--settle", type=float, default=None,
+                   help="seconds to let daemons settle before idle RSS (default 5; smoke 1)")
+    return p.parse_args(argv)
+
+
+def make_config(a: argparse.Namespace) -> Config:
+    if a.smoke:
+        cfg = Config(n=3, rounds=1, conc_per_client=1, api_requests=320, api_containers=3,
+                     api_time_bound_s=10.0, settle_s=1.0)
+    else:
+        cfg = Config()
+    if a.n is not None:
+        cfg.n = max(1, a.n)
+    if a.rounds is not None:
+        cfg.rounds = max(1, a.rounds)
+    if a.settle is not None:
+        cfg.settle_s = max(0.0, a.settle)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(sys.argv[1:] if argv is None else argv)
+    if os.geteuid() != 0:
+        print("bench/run needs root (network namespaces, mounts, cgroups)", file=sys.stderr)
+        return 2
+    cfg = make_config(a)
+    wanted = [w.strip() for w in a.engines.split(",") if w.strip()]
+    if "berth" not in wanted:
+        wanted.insert(0, "berth")
+
+    run_id = "bb" + secrets.token_hex(3)
+    base = Path(tempfile.gettempdir()) / f"berthbench-{run_id}"
+    started_at = _dt.datetime.now(_dt.timezone.utc).astimezone()
+    t_start = time.monotonic()
+    machine_info = report.machine()
+
+    def on_signal(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in SIGNALS}
+    engines: list[Engine] = []
+    skipped: dict[str, str] = {}
+    bench: Bench | None = None
+    leftovers: list[str] = []
+    status = 0
+    try:
+        base.mkdir(mode=0o700)
+        for cls in ALL_ENGINES:
+            if cls.name not in wanted:
+                continue
+            ok, why = cls.available()
+            if not ok:
+                skipped[cls.name] = why
+                log(f"{cls.label}: skipped ({why})")
+                if cls.name == "berth":
+                    raise EngineError(f"Berth is not available: {why}")
+                continue
+            engines.append(cls(run_id, base))
+        log(f"run {run_id}: engines {', '.join(e.name for e in engines)}; temp dir {base}; "
+            f"n={cfg.n} rounds={cfg.rounds}")
+        tar = make_busybox_tar(base)
+        for e in list(engines):
+            try:
+                e.start()
+                e.import_image(tar)
+                log(f"{e.label} {e.version.get('version')} up (netns {e.netns})")
+            except EngineError as err:
+                if e.name == "berth":
+                    raise
+                skipped[e.name] = f"failed to start: {err}"
+                log(f"{e.label}: skipped: {err}")
+                engines.remove(e)
+                leftovers += e.cleanup()
+
+        bench = Bench(engines, cfg, log)
+        steps = [("idle RSS", bench.idle_rss),
+                 ("run --rm (default network)", lambda: bench.run_rm(None)),
+                 ("run --rm --network none", lambda: bench.run_rm("none")),
+                 ("run -d / ps / RSS per container / rm -f", bench.run_d_ps_rss_rm),
+                 ("concurrent run -d", bench.concurrent_starts),
+                 ("API latency under load", bench.api_latency),
+                 ("not implemented yet", bench.not_implemented)]
+        for title, fn in steps:
+            log(f"measuring: {title}")
+            fn()
+        if any(p["engine"] == "berth" for p in bench.problems):
+            status = 1
+    except Interrupted as sig:
+        log(f"interrupted ({sig}); cleaning up")
+        status = 130
+    except EngineError as err:
+        log(f"error: {err}")
+        status = 1
+    finally:
+        # Cleanup must not be cut short by a second Ctrl-C.
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            for e in reversed(engines):
+                try:
+                    leftovers += e.cleanup()
+                except Exception as err:  # noqa: BLE001 - keep cleaning the others
+                    leftovers.append(f"{e.name}: cleanup raised {err!r}")
+            stuck = sysutil.umount_under(str(base))
+            if stuck:
+                leftovers.append(f"mounts left under {base}: {stuck}")
+            else:
+                sysutil.safe_rmtree(base)
+                if base.exists():
+                    leftovers.append(f"{base} could not be removed")
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+    for item in leftovers:
+        log(f"cleanup: {item}")
+
+    if bench is None or status == 130:
+        return status or 1
+    duration = time.monotonic() - t_start
+    doc = report.to_json(bench, started_at, duration, asdict(cfg) | {"smoke": a.smoke},
+                         skipped, leftovers, machine_info)
+    report.write_json(a.json, doc)
+    m = machine_info
+    print(f"Berth benchmark {started_at:%Y-%m-%d %H:%M %Z} — {m['os']}, kernel {m['kernel']}, "
+          f"{m['cpus']} CPUs ({m['cpu_model']}), {m['mem_gib']} GiB; "
+          + "; ".join(f"{e.label} {e.version.get('version')}" for e in bench.engines)
+          + f"; n={cfg.n}, rounds={cfg.rounds}{' (smoke)' if a.smoke else ''}")
+    print()
+    print(report.table(bench))
+    print()
+    print(report.footnotes(bench))
+    for name, why in skipped.items():
+        print(f"{name}: not measured ({why})")
+    if bench.problems:
+        print("\nProblems seen:")
+        for p in bench.problems:
+            print(f"- {p['engine']} [{p['metric']}] `{p['command']}`: {p['error']}")
+    print(f"\nJSON: {a.json}  ({duration:.0f} s)")
+    return status

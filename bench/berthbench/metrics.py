@@ -1,0 +1,312 @@
+"""The measurements. Every timed step goes through the stock docker CLI (or raw HTTP for the
+API latency test) against each engine's own socket, and engines alternate: iteration i runs
+Berth then Docker, iteration i+1 Docker then Berth, so slow drift of the machine (other load,
+page cache, thermal) hits both alike.
+
+Each function fills one or more `Metric`s in `Bench.metrics`; an engine that fails a step is
+recorded with the exact command and error (in `Bench.problems`) and skipped for the rest of
+that metric, so one broken feature does not sink the whole run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .engines import Engine, EngineError
+from .loadgen import run_load
+
+
+@dataclass
+class Config:
+    n: int = 20                 # iterations of the sequential latency metrics
+    rounds: int = 3             # rounds of the throughput metrics (concurrency, API load)
+    conc_clients: int = 8       # concurrent `docker run -d` clients
+    conc_per_client: int = 5    # containers each client starts per round
+    api_clients: int = 32
+    api_requests: int = 3200    # per round per engine
+    api_time_bound_s: float = 30.0
+    api_containers: int = 10
+    settle_s: float = 5.0
+    warmup: int = 1
+
+
+@dataclass
+class Metric:
+    id: str
+    title: str
+    unit: str
+    better: str = "lower"                       # "lower" or "higher"
+    target: dict | None = None                  # {"kind", "value", "text"}
+    samples: dict = field(default_factory=dict)  # engine name -> [float]
+    errors: dict = field(default_factory=dict)   # engine name -> str
+    na: str | None = None                        # "not implemented yet: issue N"
+    note: str = ""
+
+    def add(self, engine: str, value: float) -> None:
+        self.samples.setdefault(engine, []).append(value)
+
+    def summary(self, engine: str) -> dict | None:
+        xs = self.samples.get(engine) or []
+        if not xs:
+            return None
+        return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def percentile(xs: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100)."""
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+class Bench:
+    def __init__(self, engines: list[Engine], cfg: Config, log):
+        self.engines = engines
+        self.cfg = cfg
+        self.log = log
+        self.metrics: dict[str, Metric] = {}
+        self.problems: list[dict] = []
+
+    # -- helpers -------------------------------------------------------------------------
+    def metric(self, id: str, title: str, unit: str, **kw) -> Metric:
+        m = Metric(id=id, title=title, unit=unit, **kw)
+        self.metrics[id] = m
+        return m
+
+    def order(self, i: int) -> list[Engine]:
+        """Alternating order: even iterations in the given order, odd ones reversed."""
+        return list(self.engines) if i % 2 == 0 else list(reversed(self.engines))
+
+    def fail(self, m: Metric | None, e: Engine, err: Exception, cmd: str) -> None:
+        msg = str(err)
+        if m is not None and e.name not in m.errors:
+            m.errors[e.name] = msg
+        self.problems.append({"engine": e.name, "metric": m.id if m else None,
+                              "command": cmd, "error": msg,
+                              "daemon_log_tail": e.log_tail(8)})
+        self.log(f"  ! {e.name}: {msg}")
+
+    @staticmethod
+    def timed(e: Engine, *args: str) -> tuple[float, str]:
+        t0 = time.perf_counter()
+        cp = e.cli(*args)
+        return (time.perf_counter() - t0) * 1000.0, cp.stdout.decode().strip()
+
+    # -- 5. idle RSS -----------------------------------------------------------------------
+    def idle_rss(self) -> None:
+        """Daemon RSS (VmRSS) after startup, the busybox image imported, no containers and a
+        settle period. Berth: berthd. Docker: dockerd + its managed containerd."""
+        m = self.metric("idle_rss", "daemon idle RSS (image loaded, 0 containers)", "MB",
+                        target={"kind": "abs_max", "value": 20.0, "text": "≤ 20 MB"})
+        m.note = "Docker = dockerd + containerd"
+        time.sleep(self.cfg.settle_s)
+        for _ in range(5):
+            for e in self.engines:
+                kib = e.daemon_rss_kib()
+                if kib:
+                    m.add(e.name, kib / 1024.0)
+            time.sleep(0.2)
+
+    # -- 1. run --rm -------------------------------------------------------------------------
+    def run_rm(self, network: str | None) -> None:
+        """Wall time of `docker run --rm busybox true` through the stock CLI: create, attach,
+        start, wait, remove. With network None it is each engine's default network."""
+        if network is None:
+            m = self.metric("run_rm_default", "run --rm busybox true (default network*)", "ms",
+                            target={"kind": "ratio_max", "value": 0.10,
+                                    "text": "≤ 0.10× Docker"})
+            args = ["run", "--rm", "busybox", "true"]
+        else:
+            m = self.metric(f"run_rm_{network}", f"run --rm --network {network} busybox true",
+                            "ms", target={"kind": "ratio_max", "value": 0.10,
+                                          "text": "≤ 0.10× Docker"})
+            args = ["run", "--rm", "--network", network, "busybox", "true"]
+        dead: set[str] = set()
+        for i in range(self.cfg.warmup + self.cfg.n):
+            for e in self.order(i):
+                if e.name in dead:
+                    continue
+                try:
+                    ms, _ = self.timed(e, *args)
+                except EngineError as err:
+                    self.fail(m, e, err, "docker " + " ".join(args))
+                    dead.add(e.name)
+                    continue
+                if i >= self.cfg.warmup:
+                    m.add(e.name, ms)
+
+    # -- 2, 4, 6. run -d, ps, per-container RSS, rm -f ------------------------------------------
+    def run_d_ps_rss_rm(self) -> None:
+        """N sequential `run -d busybox sleep 1000` per engine (each timed), then `ps -a`
+        with those N containers present, then the RSS of the per-container helpers with the
+        N containers running, then `rm -f` of each container (each timed)."""
+        n = self.cfg.n
+        m_run = self.metric("run_d", "run -d busybox sleep 1000, per container", "ms")
+        m_ps = self.metric("ps", f"ps -a with {n} containers", "ms")
+        m_shim = self.metric("shim_rss", f"overhead RSS per running container (K={n})", "MB",
+                             target={"kind": "abs_max", "value": 1.5, "text": "≤ 1.5 MB"})
+        m_shim.note = "Berth: berth-shim; Docker: containerd-shim-runc-v2"
+        m_grow = self.metric("daemon_rss_growth", f"daemon RSS growth per container (K={n})",
+                             "MB")
+        m_rm = self.metric("rm_f", "rm -f per running container", "ms")
+
+        base_rss = {e.name: e.daemon_rss_kib() for e in self.engines}
+        ids: dict[str, list[str]] = {e.name: [] for e in self.engines}
+        dead: set[str] = set()
+        args = ["run", "-d", "busybox", "sleep", "1000"]
+        for i in range(n):
+            for e in self.order(i):
+                if e.name in dead:
+                    continue
+                try:
+                    ms, cid = self.timed(e, *args)
+                except EngineError as err:
+                    self.fail(m_run, e, err, "docker " + " ".join(args))
+                    dead.add(e.name)
+                    continue
+                m_run.add(e.name, ms)
+                ids[e.name].append(cid)
+
+        for i in range(self.cfg.warmup + n):
+            for e in self.order(i):
+                if e.name in dead or e.name in m_ps.errors:
+                    continue
+                try:
+                    ms, out = self.timed(e, "ps", "-a")
+                except EngineError as err:
+                    self.fail(m_ps, e, err, "docker ps -a")
+                    continue
+                rows = len(out.splitlines()) - 1
+                if rows != len(ids[e.name]):
+                    self.fail(m_ps, e, EngineError(
+                        f"ps -a listed {rows} containers, expected {len(ids[e.name])}"),
+                        "docker ps -a")
+                if i >= self.cfg.warmup:
+                    m_ps.add(e.name, ms)
+
+        time.sleep(min(2.0, self.cfg.settle_s))
+        for _ in range(3):
+            for e in self.engines:
+                k = len(ids[e.name])
+                if not k or e.name in dead:
+                    continue
+                kib, count = e.shim_rss_kib()
+                if count != k and e.name not in m_shim.errors:
+                    self.fail(m_shim, e, EngineError(
+                        f"found {count} shim processes for {k} running containers"),
+                        "(process scan)")
+                m_shim.add(e.name, kib / 1024.0 / k)
+                m_grow.add(e.name, (e.daemon_rss_kib() - base_rss[e.name]) / 1024.0 / k)
+            time.sleep(0.3)
+
+        for i in range(n):
+            for e in self.order(i):
+                if i >= len(ids[e.name]):
+                    continue
+                try:
+                    ms, _ = self.timed(e, "rm", "-f", ids[e.name][i])
+                except EngineError as err:
+                    self.fail(m_rm, e, err, f"docker rm -f {ids[e.name][i]}")
+                    continue
+                m_rm.add(e.name, ms)
+
+    # -- 3. concurrent run -d --------------------------------------------------------------------
+    def concurrent_starts(self) -> None:
+        """Containers started per second: `conc_clients` client threads, each looping
+        `docker run -d busybox sleep 1000` `conc_per_client` times; rate = started / wall
+        time of the round. One round per engine, engines alternating, `rounds` rounds."""
+        c, per = self.cfg.conc_clients, self.cfg.conc_per_client
+        m = self.metric("conc_starts", f"containers started/s, {c} concurrent clients",
+                        "1/s", better="higher")
+        argv = ["run", "-d", "busybox", "sleep", "1000"]
+        for r in range(self.cfg.rounds):
+            for e in self.order(r):
+                if e.name in m.errors:
+                    continue
+                started: list[str] = []
+                failures: list[str] = []
+                lock = threading.Lock()
+
+                def client(e=e, started=started, failures=failures, lock=lock):
+                    for _ in range(per):
+                        try:
+                            cp = e.cli(*argv)
+                            with lock:
+                                started.append(cp.stdout.decode().strip())
+                        except EngineError as err:
+                            with lock:
+                                failures.append(str(err))
+
+                threads = [threading.Thread(target=client, daemon=True) for _ in range(c)]
+                t0 = time.perf_counter()
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.2)
+                wall = time.perf_counter() - t0
+                if failures:
+                    self.fail(m, e, EngineError(f"{len(failures)}/{c * per} failed; first: "
+                                                f"{failures[0]}"),
+                              "docker " + " ".join(argv) + f"  (x{c} concurrent)")
+                else:
+                    m.add(e.name, len(started) / wall)
+                e.remove_containers(started)
+
+    # -- 7. API latency under load --------------------------------------------------------------
+    def api_latency(self) -> None:
+        """p50/p99 latency of GET /containers/json with `api_containers` running, from
+        `api_clients` keep-alive connections (fixed request count and time bound) per round;
+        the figures are the medians over the rounds of each round's p50/p99."""
+        cfg = self.cfg
+        m50 = self.metric("api_p50", f"GET /containers/json p50, {cfg.api_clients} clients",
+                          "ms")
+        m99 = self.metric("api_p99", f"GET /containers/json p99, {cfg.api_clients} clients",
+                          "ms")
+        mrps = self.metric("api_rps", "GET /containers/json throughput", "req/s",
+                           better="higher")
+        ids: dict[str, list[str]] = {}
+        for e in self.engines:
+            ids[e.name] = []
+            try:
+                for _ in range(cfg.api_containers):
+                    ids[e.name].append(e.cli("run", "-d", "busybox", "sleep", "1000")
+                                       .stdout.decode().strip())
+            except EngineError as err:
+                self.fail(m50, e, err, "docker run -d busybox sleep 1000")
+        for r in range(cfg.rounds):
+            for e in self.order(r):
+                if e.name in m50.errors:
+                    continue
+                res = run_load(str(e.sock), "/containers/json", cfg.api_clients,
+                               cfg.api_requests, cfg.api_time_bound_s)
+                if res.errors or not res.latencies_ms:
+                    self.fail(m50, e, EngineError(
+                        f"{res.errors} failed requests of {cfg.api_requests}; "
+                        f"e.g. {res.error_samples[:2]}"), "GET /containers/json (loadgen)")
+                    continue
+                if res.timed_out:
+                    m50.note = (f"round hit the {cfg.api_time_bound_s:.0f} s bound before "
+                                f"{cfg.api_requests} requests")
+                m50.add(e.name, percentile(res.latencies_ms, 50))
+                m99.add(e.name, percentile(res.latencies_ms, 99))
+                mrps.add(e.name, res.rps)
+        for e in self.engines:
+            e.remove_containers(ids[e.name])
+
+    # -- not implemented yet in Berth -----------------------------------------------------------
+    def not_implemented(self) -> None:
+        """Rows for figures that need Berth features still to come; never faked."""
+        self.metric("publish_http", "run -p → first HTTP 200", "ms", na="issue 4",
+                    target={"kind": "ratio_max", "value": 0.2, "text": "≤ 0.2× Docker"})
+        self.metric("pull", "registry pull (busybox-sized image)", "ms", na="issue 3",
+                    target={"kind": "speedup_min", "value": 1.5, "text": "≥ 1.5× faster"})
+        self.metric("build_cold", "Dockerfile build, cold", "ms", na="issue 5",
+                    target={"kind": "ratio_max", "value": 1 / 3, "text": "≤ 1/3× Docker"})
+        self.metric("build_cached", "Dockerfile build, cached", "ms", na="issue 5",
+                    target={"kind": "ratio_max", "value": 0.2, "text": "≤ 1/5× Docker"})
+        self.metric("cluster", "cluster: service create → all replicas running", "s",
+                    na="cluster mode")
