@@ -38,9 +38,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="bench/run",
         description="Benchmark Berth against Docker (and Podman) on this machine, in one run.")
     p.add_argument("--n", type=int, default=None,
-                   help="iterations of the sequential metrics (default 20; smoke 3)")
+                   help="iterations of the sequential metrics (default 30; smoke 3)")
     p.add_argument("--rounds", type=int, default=None,
-                   help="rounds of the throughput metrics (default 3; smoke 1)")
+                   help="rounds of the throughput metrics (default 5; smoke 1)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny N, finishes in well under a minute: proves the harness works")
     p.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "latest.json",
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if bench is None or status == 130:
         return status or 1
     duration = time.monotonic() - t_start
+    machine_info["loadavg_at_end"] = os.getloadavg()
     doc = report.to_json(bench, started_at, duration, asdict(cfg) | {"smoke": a.smoke},
                          skipped, leftovers, machine_info)
     report.write_json(a.json, doc)
@@ -173,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Berth benchmark {started_at:%Y-%m-%d %H:%M %Z} — {m['os']}, kernel {m['kernel']}, "
           f"{m['cpus']} CPUs ({m['cpu_model']}), {m['mem_gib']} GiB; "
           + "; ".join(f"{e.label} {e.version.get('version')}" for e in bench.engines)
-          + f"; n={cfg.n}, rounds={cfg.rounds}{' (smoke)' if a.smoke else ''}")
+          + f"; n={cfg.n}, rounds={cfg.rounds}{' (smoke)' if a.smoke else ''}; "
+          f"load average {m['loadavg_at_start'][0]:.1f} at start, "
+          f"{m['loadavg_at_end'][0]:.1f} at end")
     print()
     print(report.table(bench))
     print()

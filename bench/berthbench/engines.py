@@ -196,6 +196,19 @@ class Engine:
         pids = self.shim_pids()
         return sum(sysutil.rss_kib(p) for p in pids), len(pids)
 
+    def shim_pss_private_kib(self) -> tuple[int, int]:
+        """Sum of Pss and of private pages over the per-container helper processes."""
+        pss = priv = 0
+        for p in self.shim_pids():
+            m = sysutil.smaps_rollup_kib(p)
+            pss += m["pss"]
+            priv += m["private"]
+        return pss, priv
+
+    def extra_pids(self) -> set[int]:
+        """Processes of ours that are neither in our cgroup nor carry our root in argv."""
+        return set()
+
     def _our_pids(self, comm_prefix: str) -> list[int]:
         return [p for p in sysutil.pids_with_arg_prefix(self.marker)
                 if sysutil.proc_comm(p).startswith(comm_prefix)]
@@ -225,8 +238,9 @@ class Engine:
         #    root in their argv). Thaw first: frozen tasks cannot die.
         for _ in range(3):
             sysutil.thaw_cgroup(self.cgroup_parent)
+            # (extra_pids is taken fresh each time, right before the kill: no stale pids)
             left = sysutil.pids_in_cgroup(self.cgroup_parent) | set(
-                sysutil.pids_with_arg_prefix(self.marker))
+                sysutil.pids_with_arg_prefix(self.marker)) | self.extra_pids()
             left.discard(os.getpid())
             if not left:
                 break
@@ -306,7 +320,9 @@ class Docker(Engine):
 
 class Podman(Engine):
     """Podman's Docker-compatible API service (`podman system service`); conmon is its
-    per-container helper. Used only when podman is installed."""
+    per-container helper, runc its runtime (crun refuses cgroup v1 hybrid hosts). Its
+    containers.conf, storage, network configs and tmp dir all live under the run's temp dir.
+    Used only when podman is installed."""
 
     name = "podman"
     label = "Podman"
@@ -319,13 +335,24 @@ class Podman(Engine):
 
     def daemon_argv(self) -> list[str]:
         conf = self.root / "containers.conf"
-        conf.write_text('[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-                        f'tmp_dir = "{self.root / "tmp"}"\n')
+        for d in ("tmp", "networks"):
+            (self.root / d).mkdir(parents=True, exist_ok=True)
+        runc = shutil.which("runc") or "/usr/sbin/runc"
+        conf.write_text(
+            "[engine]\n"
+            'cgroup_manager = "cgroupfs"\n'
+            'events_logger = "file"\n'
+            f'events_logfile_path = "{self.root / "tmp" / "events.log"}"\n'
+            'runtime = "runc"\n'
+            f'[engine.runtimes]\nrunc = ["{runc}"]\n'
+            "[network]\n"
+            f'network_config_dir = "{self.root / "networks"}"\n')
         return ["env", f"CONTAINERS_CONF={conf}",
                 "podman", "--root", str(self.root / "data"),
                 "--runroot", str(self.root / "exec"),
-                "--cgroup-manager", "cgroupfs", "--events-backend", "file",
                 "--tmpdir", str(self.root / "tmp"),
+                "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+                "--runtime", runc,
                 "system", "service", "--time", "0", f"unix://{self.sock}"]
 
     def daemon_pids(self) -> list[int]:
@@ -333,6 +360,12 @@ class Podman(Engine):
 
     def shim_pids(self) -> list[int]:
         return self._our_pids("conmon")
+
+    def extra_pids(self) -> set[int]:
+        """Containers' processes: podman puts them under /libpod_parent, not a cgroup of
+        ours, so find them as descendants of our conmons."""
+        conmons = set(self.shim_pids())
+        return sysutil.descendants(conmons) if conmons else set()
 
 
 ALL_ENGINES = [Berth, Docker, Podman]

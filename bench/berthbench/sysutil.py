@@ -46,6 +46,24 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def smaps_rollup_kib(pid: int) -> dict[str, int]:
+    """Rss, Pss and Private (clean + dirty) of one process in KiB, from smaps_rollup.
+    Pss splits shared pages (the binary's text, shared libraries) among their users."""
+    out = {"rss": 0, "pss": 0, "private": 0}
+    for line in read_text(f"/proc/{pid}/smaps_rollup").splitlines():
+        key, _, rest = line.partition(":")
+        parts = rest.split()
+        if not parts or not parts[0].isdigit():
+            continue
+        if key == "Rss":
+            out["rss"] = int(parts[0])
+        elif key == "Pss":
+            out["pss"] = int(parts[0])
+        elif key in ("Private_Clean", "Private_Dirty"):
+            out["private"] += int(parts[0])
+    return out
+
+
 def pids_with_arg_prefix(prefix: str) -> list[int]:
     """Processes with any argv element containing `prefix` (our unique temp root + '/')."""
     me = os.getpid()
@@ -88,6 +106,26 @@ def pids_in_cgroup(name: str) -> set[int]:
                 if line.strip().isdigit():
                     pids.add(int(line))
     return pids
+
+
+def descendants(roots: set[int]) -> set[int]:
+    """All descendants of the processes `roots` (not including them)."""
+    children: dict[int, list[int]] = {}
+    for pid in all_pids():
+        st = read_text(f"/proc/{pid}/stat")
+        if ")" not in st:
+            continue
+        fields = st.rsplit(")", 1)[1].split()
+        if len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(pid)
+    out: set[int] = set()
+    todo = list(roots)
+    while todo:
+        for c in children.get(todo.pop(), []):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return out
 
 
 def kill_pids(pids, sig=signal.SIGKILL) -> None:
@@ -238,13 +276,13 @@ def wait_gone(pids, timeout: float) -> list[int]:
     deadline = time.monotonic() + timeout
     alive = list(pids)
     while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if _alive(p)]
+        alive = [p for p in alive if alive(p)]
         if alive:
             time.sleep(0.05)
     return alive
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     st = read_text(f"/proc/{pid}/stat")
     if not st:
         return False

@@ -197,8 +197,13 @@ impl Containers {
         for d in [paths.upper(), paths.work(), merged.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
         }
-        ImageService::mount_rootfs(&image.layer_dirs, &paths.upper(), &paths.work(), &merged)
-            .map_err(|e| ContainerError::Runtime(format!("mount rootfs: {e}")))?;
+        ImageService::mount_rootfs(
+            &paths.lowers(&image.layer_dirs)?,
+            &paths.upper(),
+            &paths.work(),
+            &merged,
+        )
+        .map_err(|e| ContainerError::Runtime(format!("mount rootfs: {e}")))?;
         Ok((merged.clone(), RootfsGuard(Some(merged))))
     }
 
@@ -327,13 +332,15 @@ impl Containers {
 
     pub async fn changes(&self, key: &str) -> Result<Value, ContainerError> {
         let c = self.get(key)?;
-        let upper = self.paths(&c.id).upper();
-        let lowers = self
+        let paths = self.paths(&c.id);
+        let upper = paths.upper();
+        let image_layers = self
             .inner
             .images
             .resolve(&c.record().image_id)
             .map(|i| i.layer_dirs)
             .unwrap_or_default();
+        let lowers = paths.lowers(&image_layers)?;
         let mut out = Vec::new();
         walk_changes(&upper, &upper, &lowers, &mut out);
         out.sort_by(|a: &Value, b: &Value| a["Path"].as_str().cmp(&b["Path"].as_str()));

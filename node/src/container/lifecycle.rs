@@ -42,6 +42,43 @@ impl Paths {
     pub fn runtime_root(&self) -> PathBuf {
         self.run.join("runtime")
     }
+    /// The init layer: the mount points and files the runtime needs (/dev, /proc, /sys,
+    /// /etc/hosts, ...), a read-only layer between the image and the container's own layer,
+    /// so they never show up in `diff`, `commit` or `export` as changes.
+    pub fn init_layer(&self) -> Result<PathBuf, ContainerError> {
+        let init = self.dir.join("init");
+        if init.join(".dockerenv").exists() {
+            return Ok(init);
+        }
+        for d in [
+            "dev/pts",
+            "dev/shm",
+            "dev/mqueue",
+            "proc",
+            "sys/fs/cgroup",
+            "etc",
+        ] {
+            let p = init.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| ContainerError::io("create", &p, e))?;
+        }
+        for f in [
+            "etc/hostname",
+            "etc/hosts",
+            "etc/resolv.conf",
+            "dev/console",
+            ".dockerenv",
+        ] {
+            let p = init.join(f);
+            std::fs::write(&p, b"").map_err(|e| ContainerError::io("create", &p, e))?;
+        }
+        Ok(init)
+    }
+    /// The overlay lower layers of a container: the image's, then the init layer.
+    pub fn lowers(&self, image_layers: &[PathBuf]) -> Result<Vec<PathBuf>, ContainerError> {
+        let mut l = image_layers.to_vec();
+        l.push(self.init_layer()?);
+        Ok(l)
+    }
 }
 
 /// Parses a signal given by name (`KILL`, `SIGKILL`, `kill`) or number.
@@ -395,8 +432,13 @@ impl Containers {
         for d in [paths.upper(), paths.work(), merged.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
         }
-        ImageService::mount_rootfs(&image.layer_dirs, &paths.upper(), &paths.work(), &merged)
-            .map_err(|e| ContainerError::Runtime(format!("mount rootfs: {e}")))?;
+        ImageService::mount_rootfs(
+            &paths.lowers(&image.layer_dirs)?,
+            &paths.upper(),
+            &paths.work(),
+            &merged,
+        )
+        .map_err(|e| ContainerError::Runtime(format!("mount rootfs: {e}")))?;
         if !rec.config.working_dir.is_empty() {
             let wd = merged.join(rec.config.working_dir.trim_start_matches('/'));
             let _ = std::fs::create_dir_all(wd);

@@ -1,0 +1,385 @@
+//! The router driven with `oneshot` against a fake backend: versions, headers, statuses,
+//! body parsing and the streaming shapes the docker CLI depends on.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use berth_api::backend::*;
+use berth_api::models::{ContainerCreateBody, ExecConfig, UpdateBody};
+use berth_api::{ApiError, ApiResult};
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+/// Records what it was asked; answers what the tests need.
+#[derive(Default)]
+struct FakeBackend {
+    created: Mutex<Vec<(Option<String>, ContainerCreateBody)>>,
+    wait_release: Mutex<Option<tokio::sync::oneshot::Receiver<i64>>>,
+}
+
+fn nope<T>() -> ApiResult<T> {
+    Err(ApiError::not_found("No such container: x"))
+}
+
+#[async_trait]
+impl ContainerBackend for FakeBackend {
+    async fn create(&self, name: Option<String>, body: ContainerCreateBody) -> ApiResult<Value> {
+        self.created.lock().expect("lock").push((name, body));
+        Ok(json!({"Id": "abc", "Warnings": []}))
+    }
+    async fn list(&self, opts: ListOptions) -> ApiResult<Vec<Value>> {
+        Ok(vec![json!({"all": opts.all, "filters": opts.filters})])
+    }
+    async fn inspect(&self, _: &str, _: bool) -> ApiResult<Value> {
+        nope()
+    }
+    async fn start(&self, id: &str) -> ApiResult<()> {
+        if id == "running" {
+            Err(ApiError::not_modified())
+        } else {
+            Ok(())
+        }
+    }
+    async fn stop(&self, _: &str, _: Option<i64>, _: Option<String>) -> ApiResult<()> {
+        Ok(())
+    }
+    async fn restart(&self, _: &str, _: Option<i64>, _: Option<String>) -> ApiResult<()> {
+        Ok(())
+    }
+    async fn kill(&self, _: &str, _: Option<String>) -> ApiResult<()> {
+        Err(ApiError::conflict("Container x is not running"))
+    }
+    async fn pause(&self, _: &str) -> ApiResult<()> {
+        Ok(())
+    }
+    async fn unpause(&self, _: &str) -> ApiResult<()> {
+        Ok(())
+    }
+    async fn wait(&self, _: &str, _: WaitCondition) -> ApiResult<BoxFuture<'static, WaitResult>> {
+        let rx = self
+            .wait_release
+            .lock()
+            .expect("lock")
+            .take()
+            .expect("one wait per test");
+        Ok(Box::pin(async move {
+            WaitResult {
+                status_code: rx.await.unwrap_or(-1),
+                error: None,
+            }
+        }))
+    }
+    async fn remove(&self, _: &str, _: bool, _: bool) -> ApiResult<()> {
+        Ok(())
+    }
+    async fn logs(&self, _: &str, _: LogOptions) -> ApiResult<ByteStream> {
+        nope()
+    }
+    async fn attach(&self, _: &str, _: AttachOptions) -> ApiResult<AttachHandle> {
+        nope()
+    }
+    async fn resize(&self, _: &str, _: u16, _: u16) -> ApiResult<()> {
+        Ok(())
+    }
+    async fn rename(&self, _: &str, _: &str) -> ApiResult<()> {
+        Ok(())
+    }
+    async fn update(&self, _: &str, _: UpdateBody) -> ApiResult<Value> {
+        Ok(json!({"Warnings": []}))
+    }
+    async fn top(&self, _: &str, _: Option<String>) -> ApiResult<Value> {
+        nope()
+    }
+    async fn stats(&self, _: &str, _: bool, _: bool) -> ApiResult<BoxStream<'static, Value>> {
+        nope()
+    }
+    async fn changes(&self, _: &str) -> ApiResult<Value> {
+        nope()
+    }
+    async fn export(&self, _: &str) -> ApiResult<ByteStream> {
+        nope()
+    }
+    async fn archive_stat(&self, _: &str, _: &str) -> ApiResult<PathStat> {
+        nope()
+    }
+    async fn archive_get(&self, _: &str, _: &str) -> ApiResult<(PathStat, ByteStream)> {
+        nope()
+    }
+    async fn archive_put(
+        &self,
+        _: &str,
+        _: &str,
+        _: bool,
+        _: bool,
+        _: BodyStream,
+    ) -> ApiResult<()> {
+        nope()
+    }
+    async fn prune(&self, _: Filters) -> ApiResult<Value> {
+        Ok(json!({"ContainersDeleted": null, "SpaceReclaimed": 0}))
+    }
+    async fn exec_create(&self, _: &str, _: ExecConfig) -> ApiResult<String> {
+        Ok("e1".into())
+    }
+    async fn exec_start(&self, _: &str, _: bool) -> ApiResult<AttachHandle> {
+        nope()
+    }
+    async fn exec_inspect(&self, _: &str) -> ApiResult<Value> {
+        nope()
+    }
+    async fn exec_resize(&self, _: &str, _: u16, _: u16) -> ApiResult<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ImageBackend for FakeBackend {
+    async fn import(
+        &self,
+        _: ImportOptions,
+        _: BodyStream,
+    ) -> ApiResult<BoxStream<'static, Value>> {
+        nope()
+    }
+    async fn load(&self, _: bool, _: BodyStream) -> ApiResult<BoxStream<'static, Value>> {
+        nope()
+    }
+    async fn pull(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: Option<Value>,
+    ) -> ApiResult<BoxStream<'static, Value>> {
+        Ok(
+            futures_util::stream::iter(vec![json!({"status": "one"}), json!({"status": "two"})])
+                .boxed(),
+        )
+    }
+    async fn push(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: Option<Value>,
+    ) -> ApiResult<BoxStream<'static, Value>> {
+        nope()
+    }
+    async fn list(&self, _: bool, _: Filters, _: bool) -> ApiResult<Vec<Value>> {
+        Ok(vec![])
+    }
+    async fn inspect(&self, name: &str) -> ApiResult<Value> {
+        Ok(json!({"Name": name}))
+    }
+    async fn history(&self, _: &str) -> ApiResult<Value> {
+        nope()
+    }
+    async fn tag(&self, _: &str, _: &str, _: Option<&str>) -> ApiResult<()> {
+        Ok(())
+    }
+    async fn remove(&self, name: &str, _: bool, _: bool) -> ApiResult<Value> {
+        Ok(json!([{"Untagged": name}]))
+    }
+    async fn save(&self, _: Vec<String>) -> ApiResult<ByteStream> {
+        nope()
+    }
+    async fn prune(&self, _: Filters) -> ApiResult<Value> {
+        nope()
+    }
+    async fn commit(
+        &self,
+        _: HashMap<String, String>,
+        _: Vec<String>,
+        _: Option<Value>,
+    ) -> ApiResult<Value> {
+        nope()
+    }
+}
+
+#[async_trait]
+impl SystemBackend for FakeBackend {
+    async fn info(&self) -> ApiResult<Value> {
+        Ok(json!({"ID": "fake"}))
+    }
+    async fn version(&self) -> ApiResult<Value> {
+        Ok(json!({"Version": "0", "Components": [{"Name": "Engine", "Details": {}}]}))
+    }
+    async fn events(
+        &self,
+        _: Option<f64>,
+        _: Option<f64>,
+        _: Filters,
+    ) -> ApiResult<BoxStream<'static, Value>> {
+        nope()
+    }
+    async fn df(&self) -> ApiResult<Value> {
+        nope()
+    }
+}
+
+fn app(fake: Arc<FakeBackend>) -> axum::Router {
+    berth_api::router(Backends {
+        containers: fake.clone(),
+        images: fake.clone(),
+        system: fake,
+    })
+}
+
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body.to_owned()))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn ping_carries_negotiation_headers() {
+    let app = app(Arc::default());
+    let (st, h, body) = call(&app, "GET", "/_ping", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, "OK");
+    assert_eq!(h["api-version"], "1.45");
+    assert_eq!(h["ostype"], "linux");
+    assert_eq!(h["docker-experimental"], "false");
+    let (st, h, _) = call(&app, "HEAD", "/_ping", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(h["api-version"], "1.45");
+}
+
+#[tokio::test]
+async fn versions_prefix_and_bounds() {
+    let app = app(Arc::default());
+    let (st, _, body) = call(&app, "GET", "/v1.41/version", "").await;
+    assert_eq!(st, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["ApiVersion"], "1.45");
+    assert_eq!(v["MinAPIVersion"], "1.24");
+    assert_eq!(v["Components"][0]["Details"]["ApiVersion"], "1.45");
+    let (st, h, body) = call(&app, "GET", "/v1.99/info", "").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(h["content-type"], "application/json");
+    assert!(body.contains("client version 1.99 is too new. Maximum supported API version is 1.45"));
+    let (st, _, _) = call(&app, "GET", "/v1.20/info", "").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _, body) = call(&app, "GET", "/v1.45/nope", "").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_eq!(body, r#"{"message":"page not found"}"#);
+}
+
+#[tokio::test]
+async fn create_parses_body_and_name_and_rejects_bad_json() {
+    let fake = Arc::new(FakeBackend::default());
+    let app = app(fake.clone());
+    let (st, _, body) = call(
+        &app,
+        "POST",
+        "/v1.45/containers/create?name=web",
+        r#"{"Image":"busybox","Cmd":["true"],"Unknown":1}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let created = fake.created.lock().expect("lock");
+    assert_eq!(created[0].0.as_deref(), Some("web"));
+    assert_eq!(created[0].1.config.cmd, vec!["true"]);
+    drop(created);
+    let (st, _, body) = call(&app, "POST", "/containers/create", "{broken").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        body.starts_with(r#"{"message":"invalid JSON body"#),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn statuses_for_not_modified_conflict_and_filters() {
+    let app = app(Arc::default());
+    let (st, _, body) = call(&app, "POST", "/containers/running/start", "").await;
+    assert_eq!(st, StatusCode::NOT_MODIFIED);
+    assert!(body.is_empty());
+    assert_eq!(
+        call(&app, "POST", "/containers/x/start", "").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call(&app, "POST", "/containers/x/kill", "").await.0,
+        StatusCode::CONFLICT
+    );
+    let (_, _, body) = call(
+        &app,
+        "GET",
+        "/containers/json?all=1&filters=%7B%22status%22%3A%7B%22exited%22%3Atrue%7D%7D",
+        "",
+    )
+    .await;
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v[0]["all"], true);
+    assert_eq!(v[0]["filters"]["status"][0], "exited");
+    assert_eq!(
+        call(&app, "GET", "/containers/json?filters=%7Bbad", "")
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(&app, "POST", "/containers/x/wait?condition=later", "")
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn wait_sends_headers_before_the_condition_holds() {
+    let fake = Arc::new(FakeBackend::default());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    *fake.wait_release.lock().expect("lock") = Some(rx);
+    let app = app(fake);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/containers/x/wait?condition=next-exit")
+        .body(Body::empty())
+        .expect("req");
+    // The response (status and headers) arrives while the container is still "running".
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(2), app.oneshot(req))
+        .await
+        .expect("headers at once")
+        .expect("resp");
+    assert_eq!(resp.status(), StatusCode::OK);
+    tx.send(137).expect("release");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"{\"Error\":null,\"StatusCode\":137}\n");
+}
+
+#[tokio::test]
+async fn image_names_with_slashes_and_json_streams() {
+    let app = app(Arc::default());
+    let (st, _, body) = call(&app, "GET", "/v1.45/images/127.0.0.1:5000/bb:1/json", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, r#"{"Name":"127.0.0.1:5000/bb:1"}"#);
+    let (st, _, body) = call(&app, "DELETE", "/images/a/b/c", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body.contains("a/b/c"));
+    let (st, _, body) = call(&app, "POST", "/images/create?fromImage=busybox&tag=1", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, "{\"status\":\"one\"}\n{\"status\":\"two\"}\n");
+}
