@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import report, sysutil
 from .engines import ALL_ENGINES, Engine, EngineError, make_busybox_tar
-from .metrics import Bench, Config
+from .metrics import STOP, Bench, Config
 
 BENCH_DIR = Path(__file__).resolve().parents[1]
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         # Cleanup must not be cut short by a second Ctrl-C.
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        STOP.set()
         try:
             for e in reversed(engines):
                 try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -54,6 +55,19 @@ def make_busybox_tar(workdir: Path) -> Path:
     subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
     shutil.rmtree(rootfs)
     return tar
+
+
+def _git_describe() -> str | None:
+    """The commit of the source tree the Berth binaries come from, '+dirty' if modified."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--",
+                                ".", ":!bench", ":!README.md"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (head + ("+dirty" if dirty else "")) or None
 
 
 class Engine:
@@ -271,8 +285,32 @@ class Berth(Engine):
             return False, f"missing {', '.join(missing)} in {BERTH_BIN} (cargo build --release)"
         return True, ""
 
+    def snapshot_binaries(self) -> dict:
+        """Copies berthd and its sibling binaries (berth-shim, berth-runtime, ...) into the
+        run's temp dir, so a concurrent `cargo build` cannot swap them mid-run. berthd finds
+        its helpers next to its own executable. Returns name -> {mtime, size} of the build."""
+        self.bin = self.root / "bin"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        info = {}
+        for f in sorted(BERTH_BIN.iterdir()):
+            if (f.name.startswith("berth") and f.is_file() and os.access(f, os.X_OK)
+                    and "." not in f.name):
+                shutil.copy2(f, self.bin / f.name)
+                st = f.stat()
+                info[f.name] = {"mtime": time.strftime("%Y-%m-%dT%H:%M:%S%z",
+                                                        time.localtime(st.st_mtime)),
+                                "size": st.st_size}
+        return info
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.binaries = self.snapshot_binaries()
+        super().start(timeout)
+        self.version["binaries"] = self.binaries
+        self.version["git"] = _git_describe()
+
     def daemon_argv(self) -> list[str]:
-        return [str(BERTH_BIN / "berthd"),
+        return [str(self.bin / "berthd"),
                 "--data-root", str(self.root / "data"),
                 "--exec-root", str(self.root / "exec"),
                 "-H", f"unix://{self.sock}",
@@ -283,7 +321,12 @@ class Berth(Engine):
         return [self.proc.pid] if self.proc and self.proc.poll() is None else []
 
     def shim_pids(self) -> list[int]:
-        return self._our_pids("berth-shim")
+        """Every process of ours (our root in its argv) that is neither berthd nor inside a
+        container's cgroup: the berth-shims and any helper they keep per container."""
+        daemon = set(self.daemon_pids())
+        in_containers = sysutil.pids_in_cgroup(self.cgroup_parent)
+        return [p for p in sysutil.pids_with_arg_prefix(self.marker)
+                if p not in daemon and p not in in_containers]
 
 
 class Docker(Engine):
@@ -338,7 +381,16 @@ class Podman(Engine):
         for d in ("tmp", "networks"):
             (self.root / d).mkdir(parents=True, exist_ok=True)
         runc = shutil.which("runc") or "/usr/sbin/runc"
+        # Podman asks for nofile=1048576 and nproc=4194304 by default; the hard limits here
+        # may be lower and CAP_SYS_RESOURCE absent, so stay within the limits we have.
+        ulimits = []
+        for name, res in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+            soft, hard = resource.getrlimit(res)
+            if hard != resource.RLIM_INFINITY:
+                ulimits.append(f'"{name}={soft}:{hard}"')
         conf.write_text(
+            "[containers]\n"
+            + (f"default_ulimits = [{', '.join(ulimits)}]\n" if ulimits else "") +
             "[engine]\n"
             'cgroup_manager = "cgroupfs"\n'
             'events_logger = "file"\n'

@@ -10,6 +10,7 @@ that metric, so one broken feature does not sink the whole run.
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
@@ -17,6 +18,9 @@ from dataclasses import dataclass, field
 
 from .engines import Engine, EngineError
 from .loadgen import run_load
+
+# Set when the run is interrupted: client threads stop starting new containers.
+STOP = threading.Event()
 
 
 @dataclass
@@ -58,7 +62,7 @@ class Metric:
 def percentile(xs: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100)."""
     s = sorted(xs)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(p / 100.0 * len(s)) - 1))
     return s[k]
 
 
@@ -148,7 +152,8 @@ class Bench:
         m_ps = self.metric("ps", f"ps -a with {n} containers", "ms")
         m_shim = self.metric("shim_rss", f"overhead RSS per running container (K={n})", "MB",
                              target={"kind": "abs_max", "value": 1.5, "text": "≤ 1.5 MB"})
-        m_shim.note = ("sum of VmRSS of the per-container helpers / K; Berth: berth-shim, "
+        m_shim.note = ("sum of VmRSS of the per-container helpers / K; Berth: berth-shim (and any "
+                       "other per-container helper of berthd), "
                        "Docker: containerd-shim-runc-v2")
         m_pss = self.metric("shim_pss", f"  same, PSS (shared pages split) (K={n})", "MB")
         m_priv = self.metric("shim_private", f"  same, private pages only (K={n})", "MB")
@@ -238,6 +243,8 @@ class Bench:
 
                 def client(e=e, started=started, failures=failures, lock=lock):
                     for _ in range(per):
+                        if STOP.is_set():
+                            return
                         try:
                             cp = e.cli(*argv)
                             with lock:

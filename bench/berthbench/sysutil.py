@@ -7,7 +7,6 @@ so that nothing of other daemons on the machine (other engineers' berthd/dockerd
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -252,9 +251,6 @@ def safe_rmtree(root: str | Path) -> None:
                 pass
 
     rm(root)
-    if root.exists():
-        # Immutable/odd leftovers: fall back to shutil for what is on our own device only.
-        shutil.rmtree(root, ignore_errors=True) if not mounts_under(str(root)) else None
 
 
 def netns_add(name: str) -> None:
@@ -274,12 +270,12 @@ def netns_exists(name: str) -> bool:
 def wait_gone(pids, timeout: float) -> list[int]:
     """Waits until all `pids` have exited; returns those still alive."""
     deadline = time.monotonic() + timeout
-    alive = list(pids)
-    while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if alive(p)]
-        if alive:
+    left = list(pids)
+    while left and time.monotonic() < deadline:
+        left = [p for p in left if alive(p)]
+        if left:
             time.sleep(0.05)
-    return alive
+    return left
 
 
 def alive(pid: int) -> bool:
