@@ -198,7 +198,7 @@ impl Containers {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
         }
         ImageService::mount_rootfs(
-            &paths.lowers(&image.layer_dirs)?,
+            &paths.lowers(&image.layer_dirs, c.record().host_config.init == Some(true))?,
             &paths.upper(),
             &paths.work(),
             &merged,
@@ -340,7 +340,7 @@ impl Containers {
             .resolve(&c.record().image_id)
             .map(|i| i.layer_dirs)
             .unwrap_or_default();
-        let lowers = paths.lowers(&image_layers)?;
+        let lowers = paths.lowers(&image_layers, c.record().host_config.init == Some(true))?;
         let mut out = Vec::new();
         walk_changes(&upper, &upper, &lowers, &mut out);
         out.sort_by(|a: &Value, b: &Value| a["Path"].as_str().cmp(&b["Path"].as_str()));

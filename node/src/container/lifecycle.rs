@@ -45,38 +45,50 @@ impl Paths {
     /// The init layer: the mount points and files the runtime needs (/dev, /proc, /sys,
     /// /etc/hosts, ...), a read-only layer between the image and the container's own layer,
     /// so they never show up in `diff`, `commit` or `export` as changes.
-    pub fn init_layer(&self) -> Result<PathBuf, ContainerError> {
+    pub fn init_layer(&self, with_init: bool) -> Result<PathBuf, ContainerError> {
         let init = self.dir.join("init");
-        if init.join(".dockerenv").exists() {
+        let ready = init.join(".dockerenv").exists()
+            && (!with_init || init.join("sbin/docker-init").exists());
+        if ready {
             return Ok(init);
         }
-        for d in [
+        let mut dirs = vec![
             "dev/pts",
             "dev/shm",
             "dev/mqueue",
             "proc",
             "sys/fs/cgroup",
             "etc",
-        ] {
-            let p = init.join(d);
-            std::fs::create_dir_all(&p).map_err(|e| ContainerError::io("create", &p, e))?;
-        }
-        for f in [
+        ];
+        let mut files = vec![
             "etc/hostname",
             "etc/hosts",
             "etc/resolv.conf",
             "dev/console",
             ".dockerenv",
-        ] {
+        ];
+        if with_init {
+            dirs.push("sbin");
+            files.push("sbin/docker-init");
+        }
+        for d in dirs {
+            let p = init.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| ContainerError::io("create", &p, e))?;
+        }
+        for f in files {
             let p = init.join(f);
             std::fs::write(&p, b"").map_err(|e| ContainerError::io("create", &p, e))?;
         }
         Ok(init)
     }
     /// The overlay lower layers of a container: the image's, then the init layer.
-    pub fn lowers(&self, image_layers: &[PathBuf]) -> Result<Vec<PathBuf>, ContainerError> {
+    pub fn lowers(
+        &self,
+        image_layers: &[PathBuf],
+        with_init: bool,
+    ) -> Result<Vec<PathBuf>, ContainerError> {
         let mut l = image_layers.to_vec();
-        l.push(self.init_layer()?);
+        l.push(self.init_layer(with_init)?);
         Ok(l)
     }
 }
@@ -433,7 +445,7 @@ impl Containers {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
         }
         ImageService::mount_rootfs(
-            &paths.lowers(&image.layer_dirs)?,
+            &paths.lowers(&image.layer_dirs, rec.host_config.init == Some(true))?,
             &paths.upper(),
             &paths.work(),
             &merged,
