@@ -29,6 +29,7 @@ impl Engine {
             std::fs::create_dir_all(&d)
                 .map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
         }
+        sweep_trash(&cfg);
         let meta = Arc::new(MetaStore::open(&cfg.metadata_path())?);
         let events = Events::new();
         let images = Arc::new(ImageService::new(&cfg, meta.clone(), events.clone())?);
@@ -57,6 +58,20 @@ impl Engine {
             images,
             backends,
         })
+    }
+}
+
+/// Deletes what removed containers left in `trash-*` when the daemon stopped mid-delete.
+fn sweep_trash(cfg: &DaemonConfig) {
+    for dir in [cfg.tmp_dir(), cfg.exec_root.clone()] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with("trash-") {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 }
 

@@ -145,6 +145,11 @@ fn run_logged(mut cmd: Command, bin: &Path, log: &Path) -> Result<(), String> {
         .filter_map(|v| v["msg"].as_str().map(str::to_owned))
         .last()
         .unwrap_or_else(|| text.trim().to_owned());
+    let msg = if msg.is_empty() {
+        format!("no error message in {}", log.display())
+    } else {
+        msg
+    };
     Err(format!("{} failed ({status}): {msg}", bin.display()))
 }
 

@@ -834,13 +834,31 @@ impl Containers {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, e| e.container_id != c.id);
         super::cgroup::remove(&self.inner.cfg, &rec);
-        let dir = paths.dir.clone();
-        let run = paths.run.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let _ = std::fs::remove_dir_all(&dir);
-            let _ = std::fs::remove_dir_all(&run);
-        })
-        .await;
+        // Renamed away at once (the API answers without waiting for the unlinks), deleted in
+        // the background; leftovers from a crash are swept at the next start.
+        let trash = [
+            (
+                paths.dir.clone(),
+                self.inner.cfg.tmp_dir().join(format!("trash-{}", c.id)),
+            ),
+            (
+                paths.run.clone(),
+                self.inner.cfg.exec_root.join(format!("trash-{}", c.id)),
+            ),
+        ];
+        let mut doomed = Vec::new();
+        for (from, to) in trash {
+            match std::fs::rename(&from, &to) {
+                Ok(()) => doomed.push(to),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => doomed.push(from),
+            }
+        }
+        tokio::task::spawn_blocking(move || {
+            for d in doomed {
+                let _ = std::fs::remove_dir_all(&d);
+            }
+        });
         self.emit(c, "destroy", &[]);
         c.watch.send_modify(|w| {
             w.removed = true;
