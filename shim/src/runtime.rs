@@ -53,9 +53,7 @@ impl Runtime {
             cmd.arg("--console-socket").arg(cs);
         }
         cmd.arg(id);
-        cmd.stdin(io.stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
-        cmd.stdout(io.stdout.map(Stdio::from).unwrap_or_else(Stdio::null));
-        cmd.stderr(io.stderr.map(Stdio::from).unwrap_or_else(Stdio::null));
+        give_stdio(&mut cmd, io);
         run_logged(cmd, bin, &log)?;
         read_pid(&pid_file)
     }
@@ -99,12 +97,17 @@ impl Runtime {
             cmd.arg("--tty").arg("--console-socket").arg(cs);
         }
         cmd.arg(id);
-        cmd.stdin(io.stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
-        cmd.stdout(io.stdout.map(Stdio::from).unwrap_or_else(Stdio::null));
-        cmd.stderr(io.stderr.map(Stdio::from).unwrap_or_else(Stdio::null));
+        give_stdio(&mut cmd, io);
         run_logged(cmd, bin, &log)?;
         read_pid(&pid_file)
     }
+}
+
+/// The runtime's stdio is the process's: container init and exec'd processes inherit it.
+fn give_stdio(cmd: &mut Command, io: ChildIo) {
+    cmd.stdin(io.stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
+    cmd.stdout(io.stdout.map(Stdio::from).unwrap_or_else(Stdio::null));
+    cmd.stderr(io.stderr.map(Stdio::from).unwrap_or_else(Stdio::null));
 }
 
 fn run_binary(mut cmd: Command, bin: &Path) -> Result<(), String> {

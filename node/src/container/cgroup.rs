@@ -380,20 +380,7 @@ impl Containers {
             h.restart_policy = p;
         }
         // Validate through the same code that builds the spec.
-        let doc = super::spec::build(&super::spec::SpecInput {
-            config: &c.record().config,
-            host: &h,
-            rootfs: "/",
-            args: vec!["x".into()],
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
-            netns: None,
-            cgroups_path: String::new(),
-            etc_files: vec![],
-            nofile_hard: self.inner.nofile_hard,
-            init_binary: None,
-        })?;
+        let doc = super::spec::check(&c.record().config, &h, self.inner.nofile_hard)?;
         if c.is_running() {
             let mut r = c.record();
             r.host_config = h.clone();

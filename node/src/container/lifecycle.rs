@@ -269,20 +269,7 @@ impl Containers {
             config.hostname = id[..12].to_owned();
         }
         // Check the spec now, so bad limits, capabilities or ulimits fail create, not start.
-        spec::build(&spec::SpecInput {
-            config: &config,
-            host: &host_config,
-            rootfs: "/",
-            args: vec![path.clone()],
-            uid: 0,
-            gid: 0,
-            additional_gids: vec![],
-            netns: None,
-            cgroups_path: String::new(),
-            etc_files: vec![],
-            nofile_hard: self.inner.nofile_hard,
-            init_binary: None,
-        })?;
+        spec::check(&config, &host_config, self.inner.nofile_hard)?;
         let name = {
             let mut names_map = self.inner.names.lock().unwrap_or_else(|p| p.into_inner());
             let name = match name {

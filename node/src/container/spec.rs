@@ -114,6 +114,29 @@ pub struct SpecInput<'a> {
     pub init_binary: Option<String>,
 }
 
+/// Builds the spec with placeholder host details: checks a configuration (limits,
+/// capabilities, ulimits) without a rootfs, and yields the `linux.resources` it implies.
+pub fn check(
+    config: &ContainerConfig,
+    host: &HostConfig,
+    nofile_hard: u64,
+) -> Result<Value, ContainerError> {
+    build(&SpecInput {
+        config,
+        host,
+        rootfs: "/",
+        args: vec!["/".into()],
+        uid: 0,
+        gid: 0,
+        additional_gids: vec![],
+        netns: None,
+        cgroups_path: String::new(),
+        etc_files: vec![],
+        nofile_hard,
+        init_binary: None,
+    })
+}
+
 pub fn build(input: &SpecInput) -> Result<Value, ContainerError> {
     let c = input.config;
     let h = input.host;
