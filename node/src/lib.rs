@@ -16,5 +16,6 @@ pub mod container;
 pub mod engine;
 pub mod events;
 pub mod image;
+pub mod listen;
 pub mod store;
 pub mod system;

@@ -153,14 +153,28 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("start the async runtime")?;
-    rt.block_on(run(cfg, hosts, pidfile, flags.tlsverify))
+    let tls = Tls {
+        verify: flags.tlsverify,
+        ca: flags.tlscacert,
+        cert: flags.tlscert,
+        key: flags.tlskey,
+    };
+    rt.block_on(run(cfg, hosts, pidfile, tls))
+}
+
+/// `--tlsverify` and the PEM files for tcp:// listeners.
+struct Tls {
+    verify: bool,
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
 }
 
 async fn run(
     cfg: DaemonConfig,
     hosts: Vec<String>,
     pidfile: Option<PathBuf>,
-    tls: bool,
+    tls: Tls,
 ) -> anyhow::Result<()> {
     if let Some(p) = &pidfile {
         std::fs::write(p, std::process::id().to_string())
@@ -189,11 +203,26 @@ async fn run(
                 .await;
             }));
             tracing::info!(socket = %path.display(), "API listening");
-        } else if h.starts_with("tcp://") {
-            if !tls {
-                bail!("refusing to listen on {h} without --tlsverify: the API gives root on this host");
+        } else if let Some(addr) = h.strip_prefix("tcp://") {
+            let (Some(ca), Some(cert), Some(key)) = (&tls.ca, &tls.cert, &tls.key) else {
+                bail!("refusing to listen on {h} without --tlsverify --tlscacert --tlscert --tlskey: the API gives root on this host");
+            };
+            if !tls.verify {
+                bail!("refusing to listen on {h} without --tlsverify: clients must present a certificate");
             }
-            bail!("{h}: TCP listeners with mutual TLS are not built yet; use a unix:// socket");
+            let cfg =
+                berth_node::listen::server_config(&berth_node::listen::TlsFiles { ca, cert, key })?;
+            let listener = berth_node::listen::TlsListener::bind(addr, cfg).await?;
+            let mut rx = stop_rx.clone();
+            let app = app.clone();
+            servers.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    })
+                    .await;
+            }));
+            tracing::info!(address = %addr, "API listening with mutual TLS");
         } else {
             bail!("unsupported listen address {h:?}: use unix:///path");
         }
