@@ -73,6 +73,12 @@ fn run_rm_exit_codes_and_streams() {
     // TTY: raw bytes, CRLF from the pty.
     let o = d.docker(&["run", "--rm", "-t", "busybox", "sh", "-c", "tty"]);
     assert_eq!(stdout(&o), "/dev/pts/0\r\n");
+    // Nothing runs on in the containers' cgroups once they are gone, failed starts included.
+    assert!(
+        eventually(Duration::from_secs(5), || d.leftover_pids().is_empty()),
+        "left behind: {:?}",
+        d.leftover_pids()
+    );
 }
 
 #[test]

@@ -375,6 +375,10 @@ impl Containers {
             }
             Err(e) => {
                 self.teardown(&rec, &paths);
+                // A runtime that failed half-way can leave its init behind: nothing would
+                // ever reap or report it.
+                super::cgroup::kill_all(&self.inner.cfg, &rec);
+                super::cgroup::remove(&self.inner.cfg, &rec);
                 let e = docker_start_error(e, &rec.path);
                 let msg = e.to_string();
                 c.update(|r| {

@@ -107,6 +107,11 @@ impl Daemon {
         panic!("berthd did not start: {}", self.log());
     }
 
+    /// Processes still in this daemon's container cgroups.
+    pub fn leftover_pids(&self) -> Vec<i32> {
+        pids_in_cgroups(&self.cgroup_parent)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.join("berthd.log")).unwrap_or_default()
     }
