@@ -530,10 +530,6 @@ impl Loop {
             }
         }
         let (code, at) = self.exit.unwrap_or((137, logfile::now()));
-        let _ = crate::write_file_atomic(
-            &self.state.join("exit"),
-            format!("{code} {at}\n").as_bytes(),
-        );
         let msg = format!("exit {code} {at}\n");
         for c in &mut self.conns {
             match c.kind {
@@ -550,6 +546,12 @@ impl Loop {
             }
             let _ = c.sock.shutdown(std::net::Shutdown::Both);
         }
+        // Waiters (berthd, which records the exit durably) first, the fsynced exit file after:
+        // the file is for a berthd that was not there to hear it.
+        let _ = crate::write_file_atomic(
+            &self.state.join("exit"),
+            msg.trim_start_matches("exit ").as_bytes(),
+        );
         if self.init {
             if let Err(e) = runtime.delete(&self.id, &self.root) {
                 eprintln!("berth-shim: {e}");
