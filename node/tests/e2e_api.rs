@@ -207,14 +207,15 @@ fn logs_follow_events_stream_and_wait_conditions() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("events");
-    std::thread::sleep(Duration::from_millis(300));
+    // Give the listener time to subscribe, even on a loaded machine.
+    std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         d.docker(&["run", "--name", "dier", "busybox", "sh", "-c", "exit 9"])
             .status
             .code(),
         Some(9)
     );
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(1000));
     let _ = ev.kill();
     let out = ev.wait_with_output().expect("events output");
     assert!(
