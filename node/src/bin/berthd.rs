@@ -180,6 +180,16 @@ async fn run(
         std::fs::write(p, std::process::id().to_string())
             .with_context(|| format!("write pidfile {}", p.display()))?;
     }
+    // Refuse bad listen addresses before touching any state on disk.
+    for h in &hosts {
+        if h.starts_with("tcp://") {
+            if !tls.verify || tls.ca.is_none() || tls.cert.is_none() || tls.key.is_none() {
+                bail!("refusing to listen on {h} without --tlsverify --tlscacert --tlscert --tlskey: the API gives root on this host");
+            }
+        } else if !h.starts_with("unix://") {
+            bail!("unsupported listen address {h:?}: use unix:///path or tcp://IP:PORT");
+        }
+    }
     let engine = Engine::open(cfg).await?;
     let app = berth_api::router(engine.backends.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
