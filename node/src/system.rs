@@ -128,7 +128,7 @@ impl SystemBackend for System {
             "ContainerdCommit": { "ID": "", "Expected": "" },
             "RuncCommit": { "ID": "", "Expected": "" },
             "InitCommit": { "ID": "", "Expected": "" },
-            "SecurityOptions": ["name=seccomp,profile=builtin", if v2 { "name=cgroupns" } else { "name=cgroupns" }],
+            "SecurityOptions": ["name=seccomp,profile=builtin"],
             "Warnings": null,
         }))
     }

@@ -531,6 +531,10 @@ impl Loop {
         }
         let (code, at) = self.exit.unwrap_or((137, logfile::now()));
         let msg = format!("exit {code} {at}\n");
+        // The exit file is in place (renamed, not yet fsynced) before anyone is told, so a
+        // berthd that connects too late finds it; the fsync follows, off the critical path.
+        let exit_path = self.state.join("exit");
+        let _ = crate::write_file_renamed(&exit_path, msg.trim_start_matches("exit ").as_bytes());
         for c in &mut self.conns {
             match c.kind {
                 Kind::Waiter => c.outbuf.extend_from_slice(msg.as_bytes()),
@@ -546,12 +550,9 @@ impl Loop {
             }
             let _ = c.sock.shutdown(std::net::Shutdown::Both);
         }
-        // Waiters (berthd, which records the exit durably) first, the fsynced exit file after:
-        // the file is for a berthd that was not there to hear it.
-        let _ = crate::write_file_atomic(
-            &self.state.join("exit"),
-            msg.trim_start_matches("exit ").as_bytes(),
-        );
+        if let Ok(f) = std::fs::File::open(&exit_path) {
+            let _ = f.sync_all();
+        }
         if self.init {
             if let Err(e) = runtime.delete(&self.id, &self.root) {
                 eprintln!("berth-shim: {e}");

@@ -160,14 +160,11 @@ fn finish_console(console: Option<UnixListener>, l: &mut control::Loop) -> Resul
     Ok(())
 }
 
-/// Writes `data` to `path` through a temp file and rename, so readers see all or nothing.
-pub fn write_file_atomic(path: &std::path::Path, data: &[u8]) -> Result<(), String> {
+/// Writes `data` to `path` through a temp file and rename, so readers see all or nothing;
+/// not fsynced (the caller syncs when durability matters).
+pub fn write_file_renamed(path: &std::path::Path, data: &[u8]) -> Result<(), String> {
     let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::File::create(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
-    f.write_all(data)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| format!("write {}: {e}", tmp.display()))?;
+    std::fs::write(&tmp, data).map_err(|e| format!("write {}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| format!("rename {}: {e}", path.display()))
 }
 
