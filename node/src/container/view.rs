@@ -166,7 +166,7 @@ impl Containers {
             },
             "Mounts": [],
             "Config": r.config,
-            "NetworkSettings": network_settings(&r),
+            "NetworkSettings": network_settings(&r, &self.inner.cfg.exec_root),
         });
         if size {
             let rw = super::fs::dir_size(&paths.upper());
@@ -253,7 +253,7 @@ impl Containers {
             "State": r.state.status,
             "Status": status_text(r),
             "HostConfig": { "NetworkMode": network_mode(r) },
-            "NetworkSettings": { "Networks": network_settings(r)["Networks"] },
+            "NetworkSettings": { "Networks": network_settings(r, &self.inner.cfg.exec_root)["Networks"] },
             "Mounts": [],
         });
         if size {
@@ -292,7 +292,8 @@ fn host_config_json(r: &Record) -> Value {
     h
 }
 
-fn network_settings(r: &Record) -> Value {
+/// `SandboxKey` is where the container's network namespace is pinned (see netns.rs).
+fn network_settings(r: &Record, exec_root: &std::path::Path) -> Value {
     let mode = network_mode(r);
     let mut networks = serde_json::Map::new();
     if !mode.starts_with("container:") {
@@ -305,7 +306,7 @@ fn network_settings(r: &Record) -> Value {
     }
     json!({
         "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {}, "SandboxKey": if mode == "host" { String::new() } else { format!("/run/berth/netns/{}", r.id) },
+        "Ports": {}, "SandboxKey": if mode == "host" { String::new() } else { super::netns::path(exec_root, &r.id).display().to_string() },
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "",
         "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
         "MacAddress": "", "Networks": networks,
