@@ -220,5 +220,19 @@ pub trait SystemBackend: Send + Sync {
 pub struct Backends {
     pub containers: std::sync::Arc<dyn ContainerBackend>,
     pub images: std::sync::Arc<dyn ImageBackend>,
+    pub networks: std::sync::Arc<dyn NetworkBackend>,
     pub system: std::sync::Arc<dyn SystemBackend>,
+}
+
+/// Networks: bodies pass through as JSON objects; the engine validates them.
+#[async_trait]
+pub trait NetworkBackend: Send + Sync {
+    async fn list(&self, filters: Filters) -> ApiResult<Vec<Value>>;
+    async fn inspect(&self, id: &str) -> ApiResult<Value>;
+    /// 201 `{"Id","Warning"}`.
+    async fn create(&self, body: Value) -> ApiResult<Value>;
+    async fn remove(&self, id: &str) -> ApiResult<()>;
+    async fn connect(&self, id: &str, body: Value) -> ApiResult<()>;
+    async fn disconnect(&self, id: &str, body: Value) -> ApiResult<()>;
+    async fn prune(&self, filters: Filters) -> ApiResult<Value>;
 }

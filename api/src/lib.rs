@@ -30,6 +30,7 @@ pub fn router(backends: Backends) -> Router {
         .merge(routes::containers::routes())
         .merge(routes::exec::routes())
         .merge(routes::images::routes())
+        .merge(routes::networks::routes())
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backends);
     Router::new()

@@ -100,6 +100,10 @@ pub struct HostConfig {
     #[serde(deserialize_with = "null_as_default")]
     pub dns: Vec<String>,
     #[serde(deserialize_with = "null_as_default")]
+    pub dns_search: Vec<String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub dns_options: Vec<String>,
+    #[serde(deserialize_with = "null_as_default")]
     pub extra_hosts: Vec<String>,
     pub privileged: bool,
     pub readonly_rootfs: bool,

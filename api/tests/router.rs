@@ -223,10 +223,42 @@ impl SystemBackend for FakeBackend {
     }
 }
 
+#[async_trait]
+impl NetworkBackend for FakeBackend {
+    async fn list(&self, filters: Filters) -> ApiResult<Vec<Value>> {
+        Ok(vec![json!({"Name": "bridge", "Filters": filters})])
+    }
+    async fn inspect(&self, id: &str) -> ApiResult<Value> {
+        Err(ApiError::not_found(format!("network {id} not found")))
+    }
+    async fn create(&self, body: Value) -> ApiResult<Value> {
+        Ok(json!({"Id": body["Name"], "Warning": ""}))
+    }
+    async fn remove(&self, _id: &str) -> ApiResult<()> {
+        Err(ApiError::new(
+            berth_api::ErrorKind::Forbidden,
+            "bridge is a pre-defined network and cannot be removed",
+        ))
+    }
+    async fn connect(&self, _id: &str, body: Value) -> ApiResult<()> {
+        match body["Container"].as_str() {
+            Some("c1") => Ok(()),
+            _ => nope(),
+        }
+    }
+    async fn disconnect(&self, _id: &str, _body: Value) -> ApiResult<()> {
+        Ok(())
+    }
+    async fn prune(&self, _filters: Filters) -> ApiResult<Value> {
+        Ok(json!({"NetworksDeleted": null}))
+    }
+}
+
 fn app(fake: Arc<FakeBackend>) -> axum::Router {
     berth_api::router(Backends {
         containers: fake.clone(),
         images: fake.clone(),
+        networks: fake.clone(),
         system: fake,
     })
 }
@@ -382,4 +414,54 @@ async fn image_names_with_slashes_and_json_streams() {
     let (st, _, body) = call(&app, "POST", "/images/create?fromImage=busybox&tag=1", "").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(body, "{\"status\":\"one\"}\n{\"status\":\"two\"}\n");
+}
+
+#[tokio::test]
+async fn network_routes() {
+    let app = app(Arc::default());
+    let (st, _, body) = call(
+        &app,
+        "POST",
+        "/v1.45/networks/create",
+        r#"{"Name":"n1","Driver":"bridge","IPAM":{"Config":[]}}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(body, r#"{"Id":"n1","Warning":""}"#);
+    let (st, _, _) = call(&app, "POST", "/networks/create", "{nope").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _, _) = call(&app, "POST", "/networks/create", "[1]").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _, body) = call(
+        &app,
+        "GET",
+        "/networks?filters=%7B%22name%22%3A%7B%22n1%22%3Atrue%7D%7D",
+        "",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body.contains(r#""name":["n1"]"#), "{body}");
+    let (st, _, _) = call(&app, "GET", "/networks/zz", "").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _, _) = call(&app, "DELETE", "/networks/bridge", "").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _, _) = call(
+        &app,
+        "POST",
+        "/networks/n1/connect",
+        r#"{"Container":"c1"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _, _) = call(
+        &app,
+        "POST",
+        "/networks/n1/connect",
+        r#"{"Container":"c2"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _, body) = call(&app, "POST", "/networks/prune", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, r#"{"NetworksDeleted":null}"#);
 }

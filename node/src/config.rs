@@ -20,6 +20,12 @@ pub struct DaemonConfig {
     pub shim_path: PathBuf,
     /// Restore running containers at start (default true).
     pub live_restore: bool,
+    /// Device of the default `bridge` network (`--bridge`, default `berth0`).
+    pub bridge: String,
+    /// Address and prefix of the default bridge (`--bip`, e.g. 172.30.0.1/16).
+    pub bip: Option<String>,
+    /// Where networks created without `--subnet` get theirs (`--default-address-pool`).
+    pub default_address_pools: Vec<crate::network::ipam::Pool>,
 }
 
 impl DaemonConfig {

@@ -9,6 +9,8 @@ use crate::config::DaemonConfig;
 use crate::container::{self, Containers};
 use crate::events::Events;
 use crate::image::ImageService;
+use crate::network::api::NetworkApi;
+use crate::network::{NetConfig, Networks};
 use crate::store::MetaStore;
 use crate::system::System;
 
@@ -33,8 +35,17 @@ impl Engine {
         let meta = Arc::new(MetaStore::open(&cfg.metadata_path())?);
         let events = Events::new();
         let images = Arc::new(ImageService::new(&cfg, meta.clone(), events.clone())?);
-        let containers =
-            Containers::new(cfg.clone(), meta.clone(), images.clone(), events.clone())?;
+        let nets = {
+            let (c, m, e) = (NetConfig::from_daemon(&cfg), meta.clone(), events.clone());
+            tokio::task::spawn_blocking(move || Networks::open(&c, m, e)).await??
+        };
+        let containers = Containers::new(
+            cfg.clone(),
+            meta.clone(),
+            images.clone(),
+            nets.clone(),
+            events.clone(),
+        )?;
         let users = containers.clone();
         images.set_users(Arc::new(move |image_id: &str| {
             users.users_of_image(image_id)
@@ -51,6 +62,10 @@ impl Engine {
         let backends = Backends {
             containers: Arc::new(containers.clone()),
             images: images.clone(),
+            networks: Arc::new(NetworkApi {
+                nets,
+                containers: containers.clone(),
+            }),
             system: Arc::new(system),
         };
         Ok(Engine {

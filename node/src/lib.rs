@@ -17,5 +17,6 @@ pub mod engine;
 pub mod events;
 pub mod image;
 pub mod listen;
+pub mod network;
 pub mod store;
 pub mod system;

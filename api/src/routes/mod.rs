@@ -3,4 +3,5 @@
 pub mod containers;
 pub mod exec;
 pub mod images;
+pub mod networks;
 pub mod system;

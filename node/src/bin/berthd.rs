@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use berth_node::config::DaemonConfig;
 use berth_node::engine::Engine;
+use berth_node::network::ipam::Pool;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -36,7 +37,7 @@ struct Flags {
     #[arg(short = 'l', long)]
     log_level: Option<String>,
     /// JSON settings file (daemon.json keys: data-root, exec-root, hosts, pidfile, cgroup-parent,
-    /// log-level, default-runtime, runtimes, live-restore).
+    /// log-level, default-runtime, runtimes, live-restore, bridge, bip, default-address-pools).
     #[arg(long)]
     config_file: Option<PathBuf>,
     /// Runtime used when a container names none: `berth` (built-in) or an --add-runtime name.
@@ -57,6 +58,15 @@ struct Flags {
     /// Keep containers running when the daemon stops (default true).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     live_restore: bool,
+    /// Device of the default bridge network (default berth0).
+    #[arg(short = 'b', long)]
+    bridge: Option<String>,
+    /// Address and prefix of the default bridge, e.g. 172.30.0.1/16.
+    #[arg(long)]
+    bip: Option<String>,
+    /// Pool for networks created without --subnet: base=CIDR,size=N (repeatable).
+    #[arg(long = "default-address-pool")]
+    default_address_pool: Vec<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -71,6 +81,15 @@ struct FileConfig {
     default_runtime: Option<String>,
     runtimes: BTreeMap<String, RuntimeEntry>,
     live_restore: Option<bool>,
+    bridge: Option<String>,
+    bip: Option<String>,
+    default_address_pools: Vec<PoolEntry>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PoolEntry {
+    base: String,
+    size: u8,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -108,6 +127,19 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
         runtimes.insert(name.to_owned(), PathBuf::from(path));
     }
+    let mut pools = Vec::new();
+    if flags.default_address_pool.is_empty() {
+        for p in &file.default_address_pools {
+            pools.push(
+                Pool::parse(&format!("base={},size={}", p.base, p.size))
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
+    } else {
+        for p in &flags.default_address_pool {
+            pools.push(Pool::parse(p).map_err(anyhow::Error::msg)?);
+        }
+    }
     let exe = std::env::current_exe().context("locate berthd")?;
     let cfg = DaemonConfig {
         data_root: flags
@@ -129,6 +161,12 @@ fn main() -> anyhow::Result<()> {
         runtimes,
         shim_path: exe.with_file_name("berth-shim"),
         live_restore: file.live_restore.unwrap_or(flags.live_restore),
+        bridge: flags
+            .bridge
+            .or(file.bridge)
+            .unwrap_or_else(|| "berth0".into()),
+        bip: flags.bip.or(file.bip),
+        default_address_pools: pools,
     };
     if cfg.default_runtime != "berth" && !cfg.runtimes.contains_key(&cfg.default_runtime) {
         bail!(

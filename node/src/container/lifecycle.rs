@@ -10,7 +10,7 @@ use berth_api::models::ContainerCreateBody;
 use serde_json::{json, Value};
 
 use super::{
-    etc_files, names, netns, shim, spec, user, ContainerError, Containers, Ctr, Record, State,
+    etc_files, names, net, netns, shim, spec, user, ContainerError, Containers, Ctr, Record, State,
     Watch, CONTAINERS,
 };
 use crate::image::ImageService;
@@ -206,7 +206,7 @@ impl Containers {
         let ContainerCreateBody {
             mut config,
             host_config,
-            ..
+            networking_config: body_networking,
         } = body;
         if config.image.is_empty() {
             return Err(ContainerError::Invalid(
@@ -243,17 +243,14 @@ impl Containers {
             Some((p, a)) => (p.clone(), a.to_vec()),
             None => return Err(ContainerError::Invalid("No command specified".into())),
         };
-        match host_config.network_mode.as_str() {
-            "" | "default" | "bridge" | "none" | "host" => {}
-            m if m.starts_with("container:") => {
-                self.get(&m["container:".len()..])?;
-            }
-            other => {
-                return Err(ContainerError::NotFound(format!(
-                    "network {other} not found"
-                )))
-            }
+        if let Some(other) = host_config.network_mode.strip_prefix("container:") {
+            self.get(other)?;
         }
+        let networks = self.plan_networks(
+            &host_config.network_mode,
+            body_networking.as_ref(),
+            host_config.port_bindings.is_some() || host_config.publish_all_ports,
+        )?;
         let runtime = if host_config.runtime.is_empty() {
             self.inner.cfg.default_runtime.clone()
         } else {
@@ -300,6 +297,8 @@ impl Containers {
             restart_count: 0,
             manually_stopped: false,
             runtime,
+            networks,
+            ports: Vec::new(),
         };
         let paths = self.paths(&id);
         let made = (|| -> Result<(), ContainerError> {
@@ -396,6 +395,7 @@ impl Containers {
                         126
                     };
                     r.state.pid = 0;
+                    net::clear_runtime(r);
                 });
                 let _ = self.persist(c);
                 // Anyone waiting for this run to end (`docker run`) hears that it did.
@@ -448,38 +448,32 @@ impl Containers {
         }
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "rootfs mounted");
         let ids = user::resolve(&merged, &rec.config.user, &rec.host_config.group_add)?;
-        let netns = match rec.host_config.network_mode.as_str() {
-            "host" => None,
-            m if m.starts_with("container:") => {
-                let other = self.get(&m["container:".len()..])?;
-                if !other.is_running() {
-                    return Err(ContainerError::Conflict(format!(
-                        "cannot join network of a non running container: {}",
-                        other.id
-                    )));
-                }
-                Some(
-                    netns::path(&self.inner.cfg.exec_root, &other.id)
-                        .display()
-                        .to_string(),
-                )
-            }
-            _ => {
-                let p = netns::path(&self.inner.cfg.exec_root, &rec.id);
-                netns::remove(&p);
-                netns::create(&p)?;
-                Some(p.display().to_string())
-            }
+        let (netns, eps, published) = self.setup_network(rec).await?;
+        if let Ok(c) = self.get(&rec.id) {
+            c.update(|r| {
+                r.networks = eps.clone();
+                r.ports = published;
+            });
+        }
+        let net_view = Record {
+            networks: eps,
+            ..rec.clone()
         };
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "network namespace ready");
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let files = etc_files::render(
-            &rec.config.hostname,
-            &rec.config.domainname,
-            &rec.host_config.extra_hosts,
-            &rec.host_config.dns,
-            &host_resolv,
-        )?;
+        let own = net::primary_ip(&net_view);
+        let files = etc_files::render(&etc_files::Input {
+            hostname: &rec.config.hostname,
+            domainname: &rec.config.domainname,
+            extra_hosts: &rec.host_config.extra_hosts,
+            dns: &rec.host_config.dns,
+            dns_search: &rec.host_config.dns_search,
+            dns_options: &rec.host_config.dns_options,
+            host_resolv: &host_resolv,
+            own_ip: own.as_ref().map(|(ip, _)| ip.as_str()),
+            host_gateway: own.as_ref().map(|(_, gw)| gw.as_str()),
+            embedded_dns: net::uses_embedded_dns(&self.inner.nets, &net_view),
+        })?;
         let etc = etc_files::write(&paths.dir, &files)?;
         let mut args = vec![rec.path.clone()];
         args.extend(rec.args.iter().cloned());
@@ -564,6 +558,7 @@ impl Containers {
         if let Err(e) = ImageService::unmount_rootfs(&paths.merged()) {
             tracing::warn!(container_id = %rec.id, error = %e, "unmount rootfs");
         }
+        self.inner.nets.detach(&rec.id);
         netns::remove(&netns::path(&self.inner.cfg.exec_root, &rec.id));
         let _ = std::fs::remove_dir_all(paths.bundle());
     }
@@ -614,6 +609,7 @@ impl Containers {
             r.state.pid = 0;
             r.state.finished_at = finished;
             r.state.oom_killed = oom;
+            net::clear_runtime(r);
         });
         if let Err(e) = self.persist(c) {
             tracing::error!(container_id = %c.id, error = %e, "record exit");
@@ -1017,6 +1013,7 @@ pub async fn restore(cs: &Containers) {
                 let run = cs.paths(&c.id).run;
                 if shim::connect(&run).await.is_ok() {
                     tracing::info!(container_id = %c.id, "re-adopted running container");
+                    cs.restore_network(&c).await;
                     cs.monitor(c.clone());
                 } else {
                     let exit = cs.exit_without_shim(&c);
@@ -1038,6 +1035,25 @@ pub async fn restore(cs: &Containers) {
             }
             _ => {}
         }
+    }
+    // Namespaces pinned for containers that no longer run (berthd died between steps):
+    // removing them also removes their veths.
+    let live: std::collections::HashSet<String> = cs
+        .all()
+        .into_iter()
+        .filter(|c| c.is_running())
+        .map(|c| c.id.clone())
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(cs.inner.cfg.exec_root.join("netns")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !live.contains(&name) {
+                netns::remove(&e.path());
+            }
+        }
+    }
+    if let Err(e) = cs.inner.nets.rebuild_rules() {
+        tracing::error!(error = %e.message, "install network rules");
     }
 }
 

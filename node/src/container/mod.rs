@@ -23,6 +23,7 @@ mod fs;
 mod lifecycle;
 mod logs;
 mod names;
+mod net;
 mod netns;
 pub mod seccomp;
 mod shim;
@@ -131,6 +132,12 @@ pub struct Record {
     pub manually_stopped: bool,
     /// Name of the runtime (`berth` = built-in) that runs it.
     pub runtime: String,
+    /// Networks by name: what was asked and, while running, the address each gave.
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, crate::network::Endpoint>,
+    /// Ports published on the host while running.
+    #[serde(default)]
+    pub ports: Vec<crate::network::PortMapping>,
 }
 
 /// What waiters watch: the status and how many times the container has exited.
@@ -200,6 +207,7 @@ pub(crate) struct Inner {
     pub cfg: DaemonConfig,
     pub meta: Arc<MetaStore>,
     pub images: Arc<ImageService>,
+    pub nets: crate::network::Networks,
     pub events: Events,
     pub map: Mutex<HashMap<String, Arc<Ctr>>>,
     pub names: Mutex<HashMap<String, String>>,
@@ -212,6 +220,7 @@ impl Containers {
         cfg: DaemonConfig,
         meta: Arc<MetaStore>,
         images: Arc<ImageService>,
+        nets: crate::network::Networks,
         events: Events,
     ) -> Result<Self, ContainerError> {
         let nofile_hard =
@@ -222,6 +231,7 @@ impl Containers {
             cfg,
             meta,
             images,
+            nets,
             events,
             map: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),

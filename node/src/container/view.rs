@@ -16,10 +16,7 @@ fn or_zero(s: &str) -> &str {
 }
 
 fn network_mode(r: &Record) -> &str {
-    match r.host_config.network_mode.as_str() {
-        "" | "default" => "none",
-        m => m,
-    }
+    super::net::mode(r)
 }
 
 /// `Up 3 seconds`, `Exited (0) 2 minutes ago`, `Created`, as `docker ps` shows.
@@ -166,7 +163,7 @@ impl Containers {
             },
             "Mounts": [],
             "Config": r.config,
-            "NetworkSettings": network_settings(&r, &self.inner.cfg.exec_root),
+            "NetworkSettings": self.network_settings(&r),
         });
         if size {
             let rw = super::fs::dir_size(&paths.upper());
@@ -231,9 +228,16 @@ impl Containers {
                         .resolve(s)
                         .is_ok_and(|i| i.id == r.image_id)
             })
-            && any("network", &|s| network_mode(r) == s)
+            && any("network", &|s| super::net::on_network(r, s))
             && any("is-task", &|s| s == "false")
             && matches_labels(r, f.get("label"))
+    }
+
+    fn network_settings(&self, r: &Record) -> Value {
+        let nets = &self.inner.nets;
+        super::net::settings_json(r, &self.inner.cfg.exec_root, &|name: &str| {
+            nets.find(name).map(|n| n.id).unwrap_or_default()
+        })
     }
 
     fn summary(&self, r: &Record, size: bool) -> Value {
@@ -248,12 +252,12 @@ impl Containers {
             "ImageID": r.image_id,
             "Command": command,
             "Created": chrono::DateTime::parse_from_rfc3339(&r.created).map(|t| t.timestamp()).unwrap_or(0),
-            "Ports": [],
+            "Ports": super::net::ports_list(r),
             "Labels": r.config.labels,
             "State": r.state.status,
             "Status": status_text(r),
             "HostConfig": { "NetworkMode": network_mode(r) },
-            "NetworkSettings": { "Networks": network_settings(r, &self.inner.cfg.exec_root)["Networks"] },
+            "NetworkSettings": { "Networks": self.network_settings(r)["Networks"] },
             "Mounts": [],
         });
         if size {
@@ -293,26 +297,6 @@ fn host_config_json(r: &Record) -> Value {
 }
 
 /// `SandboxKey` is where the container's network namespace is pinned (see netns.rs).
-fn network_settings(r: &Record, exec_root: &std::path::Path) -> Value {
-    let mode = network_mode(r);
-    let mut networks = serde_json::Map::new();
-    if !mode.starts_with("container:") {
-        networks.insert(
-            mode.to_owned(),
-            json!({"IPAMConfig": null, "Links": null, "Aliases": null, "NetworkID": mode, "EndpointID": "",
-                   "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                   "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": null}),
-        );
-    }
-    json!({
-        "Bridge": "", "SandboxID": "", "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-        "Ports": {}, "SandboxKey": if mode == "host" { String::new() } else { super::netns::path(exec_root, &r.id).display().to_string() },
-        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null, "EndpointID": "", "Gateway": "",
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
-        "MacAddress": "", "Networks": networks,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,9 @@ pub fn config_for(root: &std::path::Path) -> DaemonConfig {
         runtimes: BTreeMap::new(),
         shim_path: root.to_owned(),
         live_restore: false,
+        bridge: "berth0".into(),
+        bip: None,
+        default_address_pools: Vec::new(),
     }
 }
 

@@ -1,0 +1,450 @@
+//! Containers on networks: which networks a container asks for (create, connect,
+//! disconnect), attaching its namespace when it starts, and what inspect and ps show.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use berth_api::{ApiError, ErrorKind};
+use serde_json::{json, Value};
+
+use super::{netns, ContainerError, Containers, Ctr, Record};
+use crate::network::{ports, Attachee, Endpoint, PortMapping};
+
+impl From<ApiError> for ContainerError {
+    fn from(e: ApiError) -> Self {
+        match e.kind {
+            ErrorKind::InvalidArgument => ContainerError::Invalid(e.message),
+            ErrorKind::NotFound => ContainerError::NotFound(e.message),
+            ErrorKind::Conflict => ContainerError::Conflict(e.message),
+            ErrorKind::Forbidden => ContainerError::Forbidden(e.message),
+            _ => ContainerError::Runtime(e.message),
+        }
+    }
+}
+
+/// The network mode as Docker reports it: `default` and empty mean `bridge`.
+pub(super) fn mode(r: &Record) -> &str {
+    match r.host_config.network_mode.as_str() {
+        "" | "default" => "bridge",
+        m => m,
+    }
+}
+
+/// Whether a mode names a network (as opposed to host, none, container:<id>).
+fn is_network(mode: &str) -> bool {
+    !matches!(mode, "host" | "none") && !mode.starts_with("container:")
+}
+
+/// One `EndpointsConfig` entry as the API sends it.
+fn endpoint_from(v: Option<&Value>) -> Endpoint {
+    let Some(v) = v else {
+        return Endpoint::default();
+    };
+    let strings = |k: &str| -> Vec<String> {
+        v.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Endpoint {
+        aliases: strings("Aliases"),
+        links: strings("Links"),
+        ipv4_request: v
+            .pointer("/IPAMConfig/IPv4Address")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        mac_request: v
+            .get("MacAddress")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        driver_opts: v
+            .get("DriverOpts")
+            .and_then(|d| serde_json::from_value(d.clone()).ok())
+            .unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+impl Containers {
+    /// At create: the endpoints a container will have, checked against the networks.
+    pub(super) fn plan_networks(
+        &self,
+        network_mode: &str,
+        networking: Option<&Value>,
+        ports_wanted: bool,
+    ) -> Result<BTreeMap<String, Endpoint>, ContainerError> {
+        let nets = &self.inner.nets;
+        let mode = match network_mode {
+            "" | "default" => "bridge",
+            m => m,
+        };
+        let configs = networking
+            .and_then(|n| n.get("EndpointsConfig"))
+            .and_then(Value::as_object);
+        let mut out = BTreeMap::new();
+        if !is_network(mode) {
+            if let Some(c) = configs {
+                if c.keys().any(|k| k != mode && k != "default") {
+                    return Err(ContainerError::Invalid(format!(
+                        "container cannot be connected to network endpoints when it uses --network {mode}"
+                    )));
+                }
+            }
+            if mode == "host" && ports_wanted {
+                tracing::debug!("published ports are discarded when using host network mode");
+            }
+            return Ok(out);
+        }
+        let primary = nets.find(mode)?;
+        if primary.driver != "bridge" {
+            return Err(ContainerError::Invalid(format!(
+                "network {mode} cannot be used by containers"
+            )));
+        }
+        let mut ep = endpoint_from(configs.and_then(|c| {
+            c.get(mode)
+                .or_else(|| c.get("default"))
+                .or_else(|| c.get(&primary.id))
+        }));
+        nets.check_endpoint(&primary.id, &mut ep)?;
+        out.insert(primary.name.clone(), ep);
+        for (k, v) in configs.into_iter().flatten() {
+            if k == mode || k == "default" || k == &primary.id {
+                continue;
+            }
+            let mut ep = endpoint_from(Some(v));
+            let rec = nets.check_endpoint(k, &mut ep)?;
+            if matches!(rec.name.as_str(), "host" | "none") {
+                return Err(ContainerError::Invalid(format!(
+                    "container cannot be connected to {} and {mode} at once",
+                    rec.name
+                )));
+            }
+            out.insert(rec.name.clone(), ep);
+        }
+        Ok(out)
+    }
+
+    /// At start: the container's network namespace (None = the host's) attached to its
+    /// networks, with its ports published. Records what it got in the container.
+    pub(super) async fn setup_network(
+        &self,
+        rec: &Record,
+    ) -> Result<(Option<String>, BTreeMap<String, Endpoint>, Vec<PortMapping>), ContainerError>
+    {
+        let mode = mode(rec);
+        if mode == "host" {
+            return Ok((None, BTreeMap::new(), Vec::new()));
+        }
+        if let Some(other) = mode.strip_prefix("container:") {
+            let other = self.get(other)?;
+            if !other.is_running() {
+                return Err(ContainerError::Conflict(format!(
+                    "cannot join network of a non running container: {}",
+                    other.id
+                )));
+            }
+            let p = netns::path(&self.inner.cfg.exec_root, &other.id);
+            return Ok((Some(p.display().to_string()), BTreeMap::new(), Vec::new()));
+        }
+        let p = netns::path(&self.inner.cfg.exec_root, &rec.id);
+        netns::remove(&p);
+        netns::create(&p)?;
+        let mut eps = rec.networks.clone();
+        let primary = eps
+            .keys()
+            .find(|k| k.as_str() == mode)
+            .cloned()
+            .unwrap_or_else(|| mode.to_owned());
+        // A network recreated under the same name since create: Docker refuses to start.
+        for (name, ep) in &eps {
+            if self.inner.nets.find(&ep.network_id).is_err() {
+                return Err(ContainerError::NotFound(format!(
+                    "network {name} not found"
+                )));
+            }
+        }
+        self.inner
+            .nets
+            .attach(
+                &Attachee {
+                    id: &rec.id,
+                    name: &rec.name,
+                    netns: &p,
+                    primary: &primary,
+                    dns: &rec.host_config.dns,
+                },
+                &mut eps,
+                0,
+            )
+            .await?;
+        let wanted = ports::bindings(
+            rec.host_config.port_bindings.as_ref(),
+            rec.config.exposed_ports.as_ref(),
+            rec.host_config.publish_all_ports,
+        )
+        .map_err(ContainerError::Invalid)?;
+        let mut published = Vec::new();
+        if let Some(ip) = eps
+            .get(&primary)
+            .and_then(|e| e.ip.parse::<Ipv4Addr>().ok())
+        {
+            published = self.inner.nets.publish(&rec.id, &rec.name, ip, &wanted)?;
+        }
+        Ok((Some(p.display().to_string()), eps, published))
+    }
+
+    /// After a restart of berthd: a running container's endpoints, DNS and ports again.
+    pub(super) async fn restore_network(&self, c: &Ctr) {
+        let rec = c.record();
+        if !is_network(mode(&rec)) || rec.networks.is_empty() {
+            return;
+        }
+        let p = netns::path(&self.inner.cfg.exec_root, &rec.id);
+        let primary = mode(&rec).to_owned();
+        self.inner
+            .nets
+            .restore(
+                &Attachee {
+                    id: &rec.id,
+                    name: &rec.name,
+                    netns: &p,
+                    primary: &primary,
+                    dns: &rec.host_config.dns,
+                },
+                &rec.networks,
+            )
+            .await;
+        if let Some(ip) = rec
+            .networks
+            .get(&primary)
+            .and_then(|e| e.ip.parse::<Ipv4Addr>().ok())
+        {
+            self.inner.nets.restore_ports(&rec.id, ip, &rec.ports);
+        }
+    }
+
+    /// `network connect`: recorded for the next start; attached now if running.
+    pub async fn connect(&self, net_key: &str, body: Value) -> Result<(), ContainerError> {
+        let key = body
+            .get("Container")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let c = self.get(key)?;
+        let _op = c.op.lock().await;
+        let rec = c.record();
+        let m = mode(&rec).to_owned();
+        if !is_network(&m) {
+            return Err(ContainerError::Forbidden(format!(
+                "container sharing network namespace with another container or host cannot be connected to any other network (it uses --network {m})"
+            )));
+        }
+        let mut ep = endpoint_from(body.get("EndpointConfig"));
+        let net = self.inner.nets.check_endpoint(net_key, &mut ep)?;
+        if matches!(net.name.as_str(), "host" | "none") {
+            return Err(ContainerError::Forbidden(format!(
+                "container cannot be disconnected from host network or connected to host network (--network {})",
+                net.name
+            )));
+        }
+        if rec.networks.values().any(|e| e.network_id == net.id) {
+            return Err(ContainerError::Forbidden(format!(
+                "endpoint with name {} already exists in network {}",
+                rec.name, net.name
+            )));
+        }
+        let mut eps = BTreeMap::from([(net.name.clone(), ep)]);
+        if c.is_running() {
+            let p = netns::path(&self.inner.cfg.exec_root, &rec.id);
+            let n = self.inner.nets.interface_count(&p).await;
+            self.inner
+                .nets
+                .attach(
+                    &Attachee {
+                        id: &rec.id,
+                        name: &rec.name,
+                        netns: &p,
+                        primary: &m,
+                        dns: &rec.host_config.dns,
+                    },
+                    &mut eps,
+                    n,
+                )
+                .await?;
+        }
+        c.update(|r| r.networks.extend(eps));
+        self.persist(&c)?;
+        Ok(())
+    }
+
+    /// `network disconnect`.
+    pub async fn disconnect(&self, net_key: &str, body: Value) -> Result<(), ContainerError> {
+        let key = body
+            .get("Container")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let c = self.get(key)?;
+        let _op = c.op.lock().await;
+        let net = self.inner.nets.find(net_key)?;
+        let rec = c.record();
+        let Some((name, ep)) = rec
+            .networks
+            .iter()
+            .find(|(_, e)| e.network_id == net.id)
+            .map(|(n, e)| (n.clone(), e.clone()))
+        else {
+            return Err(ContainerError::Forbidden(format!(
+                "container {} is not connected to network {}",
+                rec.id, net.name
+            )));
+        };
+        if c.is_running() && !ep.ip.is_empty() {
+            let p = netns::path(&self.inner.cfg.exec_root, &rec.id);
+            self.inner.nets.detach_one(&rec.id, &p, &ep).await?;
+        }
+        c.update(|r| {
+            r.networks.remove(&name);
+        });
+        self.persist(&c)?;
+        Ok(())
+    }
+}
+
+/// Clears what a container held only while running.
+pub(super) fn clear_runtime(r: &mut Record) {
+    for ep in r.networks.values_mut() {
+        ep.clear_runtime();
+    }
+    r.ports.clear();
+}
+
+/// The address other containers and /etc/hosts know this container by.
+pub(super) fn primary_ip(r: &Record) -> Option<(String, String)> {
+    let ep = r.networks.get(mode(r))?;
+    (!ep.ip.is_empty()).then(|| (ep.ip.clone(), ep.gateway.clone()))
+}
+
+/// Whether the container resolves through the embedded DNS server.
+pub(super) fn uses_embedded_dns(nets: &crate::network::Networks, r: &Record) -> bool {
+    r.networks.values().any(|e| {
+        nets.find(&e.network_id)
+            .map(|n| !n.predefined())
+            .unwrap_or(false)
+    })
+}
+
+/// `NetworkSettings.Ports`: published ports with their host side, exposed ones as null.
+fn ports_json(r: &Record) -> Value {
+    let mut m = serde_json::Map::new();
+    for k in r.config.exposed_ports.iter().flat_map(|e| e.keys()) {
+        m.insert(k.clone(), Value::Null);
+    }
+    for p in &r.ports {
+        let k = format!("{}/{}", p.ctr_port, p.proto);
+        let entry = json!({"HostIp": p.host_ip, "HostPort": p.host_port.to_string()});
+        match m.get_mut(&k) {
+            Some(Value::Array(a)) => a.push(entry),
+            _ => {
+                m.insert(k, json!([entry]));
+            }
+        }
+    }
+    Value::Object(m)
+}
+
+/// `Ports` in `docker ps`'s list form.
+pub(super) fn ports_list(r: &Record) -> Value {
+    let mut out = Vec::new();
+    for p in &r.ports {
+        out.push(json!({"IP": p.host_ip, "PrivatePort": p.ctr_port, "PublicPort": p.host_port, "Type": p.proto}));
+    }
+    for k in r.config.exposed_ports.iter().flat_map(|e| e.keys()) {
+        if let Ok((port, proto)) = ports::parse_port_key(k) {
+            if !r
+                .ports
+                .iter()
+                .any(|p| p.ctr_port == port && p.proto == proto)
+            {
+                out.push(json!({"PrivatePort": port, "Type": proto}));
+            }
+        }
+    }
+    Value::Array(out)
+}
+
+fn endpoint_json(ep: &Endpoint) -> Value {
+    let ipam = if ep.ipv4_request.is_empty() {
+        Value::Null
+    } else {
+        json!({"IPv4Address": ep.ipv4_request})
+    };
+    let list = |v: &Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
+    json!({
+        "IPAMConfig": ipam, "Links": list(&ep.links), "Aliases": list(&ep.aliases),
+        "MacAddress": ep.mac, "DriverOpts": if ep.driver_opts.is_empty() { Value::Null } else { json!(ep.driver_opts) },
+        "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
+        "IPAddress": ep.ip, "IPPrefixLen": ep.prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+    })
+}
+
+/// `NetworkSettings` of inspect.
+pub(super) fn settings_json(
+    r: &Record,
+    exec_root: &std::path::Path,
+    net_ids: &dyn Fn(&str) -> String,
+) -> Value {
+    let m = mode(r);
+    let mut networks = serde_json::Map::new();
+    for (name, ep) in &r.networks {
+        networks.insert(name.clone(), endpoint_json(ep));
+    }
+    if matches!(m, "host" | "none") {
+        let mut ep = Endpoint {
+            network_id: net_ids(m),
+            ..Default::default()
+        };
+        ep.clear_runtime();
+        networks.insert(m.to_owned(), endpoint_json(&ep));
+    }
+    let running = !r.state.started_at.is_empty()
+        && matches!(r.state.status.as_str(), "running" | "paused" | "restarting");
+    let sandbox = if m == "host" || !running {
+        String::new()
+    } else if let Some(other) = m.strip_prefix("container:") {
+        netns::path(exec_root, other).display().to_string()
+    } else {
+        netns::path(exec_root, &r.id).display().to_string()
+    };
+    let bridge = r.networks.get("bridge");
+    let pick = |f: &dyn Fn(&Endpoint) -> Value, empty: Value| bridge.map(f).unwrap_or(empty);
+    json!({
+        "Bridge": "", "SandboxID": if sandbox.is_empty() { String::new() } else { r.id.clone() },
+        "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+        "Ports": ports_json(r), "SandboxKey": sandbox,
+        "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
+        "EndpointID": pick(&|e| json!(e.endpoint_id), json!("")),
+        "Gateway": pick(&|e| json!(e.gateway), json!("")),
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPAddress": pick(&|e| json!(e.ip), json!("")),
+        "IPPrefixLen": pick(&|e| json!(e.prefix), json!(0)),
+        "IPv6Gateway": "",
+        "MacAddress": pick(&|e| json!(e.mac), json!("")),
+        "Networks": networks,
+    })
+}
+
+/// Containers attached (in their records) to a network id: `network rm` of a network whose
+/// containers are stopped is allowed, like Docker; this serves filters.
+pub(super) fn on_network(r: &Record, key: &str) -> bool {
+    r.networks.iter().any(|(name, ep)| {
+        name == key || ep.network_id == key || (key.len() >= 12 && ep.network_id.starts_with(key))
+    }) || mode(r) == key
+}
