@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                  ("run -d / ps / RSS per container / rm -f", bench.run_d_ps_rss_rm),
                  ("concurrent run -d", bench.concurrent_starts),
                  ("API latency under load", bench.api_latency),
+                 ("publish → first HTTP 200", bench.publish_http),
                  ("not implemented yet", bench.not_implemented)]
         for title, fn in steps:
             log(f"measuring: {title}")

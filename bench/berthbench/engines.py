@@ -349,8 +349,7 @@ class Docker(Engine):
                 "--data-root", str(self.root / "data"),
                 "--exec-root", str(self.root / "exec"),
                 "--pidfile", str(self.pidfile),
-                "--cgroup-parent", self.cgroup_parent,
-                "--iptables=false", "--ip-masq=false", "--bridge=none"]
+                "--cgroup-parent", self.cgroup_parent]
 
     def daemon_pids(self) -> list[int]:
         pids = [self.proc.pid] if self.proc and self.proc.poll() is None else []

@@ -90,9 +90,8 @@ def table(bench: Bench, ref: str = "docker") -> str:
 
 
 def footnotes(bench: Bench) -> str:
-    notes = ["* default network: Berth gives each container a private network namespace "
-             "with only `lo` (no bridge yet); Docker runs with --bridge=none, so its "
-             "default network is also no network."]
+    notes = ["* default network: the `bridge` network on both engines (a veth on the "
+             "engine's bridge, NAT); each engine runs in its own network namespace."]
     for m in bench.metrics.values():
         if m.note and not m.na:
             notes.append(f"{m.title}: {m.note}")
