@@ -434,6 +434,10 @@ fn published_ports_and_outbound_nat() {
     let bps = d.berth_ok(&["port", "pub"]);
     assert!(bps.contains("80/tcp -> 0.0.0.0:18080"), "{bps}");
 
+    // Network counters reach `docker stats`.
+    let io = d.ok(&["stats", "--no-stream", "--format", "{{.NetIO}}", "pub"]);
+    assert!(!io.is_empty() && !io.starts_with("0B / 0B"), "{io}");
+
     // Stopping frees the port for someone else.
     d.ok(&["rm", "-f", "pub"]);
     web(&d, &["-p", "18080:80"], "pub2", "second");

@@ -201,6 +201,41 @@ fn memory_sample(cfg: &DaemonConfig, r: &Record) -> Value {
     })
 }
 
+/// Interface counters of the container's network namespace, from its init's
+/// `/proc/<pid>/net/dev` (`lo` left out, like Docker). Null when it has no interfaces.
+fn net_sample(pid: i64) -> Value {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
+        return Value::Null;
+    };
+    let mut out = serde_json::Map::new();
+    for line in text.lines().skip(2) {
+        let Some((name, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name == "lo" {
+            continue;
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .map(|x| x.parse().unwrap_or(0))
+            .collect();
+        if f.len() < 16 {
+            continue;
+        }
+        out.insert(
+            name.to_owned(),
+            json!({"rx_bytes": f[0], "rx_packets": f[1], "rx_errors": f[2], "rx_dropped": f[3],
+                   "tx_bytes": f[8], "tx_packets": f[9], "tx_errors": f[10], "tx_dropped": f[11]}),
+        );
+    }
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
+    }
+}
+
 fn sample(cfg: &DaemonConfig, r: &Record, pre: &Value) -> Value {
     let running = r.state.status == "running" || r.state.status == "paused";
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
@@ -229,6 +264,7 @@ fn sample(cfg: &DaemonConfig, r: &Record, pre: &Value) -> Value {
         "cpu_stats": cpu,
         "precpu_stats": pre.get("cpu_stats").cloned().unwrap_or(json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}})),
         "memory_stats": mem,
+        "networks": if running { net_sample(r.state.pid) } else { Value::Null },
         "name": format!("/{}", r.name),
         "id": r.id,
     })
