@@ -173,17 +173,7 @@ impl Containers {
         }
         self.inner
             .nets
-            .attach(
-                &Attachee {
-                    id: &rec.id,
-                    name: &rec.name,
-                    netns: &p,
-                    primary: &primary,
-                    dns: &rec.host_config.dns,
-                },
-                &mut eps,
-                0,
-            )
+            .attach(&attachee(&rec, &p, &primary), &mut eps, 0)
             .await?;
         let wanted = ports::bindings(
             rec.host_config.port_bindings.as_ref(),
@@ -211,16 +201,7 @@ impl Containers {
         let primary = mode(&rec).to_owned();
         self.inner
             .nets
-            .restore(
-                &Attachee {
-                    id: &rec.id,
-                    name: &rec.name,
-                    netns: &p,
-                    primary: &primary,
-                    dns: &rec.host_config.dns,
-                },
-                &rec.networks,
-            )
+            .restore(&attachee(&rec, &p, &primary), &rec.networks)
             .await;
         if let Some(ip) = rec
             .networks
@@ -266,17 +247,7 @@ impl Containers {
             let n = self.inner.nets.interface_count(&p).await;
             self.inner
                 .nets
-                .attach(
-                    &Attachee {
-                        id: &rec.id,
-                        name: &rec.name,
-                        netns: &p,
-                        primary: &m,
-                        dns: &rec.host_config.dns,
-                    },
-                    &mut eps,
-                    n,
-                )
+                .attach(&attachee(&rec, &p, &m), &mut eps, n)
                 .await?;
         }
         c.update(|r| r.networks.extend(eps));
@@ -314,6 +285,16 @@ impl Containers {
         });
         self.persist(&c)?;
         Ok(())
+    }
+}
+
+fn attachee<'a>(rec: &'a Record, netns: &'a std::path::Path, primary: &'a str) -> Attachee<'a> {
+    Attachee {
+        id: &rec.id,
+        name: &rec.name,
+        netns,
+        primary,
+        dns: &rec.host_config.dns,
     }
 }
 
