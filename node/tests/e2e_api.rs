@@ -237,3 +237,36 @@ fn logs_follow_events_stream_and_wait_conditions() {
         400
     );
 }
+
+#[test]
+fn exec_inspect_reports_the_process() {
+    let d = Daemon::start();
+    d.busybox();
+    d.ok(&["run", "-d", "--name", "host1", "busybox", "sleep", "60"]);
+    let (st, body) = http(
+        &d,
+        "POST",
+        "/containers/host1/exec",
+        r#"{"Cmd":["sleep","30"],"AttachStdout":false}"#,
+    );
+    assert_eq!(st, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).expect("json")["Id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (st, _) = http(
+        &d,
+        "POST",
+        &format!("/exec/{id}/start"),
+        r#"{"Detach":true}"#,
+    );
+    assert_eq!(st, 200);
+    let (st, body) = http(&d, "GET", &format!("/exec/{id}/json"), "");
+    assert_eq!(st, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["Running"], true, "{body}");
+    let pid = v["Pid"].as_i64().expect("pid");
+    assert!(pid > 0, "{body}");
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert_eq!(comm.trim(), "sleep");
+}

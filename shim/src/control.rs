@@ -399,7 +399,11 @@ impl Loop {
             "start" => {
                 self.started = true;
                 match start(self) {
-                    Ok(()) => "ok".to_owned(),
+                    // The pid lets berthd report an exec's process (`exec inspect`).
+                    Ok(()) => match self.pid {
+                        Some(pid) => format!("ok {pid}"),
+                        None => "ok".to_owned(),
+                    },
                     Err(e) => {
                         // The process never ran: report it as exited so everyone moves on.
                         if self.pid.is_none() || self.init {

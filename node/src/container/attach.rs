@@ -364,7 +364,7 @@ impl Containers {
             .write_all(b"wait\n")
             .await
             .map_err(|e| ContainerError::io("write to shim", &state, e))?;
-        let started = shim::request(&state, "start").await;
+        let started = shim::request_text(&state, "start").await;
         cleanup.disarm();
         let cmdline = cfg.cmd.join(" ");
         let ex2 = ex.clone();
@@ -374,6 +374,9 @@ impl Containers {
         {
             let mut st = ex.state.lock().unwrap_or_else(|p| p.into_inner());
             st.running = started.is_ok();
+            if let Ok(pid) = started.as_deref().unwrap_or("").trim().parse::<i64>() {
+                st.pid = pid;
+            }
         }
         self.emit(
             &c,

@@ -101,6 +101,11 @@ pub async fn connect(state: &Path) -> Result<UnixStream, ContainerError> {
 
 /// Sends one request and reads its one-line reply.
 pub async fn request(state: &Path, req: &str) -> Result<(), ContainerError> {
+    request_text(state, req).await.map(drop)
+}
+
+/// Like `request`, returning what the shim said after `ok` (the pid, for `start`).
+pub async fn request_text(state: &Path, req: &str) -> Result<String, ContainerError> {
     let mut s = connect(state).await?;
     s.write_all(format!("{req}\n").as_bytes())
         .await
@@ -116,7 +121,7 @@ pub async fn request(state: &Path, req: &str) -> Result<(), ContainerError> {
         .map(|(a, b)| (a, b.to_owned()))
         .unwrap_or((line, String::new()))
     {
-        ("ok", _) => Ok(()),
+        ("ok", rest) => Ok(rest),
         ("err", msg) => Err(ContainerError::Runtime(msg)),
         _ => Err(ContainerError::Runtime(format!(
             "shim closed the connection during {req:?}"
