@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::ApiResult;
-use crate::models::{ContainerCreateBody, ExecConfig, UpdateBody};
+use crate::models::{ContainerCreateBody, ExecConfig, UpdateBody, VolumeCreateBody};
 
 /// A request body as a stream of chunks (tar uploads: import, load, cp, build).
 pub type BodyStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -215,6 +215,28 @@ pub trait SystemBackend: Send + Sync {
     async fn df(&self) -> ApiResult<Value>;
 }
 
+/// Which unused volumes `POST /volumes/prune` may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneScope {
+    /// Only anonymous volumes (API 1.42 and later, without `all=true`).
+    Anonymous,
+    /// Every unused volume (`all=true`, or a client older than 1.42).
+    All,
+}
+
+#[async_trait]
+pub trait VolumeBackend: Send + Sync {
+    /// The created volume, or the existing one when a volume of that name and driver exists.
+    async fn create(&self, body: VolumeCreateBody) -> ApiResult<Value>;
+    /// `{"Volumes": [..], "Warnings": null}` filtered by dangling, driver, label and name.
+    async fn list(&self, filters: Filters) -> ApiResult<Value>;
+    async fn inspect(&self, name: &str) -> ApiResult<Value>;
+    /// `force` ignores a missing volume; a volume in use is never removed.
+    async fn remove(&self, name: &str, force: bool) -> ApiResult<()>;
+    /// `{"VolumesDeleted": [..], "SpaceReclaimed": n}`.
+    async fn prune(&self, filters: Filters, scope: PruneScope) -> ApiResult<Value>;
+}
+
 /// Everything the router needs, one trait object per area.
 #[derive(Clone)]
 pub struct Backends {
@@ -222,6 +244,7 @@ pub struct Backends {
     pub images: std::sync::Arc<dyn ImageBackend>,
     pub networks: std::sync::Arc<dyn NetworkBackend>,
     pub system: std::sync::Arc<dyn SystemBackend>,
+    pub volumes: std::sync::Arc<dyn VolumeBackend>,
 }
 
 /// Networks: bodies pass through as JSON objects; the engine validates them.

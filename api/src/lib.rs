@@ -31,6 +31,7 @@ pub fn router(backends: Backends) -> Router {
         .merge(routes::exec::routes())
         .merge(routes::images::routes())
         .merge(routes::networks::routes())
+        .merge(routes::volumes::routes())
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backends);
     Router::new()

@@ -189,6 +189,18 @@ pub struct ExecStartBody {
     pub tty: bool,
 }
 
+/// The body of `POST /volumes/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeCreateBody {
+    pub name: String,
+    pub driver: String,
+    #[serde(deserialize_with = "null_as_default")]
+    pub driver_opts: BTreeMap<String, String>,
+    #[serde(deserialize_with = "null_as_default")]
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Accepts `null` as the type's default (clients send `"Env": null`).
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where

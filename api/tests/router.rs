@@ -259,7 +259,8 @@ fn app(fake: Arc<FakeBackend>) -> axum::Router {
         containers: fake.clone(),
         images: fake.clone(),
         networks: fake.clone(),
-        system: fake,
+        system: fake.clone(),
+        volumes: fake,
     })
 }
 
@@ -464,4 +465,105 @@ async fn network_routes() {
     let (st, _, body) = call(&app, "POST", "/networks/prune", "").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(body, r#"{"NetworksDeleted":null}"#);
+}
+
+#[async_trait]
+impl VolumeBackend for FakeBackend {
+    async fn create(&self, body: berth_api::models::VolumeCreateBody) -> ApiResult<Value> {
+        if body.name == "bad/name" {
+            return Err(ApiError::invalid(
+                "create bad/name: includes invalid characters",
+            ));
+        }
+        Ok(
+            json!({"Name": body.name, "Driver": body.driver, "Options": body.driver_opts, "Labels": body.labels}),
+        )
+    }
+    async fn list(&self, filters: Filters) -> ApiResult<Value> {
+        Ok(json!({"Volumes": [{"Name": "v1", "filters": filters}], "Warnings": null}))
+    }
+    async fn inspect(&self, name: &str) -> ApiResult<Value> {
+        Err(ApiError::not_found(format!("get {name}: no such volume")))
+    }
+    async fn remove(&self, name: &str, force: bool) -> ApiResult<()> {
+        match (name, force) {
+            ("busy", _) => Err(ApiError::conflict("remove busy: volume is in use - [abc]")),
+            (_, true) => Ok(()),
+            _ => Err(ApiError::not_found(format!("get {name}: no such volume"))),
+        }
+    }
+    async fn prune(&self, filters: Filters, scope: PruneScope) -> ApiResult<Value> {
+        Ok(json!({"VolumesDeleted": null, "SpaceReclaimed": 0,
+                  "scope": format!("{scope:?}"), "filters": filters}))
+    }
+}
+
+#[tokio::test]
+async fn volume_routes_statuses_and_prune_scope() {
+    let fake = Arc::new(FakeBackend::default());
+    let app = app(fake);
+    let (st, _, body) = call(
+        &app,
+        "POST",
+        "/v1.41/volumes/create",
+        r#"{"Name":"v1","Driver":"local","DriverOpts":{"type":"tmpfs"},"Labels":null}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["Options"]["type"], "tmpfs");
+    let (st, _, _) = call(&app, "POST", "/volumes/create", r#"{"Name":"bad/name"}"#).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _, _) = call(&app, "POST", "/volumes/create", "{not json").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _, body) = call(
+        &app,
+        "GET",
+        "/v1.45/volumes?filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D",
+        "",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["Volumes"][0]["filters"]["dangling"], json!(["true"]));
+    assert!(v["Warnings"].is_null());
+    let (st, _, body) = call(&app, "GET", "/volumes/nope", "").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(body.contains("get nope: no such volume"));
+    let (st, _, body) = call(&app, "DELETE", "/volumes/busy", "").await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert!(body.contains("volume is in use"));
+    let (st, _, _) = call(&app, "DELETE", "/volumes/gone?force=1", "").await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _, _) = call(&app, "DELETE", "/volumes/gone", "").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Since 1.42 prune takes only anonymous volumes, unless all=true; older clients all.
+    let scope = |body: &str| -> String {
+        let v: Value = serde_json::from_str(body).expect("json");
+        v["scope"].as_str().unwrap_or("").to_owned()
+    };
+    let (st, _, body) = call(&app, "POST", "/v1.45/volumes/prune", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(scope(&body), "Anonymous");
+    let (_, _, body) = call(
+        &app,
+        "POST",
+        "/v1.45/volumes/prune?filters=%7B%22all%22%3A%5B%22true%22%5D%2C%22label%22%3A%5B%22a%22%5D%7D",
+        "",
+    )
+    .await;
+    assert_eq!(scope(&body), "All");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["filters"]["label"], json!(["a"]));
+    assert!(v["filters"].get("all").is_none());
+    let (_, _, body) = call(&app, "POST", "/v1.41/volumes/prune", "").await;
+    assert_eq!(scope(&body), "All");
+    let (st, _, _) = call(
+        &app,
+        "POST",
+        "/volumes/prune?filters=%7B%22all%22%3A%5B%22maybe%22%5D%7D",
+        "",
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
 }

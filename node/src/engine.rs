@@ -13,6 +13,7 @@ use crate::network::api::NetworkApi;
 use crate::network::{NetConfig, Networks};
 use crate::store::MetaStore;
 use crate::system::System;
+use crate::volume::Volumes;
 
 pub struct Engine {
     pub containers: Containers,
@@ -39,24 +40,31 @@ impl Engine {
             let (c, m, e) = (NetConfig::from_daemon(&cfg), meta.clone(), events.clone());
             tokio::task::spawn_blocking(move || Networks::open(&c, m, e)).await??
         };
+        let volumes = Volumes::new(cfg.volumes_dir(), meta.clone(), events.clone())?;
         let containers = Containers::new(
             cfg.clone(),
             meta.clone(),
             images.clone(),
             nets.clone(),
+            volumes.clone(),
             events.clone(),
         )?;
         let users = containers.clone();
         images.set_users(Arc::new(move |image_id: &str| {
             users.users_of_image(image_id)
         }));
+        let users = containers.clone();
+        volumes.set_users(Arc::new(move |name: &str| users.users_of_volume(name)));
+        containers.adopt_volumes();
         container::restore(&containers).await;
+        volumes.sweep_mounts();
         let id = engine_id(&cfg)?;
         let system = System {
             cfg: cfg.clone(),
             containers: containers.clone(),
             images: images.clone(),
             events,
+            volumes: volumes.clone(),
             id,
         };
         let backends = Backends {
@@ -67,6 +75,7 @@ impl Engine {
                 containers: containers.clone(),
             }),
             system: Arc::new(system),
+            volumes: Arc::new(volumes),
         };
         Ok(Engine {
             containers,

@@ -4,6 +4,7 @@
 //!  api::Backends ──► engine::Engine ─┬─ image::ImageService   content store, layers, overlay rootfs
 //!                                    ├─ container::Containers lifecycle, state, logs, attach, exec
 //!                                    │      └─ container::shim  spawns and talks to berth-shim
+//!                                    ├─ volume::Volumes       named volumes, local driver, copy-up
 //!                                    ├─ system::System        info, version, events, df
 //!                                    ├─ events::Events        the /events bus
 //!                                    └─ store::MetaStore      metadata.redb (refs, images, containers)
@@ -20,3 +21,4 @@ pub mod listen;
 pub mod network;
 pub mod store;
 pub mod system;
+pub mod volume;

@@ -17,6 +17,7 @@ pub struct System {
     pub containers: Containers,
     pub images: std::sync::Arc<ImageService>,
     pub events: Events,
+    pub volumes: crate::volume::Volumes,
     pub id: String,
 }
 
@@ -214,8 +215,13 @@ impl SystemBackend for System {
                 ..Default::default()
             })
             .await?;
+        let vols = self.volumes.clone();
+        let volumes = tokio::task::spawn_blocking(move || vols.usage())
+            .await
+            .map_err(|e| berth_api::ApiError::internal(format!("volume usage: {e}")))?
+            .map_err(berth_api::ApiError::from)?;
         Ok(
-            json!({ "LayersSize": layers, "Images": images, "Containers": containers, "Volumes": [], "BuildCache": [] }),
+            json!({ "LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": [] }),
         )
     }
 }

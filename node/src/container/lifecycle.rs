@@ -267,6 +267,7 @@ impl Containers {
         }
         // Check the spec now, so bad limits, capabilities or ulimits fail create, not start.
         spec::check(&config, &host_config, self.inner.nofile_hard)?;
+        let mut mounts = self.plan_mounts(&config, &host_config)?;
         let name = {
             let mut names_map = self.inner.names.lock().unwrap_or_else(|p| p.into_inner());
             let name = match name {
@@ -280,6 +281,20 @@ impl Containers {
             }
             names_map.insert(name.clone(), id.clone());
             name
+        };
+        let release_name = || {
+            self.inner
+                .names
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+        };
+        let made_volumes = match self.resolve_mounts(&mut mounts) {
+            Ok(made) => made,
+            Err(e) => {
+                release_name();
+                return Err(e);
+            }
         };
         let rec = Record {
             id: id.clone(),
@@ -299,6 +314,7 @@ impl Containers {
             runtime,
             networks,
             ports: Vec::new(),
+            mounts,
         };
         let paths = self.paths(&id);
         let made = (|| -> Result<(), ContainerError> {
@@ -315,11 +331,8 @@ impl Containers {
         })();
         if let Err(e) = made {
             let _ = std::fs::remove_dir_all(&paths.dir);
-            self.inner
-                .names
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&name);
+            release_name();
+            self.unresolve_mounts(&made_volumes);
             return Err(e);
         }
         let c = Arc::new(Ctr::new(rec));
@@ -414,7 +427,10 @@ impl Containers {
                 if rec.host_config.auto_remove {
                     let me = self.clone();
                     let cc = c.clone();
-                    tokio::spawn(async move { me.remove_now(&cc).await });
+                    tokio::spawn(async move {
+                        me.remove_now(&cc).await;
+                        me.remove_anonymous_volumes(&cc.record());
+                    });
                 }
                 Err(e)
             }
@@ -446,6 +462,7 @@ impl Containers {
             let wd = merged.join(rec.config.working_dir.trim_start_matches('/'));
             let _ = std::fs::create_dir_all(wd);
         }
+        self.attach_mounts(rec, &merged)?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "rootfs mounted");
         let ids = user::resolve(&merged, &rec.config.user, &rec.host_config.group_add)?;
         let (netns, eps, published) = self.setup_network(rec).await?;
@@ -499,6 +516,7 @@ impl Containers {
             etc_files: etc,
             nofile_hard: self.inner.nofile_hard,
             init_binary,
+            mounts: &rec.mounts,
         })?;
         let _: oci_spec::runtime::Spec = serde_json::from_value(doc.clone()).map_err(|e| {
             ContainerError::Runtime(format!("generated an invalid runtime spec: {e}"))
@@ -560,6 +578,7 @@ impl Containers {
         }
         self.inner.nets.detach(&rec.id);
         netns::remove(&netns::path(&self.inner.cfg.exec_root, &rec.id));
+        self.detach_mounts(rec);
         let _ = std::fs::remove_dir_all(paths.bundle());
     }
 
@@ -640,6 +659,7 @@ impl Containers {
             });
         } else if rec.host_config.auto_remove {
             self.remove_now(c).await;
+            self.remove_anonymous_volumes(&rec);
         }
     }
 
@@ -770,7 +790,7 @@ impl Containers {
         &self,
         key: &str,
         force: bool,
-        _volumes: bool,
+        volumes: bool,
     ) -> Result<(), ContainerError> {
         let c = self.get(key)?;
         if c.is_running() {
@@ -789,6 +809,9 @@ impl Containers {
             self.stop_running(&c, Some(0), Some("KILL".into())).await?;
         }
         self.remove_now(&c).await;
+        if volumes {
+            self.remove_anonymous_volumes(&c.record());
+        }
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 //!                     ├─ fs.rs         cp (archive), export, changes
 //!                     ├─ cgroup.rs     stats, top, pause, update
 //!                     ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs)
+//!                     ├─ mounts.rs     -v, --mount, --volumes-from: parse, resolve, attach
 //!                     └─ netns.rs      the network namespace of each container
 //! ```
 //! Invariants: a container's record in metadata.redb is written before the API answers; a
@@ -22,6 +23,7 @@ mod etc_files;
 mod fs;
 mod lifecycle;
 mod logs;
+pub mod mounts;
 mod names;
 mod net;
 mod netns;
@@ -138,6 +140,9 @@ pub struct Record {
     /// Ports published on the host while running.
     #[serde(default)]
     pub ports: Vec<crate::network::PortMapping>,
+    /// Binds, volumes and `--mount` tmpfs, resolved at create.
+    #[serde(default)]
+    pub mounts: Vec<mounts::MountPoint>,
 }
 
 /// What waiters watch: the status and how many times the container has exited.
@@ -208,6 +213,7 @@ pub(crate) struct Inner {
     pub meta: Arc<MetaStore>,
     pub images: Arc<ImageService>,
     pub nets: crate::network::Networks,
+    pub volumes: crate::volume::Volumes,
     pub events: Events,
     pub map: Mutex<HashMap<String, Arc<Ctr>>>,
     pub names: Mutex<HashMap<String, String>>,
@@ -221,6 +227,7 @@ impl Containers {
         meta: Arc<MetaStore>,
         images: Arc<ImageService>,
         nets: crate::network::Networks,
+        volumes: crate::volume::Volumes,
         events: Events,
     ) -> Result<Self, ContainerError> {
         let nofile_hard =
@@ -232,6 +239,7 @@ impl Containers {
             meta,
             images,
             nets,
+            volumes,
             events,
             map: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),

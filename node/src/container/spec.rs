@@ -112,6 +112,8 @@ pub struct SpecInput<'a> {
     pub nofile_hard: u64,
     /// Bind mount of the init binary for `--init`, as (host path).
     pub init_binary: Option<String>,
+    /// Binds, volumes and `--mount` tmpfs (see mounts.rs).
+    pub mounts: &'a [super::mounts::MountPoint],
 }
 
 /// Builds the spec with placeholder host details: checks a configuration (limits,
@@ -134,6 +136,7 @@ pub fn check(
         etc_files: vec![],
         nofile_hard,
         init_binary: None,
+        mounts: &[],
     })
 }
 
@@ -472,6 +475,9 @@ fn mounts(input: &SpecInput) -> Vec<Value> {
         }
         m.push(json!({"destination": dest, "type": "bind", "source": src, "options": opts}));
     }
+    // The user's mounts: `--tmpfs`, binds and volumes, parents before children; each
+    // replaces a default mount at the same destination.
+    let mut user = Vec::new();
     for (dest, opts) in &h.tmpfs {
         let mut o: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
         o.extend(opts.split(',').filter(|s| !s.is_empty()).map(str::to_owned));
@@ -482,8 +488,12 @@ fn mounts(input: &SpecInput) -> Vec<Value> {
         if o.iter().any(|x| x == "exec") {
             o.retain(|x| x != "noexec");
         }
-        m.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
+        user.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o}));
     }
+    user.extend(input.mounts.iter().map(|mp| mp.to_spec()));
+    user.sort_by_key(|u| super::mounts::depth(u["destination"].as_str().unwrap_or("")));
+    m.retain(|d| !user.iter().any(|u| u["destination"] == d["destination"]));
+    m.extend(user);
     if let Some(init) = &input.init_binary {
         m.push(json!({"destination": "/sbin/docker-init", "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
@@ -508,6 +518,7 @@ mod tests {
             etc_files: vec![],
             nofile_hard: 20000,
             init_binary: None,
+            mounts: &[],
         }
     }
 

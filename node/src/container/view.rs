@@ -161,7 +161,7 @@ impl Containers {
                     "WorkDir": paths.work(),
                 }
             },
-            "Mounts": [],
+            "Mounts": mounts_json(&r),
             "Config": r.config,
             "NetworkSettings": self.network_settings(&r),
         });
@@ -230,6 +230,11 @@ impl Containers {
             })
             && any("network", &|s| super::net::on_network(r, s))
             && any("is-task", &|s| s == "false")
+            && any("volume", &|s| {
+                r.mounts
+                    .iter()
+                    .any(|m| (!m.name.is_empty() && m.name == s) || m.destination == s)
+            })
             && matches_labels(r, f.get("label"))
     }
 
@@ -258,7 +263,7 @@ impl Containers {
             "Status": status_text(r),
             "HostConfig": { "NetworkMode": network_mode(r) },
             "NetworkSettings": { "Networks": self.network_settings(r)["Networks"] },
-            "Mounts": [],
+            "Mounts": mounts_json(r),
         });
         if size {
             let rw = super::fs::dir_size(&self.paths(&r.id).upper());
@@ -280,6 +285,10 @@ fn shell_join<'a>(parts: impl Iterator<Item = &'a String>) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+fn mounts_json(r: &Record) -> Value {
+    Value::Array(r.mounts.iter().map(|m| m.to_json()).collect())
 }
 
 fn host_config_json(r: &Record) -> Value {
