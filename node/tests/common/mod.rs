@@ -205,6 +205,11 @@ impl Daemon {
         ]);
     }
 
+    /// Mount points under this daemon's roots, from /proc/self/mountinfo.
+    pub fn mounts_under_root(&self) -> Vec<String> {
+        mounts_under(&self.root)
+    }
+
     fn cleanup(&mut self) {
         if self.child.is_some() {
             let _ = Command::new(DOCKER)
@@ -339,15 +344,19 @@ fn pids_with_arg(root: &Path) -> Vec<i32> {
     out
 }
 
-fn unmount_under(root: &Path) {
+/// Mount points at or below `root`.
+pub fn mounts_under(root: &Path) -> Vec<String> {
     let prefix = root.display().to_string();
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut targets: Vec<String> = info
-        .lines()
+    info.lines()
         .filter_map(|l| l.split(' ').nth(4))
         .filter(|t| t.starts_with(&prefix))
         .map(str::to_owned)
-        .collect();
+        .collect()
+}
+
+fn unmount_under(root: &Path) {
+    let mut targets = mounts_under(root);
     targets.sort_by_key(|t| std::cmp::Reverse(t.len()));
     for t in targets {
         let _ = nix::mount::umount2(t.as_str(), nix::mount::MntFlags::MNT_DETACH);
