@@ -285,7 +285,7 @@ impl Volumes {
         let mut out = json!({
             "CreatedAt": v.created_at,
             "Driver": v.driver,
-            "Labels": v.labels,
+            "Labels": if v.labels.is_empty() { Value::Null } else { json!(v.labels) },
             "Mountpoint": self.data_path(&v.name),
             "Name": v.name,
             "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
