@@ -232,6 +232,17 @@ fn bind_mounts_both_ways_with_berth() {
     let o = d.berth(&["run", "--rm", "-v", &ro, "busybox", "touch", "/h/x"]);
     assert_ne!(o.status.code(), Some(0));
     assert!(!host.join("x").exists());
+    // A single file, over a path the image lacks and over one the runtime provides.
+    let f = format!("{}:/etc/conf.txt:ro", host.join("in").display());
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "-v", &f, "busybox", "cat", "/etc/conf.txt"]),
+        "from host"
+    );
+    let f = format!("{}:/etc/hostname", host.join("in").display());
+    assert_eq!(
+        d.ok(&["run", "--rm", "-v", &f, "busybox", "cat", "/etc/hostname"]),
+        "from host"
+    );
     // --mount: a missing source is a 400 naming it; -v creates it, like docker.
     let missing = d.root.join("missing");
     let m = format!("type=bind,source={},target=/m", missing.display());
@@ -419,6 +430,35 @@ fn copy_up_and_anonymous_volumes() {
         ]),
         "changed"
     );
+    // Copy-up happens once per container: emptied, a restarted container's volume stays so.
+    d.ok(&[
+        "run",
+        "--name",
+        "once",
+        "-v",
+        "once:/data",
+        "dataimg:1",
+        "rm",
+        "-rf",
+        "/data/hello",
+        "/data/sub",
+    ]);
+    d.ok(&["start", "-a", "once"]);
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "once:/data:nocopy",
+            "dataimg:1",
+            "ls",
+            "-A",
+            "/data"
+        ]),
+        ""
+    );
+    d.ok(&["rm", "once"]);
+    d.ok(&["volume", "rm", "once"]);
     assert_eq!(
         d.ok(&[
             "run",

@@ -529,9 +529,11 @@ impl Containers {
     }
 
     /// At start, with the rootfs mounted at `rootfs`: attaches the volumes (copy-up into the
-    /// empty ones) and creates missing `-v` bind sources. On error nothing stays attached.
+    /// empty ones, at a mount's first start only, as Docker copies once per container) and
+    /// creates missing `-v` bind sources. On error nothing stays attached.
     pub(crate) fn attach_mounts(&self, rec: &Record, rootfs: &Path) -> Result<(), ContainerError> {
         let mut attached = Vec::new();
+        let mut copied = Vec::new();
         let res = (|| {
             for m in &rec.mounts {
                 match m.kind.as_str() {
@@ -542,9 +544,12 @@ impl Containers {
                             .attach(&m.name, &rec.id, &m.destination, m.rw)
                             .map_err(volume_error)?;
                         attached.push(m.name.clone());
-                        if m.copy_data && volume::copy::is_empty(&data) {
-                            let src = rootfs.join(m.destination.trim_start_matches('/'));
-                            volume::copy::copy_up(&src, &data).map_err(volume_error)?;
+                        if m.copy_data {
+                            if volume::copy::is_empty(&data) {
+                                let src = rootfs.join(m.destination.trim_start_matches('/'));
+                                volume::copy::copy_up(&src, &data).map_err(volume_error)?;
+                            }
+                            copied.push(m.destination.clone());
                         }
                     }
                     "bind" if m.create_source && !Path::new(&m.source).exists() => {
@@ -559,6 +564,19 @@ impl Containers {
         if res.is_err() {
             for n in attached {
                 self.inner.volumes.detach(&n, &rec.id);
+            }
+            return res;
+        }
+        if !copied.is_empty() {
+            if let Ok(c) = self.get(&rec.id) {
+                c.update(|r| {
+                    for m in r.mounts.iter_mut() {
+                        if copied.contains(&m.destination) {
+                            m.copy_data = false;
+                        }
+                    }
+                });
+                self.persist(&c)?;
             }
         }
         res

@@ -587,6 +587,43 @@ mod tests {
     }
 
     #[test]
+    fn user_mounts_sorted_parents_first_and_replace_defaults() {
+        let c = ContainerConfig::default();
+        let h = HostConfig {
+            tmpfs: [("/a/b/c".to_string(), "size=1m".to_string())].into(),
+            ..Default::default()
+        };
+        let mounts = [
+            super::super::mounts::parse_bind("/h1:/a/b:ro").expect("bind"),
+            super::super::mounts::parse_bind("/h2:/a").expect("bind"),
+            super::super::mounts::parse_bind("/h3:/dev/shm").expect("bind"),
+        ];
+        let mut i = input(&c, &h);
+        i.mounts = &mounts;
+        let s = build(&i).expect("spec");
+        let dests: Vec<&str> = s["mounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .filter_map(|m| m["destination"].as_str())
+            .collect();
+        let pos = |d: &str| dests.iter().position(|x| *x == d).expect(d);
+        assert!(
+            pos("/a") < pos("/a/b") && pos("/a/b") < pos("/a/b/c"),
+            "{dests:?}"
+        );
+        assert_eq!(dests.iter().filter(|d| **d == "/dev/shm").count(), 1);
+        let shm = &s["mounts"][pos("/dev/shm")];
+        assert_eq!(shm["source"], "/h3");
+        assert_eq!(
+            s["mounts"][pos("/a/b")]["options"],
+            json!(["rbind", "rprivate", "ro"])
+        );
+        let parsed: Result<oci_spec::runtime::Spec, _> = serde_json::from_value(s);
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    #[test]
     fn privileged_lifts_confinement() {
         let c = ContainerConfig::default();
         let h = HostConfig {
