@@ -55,7 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def make_config(a: argparse.Namespace) -> Config:
     if a.smoke:
         cfg = Config(n=3, rounds=1, conc_per_client=1, api_requests=320, api_containers=3,
-                     api_time_bound_s=10.0, settle_s=1.0)
+                     api_time_bound_s=10.0, settle_s=1.0, pull_layers=2, pull_layer_mb=4,
+                     pull_rounds=1)
     else:
         cfg = Config()
     if a.n is not None:
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                  ("concurrent run -d", bench.concurrent_starts),
                  ("API latency under load", bench.api_latency),
                  ("publish → first HTTP 200", bench.publish_http),
+                 ("registry pull", lambda: bench.registry_pull(base, tar)),
                  ("not implemented yet", bench.not_implemented)]
         for title, fn in steps:
             log(f"measuring: {title}")

@@ -35,6 +35,7 @@ use super::RegistryError;
 pub type ReqBody = UnsyncBoxBody<Bytes, std::io::Error>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(120);
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -131,9 +132,10 @@ impl Transport {
                 let cfg = self.tls_config(&authority, verify)?;
                 let name = ServerName::try_from(host.clone())
                     .map_err(|_| what(format!("invalid TLS server name {host:?}")))?;
-                let tls = tokio_rustls::TlsConnector::from(cfg)
-                    .connect(name, tcp)
+                let handshake = tokio_rustls::TlsConnector::from(cfg).connect(name, tcp);
+                let tls = tokio::time::timeout(TLS_TIMEOUT, handshake)
                     .await
+                    .map_err(|_| what("net/http: TLS handshake timeout".into()))?
                     .map_err(|e| what(format!("tls: {e}")))?;
                 exchange(TokioIo::new(tls), req).await.map_err(|e| what(e))
             } else {
