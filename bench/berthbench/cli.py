@@ -47,6 +47,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="where to write the JSON results (default bench/results/latest.json)")
     p.add_argument("--engines", default="berth,docker,podman",
                    help="comma-separated engines to try (default: all that are installed)")
+    p.add_argument("--only", default=None,
+                   help="run only the steps whose title contains this text (e.g. 'registry pull')")
     p.add_argument("--settle", type=float, default=None,
                    help="seconds to let daemons settle before idle RSS (default 5; smoke 1)")
     return p.parse_args(argv)
@@ -132,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                  ("publish → first HTTP 200", bench.publish_http),
                  ("registry pull", lambda: bench.registry_pull(base, tar)),
                  ("not implemented yet", bench.not_implemented)]
+        if a.only:
+            steps = [(t, f) for t, f in steps if a.only in t]
         for title, fn in steps:
             log(f"measuring: {title}")
             fn()
