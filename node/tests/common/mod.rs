@@ -89,7 +89,20 @@ impl Daemon {
             root,
             netns: other.netns.clone(),
             child: None,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            // Its own default bridge (and so its own nftables table) beside the first one's.
+            extra_args: [
+                "--bridge".to_owned(),
+                format!("bb{:08x}", rand::random::<u32>()),
+                "--bip".to_owned(),
+                format!(
+                    "10.{}.{}.1/24",
+                    100 + rand::random::<u8>() % 100,
+                    rand::random::<u8>()
+                ),
+            ]
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect(),
             owns_netns: false,
         };
         d.spawn();
