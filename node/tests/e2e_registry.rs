@@ -333,6 +333,15 @@ fn push_then_pull_into_a_second_daemon_with_docker_and_berth() {
         "a pulled image is pushed back byte for byte"
     );
 
+    // --all-tags pulls every tag of the repository.
+    let out = b.ok(&["pull", "--all-tags", &repo]);
+    for t in ["1", "2"] {
+        assert!(
+            out.contains(&format!("Status: Image is up to date for {repo}:{t}")),
+            "{out}"
+        );
+    }
+
     // Removing every image leaves no blob behind.
     for r in [
         format!("{repo}:1"),

@@ -19,7 +19,8 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::error::ImageError;
 use super::import::ImportPlan;
-use super::pull::pull_reference;
+use super::pull::{pull_reference, wants_all_tags};
+use super::reference::Reference;
 use super::registry::Credentials;
 use super::service::ImageService;
 
@@ -122,10 +123,15 @@ impl ImageBackend for ImageService {
         platform: Option<&str>,
         auth: Option<Value>,
     ) -> ApiResult<BoxStream<'static, Value>> {
-        let reference = pull_reference(from_image, tag)?;
         let creds = Credentials::from_value(auth.as_ref());
-        let plan = self.plan_pull(reference, platform, creds).await?;
-        Ok(self.run_pull(plan))
+        let plans = if wants_all_tags(from_image, tag) {
+            let repo = Reference::parse(from_image)?;
+            self.plan_pull_all(repo, platform, creds).await?
+        } else {
+            let reference = pull_reference(from_image, tag)?;
+            vec![self.plan_pull(reference, platform, creds).await?]
+        };
+        Ok(self.run_pull(plans))
     }
 
     async fn push(

@@ -61,6 +61,13 @@ pub(crate) fn pull_reference(from: &str, tag: Option<&str>) -> Result<Reference,
     }
 }
 
+/// Whether `POST /images/create` asks for every tag: no `tag` and a bare repository name
+/// (what `docker pull --all-tags` sends; a plain `docker pull` always sends a tag).
+pub(crate) fn wants_all_tags(from: &str, tag: Option<&str>) -> bool {
+    tag.map_or(true, |t| t.trim().is_empty())
+        && Reference::parse(from).is_ok_and(|r| r.tag().is_none() && r.digest().is_none())
+}
+
 fn not_found(r: &Reference, e: RegistryError) -> ImageError {
     match e {
         RegistryError::NotFound(m) => {
@@ -155,15 +162,54 @@ impl ImageService {
         })
     }
 
-    /// Runs a planned pull, streaming Docker's progress messages.
-    pub(crate) fn run_pull(&self, plan: PullPlan) -> BoxStream<'static, Value> {
+    /// Plans a pull of every tag of a repository (`docker pull --all-tags`).
+    pub(crate) async fn plan_pull_all(
+        &self,
+        repo: Reference,
+        platform: Option<&str>,
+        creds: Option<Credentials>,
+    ) -> Result<Vec<PullPlan>, ImageError> {
+        let session = self
+            .inner
+            .dist
+            .registries
+            .open(repo.domain(), repo.path(), creds.as_ref(), false, &[])
+            .await
+            .map_err(|e| not_found(&repo, e))?;
+        let mut tags = session.tags().await.map_err(|e| match e {
+            RegistryError::NotFound(m) => ImageError::RemoteNotFound(format!(
+                "repository {} not found: {m}",
+                repo.familiar_name()
+            )),
+            e => not_found(&repo, e),
+        })?;
+        if tags.is_empty() {
+            return Err(ImageError::RemoteNotFound(format!(
+                "repository {} has no tags",
+                repo.familiar_name()
+            )));
+        }
+        tags.sort();
+        let mut plans = Vec::new();
+        for t in tags {
+            let r = repo.with_tag(&t)?;
+            plans.push(self.plan_pull(r, platform, creds.clone()).await?);
+        }
+        Ok(plans)
+    }
+
+    /// Runs planned pulls one after the other, streaming Docker's progress messages.
+    pub(crate) fn run_pull(&self, plans: Vec<PullPlan>) -> BoxStream<'static, Value> {
         let (progress, rx) = Progress::new();
         let svc = self.clone();
         tokio::spawn(async move {
             let progress = Arc::new(progress);
-            if let Err(e) = svc.pull_layers(plan, progress.clone()).await {
-                tracing::error!(error = %e, "pull failed");
-                progress.error(&full_message(&e));
+            for plan in plans {
+                if let Err(e) = svc.pull_layers(plan, progress.clone()).await {
+                    tracing::error!(error = %e, "pull failed");
+                    progress.error(&full_message(&e));
+                    return;
+                }
             }
         });
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
@@ -629,6 +675,10 @@ mod tests {
         assert_eq!(r.digest(), Some(d.as_str()));
         assert!(pull_reference("BAD", None).is_err());
         assert!(pull_reference("bb", Some("bad tag!")).is_err());
+        assert!(wants_all_tags("127.0.0.1:5000/bb", None));
+        assert!(wants_all_tags("bb", Some("")));
+        assert!(!wants_all_tags("bb", Some("1")));
+        assert!(!wants_all_tags("bb:1", None));
     }
 
     #[test]

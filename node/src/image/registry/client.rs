@@ -280,6 +280,26 @@ impl Session {
         Ok((bytes, ctype, digest))
     }
 
+    /// The repository's tags (`GET /v2/<repo>/tags/list`).
+    pub async fn tags(&self) -> Result<Vec<String>, RegistryError> {
+        #[derive(serde::Deserialize)]
+        struct Tags {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let path = format!("/v2/{}/tags/list", self.repo);
+        let resp = self
+            .request(Method::GET, &path, HeaderMap::new(), empty())
+            .await?;
+        if !resp.status().is_success() {
+            return Err(self.status_error(resp, "repository").await);
+        }
+        let body = read_limited(resp.into_body(), MAX_MANIFEST).await?;
+        let t: Tags = serde_json::from_slice(&body)
+            .map_err(|e| RegistryError::Protocol(format!("tags of {}: {e}", self.repo)))?;
+        Ok(t.tags.unwrap_or_default())
+    }
+
     /// A small blob (an image config), verified against its digest.
     pub async fn blob_bytes(&self, digest: &Digest) -> Result<Bytes, RegistryError> {
         let resp = self.blob(digest, 0).await?;
