@@ -7,6 +7,7 @@
 //!  content/ingest/<hex>         a layer blob being downloaded (kept across restarts: resumed)
 //!  layer_blobs  "sha256:<blob>" → BlobRecord { diff_id, media_type, size, sources }
 //! ```
+//! Partial downloads are kept for resuming, and dropped after a week unused.
 //! A layer blob is kept while a layer with its diff id exists (push sends it again unchanged,
 //! so digests survive a pull/push round trip); an image config while its image exists. Blobs
 //! of a pull in progress are protected by an active count until the pull has registered.
@@ -27,6 +28,8 @@ use crate::config::DaemonConfig;
 use crate::store::Table;
 
 pub const LAYER_BLOBS: Table = TableDefinition::new("layer_blobs");
+
+const STALE_INGEST: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// A compressed layer blob in the content store.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -174,6 +177,23 @@ impl ImageService {
             }
         }
         let mut freed = 0;
+        // Partial downloads nobody resumed for a week.
+        if let Ok(rd) = fs::read_dir(&self.inner.dist.ingest) {
+            for e in rd.flatten() {
+                let stale = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_INGEST);
+                let active = Digest::from_hex(&e.file_name().to_string_lossy())
+                    .is_ok_and(|d| self.inner.dist.is_active(&d));
+                if stale && !active {
+                    freed += e.metadata().map_or(0, |m| m.len());
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         for d in inner.content.list()? {
             if keep.contains(&d) || self.inner.dist.is_active(&d) {
                 continue;
@@ -184,5 +204,76 @@ impl ImageService {
             freed += size;
         }
         Ok(freed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::import::ImportPlan;
+    use crate::image::testutil::{file_tar, service};
+    use berth_api::backend::ImportOptions;
+
+    #[test]
+    fn gc_keeps_configs_and_blobs_of_live_layers_only() {
+        let t = service();
+        let svc = &t.svc;
+        let opts = ImportOptions {
+            repo: Some("gc:1".into()),
+            ..Default::default()
+        };
+        let tar = file_tar(&[("f", b"data".as_slice())]);
+        let id = svc
+            .import_image(ImportPlan::new(&opts).expect("plan"), &mut &tar[..])
+            .expect("import");
+        let diff = Digest::of_bytes(&tar);
+        let content = &svc.inner.content;
+        let (junk, _) = content.write_bytes(b"junk").expect("junk");
+        let (layer_blob, _) = content.write_bytes(b"compressed layer").expect("blob");
+        let rec = BlobRecord {
+            diff_id: diff.clone(),
+            media_type: "application/vnd.docker.image.rootfs.diff.tar.gzip".into(),
+            size: 16,
+            sources: vec!["r/a".into()],
+        };
+        svc.record_blob(&layer_blob, rec.clone()).expect("record");
+        svc.record_blob(
+            &layer_blob,
+            BlobRecord {
+                sources: vec!["r/b".into()],
+                ..rec
+            },
+        )
+        .expect("record again");
+        let (pulling, _) = content.write_bytes(b"being pulled").expect("active");
+        let guard = svc.inner.dist.activate(std::slice::from_ref(&pulling));
+
+        svc.gc_blobs().expect("gc");
+        assert!(!content.exists(&junk), "an unreferenced blob survived");
+        assert!(
+            content.exists(&Digest::parse(&id).expect("id")),
+            "config removed"
+        );
+        assert!(
+            content.exists(&pulling),
+            "a blob of a running pull was removed"
+        );
+        let (found, r) = svc
+            .blob_for_diff(&diff)
+            .expect("lookup")
+            .expect("layer blob");
+        assert_eq!(found, layer_blob);
+        assert_eq!(r.sources, vec!["r/b".to_owned(), "r/a".to_owned()]);
+
+        drop(guard);
+        svc.remove_image("gc:1", false).expect("rmi");
+        svc.gc_blobs().expect("gc");
+        assert!(
+            !content.exists(&layer_blob),
+            "the layer's blob outlived the layer"
+        );
+        assert!(!content.exists(&pulling));
+        assert!(svc.blob_for_diff(&diff).expect("lookup").is_none());
+        assert!(content.list().expect("list").is_empty());
     }
 }

@@ -64,7 +64,7 @@ pub(crate) fn pull_reference(from: &str, tag: Option<&str>) -> Result<Reference,
 /// Whether `POST /images/create` asks for every tag: no `tag` and a bare repository name
 /// (what `docker pull --all-tags` sends; a plain `docker pull` always sends a tag).
 pub(crate) fn wants_all_tags(from: &str, tag: Option<&str>) -> bool {
-    tag.map_or(true, |t| t.trim().is_empty())
+    tag.is_none_or(|t| t.trim().is_empty())
         && Reference::parse(from).is_ok_and(|r| r.tag().is_none() && r.digest().is_none())
 }
 
@@ -337,7 +337,16 @@ impl LayerJob {
             self.progress.layer(&self.short, "Download complete");
             self.unpack_stored().await?
         } else {
-            self.download().await?
+            let resuming = self.svc.inner.dist.ingest.join(self.blob.hex()).exists();
+            match self.download().await {
+                // A partial blob from an earlier attempt that does not add up (it was
+                // deleted by the check): fetch the whole blob once more.
+                Err(ImageError::DigestMismatch { .. }) if resuming => {
+                    tracing::warn!(blob = %self.blob, "resumed download did not verify; starting over");
+                    self.download().await?
+                }
+                res => res?,
+            }
         };
         if unpacked.blob_digest != self.blob {
             return Err(ImageError::DigestMismatch {

@@ -137,9 +137,9 @@ impl Transport {
                     .await
                     .map_err(|_| what("net/http: TLS handshake timeout".into()))?
                     .map_err(|e| what(format!("tls: {e}")))?;
-                exchange(TokioIo::new(tls), req).await.map_err(|e| what(e))
+                exchange(TokioIo::new(tls), req).await.map_err(&what)
             } else {
-                exchange(TokioIo::new(tcp), req).await.map_err(|e| what(e))
+                exchange(TokioIo::new(tcp), req).await.map_err(&what)
             }
         };
         tokio::time::timeout(RESPONSE_TIMEOUT, fut)
