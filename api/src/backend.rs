@@ -186,6 +186,10 @@ pub trait ImageBackend: Send + Sync {
         tag: Option<&str>,
         auth: Option<Value>,
     ) -> ApiResult<BoxStream<'static, Value>>;
+    /// `POST /auth`: checks the credentials against the registry they name.
+    async fn auth(&self, body: Value) -> ApiResult<Value>;
+    /// `GET /distribution/{name}/json`: the registry's descriptor and platforms of an image.
+    async fn distribution(&self, name: &str, auth: Option<Value>) -> ApiResult<Value>;
     async fn list(&self, all: bool, filters: Filters, digests: bool) -> ApiResult<Vec<Value>>;
     async fn inspect(&self, name: &str) -> ApiResult<Value>;
     async fn history(&self, name: &str) -> ApiResult<Value>;

@@ -171,6 +171,19 @@ impl ImageBackend for FakeBackend {
     ) -> ApiResult<BoxStream<'static, Value>> {
         nope()
     }
+    async fn auth(&self, body: Value) -> ApiResult<Value> {
+        if body["username"] == "u" && body["password"] == "p" {
+            Ok(json!({"Status": "Login Succeeded"}))
+        } else {
+            Err(ApiError::new(
+                berth_api::error::ErrorKind::Unauthorized,
+                "unauthorized: incorrect username or password",
+            ))
+        }
+    }
+    async fn distribution(&self, name: &str, auth: Option<Value>) -> ApiResult<Value> {
+        Ok(json!({"Name": name, "Auth": auth}))
+    }
     async fn list(&self, _: bool, _: Filters, _: bool) -> ApiResult<Vec<Value>> {
         Ok(vec![])
     }
@@ -566,4 +579,38 @@ async fn volume_routes_statuses_and_prune_scope() {
     )
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn auth_and_distribution_routes() {
+    let app = app(Arc::default());
+    let (st, _, body) = call(
+        &app,
+        "POST",
+        "/v1.41/auth",
+        r#"{"username":"u","password":"p","serveraddress":"127.0.0.1:5000"}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body, r#"{"Status":"Login Succeeded"}"#);
+    let (st, _, body) = call(&app, "POST", "/auth", r#"{"username":"u","password":"x"}"#).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("incorrect username"), "{body}");
+    let (st, _, _) = call(&app, "POST", "/auth", "not json").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let req = Request::builder()
+        .method("GET")
+        .uri("/v1.41/distribution/127.0.0.1:5000/bb:1/json")
+        .header("X-Registry-Auth", "eyJ1c2VybmFtZSI6InUifQ==")
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(v["Name"], "127.0.0.1:5000/bb:1");
+    assert_eq!(v["Auth"]["username"], "u");
+    let (st, _, _) = call(&app, "GET", "/distribution/bb", "").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
 }

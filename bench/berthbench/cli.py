@@ -47,6 +47,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="where to write the JSON results (default bench/results/latest.json)")
     p.add_argument("--engines", default="berth,docker,podman",
                    help="comma-separated engines to try (default: all that are installed)")
+    p.add_argument("--only", default=None,
+                   help="run only the steps whose title contains this text (e.g. 'registry pull')")
     p.add_argument("--settle", type=float, default=None,
                    help="seconds to let daemons settle before idle RSS (default 5; smoke 1)")
     return p.parse_args(argv)
@@ -55,7 +57,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def make_config(a: argparse.Namespace) -> Config:
     if a.smoke:
         cfg = Config(n=3, rounds=1, conc_per_client=1, api_requests=320, api_containers=3,
-                     api_time_bound_s=10.0, settle_s=1.0)
+                     api_time_bound_s=10.0, settle_s=1.0, pull_layers=2, pull_layer_mb=4,
+                     pull_rounds=1)
     else:
         cfg = Config()
     if a.n is not None:
@@ -129,7 +132,10 @@ def main(argv: list[str] | None = None) -> int:
                  ("concurrent run -d", bench.concurrent_starts),
                  ("API latency under load", bench.api_latency),
                  ("publish → first HTTP 200", bench.publish_http),
+                 ("registry pull", lambda: bench.registry_pull(base, tar)),
                  ("not implemented yet", bench.not_implemented)]
+        if a.only:
+            steps = [(t, f) for t, f in steps if a.only in t]
         for title, fn in steps:
             log(f"measuring: {title}")
             fn()

@@ -26,6 +26,16 @@ pub struct DaemonConfig {
     pub bip: Option<String>,
     /// Where networks created without `--subnet` get theirs (`--default-address-pool`).
     pub default_address_pools: Vec<crate::network::ipam::Pool>,
+    /// Registries reached without TLS verification, or over plain HTTP
+    /// (`--insecure-registry`, daemon.json `insecure-registries`): `host[:port]` or CIDR.
+    /// Loopback registries are always treated so.
+    pub insecure_registries: Vec<String>,
+    /// Per-registry CA certificates: `<dir>/<host:port>/*.crt` (default /etc/berth/certs.d).
+    pub registry_certs_dir: PathBuf,
+    /// Layers downloaded at once per pull (`--max-concurrent-downloads`, default 3).
+    pub max_concurrent_downloads: usize,
+    /// Layers uploaded at once per push (`--max-concurrent-uploads`, default 5).
+    pub max_concurrent_uploads: usize,
 }
 
 impl DaemonConfig {

@@ -26,6 +26,8 @@ pub fn routes() -> Router<Backends> {
         .route("/images/prune", post(prune))
         .route("/images/{*rest}", any(per_image))
         .route("/commit", post(commit))
+        .route("/auth", post(auth))
+        .route("/distribution/{*rest}", get(distribution))
 }
 
 /// Decodes `X-Registry-Auth` (base64url JSON); `e30=` is `{}`.
@@ -145,6 +147,23 @@ async fn per_image(
         .into_response()),
         _ => Err(ApiError::not_found("page not found")),
     }
+}
+
+async fn auth(State(b): State<Backends>, body: axum::body::Bytes) -> ApiResult<Response> {
+    let v: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?;
+    Ok(Json(b.images.auth(v).await?).into_response())
+}
+
+async fn distribution(
+    State(b): State<Backends>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let name = rest
+        .strip_suffix("/json")
+        .ok_or_else(|| ApiError::not_found("page not found"))?;
+    Ok(Json(b.images.distribution(name, registry_auth(&headers)).await?).into_response())
 }
 
 async fn commit(

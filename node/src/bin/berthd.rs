@@ -37,7 +37,9 @@ struct Flags {
     #[arg(short = 'l', long)]
     log_level: Option<String>,
     /// JSON settings file (daemon.json keys: data-root, exec-root, hosts, pidfile, cgroup-parent,
-    /// log-level, default-runtime, runtimes, live-restore, bridge, bip, default-address-pools).
+    /// log-level, default-runtime, runtimes, live-restore, bridge, bip, default-address-pools,
+    /// insecure-registries, registry-certs-dir, max-concurrent-downloads,
+    /// max-concurrent-uploads).
     #[arg(long)]
     config_file: Option<PathBuf>,
     /// Runtime used when a container names none: `berth` (built-in) or an --add-runtime name.
@@ -67,6 +69,19 @@ struct Flags {
     /// Pool for networks created without --subnet: base=CIDR,size=N (repeatable).
     #[arg(long = "default-address-pool")]
     default_address_pool: Vec<String>,
+    /// Registry reached without TLS verification (or over plain HTTP), host[:port] or CIDR
+    /// (repeatable). Loopback registries are always allowed.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// Per-registry CA certificates: <dir>/<host:port>/*.crt (default /etc/berth/certs.d).
+    #[arg(long)]
+    registry_certs_dir: Option<PathBuf>,
+    /// Layers downloaded in parallel per pull (default 3).
+    #[arg(long)]
+    max_concurrent_downloads: Option<usize>,
+    /// Layers uploaded in parallel per push (default 5).
+    #[arg(long)]
+    max_concurrent_uploads: Option<usize>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -84,6 +99,10 @@ struct FileConfig {
     bridge: Option<String>,
     bip: Option<String>,
     default_address_pools: Vec<PoolEntry>,
+    insecure_registries: Vec<String>,
+    registry_certs_dir: Option<PathBuf>,
+    max_concurrent_downloads: Option<usize>,
+    max_concurrent_uploads: Option<usize>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -167,7 +186,27 @@ fn main() -> anyhow::Result<()> {
             .unwrap_or_else(|| "berth0".into()),
         bip: flags.bip.or(file.bip),
         default_address_pools: pools,
+        insecure_registries: file
+            .insecure_registries
+            .into_iter()
+            .chain(flags.insecure_registries)
+            .collect(),
+        registry_certs_dir: flags
+            .registry_certs_dir
+            .or(file.registry_certs_dir)
+            .unwrap_or_else(|| "/etc/berth/certs.d".into()),
+        max_concurrent_downloads: flags
+            .max_concurrent_downloads
+            .or(file.max_concurrent_downloads)
+            .unwrap_or(3),
+        max_concurrent_uploads: flags
+            .max_concurrent_uploads
+            .or(file.max_concurrent_uploads)
+            .unwrap_or(5),
     };
+    if cfg.max_concurrent_downloads == 0 || cfg.max_concurrent_uploads == 0 {
+        bail!("--max-concurrent-downloads and --max-concurrent-uploads must be at least 1");
+    }
     if cfg.default_runtime != "berth" && !cfg.runtimes.contains_key(&cfg.default_runtime) {
         bail!(
             "--default-runtime {}: no such runtime (add it with --add-runtime NAME=PATH)",

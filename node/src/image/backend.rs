@@ -19,6 +19,9 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::error::ImageError;
 use super::import::ImportPlan;
+use super::pull::{pull_reference, wants_all_tags};
+use super::reference::Reference;
+use super::registry::Credentials;
 use super::service::ImageService;
 
 const CHUNK: usize = 64 * 1024;
@@ -115,21 +118,40 @@ impl ImageBackend for ImageService {
 
     async fn pull(
         &self,
-        _from_image: &str,
-        _tag: Option<&str>,
-        _platform: Option<&str>,
-        _auth: Option<Value>,
+        from_image: &str,
+        tag: Option<&str>,
+        platform: Option<&str>,
+        auth: Option<Value>,
     ) -> ApiResult<BoxStream<'static, Value>> {
-        Err(unavailable("pulling from registries"))
+        let creds = Credentials::from_value(auth.as_ref());
+        let plans = if wants_all_tags(from_image, tag) {
+            let repo = Reference::parse(from_image)?;
+            self.plan_pull_all(repo, platform, creds).await?
+        } else {
+            let reference = pull_reference(from_image, tag)?;
+            vec![self.plan_pull(reference, platform, creds).await?]
+        };
+        Ok(self.run_pull(plans))
     }
 
     async fn push(
         &self,
-        _name: &str,
-        _tag: Option<&str>,
-        _auth: Option<Value>,
+        name: &str,
+        tag: Option<&str>,
+        auth: Option<Value>,
     ) -> ApiResult<BoxStream<'static, Value>> {
-        Err(unavailable("pushing to registries"))
+        let creds = Credentials::from_value(auth.as_ref());
+        let plan = self.plan_push(name, tag, creds).await?;
+        Ok(self.run_push(plan))
+    }
+
+    async fn auth(&self, body: Value) -> ApiResult<Value> {
+        Ok(self.login(body).await?)
+    }
+
+    async fn distribution(&self, name: &str, auth: Option<Value>) -> ApiResult<Value> {
+        let creds = Credentials::from_value(auth.as_ref());
+        Ok(self.distribution_inspect(name, creds).await?)
     }
 
     async fn list(&self, _all: bool, filters: Filters, _digests: bool) -> ApiResult<Vec<Value>> {
@@ -159,7 +181,12 @@ impl ImageBackend for ImageService {
 
     async fn remove(&self, name: &str, force: bool, _noprune: bool) -> ApiResult<Value> {
         let (svc, name) = (self.clone(), name.to_owned());
-        blocking(move || svc.remove_image(&name, force).map(Value::Array)).await
+        blocking(move || {
+            let out = svc.remove_image(&name, force)?;
+            svc.gc_blobs()?;
+            Ok(Value::Array(out))
+        })
+        .await
     }
 
     async fn save(&self, names: Vec<String>) -> ApiResult<ByteStream> {
@@ -183,7 +210,12 @@ impl ImageBackend for ImageService {
 
     async fn prune(&self, filters: Filters) -> ApiResult<Value> {
         let svc = self.clone();
-        blocking(move || svc.prune_images(&filters)).await
+        blocking(move || {
+            let out = svc.prune_images(&filters)?;
+            svc.gc_blobs()?;
+            Ok(out)
+        })
+        .await
     }
 
     async fn commit(
@@ -255,11 +287,11 @@ mod tests {
             .expect("bad tar");
         assert_eq!(err.kind, ErrorKind::InvalidArgument);
         let err = backend
-            .pull("busybox", None, None, None)
+            .pull("Bad Name", None, None, None)
             .await
             .err()
             .expect("pull");
-        assert_eq!(err.kind, ErrorKind::Unavailable);
+        assert_eq!(err.kind, ErrorKind::InvalidArgument);
         assert_eq!(
             backend.inspect("nope").await.err().expect("404").message,
             "No such image: nope:latest"

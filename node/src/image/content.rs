@@ -111,6 +111,25 @@ impl ContentStore {
         Ok(bytes)
     }
 
+    /// Every blob in the store.
+    pub fn list(&self) -> Result<Vec<Digest>, ImageError> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(&self.blobs).map_err(ImageError::io("read", &self.blobs))? {
+            let e = e.map_err(ImageError::io("read", &self.blobs))?;
+            if let Ok(d) = Digest::from_hex(&e.file_name().to_string_lossy()) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves a verified, synced file (on the same file system) into the store as `digest`.
+    pub fn adopt(&self, file: &Path, digest: &Digest) -> Result<(), ImageError> {
+        let dest = self.path(digest);
+        fs::rename(file, &dest).map_err(ImageError::io("rename into", &dest))?;
+        sync_dir(&self.blobs)
+    }
+
     /// Removes a blob; an absent blob is not an error.
     pub fn delete(&self, digest: &Digest) -> Result<(), ImageError> {
         let path = self.path(digest);

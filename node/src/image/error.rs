@@ -57,6 +57,15 @@ pub enum ImageError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A registry answered that the repository, tag or manifest does not exist.
+    #[error("{0}")]
+    RemoteNotFound(String),
+    /// A registry refused the credentials (or wants some).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A registry could not be reached or broke the protocol; the message names the host.
+    #[error("{0}")]
+    Registry(String),
     /// The feature is not available on this node.
     #[error("{0}")]
     Unavailable(String),
@@ -99,14 +108,27 @@ impl ImageError {
             | ImageError::BadArchive(_)
             | ImageError::PathEscape { .. }
             | ImageError::DigestMismatch { .. } => ErrorKind::InvalidArgument,
-            ImageError::NotFound(_) => ErrorKind::NotFound,
+            ImageError::NotFound(_) | ImageError::RemoteNotFound(_) => ErrorKind::NotFound,
+            ImageError::Unauthorized(_) => ErrorKind::Unauthorized,
             ImageError::Conflict(_) => ErrorKind::Conflict,
             ImageError::Unavailable(_) => ErrorKind::Unavailable,
             ImageError::Io { .. }
             | ImageError::Mount { .. }
             | ImageError::Corrupt { .. }
             | ImageError::Store(_)
+            | ImageError::Registry(_)
             | ImageError::Internal(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<super::registry::RegistryError> for ImageError {
+    fn from(e: super::registry::RegistryError) -> Self {
+        use super::registry::RegistryError as R;
+        match e {
+            R::NotFound(m) => ImageError::RemoteNotFound(m),
+            R::Unauthorized(m) => ImageError::Unauthorized(m),
+            e @ (R::Unreachable { .. } | R::Protocol(_)) => ImageError::Registry(e.to_string()),
         }
     }
 }

@@ -9,6 +9,8 @@
 //!    resolve / tag / register ├─ LayerStore    overlay/<chain id>/diff         (layers.rs,
 //!                             │                 + tar-split recipe             unpack.rs, tarsplit.rs)
 //!                             └─ Records       metadata.redb: images, image_refs (records.rs)
+//!  pull.rs · push.rs ── registry/ (OCI Distribution client) · manifest.rs · progress.rs
+//!            └─ distribution.rs: download limits, per-blob locks, layer_blobs table, blob GC
 //!  containers ──► resolve(name) → ResolvedImage { id, config, layer_dirs }
 //!             ──► mount_rootfs(layer_dirs, upper, work, target)               (overlay.rs)
 //!  commit/export ──► pack_layer(dir, writer): overlay form → layer tar        (pack.rs)
@@ -29,14 +31,21 @@ pub mod config;
 mod content;
 mod delete;
 pub mod digest;
+mod distribution;
 mod error;
 mod import;
 pub mod layers;
 mod load;
+pub mod manifest;
 pub mod overlay;
 pub mod pack;
+mod progress;
+mod pull;
+mod push;
 mod records;
 pub mod reference;
+pub mod registry;
+mod remote;
 mod save;
 mod service;
 mod sys;

@@ -54,6 +54,10 @@ impl Records {
         Records { meta }
     }
 
+    pub fn meta(&self) -> &Arc<MetaStore> {
+        &self.meta
+    }
+
     pub fn get(&self, id: &str) -> Result<Option<ImageRecord>, ImageError> {
         Ok(self.meta.get(IMAGES, id)?)
     }

@@ -54,6 +54,7 @@ pub(crate) struct Inner {
     pub records: Records,
     pub events: Events,
     pub tmp: PathBuf,
+    pub dist: Arc<super::distribution::Distribution>,
     lock: Mutex<()>,
     users: RwLock<UsersFn>,
 }
@@ -105,17 +106,20 @@ impl ImageService {
             tracing::warn!(layer = %orphan, "removed a layer no image refers to");
         }
         let users: UsersFn = Arc::new(|_: &str| Vec::new());
-        Ok(ImageService {
+        let svc = ImageService {
             inner: Arc::new(Inner {
                 content,
                 layers,
                 records,
                 events,
                 tmp,
+                dist: Arc::new(super::distribution::Distribution::new(cfg)?),
                 lock: Mutex::new(()),
                 users: RwLock::new(users),
             }),
-        })
+        };
+        svc.gc_blobs()?;
+        Ok(svc)
     }
 
     /// Tells the store how to find the containers using an image (for `rmi` and prune).

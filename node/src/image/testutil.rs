@@ -26,6 +26,10 @@ pub fn config_for(root: &std::path::Path) -> DaemonConfig {
         bridge: "berth0".into(),
         bip: None,
         default_address_pools: Vec::new(),
+        insecure_registries: Vec::new(),
+        registry_certs_dir: root.join("certs.d"),
+        max_concurrent_downloads: 3,
+        max_concurrent_uploads: 5,
     }
 }
 

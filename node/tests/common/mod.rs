@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod registry;
+
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
 pub fn bin_dir() -> PathBuf {
@@ -43,6 +45,7 @@ pub struct Daemon {
     pub cgroup_parent: String,
     child: Option<Child>,
     extra_args: Vec<String>,
+    owns_netns: bool,
 }
 
 impl Daemon {
@@ -66,9 +69,52 @@ impl Daemon {
             netns,
             child: None,
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            owns_netns: true,
         };
         d.spawn();
         d
+    }
+
+    /// A second daemon in `other`'s network namespace (so it reaches the same loopback
+    /// registries), with roots of its own.
+    pub fn start_beside(other: &Daemon, extra: &[&str]) -> Daemon {
+        require_root();
+        let name = unique("bt");
+        let root = std::env::temp_dir().join(&name);
+        std::fs::create_dir_all(&root).expect("root dir");
+        let mut d = Daemon {
+            sock: root.join("b.sock"),
+            cgroup_parent: format!("berth-e2e-{name}"),
+            name,
+            root,
+            netns: other.netns.clone(),
+            child: None,
+            // Its own default bridge (and so its own nftables table) beside the first one's.
+            extra_args: [
+                "--bridge".to_owned(),
+                format!("bb{:08x}", rand::random::<u32>()),
+                "--bip".to_owned(),
+                format!(
+                    "10.{}.{}.1/24",
+                    100 + rand::random::<u8>() % 100,
+                    rand::random::<u8>()
+                ),
+            ]
+            .into_iter()
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect(),
+            owns_netns: false,
+        };
+        d.spawn();
+        d
+    }
+
+    /// Runs a command inside this daemon's network namespace.
+    pub fn in_netns(&self, program: &str) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/var/run/netns/{}", self.netns))
+            .arg(program);
+        c
     }
 
     /// Starts berthd (again) on the same roots.
@@ -159,6 +205,7 @@ impl Daemon {
     pub fn berth(&self, args: &[&str]) -> Output {
         Command::new(bin_dir().join("berth"))
             .env("BERTH_HOST", self.host())
+            .env("BERTH_CONFIG", self.root.join("berthcfg"))
             .args(args)
             .output()
             .expect("run berth")
@@ -245,9 +292,11 @@ impl Daemon {
         std::thread::sleep(Duration::from_millis(100));
         unmount_under(&self.root);
         remove_cgroups(&self.cgroup_parent);
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.netns])
-            .output();
+        if self.owns_netns {
+            let _ = Command::new("ip")
+                .args(["netns", "delete", &self.netns])
+                .output();
+        }
         let _ = std::fs::remove_dir_all(&self.root);
     }
 }
