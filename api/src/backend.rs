@@ -197,12 +197,57 @@ pub trait ImageBackend: Send + Sync {
     async fn remove(&self, name: &str, force: bool, noprune: bool) -> ApiResult<Value>;
     async fn save(&self, names: Vec<String>) -> ApiResult<ByteStream>;
     async fn prune(&self, filters: Filters) -> ApiResult<Value>;
-    async fn commit(
+}
+
+/// Query parameters of `POST /build` (classic builder), parsed by the router.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Path of the Dockerfile inside the context (`Dockerfile` when not given).
+    pub dockerfile: String,
+    pub tags: Vec<String>,
+    pub quiet: bool,
+    pub no_cache: bool,
+    /// `--build-arg`s; a `None` value means "take it from the daemon's environment".
+    pub build_args: HashMap<String, Option<String>>,
+    pub labels: HashMap<String, String>,
+    pub target: Option<String>,
+    pub network_mode: Option<String>,
+    /// `extrahosts`, `memory`, `cpushares`, ... passed to `RUN` containers' HostConfig.
+    pub memory: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub platform: Option<String>,
+}
+
+/// `POST /commit` options.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub container: String,
+    pub repo: Option<String>,
+    pub tag: Option<String>,
+    pub comment: Option<String>,
+    pub author: Option<String>,
+    /// Pause a running container while its layer is read (default true).
+    pub pause: bool,
+    pub changes: Vec<String>,
+    /// A container `Config` that overrides the committed image's config.
+    pub config: Option<Value>,
+}
+
+/// Building images: the classic Dockerfile builder and `commit`.
+#[async_trait]
+pub trait BuildBackend: Send + Sync {
+    /// Streams Docker's build messages (`{"stream":..}`, `{"aux":..}`); a failure after the
+    /// stream started is an `{"errorDetail":..}` object the backend emits itself.
+    async fn build(
         &self,
-        params: HashMap<String, String>,
-        changes: Vec<String>,
-        config: Option<Value>,
-    ) -> ApiResult<Value>;
+        opts: BuildOptions,
+        body: BodyStream,
+    ) -> ApiResult<BoxStream<'static, Value>>;
+    /// `POST /build/prune`: `{"CachesDeleted": [...], "SpaceReclaimed": N}`.
+    async fn prune(&self, all: bool, filters: Filters) -> ApiResult<Value>;
+    /// `POST /commit`: `{"Id": "sha256:..."}`.
+    async fn commit(&self, opts: CommitOptions) -> ApiResult<Value>;
 }
 
 #[async_trait]
@@ -249,6 +294,7 @@ pub struct Backends {
     pub networks: std::sync::Arc<dyn NetworkBackend>,
     pub system: std::sync::Arc<dyn SystemBackend>,
     pub volumes: std::sync::Arc<dyn VolumeBackend>,
+    pub build: std::sync::Arc<dyn BuildBackend>,
 }
 
 /// Networks: bodies pass through as JSON objects; the engine validates them.

@@ -32,6 +32,7 @@ pub fn router(backends: Backends) -> Router {
         .merge(routes::images::routes())
         .merge(routes::networks::routes())
         .merge(routes::volumes::routes())
+        .merge(routes::build::routes())
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backends);
     Router::new()

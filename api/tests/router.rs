@@ -1,7 +1,6 @@
 //! The router driven with `oneshot` against a fake backend: versions, headers, statuses,
 //! body parsing and the streaming shapes the docker CLI depends on.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -205,13 +204,38 @@ impl ImageBackend for FakeBackend {
     async fn prune(&self, _: Filters) -> ApiResult<Value> {
         nope()
     }
-    async fn commit(
+}
+
+#[async_trait]
+impl BuildBackend for FakeBackend {
+    async fn build(
         &self,
-        _: HashMap<String, String>,
-        _: Vec<String>,
-        _: Option<Value>,
-    ) -> ApiResult<Value> {
-        nope()
+        opts: BuildOptions,
+        _: BodyStream,
+    ) -> ApiResult<BoxStream<'static, Value>> {
+        let line = json!({
+            "dockerfile": opts.dockerfile,
+            "tags": opts.tags,
+            "args": opts.build_args,
+            "labels": opts.labels,
+            "target": opts.target,
+            "network": opts.network_mode,
+            "nocache": opts.no_cache,
+            "q": opts.quiet,
+        });
+        Ok(futures_util::stream::iter([line]).boxed())
+    }
+    async fn prune(&self, all: bool, _: Filters) -> ApiResult<Value> {
+        Ok(json!({"CachesDeleted": [], "SpaceReclaimed": 0, "all": all}))
+    }
+    async fn commit(&self, opts: CommitOptions) -> ApiResult<Value> {
+        Ok(json!({
+            "Id": opts.container,
+            "repo": opts.repo,
+            "pause": opts.pause,
+            "changes": opts.changes,
+            "config": opts.config,
+        }))
     }
 }
 
@@ -273,7 +297,8 @@ fn app(fake: Arc<FakeBackend>) -> axum::Router {
         images: fake.clone(),
         networks: fake.clone(),
         system: fake.clone(),
-        volumes: fake,
+        volumes: fake.clone(),
+        build: fake,
     })
 }
 
@@ -613,4 +638,55 @@ async fn auth_and_distribution_routes() {
     assert_eq!(v["Auth"]["username"], "u");
     let (st, _, _) = call(&app, "GET", "/distribution/bb", "").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn build_parses_its_query_and_refuses_buildkit() {
+    let app = app(Arc::default());
+    let uri = "/v1.41/build?dockerfile=sub%2FDf&t=a%3A1&t=b&version=1&nocache=1&q=1\
+               &buildargs=%7B%22A%22%3A%22x%22%2C%22B%22%3Anull%7D&labels=%7B%22l%22%3A%22v%22%7D\
+               &target=st&networkmode=host";
+    let (st, _, body) = call(&app, "POST", uri, "").await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(body.trim()).expect("json");
+    assert_eq!(v["dockerfile"], "sub/Df");
+    assert_eq!(v["tags"], json!(["a:1", "b"]));
+    assert_eq!(v["args"], json!({"A": "x", "B": null}));
+    assert_eq!(v["labels"], json!({"l": "v"}));
+    assert_eq!(v["target"], "st");
+    assert_eq!(v["network"], "host");
+    assert_eq!(
+        (v["nocache"].clone(), v["q"].clone()),
+        (json!(true), json!(true))
+    );
+
+    let (st, _, body) = call(&app, "POST", "/build?version=2", "").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("BuildKit"), "{body}");
+    let (st, _, body) = call(&app, "POST", "/build?buildargs=nope", "").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(body.contains("buildargs"), "{body}");
+    let (st, _, body) = call(&app, "POST", "/build/prune?all=1", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body.contains("\"all\":true"), "{body}");
+}
+
+#[tokio::test]
+async fn commit_parses_params_and_body() {
+    let app = app(Arc::default());
+    let (st, _, body) = call(
+        &app,
+        "POST",
+        "/commit?container=c1&repo=r&pause=0&changes=CMD%20x&changes=ENV%20A%3Db",
+        r#"{"Cmd":["y"]}"#,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["Id"], "c1");
+    assert_eq!(v["pause"], false);
+    assert_eq!(v["changes"], json!(["CMD x", "ENV A=b"]));
+    assert_eq!(v["config"]["Cmd"], json!(["y"]));
+    let (st, _, _) = call(&app, "POST", "/commit?repo=r", "").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
 }

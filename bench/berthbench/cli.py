@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                  ("API latency under load", bench.api_latency),
                  ("publish → first HTTP 200", bench.publish_http),
                  ("registry pull", lambda: bench.registry_pull(base, tar)),
+                 ("Dockerfile builds", bench.builds),
                  ("not implemented yet", bench.not_implemented)]
         if a.only:
             steps = [(t, f) for t, f in steps if a.only in t]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use berth_api::Backends;
 
+use crate::build::Builder;
 use crate::config::DaemonConfig;
 use crate::container::{self, Containers};
 use crate::events::Events;
@@ -67,6 +68,7 @@ impl Engine {
             volumes: volumes.clone(),
             id,
         };
+        let builder = Builder::new(cfg.clone(), meta, containers.clone(), images.clone());
         let backends = Backends {
             containers: Arc::new(containers.clone()),
             images: images.clone(),
@@ -76,6 +78,7 @@ impl Engine {
             }),
             system: Arc::new(system),
             volumes: Arc::new(volumes),
+            build: Arc::new(builder),
         };
         Ok(Engine {
             containers,

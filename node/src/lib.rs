@@ -5,6 +5,7 @@
 //!                                    ├─ container::Containers lifecycle, state, logs, attach, exec
 //!                                    │      └─ container::shim  spawns and talks to berth-shim
 //!                                    ├─ volume::Volumes       named volumes, local driver, copy-up
+//!                                    ├─ build::Builder        Dockerfile builds, commit
 //!                                    ├─ system::System        info, version, events, df
 //!                                    ├─ events::Events        the /events bus
 //!                                    └─ store::MetaStore      metadata.redb (refs, images, containers)
@@ -12,6 +13,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod engine;

@@ -1,8 +1,6 @@
 //! `/images/...`, `/commit` and `/distribution/...` routes. Image names contain slashes
 //! (`127.0.0.1:5000/bb`), so the per-image routes are matched by their suffix.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -12,7 +10,7 @@ use axum::{Json, Router};
 use base64::Engine as _;
 
 use super::containers::body_stream;
-use crate::backend::{Backends, ImportOptions};
+use crate::backend::{Backends, CommitOptions, ImportOptions};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::stream;
@@ -179,11 +177,19 @@ async fn commit(
                 .map_err(|e| ApiError::invalid(format!("invalid JSON body: {e}")))?,
         )
     };
-    let params: HashMap<String, String> =
-        p.0.iter()
-            .filter(|(k, _)| k != "changes")
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-    let out = b.images.commit(params, p.all("changes"), config).await?;
+    let container = p
+        .value("container")
+        .ok_or_else(|| ApiError::invalid("container is required"))?;
+    let opts = CommitOptions {
+        container,
+        repo: p.value("repo"),
+        tag: p.value("tag"),
+        comment: p.value("comment"),
+        author: p.value("author"),
+        pause: p.flag_or("pause", true),
+        changes: p.all("changes"),
+        config,
+    };
+    let out = b.build.commit(opts).await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }

@@ -1,5 +1,6 @@
 //! The route table, one module per API area.
 
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;

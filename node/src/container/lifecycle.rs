@@ -145,9 +145,10 @@ fn validate_restart(h: &berth_api::models::HostConfig) -> Result<(), ContainerEr
         "" | "no" => {}
         "always" | "unless-stopped" if p.maximum_retry_count == 0 => {}
         "always" | "unless-stopped" => {
-            return Err(ContainerError::Invalid(format!(
+            return Err(ContainerError::Invalid(
                 "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-            )))
+                    .to_string(),
+            ))
         }
         "on-failure" if p.maximum_retry_count >= 0 => {}
         "on-failure" => {

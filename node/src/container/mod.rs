@@ -30,7 +30,7 @@ mod netns;
 pub mod seccomp;
 mod shim;
 pub mod spec;
-mod user;
+pub(crate) mod user;
 mod view;
 
 use std::collections::HashMap;

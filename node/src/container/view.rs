@@ -247,7 +247,7 @@ impl Containers {
 
     fn summary(&self, r: &Record, size: bool) -> Value {
         let mut command = shell_join(std::iter::once(&r.path).chain(r.args.iter()));
-        if command.len() > 0 && r.path.is_empty() {
+        if !command.is_empty() && r.path.is_empty() {
             command.clear();
         }
         let mut v = json!({

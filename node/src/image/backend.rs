@@ -5,7 +5,6 @@
 //! it is written. Import and load finish their work before replying, so every failure —
 //! including a corrupt upload — is an HTTP status, never half a progress stream.
 
-use std::collections::HashMap;
 use std::io::{self, Write};
 
 use async_trait::async_trait;
@@ -58,12 +57,6 @@ where
         .map_err(ApiError::from)
 }
 
-fn unavailable(what: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::Unavailable,
-        format!("{what} is not supported yet (issue #3)"),
-    )
-}
 
 /// A `Write` that hands 64 KiB chunks to the response stream; fails once the client is gone.
 struct ChannelWriter {
@@ -154,9 +147,9 @@ impl ImageBackend for ImageService {
         Ok(self.distribution_inspect(name, creds).await?)
     }
 
-    async fn list(&self, _all: bool, filters: Filters, _digests: bool) -> ApiResult<Vec<Value>> {
+    async fn list(&self, all: bool, filters: Filters, _digests: bool) -> ApiResult<Vec<Value>> {
         let svc = self.clone();
-        blocking(move || svc.list_images(&filters)).await
+        blocking(move || svc.list_images_with(&filters, all)).await
     }
 
     async fn inspect(&self, name: &str) -> ApiResult<Value> {
@@ -216,15 +209,6 @@ impl ImageBackend for ImageService {
             Ok(out)
         })
         .await
-    }
-
-    async fn commit(
-        &self,
-        _params: HashMap<String, String>,
-        _changes: Vec<String>,
-        _config: Option<Value>,
-    ) -> ApiResult<Value> {
-        Err(unavailable("committing containers to images"))
     }
 }
 

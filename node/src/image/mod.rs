@@ -14,6 +14,7 @@
 //!  containers ──► resolve(name) → ResolvedImage { id, config, layer_dirs }
 //!             ──► mount_rootfs(layer_dirs, upper, work, target)               (overlay.rs)
 //!  commit/export ──► pack_layer(dir, writer): overlay form → layer tar        (pack.rs)
+//!  commit/build  ──► create_child(parent, config, layer tar) → new image      (child.rs)
 //! ```
 //! Invariants:
 //! - an image id is the sha256 of its config blob; a layer directory is named by its chain id
@@ -27,6 +28,7 @@
 mod backend;
 mod bundle;
 mod changes;
+mod child;
 pub mod config;
 mod content;
 mod delete;
@@ -56,6 +58,8 @@ mod views;
 #[cfg(test)]
 mod testutil;
 
-pub use error::ImageError;
+pub use changes::apply_changes;
+pub use child::{parse_tag, ChildImage};
+pub use error::{full_message, ImageError};
 pub use overlay::{mount_rootfs, unmount_rootfs};
 pub use service::{ImageService, ResolvedImage, UsersFn};

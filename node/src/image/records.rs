@@ -41,6 +41,10 @@ pub struct ImageRecord {
     /// RFC 3339 time of the last tag, if ever tagged.
     #[serde(default)]
     pub last_tag_time: Option<String>,
+    /// The image this one was built on (commit, build steps); intermediate build images are
+    /// hidden from `docker images` unless `-a`, as Docker does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// Read access to the records.
@@ -209,6 +213,7 @@ mod tests {
             size: 1,
             created: 0,
             last_tag_time: None,
+            parent: None,
         }
     }
 

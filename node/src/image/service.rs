@@ -295,6 +295,7 @@ impl ImageService {
                 size,
                 created: img.created,
                 last_tag_time: None,
+                parent: None,
             })?;
             let mut tags = Vec::new();
             for t in &img.tags {

@@ -158,7 +158,7 @@ impl RecorderHandle {
     /// as opposed to stopping at a header boundary, which is how a truncated tar looks.
     pub fn ended_with_zero_block(&self) -> bool {
         let s = self.0.borrow();
-        s.pos % 512 == 0 && s.zero_tail >= 512
+        s.pos.is_multiple_of(512) && s.zero_tail >= 512
     }
 
     /// Ends the recipe; returns the diff id and the tar's size. Call after the stream was

@@ -31,8 +31,19 @@ fn list_or_null(v: Vec<String>) -> Value {
 }
 
 impl ImageService {
-    /// `GET /images/json`, newest first.
+    /// `GET /images/json?all=1`, newest first.
+    #[cfg(test)]
     pub(crate) fn list_images(&self, filters: &Filters) -> Result<Vec<Value>, ImageError> {
+        self.list_images_with(filters, true)
+    }
+
+    /// `GET /images/json`: without `all`, untagged images that are the parent of another
+    /// image (a build's intermediate steps) are left out.
+    pub(crate) fn list_images_with(
+        &self,
+        filters: &Filters,
+        all: bool,
+    ) -> Result<Vec<Value>, ImageError> {
         let mut dangling = None;
         for (key, values) in filters {
             match key.as_str() {
@@ -53,8 +64,14 @@ impl ImageService {
         let since = self.time_of_filter(filters, "since")?;
         let patterns = filters.get("reference").cloned().unwrap_or_default();
         let mut rows: Vec<(Option<DateTime<Utc>>, Value)> = Vec::new();
-        for rec in self.inner.records.all()? {
-            let config = self.config_of(&rec)?;
+        let records = self.inner.records.all()?;
+        let parents: std::collections::HashSet<&str> =
+            records.iter().filter_map(|r| r.parent.as_deref()).collect();
+        for rec in &records {
+            if !all && rec.repo_tags.is_empty() && parents.contains(rec.id.as_str()) {
+                continue;
+            }
+            let config = self.config_of(rec)?;
             let created = config.created_time();
             if before.is_some_and(|b| created.is_none_or(|c| c >= b))
                 || since.is_some_and(|s| created.is_none_or(|c| c <= s))
@@ -98,7 +115,7 @@ impl ImageService {
                     "Created": created.map_or(0, |c| c.timestamp()),
                     "Id": rec.id,
                     "Labels": Value::Object(labels),
-                    "ParentId": "",
+                    "ParentId": rec.parent.clone().unwrap_or_default(),
                     "RepoDigests": digests,
                     "RepoTags": tags,
                     "SharedSize": -1,

@@ -202,6 +202,28 @@ impl Daemon {
         c.wait_with_output().expect("docker output")
     }
 
+    /// `docker args…` run in `dir` with extra environment (e.g. `DOCKER_BUILDKIT=0`).
+    pub fn docker_in(&self, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+        Command::new(DOCKER)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.join("dockercfg"))
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run docker")
+    }
+
+    /// `berth args…` run in `dir`.
+    pub fn berth_in(&self, dir: &Path, args: &[&str]) -> Output {
+        Command::new(bin_dir().join("berth"))
+            .env("BERTH_HOST", self.host())
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("run berth")
+    }
+
     pub fn berth(&self, args: &[&str]) -> Output {
         Command::new(bin_dir().join("berth"))
             .env("BERTH_HOST", self.host())
