@@ -259,6 +259,28 @@ fn push_then_pull_into_a_second_daemon_with_docker_and_berth() {
         stderr(&o)
     );
 
+    // A build FROM an image that is not here pulls it first, as Docker's builder does.
+    let ctx = b.root.join("build-ctx");
+    std::fs::create_dir_all(&ctx).expect("ctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {repo}:1\nRUN cat /data/b > /copied\n"),
+    )
+    .expect("Dockerfile");
+    b.ok(&["rmi", &format!("{repo}:1")]);
+    let o = b.docker_in(
+        &ctx,
+        &[("DOCKER_BUILDKIT", "0")],
+        &["build", "-t", "frombuild", "."],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        b.ok(&["run", "--rm", "frombuild", "cat", "/copied"]),
+        "hello from layer b"
+    );
+    b.ok(&["rmi", "frombuild"]);
+    b.ok(&["builder", "prune", "-f"]);
+
     // GET /distribution answers from the registry.
     let (body, code) = api_get(&b, &format!("/v1.41/distribution/{repo}:1/json"));
     assert_eq!(code, "200", "{body}");

@@ -428,6 +428,24 @@ impl Build<'_> {
         Ok((name, st.image))
     }
 
+    /// Pulls a base image that is not in the local store, passing the registry's progress
+    /// through to the build output.
+    async fn pull_base(&self, name: &str) -> Result<(), BuildError> {
+        use berth_api::backend::ImageBackend;
+        let mut progress = ImageBackend::pull(&*self.b.inner.images, name, None, None, None)
+            .await
+            .map_err(|e| BuildError::NotFound(e.message))?;
+        while let Some(v) = progress.next().await {
+            if let Some(err) = v.get("error").and_then(Value::as_str) {
+                return Err(BuildError::NotFound(err.to_owned()));
+            }
+            if !self.out.quiet {
+                self.out.always(v).await;
+            }
+        }
+        Ok(())
+    }
+
     /// The state a `FROM` starts from: scratch, an earlier stage, or an image.
     async fn from(&self, name: &str) -> Result<State, BuildError> {
         let mut st = State {
@@ -455,16 +473,22 @@ impl Build<'_> {
             Some((_, None)) => return Ok(st),
             None => name.to_owned(),
         };
-        let resolved = self.b.inner.images.resolve(&image).map_err(|e| {
-            if e.kind == berth_api::ErrorKind::NotFound {
-                BuildError::NotFound(format!(
-                    "pull access denied for {name}: the image is not in the local store ({})",
-                    e.message
-                ))
-            } else {
-                BuildError::Invalid(e.message)
+        let resolved = match self.b.inner.images.resolve(&image) {
+            Ok(r) => r,
+            // Not here: pull it, as Docker's builder does, then look again.
+            Err(e) if e.kind == berth_api::ErrorKind::NotFound && image == name => {
+                self.pull_base(name).await?;
+                self.b
+                    .inner
+                    .images
+                    .resolve(&image)
+                    .map_err(|e| BuildError::NotFound(e.message))?
             }
-        })?;
+            Err(e) if e.kind == berth_api::ErrorKind::NotFound => {
+                return Err(BuildError::NotFound(e.message))
+            }
+            Err(e) => return Err(BuildError::Invalid(e.message)),
+        };
         st.config = resolved.config;
         st.image = Some(resolved.id);
         Ok(st)

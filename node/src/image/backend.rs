@@ -9,7 +9,7 @@ use std::io::{self, Write};
 
 use async_trait::async_trait;
 use berth_api::backend::{BodyStream, ByteStream, Filters, ImageBackend, ImportOptions};
-use berth_api::error::{ApiError, ApiResult, ErrorKind};
+use berth_api::error::{ApiError, ApiResult};
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use serde_json::{json, Value};
@@ -56,7 +56,6 @@ where
         .map_err(|e| ApiError::internal(format!("image task failed: {e}")))?
         .map_err(ApiError::from)
 }
-
 
 /// A `Write` that hands 64 KiB chunks to the response stream; fails once the client is gone.
 struct ChannelWriter {
@@ -216,6 +215,7 @@ impl ImageBackend for ImageService {
 mod tests {
     use super::*;
     use crate::image::testutil::{file_tar, service};
+    use berth_api::error::ErrorKind;
 
     fn body(bytes: Vec<u8>) -> BodyStream {
         let chunks: Vec<Result<Bytes, io::Error>> = bytes
