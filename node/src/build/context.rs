@@ -155,22 +155,11 @@ fn prune(root: &Path, rel: &str, rules: &IgnoreRules) -> Result<(), BuildError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, name, *data).expect("append");
-        }
-        b.into_inner().expect("finish")
-    }
+    use crate::image::testutil::file_tar;
 
     #[test]
     fn unpacks_plain_and_gzip_and_applies_dockerignore() {
-        let tar = tar_of(&[
+        let tar = file_tar(&[
             ("Dockerfile", b"FROM scratch\n".as_slice()),
             (".dockerignore", b"*.log\nsecret\n!keep.log\n"),
             ("a.log", b"x"),

@@ -214,11 +214,7 @@ impl Containers {
 
     /// `network connect`: recorded for the next start; attached now if running.
     pub async fn connect(&self, net_key: &str, body: Value) -> Result<(), ContainerError> {
-        let key = body
-            .get("Container")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let c = self.get(key)?;
+        let c = self.get(body_container(&body))?;
         let _op = c.op.lock().await;
         let rec = c.record();
         let m = mode(&rec).to_owned();
@@ -257,11 +253,7 @@ impl Containers {
 
     /// `network disconnect`.
     pub async fn disconnect(&self, net_key: &str, body: Value) -> Result<(), ContainerError> {
-        let key = body
-            .get("Container")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let c = self.get(key)?;
+        let c = self.get(body_container(&body))?;
         let _op = c.op.lock().await;
         let net = self.inner.nets.find(net_key)?;
         let rec = c.record();
@@ -286,6 +278,13 @@ impl Containers {
         self.persist(&c)?;
         Ok(())
     }
+}
+
+/// The `Container` a connect/disconnect body names.
+fn body_container(body: &Value) -> &str {
+    body.get("Container")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn attachee<'a>(rec: &'a Record, netns: &'a std::path::Path, primary: &'a str) -> Attachee<'a> {

@@ -210,25 +210,14 @@ pub fn dir_size(root: &Path) -> Result<u64, ImageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tar_with(files: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in files {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, name, *data).expect("append");
-        }
-        b.into_inner().expect("finish")
-    }
+    use crate::image::testutil::file_tar;
 
     #[test]
     fn commit_reuses_an_existing_chain_and_remove_deletes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let tmp = dir.path().join("tmp");
         let store = LayerStore::open(&dir.path().join("overlay"), &tmp).expect("open");
-        let tar = tar_with(&[("a", b"hello"), ("b", b"world!")]);
+        let tar = file_tar(&[("a", b"hello"), ("b", b"world!")]);
 
         let (meta, new) = store
             .commit(store.unpack(&tar[..]).expect("unpack"), None)

@@ -56,7 +56,7 @@ mod unpack;
 mod views;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use changes::apply_changes;
 pub use child::{parse_tag, ChildImage};

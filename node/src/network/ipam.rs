@@ -243,10 +243,6 @@ impl Allocator {
     pub fn release(&mut self, ip: Ipv4Addr) {
         self.used.remove(&u32::from(ip));
     }
-
-    pub fn in_use(&self) -> usize {
-        self.used.len()
-    }
 }
 
 /// Docker's MAC for an address: 02:42 followed by the IPv4 address.

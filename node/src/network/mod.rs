@@ -376,12 +376,6 @@ impl Networks {
         nft::apply(&script).map_err(internal)
     }
 
-    /// Removes the nft table (daemon shutdown is not a reason: rules must outlive berthd
-    /// for containers that keep running; this is for tests and `--bridge=none` setups).
-    pub fn table(&self) -> &str {
-        &self.inner.table
-    }
-
     // ---- network API ------------------------------------------------------------------
 
     pub async fn create(&self, body: Value) -> Result<Value> {

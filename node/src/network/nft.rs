@@ -136,10 +136,6 @@ pub fn apply(script: &str) -> Result<(), String> {
     }
 }
 
-pub fn delete_table(table: &str) -> Result<(), String> {
-    apply(&format!("table ip {table} {{}}\ndelete table ip {table}\n"))
-}
-
 fn nft_binary() -> &'static str {
     ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]
         .into_iter()
