@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         steps = [("idle RSS", bench.idle_rss),
                  ("run --rm (default network)", lambda: bench.run_rm(None)),
                  ("run --rm --network none", lambda: bench.run_rm("none")),
+                 ("run --rm via the API (default network)", lambda: bench.run_rm_api(None)),
+                 ("run --rm via the API (--network none)", lambda: bench.run_rm_api("none")),
                  ("run -d / ps / RSS per container / rm -f", bench.run_d_ps_rss_rm),
                  ("concurrent run -d", bench.concurrent_starts),
                  ("API latency under load", bench.api_latency),
