@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = [("idle RSS", bench.idle_rss),
                  ("run --rm (default network)", lambda: bench.run_rm(None)),
                  ("run --rm --network none", lambda: bench.run_rm("none")),
+                 ("docker CLI floor (instant stand-in daemon)", lambda: bench.cli_floor(base)),
                  ("run --rm via the API (default network)", lambda: bench.run_rm_api(None)),
                  ("run --rm via the API (--network none)", lambda: bench.run_rm_api("none")),
                  ("run -d / ps / RSS per container / rm -f", bench.run_d_ps_rss_rm),

@@ -22,7 +22,8 @@ import time
 from dataclasses import dataclass, field
 
 from . import apiflow, pullbench
-from .engines import Engine, EngineError
+from .engines import DOCKER_CLI, Engine, EngineError
+from .standin import StandIn
 from .loadgen import run_load
 
 # Set when the run is interrupted: client threads stop starting new containers.
@@ -195,6 +196,43 @@ class Bench:
                     continue
                 if i >= self.cfg.warmup:
                     m.add(e.name, ms)
+
+    def cli_floor(self, workdir) -> None:
+        """The stock docker CLI against an instant stand-in daemon (standin.py): the part of
+        every CLI-timed figure that no engine can remove. Shown under each engine because each
+        pays it; it is one measurement, not a comparison."""
+        m_run = self.metric("cli_floor_run", "docker CLI alone: run --rm against an instant stand-in",
+                            "ms", note="the CLI's own cost, paid by every engine (standin.py)")
+        m_build = self.metric("cli_floor_build",
+                              "docker CLI alone: build against an instant stand-in", "ms",
+                              note="the CLI's own cost, paid by every engine (standin.py)")
+        sock = workdir / "standin.sock"
+        ctx = workdir / "standin-ctx"
+        ctx.mkdir(parents=True, exist_ok=True)
+        (ctx / "Dockerfile").write_text(self.BUILD_DOCKERFILE)
+        (ctx / "file.txt").write_text("bench file\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        env |= {"DOCKER_HOST": f"unix://{sock}", "DOCKER_BUILDKIT": "0",
+                "DOCKER_CONFIG": str(workdir / "standin-cli"), "DOCKER_CLI_HINTS": "false"}
+        server = StandIn(str(sock))
+        try:
+            for i in range(self.cfg.warmup + self.cfg.n):
+                for m, argv in ((m_run, ["run", "--rm", "busybox", "true"]),
+                                (m_build, ["build", "-t", "standin:x", "."])):
+                    t0 = time.perf_counter()
+                    cp = subprocess.run([DOCKER_CLI, *argv], env=env, cwd=ctx,
+                                        capture_output=True, timeout=60)
+                    ms = (time.perf_counter() - t0) * 1000.0
+                    if cp.returncode != 0:
+                        err = EngineError(cp.stderr.decode(errors="replace").strip())
+                        for e in self.engines:
+                            m.errors[e.name] = str(err)
+                        continue
+                    if i >= self.cfg.warmup:
+                        for e in self.engines:
+                            m.add(e.name, ms)
+        finally:
+            server.close()
 
     # -- 2, 4, 6. run -d, ps, per-container RSS, rm -f ------------------------------------------
     def run_d_ps_rss_rm(self) -> None:
