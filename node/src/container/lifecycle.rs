@@ -442,6 +442,7 @@ impl Containers {
     /// starts the process. Returns the init's pid.
     async fn launch(&self, rec: &Record, paths: &Paths) -> Result<i64, ContainerError> {
         let t0 = std::time::Instant::now();
+        super::cgroup::prime_attach();
         let image = self
             .inner
             .images
