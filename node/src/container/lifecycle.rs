@@ -632,8 +632,15 @@ impl Containers {
             r.state.oom_killed = oom;
             net::clear_runtime(r);
         });
-        if let Err(e) = self.persist(c) {
-            tracing::error!(container_id = %c.id, error = %e, "record exit");
+        let restart = self.should_restart(&c.record(), exit.code);
+        // A container removed right below needs no durable "exited" first: if berthd dies in
+        // between, restore finds it running with its shim gone, reads the exit file and
+        // removes it then.
+        let removing_next = restart.is_none() && rec.host_config.auto_remove;
+        if !removing_next {
+            if let Err(e) = self.persist(c) {
+                tracing::error!(container_id = %c.id, error = %e, "record exit");
+            }
         }
         tracing::info!(container_id = %c.id, exit_code = exit.code, "container exited");
         self.emit(c, "die", &[("exitCode", exit.code.to_string())]);
@@ -642,7 +649,6 @@ impl Containers {
             w.exits += 1;
             w.exit_code = exit.code;
         });
-        let restart = self.should_restart(&c.record(), exit.code);
         drop(_op);
         if let Some(delay) = restart {
             let me = self.clone();
@@ -659,7 +665,7 @@ impl Containers {
                     tracing::warn!(container_id = %c.id, error = %e, "restart failed");
                 }
             });
-        } else if rec.host_config.auto_remove {
+        } else if removing_next {
             self.remove_now(c).await;
             self.remove_anonymous_volumes(&rec);
         }
