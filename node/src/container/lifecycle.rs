@@ -530,6 +530,7 @@ impl Containers {
             .map_err(|e| ContainerError::io("write", &cfg_path, e))?;
         let _ = std::fs::remove_file(paths.run.join("exit"));
         let runtime_bin = self.runtime_path(&rec.runtime);
+        shim::wait_gone(&paths.run).await;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "bundle written");
         let pid = shim::spawn(shim::Spawn {
             shim: &self.inner.cfg.shim_path,

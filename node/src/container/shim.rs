@@ -99,6 +99,21 @@ pub async fn connect(state: &Path) -> Result<UnixStream, ContainerError> {
         .map_err(|e| ContainerError::io("connect to shim", &p, e))
 }
 
+/// Waits (up to 10 s) until the shim of a previous run of this container has exited. After
+/// the process ends, the shim answers its waiters first and then deletes the runtime's state
+/// (`berth-runtime delete`); a new run started before that finishes would meet "container
+/// already exists". Its control socket refuses connections once it is gone.
+pub async fn wait_gone(state: &Path) {
+    let p = socket(state);
+    for _ in 0..5000 {
+        if std::os::unix::net::UnixStream::connect(&p).is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    tracing::warn!(socket = %p.display(), "the previous shim is still running after 10 s");
+}
+
 /// Sends one request and reads its one-line reply.
 pub async fn request(state: &Path, req: &str) -> Result<(), ContainerError> {
     request_text(state, req).await.map(drop)
