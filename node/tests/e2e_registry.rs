@@ -645,10 +645,13 @@ fn bearer_token_registry_login_push_pull_logout_with_docker_and_berth() {
     // Push: one token for the whole push, with exactly the scope the push needs.
     let before = ts.requests().len();
     let out = a.ok(&["push", &format!("{repo}:1")]);
+    let push = token_requests_since(&ts, before);
     let pull_token = ts.token("repository:private/bb:pull");
     let served = reg.manifest_digest_bearer("private/bb", "1", &pull_token);
-    assert!(out.contains(&format!("1: digest: {served} size: ")), "{out}");
-    let push = token_requests_since(&ts, before);
+    assert!(
+        out.contains(&format!("1: digest: {served} size: ")),
+        "{out}"
+    );
     assert_eq!(push.len(), 1, "a token per push, not per request: {push:?}");
     assert_eq!(push[0].scope, ["repository:private/bb:pull,push"]);
     assert_eq!(push[0].user.as_deref(), Some("tester"));
@@ -665,7 +668,10 @@ fn bearer_token_registry_login_push_pull_logout_with_docker_and_berth() {
     assert_eq!(mount.len(), 1, "{mount:?}");
     assert_eq!(
         mount[0].scope,
-        ["repository:public/bb:pull,push", "repository:private/bb:pull"]
+        [
+            "repository:public/bb:pull,push",
+            "repository:private/bb:pull"
+        ]
     );
 
     // A second daemon: anonymous pulls of the private repository are denied (Docker's text),
@@ -674,6 +680,20 @@ fn bearer_token_registry_login_push_pull_logout_with_docker_and_berth() {
     let o = b.docker(&["pull", &format!("{repo}:1")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains(&denied), "{}", stderr(&o));
+    let o = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", "--unix-socket"])
+        .arg(&b.sock)
+        .arg(format!(
+            "http://localhost/v1.41/images/create?fromImage={}/private/bb&tag=1",
+            reg.addr
+        ))
+        .output()
+        .expect("curl");
+    let out = stdout(&o);
+    assert!(
+        out.ends_with("\n404") && out.contains("pull access denied"),
+        "a denied pull is a 404, as Docker answers it: {out}"
+    );
     let out = b.ok(&["pull", &format!("{public}:1")]);
     assert!(out.contains(&format!("Digest: {served}")), "{out}");
 
@@ -689,10 +709,7 @@ fn bearer_token_registry_login_push_pull_logout_with_docker_and_berth() {
     let pull = token_requests_since(&ts, before);
     assert_eq!(pull.len(), 1, "{pull:?}");
     assert_eq!(pull[0].scope, ["repository:private/bb:pull"]);
-    assert_eq!(
-        image_id(&b, &format!("{repo}:1")),
-        image_id(&a, "tok:1")
-    );
+    assert_eq!(image_id(&b, &format!("{repo}:1")), image_id(&a, "tok:1"));
     let digests = b.ok(&[
         "image",
         "inspect",

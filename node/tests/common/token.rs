@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::registry::TokenAuth;
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/token_server.py");
+const SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/token_server.py"
+);
 
 pub struct TokenServer {
     /// `http://127.0.0.1:<port>/token`

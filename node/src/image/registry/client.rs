@@ -17,7 +17,7 @@ use hyper::header::{
 };
 use hyper::{Method, Response, StatusCode};
 
-use super::auth::{parse_challenge, Challenge, Credentials, TokenResponse};
+use super::auth::{parse_challenge, refusal, Challenge, Credentials, Refusal, TokenResponse};
 use super::http::{empty, full, ReqBody, Transport};
 use super::RegistryError;
 use crate::image::digest::Digest;
@@ -84,32 +84,35 @@ impl Session {
             repo: String::new(),
             authorization: None,
         };
-        match &challenge {
-            None => Ok(()),
-            Some(Challenge::Bearer { .. }) => {
-                s.authorize(challenge.as_ref(), Some(creds), &[]).await?;
-                Ok(())
-            }
-            Some(Challenge::Basic) => {
-                s.authorization = s.authorize(challenge.as_ref(), Some(creds), &[]).await?;
-                let resp = s
-                    .request(Method::GET, "/v2/", HeaderMap::new(), empty())
-                    .await?;
-                match resp.status() {
-                    s if s.is_success() => Ok(()),
-                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                        let text = error_text(resp).await;
-                        Err(RegistryError::Unauthorized(format!(
-                            "login attempt to {}/v2/ failed with status: 401 Unauthorized: {text}",
-                            s.base
-                        )))
-                    }
-                    other => Err(RegistryError::Protocol(format!(
-                        "login to {}/v2/: unexpected status {other}",
+        if challenge.is_none() {
+            return Ok(());
+        }
+        // The token (Bearer) or the credentials (Basic) must then open `/v2/` itself: a token
+        // server may hand out tokens the registry does not trust.
+        s.authorization = s.authorize(challenge.as_ref(), Some(creds), &[]).await?;
+        let resp = s
+            .request(Method::GET, "/v2/", HeaderMap::new(), empty())
+            .await?;
+        match resp.status() {
+            st if st.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                let e = refused(resp).await;
+                let text = match &e {
+                    RegistryError::Unauthorized(t) | RegistryError::Denied(t) => t.clone(),
+                    other => other.to_string(),
+                };
+                Err(RegistryError::Unauthorized(match challenge {
+                    Some(Challenge::Basic) => format!(
+                        "login attempt to {}/v2/ failed with status: 401 Unauthorized: {text}",
                         s.base
-                    ))),
-                }
+                    ),
+                    _ => format!("Get \"{}/v2/\": {text}", s.base),
+                }))
             }
+            other => Err(RegistryError::Protocol(format!(
+                "login to {}/v2/: unexpected status {other}",
+                s.base
+            ))),
         }
     }
 
@@ -129,10 +132,17 @@ impl Session {
                 if let Some(t) = creds.map(|c| &c.registrytoken).filter(|t| !t.is_empty()) {
                     format!("Bearer {t}")
                 } else {
-                    format!(
-                        "Bearer {}",
-                        self.token(realm, service, scopes, creds).await?
-                    )
+                    // Docker names the request the token was fetched for.
+                    let token =
+                        self.token(realm, service, scopes, creds)
+                            .await
+                            .map_err(|e| match e {
+                                RegistryError::Unauthorized(m) => RegistryError::Unauthorized(
+                                    format!("Get \"{}/v2/\": {m}", self.base),
+                                ),
+                                e => e,
+                            })?;
+                    format!("Bearer {token}")
                 }
             }
         };
@@ -141,6 +151,9 @@ impl Session {
             .map_err(|_| RegistryError::Protocol("credentials are not a valid header".into()))
     }
 
+    /// `GET <realm>?service=…&scope=…[&account=…]`, with Basic credentials when there are
+    /// some; `service` and the scopes are passed back exactly as the challenge and the caller
+    /// name them.
     async fn token(
         &self,
         realm: &str,
@@ -156,6 +169,12 @@ impl Session {
         }
         for s in scopes {
             params.push(("scope", s.as_str()));
+        }
+        let user = creds
+            .filter(|c| c.basic().is_some())
+            .map(|c| c.username.as_str());
+        if let Some(u) = user {
+            params.push(("account", u));
         }
         for (k, v) in params {
             url.push(sep);
@@ -186,10 +205,7 @@ impl Session {
                 })
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                let text = error_text(resp).await;
-                Err(RegistryError::Unauthorized(format!(
-                    "Get \"{realm}\": unauthorized: {text}"
-                )))
+                Err(RegistryError::Unauthorized(error_text(resp).await))
             }
             other => Err(RegistryError::Protocol(format!(
                 "token server {realm}: unexpected status {other}"
@@ -448,13 +464,13 @@ impl Session {
     /// Turns a non-success answer into an error naming what was asked for.
     async fn status_error(&self, resp: Response<Incoming>, what: &str) -> RegistryError {
         let status = resp.status();
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return refused(resp).await;
+        }
         let text = error_text(resp).await;
         let name = format!("{}/{}", self.host, self.repo);
         match status {
             StatusCode::NOT_FOUND => RegistryError::NotFound(format!("{what} not found: {text}")),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                RegistryError::Unauthorized(format!("{what} of {name}: {text}"))
-            }
             s => RegistryError::Protocol(format!("{what} of {name}: {s}: {text}")),
         }
     }
@@ -521,6 +537,34 @@ pub async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, Reg
     Ok(out.freeze())
 }
 
+/// A 401 or 403 as Docker reports it: the Bearer challenge's `error` first (a token without
+/// the scope is "denied"), then the `DENIED` error code, else "unauthorized" with the
+/// registry's text.
+async fn refused(resp: Response<Incoming>) -> RegistryError {
+    let from_challenge = resp
+        .headers()
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(refusal);
+    let status = resp.status();
+    let body = read_limited(resp.into_body(), 64 << 10)
+        .await
+        .unwrap_or_default();
+    match from_challenge {
+        Some(Refusal::Denied(m)) => RegistryError::Denied(m),
+        Some(Refusal::Unauthorized(m)) => RegistryError::Unauthorized(m),
+        None => {
+            let text = format_errors(status, &body);
+            if text.starts_with("denied") {
+                RegistryError::Denied(text)
+            } else {
+                RegistryError::Unauthorized(text)
+            }
+        }
+    }
+}
+
 /// The registry's `{"errors":[{"code","message"}]}` as Docker prints it
 /// (`manifest unknown: manifest unknown`), or the status text.
 async fn error_text(resp: Response<Incoming>) -> String {
@@ -536,6 +580,9 @@ fn format_errors(status: StatusCode, body: &[u8]) -> String {
     struct Errors {
         #[serde(default)]
         errors: Vec<Item>,
+        /// Token servers (Docker Hub's among them) answer `{"details": "…"}`.
+        #[serde(default)]
+        details: String,
     }
     #[derive(serde::Deserialize)]
     struct Item {
@@ -559,6 +606,13 @@ fn format_errors(status: StatusCode, body: &[u8]) -> String {
             .collect();
         if !parts.is_empty() {
             return parts.join(", ");
+        }
+        if !e.details.is_empty() {
+            return match status {
+                StatusCode::UNAUTHORIZED => format!("unauthorized: {}", e.details),
+                StatusCode::TOO_MANY_REQUESTS => format!("toomanyrequests: {}", e.details),
+                _ => e.details,
+            };
         }
     }
     let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
@@ -632,6 +686,20 @@ mod tests {
             "unauthorized: authentication required"
         );
         assert_eq!(format_errors(StatusCode::NOT_FOUND, b"<html>"), "not found");
+        assert_eq!(
+            format_errors(
+                StatusCode::UNAUTHORIZED,
+                br#"{"details":"incorrect username or password"}"#
+            ),
+            "unauthorized: incorrect username or password"
+        );
+        assert_eq!(
+            format_errors(
+                StatusCode::FORBIDDEN,
+                br#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#
+            ),
+            "denied: requested access to the resource is denied"
+        );
     }
 
     #[test]
