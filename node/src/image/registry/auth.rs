@@ -183,9 +183,19 @@ pub struct TokenResponse {
     pub token: String,
     #[serde(default)]
     pub access_token: String,
+    /// Seconds the token is valid for (read leniently: some servers send floats).
+    #[serde(default)]
+    expires_in: Option<Value>,
 }
 
 impl TokenResponse {
+    /// `expires_in` in whole seconds, when the server gave a usable number.
+    pub fn expires_in(&self) -> Option<u64> {
+        let v = self.expires_in.as_ref()?;
+        v.as_u64()
+            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    }
+
     pub fn into_token(self) -> Option<String> {
         [self.token, self.access_token]
             .into_iter()
@@ -226,6 +236,22 @@ mod tests {
                 ("c".into(), String::new())
             ]
         );
+    }
+
+    #[test]
+    fn token_responses() {
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"a","expires_in":300}"#).expect("json");
+        assert_eq!(t.expires_in(), Some(300));
+        assert_eq!(t.into_token().as_deref(), Some("a"));
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":"soon"}"#).expect("json");
+        assert_eq!(t.expires_in(), None);
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":60.5}"#).expect("json");
+        assert_eq!(t.expires_in(), Some(60));
+        let t: TokenResponse = serde_json::from_str(r#"{}"#).expect("json");
+        assert_eq!(t.into_token(), None);
     }
 
     #[test]
