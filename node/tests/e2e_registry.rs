@@ -605,11 +605,11 @@ fn bearer_token_registry_login_push_pull_logout_with_docker_and_berth() {
     assert!(!anon.is_empty(), "no token was asked for");
     for r in &anon {
         assert_eq!(r.status, 200, "{r:?}");
-        assert_eq!(r.service, [ts.service.clone()], "{r:?}");
+        assert_eq!(r.service, [ts.service.as_str()], "{r:?}");
         assert_eq!(r.user, None, "{r:?}");
         assert!(r.access.is_empty(), "{r:?}");
     }
-    assert_eq!(anon[0].scope, [format!("repository:private/bb:pull,push")]);
+    assert_eq!(anon[0].scope, ["repository:private/bb:pull,push"]);
 
     // docker login: a wrong password is refused with Docker's message, the right one works.
     let o = a.docker_stdin(
@@ -638,7 +638,7 @@ fn bearer_token_registry_login_push_pull_logout_with_docker_and_berth() {
         "{logins:?}"
     );
     for r in &logins {
-        assert_eq!(r.service, [ts.service.clone()], "{r:?}");
+        assert_eq!(r.service, [ts.service.as_str()], "{r:?}");
         assert_eq!(r.account, ["tester"], "{r:?}");
     }
 
@@ -764,7 +764,7 @@ fn bearer_token_registry_login_push_pull_logout_with_docker_and_berth() {
 
     // Nothing was ever asked for another service.
     for r in ts.requests() {
-        assert_eq!(r.service, [ts.service.clone()], "{r:?}");
+        assert_eq!(r.service, [ts.service.as_str()], "{r:?}");
     }
 }
 
