@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::registry::{make_ca, Registry, RegistryOpts};
+use common::token::{TokenRequest, TokenServer};
 use common::{eventually, stderr, stdout, Daemon};
 use sha2::{Digest as _, Sha256};
 
@@ -503,6 +504,7 @@ fn tls_registry_with_basic_auth_login_push_pull() {
             ip: Some(ip.clone()),
             tls: Some((ca.join("server.crt"), ca.join("server.key"))),
             basic: Some(("tester".into(), "s3cret".into())),
+            ..Default::default()
         },
     );
     let certs = a.root.join("certs.d");
@@ -541,22 +543,10 @@ fn tls_registry_with_basic_auth_login_push_pull() {
     let c = Daemon::start_beside(&a, &["--registry-certs-dir", &certs_arg]);
     let o = c.berth(&["pull", &format!("{repo}:1")]);
     assert!(!o.status.success(), "pull without credentials must fail");
-    let mut login = Command::new(common::bin_dir().join("berth"))
-        .env("BERTH_HOST", c.host())
-        .env("BERTH_CONFIG", c.root.join("berthcfg"))
-        .args(["login", "-u", "tester", "--password-stdin", &reg.addr])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("berth login");
-    login
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"s3cret\n")
-        .expect("password");
-    let o = login.wait_with_output().expect("login");
+    let o = c.berth_stdin(
+        &["login", "-u", "tester", "--password-stdin", &reg.addr],
+        b"s3cret\n",
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let out = c.berth_ok(&["pull", &format!("{repo}:1")]);
     assert!(out.contains(&format!("Digest: {served}")), "{out}");
@@ -568,6 +558,214 @@ fn tls_registry_with_basic_auth_login_push_pull() {
     let o = d.docker(&["pull", &format!("{repo}:1")]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains(&reg.addr), "{}", stderr(&o));
+}
+
+/// Token requests made since `before` requests had been answered.
+fn token_requests_since(ts: &TokenServer, before: usize) -> Vec<TokenRequest> {
+    ts.requests().into_iter().skip(before).collect()
+}
+
+#[test]
+fn bearer_token_registry_login_push_pull_logout_with_docker_and_berth() {
+    let a = Daemon::start();
+    let ts = TokenServer::start(&a.netns, &a.root, "tester", "s3cret", &["public/"]);
+    let reg = Registry::start(
+        &a.netns,
+        &a.root,
+        RegistryOpts {
+            token: Some(ts.auth()),
+            ..Default::default()
+        },
+    );
+    let archive = image_archive(
+        &a.root,
+        "tok:1",
+        &[
+            layer_tar(&[("data/a", &noise(1 << 20, 5))]),
+            layer_tar(&[("data/b", b"behind a token\n")]),
+        ],
+    );
+    load(&a, &archive);
+    let repo = format!("{}/private/bb", reg.addr);
+    a.ok(&["tag", "tok:1", &format!("{repo}:1")]);
+    let denied = format!(
+        "pull access denied for {repo}, repository does not exist or may require 'docker login': \
+         denied: requested access to the resource is denied"
+    );
+
+    // Anonymous: the token server issues a token without access, the registry refuses it.
+    let o = a.docker(&["push", &format!("{repo}:1")]);
+    assert!(!o.status.success(), "push without login must fail");
+    assert!(
+        stderr(&o).contains("denied: requested access to the resource is denied"),
+        "{}",
+        stderr(&o)
+    );
+    let anon = ts.requests();
+    assert!(!anon.is_empty(), "no token was asked for");
+    for r in &anon {
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.service, [ts.service.as_str()], "{r:?}");
+        assert_eq!(r.user, None, "{r:?}");
+        assert!(r.access.is_empty(), "{r:?}");
+    }
+    assert_eq!(anon[0].scope, ["repository:private/bb:pull,push"]);
+
+    // docker login: a wrong password is refused with Docker's message, the right one works.
+    let o = a.docker_stdin(
+        &["login", "-u", "tester", "--password-stdin", &reg.addr],
+        b"wrong\n",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "Error response from daemon: Get \"http://{}/v2/\": unauthorized: incorrect username or password",
+            reg.addr
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let o = a.docker_stdin(
+        &["login", "-u", "tester", "--password-stdin", &reg.addr],
+        b"s3cret\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Login Succeeded"), "{}", stdout(&o));
+    let logins = token_requests_since(&ts, anon.len());
+    assert_eq!(
+        logins.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [401, 200],
+        "{logins:?}"
+    );
+    for r in &logins {
+        assert_eq!(r.service, [ts.service.as_str()], "{r:?}");
+        assert_eq!(r.account, ["tester"], "{r:?}");
+    }
+
+    // Push: one token for the whole push, with exactly the scope the push needs.
+    let before = ts.requests().len();
+    let out = a.ok(&["push", &format!("{repo}:1")]);
+    let push = token_requests_since(&ts, before);
+    let pull_token = ts.token("repository:private/bb:pull");
+    let served = reg.manifest_digest_bearer("private/bb", "1", &pull_token);
+    assert!(
+        out.contains(&format!("1: digest: {served} size: ")),
+        "{out}"
+    );
+    assert_eq!(push.len(), 1, "a token per push, not per request: {push:?}");
+    assert_eq!(push[0].scope, ["repository:private/bb:pull,push"]);
+    assert_eq!(push[0].user.as_deref(), Some("tester"));
+    let again = a.ok(&["push", &format!("{repo}:1")]);
+    assert_eq!(again.matches("Layer already exists").count(), 3, "{again}");
+
+    // A cross-repository mount asks for pull on the source repository in the same token.
+    let public = format!("{}/public/bb", reg.addr);
+    a.ok(&["tag", "tok:1", &format!("{public}:1")]);
+    let before = ts.requests().len();
+    let out = a.ok(&["push", &format!("{public}:1")]);
+    assert!(out.contains("Mounted from private/bb"), "{out}");
+    let mount = token_requests_since(&ts, before);
+    assert_eq!(mount.len(), 1, "{mount:?}");
+    assert_eq!(
+        mount[0].scope,
+        [
+            "repository:public/bb:pull,push",
+            "repository:private/bb:pull"
+        ]
+    );
+
+    // A second daemon: anonymous pulls of the private repository are denied (Docker's text),
+    // the public one pulls without credentials.
+    let b = Daemon::start_beside(&a, &[]);
+    let o = b.docker(&["pull", &format!("{repo}:1")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&denied), "{}", stderr(&o));
+    let o = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", "POST", "--unix-socket"])
+        .arg(&b.sock)
+        .arg(format!(
+            "http://localhost/v1.41/images/create?fromImage={}/private/bb&tag=1",
+            reg.addr
+        ))
+        .output()
+        .expect("curl");
+    let out = stdout(&o);
+    assert!(
+        out.ends_with("\n404") && out.contains("pull access denied"),
+        "a denied pull is a 404, as Docker answers it: {out}"
+    );
+    let out = b.ok(&["pull", &format!("{public}:1")]);
+    assert!(out.contains(&format!("Digest: {served}")), "{out}");
+
+    // After login the private repository pulls, with one token for the whole pull.
+    let o = b.docker_stdin(
+        &["login", "-u", "tester", "--password-stdin", &reg.addr],
+        b"s3cret\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = ts.requests().len();
+    let out = b.ok(&["pull", &format!("{repo}:1")]);
+    assert!(out.contains(&format!("Digest: {served}")), "{out}");
+    let pull = token_requests_since(&ts, before);
+    assert_eq!(pull.len(), 1, "{pull:?}");
+    assert_eq!(pull[0].scope, ["repository:private/bb:pull"]);
+    assert_eq!(image_id(&b, &format!("{repo}:1")), image_id(&a, "tok:1"));
+    let digests = b.ok(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{json .RepoDigests}}",
+        &format!("{repo}:1"),
+    ]);
+    assert!(digests.contains(&format!("{repo}@{served}")), "{digests}");
+    assert_eq!(
+        b.ok(&["run", "--rm", &format!("{repo}:1"), "cat", "/data/b"]),
+        "behind a token"
+    );
+
+    // Logout: the credentials are gone and the pull is denied again.
+    let out = b.ok(&["logout", &reg.addr]);
+    assert!(out.contains("Removing login credentials"), "{out}");
+    let o = b.docker(&["pull", &format!("{repo}:1")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&denied), "{}", stderr(&o));
+
+    // berth: the same flow from a third daemon.
+    let c = Daemon::start_beside(&a, &[]);
+    let o = c.berth(&["pull", &format!("{repo}:1")]);
+    assert!(!o.status.success(), "pull without credentials must fail");
+    assert!(stderr(&o).contains(&denied), "{}", stderr(&o));
+    let o = c.berth_stdin(
+        &["login", "-u", "tester", "--password-stdin", &reg.addr],
+        b"wrong\n",
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unauthorized: incorrect username or password"),
+        "{}",
+        stderr(&o)
+    );
+    let o = c.berth_stdin(
+        &["login", "-u", "tester", "--password-stdin", &reg.addr],
+        b"s3cret\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Login Succeeded"), "{}", stdout(&o));
+    let out = c.berth_ok(&["pull", &format!("{repo}:1")]);
+    assert!(out.contains(&format!("Digest: {served}")), "{out}");
+    c.ok(&["tag", &format!("{repo}:1"), &format!("{repo}:berth")]);
+    let out = c.berth_ok(&["push", &format!("{repo}:berth")]);
+    assert!(out.contains(&format!("berth: digest: {served} ")), "{out}");
+    let out = c.berth_ok(&["logout", &reg.addr]);
+    assert!(out.contains("Removing login credentials"), "{out}");
+    let o = c.berth(&["pull", &format!("{repo}:1")]);
+    assert!(!o.status.success(), "pull after logout must fail");
+    assert!(stderr(&o).contains(&denied), "{}", stderr(&o));
+
+    // Nothing was ever asked for another service.
+    for r in ts.requests() {
+        assert_eq!(r.service, [ts.service.as_str()], "{r:?}");
+    }
 }
 
 /// A forwarding proxy in the test's namespace that can corrupt or slow down one blob.

@@ -127,7 +127,7 @@ impl From<super::registry::RegistryError> for ImageError {
         use super::registry::RegistryError as R;
         match e {
             R::NotFound(m) => ImageError::RemoteNotFound(m),
-            R::Unauthorized(m) => ImageError::Unauthorized(m),
+            R::Unauthorized(m) | R::Denied(m) => ImageError::Unauthorized(m),
             e @ (R::Unreachable { .. } | R::Protocol(_)) => ImageError::Registry(e.to_string()),
         }
     }

@@ -77,6 +77,12 @@ fn not_found(r: &Reference, e: RegistryError) -> ImageError {
                 r.familiar()
             ))
         }
+        // Docker answers a denied pull with 404: to an anonymous client a private repository
+        // and a missing one look the same.
+        RegistryError::Denied(m) => ImageError::RemoteNotFound(format!(
+            "pull access denied for {}, repository does not exist or may require 'docker login': {m}",
+            r.familiar_name()
+        )),
         RegistryError::Unauthorized(m) => ImageError::Unauthorized(format!(
             "pull access denied for {}, repository does not exist or may require 'docker login': {m}",
             r.familiar_name()

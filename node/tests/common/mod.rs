@@ -10,6 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod registry;
+pub mod token;
 
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
@@ -231,6 +232,26 @@ impl Daemon {
             .args(args)
             .output()
             .expect("run berth")
+    }
+
+    /// `berth args…` with `stdin` written to it (e.g. `login --password-stdin`).
+    pub fn berth_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
+        use std::io::Write;
+        let mut c = Command::new(bin_dir().join("berth"))
+            .env("BERTH_HOST", self.host())
+            .env("BERTH_CONFIG", self.root.join("berthcfg"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run berth");
+        c.stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin)
+            .expect("write stdin");
+        c.wait_with_output().expect("berth output")
     }
 
     /// `docker args…`, asserting success; returns trimmed stdout.

@@ -26,6 +26,18 @@ pub struct RegistryOpts {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// user, password for htpasswd basic auth.
     pub basic: Option<(String, String)>,
+    /// Bearer-token auth through a token server (see `token.rs`).
+    pub token: Option<TokenAuth>,
+}
+
+/// The registry's `auth: token:` settings.
+#[derive(Clone)]
+pub struct TokenAuth {
+    pub realm: String,
+    pub service: String,
+    pub issuer: String,
+    /// PEM certificates the token signatures must chain to.
+    pub rootcertbundle: PathBuf,
 }
 
 fn sh(dir: &Path, script: &str) {
@@ -91,6 +103,16 @@ impl Registry {
                     dir.join("htpasswd").display()
                 ));
             }
+            if let Some(t) = &opts.token {
+                cfg.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    \
+                     rootcertbundle: {}\n",
+                    t.realm,
+                    t.service,
+                    t.issuer,
+                    t.rootcertbundle.display()
+                ));
+            }
             std::fs::write(dir.join("config.yml"), cfg).expect("config");
             let log = std::fs::File::create(dir.join("registry.log")).expect("log");
             let child = Command::new("nsenter")
@@ -149,14 +171,25 @@ impl Registry {
 
     /// The digest the registry serves for `repo:tag` (its `Docker-Content-Digest`).
     pub fn manifest_digest(&self, repo: &str, tag: &str, auth: Option<&str>) -> String {
+        match auth {
+            Some(a) => self.digest_with(repo, tag, &["-u", a]),
+            None => self.digest_with(repo, tag, &[]),
+        }
+    }
+
+    /// The digest the registry serves for `repo:tag` to a holder of a Bearer `token`.
+    pub fn manifest_digest_bearer(&self, repo: &str, tag: &str, token: &str) -> String {
+        let header = format!("Authorization: Bearer {token}");
+        self.digest_with(repo, tag, &["-H", &header])
+    }
+
+    fn digest_with(&self, repo: &str, tag: &str, auth: &[&str]) -> String {
         let mut args = vec![
             "-I",
             "-H",
             "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json",
         ];
-        if let Some(a) = auth {
-            args.extend(["-u", a]);
-        }
+        args.extend(auth);
         let path = format!("/v2/{repo}/manifests/{tag}");
         args.push(&path);
         let head = self.curl(&args);

@@ -91,6 +91,46 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
     }
 }
 
+/// Why a registry refused a request that carried a token: the `error` parameter of its Bearer
+/// challenge (RFC 6750 §3.1), worded as Docker words it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// `insufficient_scope`: the token does not grant the access asked for.
+    Denied(String),
+    /// `invalid_token`: expired, malformed or not signed by a trusted issuer.
+    Unauthorized(String),
+}
+
+/// Reads the refusal of a `WWW-Authenticate: Bearer …,error="…"` value; `None` for other
+/// schemes and for challenges without an `error`.
+pub fn refusal(header: &str) -> Option<Refusal> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let params = parse_params(rest);
+    let get = |k: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    let description = get("error_description");
+    match get("error")? {
+        "insufficient_scope" => Some(Refusal::Denied(format!(
+            "denied: {}",
+            description.unwrap_or("requested access to the resource is denied")
+        ))),
+        "invalid_token" => Some(Refusal::Unauthorized(format!(
+            "unauthorized: {}",
+            description.unwrap_or("authentication required")
+        ))),
+        _ => None,
+    }
+}
+
 /// `k1="v, 1",k2=v2` → pairs; quoted values may hold commas and `\"`.
 fn parse_params(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -143,9 +183,19 @@ pub struct TokenResponse {
     pub token: String,
     #[serde(default)]
     pub access_token: String,
+    /// Seconds the token is valid for (read leniently: some servers send floats).
+    #[serde(default)]
+    expires_in: Option<Value>,
 }
 
 impl TokenResponse {
+    /// `expires_in` in whole seconds, when the server gave a usable number.
+    pub fn expires_in(&self) -> Option<u64> {
+        let v = self.expires_in.as_ref()?;
+        v.as_u64()
+            .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    }
+
     pub fn into_token(self) -> Option<String> {
         [self.token, self.access_token]
             .into_iter()
@@ -186,6 +236,44 @@ mod tests {
                 ("c".into(), String::new())
             ]
         );
+    }
+
+    #[test]
+    fn token_responses() {
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"a","expires_in":300}"#).expect("json");
+        assert_eq!(t.expires_in(), Some(300));
+        assert_eq!(t.into_token().as_deref(), Some("a"));
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":"soon"}"#).expect("json");
+        assert_eq!(t.expires_in(), None);
+        let t: TokenResponse =
+            serde_json::from_str(r#"{"token":"t","expires_in":60.5}"#).expect("json");
+        assert_eq!(t.expires_in(), Some(60));
+        let t: TokenResponse = serde_json::from_str(r#"{}"#).expect("json");
+        assert_eq!(t.into_token(), None);
+    }
+
+    #[test]
+    fn bearer_refusals_read_like_docker() {
+        assert_eq!(
+            refusal(
+                r#"Bearer realm="http://a/token",service="s",scope="repository:x:pull",error="insufficient_scope""#
+            ),
+            Some(Refusal::Denied(
+                "denied: requested access to the resource is denied".into()
+            ))
+        );
+        assert_eq!(
+            refusal(r#"Bearer realm="r",error="invalid_token",error_description="token expired""#),
+            Some(Refusal::Unauthorized("unauthorized: token expired".into()))
+        );
+        assert_eq!(refusal(r#"Bearer realm="r",service="s""#), None);
+        assert_eq!(
+            refusal(r#"Basic realm="r",error="insufficient_scope""#),
+            None
+        );
+        assert_eq!(refusal("Bearer"), None);
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //!
 //! Opening a session pings `GET /v2/`; a 401 there names the scheme. For Bearer the token is
 //! fetched once for the session's scopes (`repository:<repo>:pull[,push]`), with Basic
-//! credentials when the user gave some; for Basic the credentials go on every request.
+//! credentials when the user gave some, and used by every request of the session until it
+//! nears the end of its `expires_in` (at least 60 s, as Docker reckons it); then the next
+//! request fetches a fresh one. For Basic the credentials go on every request.
 //! Redirects (blob storage elsewhere) are followed for GET and HEAD without the credentials
 //! when the host changes.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -17,7 +20,7 @@ use hyper::header::{
 };
 use hyper::{Method, Response, StatusCode};
 
-use super::auth::{parse_challenge, Challenge, Credentials, TokenResponse};
+use super::auth::{parse_challenge, refusal, Challenge, Credentials, Refusal, TokenResponse};
 use super::http::{empty, full, ReqBody, Transport};
 use super::RegistryError;
 use crate::image::digest::Digest;
@@ -35,7 +38,36 @@ pub struct Session {
     base: String,
     verify: bool,
     pub repo: String,
-    authorization: Option<HeaderValue>,
+    auth: tokio::sync::Mutex<Auth>,
+}
+
+/// The `Authorization` a session sends, and how to renew it when it is a fetched token.
+#[derive(Default)]
+struct Auth {
+    header: Option<HeaderValue>,
+    renew: Option<Renewal>,
+}
+
+#[derive(Clone)]
+struct Renewal {
+    at: Instant,
+    realm: String,
+    service: String,
+    scopes: Vec<String>,
+    creds: Option<Credentials>,
+}
+
+/// Tokens are treated as living at least this long (Docker's minimum), whatever the token
+/// server says.
+const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
+/// A token is renewed this long before it expires, so no request carries one at its edge.
+const RENEW_MARGIN: Duration = Duration::from_secs(10);
+
+/// When a token fetched at `fetched` with `expires_in` seconds (if the server said) should
+/// be replaced.
+fn renew_at(fetched: Instant, expires_in: Option<u64>) -> Instant {
+    let life = Duration::from_secs(expires_in.unwrap_or(0)).max(MIN_TOKEN_LIFETIME);
+    fetched + (life - RENEW_MARGIN)
 }
 
 /// A blob download: the body starts at `offset` of the blob.
@@ -60,11 +92,12 @@ impl Session {
             base,
             verify,
             repo: repo.to_owned(),
-            authorization: None,
+            auth: Default::default(),
         };
-        s.authorization = s
+        let auth = s
             .authorize(challenge.as_ref(), creds.as_ref(), &scopes)
             .await?;
+        s.auth = tokio::sync::Mutex::new(auth);
         Ok(s)
     }
 
@@ -82,34 +115,38 @@ impl Session {
             base,
             verify,
             repo: String::new(),
-            authorization: None,
+            auth: Default::default(),
         };
-        match &challenge {
-            None => Ok(()),
-            Some(Challenge::Bearer { .. }) => {
-                s.authorize(challenge.as_ref(), Some(creds), &[]).await?;
-                Ok(())
-            }
-            Some(Challenge::Basic) => {
-                s.authorization = s.authorize(challenge.as_ref(), Some(creds), &[]).await?;
-                let resp = s
-                    .request(Method::GET, "/v2/", HeaderMap::new(), empty())
-                    .await?;
-                match resp.status() {
-                    s if s.is_success() => Ok(()),
-                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                        let text = error_text(resp).await;
-                        Err(RegistryError::Unauthorized(format!(
-                            "login attempt to {}/v2/ failed with status: 401 Unauthorized: {text}",
-                            s.base
-                        )))
-                    }
-                    other => Err(RegistryError::Protocol(format!(
-                        "login to {}/v2/: unexpected status {other}",
+        if challenge.is_none() {
+            return Ok(());
+        }
+        // The token (Bearer) or the credentials (Basic) must then open `/v2/` itself: a token
+        // server may hand out tokens the registry does not trust.
+        let auth = s.authorize(challenge.as_ref(), Some(creds), &[]).await?;
+        s.auth = tokio::sync::Mutex::new(auth);
+        let resp = s
+            .request(Method::GET, "/v2/", HeaderMap::new(), empty())
+            .await?;
+        match resp.status() {
+            st if st.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                let e = refused(resp).await;
+                let text = match &e {
+                    RegistryError::Unauthorized(t) | RegistryError::Denied(t) => t.clone(),
+                    other => other.to_string(),
+                };
+                Err(RegistryError::Unauthorized(match challenge {
+                    Some(Challenge::Basic) => format!(
+                        "login attempt to {}/v2/ failed with status: 401 Unauthorized: {text}",
                         s.base
-                    ))),
-                }
+                    ),
+                    _ => format!("Get \"{}/v2/\": {text}", s.base),
+                }))
             }
+            other => Err(RegistryError::Protocol(format!(
+                "login to {}/v2/: unexpected status {other}",
+                s.base
+            ))),
         }
     }
 
@@ -118,36 +155,74 @@ impl Session {
         challenge: Option<&Challenge>,
         creds: Option<&Credentials>,
         scopes: &[String],
-    ) -> Result<Option<HeaderValue>, RegistryError> {
+    ) -> Result<Auth, RegistryError> {
         let value = match challenge {
-            None => return Ok(None),
+            None => return Ok(Auth::default()),
             Some(Challenge::Basic) => match creds.and_then(Credentials::basic) {
                 Some(b) => b,
-                None => return Ok(None),
+                None => return Ok(Auth::default()),
             },
             Some(Challenge::Bearer { realm, service }) => {
                 if let Some(t) = creds.map(|c| &c.registrytoken).filter(|t| !t.is_empty()) {
                     format!("Bearer {t}")
                 } else {
-                    format!(
-                        "Bearer {}",
-                        self.token(realm, service, scopes, creds).await?
-                    )
+                    let renewal = Renewal {
+                        at: Instant::now(),
+                        realm: realm.clone(),
+                        service: service.clone(),
+                        scopes: scopes.to_vec(),
+                        creds: creds.cloned(),
+                    };
+                    return self.fetch(renewal).await;
                 }
             }
         };
-        HeaderValue::from_str(&value)
-            .map(Some)
-            .map_err(|_| RegistryError::Protocol("credentials are not a valid header".into()))
+        Ok(Auth {
+            header: Some(header(&value)?),
+            renew: None,
+        })
     }
 
+    /// Fetches a token as `r` says and notes when to renew it.
+    async fn fetch(&self, mut r: Renewal) -> Result<Auth, RegistryError> {
+        let started = Instant::now();
+        let (token, expires_in) = self
+            .token(&r.realm, &r.service, &r.scopes, r.creds.as_ref())
+            .await
+            // Docker names the request the token was fetched for.
+            .map_err(|e| match e {
+                RegistryError::Unauthorized(m) => {
+                    RegistryError::Unauthorized(format!("Get \"{}/v2/\": {m}", self.base))
+                }
+                e => e,
+            })?;
+        r.at = renew_at(started, expires_in);
+        Ok(Auth {
+            header: Some(header(&format!("Bearer {token}"))?),
+            renew: Some(r),
+        })
+    }
+
+    /// The `Authorization` for the next request, renewing an expiring token first (one
+    /// renewal at a time: concurrent requests wait for it and share the new token).
+    async fn authorization(&self) -> Result<Option<HeaderValue>, RegistryError> {
+        let mut auth = self.auth.lock().await;
+        if let Some(r) = auth.renew.clone().filter(|r| Instant::now() >= r.at) {
+            *auth = self.fetch(r).await?;
+        }
+        Ok(auth.header.clone())
+    }
+
+    /// `GET <realm>?service=…&scope=…[&account=…]`, with Basic credentials when there are
+    /// some; `service` and the scopes are passed back exactly as the challenge and the caller
+    /// name them.
     async fn token(
         &self,
         realm: &str,
         service: &str,
         scopes: &[String],
         creds: Option<&Credentials>,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<(String, Option<u64>), RegistryError> {
         let mut url = realm.to_owned();
         let mut sep = if url.contains('?') { '&' } else { '?' };
         let mut params = Vec::new();
@@ -156,6 +231,12 @@ impl Session {
         }
         for s in scopes {
             params.push(("scope", s.as_str()));
+        }
+        let user = creds
+            .filter(|c| c.basic().is_some())
+            .map(|c| c.username.as_str());
+        if let Some(u) = user {
+            params.push(("account", u));
         }
         for (k, v) in params {
             url.push(sep);
@@ -181,15 +262,14 @@ impl Session {
                 let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
                     RegistryError::Protocol(format!("token from {realm}: invalid JSON: {e}"))
                 })?;
-                t.into_token().ok_or_else(|| {
+                let expires_in = t.expires_in();
+                let token = t.into_token().ok_or_else(|| {
                     RegistryError::Protocol(format!("token server {realm} returned no token"))
-                })
+                })?;
+                Ok((token, expires_in))
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                let text = error_text(resp).await;
-                Err(RegistryError::Unauthorized(format!(
-                    "Get \"{realm}\": unauthorized: {text}"
-                )))
+                Err(RegistryError::Unauthorized(error_text(resp).await))
             }
             other => Err(RegistryError::Protocol(format!(
                 "token server {realm}: unexpected status {other}"
@@ -212,10 +292,11 @@ impl Session {
         };
         let follow = method == Method::GET || method == Method::HEAD;
         let mut body = Some(body);
+        let authorization = self.authorization().await?;
         for _ in 0..6 {
             let ours = same_origin(&url, &self.base);
             if ours {
-                if let Some(a) = &self.authorization {
+                if let Some(a) = &authorization {
                     headers.insert(AUTHORIZATION, a.clone());
                 }
             } else {
@@ -448,13 +529,13 @@ impl Session {
     /// Turns a non-success answer into an error naming what was asked for.
     async fn status_error(&self, resp: Response<Incoming>, what: &str) -> RegistryError {
         let status = resp.status();
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return refused(resp).await;
+        }
         let text = error_text(resp).await;
         let name = format!("{}/{}", self.host, self.repo);
         match status {
             StatusCode::NOT_FOUND => RegistryError::NotFound(format!("{what} not found: {text}")),
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                RegistryError::Unauthorized(format!("{what} of {name}: {text}"))
-            }
             s => RegistryError::Protocol(format!("{what} of {name}: {s}: {text}")),
         }
     }
@@ -504,6 +585,11 @@ async fn ping(
     Err(first_err.unwrap_or_else(|| RegistryError::Protocol(format!("no endpoint for {host}"))))
 }
 
+fn header(value: &str) -> Result<HeaderValue, RegistryError> {
+    HeaderValue::from_str(value)
+        .map_err(|_| RegistryError::Protocol("credentials are not a valid header".into()))
+}
+
 /// Reads a whole body, refusing more than `limit` bytes.
 pub async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, RegistryError> {
     let mut out = BytesMut::new();
@@ -521,6 +607,34 @@ pub async fn read_limited(mut body: Incoming, limit: usize) -> Result<Bytes, Reg
     Ok(out.freeze())
 }
 
+/// A 401 or 403 as Docker reports it: the Bearer challenge's `error` first (a token without
+/// the scope is "denied"), then the `DENIED` error code, else "unauthorized" with the
+/// registry's text.
+async fn refused(resp: Response<Incoming>) -> RegistryError {
+    let from_challenge = resp
+        .headers()
+        .get_all(WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(refusal);
+    let status = resp.status();
+    let body = read_limited(resp.into_body(), 64 << 10)
+        .await
+        .unwrap_or_default();
+    match from_challenge {
+        Some(Refusal::Denied(m)) => RegistryError::Denied(m),
+        Some(Refusal::Unauthorized(m)) => RegistryError::Unauthorized(m),
+        None => {
+            let text = format_errors(status, &body);
+            if text.starts_with("denied") {
+                RegistryError::Denied(text)
+            } else {
+                RegistryError::Unauthorized(text)
+            }
+        }
+    }
+}
+
 /// The registry's `{"errors":[{"code","message"}]}` as Docker prints it
 /// (`manifest unknown: manifest unknown`), or the status text.
 async fn error_text(resp: Response<Incoming>) -> String {
@@ -536,6 +650,9 @@ fn format_errors(status: StatusCode, body: &[u8]) -> String {
     struct Errors {
         #[serde(default)]
         errors: Vec<Item>,
+        /// Token servers (Docker Hub's among them) answer `{"details": "…"}`.
+        #[serde(default)]
+        details: String,
     }
     #[derive(serde::Deserialize)]
     struct Item {
@@ -559,6 +676,13 @@ fn format_errors(status: StatusCode, body: &[u8]) -> String {
             .collect();
         if !parts.is_empty() {
             return parts.join(", ");
+        }
+        if !e.details.is_empty() {
+            return match status {
+                StatusCode::UNAUTHORIZED => format!("unauthorized: {}", e.details),
+                StatusCode::TOO_MANY_REQUESTS => format!("toomanyrequests: {}", e.details),
+                _ => e.details,
+            };
         }
     }
     let reason = status.canonical_reason().unwrap_or("error").to_lowercase();
@@ -632,6 +756,29 @@ mod tests {
             "unauthorized: authentication required"
         );
         assert_eq!(format_errors(StatusCode::NOT_FOUND, b"<html>"), "not found");
+        assert_eq!(
+            format_errors(
+                StatusCode::UNAUTHORIZED,
+                br#"{"details":"incorrect username or password"}"#
+            ),
+            "unauthorized: incorrect username or password"
+        );
+        assert_eq!(
+            format_errors(
+                StatusCode::FORBIDDEN,
+                br#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#
+            ),
+            "denied: requested access to the resource is denied"
+        );
+    }
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        let t0 = Instant::now();
+        assert_eq!(renew_at(t0, Some(300)), t0 + Duration::from_secs(290));
+        // Missing or shorter than a minute: a minute, as Docker reckons it.
+        assert_eq!(renew_at(t0, None), t0 + Duration::from_secs(50));
+        assert_eq!(renew_at(t0, Some(5)), t0 + Duration::from_secs(50));
     }
 
     #[test]

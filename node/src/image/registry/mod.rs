@@ -43,6 +43,11 @@ pub enum RegistryError {
     /// Credentials missing or refused.
     #[error("{0}")]
     Unauthorized(String),
+    /// The credentials (or the token they bought) do not grant access to the repository: a
+    /// Bearer `error="insufficient_scope"` challenge, or the `DENIED` error code. Docker reads
+    /// this as "repository does not exist or may require 'docker login'".
+    #[error("{0}")]
+    Denied(String),
     /// An answer that does not follow the protocol, or an unexpected status.
     #[error("{0}")]
     Protocol(String),
