@@ -364,9 +364,59 @@ fn berth_build_with_target_labels_quiet_iidfile_and_stdin_dockerfile() {
     assert_clean(&d);
 }
 
+/// Makes `files` (name, body) into a tar with `tar_flag` (`-z`, `-j`, `-J`) at `out`.
+fn tarball(d: &Daemon, out: &Path, tar_flag: &str, files: &[(&str, &str)]) {
+    let src = d.root.join(format!("tarsrc-{:x}", rand::random::<u32>()));
+    for (name, body) in files {
+        let p = src.join(name);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg(tar_flag)
+        .arg("-cf")
+        .arg(out)
+        .args(&names)
+        .status()
+        .expect("tar");
+    assert!(st.success());
+}
+
+/// An HTTPS file server (openssl s_server -WWW) on `addr` inside the daemon's netns, serving
+/// `dir` with the test CA's certificate for 127.0.0.1.
+fn https_server(d: &Daemon, ca: &Path, dir: &Path, port: u16) -> std::process::Child {
+    let child = d
+        .in_netns("openssl")
+        .current_dir(dir)
+        .args(["s_server", "-quiet", "-WWW", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(ca.join("server.crt"))
+        .arg("-key")
+        .arg(ca.join("server.key"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child
+}
+
 #[test]
 fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
-    let mut d = Daemon::start();
+    // The daemon trusts a test CA for 127.0.0.1:18443, where an HTTPS server serves ADD.
+    let certs = tempfile::tempdir().expect("certs dir");
+    let ca = certs.path().join("ca");
+    common::registry::make_ca(&ca, "127.0.0.1");
+    let host_certs = certs.path().join("certs.d/127.0.0.1:18443");
+    std::fs::create_dir_all(&host_certs).expect("certs.d");
+    std::fs::copy(ca.join("ca.crt"), host_certs.join("ca.crt")).expect("ca");
+    let certs_arg = certs.path().join("certs.d").display().to_string();
+    let mut d = Daemon::start_with(&["--registry-certs-dir", &certs_arg]);
     d.busybox();
     // A loopback HTTP server inside the daemon's network namespace serves ADD's URL.
     let srv = d.root.join("www");
@@ -388,6 +438,8 @@ fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
         .spawn()
         .expect("httpd");
     std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(srv.join("secure.txt"), "over https\n").expect("write");
+    let mut https = https_server(&d, &ca, &srv, 18443);
 
     let dir = context(
         &d,
@@ -399,8 +451,8 @@ fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
                  FROM busybox\n\
                  SHELL [\"/bin/sh\", \"-c\"]\n\
                  ENV DIR=/opt/app `\n    NAME=app\n\
-                 ADD files.tar.gz ${DIR}/\n\
-                 ADD --chmod=0644 http://127.0.0.1:18080/remote.txt /web/\n\
+                 ADD files.tar.gz packed.bin other.data note.txt.xz ${DIR}/\n\
+                 ADD --chmod=0644 http://127.0.0.1:18080/remote.txt https://127.0.0.1:18443/secure.txt /web/\n\
                  COPY --chown=web:web --chmod=0640 src/*.txt ${DIR:-/bad}/txt/\n\
                  RUN [\"/bin/sh\", \"-c\", \"ls -ln ${DIR}/txt > /perms\"]\n\
                  VOLUME /data\n\
@@ -410,32 +462,46 @@ fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
                  ONBUILD RUN echo triggered > /onbuild\n\
                  MAINTAINER someone\n\
                  USER web\n\
-                 CMD cat /opt/app/inner/packed.txt /web/remote.txt /perms\n",
+                 CMD cat /opt/app/inner/packed.txt /opt/app/bz/b.txt /opt/app/xz/x.txt /web/remote.txt /web/secure.txt /perms; xzcat /opt/app/note.txt.xz\n",
             ),
             ("src/a.txt", "a"),
             ("src/b.txt", "b"),
             ("src/c.md", "c"),
         ],
     );
-    let tarball = dir.join("files.tar.gz");
-    let staging = d.root.join("tarsrc/inner");
-    std::fs::create_dir_all(&staging).expect("mkdir");
-    std::fs::write(staging.join("packed.txt"), "unpacked by ADD\n").expect("write");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(d.root.join("tarsrc"))
-        .arg("-czf")
-        .arg(&tarball)
-        .arg("inner")
+    // gzip, bzip2 and xz tars are unpacked whatever their names; a compressed file that is
+    // not a tar is copied as it is.
+    let files: &[(&str, &str, &str)] = &[
+        ("files.tar.gz", "-z", "inner/packed.txt"),
+        ("packed.bin", "-j", "bz/b.txt"),
+        ("other.data", "-J", "xz/x.txt"),
+    ];
+    for (name, flag, inner) in files {
+        let body = format!("unpacked {flag} by ADD\n");
+        tarball(&d, &dir.join(name), flag, &[(inner, &body)]);
+    }
+    std::fs::write(dir.join("note.txt"), "still xz\n").expect("write");
+    let st = std::process::Command::new("xz")
+        .arg(dir.join("note.txt"))
         .status()
-        .expect("tar");
+        .expect("xz");
     assert!(st.success());
     build_ok(&d, &dir, &["-t", "all:1", "."]);
     let _ = http.kill();
     let _ = http.wait();
+    let _ = https.kill();
+    let _ = https.wait();
     let out = d.ok(&["run", "--rm", "all:1"]);
-    assert!(out.contains("unpacked by ADD"), "{out}");
-    assert!(out.contains("from the web"), "{out}");
+    for want in [
+        "unpacked -z by ADD",
+        "unpacked -j by ADD",
+        "unpacked -J by ADD",
+        "still xz",
+        "from the web",
+        "over https",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
     assert!(
         out.contains("-rw-r-----    1 1000     1000") && out.contains("a.txt"),
         "{out}"
@@ -482,6 +548,35 @@ fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
     let after = build_ok(&d, &dir2, &["-t", "rs:4", "."]);
     assert_eq!(after.matches("Using cache").count(), 0, "{after}");
     assert_eq!(d.ok(&["run", "--rm", "rs:4"]), "file");
+
+    // --cache-from an image that came from elsewhere (saved, every trace of its build
+    // removed, loaded back): its steps are taken from it, and the same image comes out.
+    let rs4 = d.ok(&["image", "inspect", "--format", "{{.Id}}", "rs:4"]);
+    let saved = d.root.join("rs4.tar");
+    d.ok(&["save", "-o", saved.to_str().expect("path"), "rs:4"]);
+    d.ok(&["rmi", "rs:1", "rs:2", "rs:3", "rs:4"]);
+    d.ok(&["builder", "prune", "-f"]);
+    let left = d.ok(&["images", "-aq", "--no-trunc"]);
+    assert!(!left.contains(&rs4), "{left}");
+    d.ok(&["load", "-i", saved.to_str().expect("path")]);
+    let seeded = build_ok(&d, &dir2, &["--cache-from", "rs:4", "-t", "rs:5", "."]);
+    assert_eq!(seeded.matches("Using cache").count(), 4, "{seeded}");
+    assert!(!seeded.contains("Running in"), "{seeded}");
+    assert_eq!(
+        d.ok(&["image", "inspect", "--format", "{{.Id}}", "rs:5"]),
+        rs4
+    );
+    assert_eq!(d.ok(&["run", "--rm", "rs:5"]), "file");
+    // With --cache-from, the local cache only counts on the way to those images (busybox
+    // has none of these steps); a --cache-from image that is not here is skipped.
+    let other = build_ok(
+        &d,
+        &dir2,
+        &["--cache-from", "busybox", "--cache-from", "nosuch:1", "."],
+    );
+    assert_eq!(other.matches("Using cache").count(), 0, "{other}");
+    let local = build_ok(&d, &dir2, &["."]);
+    assert_eq!(local.matches("Using cache").count(), 4, "{local}");
     assert_clean(&d);
 }
 
