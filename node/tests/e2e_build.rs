@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use common::registry::{Registry, RegistryOpts};
 use common::{stderr, stdout, Daemon};
 
 const LEGACY: &[(&str, &str)] = &[("DOCKER_BUILDKIT", "0")];
@@ -647,4 +648,137 @@ fn commit_then_run_and_commit_changes() {
     assert!(!o.status.success());
     assert_eq!(d.ok(&["images", "-q", "x"]), "");
     d.ok(&["rm", "-f", "live", "src"]);
+}
+
+/// RUN containers get --add-host, --shm-size and --network; --platform and --pull, against a
+/// real registry in the test's netns.
+#[test]
+fn run_options_platform_and_pull() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "ctx-opts",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN grep '\\.test' /etc/hosts > /hosts; df -k /dev/shm | tail -n 1 > /shm; ls /sys/class/net > /nets\n\
+             CMD cat /hosts /shm /nets\n",
+        )],
+    );
+    build_ok(
+        &d,
+        &dir,
+        &[
+            "--add-host",
+            "extra.test:10.1.2.3",
+            "--add-host",
+            "gw.test:host-gateway",
+            "--shm-size",
+            "8m",
+            "-t",
+            "opts:1",
+            ".",
+        ],
+    );
+    let out = d.ok(&["run", "--rm", "opts:1"]);
+    let gw = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    assert!(out.contains("10.1.2.3\textra.test"), "{out}");
+    assert!(out.contains(&format!("{gw}\tgw.test")), "{gw}: {out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("8192")),
+        "8 MiB of /dev/shm: {out}"
+    );
+    assert!(out.contains("eth0"), "{out}");
+    // --network none, -q and --iidfile: only the id is printed, and written. (Run options
+    // are not part of the cache key, as with Docker: --no-cache to run the step again.)
+    let iid = d.root.join("opts.iid");
+    let o = build(
+        &d,
+        &dir,
+        &[
+            "--network",
+            "none",
+            "--no-cache",
+            "-q",
+            "--iidfile",
+            iid.to_str().expect("path"),
+            "-t",
+            "opts:none",
+            ".",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_owned();
+    assert!(id.starts_with("sha256:") && !id.contains('\n'), "{id}");
+    // The CLI writes what -q printed (the id and its newline), as with Docker.
+    assert_eq!(
+        std::fs::read_to_string(&iid).expect("iidfile"),
+        format!("{id}\n")
+    );
+    assert_eq!(d.ok(&["run", "--rm", "opts:none", "cat", "/nets"]), "lo");
+
+    // --platform: this host's platform builds, another architecture or OS is refused.
+    for ok in ["linux/amd64", "linux"] {
+        let out = build_ok(&d, &dir, &["--platform", ok, "-q", "."]);
+        assert_eq!(out.trim(), id, "{ok}: cached, same image");
+    }
+    for (bad, want) in [
+        ("linux/arm64", "platform linux/arm64 is not supported"),
+        ("windows/amd64", "not a supported operating system"),
+    ] {
+        let o = build(&d, &dir, &["--platform", bad, "-t", "badplat:1", "."]);
+        assert_eq!(o.status.code(), Some(1), "{bad}: {}", stdout(&o));
+        assert!(stderr(&o).contains(want), "{bad}: {}", stderr(&o));
+    }
+    assert_eq!(d.ok(&["images", "-q", "badplat"]), "");
+
+    // --pull: the FROM image is pulled even though a (different) image has its name here.
+    let reg = Registry::start(&d.netns, &d.root, RegistryOpts::default());
+    let base = format!("{}/base:1", reg.addr);
+    d.ok(&["tag", "busybox", &base]);
+    d.ok(&["push", &base]);
+    d.ok(&["tag", "opts:1", &base]);
+    let pulled = context(
+        &d,
+        "ctx-pull",
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nRUN test ! -e /hosts && echo pristine > /p\n"),
+        )],
+    );
+    let out = build_ok(
+        &d,
+        &pulled,
+        &["--pull", "--platform", "linux/amd64", "-t", "pulled:1", "."],
+    );
+    assert!(out.contains("Pulling from base"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", "pulled:1", "cat", "/p"]), "pristine");
+    assert_eq!(
+        d.ok(&["image", "inspect", "--format", "{{.Id}}", &base]),
+        d.ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]),
+        "the registry's image replaced the local one"
+    );
+    // A failing pull fails the build with the registry's answer, even with the image here.
+    let absent = format!("{}/absent:1", reg.addr);
+    d.ok(&["tag", "busybox", &absent]);
+    let ctx = context(
+        &d,
+        "ctx-absent",
+        &[("Dockerfile", &format!("FROM {absent}\nCMD true\n"))],
+    );
+    let o = build(&d, &ctx, &["--pull", "-t", "absent-built:1", "."]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    assert_eq!(d.ok(&["images", "-q", "absent-built"]), "");
+    let o = build(&d, &ctx, &["-t", "absent-built:1", "."]);
+    assert!(o.status.success(), "without --pull the local image serves");
+    assert_clean(&d);
 }
