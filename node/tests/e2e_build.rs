@@ -761,6 +761,11 @@ fn run_options_platform_and_pull() {
     );
     assert!(out.contains("Pulling from base"), "{out}");
     assert_eq!(d.ok(&["run", "--rm", "pulled:1", "cat", "/p"]), "pristine");
+    // berth build --pull does the same (its X-Registry-Config carries no credentials here).
+    d.ok(&["tag", "opts:1", &base]);
+    let o = d.berth_in(&pulled, &["build", "--pull", "-t", "pulled:2", "."]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Pulling from base"), "{}", stdout(&o));
     assert_eq!(
         d.ok(&["image", "inspect", "--format", "{{.Id}}", &base]),
         d.ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]),

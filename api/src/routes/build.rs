@@ -120,7 +120,13 @@ async fn build(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let mut opts = build_options(&p)?;
+    let mut opts = match build_options(&p) {
+        Ok(o) => o,
+        Err(e) => {
+            stream::drain(body_stream(body)).await;
+            return Err(e);
+        }
+    };
     // The credentials the CLI sends for every registry it knows, for FROM pulls.
     opts.registry_config = super::images::json_header(&headers, "x-registry-config");
     let s = b.build.build(opts, body_stream(body)).await?;
