@@ -73,12 +73,10 @@ fn check_platform(p: &str, host_arch: &str) -> Result<PlatformCheck, BuildError>
     };
     let variant = parts.get(2).copied();
     let same = arch == host_arch
-        && match (arch, variant) {
-            (_, None) => true,
-            ("arm64", Some("v8")) => true,
-            ("amd64", Some("v1" | "v2")) => true,
-            _ => false,
-        };
+        && matches!(
+            (arch, variant),
+            (_, None) | ("arm64", Some("v8")) | ("amd64", Some("v1" | "v2"))
+        );
     let full = match variant {
         Some(v) => format!("linux/{arch}/{v}"),
         None => format!("linux/{arch}"),
@@ -737,7 +735,7 @@ impl Build<'_> {
         };
         let id = match local {
             Some(id) => id,
-            None => match self.from_cache_sources(st, history)? {
+            None => match self.step_from_cache_sources(st, history)? {
                 Some(id) => {
                     self.b.inner.cache.put(key, &id)?;
                     id
@@ -755,7 +753,11 @@ impl Build<'_> {
 
     /// The image of the next step taken from a `--cache-from` image whose chain the stage
     /// has followed so far and whose next step was made by the same instruction.
-    fn from_cache_sources(&self, st: &State, history: &str) -> Result<Option<String>, BuildError> {
+    fn step_from_cache_sources(
+        &self,
+        st: &State,
+        history: &str,
+    ) -> Result<Option<String>, BuildError> {
         if self.cache_from.is_empty() {
             return Ok(None);
         }
