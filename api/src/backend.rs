@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::ApiResult;
-use crate::models::{ContainerCreateBody, ExecConfig, UpdateBody, VolumeCreateBody};
+use crate::models::{ContainerCreateBody, ExecConfig, HostConfig, UpdateBody, VolumeCreateBody};
 
 /// A request body as a stream of chunks (tar uploads: import, load, cp, build).
 pub type BodyStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -212,11 +212,16 @@ pub struct BuildOptions {
     pub labels: HashMap<String, String>,
     pub target: Option<String>,
     pub network_mode: Option<String>,
-    /// `extrahosts`, `memory`, `cpushares`, ... passed to `RUN` containers' HostConfig.
-    pub memory: Option<i64>,
-    pub cpu_shares: Option<i64>,
-    pub cpuset_cpus: Option<String>,
+    /// `extrahosts`, `shmsize`, `memory`, `cpushares`, ... for `RUN` containers' HostConfig.
+    pub host: HostConfig,
+    /// `--platform` (`os[/arch[/variant]]`): checked against the host, passed to FROM pulls.
     pub platform: Option<String>,
+    /// `--pull`: FROM images are pulled even when present.
+    pub pull: bool,
+    /// `--cache-from`: images whose chains a cached step must belong to.
+    pub cache_from: Vec<String>,
+    /// `X-Registry-Config`: credentials per registry (`{"host": AuthConfig}`) for FROM pulls.
+    pub registry_config: Option<Value>,
 }
 
 /// `POST /commit` options.

@@ -67,6 +67,21 @@ impl Demux {
 }
 
 /// A 200 response streaming one JSON object per line, each flushed as produced.
+/// How much of a refused upload is read before the error is sent, as Go's HTTP server does
+/// for Docker: the client then reads the error instead of failing on a broken pipe.
+pub const DRAIN_LIMIT: usize = 64 << 20;
+
+/// Reads and drops what is left of a request body, up to [`DRAIN_LIMIT`].
+pub async fn drain(mut body: crate::backend::BodyStream) {
+    let mut seen = 0;
+    while let Some(Ok(chunk)) = body.next().await {
+        seen += chunk.len();
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
 pub fn json_lines(stream: BoxStream<'static, Value>) -> Response {
     let body = stream.map(|v| {
         let mut line = serde_json::to_vec(&v).unwrap_or_default();

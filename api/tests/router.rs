@@ -222,6 +222,13 @@ impl BuildBackend for FakeBackend {
             "network": opts.network_mode,
             "nocache": opts.no_cache,
             "q": opts.quiet,
+            "hosts": opts.host.extra_hosts,
+            "shm": opts.host.shm_size,
+            "memory": opts.host.memory,
+            "pull": opts.pull,
+            "platform": opts.platform,
+            "cachefrom": opts.cache_from,
+            "regcfg": opts.registry_config,
         });
         Ok(futures_util::stream::iter([line]).boxed())
     }
@@ -645,7 +652,9 @@ async fn build_parses_its_query_and_refuses_buildkit() {
     let app = app(Arc::default());
     let uri = "/v1.41/build?dockerfile=sub%2FDf&t=a%3A1&t=b&version=1&nocache=1&q=1\
                &buildargs=%7B%22A%22%3A%22x%22%2C%22B%22%3Anull%7D&labels=%7B%22l%22%3A%22v%22%7D\
-               &target=st&networkmode=host";
+               &target=st&networkmode=host&extrahosts=a%3A1.2.3.4&extrahosts=gw%3Ahost-gateway\
+               &shmsize=1048576&memory=0&pull=1&platform=linux%2Famd64\
+               &cachefrom=%5B%22c%3A1%22%2C%22d%22%5D";
     let (st, _, body) = call(&app, "POST", uri, "").await;
     assert_eq!(st, StatusCode::OK, "{body}");
     let v: Value = serde_json::from_str(body.trim()).expect("json");
@@ -659,6 +668,40 @@ async fn build_parses_its_query_and_refuses_buildkit() {
         (v["nocache"].clone(), v["q"].clone()),
         (json!(true), json!(true))
     );
+    assert_eq!(v["hosts"], json!(["a:1.2.3.4", "gw:host-gateway"]));
+    assert_eq!(
+        (v["shm"].clone(), v["memory"].clone()),
+        (json!(1048576), json!(0))
+    );
+    assert_eq!(
+        (v["pull"].clone(), v["platform"].clone()),
+        (json!(true), json!("linux/amd64"))
+    );
+    assert_eq!(v["cachefrom"], json!(["c:1", "d"]));
+    assert_eq!(v["regcfg"], Value::Null);
+    // The CLI's X-Registry-Config (base64url JSON) reaches the backend for FROM pulls.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/build")
+        .header(
+            "X-Registry-Config",
+            "eyIxMjcuMC4wLjE6NTAwMCI6eyJ1c2VybmFtZSI6InUifX0=",
+        )
+        .body(Body::empty())
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: Value = serde_json::from_slice(bytes.trim_ascii()).expect("json");
+    assert_eq!(v["regcfg"], json!({"127.0.0.1:5000": {"username": "u"}}));
+    for bad in [
+        "shmsize=-1",
+        "cachefrom=nope",
+        "ulimits=%5B1%5D",
+        "memory=x",
+    ] {
+        let (st, _, body) = call(&app, "POST", &format!("/build?{bad}"), "").await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
 
     let (st, _, body) = call(&app, "POST", "/build?version=2", "").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);

@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use common::registry::{Registry, RegistryOpts};
 use common::{stderr, stdout, Daemon};
 
 const LEGACY: &[(&str, &str)] = &[("DOCKER_BUILDKIT", "0")];
@@ -364,9 +365,59 @@ fn berth_build_with_target_labels_quiet_iidfile_and_stdin_dockerfile() {
     assert_clean(&d);
 }
 
+/// Makes `files` (name, body) into a tar with `tar_flag` (`-z`, `-j`, `-J`) at `out`.
+fn tarball(d: &Daemon, out: &Path, tar_flag: &str, files: &[(&str, &str)]) {
+    let src = d.root.join(format!("tarsrc-{:x}", rand::random::<u32>()));
+    for (name, body) in files {
+        let p = src.join(name);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg(tar_flag)
+        .arg("-cf")
+        .arg(out)
+        .args(&names)
+        .status()
+        .expect("tar");
+    assert!(st.success());
+}
+
+/// An HTTPS file server (openssl s_server -WWW) on `addr` inside the daemon's netns, serving
+/// `dir` with the test CA's certificate for 127.0.0.1.
+fn https_server(d: &Daemon, ca: &Path, dir: &Path, port: u16) -> std::process::Child {
+    let child = d
+        .in_netns("openssl")
+        .current_dir(dir)
+        .args(["s_server", "-quiet", "-WWW", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("-cert")
+        .arg(ca.join("server.crt"))
+        .arg("-key")
+        .arg(ca.join("server.key"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child
+}
+
 #[test]
 fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
-    let mut d = Daemon::start();
+    // The daemon trusts a test CA for 127.0.0.1:18443, where an HTTPS server serves ADD.
+    let certs = tempfile::tempdir().expect("certs dir");
+    let ca = certs.path().join("ca");
+    common::registry::make_ca(&ca, "127.0.0.1");
+    let host_certs = certs.path().join("certs.d/127.0.0.1:18443");
+    std::fs::create_dir_all(&host_certs).expect("certs.d");
+    std::fs::copy(ca.join("ca.crt"), host_certs.join("ca.crt")).expect("ca");
+    let certs_arg = certs.path().join("certs.d").display().to_string();
+    let mut d = Daemon::start_with(&["--registry-certs-dir", &certs_arg]);
     d.busybox();
     // A loopback HTTP server inside the daemon's network namespace serves ADD's URL.
     let srv = d.root.join("www");
@@ -388,6 +439,8 @@ fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
         .spawn()
         .expect("httpd");
     std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(srv.join("secure.txt"), "over https\n").expect("write");
+    let mut https = https_server(&d, &ca, &srv, 18443);
 
     let dir = context(
         &d,
@@ -399,8 +452,8 @@ fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
                  FROM busybox\n\
                  SHELL [\"/bin/sh\", \"-c\"]\n\
                  ENV DIR=/opt/app `\n    NAME=app\n\
-                 ADD files.tar.gz ${DIR}/\n\
-                 ADD --chmod=0644 http://127.0.0.1:18080/remote.txt /web/\n\
+                 ADD files.tar.gz packed.bin other.data note.txt.xz ${DIR}/\n\
+                 ADD --chmod=0644 http://127.0.0.1:18080/remote.txt https://127.0.0.1:18443/secure.txt /web/\n\
                  COPY --chown=web:web --chmod=0640 src/*.txt ${DIR:-/bad}/txt/\n\
                  RUN [\"/bin/sh\", \"-c\", \"ls -ln ${DIR}/txt > /perms\"]\n\
                  VOLUME /data\n\
@@ -410,32 +463,46 @@ fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
                  ONBUILD RUN echo triggered > /onbuild\n\
                  MAINTAINER someone\n\
                  USER web\n\
-                 CMD cat /opt/app/inner/packed.txt /web/remote.txt /perms\n",
+                 CMD cat /opt/app/inner/packed.txt /opt/app/bz/b.txt /opt/app/xz/x.txt /web/remote.txt /web/secure.txt /perms; xzcat /opt/app/note.txt.xz\n",
             ),
             ("src/a.txt", "a"),
             ("src/b.txt", "b"),
             ("src/c.md", "c"),
         ],
     );
-    let tarball = dir.join("files.tar.gz");
-    let staging = d.root.join("tarsrc/inner");
-    std::fs::create_dir_all(&staging).expect("mkdir");
-    std::fs::write(staging.join("packed.txt"), "unpacked by ADD\n").expect("write");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(d.root.join("tarsrc"))
-        .arg("-czf")
-        .arg(&tarball)
-        .arg("inner")
+    // gzip, bzip2 and xz tars are unpacked whatever their names; a compressed file that is
+    // not a tar is copied as it is.
+    let files: &[(&str, &str, &str)] = &[
+        ("files.tar.gz", "-z", "inner/packed.txt"),
+        ("packed.bin", "-j", "bz/b.txt"),
+        ("other.data", "-J", "xz/x.txt"),
+    ];
+    for (name, flag, inner) in files {
+        let body = format!("unpacked {flag} by ADD\n");
+        tarball(&d, &dir.join(name), flag, &[(inner, &body)]);
+    }
+    std::fs::write(dir.join("note.txt"), "still xz\n").expect("write");
+    let st = std::process::Command::new("xz")
+        .arg(dir.join("note.txt"))
         .status()
-        .expect("tar");
+        .expect("xz");
     assert!(st.success());
     build_ok(&d, &dir, &["-t", "all:1", "."]);
     let _ = http.kill();
     let _ = http.wait();
+    let _ = https.kill();
+    let _ = https.wait();
     let out = d.ok(&["run", "--rm", "all:1"]);
-    assert!(out.contains("unpacked by ADD"), "{out}");
-    assert!(out.contains("from the web"), "{out}");
+    for want in [
+        "unpacked -z by ADD",
+        "unpacked -j by ADD",
+        "unpacked -J by ADD",
+        "still xz",
+        "from the web",
+        "over https",
+    ] {
+        assert!(out.contains(want), "{want}: {out}");
+    }
     assert!(
         out.contains("-rw-r-----    1 1000     1000") && out.contains("a.txt"),
         "{out}"
@@ -482,6 +549,35 @@ fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
     let after = build_ok(&d, &dir2, &["-t", "rs:4", "."]);
     assert_eq!(after.matches("Using cache").count(), 0, "{after}");
     assert_eq!(d.ok(&["run", "--rm", "rs:4"]), "file");
+
+    // --cache-from an image that came from elsewhere (saved, every trace of its build
+    // removed, loaded back): its steps are taken from it, and the same image comes out.
+    let rs4 = d.ok(&["image", "inspect", "--format", "{{.Id}}", "rs:4"]);
+    let saved = d.root.join("rs4.tar");
+    d.ok(&["save", "-o", saved.to_str().expect("path"), "rs:4"]);
+    d.ok(&["rmi", "rs:1", "rs:2", "rs:3", "rs:4"]);
+    d.ok(&["builder", "prune", "-f"]);
+    let left = d.ok(&["images", "-aq", "--no-trunc"]);
+    assert!(!left.contains(&rs4), "{left}");
+    d.ok(&["load", "-i", saved.to_str().expect("path")]);
+    let seeded = build_ok(&d, &dir2, &["--cache-from", "rs:4", "-t", "rs:5", "."]);
+    assert_eq!(seeded.matches("Using cache").count(), 4, "{seeded}");
+    assert!(!seeded.contains("Running in"), "{seeded}");
+    assert_eq!(
+        d.ok(&["image", "inspect", "--format", "{{.Id}}", "rs:5"]),
+        rs4
+    );
+    assert_eq!(d.ok(&["run", "--rm", "rs:5"]), "file");
+    // With --cache-from, the local cache only counts on the way to those images (busybox
+    // has none of these steps); a --cache-from image that is not here is skipped.
+    let other = build_ok(
+        &d,
+        &dir2,
+        &["--cache-from", "busybox", "--cache-from", "nosuch:1", "."],
+    );
+    assert_eq!(other.matches("Using cache").count(), 0, "{other}");
+    let local = build_ok(&d, &dir2, &["."]);
+    assert_eq!(local.matches("Using cache").count(), 4, "{local}");
     assert_clean(&d);
 }
 
@@ -552,4 +648,142 @@ fn commit_then_run_and_commit_changes() {
     assert!(!o.status.success());
     assert_eq!(d.ok(&["images", "-q", "x"]), "");
     d.ok(&["rm", "-f", "live", "src"]);
+}
+
+/// RUN containers get --add-host, --shm-size and --network; --platform and --pull, against a
+/// real registry in the test's netns.
+#[test]
+fn run_options_platform_and_pull() {
+    let d = Daemon::start();
+    d.busybox();
+    let dir = context(
+        &d,
+        "ctx-opts",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN grep '\\.test' /etc/hosts > /hosts; df -k /dev/shm | tail -n 1 > /shm; ls /sys/class/net > /nets\n\
+             CMD cat /hosts /shm /nets\n",
+        )],
+    );
+    build_ok(
+        &d,
+        &dir,
+        &[
+            "--add-host",
+            "extra.test:10.1.2.3",
+            "--add-host",
+            "gw.test:host-gateway",
+            "--shm-size",
+            "8m",
+            "-t",
+            "opts:1",
+            ".",
+        ],
+    );
+    let out = d.ok(&["run", "--rm", "opts:1"]);
+    let gw = d.ok(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    assert!(out.contains("10.1.2.3\textra.test"), "{out}");
+    assert!(out.contains(&format!("{gw}\tgw.test")), "{gw}: {out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("8192")),
+        "8 MiB of /dev/shm: {out}"
+    );
+    assert!(out.contains("eth0"), "{out}");
+    // --network none, -q and --iidfile: only the id is printed, and written. (Run options
+    // are not part of the cache key, as with Docker: --no-cache to run the step again.)
+    let iid = d.root.join("opts.iid");
+    let o = build(
+        &d,
+        &dir,
+        &[
+            "--network",
+            "none",
+            "--no-cache",
+            "-q",
+            "--iidfile",
+            iid.to_str().expect("path"),
+            "-t",
+            "opts:none",
+            ".",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = stdout(&o).trim().to_owned();
+    assert!(id.starts_with("sha256:") && !id.contains('\n'), "{id}");
+    // The CLI writes what -q printed (the id and its newline), as with Docker.
+    assert_eq!(
+        std::fs::read_to_string(&iid).expect("iidfile"),
+        format!("{id}\n")
+    );
+    assert_eq!(d.ok(&["run", "--rm", "opts:none", "cat", "/nets"]), "lo");
+
+    // --platform: this host's platform builds, another architecture or OS is refused.
+    for ok in ["linux/amd64", "linux"] {
+        let out = build_ok(&d, &dir, &["--platform", ok, "-q", "."]);
+        assert_eq!(out.trim(), id, "{ok}: cached, same image");
+    }
+    for (bad, want) in [
+        ("linux/arm64", "platform linux/arm64 is not supported"),
+        ("windows/amd64", "not a supported operating system"),
+    ] {
+        let o = build(&d, &dir, &["--platform", bad, "-t", "badplat:1", "."]);
+        assert_eq!(o.status.code(), Some(1), "{bad}: {}", stdout(&o));
+        assert!(stderr(&o).contains(want), "{bad}: {}", stderr(&o));
+    }
+    assert_eq!(d.ok(&["images", "-q", "badplat"]), "");
+
+    // --pull: the FROM image is pulled even though a (different) image has its name here.
+    let reg = Registry::start(&d.netns, &d.root, RegistryOpts::default());
+    let base = format!("{}/base:1", reg.addr);
+    d.ok(&["tag", "busybox", &base]);
+    d.ok(&["push", &base]);
+    d.ok(&["tag", "opts:1", &base]);
+    let pulled = context(
+        &d,
+        "ctx-pull",
+        &[(
+            "Dockerfile",
+            &format!("FROM {base}\nRUN test ! -e /hosts && echo pristine > /p\n"),
+        )],
+    );
+    let out = build_ok(
+        &d,
+        &pulled,
+        &["--pull", "--platform", "linux/amd64", "-t", "pulled:1", "."],
+    );
+    assert!(out.contains("Pulling from base"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", "pulled:1", "cat", "/p"]), "pristine");
+    // berth build --pull does the same (its X-Registry-Config carries no credentials here).
+    d.ok(&["tag", "opts:1", &base]);
+    let o = d.berth_in(&pulled, &["build", "--pull", "-t", "pulled:2", "."]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Pulling from base"), "{}", stdout(&o));
+    assert_eq!(
+        d.ok(&["image", "inspect", "--format", "{{.Id}}", &base]),
+        d.ok(&["image", "inspect", "--format", "{{.Id}}", "busybox"]),
+        "the registry's image replaced the local one"
+    );
+    // A failing pull fails the build with the registry's answer, even with the image here.
+    let absent = format!("{}/absent:1", reg.addr);
+    d.ok(&["tag", "busybox", &absent]);
+    let ctx = context(
+        &d,
+        "ctx-absent",
+        &[("Dockerfile", &format!("FROM {absent}\nCMD true\n"))],
+    );
+    let o = build(&d, &ctx, &["--pull", "-t", "absent-built:1", "."]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stderr(&o).contains("not found"), "{}", stderr(&o));
+    assert_eq!(d.ok(&["images", "-q", "absent-built"]), "");
+    let o = build(&d, &ctx, &["-t", "absent-built:1", "."]);
+    assert!(o.status.success(), "without --pull the local image serves");
+    assert_clean(&d);
 }

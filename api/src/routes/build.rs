@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -14,6 +15,7 @@ use axum::{Json, Router};
 use super::containers::body_stream;
 use crate::backend::{Backends, BuildOptions};
 use crate::error::{ApiError, ApiResult};
+use crate::models::{HostConfig, Ulimit};
 use crate::params::Params;
 use crate::stream;
 
@@ -56,6 +58,45 @@ pub fn build_options(p: &Params) -> ApiResult<BuildOptions> {
         ));
     }
     let network_mode = p.value("networkmode").filter(|m| m != "default");
+    let nonneg = |key: &str, what: &str| -> ApiResult<i64> {
+        match p.int(key)? {
+            Some(v) if v < 0 => Err(ApiError::invalid(format!("{what} can not be less than 0"))),
+            v => Ok(v.unwrap_or(0)),
+        }
+    };
+    let ulimits = match p.value("ulimits").filter(|u| !u.is_empty()) {
+        None => Vec::new(),
+        Some(raw) => serde_json::from_str::<Option<Vec<Ulimit>>>(&raw)
+            .map_err(|e| ApiError::invalid(format!("invalid ulimits {raw:?}: {e}")))?
+            .unwrap_or_default(),
+    };
+    let cache_from = match p.value("cachefrom").filter(|c| !c.is_empty()) {
+        None => Vec::new(),
+        Some(raw) => serde_json::from_str::<Option<Vec<String>>>(&raw)
+            .map_err(|e| ApiError::invalid(format!("invalid cachefrom {raw:?}: {e}")))?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| !c.is_empty())
+            .collect(),
+    };
+    let host = HostConfig {
+        extra_hosts: p
+            .all("extrahosts")
+            .into_iter()
+            .filter(|h| !h.is_empty())
+            .collect(),
+        shm_size: nonneg("shmsize", "SHM size")?,
+        memory: nonneg("memory", "memory")?,
+        memory_swap: p.int("memswap")?.unwrap_or(0),
+        cpu_shares: nonneg("cpushares", "CPU shares")?,
+        cpu_period: nonneg("cpuperiod", "CPU period")?,
+        cpu_quota: p.int("cpuquota")?.unwrap_or(0),
+        cpuset_cpus: p.value("cpusetcpus").unwrap_or_default(),
+        cpuset_mems: p.value("cpusetmems").unwrap_or_default(),
+        cgroup_parent: p.value("cgroupparent").unwrap_or_default(),
+        ulimits,
+        ..Default::default()
+    };
     Ok(BuildOptions {
         dockerfile: p.value("dockerfile").unwrap_or_else(|| "Dockerfile".into()),
         tags: p.all("t").into_iter().filter(|t| !t.is_empty()).collect(),
@@ -63,17 +104,31 @@ pub fn build_options(p: &Params) -> ApiResult<BuildOptions> {
         no_cache: p.flag("nocache"),
         build_args: json_map(p, "buildargs")?,
         labels: json_map(p, "labels")?,
-        target: p.value("target"),
+        target: p.value("target").filter(|t| !t.is_empty()),
         network_mode,
-        memory: p.int("memory")?.filter(|m| *m > 0),
-        cpu_shares: p.int("cpushares")?.filter(|m| *m > 0),
-        cpuset_cpus: p.value("cpusetcpus"),
-        platform: p.value("platform"),
+        host,
+        platform: p.value("platform").filter(|v| !v.trim().is_empty()),
+        pull: p.flag("pull"),
+        cache_from,
+        registry_config: None,
     })
 }
 
-async fn build(State(b): State<Backends>, p: Params, body: Body) -> ApiResult<Response> {
-    let opts = build_options(&p)?;
+async fn build(
+    State(b): State<Backends>,
+    p: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let mut opts = match build_options(&p) {
+        Ok(o) => o,
+        Err(e) => {
+            stream::drain(body_stream(body)).await;
+            return Err(e);
+        }
+    };
+    // The credentials the CLI sends for every registry it knows, for FROM pulls.
+    opts.registry_config = super::images::json_header(&headers, "x-registry-config");
     let s = b.build.build(opts, body_stream(body)).await?;
     Ok(stream::json_lines(s))
 }

@@ -30,7 +30,13 @@ pub fn routes() -> Router<Backends> {
 
 /// Decodes `X-Registry-Auth` (base64url JSON); `e30=` is `{}`.
 fn registry_auth(h: &HeaderMap) -> Option<serde_json::Value> {
-    let raw = h.get("x-registry-auth")?.to_str().ok()?;
+    json_header(h, "x-registry-auth")
+}
+
+/// A header holding base64url JSON (`X-Registry-Auth`, `X-Registry-Config`); an empty object
+/// is `None`.
+pub(crate) fn json_header(h: &HeaderMap, name: &str) -> Option<serde_json::Value> {
+    let raw = h.get(name)?.to_str().ok()?;
     let bytes = base64::engine::general_purpose::URL_SAFE
         .decode(raw.trim())
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim()))

@@ -69,21 +69,43 @@ pub fn server_key(registry: &str) -> String {
     }
 }
 
-/// `X-Registry-Auth` for `registry`: base64url JSON credentials, `e30=` (`{}`) when none.
-pub fn registry_auth(registry: &str) -> String {
-    let cfg = load();
-    let key = server_key(registry);
-    let entry = &cfg["auths"][&key];
-    let Some(encoded) = entry["auth"].as_str() else {
-        return URL_SAFE.encode("{}");
-    };
+/// The stored credentials for `key` as the daemon takes them (`username`, `password`,
+/// `serveraddress`), if `auth` holds any.
+fn credentials(key: &str, entry: &Value) -> Option<Value> {
+    let encoded = entry["auth"].as_str()?;
     let decoded = STANDARD
         .decode(encoded)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .unwrap_or_default();
     let (user, pass) = decoded.split_once(':').unwrap_or((&decoded, ""));
-    URL_SAFE.encode(json!({"username": user, "password": pass, "serveraddress": key}).to_string())
+    Some(json!({"username": user, "password": pass, "serveraddress": key}))
+}
+
+/// `X-Registry-Auth` for `registry`: base64url JSON credentials, `e30=` (`{}`) when none.
+pub fn registry_auth(registry: &str) -> String {
+    let cfg = load();
+    let key = server_key(registry);
+    match credentials(&key, &cfg["auths"][&key]) {
+        Some(c) => URL_SAFE.encode(c.to_string()),
+        None => URL_SAFE.encode("{}"),
+    }
+}
+
+/// `X-Registry-Config` for builds: every stored credential by server, as base64url JSON, so
+/// FROM pulls authenticate.
+pub fn registry_config() -> String {
+    let cfg = load();
+    let all: Map<String, Value> = cfg["auths"]
+        .as_object()
+        .map(|auths| {
+            auths
+                .iter()
+                .filter_map(|(k, e)| credentials(k, e).map(|c| (k.clone(), c)))
+                .collect()
+        })
+        .unwrap_or_default();
+    URL_SAFE.encode(Value::Object(all).to_string())
 }
 
 /// `berth login`

@@ -376,7 +376,7 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
             human_size(context.len() as f64)
         );
     }
-    let headers = [("X-Registry-Config", "e30=".to_string())];
+    let headers = [("X-Registry-Config", super::auth::registry_config())];
     let body = Body::bytes(context, "application/x-tar");
     let mut resp = client
         .request(Method::POST, &q.to_path("/build"), body, &headers)

@@ -436,21 +436,36 @@ pub fn copy_into(rootfs: &Path, plan: &CopyPlan<'_>) -> Result<(), BuildError> {
 enum Archive {
     Tar,
     Gzip,
+    Bzip2,
+    Xz,
     Zstd,
 }
 
-/// Whether a file is a tar archive ADD unpacks (plain, gzip or zstd compressed).
+/// The compression a file's first bytes announce, as Docker's `DetectCompression` sniffs it
+/// (magic bytes, never the file name); anything else is read as a plain tar.
+fn compression(head: &[u8]) -> Archive {
+    match head {
+        [0x1f, 0x8b, 0x08, ..] => Archive::Gzip,
+        [b'B', b'Z', b'h', ..] => Archive::Bzip2,
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Archive::Xz,
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Archive::Zstd,
+        _ => Archive::Tar,
+    }
+}
+
+/// Whether a file is a tar archive ADD unpacks (plain, or gzip, bzip2, xz or zstd
+/// compressed). A compressed file that does not hold a tar is copied as it is.
 fn archive_kind(p: &Path) -> Result<Option<Archive>, BuildError> {
-    let mut head = [0u8; 4];
+    let mut head = [0u8; 6];
     let mut f = fs::File::open(p).map_err(BuildError::io("open", p))?;
-    let n = f.read(&mut head).map_err(BuildError::io("read", p))?;
-    let kind = if n >= 2 && head[..2] == [0x1f, 0x8b] {
-        Archive::Gzip
-    } else if n >= 4 && head == [0x28, 0xb5, 0x2f, 0xfd] {
-        Archive::Zstd
-    } else {
-        Archive::Tar
-    };
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]).map_err(BuildError::io("read", p))? {
+            0 => break,
+            got => n += got,
+        }
+    }
+    let kind = compression(&head[..n]);
     // Look for the ustar magic in the (decompressed) first header.
     let mut r = open_archive(p, kind)?;
     let mut block = vec![0u8; 512];
@@ -469,6 +484,8 @@ fn open_archive(p: &Path, kind: Archive) -> Result<Box<dyn Read>, BuildError> {
     Ok(match kind {
         Archive::Tar => Box::new(f),
         Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
+        Archive::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(f)),
+        Archive::Xz => Box::new(lzma_rust2::XzReader::new(f, true)),
         Archive::Zstd => {
             Box::new(zstd::Decoder::with_buffer(f).map_err(BuildError::io("open", p))?)
         }
@@ -611,5 +628,99 @@ mod tests {
             "tt"
         );
         assert!(!root.path().join("x/a.tar.gz").exists());
+    }
+
+    fn tar_of(name: &str, body: &[u8]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        b.append_data(&mut h, name, body).expect("append");
+        b.into_inner().expect("tar")
+    }
+
+    #[test]
+    fn compression_is_sniffed_from_magic_bytes() {
+        assert_eq!(compression(&[0x1f, 0x8b, 0x08, 0]), Archive::Gzip);
+        assert_eq!(compression(b"BZh91AY"), Archive::Bzip2);
+        assert_eq!(compression(b"\xfd7zXZ\x00"), Archive::Xz);
+        assert_eq!(compression(&[0x28, 0xb5, 0x2f, 0xfd]), Archive::Zstd);
+        assert_eq!(compression(b"BZ"), Archive::Tar, "too short to be bzip2");
+        assert_eq!(compression(b"\xfd7zXZ"), Archive::Tar, "too short to be xz");
+        assert_eq!(compression(b""), Archive::Tar);
+    }
+
+    #[test]
+    fn add_extracts_every_compression_and_copies_compressed_non_tars() {
+        use std::io::Write;
+        let ctx = tempfile::tempdir().expect("tempdir");
+        let root = tempfile::tempdir().expect("tempdir");
+        let c = ctx.path();
+        let bz = |data: &[u8]| {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+            e.write_all(data).expect("bz");
+            e.finish().expect("bz")
+        };
+        let xz = |data: &[u8]| {
+            let mut e =
+                lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(1))
+                    .expect("xz");
+            e.write_all(data).expect("xz");
+            e.finish().expect("xz")
+        };
+        let zst = |data: &[u8]| zstd::encode_all(data, 1).expect("zstd");
+        // Names say nothing: the content decides.
+        fs::write(c.join("one.bin"), bz(&tar_of("from-bz", b"b"))).expect("write");
+        fs::write(c.join("two.bin"), xz(&tar_of("from-xz", b"x"))).expect("write");
+        fs::write(c.join("three"), zst(&tar_of("from-zst", b"z"))).expect("write");
+        fs::write(c.join("four.tar"), tar_of("from-tar", b"t")).expect("write");
+        fs::write(c.join("notar.bz2"), bz(b"just text")).expect("write");
+        fs::write(c.join("notar.xz"), xz(b"just text")).expect("write");
+        let srcs: Vec<PathBuf> = [
+            "one.bin",
+            "two.bin",
+            "three",
+            "four.tar",
+            "notar.bz2",
+            "notar.xz",
+        ]
+        .iter()
+        .map(|n| c.join(n))
+        .collect();
+        let plan = CopyPlan {
+            dest: "/out/".into(),
+            sources: &srcs,
+            attrs: Attrs {
+                uid: 0,
+                gid: 0,
+                chmod: None,
+            },
+            extract: true,
+            downloads: Vec::new(),
+        };
+        copy_into(root.path(), &plan).expect("add");
+        let out = root.path().join("out");
+        for (f, want) in [
+            ("from-bz", "b"),
+            ("from-xz", "x"),
+            ("from-zst", "z"),
+            ("from-tar", "t"),
+        ] {
+            assert_eq!(fs::read_to_string(out.join(f)).expect(f), want);
+        }
+        for n in ["one.bin", "two.bin", "three", "four.tar"] {
+            assert!(!out.join(n).exists(), "{n} was extracted, not copied");
+        }
+        assert_eq!(
+            fs::read(out.join("notar.bz2")).expect("bz2"),
+            bz(b"just text")
+        );
+        assert_eq!(
+            fs::read(out.join("notar.xz")).expect("xz"),
+            xz(b"just text")
+        );
     }
 }

@@ -130,7 +130,13 @@ impl BuildBackend for Builder {
         opts: BuildOptions,
         body: BodyStream,
     ) -> ApiResult<BoxStream<'static, Value>> {
-        let plan = run::Plan::new(opts)?;
+        let plan = match run::Plan::new(opts) {
+            Ok(p) => p,
+            Err(e) => {
+                berth_api::stream::drain(body).await;
+                return Err(e.into());
+            }
+        };
         let (tx, rx) = mpsc::channel::<Value>(64);
         let me = self.clone();
         tokio::spawn(async move { me.run_build(plan, body, tx).await });

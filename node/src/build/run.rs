@@ -28,12 +28,66 @@ use super::fetch;
 use super::parser::{self, json_form, Instruction};
 use super::{BuildError, Builder};
 use crate::image::reference::Reference;
-use crate::image::{apply_changes, parse_tag, ChildImage};
+use crate::image::{apply_changes, parse_tag, ChildImage, ImageChain};
 
 /// A build's options, checked before the context is read.
 pub struct Plan {
     opts: BuildOptions,
     tags: Vec<Reference>,
+    /// `--platform` as FROM pulls ask for it (`linux/<arch>`), when given.
+    platform: Option<String>,
+    /// Why `--platform` cannot be built here, reported when the build starts.
+    foreign_platform: Option<String>,
+}
+
+/// What a `--platform` means to this daemon.
+#[derive(Debug, PartialEq)]
+enum PlatformCheck {
+    /// The host's own platform, as `os/arch[/variant]`.
+    Host(String),
+    /// Another architecture: the message the build fails with.
+    Foreign(String),
+}
+
+/// `--platform`: `os[/arch[/variant]]`. This daemon runs RUN steps natively (no emulation),
+/// so it builds for its own platform only; a malformed value or another OS is a bad request
+/// (as Docker's platform parsing makes it), another architecture fails the build.
+fn check_platform(p: &str, host_arch: &str) -> Result<PlatformCheck, BuildError> {
+    let s = p.trim().to_ascii_lowercase();
+    let parts: Vec<&str> = s.split('/').collect();
+    if parts.len() > 3 || parts.iter().any(|x| x.is_empty()) {
+        return Err(BuildError::Invalid(format!(
+            "failed to parse platform {p}: \"{p}\": unknown operating system or architecture: invalid argument"
+        )));
+    }
+    if parts[0] != "linux" {
+        return Err(BuildError::Invalid(format!(
+            "\"{}\" is not a supported operating system: this daemon builds linux images",
+            parts[0]
+        )));
+    }
+    let arch = match parts.get(1).copied().unwrap_or(host_arch) {
+        "x86_64" | "x86-64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let variant = parts.get(2).copied();
+    let same = arch == host_arch
+        && matches!(
+            (arch, variant),
+            (_, None) | ("arm64", Some("v8")) | ("amd64", Some("v1" | "v2"))
+        );
+    let full = match variant {
+        Some(v) => format!("linux/{arch}/{v}"),
+        None => format!("linux/{arch}"),
+    };
+    Ok(if same {
+        PlatformCheck::Host(full)
+    } else {
+        PlatformCheck::Foreign(format!(
+            "platform {full} is not supported: this daemon builds for linux/{host_arch} only (RUN steps run natively, without emulation)"
+        ))
+    })
 }
 
 impl Plan {
@@ -43,13 +97,25 @@ impl Plan {
             .iter()
             .map(|t| parse_tag(t))
             .collect::<Result<Vec<_>, _>>()?;
+        let (platform, foreign_platform) = match opts.platform.as_deref() {
+            None => (None, None),
+            Some(p) => match check_platform(p, crate::image::config::host_arch())? {
+                PlatformCheck::Host(p) => (Some(p), None),
+                PlatformCheck::Foreign(why) => (None, Some(why)),
+            },
+        };
         if let Some(m) = opts.network_mode.as_deref() {
             if !matches!(m, "default" | "bridge" | "host" | "none") && !m.is_empty() {
                 // Named networks are checked when the RUN container is created.
                 tracing::debug!(network = m, "build with a named network");
             }
         }
-        Ok(Plan { opts, tags })
+        Ok(Plan {
+            opts,
+            tags,
+            platform,
+            foreign_platform,
+        })
     }
 }
 
@@ -216,6 +282,8 @@ struct Build<'a> {
     /// Build args an ARG declared.
     used_args: HashSet<String>,
     meta_args: Vec<(String, String)>,
+    /// `--cache-from` images found here.
+    cache_from: Vec<ImageChain>,
 }
 
 impl Builder {
@@ -247,6 +315,9 @@ impl Builder {
         })
         .await
         .map_err(|e| BuildError::Internal(format!("context task: {e}")))??;
+        if let Some(why) = &plan.foreign_platform {
+            return Err(BuildError::Invalid(why.clone()));
+        }
         let df = parser::parse(&ctx.dockerfile)?;
         let (meta, mut stages) = stages(df.instructions)?;
         if let Some(t) = &plan.opts.target {
@@ -279,6 +350,7 @@ impl Builder {
             done: Vec::new(),
             used_args: HashSet::new(),
             meta_args: Vec::new(),
+            cache_from: self.cache_sources(&plan.opts.cache_from),
         };
         for m in &meta {
             bld.begin(m).await;
@@ -336,6 +408,43 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+impl Builder {
+    /// The `--cache-from` images; one that is not here is skipped, as Docker does.
+    fn cache_sources(&self, names: &[String]) -> Vec<ImageChain> {
+        names
+            .iter()
+            .filter_map(|n| match self.inner.images.image_chain(n) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(image = %n, error = %e, "cache-from image skipped");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+/// `sha256:<hex>` or a bare hex id prefix: an image id, not a name to pull.
+fn looks_like_id(name: &str) -> bool {
+    name.starts_with("sha256:")
+        || (name.len() >= 12
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// The credentials `X-Registry-Config` holds for the registry of `domain` (its keys are
+/// registry hosts or URLs such as `https://index.docker.io/v1/`).
+fn registry_auth(config: Option<&Value>, domain: &str) -> Option<Value> {
+    use crate::image::registry::{login_host, Registries};
+    let want = Registries::api_host(domain);
+    config?
+        .as_object()?
+        .iter()
+        .find(|(k, _)| login_host(k) == want)
+        .map(|(_, v)| v.clone())
 }
 
 /// Docker's predefined proxy args never warn as unused.
@@ -428,13 +537,23 @@ impl Build<'_> {
         Ok((name, st.image))
     }
 
-    /// Pulls a base image that is not in the local store, passing the registry's progress
-    /// through to the build output.
+    /// Pulls a base image (not in the local store, or `--pull`), for `--platform`, with the
+    /// credentials the client sent for its registry, passing the registry's progress through
+    /// to the build output.
     async fn pull_base(&self, name: &str) -> Result<(), BuildError> {
         use berth_api::backend::ImageBackend;
-        let mut progress = ImageBackend::pull(&*self.b.inner.images, name, None, None, None)
-            .await
-            .map_err(|e| BuildError::NotFound(e.message))?;
+        let auth = Reference::parse(name)
+            .ok()
+            .and_then(|r| registry_auth(self.plan.opts.registry_config.as_ref(), r.domain()));
+        let mut progress = ImageBackend::pull(
+            &*self.b.inner.images,
+            name,
+            None,
+            self.plan.platform.as_deref(),
+            auth,
+        )
+        .await
+        .map_err(|e| BuildError::NotFound(e.message))?;
         while let Some(v) = progress.next().await {
             if let Some(err) = v.get("error").and_then(Value::as_str) {
                 return Err(BuildError::NotFound(err.to_owned()));
@@ -473,6 +592,11 @@ impl Build<'_> {
             Some((_, None)) => return Ok(st),
             None => name.to_owned(),
         };
+        // --pull: a named image is pulled even when present; a stage, scratch or an image
+        // id is not (there is nothing to pull them from).
+        if self.plan.opts.pull && image == name && !looks_like_id(name) {
+            self.pull_base(name).await?;
+        }
         let resolved = match self.b.inner.images.resolve(&image) {
             Ok(r) => r,
             // Not here: pull it, as Docker's builder does, then look again.
@@ -591,25 +715,75 @@ impl Build<'_> {
     }
 
     /// Looks a step up in the cache; on a hit the state moves to the cached image.
-    async fn cached(&self, st: &mut State, key: &str) -> Result<bool, BuildError> {
+    /// `history` is the `created_by` the step's image would have (for `--cache-from`).
+    async fn cached(&self, st: &mut State, key: &str, history: &str) -> Result<bool, BuildError> {
         if !st.use_cache {
             return Ok(false);
         }
-        let Some(id) = self.b.inner.cache.get(key)? else {
-            st.use_cache = false;
-            return Ok(false);
+        let hit = match self.b.inner.cache.get(key)? {
+            Some(id) => self.b.inner.images.resolve(&id).ok().map(|img| img.id),
+            None => None,
         };
-        match self.b.inner.images.resolve(&id) {
-            Ok(img) => {
-                self.out.stream(" ---> Using cache\n").await;
-                st.image = Some(img.id);
-                Ok(true)
-            }
-            Err(_) => {
-                st.use_cache = false;
-                Ok(false)
-            }
+        let local = match hit {
+            Some(id) if self.cache_from.is_empty() => Some(id),
+            // With --cache-from, only what lies on the way to one of those images counts.
+            Some(id) => match self.b.inner.images.image_chain(&id) {
+                Ok(c) if self.cache_from.iter().any(|s| cache::in_chain_of(&c, s)) => Some(id),
+                _ => None,
+            },
+            None => None,
+        };
+        let id = match local {
+            Some(id) => id,
+            None => match self.step_from_cache_sources(st, history)? {
+                Some(id) => {
+                    self.b.inner.cache.put(key, &id)?;
+                    id
+                }
+                None => {
+                    st.use_cache = false;
+                    return Ok(false);
+                }
+            },
+        };
+        self.out.stream(" ---> Using cache\n").await;
+        st.image = Some(id);
+        Ok(true)
+    }
+
+    /// The image of the next step taken from a `--cache-from` image whose chain the stage
+    /// has followed so far and whose next step was made by the same instruction.
+    fn step_from_cache_sources(
+        &self,
+        st: &State,
+        history: &str,
+    ) -> Result<Option<String>, BuildError> {
+        if self.cache_from.is_empty() {
+            return Ok(None);
         }
+        let images = &self.b.inner.images;
+        let parent = st
+            .image
+            .as_deref()
+            .map(|id| images.image_chain(id))
+            .transpose()?;
+        for src in &self.cache_from {
+            let Some(i) = cache::next_step(parent.as_ref(), src, history) else {
+                continue;
+            };
+            if i + 1 == src.history.len() {
+                return Ok(Some(src.id.clone()));
+            }
+            let mut config = st.config.clone();
+            config.image = st.image.clone().unwrap_or_default();
+            return Ok(Some(images.restore_step(
+                parent.as_ref(),
+                src,
+                i,
+                &config,
+            )?));
+        }
+        Ok(None)
     }
 
     fn spec(&self, st: &State, created_by: String) -> ChildImage {
@@ -633,7 +807,10 @@ impl Build<'_> {
             st.image.as_deref(),
             &format!("config\n{created_by}\n{}\n{cfg}", st.author),
         );
-        if self.cached(st, &key).await? {
+        if self
+            .cached(st, &key, &format!("/bin/sh -c {created_by}"))
+            .await?
+        {
             return Ok(());
         }
         let spec = self.spec(st, created_by);
@@ -714,10 +891,13 @@ impl Build<'_> {
         let dir = st.config.working_dir.clone();
         let cfg = serde_json::to_string(&st.config).unwrap_or_default();
         let key = cache::key(st.image.as_deref(), &format!("WORKDIR {dir}\n{cfg}"));
-        if self.cached(st, &key).await? {
+        let created_by = format!("#(nop) WORKDIR {dir}");
+        if self
+            .cached(st, &key, &format!("/bin/sh -c {created_by}"))
+            .await?
+        {
             return Ok(());
         }
-        let created_by = format!("#(nop) WORKDIR {dir}");
         self.commit_staged(st, key, created_by, move |root| {
             copy::make_dir_in_root(root, &dir)
         })
@@ -805,11 +985,9 @@ impl Build<'_> {
         let (r2, l2, in_ctx) = (root.clone(), locals.clone(), from.is_none());
         let (sources, sum) = tokio::task::spawn_blocking(move || {
             let s = copy::resolve_sources(&r2, &l2, in_ctx)?;
-            let sum = if in_ctx {
-                copy::checksum(&s)?
-            } else {
-                String::new()
-            };
+            // By content, from another stage too: the history line it goes into is what
+            // --cache-from compares, across daemons.
+            let sum = copy::checksum(&s)?;
             Ok::<_, BuildError>((s, sum))
         })
         .await
@@ -817,10 +995,7 @@ impl Build<'_> {
         let mut downloads = Vec::new();
         let mut url_sums = Vec::new();
         for u in &urls {
-            let u2 = u.clone();
-            let bytes = tokio::task::spawn_blocking(move || fetch::get(&u2))
-                .await
-                .map_err(|e| BuildError::Internal(format!("fetch task: {e}")))??;
+            let bytes = fetch::get(&self.b.inner.images.inner.dist.registries, u).await?;
             url_sums.push(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
             downloads.push((fetch::file_name(u), bytes));
         }
@@ -838,15 +1013,20 @@ impl Build<'_> {
                 chmod
             ),
         );
-        if self.cached(st, &key).await? {
+        let what = if from_id.is_some() { "multi" } else { "file" };
+        let content = if url_sums.is_empty() {
+            sum
+        } else {
+            let all = format!("{sum} {}", url_sums.join(" "));
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(all.as_bytes()))
+        };
+        let created_by = format!("#(nop) {} {what}:{content} in {dest} ", i.keyword);
+        if self
+            .cached(st, &key, &format!("/bin/sh -c {created_by}"))
+            .await?
+        {
             return Ok(());
         }
-        let what = if from_id.is_some() { "multi" } else { "file" };
-        let created_by = format!(
-            "#(nop) {} {what}:{} in {dest} ",
-            i.keyword,
-            if sum.is_empty() { &key[..16] } else { &sum[..] }
-        );
         let extract = add;
         self.commit_staged(st, key, created_by, move |rootfs| {
             let attrs = match &chown {
@@ -959,7 +1139,7 @@ impl Build<'_> {
                 arg_env.join("\n")
             ),
         );
-        if self.cached(st, &key).await? {
+        if self.cached(st, &key, &created_by).await? {
             return Ok(());
         }
         let Some(parent) = st.image.clone() else {
@@ -980,12 +1160,10 @@ impl Build<'_> {
             ..Default::default()
         };
         let o = &self.plan.opts;
+        // --add-host, --shm-size, limits: the RUN container gets them as `docker run` would.
         let host_config = HostConfig {
             network_mode: o.network_mode.clone().unwrap_or_default(),
-            memory: o.memory.unwrap_or(0),
-            cpu_shares: o.cpu_shares.unwrap_or(0),
-            cpuset_cpus: o.cpuset_cpus.clone().unwrap_or_default(),
-            ..Default::default()
+            ..o.host.clone()
         };
         let cs = self.b.inner.containers.clone();
         let created = cs
@@ -1117,6 +1295,57 @@ mod tests {
         assert!(arg_decls("", '\\', &vars).is_err());
         assert!(arg_decls("=x", '\\', &vars).is_err());
         assert!(arg_decls("a-b", '\\', &vars).is_err());
+    }
+
+    #[test]
+    fn platforms() {
+        let host = |p: &str| check_platform(p, "amd64");
+        assert_eq!(
+            host("linux").expect("ok"),
+            PlatformCheck::Host("linux/amd64".into())
+        );
+        assert_eq!(
+            host("linux/amd64").expect("ok"),
+            PlatformCheck::Host("linux/amd64".into())
+        );
+        assert_eq!(
+            host("Linux/x86_64").expect("ok"),
+            PlatformCheck::Host("linux/amd64".into())
+        );
+        assert!(
+            matches!(host("linux/arm64").expect("ok"), PlatformCheck::Foreign(m) if m.contains("linux/arm64") && m.contains("linux/amd64 only"))
+        );
+        assert!(matches!(
+            host("linux/amd64/v3").expect("ok"),
+            PlatformCheck::Foreign(_)
+        ));
+        assert!(matches!(
+            check_platform("linux/arm64/v8", "arm64").expect("ok"),
+            PlatformCheck::Host(_)
+        ));
+        assert!(host("windows/amd64").is_err());
+        assert!(host("linux//amd64").is_err());
+        assert!(host("a/b/c/d").is_err());
+    }
+
+    #[test]
+    fn registry_config_lookup_and_ids() {
+        let cfg = serde_json::json!({
+            "https://index.docker.io/v1/": { "username": "hub" },
+            "127.0.0.1:5000": { "username": "local" },
+        });
+        assert_eq!(
+            registry_auth(Some(&cfg), "docker.io").expect("hub")["username"],
+            "hub"
+        );
+        assert_eq!(
+            registry_auth(Some(&cfg), "127.0.0.1:5000").expect("local")["username"],
+            "local"
+        );
+        assert_eq!(registry_auth(Some(&cfg), "example.com"), None);
+        assert_eq!(registry_auth(None, "docker.io"), None);
+        assert!(looks_like_id("sha256:abc") && looks_like_id("0123456789abcdef"));
+        assert!(!looks_like_id("busybox") && !looks_like_id("deadbeef"));
     }
 
     #[test]

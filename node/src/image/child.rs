@@ -174,6 +174,135 @@ impl ImageService {
     }
 }
 
+/// An image as a chain of steps: what `--cache-from` compares builds against.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageChain {
+    pub id: String,
+    /// The config's `history` entries, raw (compared whole, `created` included).
+    pub history: Vec<Value>,
+    /// `rootfs.diff_ids`, lowest first.
+    pub diff_ids: Vec<String>,
+    /// The layers' chain ids, lowest first.
+    pub layers: Vec<String>,
+    /// `architecture`, `os`, `author` of the config.
+    pub architecture: String,
+    pub os: String,
+    pub author: String,
+}
+
+impl ImageChain {
+    /// Whether history entry `i` adds no layer.
+    pub fn empty_layer(&self, i: usize) -> bool {
+        self.history
+            .get(i)
+            .and_then(|h| h.get("empty_layer"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+}
+
+impl ImageService {
+    /// The history and layers of an image.
+    pub fn image_chain(&self, name: &str) -> Result<ImageChain, ImageError> {
+        let rec = self.lookup(name)?;
+        let raw: Value = serde_json::from_slice(&self.config_bytes(&rec)?)
+            .map_err(|e| ImageError::BadArchive(format!("image config {}: {e}", rec.id)))?;
+        let text = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+        let list = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok(ImageChain {
+            history: list(raw.get("history")),
+            diff_ids: list(raw.pointer("/rootfs/diff_ids"))
+                .iter()
+                .filter_map(|d| d.as_str().map(str::to_owned))
+                .collect(),
+            layers: rec.layers.clone(),
+            architecture: text("architecture"),
+            os: text("os"),
+            author: text("author"),
+            id: rec.id,
+        })
+    }
+
+    /// `--cache-from`: the image of step `index` of `target` on top of `parent` (whose chain
+    /// is `target`'s first `index` steps), with `config` as its `Config`, as Docker's builder
+    /// restores one: the parent's history plus the target's entry, the parent's layers plus
+    /// the target's layer of that step (already in the store). Returns the image id.
+    pub fn restore_step(
+        &self,
+        parent: Option<&ImageChain>,
+        target: &ImageChain,
+        index: usize,
+        config: &ContainerConfig,
+    ) -> Result<String, ImageError> {
+        let entry = target.history.get(index).cloned().ok_or_else(|| {
+            ImageError::Internal(format!("{} has no history entry {index}", target.id))
+        })?;
+        let mut history = parent.map(|p| p.history.clone()).unwrap_or_default();
+        let mut diff_ids = parent.map(|p| p.diff_ids.clone()).unwrap_or_default();
+        let mut chain = parent
+            .map(|p| p.layers.iter().map(|c| Digest::parse(c)).collect())
+            .transpose()?
+            .unwrap_or_else(Vec::new);
+        if !target.empty_layer(index) {
+            let n = diff_ids.len();
+            let (Some(diff), Some(layer)) = (target.diff_ids.get(n), target.layers.get(n)) else {
+                return Err(ImageError::Internal(format!(
+                    "{} has no layer {n} for history entry {index}",
+                    target.id
+                )));
+            };
+            diff_ids.push(diff.clone());
+            chain.push(Digest::parse(layer)?);
+        }
+        let created = entry.get("created").cloned().unwrap_or(Value::Null);
+        history.push(entry);
+        let mut obj = Map::new();
+        obj.insert("architecture".into(), json!(target.architecture));
+        obj.insert("os".into(), json!(target.os));
+        set_or_remove(&mut obj, "author", &target.author);
+        obj.insert("created".into(), created.clone());
+        obj.insert("config".into(), docker_config_value(config));
+        obj.insert(
+            "docker_version".into(),
+            json!(concat!("berth-", env!("CARGO_PKG_VERSION"))),
+        );
+        obj.insert("history".into(), Value::Array(history));
+        obj.insert(
+            "rootfs".into(),
+            json!({ "type": "layers", "diff_ids": diff_ids }),
+        );
+        let config = serde_json::to_vec(&Value::Object(obj))
+            .map_err(|e| ImageError::Internal(e.to_string()))?;
+        let id = Digest::of_bytes(&config);
+        if self.inner.records.get(&id.to_string())?.is_some() {
+            return Ok(id.to_string());
+        }
+        let created = created
+            .as_str()
+            .and_then(super::config::parse_time)
+            .map_or(0, |t| t.timestamp());
+        self.register(
+            Vec::new(),
+            &[NewImage {
+                config,
+                id: id.clone(),
+                chain,
+                tags: Vec::new(),
+                created,
+            }],
+        )?;
+        if let Some(p) = parent {
+            let _guard = self.lock();
+            let mut batch = self.inner.records.batch();
+            if let Some(rec) = batch.image(&id.to_string())? {
+                rec.parent = Some(p.id.clone());
+            }
+            batch.commit()?;
+        }
+        Ok(id.to_string())
+    }
+}
+
 impl ImageService {
     /// Removes an untagged image nothing uses (a build cache entry); returns the bytes of
     /// layers that went with it, or `None` when the image is tagged, in use or gone.
@@ -270,5 +399,67 @@ mod tests {
         assert_eq!(inspect["Author"], "me");
         assert!(parse_tag(&format!("x@sha256:{}", "a".repeat(64))).is_err());
         assert!(parse_tag("UPPER").is_err());
+    }
+
+    #[test]
+    fn steps_restore_from_a_target_chain() {
+        let t = service();
+        let tar = file_tar(&[("a", b"1".as_slice())]);
+        let base = ChildImage {
+            created_by: "ADD a".into(),
+            ..Default::default()
+        };
+        let b = t
+            .svc
+            .create_child(&base, Some(&mut &tar[..]))
+            .expect("base");
+        let env = ChildImage {
+            parent: Some(b.clone()),
+            created_by: "ENV X=1".into(),
+            ..Default::default()
+        };
+        let e = t.svc.create_child(&env, None).expect("env");
+        let tar2 = file_tar(&[("b", b"2".as_slice())]);
+        let top = ChildImage {
+            parent: Some(e.clone()),
+            created_by: "COPY b".into(),
+            ..Default::default()
+        };
+        let top = t.svc.create_child(&top, Some(&mut &tar2[..])).expect("top");
+        let target = t.svc.image_chain(&top).expect("chain");
+        assert_eq!((target.history.len(), target.diff_ids.len()), (3, 2));
+        assert!(target.empty_layer(1) && !target.empty_layer(2));
+
+        let parent = t.svc.image_chain(&b).expect("base chain");
+        let cfg = ContainerConfig {
+            env: vec!["X=1".into()],
+            ..Default::default()
+        };
+        let r1 = t
+            .svc
+            .restore_step(Some(&parent), &target, 1, &cfg)
+            .expect("restore env");
+        let c1 = t.svc.image_chain(&r1).expect("r1");
+        assert_eq!(c1.history[..], target.history[..2]);
+        assert_eq!(c1.diff_ids, parent.diff_ids);
+        assert_eq!(t.svc.resolve(&r1).expect("r1").config.env, vec!["X=1"]);
+        let r2 = t
+            .svc
+            .restore_step(Some(&c1), &target, 2, &cfg)
+            .expect("restore copy");
+        let c2 = t.svc.image_chain(&r2).expect("r2");
+        assert_eq!(c2.history, target.history);
+        assert_eq!(
+            (c2.diff_ids.clone(), c2.layers.clone()),
+            (target.diff_ids.clone(), target.layers.clone())
+        );
+        assert_eq!(t.svc.resolve(&r2).expect("r2").layer_dirs.len(), 2);
+        assert_eq!(
+            t.svc
+                .restore_step(Some(&c1), &target, 2, &cfg)
+                .expect("again"),
+            r2,
+            "restoring twice gives the same image"
+        );
     }
 }

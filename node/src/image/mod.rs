@@ -59,7 +59,7 @@ mod views;
 pub(crate) mod testutil;
 
 pub use changes::apply_changes;
-pub use child::{parse_tag, ChildImage};
+pub use child::{parse_tag, ChildImage, ImageChain};
 pub use error::{full_message, ImageError};
 pub use overlay::{mount_rootfs, unmount_rootfs};
 pub use service::{ImageService, ResolvedImage, UsersFn};

@@ -75,6 +75,23 @@ impl Registries {
         Registries { cfg, transport }
     }
 
+    /// A plain `GET` of any `http`/`https` URL over the registry transport (`ADD <url>`):
+    /// TLS verified against the system CAs plus `<certs-dir>/<host:port>/*.crt`.
+    pub async fn get_url(
+        &self,
+        url: &str,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, RegistryError> {
+        self.transport
+            .send(
+                hyper::Method::GET,
+                url,
+                &hyper::HeaderMap::new(),
+                http::empty(),
+                true,
+            )
+            .await
+    }
+
     /// The host to talk to for a reference's domain.
     pub fn api_host(domain: &str) -> &str {
         if domain == DOCKER_HUB || domain == "index.docker.io" {
