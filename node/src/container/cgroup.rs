@@ -1,17 +1,135 @@
 //! What berthd reads and writes in a container's cgroup directly: stats, top, pause,
 //! update, the OOM flag, and removal. Works on cgroup v1 (this machine's hybrid layout) and v2.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_api::models::UpdateBody;
+use berth_api::models::{HostConfig, UpdateBody};
 use serde_json::{json, Value};
 
 use super::{ContainerError, Containers, Record};
 use crate::config::DaemonConfig;
 
+const ROOT: &str = "/sys/fs/cgroup";
+
 pub fn is_v2() -> bool {
-    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
+/// Which limits this host's cgroups can enforce (Docker's `sysinfo`): on v2, the
+/// controllers the root cgroup offers; on v1, the mounted hierarchies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Support {
+    pub v2: bool,
+    pub memory: bool,
+    pub swap: bool,
+    pub oom_kill_disable: bool,
+    pub cpu: bool,
+    pub cpuset: bool,
+    pub pids: bool,
+    pub io: bool,
+}
+
+pub fn support() -> Support {
+    support_at(Path::new(ROOT))
+}
+
+fn support_at(root: &Path) -> Support {
+    if let Ok(list) = std::fs::read_to_string(root.join("cgroup.controllers")) {
+        let has = |c: &str| list.split_whitespace().any(|x| x == c);
+        return Support {
+            v2: true,
+            memory: has("memory"),
+            swap: has("memory"),
+            oom_kill_disable: false,
+            cpu: has("cpu"),
+            cpuset: has("cpuset"),
+            pids: has("pids"),
+            io: has("io"),
+        };
+    }
+    let has = |f: &str| root.join(f).exists();
+    Support {
+        v2: false,
+        memory: has("memory/memory.limit_in_bytes"),
+        swap: has("memory/memory.memsw.limit_in_bytes"),
+        oom_kill_disable: has("memory/memory.oom_control"),
+        cpu: has("cpu/cpu.cfs_quota_us"),
+        cpuset: has("cpuset/cpuset.cpus"),
+        pids: has("pids/cgroup.procs"),
+        io: has("blkio/cgroup.procs"),
+    }
+}
+
+/// Docker's `verifyPlatformContainerResources` for the controllers: a limit whose
+/// controller is missing is dropped with Docker's warning (the container runs without it),
+/// except `NanoCpus`, which is refused. Returns the warnings.
+pub fn fit_resources(h: &mut HostConfig, s: Support) -> Result<Vec<String>, ContainerError> {
+    let mut w = Vec::new();
+    if h.memory > 0 && !s.memory {
+        w.push("Your kernel does not support memory limit capabilities or the cgroup is not mounted. Limitation discarded.".to_owned());
+        h.memory = 0;
+        h.memory_swap = -1;
+    }
+    if h.memory > 0 && h.memory_swap != -1 && !s.swap {
+        w.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".to_owned());
+        h.memory_swap = -1;
+    }
+    if h.memory_reservation > 0 && !s.memory {
+        w.push("Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation discarded.".to_owned());
+        h.memory_reservation = 0;
+    }
+    if h.oom_kill_disable.is_some() && !s.oom_kill_disable {
+        if h.oom_kill_disable == Some(true) {
+            w.push(
+                "Your kernel does not support OomKillDisable. OomKillDisable discarded.".to_owned(),
+            );
+        }
+        h.oom_kill_disable = None;
+    }
+    if h.pids_limit.is_some() && !s.pids {
+        if h.pids_limit.is_some_and(|p| p > 0) {
+            w.push("Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. PIDs limit discarded.".to_owned());
+        }
+        h.pids_limit = None;
+    }
+    if h.nano_cpus > 0 && !s.cpu {
+        return Err(ContainerError::Invalid("NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted".into()));
+    }
+    if h.cpu_shares > 0 && !s.cpu {
+        w.push("Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.".to_owned());
+        h.cpu_shares = 0;
+    }
+    if (h.cpu_period != 0 || h.cpu_quota != 0) && !s.cpu {
+        w.push(
+            "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded."
+                .to_owned(),
+        );
+        h.cpu_period = 0;
+        h.cpu_quota = 0;
+    }
+    if (!h.cpuset_cpus.is_empty() || !h.cpuset_mems.is_empty()) && !s.cpuset {
+        w.push(
+            "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded."
+                .to_owned(),
+        );
+        h.cpuset_cpus.clear();
+        h.cpuset_mems.clear();
+    }
+    Ok(w)
+}
+
+/// Docker's cgroup namespace default: private on v2, the host's on v1. `Invalid` for
+/// anything but "", "private" and "host".
+pub fn cgroupns_mode(requested: &str, v2: bool) -> Result<String, ContainerError> {
+    match requested {
+        "" if v2 => Ok("private".into()),
+        "" => Ok("host".into()),
+        "private" | "host" => Ok(requested.into()),
+        other => Err(ContainerError::Invalid(format!(
+            "invalid cgroup namespace mode: {other}"
+        ))),
+    }
 }
 
 /// Starts the kernel's cgroup-migration grace period ahead of the runtime.
@@ -64,12 +182,14 @@ fn rel(cfg: &DaemonConfig, r: &Record) -> String {
 
 /// The directory of `controller` (ignored on v2) for this container.
 fn dir(cfg: &DaemonConfig, r: &Record, controller: &str) -> PathBuf {
-    if is_v2() {
-        PathBuf::from("/sys/fs/cgroup").join(rel(cfg, r))
+    dir_at(Path::new(ROOT), is_v2(), &rel(cfg, r), controller)
+}
+
+fn dir_at(root: &Path, v2: bool, rel: &str, controller: &str) -> PathBuf {
+    if v2 {
+        root.join(rel)
     } else {
-        PathBuf::from("/sys/fs/cgroup")
-            .join(controller)
-            .join(rel(cfg, r))
+        root.join(controller).join(rel)
     }
 }
 
@@ -125,8 +245,23 @@ pub fn remove(cfg: &DaemonConfig, r: &Record) {
 }
 
 /// SIGKILLs every process left in the container's cgroup (its shim died, so nothing else
-/// would ever reap or report them).
+/// would ever reap or report them). On v2 the kernel does it at once (`cgroup.kill`), so
+/// nothing forked meanwhile escapes; returns when the cgroup is empty.
 pub fn kill_all(cfg: &DaemonConfig, r: &Record) {
+    let kill = dir(cfg, r, "").join("cgroup.kill");
+    if is_v2() && std::fs::write(&kill, "1").is_ok() {
+        let events = dir(cfg, r, "").join("cgroup.events");
+        for _ in 0..200 {
+            let populated = std::fs::read_to_string(&events)
+                .map(|e| e.lines().any(|l| l == "populated 1"))
+                .unwrap_or(false);
+            if !populated {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        return;
+    }
     let _ = freeze(cfg, r, false);
     for pid in pids(cfg, r) {
         let _ = nix::sys::signal::kill(
@@ -136,12 +271,25 @@ pub fn kill_all(cfg: &DaemonConfig, r: &Record) {
     }
 }
 
+/// Freezes or thaws the container; returns once the kernel reports it done (v2 freezes
+/// asynchronously), like runc.
 pub fn freeze(cfg: &DaemonConfig, r: &Record, frozen: bool) -> Result<(), ContainerError> {
     if is_v2() {
-        write(
-            dir(cfg, r, "").join("cgroup.freeze"),
-            if frozen { "1" } else { "0" },
-        )
+        let d = dir(cfg, r, "");
+        write(d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        for _ in 0..200 {
+            match std::fs::read_to_string(d.join("cgroup.events")) {
+                Ok(e) if !e.lines().any(|l| l == want) => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(ContainerError::Runtime(format!(
+            "cgroup {} did not reach \"{want}\"",
+            d.display()
+        )))
     } else {
         write(
             dir(cfg, r, "freezer").join("freezer.state"),
@@ -279,11 +427,14 @@ fn sample(cfg: &DaemonConfig, r: &Record, pre: &Value) -> Value {
     let running = r.state.status == "running" || r.state.status == "paused";
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let (cpu, mem, pids_now) = if running {
-        (
-            cpu_sample(cfg, r),
-            memory_sample(cfg, r),
-            read_u64(dir(cfg, r, "pids").join("pids.current")),
-        )
+        let current = dir(cfg, r, "pids").join("pids.current");
+        // Without the pids controller (v2), count the processes like runc does.
+        let pids_now = if current.exists() {
+            read_u64(current)
+        } else {
+            pids(cfg, r).len() as u64
+        };
+        (cpu_sample(cfg, r), memory_sample(cfg, r), pids_now)
     } else {
         (
             json!({"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0, "online_cpus": 0, "throttling_data": {}}),
@@ -454,65 +605,121 @@ impl Containers {
             }
             h.restart_policy = p;
         }
-        // Validate through the same code that builds the spec.
-        let doc = super::spec::check(&c.record().config, &h, self.inner.nofile_hard)?;
+        // Validate through the same code that builds the spec, then drop what this host's
+        // cgroups can't enforce (with Docker's warnings).
+        let config = c.record().config;
+        super::spec::check(&config, &h, self.inner.nofile_hard)?;
+        let warnings = fit_resources(&mut h, support())?;
+        let doc = super::spec::check(&config, &h, self.inner.nofile_hard)?;
         if c.is_running() {
             let mut r = c.record();
             r.host_config = h.clone();
-            apply_resources(&self.inner.cfg, &r, &doc["linux"]["resources"])?;
+            let unlimit_pids = h.pids_limit.is_some_and(|p| p <= 0);
+            apply_resources(
+                Path::new(ROOT),
+                is_v2(),
+                &rel(&self.inner.cfg, &r),
+                &doc["linux"]["resources"],
+                unlimit_pids,
+            )?;
         }
         c.update(|r| r.host_config = h);
         self.persist(&c)?;
         self.emit(&c, "update", &[]);
-        Ok(json!({ "Warnings": [] }))
+        Ok(json!({ "Warnings": warnings }))
     }
 }
 
-fn apply_resources(cfg: &DaemonConfig, r: &Record, res: &Value) -> Result<(), ContainerError> {
+/// cgroup v2's `cpu.weight` (1–10000) for Docker's v1 `cpu.shares` (2–262144), as runc maps it.
+fn shares_to_weight(shares: i64) -> i64 {
+    1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142
+}
+
+/// Writes the `linux.resources` of a spec into the cgroup `rel` under `root` (a v2
+/// hierarchy, or the v1 controller hierarchies). Only what `res` sets is written, except
+/// `unlimit_pids`, which lifts the pids limit (`--pids-limit 0|-1` on update).
+fn apply_resources(
+    root: &Path,
+    v2: bool,
+    rel: &str,
+    res: &Value,
+    unlimit_pids: bool,
+) -> Result<(), ContainerError> {
     let n = |v: &Value| v.as_i64().map(|x| x.to_string());
-    if is_v2() {
-        let d = dir(cfg, r, "");
-        if let Some(m) = n(&res["memory"]["limit"]) {
-            write(d.join("memory.max"), &m)?;
+    let dir = |controller: &str| dir_at(root, v2, rel, controller);
+    let mem = &res["memory"];
+    let cpu = &res["cpu"];
+    if v2 {
+        let d = dir("");
+        if let Some(m) = mem["limit"].as_i64() {
+            write(d.join("memory.max"), &m.to_string())?;
+            // v2 limits swap alone; Docker's MemorySwap is memory plus swap.
+            match mem["swap"].as_i64() {
+                Some(-1) => write(d.join("memory.swap.max"), "max")?,
+                Some(sw) if sw >= m => write(d.join("memory.swap.max"), &(sw - m).to_string())?,
+                _ => {}
+            }
         }
-        if let (Some(q), Some(p)) = (n(&res["cpu"]["quota"]), n(&res["cpu"]["period"])) {
+        if let Some(r) = n(&mem["reservation"]) {
+            write(d.join("memory.low"), &r)?;
+        }
+        if let Some(s) = cpu["shares"].as_i64() {
+            write(d.join("cpu.weight"), &shares_to_weight(s).to_string())?;
+        }
+        if let Some(q) = n(&cpu["quota"]) {
+            let p = n(&cpu["period"]).unwrap_or_else(|| "100000".into());
             write(d.join("cpu.max"), &format!("{q} {p}"))?;
+        } else if let Some(p) = n(&cpu["period"]) {
+            write(d.join("cpu.max"), &format!("max {p}"))?;
+        }
+        if let Some(c) = cpu["cpus"].as_str() {
+            write(d.join("cpuset.cpus"), c)?;
+        }
+        if let Some(m) = cpu["mems"].as_str() {
+            write(d.join("cpuset.mems"), m)?;
         }
         if let Some(p) = n(&res["pids"]["limit"]) {
             write(d.join("pids.max"), &p)?;
-        }
-        if let Some(c) = res["cpu"]["cpus"].as_str() {
-            write(d.join("cpuset.cpus"), c)?;
+        } else if unlimit_pids {
+            write(d.join("pids.max"), "max")?;
         }
         return Ok(());
     }
-    let mem = dir(cfg, r, "memory");
-    if let Some(m) = n(&res["memory"]["limit"]) {
+    let memd = dir("memory");
+    if let Some(m) = n(&mem["limit"]) {
         // Raise swap first when growing, so memory ≤ memsw holds at every step.
-        let sw = n(&res["memory"]["swap"]);
+        let sw = n(&mem["swap"]);
         if let Some(sw) = &sw {
-            let _ = write(mem.join("memory.memsw.limit_in_bytes"), sw);
+            let _ = write(memd.join("memory.memsw.limit_in_bytes"), sw);
         }
-        write(mem.join("memory.limit_in_bytes"), &m)?;
+        write(memd.join("memory.limit_in_bytes"), &m)?;
         if let Some(sw) = &sw {
-            let _ = write(mem.join("memory.memsw.limit_in_bytes"), sw);
+            let _ = write(memd.join("memory.memsw.limit_in_bytes"), sw);
         }
     }
-    let cpu = dir(cfg, r, "cpu");
-    if let Some(s) = n(&res["cpu"]["shares"]) {
-        write(cpu.join("cpu.shares"), &s)?;
+    if let Some(r) = n(&mem["reservation"]) {
+        write(memd.join("memory.soft_limit_in_bytes"), &r)?;
     }
-    if let Some(p) = n(&res["cpu"]["period"]) {
-        write(cpu.join("cpu.cfs_period_us"), &p)?;
+    let cpud = dir("cpu");
+    if let Some(s) = n(&cpu["shares"]) {
+        write(cpud.join("cpu.shares"), &s)?;
     }
-    if let Some(q) = n(&res["cpu"]["quota"]) {
-        write(cpu.join("cpu.cfs_quota_us"), &q)?;
+    if let Some(p) = n(&cpu["period"]) {
+        write(cpud.join("cpu.cfs_period_us"), &p)?;
     }
-    if let Some(c) = res["cpu"]["cpus"].as_str() {
-        write(dir(cfg, r, "cpuset").join("cpuset.cpus"), c)?;
+    if let Some(q) = n(&cpu["quota"]) {
+        write(cpud.join("cpu.cfs_quota_us"), &q)?;
+    }
+    if let Some(c) = cpu["cpus"].as_str() {
+        write(dir("cpuset").join("cpuset.cpus"), c)?;
+    }
+    if let Some(m) = cpu["mems"].as_str() {
+        write(dir("cpuset").join("cpuset.mems"), m)?;
     }
     if let Some(p) = n(&res["pids"]["limit"]) {
-        write(dir(cfg, r, "pids").join("pids.max"), &p)?;
+        write(dir("pids").join("pids.max"), &p)?;
+    } else if unlimit_pids {
+        write(dir("pids").join("pids.max"), "max")?;
     }
     Ok(())
 }
