@@ -30,6 +30,14 @@ pub struct Support {
     pub io: bool,
 }
 
+impl Support {
+    #[cfg(test)]
+    fn with_swap(mut self, swap: bool) -> Self {
+        self.swap = swap;
+        self
+    }
+}
+
 pub fn support() -> Support {
     support_at(Path::new(ROOT))
 }
@@ -214,8 +222,15 @@ fn read_kv(p: PathBuf) -> serde_json::Map<String, Value> {
         .collect()
 }
 
+/// Writes a cgroup file, which must exist (a missing one is a missing controller).
 fn write(p: PathBuf, v: &str) -> Result<(), ContainerError> {
-    std::fs::write(&p, v).map_err(|e| ContainerError::io("write", &p, e))
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .and_then(|mut f| f.write_all(v.as_bytes()))
+        .map_err(|e| ContainerError::io("write", &p, e))
 }
 
 pub fn oom_killed(cfg: &DaemonConfig, r: &Record) -> bool {
@@ -758,6 +773,247 @@ fn parse_ps(out: &str, pids: &[i64]) -> Result<Value, ContainerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cgroup directory stood for by a temp dir: the files `names`, empty.
+    fn fake_cgroup(dir: &Path, names: &[&str]) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        for n in names {
+            std::fs::write(dir.join(n), "").expect("file");
+        }
+    }
+
+    fn read(p: PathBuf) -> String {
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    fn limited() -> HostConfig {
+        HostConfig {
+            memory: 64 << 20,
+            memory_swap: 96 << 20,
+            memory_reservation: 32 << 20,
+            nano_cpus: 1_500_000_000,
+            cpu_shares: 512,
+            cpuset_cpus: "0-1".into(),
+            cpuset_mems: "0".into(),
+            pids_limit: Some(50),
+            ..Default::default()
+        }
+    }
+
+    fn resources(h: &HostConfig) -> Value {
+        let doc = crate::container::spec::check(&Default::default(), h, 1 << 20).expect("spec");
+        doc["linux"]["resources"].clone()
+    }
+
+    #[test]
+    fn v2_limits_are_written_in_v2_terms() {
+        let t = tempfile::tempdir().expect("tmp");
+        let d = t.path().join("berth/abc");
+        fake_cgroup(
+            &d,
+            &[
+                "memory.max",
+                "memory.swap.max",
+                "memory.low",
+                "cpu.max",
+                "cpu.weight",
+                "cpuset.cpus",
+                "cpuset.mems",
+                "pids.max",
+            ],
+        );
+        let res = resources(&limited());
+        // The spec carries Docker's (v1-shaped) values...
+        assert_eq!(res["memory"]["swap"], json!(96 << 20));
+        assert_eq!(res["cpu"]["quota"], json!(150_000));
+        apply_resources(t.path(), true, "berth/abc", &res, false).expect("apply");
+        // ...which v2 takes as: swap alone, weight for shares, "quota period".
+        assert_eq!(read(d.join("memory.max")), (64 << 20).to_string());
+        assert_eq!(read(d.join("memory.swap.max")), (32 << 20).to_string());
+        assert_eq!(read(d.join("memory.low")), (32 << 20).to_string());
+        assert_eq!(read(d.join("cpu.max")), "150000 100000");
+        assert_eq!(read(d.join("cpu.weight")), "20");
+        assert_eq!(read(d.join("cpuset.cpus")), "0-1");
+        assert_eq!(read(d.join("cpuset.mems")), "0");
+        assert_eq!(read(d.join("pids.max")), "50");
+        // Unlimited swap, and `--pids-limit -1` on update.
+        let h = HostConfig {
+            memory: 64 << 20,
+            memory_swap: -1,
+            pids_limit: Some(-1),
+            ..Default::default()
+        };
+        apply_resources(t.path(), true, "berth/abc", &resources(&h), true).expect("apply");
+        assert_eq!(read(d.join("memory.swap.max")), "max");
+        assert_eq!(read(d.join("pids.max")), "max");
+        // A missing controller file is an error naming it, not a silent success.
+        std::fs::remove_file(d.join("pids.max")).expect("rm");
+        let e = apply_resources(t.path(), true, "berth/abc", &resources(&limited()), false)
+            .expect_err("no pids.max");
+        assert!(e.to_string().contains("pids.max"), "{e}");
+    }
+
+    #[test]
+    fn v1_limits_go_to_their_controllers() {
+        let t = tempfile::tempdir().expect("tmp");
+        let at = |c: &str| t.path().join(c).join("berth/abc");
+        fake_cgroup(
+            &at("memory"),
+            &[
+                "memory.limit_in_bytes",
+                "memory.memsw.limit_in_bytes",
+                "memory.soft_limit_in_bytes",
+            ],
+        );
+        fake_cgroup(
+            &at("cpu"),
+            &["cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us"],
+        );
+        fake_cgroup(&at("cpuset"), &["cpuset.cpus", "cpuset.mems"]);
+        fake_cgroup(&at("pids"), &["pids.max"]);
+        apply_resources(t.path(), false, "berth/abc", &resources(&limited()), false)
+            .expect("apply");
+        assert_eq!(
+            read(at("memory").join("memory.limit_in_bytes")),
+            (64 << 20).to_string()
+        );
+        assert_eq!(
+            read(at("memory").join("memory.memsw.limit_in_bytes")),
+            (96 << 20).to_string()
+        );
+        assert_eq!(
+            read(at("memory").join("memory.soft_limit_in_bytes")),
+            (32 << 20).to_string()
+        );
+        assert_eq!(read(at("cpu").join("cpu.shares")), "512");
+        assert_eq!(read(at("cpu").join("cpu.cfs_quota_us")), "150000");
+        assert_eq!(read(at("cpu").join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read(at("cpuset").join("cpuset.cpus")), "0-1");
+        assert_eq!(read(at("pids").join("pids.max")), "50");
+    }
+
+    #[test]
+    fn shares_map_onto_weights_like_runc() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(1), 1);
+    }
+
+    #[test]
+    fn support_comes_from_the_root_controllers() {
+        let t = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            t.path().join("cgroup.controllers"),
+            "cpuset cpu io memory hugetlb pids\n",
+        )
+        .expect("w");
+        let s = support_at(t.path());
+        assert!(s.v2 && s.memory && s.cpu && s.cpuset && s.pids && s.io && !s.oom_kill_disable);
+        std::fs::write(t.path().join("cgroup.controllers"), "hugetlb\n").expect("w");
+        assert_eq!(
+            support_at(t.path()),
+            Support {
+                v2: true,
+                ..Default::default()
+            }
+        );
+        // v1: the mounted hierarchies.
+        let t = tempfile::tempdir().expect("tmp");
+        fake_cgroup(
+            &t.path().join("memory"),
+            &["memory.limit_in_bytes", "memory.oom_control"],
+        );
+        fake_cgroup(&t.path().join("pids"), &["cgroup.procs"]);
+        let s = support_at(t.path());
+        assert!(
+            !s.v2 && s.memory && !s.swap && s.oom_kill_disable && s.pids && !s.cpu && !s.cpuset
+        );
+    }
+
+    #[test]
+    fn missing_controllers_drop_limits_with_dockers_warnings() {
+        let all = Support {
+            v2: true,
+            memory: true,
+            swap: true,
+            cpu: true,
+            cpuset: true,
+            pids: true,
+            io: true,
+            oom_kill_disable: false,
+        };
+        let mut h = limited();
+        assert!(fit_resources(&mut h, all).expect("fit").is_empty());
+        assert_eq!(h, limited());
+        // None: every limit is dropped, each with its warning; --cpus is refused.
+        let none = Support {
+            v2: true,
+            ..Default::default()
+        };
+        let mut h = limited();
+        let e = fit_resources(&mut h, none).expect_err("nano cpus");
+        assert!(e.to_string().contains("NanoCPUs can not be set"), "{e}");
+        let mut h = HostConfig {
+            nano_cpus: 0,
+            cpu_quota: 50_000,
+            oom_kill_disable: Some(true),
+            ..limited()
+        };
+        let w = fit_resources(&mut h, none).expect("fit");
+        assert_eq!(w.len(), 7, "{w:?}");
+        assert!(w[0].starts_with("Your kernel does not support memory limit capabilities"));
+        assert!(w.iter().any(|x| x.contains("PIDs limit discarded")));
+        assert!(w.iter().any(|x| x.contains("Cpuset discarded")));
+        assert!(w.iter().any(|x| x.contains("OomKillDisable discarded")));
+        assert_eq!((h.memory, h.memory_swap, h.memory_reservation), (0, -1, 0));
+        assert_eq!((h.cpu_shares, h.cpu_quota, h.pids_limit), (0, 0, None));
+        assert!(h.cpuset_cpus.is_empty() && h.cpuset_mems.is_empty());
+        assert_eq!(resources(&h).get("memory"), None);
+        // Memory without swap accounting: limited, swap unlimited.
+        let mut h = HostConfig {
+            memory: 64 << 20,
+            ..Default::default()
+        };
+        let w = fit_resources(
+            &mut h,
+            Support {
+                memory: true,
+                ..all
+            }
+            .with_swap(false),
+        )
+        .expect("fit");
+        assert_eq!(w.len(), 1);
+        assert!(w[0].ends_with("Memory limited without swap."));
+        assert_eq!((h.memory, h.memory_swap), (64 << 20, -1));
+    }
+
+    #[test]
+    fn cgroup_namespace_defaults_follow_the_hierarchy() {
+        assert_eq!(cgroupns_mode("", true).expect("v2"), "private");
+        assert_eq!(cgroupns_mode("", false).expect("v1"), "host");
+        assert_eq!(cgroupns_mode("host", true).expect("host"), "host");
+        let e = cgroupns_mode("bogus", true).expect_err("bogus");
+        assert_eq!(e.to_string(), "invalid cgroup namespace mode: bogus");
+        let private = HostConfig {
+            cgroupns_mode: "private".into(),
+            ..Default::default()
+        };
+        let doc =
+            crate::container::spec::check(&Default::default(), &private, 1 << 20).expect("spec");
+        assert!(doc["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .contains(&json!({"type": "cgroup"})));
+        let doc =
+            crate::container::spec::check(&Default::default(), &HostConfig::default(), 1 << 20)
+                .expect("spec");
+        assert!(!doc["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .contains(&json!({"type": "cgroup"})));
+    }
 
     #[test]
     fn pids_line_is_found() {
