@@ -363,7 +363,9 @@ impl Daemon {
     /// Processes still in this daemon's container cgroups.
     pub fn leftover_pids(&self) -> Vec<i32> {
         match &self.unified {
-            Some(u) => pids_in_cgroups_under(&[u.host_dir.clone()], &self.cgroup_parent),
+            Some(u) => {
+                pids_in_cgroups_under(std::slice::from_ref(&u.host_dir), &self.cgroup_parent)
+            }
             None => pids_in_cgroups(&self.cgroup_parent),
         }
     }
