@@ -115,6 +115,8 @@ pub struct HostConfig {
     pub init: Option<bool>,
     pub runtime: String,
     pub cgroup_parent: String,
+    /// "private" or "host"; empty asks for the daemon's default (private on cgroup v2).
+    pub cgroupns_mode: String,
     // Resources.
     pub memory: i64,
     pub memory_swap: i64,

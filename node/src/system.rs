@@ -60,6 +60,36 @@ fn event_matches(e: &Event, f: &Filters) -> bool {
         })
 }
 
+/// Docker's `docker info` warnings for limits this host's cgroups can't enforce.
+fn cgroup_warnings(cg: &crate::container::CgroupSupport) -> Option<Vec<&'static str>> {
+    let mut w = Vec::new();
+    let mut add = |missing: bool, msg| {
+        if missing {
+            w.push(msg)
+        }
+    };
+    add(!cg.memory, "WARNING: No memory limit support");
+    add(!cg.swap, "WARNING: No swap limit support");
+    add(
+        !cg.v2 && !cg.oom_kill_disable,
+        "WARNING: No oom kill disable support",
+    );
+    add(!cg.cpu, "WARNING: No cpu cfs quota support");
+    add(!cg.cpu, "WARNING: No cpu cfs period support");
+    add(!cg.cpu, "WARNING: No cpu shares support");
+    add(!cg.cpuset, "WARNING: No cpuset support");
+    add(cg.v2 && !cg.io, "WARNING: No io.weight support");
+    add(
+        cg.v2 && !cg.io,
+        "WARNING: No io.weight (per device) support",
+    );
+    add(cg.v2 && !cg.io, "WARNING: No io.max (rbps) support");
+    add(cg.v2 && !cg.io, "WARNING: No io.max (wbps) support");
+    add(cg.v2 && !cg.io, "WARNING: No io.max (riops) support");
+    add(cg.v2 && !cg.io, "WARNING: No io.max (wiops) support");
+    (!w.is_empty()).then_some(w)
+}
+
 #[async_trait]
 impl SystemBackend for System {
     async fn info(&self) -> ApiResult<Value> {
@@ -68,7 +98,8 @@ impl SystemBackend for System {
         let running = count("running");
         let paused = count("paused");
         let images = self.images.image_ids().map(|v| v.len()).unwrap_or(0);
-        let v2 = crate::container::cgroup_v2();
+        let cg = crate::container::cgroup_support();
+        let v2 = cg.v2;
         let mut runtimes = serde_json::Map::new();
         runtimes.insert("berth".into(), json!({"path": "berth-shim (libcontainer)"}));
         for (k, p) in &self.cfg.runtimes {
@@ -93,11 +124,11 @@ impl SystemBackend for System {
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
             "Plugins": { "Volume": ["local"], "Network": ["bridge", "host", "null"], "Authorization": null, "Log": ["json-file"] },
-            "MemoryLimit": true, "SwapLimit": true, "KernelMemory": false, "KernelMemoryTCP": false,
-            "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true, "PidsLimit": true,
+            "MemoryLimit": cg.memory, "SwapLimit": cg.swap, "KernelMemory": false, "KernelMemoryTCP": false,
+            "CpuCfsPeriod": cg.cpu, "CpuCfsQuota": cg.cpu, "CPUShares": cg.cpu, "CPUSet": cg.cpuset, "PidsLimit": cg.pids,
             "IPv4Forwarding": true, "BridgeNfIptables": false, "BridgeNfIp6tables": false,
             "Debug": false, "NFd": std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0),
-            "OomKillDisable": !v2, "NGoroutines": 0,
+            "OomKillDisable": cg.oom_kill_disable, "NGoroutines": 0,
             "SystemTime": chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, false),
             "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
@@ -130,7 +161,7 @@ impl SystemBackend for System {
             "RuncCommit": { "ID": "", "Expected": "" },
             "InitCommit": { "ID": "", "Expected": "" },
             "SecurityOptions": ["name=seccomp,profile=builtin"],
-            "Warnings": null,
+            "Warnings": cgroup_warnings(&cg),
         }))
     }
 

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{eventually, stderr, stdout, Daemon};
+use common::{alive, eventually, stderr, stdout, Daemon};
 
 #[test]
 fn version_info_and_ping() {
@@ -444,7 +444,7 @@ fn kill9_daemon_keeps_containers_and_kill9_shim_marks_exited() {
     );
     // kill -9 of a shim: the container is reported exited.
     let victim_pid = d.ok(&["inspect", "-f", "{{.State.Pid}}", "victim"]);
-    let shim_pid = shim_of(&d, "victim");
+    let shim_pid = d.shim_pid("victim");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(shim_pid),
         nix::sys::signal::Signal::SIGKILL,
@@ -467,31 +467,6 @@ fn kill9_daemon_keeps_containers_and_kill9_shim_marks_exited() {
 }
 
 /// A process that exists and is not a zombie.
-fn alive(pid: &str) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        !s.rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z')
-    })
-}
-
-fn shim_of(d: &Daemon, name: &str) -> i32 {
-    let id = d.ok(&["inspect", "-f", "{{.Id}}", name]);
-    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let cmd = String::from_utf8_lossy(&cmd);
-        if cmd.contains("berth-shim") && cmd.contains(&id) && cmd.contains("init") {
-            return pid;
-        }
-    }
-    panic!("no shim for {name}");
-}
-
 #[test]
 fn external_runtime_runs_the_same_bundle() {
     if !std::path::Path::new("/usr/sbin/runc").exists() {

@@ -12,6 +12,8 @@
 //! stays small (it never maps this binary). The process's stdio is the container's; errors go
 //! to `--log` as JSON lines (`{"level":"error","msg":...}`) like runc's.
 
+mod devices;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -95,13 +97,14 @@ fn run(c: &Cmd) -> Result<(), String> {
         "create" => {
             let bundle = c.bundle.clone().ok_or("create needs --bundle")?;
             let ctr = builder(c)?
-                .as_init(bundle)
+                .as_init(&bundle)
                 .with_systemd(false)
                 .with_detach(true)
                 .build()
                 .map_err(|e| format!("create container: {e}"))?;
             let pid = ctr.pid().ok_or("created container has no pid")?.as_raw();
             in_child(|| harden_cgroup_mounts(pid))?;
+            restrict_devices_v2(&bundle)?;
             write_pid(c, pid)
         }
         "start" => load(c)?
@@ -198,6 +201,30 @@ fn harden_cgroup_mounts(pid: i32) -> Result<(), String> {
             .map_err(|e| format!("remount {t} read-only: {e}"))?;
     }
     Ok(())
+}
+
+/// On cgroup v2, enforces the spec's device rules with an eBPF program on the container's
+/// cgroup (see devices.rs), before its process starts.
+fn restrict_devices_v2(bundle: &Path) -> Result<(), String> {
+    let root = Path::new("/sys/fs/cgroup");
+    let v2 = nix::sys::statfs::statfs(root)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    if !v2 {
+        return Ok(());
+    }
+    let path = bundle.join("config.json");
+    let spec: serde_json::Value = std::fs::read(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("read {}: {e}", path.display()))?;
+    let Some(list) = spec["linux"]["resources"]["devices"].as_array() else {
+        return Ok(());
+    };
+    let rules = devices::with_runtime_defaults(devices::parse_rules(&list.clone().into())?);
+    let cgroup = spec["linux"]["cgroupsPath"]
+        .as_str()
+        .ok_or("the spec has no linux.cgroupsPath")?;
+    devices::attach(&root.join(cgroup.trim_start_matches('/')), &rules)
 }
 
 fn log_error(log: Option<&Path>, msg: &str) {

@@ -1,17 +1,143 @@
 //! What berthd reads and writes in a container's cgroup directly: stats, top, pause,
 //! update, the OOM flag, and removal. Works on cgroup v1 (this machine's hybrid layout) and v2.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_api::models::UpdateBody;
+use berth_api::models::{HostConfig, UpdateBody};
 use serde_json::{json, Value};
 
 use super::{ContainerError, Containers, Record};
 use crate::config::DaemonConfig;
 
+const ROOT: &str = "/sys/fs/cgroup";
+
 pub fn is_v2() -> bool {
-    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
+/// Which limits this host's cgroups can enforce (Docker's `sysinfo`): on v2, the
+/// controllers the root cgroup offers; on v1, the mounted hierarchies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Support {
+    pub v2: bool,
+    pub memory: bool,
+    pub swap: bool,
+    pub oom_kill_disable: bool,
+    pub cpu: bool,
+    pub cpuset: bool,
+    pub pids: bool,
+    pub io: bool,
+}
+
+impl Support {
+    #[cfg(test)]
+    fn with_swap(mut self, swap: bool) -> Self {
+        self.swap = swap;
+        self
+    }
+}
+
+pub fn support() -> Support {
+    support_at(Path::new(ROOT))
+}
+
+fn support_at(root: &Path) -> Support {
+    if let Ok(list) = std::fs::read_to_string(root.join("cgroup.controllers")) {
+        let has = |c: &str| list.split_whitespace().any(|x| x == c);
+        return Support {
+            v2: true,
+            memory: has("memory"),
+            swap: has("memory"),
+            oom_kill_disable: false,
+            cpu: has("cpu"),
+            cpuset: has("cpuset"),
+            pids: has("pids"),
+            io: has("io"),
+        };
+    }
+    let has = |f: &str| root.join(f).exists();
+    Support {
+        v2: false,
+        memory: has("memory/memory.limit_in_bytes"),
+        swap: has("memory/memory.memsw.limit_in_bytes"),
+        oom_kill_disable: has("memory/memory.oom_control"),
+        cpu: has("cpu/cpu.cfs_quota_us"),
+        cpuset: has("cpuset/cpuset.cpus"),
+        pids: has("pids/cgroup.procs"),
+        io: has("blkio/cgroup.procs"),
+    }
+}
+
+/// Docker's `verifyPlatformContainerResources` for the controllers: a limit whose
+/// controller is missing is dropped with Docker's warning (the container runs without it),
+/// except `NanoCpus`, which is refused. Returns the warnings.
+pub fn fit_resources(h: &mut HostConfig, s: Support) -> Result<Vec<String>, ContainerError> {
+    let mut w = Vec::new();
+    if h.memory > 0 && !s.memory {
+        w.push("Your kernel does not support memory limit capabilities or the cgroup is not mounted. Limitation discarded.".to_owned());
+        h.memory = 0;
+        h.memory_swap = -1;
+    }
+    if h.memory > 0 && h.memory_swap != -1 && !s.swap {
+        w.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".to_owned());
+        h.memory_swap = -1;
+    }
+    if h.memory_reservation > 0 && !s.memory {
+        w.push("Your kernel does not support memory soft limit capabilities or the cgroup is not mounted. Limitation discarded.".to_owned());
+        h.memory_reservation = 0;
+    }
+    if h.oom_kill_disable.is_some() && !s.oom_kill_disable {
+        if h.oom_kill_disable == Some(true) {
+            w.push(
+                "Your kernel does not support OomKillDisable. OomKillDisable discarded.".to_owned(),
+            );
+        }
+        h.oom_kill_disable = None;
+    }
+    if h.pids_limit.is_some() && !s.pids {
+        if h.pids_limit.is_some_and(|p| p > 0) {
+            w.push("Your kernel does not support PIDs limit capabilities or the cgroup is not mounted. PIDs limit discarded.".to_owned());
+        }
+        h.pids_limit = None;
+    }
+    if h.nano_cpus > 0 && !s.cpu {
+        return Err(ContainerError::Invalid("NanoCPUs can not be set, as your kernel does not support CPU CFS scheduler or the cgroup is not mounted".into()));
+    }
+    if h.cpu_shares > 0 && !s.cpu {
+        w.push("Your kernel does not support CPU shares or the cgroup is not mounted. Shares discarded.".to_owned());
+        h.cpu_shares = 0;
+    }
+    if (h.cpu_period != 0 || h.cpu_quota != 0) && !s.cpu {
+        w.push(
+            "Your kernel does not support CPU CFS scheduler. CPU period/quota discarded."
+                .to_owned(),
+        );
+        h.cpu_period = 0;
+        h.cpu_quota = 0;
+    }
+    if (!h.cpuset_cpus.is_empty() || !h.cpuset_mems.is_empty()) && !s.cpuset {
+        w.push(
+            "Your kernel does not support cpuset or the cgroup is not mounted. Cpuset discarded."
+                .to_owned(),
+        );
+        h.cpuset_cpus.clear();
+        h.cpuset_mems.clear();
+    }
+    Ok(w)
+}
+
+/// Docker's cgroup namespace default: private on v2, the host's on v1. `Invalid` for
+/// anything but "", "private" and "host".
+pub fn cgroupns_mode(requested: &str, v2: bool) -> Result<String, ContainerError> {
+    match requested {
+        "" if v2 => Ok("private".into()),
+        "" => Ok("host".into()),
+        "private" | "host" => Ok(requested.into()),
+        other => Err(ContainerError::Invalid(format!(
+            "invalid cgroup namespace mode: {other}"
+        ))),
+    }
 }
 
 /// Starts the kernel's cgroup-migration grace period ahead of the runtime.
@@ -64,12 +190,14 @@ fn rel(cfg: &DaemonConfig, r: &Record) -> String {
 
 /// The directory of `controller` (ignored on v2) for this container.
 fn dir(cfg: &DaemonConfig, r: &Record, controller: &str) -> PathBuf {
-    if is_v2() {
-        PathBuf::from("/sys/fs/cgroup").join(rel(cfg, r))
+    dir_at(Path::new(ROOT), is_v2(), &rel(cfg, r), controller)
+}
+
+fn dir_at(root: &Path, v2: bool, rel: &str, controller: &str) -> PathBuf {
+    if v2 {
+        root.join(rel)
     } else {
-        PathBuf::from("/sys/fs/cgroup")
-            .join(controller)
-            .join(rel(cfg, r))
+        root.join(controller).join(rel)
     }
 }
 
@@ -94,8 +222,15 @@ fn read_kv(p: PathBuf) -> serde_json::Map<String, Value> {
         .collect()
 }
 
+/// Writes a cgroup file, which must exist (a missing one is a missing controller).
 fn write(p: PathBuf, v: &str) -> Result<(), ContainerError> {
-    std::fs::write(&p, v).map_err(|e| ContainerError::io("write", &p, e))
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&p)
+        .and_then(|mut f| f.write_all(v.as_bytes()))
+        .map_err(|e| ContainerError::io("write", &p, e))
 }
 
 pub fn oom_killed(cfg: &DaemonConfig, r: &Record) -> bool {
@@ -125,8 +260,23 @@ pub fn remove(cfg: &DaemonConfig, r: &Record) {
 }
 
 /// SIGKILLs every process left in the container's cgroup (its shim died, so nothing else
-/// would ever reap or report them).
+/// would ever reap or report them). On v2 the kernel does it at once (`cgroup.kill`), so
+/// nothing forked meanwhile escapes; returns when the cgroup is empty.
 pub fn kill_all(cfg: &DaemonConfig, r: &Record) {
+    let kill = dir(cfg, r, "").join("cgroup.kill");
+    if is_v2() && std::fs::write(&kill, "1").is_ok() {
+        let events = dir(cfg, r, "").join("cgroup.events");
+        for _ in 0..200 {
+            let populated = std::fs::read_to_string(&events)
+                .map(|e| e.lines().any(|l| l == "populated 1"))
+                .unwrap_or(false);
+            if !populated {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        return;
+    }
     let _ = freeze(cfg, r, false);
     for pid in pids(cfg, r) {
         let _ = nix::sys::signal::kill(
@@ -136,12 +286,25 @@ pub fn kill_all(cfg: &DaemonConfig, r: &Record) {
     }
 }
 
+/// Freezes or thaws the container; returns once the kernel reports it done (v2 freezes
+/// asynchronously), like runc.
 pub fn freeze(cfg: &DaemonConfig, r: &Record, frozen: bool) -> Result<(), ContainerError> {
     if is_v2() {
-        write(
-            dir(cfg, r, "").join("cgroup.freeze"),
-            if frozen { "1" } else { "0" },
-        )
+        let d = dir(cfg, r, "");
+        write(d.join("cgroup.freeze"), if frozen { "1" } else { "0" })?;
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        for _ in 0..200 {
+            match std::fs::read_to_string(d.join("cgroup.events")) {
+                Ok(e) if !e.lines().any(|l| l == want) => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(ContainerError::Runtime(format!(
+            "cgroup {} did not reach \"{want}\"",
+            d.display()
+        )))
     } else {
         write(
             dir(cfg, r, "freezer").join("freezer.state"),
@@ -279,11 +442,14 @@ fn sample(cfg: &DaemonConfig, r: &Record, pre: &Value) -> Value {
     let running = r.state.status == "running" || r.state.status == "paused";
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let (cpu, mem, pids_now) = if running {
-        (
-            cpu_sample(cfg, r),
-            memory_sample(cfg, r),
-            read_u64(dir(cfg, r, "pids").join("pids.current")),
-        )
+        let current = dir(cfg, r, "pids").join("pids.current");
+        // Without the pids controller (v2), count the processes like runc does.
+        let pids_now = if current.exists() {
+            read_u64(current)
+        } else {
+            pids(cfg, r).len() as u64
+        };
+        (cpu_sample(cfg, r), memory_sample(cfg, r), pids_now)
     } else {
         (
             json!({"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0, "online_cpus": 0, "throttling_data": {}}),
@@ -454,65 +620,121 @@ impl Containers {
             }
             h.restart_policy = p;
         }
-        // Validate through the same code that builds the spec.
-        let doc = super::spec::check(&c.record().config, &h, self.inner.nofile_hard)?;
+        // Validate through the same code that builds the spec, then drop what this host's
+        // cgroups can't enforce (with Docker's warnings).
+        let config = c.record().config;
+        super::spec::check(&config, &h, self.inner.nofile_hard)?;
+        let warnings = fit_resources(&mut h, support())?;
+        let doc = super::spec::check(&config, &h, self.inner.nofile_hard)?;
         if c.is_running() {
             let mut r = c.record();
             r.host_config = h.clone();
-            apply_resources(&self.inner.cfg, &r, &doc["linux"]["resources"])?;
+            let unlimit_pids = h.pids_limit.is_some_and(|p| p <= 0);
+            apply_resources(
+                Path::new(ROOT),
+                is_v2(),
+                &rel(&self.inner.cfg, &r),
+                &doc["linux"]["resources"],
+                unlimit_pids,
+            )?;
         }
         c.update(|r| r.host_config = h);
         self.persist(&c)?;
         self.emit(&c, "update", &[]);
-        Ok(json!({ "Warnings": [] }))
+        Ok(json!({ "Warnings": warnings }))
     }
 }
 
-fn apply_resources(cfg: &DaemonConfig, r: &Record, res: &Value) -> Result<(), ContainerError> {
+/// cgroup v2's `cpu.weight` (1–10000) for Docker's v1 `cpu.shares` (2–262144), as runc maps it.
+fn shares_to_weight(shares: i64) -> i64 {
+    1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142
+}
+
+/// Writes the `linux.resources` of a spec into the cgroup `rel` under `root` (a v2
+/// hierarchy, or the v1 controller hierarchies). Only what `res` sets is written, except
+/// `unlimit_pids`, which lifts the pids limit (`--pids-limit 0|-1` on update).
+fn apply_resources(
+    root: &Path,
+    v2: bool,
+    rel: &str,
+    res: &Value,
+    unlimit_pids: bool,
+) -> Result<(), ContainerError> {
     let n = |v: &Value| v.as_i64().map(|x| x.to_string());
-    if is_v2() {
-        let d = dir(cfg, r, "");
-        if let Some(m) = n(&res["memory"]["limit"]) {
-            write(d.join("memory.max"), &m)?;
+    let dir = |controller: &str| dir_at(root, v2, rel, controller);
+    let mem = &res["memory"];
+    let cpu = &res["cpu"];
+    if v2 {
+        let d = dir("");
+        if let Some(m) = mem["limit"].as_i64() {
+            write(d.join("memory.max"), &m.to_string())?;
+            // v2 limits swap alone; Docker's MemorySwap is memory plus swap.
+            match mem["swap"].as_i64() {
+                Some(-1) => write(d.join("memory.swap.max"), "max")?,
+                Some(sw) if sw >= m => write(d.join("memory.swap.max"), &(sw - m).to_string())?,
+                _ => {}
+            }
         }
-        if let (Some(q), Some(p)) = (n(&res["cpu"]["quota"]), n(&res["cpu"]["period"])) {
+        if let Some(r) = n(&mem["reservation"]) {
+            write(d.join("memory.low"), &r)?;
+        }
+        if let Some(s) = cpu["shares"].as_i64() {
+            write(d.join("cpu.weight"), &shares_to_weight(s).to_string())?;
+        }
+        if let Some(q) = n(&cpu["quota"]) {
+            let p = n(&cpu["period"]).unwrap_or_else(|| "100000".into());
             write(d.join("cpu.max"), &format!("{q} {p}"))?;
+        } else if let Some(p) = n(&cpu["period"]) {
+            write(d.join("cpu.max"), &format!("max {p}"))?;
+        }
+        if let Some(c) = cpu["cpus"].as_str() {
+            write(d.join("cpuset.cpus"), c)?;
+        }
+        if let Some(m) = cpu["mems"].as_str() {
+            write(d.join("cpuset.mems"), m)?;
         }
         if let Some(p) = n(&res["pids"]["limit"]) {
             write(d.join("pids.max"), &p)?;
-        }
-        if let Some(c) = res["cpu"]["cpus"].as_str() {
-            write(d.join("cpuset.cpus"), c)?;
+        } else if unlimit_pids {
+            write(d.join("pids.max"), "max")?;
         }
         return Ok(());
     }
-    let mem = dir(cfg, r, "memory");
-    if let Some(m) = n(&res["memory"]["limit"]) {
+    let memd = dir("memory");
+    if let Some(m) = n(&mem["limit"]) {
         // Raise swap first when growing, so memory ≤ memsw holds at every step.
-        let sw = n(&res["memory"]["swap"]);
+        let sw = n(&mem["swap"]);
         if let Some(sw) = &sw {
-            let _ = write(mem.join("memory.memsw.limit_in_bytes"), sw);
+            let _ = write(memd.join("memory.memsw.limit_in_bytes"), sw);
         }
-        write(mem.join("memory.limit_in_bytes"), &m)?;
+        write(memd.join("memory.limit_in_bytes"), &m)?;
         if let Some(sw) = &sw {
-            let _ = write(mem.join("memory.memsw.limit_in_bytes"), sw);
+            let _ = write(memd.join("memory.memsw.limit_in_bytes"), sw);
         }
     }
-    let cpu = dir(cfg, r, "cpu");
-    if let Some(s) = n(&res["cpu"]["shares"]) {
-        write(cpu.join("cpu.shares"), &s)?;
+    if let Some(r) = n(&mem["reservation"]) {
+        write(memd.join("memory.soft_limit_in_bytes"), &r)?;
     }
-    if let Some(p) = n(&res["cpu"]["period"]) {
-        write(cpu.join("cpu.cfs_period_us"), &p)?;
+    let cpud = dir("cpu");
+    if let Some(s) = n(&cpu["shares"]) {
+        write(cpud.join("cpu.shares"), &s)?;
     }
-    if let Some(q) = n(&res["cpu"]["quota"]) {
-        write(cpu.join("cpu.cfs_quota_us"), &q)?;
+    if let Some(p) = n(&cpu["period"]) {
+        write(cpud.join("cpu.cfs_period_us"), &p)?;
     }
-    if let Some(c) = res["cpu"]["cpus"].as_str() {
-        write(dir(cfg, r, "cpuset").join("cpuset.cpus"), c)?;
+    if let Some(q) = n(&cpu["quota"]) {
+        write(cpud.join("cpu.cfs_quota_us"), &q)?;
+    }
+    if let Some(c) = cpu["cpus"].as_str() {
+        write(dir("cpuset").join("cpuset.cpus"), c)?;
+    }
+    if let Some(m) = cpu["mems"].as_str() {
+        write(dir("cpuset").join("cpuset.mems"), m)?;
     }
     if let Some(p) = n(&res["pids"]["limit"]) {
-        write(dir(cfg, r, "pids").join("pids.max"), &p)?;
+        write(dir("pids").join("pids.max"), &p)?;
+    } else if unlimit_pids {
+        write(dir("pids").join("pids.max"), "max")?;
     }
     Ok(())
 }
@@ -551,6 +773,247 @@ fn parse_ps(out: &str, pids: &[i64]) -> Result<Value, ContainerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cgroup directory stood for by a temp dir: the files `names`, empty.
+    fn fake_cgroup(dir: &Path, names: &[&str]) {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        for n in names {
+            std::fs::write(dir.join(n), "").expect("file");
+        }
+    }
+
+    fn read(p: PathBuf) -> String {
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    fn limited() -> HostConfig {
+        HostConfig {
+            memory: 64 << 20,
+            memory_swap: 96 << 20,
+            memory_reservation: 32 << 20,
+            nano_cpus: 1_500_000_000,
+            cpu_shares: 512,
+            cpuset_cpus: "0-1".into(),
+            cpuset_mems: "0".into(),
+            pids_limit: Some(50),
+            ..Default::default()
+        }
+    }
+
+    fn resources(h: &HostConfig) -> Value {
+        let doc = crate::container::spec::check(&Default::default(), h, 1 << 20).expect("spec");
+        doc["linux"]["resources"].clone()
+    }
+
+    #[test]
+    fn v2_limits_are_written_in_v2_terms() {
+        let t = tempfile::tempdir().expect("tmp");
+        let d = t.path().join("berth/abc");
+        fake_cgroup(
+            &d,
+            &[
+                "memory.max",
+                "memory.swap.max",
+                "memory.low",
+                "cpu.max",
+                "cpu.weight",
+                "cpuset.cpus",
+                "cpuset.mems",
+                "pids.max",
+            ],
+        );
+        let res = resources(&limited());
+        // The spec carries Docker's (v1-shaped) values...
+        assert_eq!(res["memory"]["swap"], json!(96 << 20));
+        assert_eq!(res["cpu"]["quota"], json!(150_000));
+        apply_resources(t.path(), true, "berth/abc", &res, false).expect("apply");
+        // ...which v2 takes as: swap alone, weight for shares, "quota period".
+        assert_eq!(read(d.join("memory.max")), (64 << 20).to_string());
+        assert_eq!(read(d.join("memory.swap.max")), (32 << 20).to_string());
+        assert_eq!(read(d.join("memory.low")), (32 << 20).to_string());
+        assert_eq!(read(d.join("cpu.max")), "150000 100000");
+        assert_eq!(read(d.join("cpu.weight")), "20");
+        assert_eq!(read(d.join("cpuset.cpus")), "0-1");
+        assert_eq!(read(d.join("cpuset.mems")), "0");
+        assert_eq!(read(d.join("pids.max")), "50");
+        // Unlimited swap, and `--pids-limit -1` on update.
+        let h = HostConfig {
+            memory: 64 << 20,
+            memory_swap: -1,
+            pids_limit: Some(-1),
+            ..Default::default()
+        };
+        apply_resources(t.path(), true, "berth/abc", &resources(&h), true).expect("apply");
+        assert_eq!(read(d.join("memory.swap.max")), "max");
+        assert_eq!(read(d.join("pids.max")), "max");
+        // A missing controller file is an error naming it, not a silent success.
+        std::fs::remove_file(d.join("pids.max")).expect("rm");
+        let e = apply_resources(t.path(), true, "berth/abc", &resources(&limited()), false)
+            .expect_err("no pids.max");
+        assert!(e.to_string().contains("pids.max"), "{e}");
+    }
+
+    #[test]
+    fn v1_limits_go_to_their_controllers() {
+        let t = tempfile::tempdir().expect("tmp");
+        let at = |c: &str| t.path().join(c).join("berth/abc");
+        fake_cgroup(
+            &at("memory"),
+            &[
+                "memory.limit_in_bytes",
+                "memory.memsw.limit_in_bytes",
+                "memory.soft_limit_in_bytes",
+            ],
+        );
+        fake_cgroup(
+            &at("cpu"),
+            &["cpu.shares", "cpu.cfs_period_us", "cpu.cfs_quota_us"],
+        );
+        fake_cgroup(&at("cpuset"), &["cpuset.cpus", "cpuset.mems"]);
+        fake_cgroup(&at("pids"), &["pids.max"]);
+        apply_resources(t.path(), false, "berth/abc", &resources(&limited()), false)
+            .expect("apply");
+        assert_eq!(
+            read(at("memory").join("memory.limit_in_bytes")),
+            (64 << 20).to_string()
+        );
+        assert_eq!(
+            read(at("memory").join("memory.memsw.limit_in_bytes")),
+            (96 << 20).to_string()
+        );
+        assert_eq!(
+            read(at("memory").join("memory.soft_limit_in_bytes")),
+            (32 << 20).to_string()
+        );
+        assert_eq!(read(at("cpu").join("cpu.shares")), "512");
+        assert_eq!(read(at("cpu").join("cpu.cfs_quota_us")), "150000");
+        assert_eq!(read(at("cpu").join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read(at("cpuset").join("cpuset.cpus")), "0-1");
+        assert_eq!(read(at("pids").join("pids.max")), "50");
+    }
+
+    #[test]
+    fn shares_map_onto_weights_like_runc() {
+        assert_eq!(shares_to_weight(2), 1);
+        assert_eq!(shares_to_weight(1024), 39);
+        assert_eq!(shares_to_weight(262_144), 10_000);
+        assert_eq!(shares_to_weight(1), 1);
+    }
+
+    #[test]
+    fn support_comes_from_the_root_controllers() {
+        let t = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            t.path().join("cgroup.controllers"),
+            "cpuset cpu io memory hugetlb pids\n",
+        )
+        .expect("w");
+        let s = support_at(t.path());
+        assert!(s.v2 && s.memory && s.cpu && s.cpuset && s.pids && s.io && !s.oom_kill_disable);
+        std::fs::write(t.path().join("cgroup.controllers"), "hugetlb\n").expect("w");
+        assert_eq!(
+            support_at(t.path()),
+            Support {
+                v2: true,
+                ..Default::default()
+            }
+        );
+        // v1: the mounted hierarchies.
+        let t = tempfile::tempdir().expect("tmp");
+        fake_cgroup(
+            &t.path().join("memory"),
+            &["memory.limit_in_bytes", "memory.oom_control"],
+        );
+        fake_cgroup(&t.path().join("pids"), &["cgroup.procs"]);
+        let s = support_at(t.path());
+        assert!(
+            !s.v2 && s.memory && !s.swap && s.oom_kill_disable && s.pids && !s.cpu && !s.cpuset
+        );
+    }
+
+    #[test]
+    fn missing_controllers_drop_limits_with_dockers_warnings() {
+        let all = Support {
+            v2: true,
+            memory: true,
+            swap: true,
+            cpu: true,
+            cpuset: true,
+            pids: true,
+            io: true,
+            oom_kill_disable: false,
+        };
+        let mut h = limited();
+        assert!(fit_resources(&mut h, all).expect("fit").is_empty());
+        assert_eq!(h, limited());
+        // None: every limit is dropped, each with its warning; --cpus is refused.
+        let none = Support {
+            v2: true,
+            ..Default::default()
+        };
+        let mut h = limited();
+        let e = fit_resources(&mut h, none).expect_err("nano cpus");
+        assert!(e.to_string().contains("NanoCPUs can not be set"), "{e}");
+        let mut h = HostConfig {
+            nano_cpus: 0,
+            cpu_quota: 50_000,
+            oom_kill_disable: Some(true),
+            ..limited()
+        };
+        let w = fit_resources(&mut h, none).expect("fit");
+        assert_eq!(w.len(), 7, "{w:?}");
+        assert!(w[0].starts_with("Your kernel does not support memory limit capabilities"));
+        assert!(w.iter().any(|x| x.contains("PIDs limit discarded")));
+        assert!(w.iter().any(|x| x.contains("Cpuset discarded")));
+        assert!(w.iter().any(|x| x.contains("OomKillDisable discarded")));
+        assert_eq!((h.memory, h.memory_swap, h.memory_reservation), (0, -1, 0));
+        assert_eq!((h.cpu_shares, h.cpu_quota, h.pids_limit), (0, 0, None));
+        assert!(h.cpuset_cpus.is_empty() && h.cpuset_mems.is_empty());
+        assert_eq!(resources(&h).get("memory"), None);
+        // Memory without swap accounting: limited, swap unlimited.
+        let mut h = HostConfig {
+            memory: 64 << 20,
+            ..Default::default()
+        };
+        let w = fit_resources(
+            &mut h,
+            Support {
+                memory: true,
+                ..all
+            }
+            .with_swap(false),
+        )
+        .expect("fit");
+        assert_eq!(w.len(), 1);
+        assert!(w[0].ends_with("Memory limited without swap."));
+        assert_eq!((h.memory, h.memory_swap), (64 << 20, -1));
+    }
+
+    #[test]
+    fn cgroup_namespace_defaults_follow_the_hierarchy() {
+        assert_eq!(cgroupns_mode("", true).expect("v2"), "private");
+        assert_eq!(cgroupns_mode("", false).expect("v1"), "host");
+        assert_eq!(cgroupns_mode("host", true).expect("host"), "host");
+        let e = cgroupns_mode("bogus", true).expect_err("bogus");
+        assert_eq!(e.to_string(), "invalid cgroup namespace mode: bogus");
+        let private = HostConfig {
+            cgroupns_mode: "private".into(),
+            ..Default::default()
+        };
+        let doc =
+            crate::container::spec::check(&Default::default(), &private, 1 << 20).expect("spec");
+        assert!(doc["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .contains(&json!({"type": "cgroup"})));
+        let doc =
+            crate::container::spec::check(&Default::default(), &HostConfig::default(), 1 << 20)
+                .expect("spec");
+        assert!(!doc["linux"]["namespaces"]
+            .as_array()
+            .expect("ns")
+            .contains(&json!({"type": "cgroup"})));
+    }
 
     #[test]
     fn pids_line_is_found() {

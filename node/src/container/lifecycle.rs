@@ -206,7 +206,7 @@ impl Containers {
     ) -> Result<Value, ContainerError> {
         let ContainerCreateBody {
             mut config,
-            host_config,
+            mut host_config,
             networking_config: body_networking,
         } = body;
         if config.image.is_empty() {
@@ -266,8 +266,13 @@ impl Containers {
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_owned();
         }
-        // Check the spec now, so bad limits, capabilities or ulimits fail create, not start.
+        // Check the spec now, so bad limits, capabilities or ulimits fail create, not start;
+        // then drop the limits this host's cgroups can't enforce, with Docker's warnings.
         spec::check(&config, &host_config, self.inner.nofile_hard)?;
+        let support = super::cgroup::support();
+        let warnings = super::cgroup::fit_resources(&mut host_config, support)?;
+        host_config.cgroupns_mode =
+            super::cgroup::cgroupns_mode(&host_config.cgroupns_mode, support.v2)?;
         let mut mounts = self.plan_mounts(&config, &host_config)?;
         let name = {
             let mut names_map = self.inner.names.lock().unwrap_or_else(|p| p.into_inner());
@@ -343,7 +348,7 @@ impl Containers {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), c.clone());
         self.emit(&c, "create", &[]);
-        Ok(json!({ "Id": id, "Warnings": [] }))
+        Ok(json!({ "Id": id, "Warnings": warnings }))
     }
 
     pub async fn start(&self, key: &str) -> Result<(), ContainerError> {

@@ -348,7 +348,9 @@ pub fn short_id(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// Whether this host runs the unified cgroup v2 hierarchy.
-pub fn cgroup_v2() -> bool {
-    cgroup::is_v2()
+pub use cgroup::Support as CgroupSupport;
+
+/// Which limits this host's cgroups can enforce.
+pub fn cgroup_support() -> CgroupSupport {
+    cgroup::support()
 }

@@ -192,6 +192,9 @@ pub fn build(input: &SpecInput) -> Result<Value, ContainerError> {
     if h.uts_mode == "host" {
         namespaces.retain(|n| n["type"] != "uts");
     }
+    if h.cgroupns_mode == "private" {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
     let mut linux = json!({
         "namespaces": namespaces,
         "cgroupsPath": input.cgroups_path,

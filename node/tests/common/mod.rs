@@ -47,14 +47,35 @@ pub struct Daemon {
     child: Option<Child>,
     extra_args: Vec<String>,
     owns_netns: bool,
+    /// Set when the daemon runs on a pure cgroup v2 hierarchy (see `DaemonOptions::cgroup_v2`).
+    unified: Option<UnifiedNs>,
 }
 
-impl Daemon {
-    pub fn start() -> Daemon {
-        Self::start_with(&[])
+/// How to start a daemon: `Daemon::options().cgroup_v2().args(&[...]).start()`.
+#[derive(Default)]
+pub struct DaemonOptions {
+    extra: Vec<String>,
+    cgroup_v2: bool,
+}
+
+impl DaemonOptions {
+    /// Extra berthd flags.
+    pub fn args(mut self, extra: &[&str]) -> Self {
+        self.extra.extend(extra.iter().map(|s| s.to_string()));
+        self
     }
 
-    pub fn start_with(extra: &[&str]) -> Daemon {
+    /// Runs berthd in a private mount and cgroup namespace in which /sys/fs/cgroup is the
+    /// cgroup2 hierarchy alone, as on a pure cgroup v2 host. The namespace's root is a
+    /// cgroup of the test's own in the host's unified hierarchy, so nothing the daemon does
+    /// reaches the host's cgroups (no controller is enabled anywhere), and it all goes away
+    /// with the daemon.
+    pub fn cgroup_v2(mut self) -> Self {
+        self.cgroup_v2 = true;
+        self
+    }
+
+    pub fn start(self) -> Daemon {
         require_root();
         let name = unique("bt");
         let root = std::env::temp_dir().join(&name);
@@ -65,15 +86,160 @@ impl Daemon {
         let mut d = Daemon {
             sock: root.join("b.sock"),
             cgroup_parent: format!("berth-e2e-{name}"),
+            unified: None,
             name,
             root,
             netns,
             child: None,
-            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            extra_args: self.extra,
             owns_netns: true,
         };
+        if self.cgroup_v2 {
+            d.unified = Some(UnifiedNs::create(&d.name));
+        }
         d.spawn();
         d
+    }
+}
+
+/// A private mount and cgroup namespace, held open by a keeper process (so a restarted
+/// daemon finds the mounts its predecessor made), whose /sys/fs/cgroup is a fresh cgroup2
+/// mount rooted at `host_dir`.
+struct UnifiedNs {
+    keeper: Child,
+    /// The namespace's root cgroup as the host sees it.
+    host_dir: PathBuf,
+}
+
+/// Where the host's cgroup2 hierarchy is mounted: /sys/fs/cgroup on a v2 host,
+/// /sys/fs/cgroup/unified on a hybrid one.
+pub fn host_unified_root() -> PathBuf {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        PathBuf::from("/sys/fs/cgroup")
+    } else {
+        PathBuf::from("/sys/fs/cgroup/unified")
+    }
+}
+
+fn check(r: libc::c_int) -> std::io::Result<()> {
+    if r < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Moves the calling process into the cgroup whose `cgroup.procs` is open as `fd`.
+/// Async-signal-safe: for `pre_exec`.
+fn join_cgroup(fd: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: writes one byte from a static buffer to an open descriptor.
+    let n = unsafe { libc::write(fd, c"0".as_ptr().cast(), 1) };
+    check(n as libc::c_int)
+}
+
+impl UnifiedNs {
+    fn create(name: &str) -> UnifiedNs {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let host_dir = host_unified_root().join(format!("berth-e2e-{name}-v2"));
+        std::fs::create_dir(&host_dir).expect("namespace root cgroup");
+        let procs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(host_dir.join("cgroup.procs"))
+            .expect("open cgroup.procs");
+        let fd = procs.as_raw_fd();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("infinity")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: the closure only makes system calls on static strings and open descriptors.
+        unsafe {
+            cmd.pre_exec(move || {
+                // Into the namespace's root cgroup first: a new cgroup namespace is rooted at
+                // the cgroup its creator is in.
+                join_cgroup(fd)?;
+                check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWCGROUP))?;
+                check(libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ))?;
+                // The hybrid tmpfs with its v1 hierarchies (and the unified one) goes away
+                // in this namespace only; a cgroup2 mount takes its place.
+                check(libc::umount2(c"/sys/fs/cgroup".as_ptr(), libc::MNT_DETACH))?;
+                check(libc::mount(
+                    c"cgroup2".as_ptr(),
+                    c"/sys/fs/cgroup".as_ptr(),
+                    c"cgroup2".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RELATIME,
+                    std::ptr::null(),
+                ))
+            });
+        }
+        let keeper = cmd.spawn().expect("spawn namespace keeper");
+        drop(procs);
+        let ns = UnifiedNs { keeper, host_dir };
+        let ready = eventually(Duration::from_secs(5), || {
+            std::fs::read_to_string(format!("/proc/{}/mountinfo", ns.keeper.id())).is_ok_and(|m| {
+                m.lines()
+                    .any(|l| l.contains(" /sys/fs/cgroup ") && l.contains(" - cgroup2 "))
+            })
+        });
+        assert!(ready, "the cgroup v2 namespace was not set up");
+        ns
+    }
+
+    fn pid(&self) -> u32 {
+        self.keeper.id()
+    }
+
+    /// Kills every process in the namespace's cgroups, ends the keeper (and with it the
+    /// namespace and its mounts) and removes the cgroups, deepest first.
+    fn destroy(&mut self) {
+        let _ = std::fs::write(self.host_dir.join("cgroup.kill"), "1");
+        let _ = self.keeper.kill();
+        let _ = self.keeper.wait();
+        eventually(Duration::from_secs(5), || {
+            std::fs::read_to_string(self.host_dir.join("cgroup.events"))
+                .map_or(true, |e| e.contains("populated 0"))
+        });
+        remove_cgroup_tree(&self.host_dir);
+    }
+}
+
+/// Removes a cgroup directory and every cgroup below it, deepest first.
+fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    for _ in 0..50 {
+        match std::fs::remove_dir(dir) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => return,
+        }
+    }
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Self::options().start()
+    }
+
+    pub fn start_with(extra: &[&str]) -> Daemon {
+        Self::options().args(extra).start()
+    }
+
+    pub fn options() -> DaemonOptions {
+        DaemonOptions::default()
     }
 
     /// A second daemon in `other`'s network namespace (so it reaches the same loopback
@@ -105,6 +271,7 @@ impl Daemon {
             .chain(extra.iter().map(|s| s.to_string()))
             .collect(),
             owns_netns: false,
+            unified: None,
         };
         d.spawn();
         d
@@ -125,10 +292,48 @@ impl Daemon {
             .append(true)
             .open(self.root.join("berthd.log"))
             .expect("log");
-        let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net=/var/run/netns/{}", self.netns))
-            .arg(bin_dir().join("berthd"))
-            .arg("--data-root")
+        // Open until the daemon has been spawned: its pre_exec enters them.
+        let mut ns_files = Vec::new();
+        let mut cmd = match &self.unified {
+            None => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/var/run/netns/{}", self.netns))
+                    .arg(bin_dir().join("berthd"));
+                c
+            }
+            Some(u) => {
+                use std::os::fd::AsRawFd;
+                use std::os::unix::process::CommandExt;
+                let open =
+                    |p: String| std::fs::File::open(&p).unwrap_or_else(|e| panic!("{p}: {e}"));
+                let procs = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(u.host_dir.join("cgroup.procs"))
+                    .expect("open cgroup.procs");
+                let net = open(format!("/var/run/netns/{}", self.netns));
+                let cg = open(format!("/proc/{}/ns/cgroup", u.pid()));
+                let mnt = open(format!("/proc/{}/ns/mnt", u.pid()));
+                let fds = [
+                    procs.as_raw_fd(),
+                    net.as_raw_fd(),
+                    cg.as_raw_fd(),
+                    mnt.as_raw_fd(),
+                ];
+                ns_files.extend([procs, net, cg, mnt]);
+                let mut c = Command::new(bin_dir().join("berthd"));
+                // SAFETY: the closure only makes system calls on open descriptors.
+                unsafe {
+                    c.pre_exec(move || {
+                        join_cgroup(fds[0])?;
+                        check(libc::setns(fds[1], libc::CLONE_NEWNET))?;
+                        check(libc::setns(fds[2], libc::CLONE_NEWCGROUP))?;
+                        check(libc::setns(fds[3], libc::CLONE_NEWNS))
+                    });
+                }
+                c
+            }
+        };
+        cmd.arg("--data-root")
             .arg(self.root.join("data"))
             .arg("--exec-root")
             .arg(self.root.join("run"))
@@ -144,6 +349,7 @@ impl Daemon {
             .stderr(log);
         let _ = std::fs::remove_file(&self.sock);
         self.child = Some(cmd.spawn().expect("spawn berthd"));
+        drop(ns_files);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
@@ -156,7 +362,49 @@ impl Daemon {
 
     /// Processes still in this daemon's container cgroups.
     pub fn leftover_pids(&self) -> Vec<i32> {
-        pids_in_cgroups(&self.cgroup_parent)
+        match &self.unified {
+            Some(u) => {
+                pids_in_cgroups_under(std::slice::from_ref(&u.host_dir), &self.cgroup_parent)
+            }
+            None => pids_in_cgroups(&self.cgroup_parent),
+        }
+    }
+
+    /// The directory of a container's cgroup as the test (the host) sees it: in the daemon's
+    /// cgroup v2 hierarchy, or in the v1 `pids` hierarchy.
+    pub fn container_cgroup(&self, id: &str) -> PathBuf {
+        match &self.unified {
+            Some(u) => u.host_dir.join(&self.cgroup_parent).join(id),
+            None => Path::new("/sys/fs/cgroup/pids")
+                .join(&self.cgroup_parent)
+                .join(id),
+        }
+    }
+
+    /// The pid of the shim that supervises container `name`.
+    pub fn shim_pid(&self, name: &str) -> i32 {
+        let id = self.ok(&["inspect", "-f", "{{.Id}}", name]);
+        for e in std::fs::read_dir("/proc").expect("proc").flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            if cmd.contains("berth-shim") && cmd.contains(&id) && cmd.contains("init") {
+                return pid;
+            }
+        }
+        panic!("no shim for {name}");
+    }
+
+    /// The pid of a process in the daemon's mount namespace (its own, or the keeper of its
+    /// cgroup v2 namespace), for `nsenter -t`.
+    pub fn mount_ns_pid(&self) -> u32 {
+        match (&self.unified, &self.child) {
+            (Some(u), _) => u.pid(),
+            (None, Some(c)) => c.id(),
+            (None, None) => std::process::id(),
+        }
     }
 
     pub fn log(&self) -> String {
@@ -295,9 +543,12 @@ impl Daemon {
         ]);
     }
 
-    /// Mount points under this daemon's roots, from /proc/self/mountinfo.
+    /// Mount points under this daemon's roots, as its mount namespace sees them.
     pub fn mounts_under_root(&self) -> Vec<String> {
-        mounts_under(&self.root)
+        match &self.unified {
+            Some(u) => mounts_under_in(&format!("/proc/{}/mountinfo", u.pid()), &self.root),
+            None => mounts_under(&self.root),
+        }
     }
 
     fn cleanup(&mut self) {
@@ -333,6 +584,11 @@ impl Daemon {
             );
         }
         std::thread::sleep(Duration::from_millis(100));
+        if let Some(u) = &mut self.unified {
+            // Everything the daemon started is in the namespace's cgroups; its mounts go
+            // with the namespace.
+            u.destroy();
+        }
         unmount_under(&self.root);
         remove_cgroups(&self.cgroup_parent);
         if self.owns_netns {
@@ -398,14 +654,18 @@ pub fn busybox_tar(dir: &Path) -> PathBuf {
 }
 
 fn pids_in_cgroups(parent: &str) -> Vec<i32> {
-    let mut out = Vec::new();
     let roots = [
         "/sys/fs/cgroup/pids",
         "/sys/fs/cgroup/memory",
         "/sys/fs/cgroup",
     ];
+    pids_in_cgroups_under(&roots.map(PathBuf::from), parent)
+}
+
+fn pids_in_cgroups_under(roots: &[PathBuf], parent: &str) -> Vec<i32> {
+    let mut out = Vec::new();
     for r in roots {
-        let base = Path::new(r).join(parent);
+        let base = r.join(parent);
         let Ok(rd) = std::fs::read_dir(&base) else {
             continue;
         };
@@ -438,8 +698,13 @@ fn pids_with_arg(root: &Path) -> Vec<i32> {
 
 /// Mount points at or below `root`.
 pub fn mounts_under(root: &Path) -> Vec<String> {
+    mounts_under_in("/proc/self/mountinfo", root)
+}
+
+/// Mount points at or below `root` in the mount table `mountinfo`.
+fn mounts_under_in(mountinfo: &str, root: &Path) -> Vec<String> {
     let prefix = root.display().to_string();
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let info = std::fs::read_to_string(mountinfo).unwrap_or_default();
     info.lines()
         .filter_map(|l| l.split(' ').nth(4))
         .filter(|t| t.starts_with(&prefix))
@@ -479,6 +744,17 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Whether process `pid` exists and is not a zombie.
+pub fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
 }
 
 /// Polls `f` until it returns true or the timeout passes.
