@@ -73,7 +73,7 @@ fn bad_input_gets_docker_status_codes() {
             &d,
             "POST",
             "/containers/create?name=dup1",
-            r#"{"Image":"busybox"}"#
+            r#"{"Image":"busybox","Cmd":["sleep","1000"]}"#
         )
         .0,
         201
