@@ -160,15 +160,21 @@ class Bench:
                             "ms", target={"kind": "ratio_max", "value": 0.10,
                                           "text": "≤ 0.10× Docker"})
             args = ["run", "--rm", "--network", network, "busybox", "true"]
+        self._sequential(m, lambda e: self.timed(e, *args)[0], "docker " + " ".join(args))
+
+    def _sequential(self, m: Metric, measure, cmd: str) -> None:
+        """warmup + n alternating iterations of `measure(engine) -> ms` into `m`; an engine
+        that fails is recorded with `cmd` and skipped for the rest of the metric."""
         dead: set[str] = set()
         for i in range(self.cfg.warmup + self.cfg.n):
             for e in self.order(i):
                 if e.name in dead:
                     continue
                 try:
-                    ms, _ = self.timed(e, *args)
-                except EngineError as err:
-                    self.fail(m, e, err, "docker " + " ".join(args))
+                    ms = measure(e)
+                except (EngineError, apiflow.ApiError, OSError) as err:
+                    self.fail(m, e, err if isinstance(err, EngineError) else EngineError(str(err)),
+                              cmd)
                     dead.add(e.name)
                     continue
                 if i >= self.cfg.warmup:
@@ -183,19 +189,8 @@ class Bench:
                         f"run --rm busybox true, daemon's share via the API ({label})", "ms",
                         note="same requests as the CLI, sent by the harness",
                         target={"kind": "ratio_max", "value": 0.10, "text": "≤ 0.10× dockerd"})
-        dead: set[str] = set()
-        for i in range(self.cfg.warmup + self.cfg.n):
-            for e in self.order(i):
-                if e.name in dead:
-                    continue
-                try:
-                    ms = apiflow.run_rm(str(e.sock), network, timeout=e.cli_timeout)
-                except (apiflow.ApiError, OSError) as err:
-                    self.fail(m, e, EngineError(str(err)), "API run --rm")
-                    dead.add(e.name)
-                    continue
-                if i >= self.cfg.warmup:
-                    m.add(e.name, ms)
+        self._sequential(m, lambda e: apiflow.run_rm(str(e.sock), network, timeout=e.cli_timeout),
+                         "API run --rm")
 
     def cli_floor(self, workdir) -> None:
         """The stock docker CLI against an instant stand-in daemon (standin.py): the part of
