@@ -6,8 +6,8 @@
 //!          ─► backend::<Area>Backend trait object (implemented by berth-node)
 //!          ─► JSON | json-lines stream | raw/multiplexed stream | 101 hijack
 //! ```
-//! This crate makes no kernel calls and keeps no state; errors map to statuses in one place
-//! (`error.rs`).
+//! This crate keeps no state and makes one kernel call (in `hijack.rs`: how much of the 101
+//! head a unix-socket client has read); errors map to statuses in one place (`error.rs`).
 
 pub mod backend;
 pub mod error;
@@ -40,13 +40,17 @@ pub fn router(backends: Backends) -> Router {
         .layer(axum::middleware::from_fn(version::middleware))
 }
 
-/// Serves the router on a unix socket until `shutdown` resolves.
+/// Serves the router on a unix socket until `shutdown` resolves. Each request carries its
+/// connection's descriptor ([`hijack::UnixClient`]) for the hijacks.
 pub async fn serve_unix(
     listener: tokio::net::UnixListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<hijack::UnixClient>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

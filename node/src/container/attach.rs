@@ -11,10 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::backend::{AttachHandle, AttachOptions, Hijacked};
+use berth_api::backend::{AttachHandle, AttachOptions, ByteStream, Hijacked, LogOptions};
 use berth_api::models::ExecConfig;
 use berth_api::stream::{Demux, StreamId};
 use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -172,6 +173,17 @@ async fn splice(
     }
 }
 
+/// Writes a log snapshot (already framed for non-TTY containers) to an attached client.
+async fn write_logs(io: &mut Hijacked, logs: ByteStream) {
+    let mut stream = logs.stream;
+    while let Some(chunk) = stream.next().await {
+        if io.write_all(&chunk).await.is_err() {
+            return;
+        }
+    }
+    let _ = io.flush().await;
+}
+
 impl Containers {
     pub async fn attach(
         &self,
@@ -183,6 +195,22 @@ impl Containers {
         let tty = rec.config.tty;
         let detach = parse_detach_keys(opts.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"))?;
         let stdin = opts.stdin && rec.config.open_stdin;
+        if !opts.stream {
+            // As dockerd: the logs so far (if asked), then the connection closes.
+            let logs = self.attach_logs(key, &opts).await?;
+            self.emit(&c, "attach", &[]);
+            return Ok(AttachHandle {
+                tty,
+                serve: Box::new(move |mut io| {
+                    Box::pin(async move {
+                        if let Some(l) = logs {
+                            write_logs(&mut io, l).await;
+                        }
+                        let _ = io.shutdown().await;
+                    })
+                }),
+            });
+        }
         let (tx, rx) = oneshot::channel::<Hijacked>();
         let _op = c.op.lock().await;
         if !c.is_running() {
@@ -201,11 +229,37 @@ impl Containers {
         drop(rx);
         let run = self.paths(&c.id).run;
         let conn = open_attach(&run, stdin, opts.stdout, opts.stderr).await?;
+        // `logs` with `stream`: what was logged before the attach, then the live stream.
+        let logs = self.attach_logs(key, &opts).await?;
         self.emit(&c, "attach", &[]);
         Ok(AttachHandle {
             tty,
-            serve: Box::new(move |io| Box::pin(splice(io, conn, tty, stdin, detach, None))),
+            serve: Box::new(move |mut io| {
+                Box::pin(async move {
+                    if let Some(l) = logs {
+                        write_logs(&mut io, l).await;
+                    }
+                    splice(io, conn, tty, stdin, detach, None).await
+                })
+            }),
         })
+    }
+
+    /// The logs an attach with `logs=true` sends first: everything logged so far.
+    async fn attach_logs(
+        &self,
+        key: &str,
+        opts: &AttachOptions,
+    ) -> Result<Option<ByteStream>, ContainerError> {
+        if !opts.logs || !(opts.stdout || opts.stderr) {
+            return Ok(None);
+        }
+        let lo = LogOptions {
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+            ..Default::default()
+        };
+        Ok(Some(self.logs(key, lo).await?))
     }
 
     /// Connects the attaches made before start to the new shim (called before `start`).

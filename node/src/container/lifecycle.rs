@@ -139,29 +139,33 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
     Ok(sig)
 }
 
+/// How long `kill` with SIGKILL waits for the exit to be recorded.
+const KILL_EXIT_WAIT: Duration = Duration::from_secs(30);
+
+/// A restart policy as dockerd 20.10 checks it (same messages).
+pub(crate) fn validate_restart_policy(
+    p: &berth_api::models::RestartPolicy,
+) -> Result<(), ContainerError> {
+    match p.name.as_str() {
+        "" => Ok(()),
+        "no" | "always" | "unless-stopped" if p.maximum_retry_count == 0 => Ok(()),
+        "no" | "always" | "unless-stopped" => Err(ContainerError::Invalid(format!(
+            "maximum retry count cannot be used with restart policy '{}'",
+            p.name
+        ))),
+        "on-failure" if p.maximum_retry_count >= 0 => Ok(()),
+        "on-failure" => Err(ContainerError::Invalid(
+            "maximum retry count cannot be negative".into(),
+        )),
+        other => Err(ContainerError::Invalid(format!(
+            "invalid restart policy '{other}': expected no, always, unless-stopped or on-failure"
+        ))),
+    }
+}
+
 fn validate_restart(h: &berth_api::models::HostConfig) -> Result<(), ContainerError> {
     let p = &h.restart_policy;
-    match p.name.as_str() {
-        "" | "no" => {}
-        "always" | "unless-stopped" if p.maximum_retry_count == 0 => {}
-        "always" | "unless-stopped" => {
-            return Err(ContainerError::Invalid(
-                "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-                    .to_string(),
-            ))
-        }
-        "on-failure" if p.maximum_retry_count >= 0 => {}
-        "on-failure" => {
-            return Err(ContainerError::Invalid(
-                "invalid restart policy: maximum retry count cannot be negative".into(),
-            ))
-        }
-        other => {
-            return Err(ContainerError::Invalid(format!(
-            "invalid restart policy {other:?}: expected no, always, unless-stopped or on-failure"
-        )))
-        }
-    }
+    validate_restart_policy(p)?;
     if h.auto_remove && !matches!(p.name.as_str(), "" | "no") {
         return Err(ContainerError::Invalid(
             "conflicting options: cannot specify both --restart and --rm".into(),
@@ -837,8 +841,22 @@ impl Containers {
                     && r.host_config.restart_policy.name != "on-failure"
             });
         }
+        let mut w = c.watch.subscribe();
+        let exits = w.borrow().exits;
         shim::request(&self.paths(&c.id).run, &format!("kill {sig}")).await?;
         self.emit(&c, "kill", &[("signal", sig.to_string())]);
+        if sig == 9 {
+            // As dockerd: SIGKILL answers once the exit is recorded (inspect says exited);
+            // other signals answer at once.
+            let exited = |w: &Watch| w.exits > exits || !w.running;
+            let waited = tokio::time::timeout(KILL_EXIT_WAIT, w.wait_for(exited)).await;
+            if !waited.is_ok_and(|r| r.is_ok()) {
+                return Err(ContainerError::Runtime(format!(
+                    "tried to kill container {}, but did not receive an exit event",
+                    c.id
+                )));
+            }
+        }
         Ok(())
     }
 

@@ -1,0 +1,86 @@
+//! The Docker SDK for Python (`docker` 7.x from PyPI) against a real berthd: each
+//! `node/tests/sdk/test_*.py` is a unittest module run with DOCKER_HOST pointing at the
+//! daemon. The SDK lives in a venv made by `scripts/sdk-venv` (`.ci/run` makes it); without
+//! it these tests fail and say how to make it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Daemon;
+
+/// Where `scripts/sdk-venv` puts the venv, unless `BERTH_SDK_VENV` says otherwise.
+const DEFAULT_VENV: &str = "/opt/berth-sdk-venv";
+
+fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("BERTH_SDK_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_VENV));
+    let python = venv.join("bin/python3");
+    let usable = Command::new(&python)
+        .args([
+            "-c",
+            "import docker, sys; sys.exit(docker.__version__.split('.')[0] != '7')",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        usable,
+        "no Docker SDK for Python 7.x in {}: run `scripts/sdk-venv` (or set BERTH_SDK_VENV to a \
+         venv with `pip install 'docker==7.*'`)",
+        venv.display()
+    );
+    python
+}
+
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk")
+}
+
+/// Runs one SDK test module against a fresh daemon with busybox imported.
+fn run_sdk(module: &str) {
+    let python = venv_python();
+    let d = Daemon::start();
+    d.busybox();
+    let out = Command::new(python)
+        .arg(sdk_dir().join(module))
+        .current_dir(sdk_dir())
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.root.join("dockercfg"))
+        .env("BERTH_TEST_IMAGE", "busybox:latest")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("run python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "{module} failed:\n{text}\n--- berthd log (tail) ---\n{}",
+        d.log_tail()
+    );
+}
+
+#[test]
+fn sdk_exec_run_output_is_whole() {
+    run_sdk("test_exec.py");
+}
+
+#[test]
+fn sdk_attach_without_stream_and_detach_keys() {
+    run_sdk("test_attach.py");
+}
+
+#[test]
+fn sdk_kill_answers_after_exit() {
+    run_sdk("test_kill.py");
+}
+
+#[test]
+fn sdk_restart_policy_validation() {
+    run_sdk("test_restart_policy.py");
+}
