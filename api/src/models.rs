@@ -171,6 +171,8 @@ pub struct ExecConfig {
     pub attach_stdin: bool,
     pub attach_stdout: bool,
     pub attach_stderr: bool,
+    /// The SDK for Python sends `detachKeys` (dockerd's JSON decoding ignores case).
+    #[serde(alias = "detachKeys")]
     pub detach_keys: String,
     pub tty: bool,
     #[serde(deserialize_with = "null_as_default")]
