@@ -174,7 +174,8 @@ pub fn port_bindings(h: &HostConfig) -> Result<(), ContainerError> {
     let spec = |p: &str| invalid(format!("invalid port specification: {p:?}"));
     for (key, list) in map {
         let port = key.split_once('/').map_or(key.as_str(), |(p, _)| p);
-        if port_range(port).is_none() {
+        // One port per key (`nat.ParsePort`); ranges are the host side's.
+        if port.contains('-') || port_range(port).is_none() {
             return Err(spec(port));
         }
         let entries: &[Value] = match list {
@@ -188,7 +189,10 @@ pub fn port_bindings(h: &HostConfig) -> Result<(), ContainerError> {
             }
         }
     }
-    Ok(())
+    // What start will ask of them besides (protocol, host address), checked now too.
+    crate::network::ports::bindings(Some(bindings), None, false)
+        .map(drop)
+        .map_err(invalid)
 }
 
 /// `80` or `8000-8010` (0 allowed, as in Docker: "any port").
@@ -338,7 +342,11 @@ mod tests {
         assert!(port_bindings(&pb(json!({"80/tcp": [{"HostPort": "8080"}]}))).is_ok());
         assert!(port_bindings(&pb(json!({"80/tcp": [{"HostPort": ""}]}))).is_ok());
         assert!(port_bindings(&pb(json!({"80": null}))).is_ok());
-        assert!(port_bindings(&pb(json!({"80-81/udp": [{"HostPort": "9000-9001"}]}))).is_ok());
+        assert!(port_bindings(&pb(json!({"81/udp": [{"HostPort": "9000-9001"}]}))).is_ok());
+        assert_eq!(
+            msg(port_bindings(&pb(json!({"80-81/tcp": []})))),
+            "invalid port specification: \"80-81\""
+        );
         assert_eq!(
             msg(port_bindings(&pb(
                 json!({"80/tcp": [{"HostPort": "99999"}]})
@@ -348,6 +356,16 @@ mod tests {
         assert_eq!(
             msg(port_bindings(&pb(json!({"99999/tcp": []})))),
             "invalid port specification: \"99999\""
+        );
+        assert_eq!(
+            msg(port_bindings(&pb(json!({"80/xyz": []})))),
+            "invalid proto: xyz"
+        );
+        assert_eq!(
+            msg(port_bindings(&pb(
+                json!({"80/tcp": [{"HostIp": "1.2.3", "HostPort": "80"}]})
+            ))),
+            "invalid IP address: 1.2.3"
         );
         for bad in ["-1", "1-", "9-8", "x", "+80", "80 "] {
             assert!(
