@@ -197,7 +197,13 @@ impl Containers {
         for d in [paths.upper(), paths.work(), merged.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
         }
-        ImageService::mount_rootfs(
+        // As `launch` mounts it (a `--rm` container's overlay is volatile).
+        let mount = if c.record().host_config.auto_remove {
+            ImageService::mount_rootfs_volatile
+        } else {
+            ImageService::mount_rootfs
+        };
+        mount(
             &paths.lowers(&image.layer_dirs, c.record().host_config.init == Some(true))?,
             &paths.upper(),
             &paths.work(),
