@@ -442,7 +442,11 @@ impl Containers {
     }
 
     fn exec_process(&self, rec: &super::Record, cfg: &ExecConfig) -> Result<Value, ContainerError> {
-        let root = std::path::PathBuf::from(format!("/proc/{}/root", rec.state.pid));
+        let root = crate::fsroot::Root::open(std::path::Path::new(&format!(
+            "/proc/{}/root",
+            rec.state.pid
+        )))
+        .map_err(|e| ContainerError::Runtime(e.to_string()))?;
         let u = if cfg.user.is_empty() {
             rec.config.user.clone()
         } else {

@@ -489,13 +489,25 @@ impl Containers {
             &merged,
         )
         .map_err(|e| ContainerError::Runtime(format!("mount rootfs: {e}")))?;
+        let rootfs = crate::fsroot::Root::open(&merged)
+            .map_err(|e| ContainerError::Runtime(e.to_string()))?;
         if !rec.config.working_dir.is_empty() {
-            let wd = merged.join(rec.config.working_dir.trim_start_matches('/'));
-            let _ = std::fs::create_dir_all(wd);
+            // Made inside the root: `..` and the image's symlinks cannot point it at the host.
+            let wd = &rec.config.working_dir;
+            if let Err(e) = rootfs.mkdir_all(wd, 0o755, None) {
+                return Err(ContainerError::Runtime(
+                    if e.errno() == Some(libc::ENOTDIR) {
+                        format!("Cannot mkdir: {wd} is not a directory")
+                    } else {
+                        format!("Cannot mkdir {wd}: {e}")
+                    },
+                ));
+            }
         }
-        self.attach_mounts(rec, &merged)?;
+        self.attach_mounts(rec, &rootfs)?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "rootfs mounted");
-        let ids = user::resolve(&merged, &rec.config.user, &rec.host_config.group_add)?;
+        let ids = user::resolve(&rootfs, &rec.config.user, &rec.host_config.group_add)?;
+        drop(rootfs);
         let (netns, eps, published) = self.setup_network(rec).await?;
         if let Ok(c) = self.get(&rec.id) {
             c.update(|r| {
