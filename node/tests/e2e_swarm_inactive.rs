@@ -41,11 +41,15 @@ fn cluster_commands_outside_a_swarm_fail_like_dockerd() {
         &["secret", "ls"],
         &["secret", "inspect", "s"],
         &["config", "ls"],
-        &["swarm", "unlock-key"],
         &["swarm", "join-token", "worker"],
     ] {
         fails_with(&d, args, NOT_A_MANAGER);
     }
+    fails_with(
+        &d,
+        &["swarm", "unlock-key"],
+        &format!("could not fetch unlock key: {NOT_A_MANAGER}"),
+    );
     fails_with(
         &d,
         &["swarm", "leave", "--force"],
