@@ -7,7 +7,8 @@
 //!                     ├─ view.rs       inspect and list JSON
 //!                     ├─ fs.rs         cp (archive), export, changes
 //!                     ├─ cgroup.rs     stats, top, pause, update
-//!                     ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs)
+//!                     ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs,
+//!                     │                exec_process.rs: an exec's process, the container's own)
 //!                     ├─ mounts.rs     -v, --mount, --volumes-from: parse, resolve, attach
 //!                     └─ netns.rs      the network namespace of each container
 //! ```
@@ -20,6 +21,7 @@ mod attach;
 mod backend;
 mod cgroup;
 mod etc_files;
+mod exec_process;
 mod fs;
 mod lifecycle;
 mod logs;
