@@ -18,6 +18,7 @@ pub mod config;
 pub mod container;
 pub mod engine;
 pub mod events;
+pub mod fsroot;
 pub mod image;
 pub mod listen;
 pub mod network;

@@ -73,6 +73,52 @@ fn run_rm_exit_codes_and_streams() {
     // TTY: raw bytes, CRLF from the pty.
     let o = d.docker(&["run", "--rm", "-t", "busybox", "sh", "-c", "tty"]);
     assert_eq!(stdout(&o), "/dev/pts/0\r\n");
+    // A `--rm` container's overlay is volatile (no syncs); `restart` keeps the container (as
+    // in Docker) and mounts its writable layer again; `stop` then removes it.
+    let id = d.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$ >> /runs; exec sleep 1000",
+    ]);
+    assert!(eventually(Duration::from_secs(5), || d
+        .docker(&["exec", &id, "cat", "/runs"])
+        .status
+        .success()));
+    let mounts = std::fs::read_to_string(format!("/proc/{}/mountinfo", d.mount_ns_pid()))
+        .expect("mountinfo");
+    assert!(
+        mounts
+            .lines()
+            .any(|l| l.contains(&id) && l.contains(" overlay ") && l.contains("volatile")),
+        "the --rm container's overlay is not volatile"
+    );
+    d.ok(&["restart", "-t", "1", &id]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Running}} {{.RestartCount}}", &id]),
+        "true 0"
+    );
+    assert!(eventually(Duration::from_secs(5), || d
+        .ok(&["exec", &id, "cat", "/runs"])
+        .lines()
+        .count()
+        == 2));
+    let copy = d.root.join("runs-copy");
+    d.ok(&["cp", &format!("{id}:/runs"), copy.to_str().expect("path")]);
+    assert_eq!(
+        std::fs::read_to_string(&copy)
+            .expect("copy")
+            .lines()
+            .count(),
+        2
+    );
+    d.ok(&["stop", "-t", "1", &id]);
+    assert!(eventually(Duration::from_secs(5), || d
+        .ok(&["ps", "-aq"])
+        .is_empty()));
     // Nothing runs on in the containers' cgroups once they are gone, failed starts included.
     assert!(
         eventually(Duration::from_secs(5), || d.leftover_pids().is_empty()),

@@ -64,7 +64,7 @@ pub fn unpack(body: impl Read, dir: &Path, dockerfile: &str) -> Result<Context, 
     }
     let mut ctx = ctx;
     ctx.dockerfile = read_dockerfile(dir, dockerfile)?;
-    let ignore = fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
+    let ignore = read_in(dir, ".dockerignore").unwrap_or_default();
     let rules = IgnoreRules::parse(&ignore);
     if !rules.is_empty() {
         prune(dir, "", &rules)?;
@@ -110,12 +110,27 @@ fn read_dockerfile(dir: &Path, name: &str) -> Result<String, BuildError> {
     if rel.is_empty() || name.split('/').any(|s| s == "..") {
         return Err(not_found());
     }
-    let path = dir.join(&rel);
-    match fs::read(&path) {
-        Ok(b) => String::from_utf8(b)
-            .map_err(|_| BuildError::Invalid(format!("the Dockerfile {name} is not UTF-8 text"))),
-        Err(_) => Err(not_found()),
+    match read_in(dir, &rel) {
+        Some(s) => Ok(s),
+        None if crate::fsroot::Root::open(dir)
+            .and_then(|r| r.open_file(&rel))
+            .is_ok() =>
+        {
+            Err(BuildError::Invalid(format!(
+                "the Dockerfile {name} is not UTF-8 text"
+            )))
+        }
+        None => Err(not_found()),
     }
+}
+
+/// A text file of the context, its symlinks followed inside the context only (a Dockerfile
+/// linked to a host file must not be read).
+fn read_in(dir: &Path, rel: &str) -> Option<String> {
+    let mut f = crate::fsroot::Root::open(dir).ok()?.open_file(rel).ok()?;
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut f, &mut s).ok()?;
+    Some(s)
 }
 
 /// Deletes what `.dockerignore` excludes; an excluded directory goes only if no exception

@@ -5,20 +5,23 @@
 //!  tmp/build-stage-<n>/{diff,work,merged}   overlay(parent layers, diff) mounted at merged
 //!  sources (context dir, or another image mounted the same way) ─► merged/<dest>
 //! ```
-//! Paths inside a root are resolved with symlinks followed *inside* that root, so neither a
-//! symlink in the context nor one in the image can point a copy at the host. Everything is
-//! blocking file-system work; callers run it on a blocking thread.
+//! Every path inside the context, a source image or the staging root is resolved through
+//! [`crate::fsroot`] (symlinks followed *inside* that root, never a half-resolved path handed
+//! to the kernel), and what is copied is read and written through file descriptors, so
+//! neither a symlink in the context nor one in an image can point a copy at the host.
+//! Everything is blocking file-system work; callers run it on a blocking thread.
 
-use std::collections::VecDeque;
 use std::fs;
-use std::io::{BufReader, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
 
 use super::ignore::{glob, has_glob, match_segments};
 use super::BuildError;
+use crate::fsroot::tree::{self, Kind};
+use crate::fsroot::write::{self as fswrite, Entry, Meta, Writer};
+use crate::fsroot::{Last, Root, RootError};
 use crate::image::{mount_rootfs, unmount_rootfs};
 
 /// An overlay mounted on some layers, with its own upper dir; unmounted and removed on drop.
@@ -86,54 +89,44 @@ pub fn clean_inside(p: &str) -> Option<String> {
     Some(out.join("/"))
 }
 
-/// Resolves `path` under `root`, following symlinks (the last one too if `follow_last`) as
-/// if `root` were `/`.
-pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> PathBuf {
-    let mut todo: VecDeque<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let mut cur: Vec<String> = Vec::new();
-    let mut hops = 0;
-    while let Some(part) = todo.pop_front() {
-        match part.as_str() {
-            "." => continue,
-            ".." => {
-                cur.pop();
-                continue;
-            }
-            _ => {}
+impl From<RootError> for BuildError {
+    fn from(e: RootError) -> Self {
+        BuildError::Io {
+            what: e.op,
+            path: e.path,
+            source: e.source,
         }
-        let candidate = root.join(cur.join("/")).join(&part);
-        if (follow_last || !todo.is_empty()) && hops < 40 {
-            if let Ok(target) = fs::read_link(&candidate) {
-                hops += 1;
-                let t = target.to_string_lossy().into_owned();
-                if t.starts_with('/') {
-                    cur.clear();
-                }
-                let mut next: VecDeque<String> = t
-                    .split('/')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                next.extend(todo);
-                todo = next;
-                continue;
-            }
-        }
-        cur.push(part);
     }
-    root.join(cur.join("/"))
 }
 
-/// The source paths a COPY/ADD names under `root` (globs expanded, sorted).
+/// One COPY/ADD source: a path inside its root (the context or a source image).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub path: String,
+    /// Named exactly (its symlinks followed) rather than matched by a glob (copied as is).
+    pub follow: bool,
+}
+
+impl Source {
+    fn last(&self) -> Last {
+        if self.follow {
+            Last::Follow
+        } else {
+            Last::NoFollow
+        }
+    }
+
+    fn open(&self, root: &Root) -> Result<std::os::fd::OwnedFd, BuildError> {
+        Ok(root.resolve(&self.path, self.last())?)
+    }
+}
+
+/// The sources a COPY/ADD names in `root` (globs expanded, sorted).
 pub fn resolve_sources(
-    root: &Path,
+    root: &Root,
     patterns: &[String],
     in_context: bool,
-) -> Result<Vec<PathBuf>, BuildError> {
+) -> Result<Vec<Source>, BuildError> {
     let mut out = Vec::new();
     for pat in patterns {
         let Some(rel) = clean_inside(pat.trim_start_matches('/')) else {
@@ -151,30 +144,43 @@ pub fn resolve_sources(
                 )));
             }
             hits.sort();
-            out.extend(hits);
+            out.extend(hits.into_iter().map(|path| Source {
+                path,
+                follow: false,
+            }));
             continue;
         }
-        let p = resolve_in_root(root, &rel, true);
-        if fs::symlink_metadata(&p).is_err() {
-            let where_ = if in_context {
-                "in build context or excluded by .dockerignore"
-            } else {
-                "in the source image"
-            };
-            return Err(BuildError::NotFound(format!(
-                "COPY failed: file not found {where_}: stat {rel}: file does not exist"
-            )));
+        match root.stat(&rel, Last::Follow) {
+            Ok(_) => {}
+            Err(e) if e.errno() == Some(libc::ELOOP) => {
+                return Err(BuildError::Invalid(format!(
+                    "COPY failed: too many levels of symbolic links: {rel}"
+                )))
+            }
+            Err(_) => {
+                let where_ = if in_context {
+                    "in build context or excluded by .dockerignore"
+                } else {
+                    "in the source image"
+                };
+                return Err(BuildError::NotFound(format!(
+                    "COPY failed: file not found {where_}: stat {rel}: file does not exist"
+                )));
+            }
         }
-        out.push(p);
+        out.push(Source {
+            path: rel,
+            follow: true,
+        });
     }
     Ok(out)
 }
 
 fn walk_matches(
-    root: &Path,
+    root: &Root,
     rel: &str,
     pat: &[String],
-    hits: &mut Vec<PathBuf>,
+    hits: &mut Vec<String>,
 ) -> Result<(), BuildError> {
     let depth = if rel.is_empty() {
         0
@@ -184,13 +190,12 @@ fn walk_matches(
     if depth >= pat.len() {
         return Ok(());
     }
-    let dir = root.join(rel);
-    let Ok(rd) = fs::read_dir(&dir) else {
+    let Ok(dir) = root.dir(rel) else {
         return Ok(());
     };
-    for e in rd {
-        let e = e.map_err(BuildError::io("read", &dir))?;
-        let name = e.file_name().to_string_lossy().into_owned();
+    let names = tree::list(&dir).map_err(BuildError::io("read", rel))?;
+    for name in names {
+        let name = name.to_string_lossy().into_owned();
         if !glob(&pat[depth], &name) {
             continue;
         }
@@ -201,11 +206,10 @@ fn walk_matches(
         };
         let segs: Vec<&str> = child.split('/').collect();
         if match_segments(pat, &segs) {
-            hits.push(root.join(&child));
-        } else if e
-            .file_type()
-            .map_err(BuildError::io("stat", e.path()))?
-            .is_dir()
+            hits.push(child);
+        } else if root
+            .stat(&child, Last::NoFollow)
+            .is_ok_and(|st| Kind::of(&st) == Kind::Dir)
         {
             walk_matches(root, &child, pat, hits)?;
         }
@@ -213,48 +217,51 @@ fn walk_matches(
     Ok(())
 }
 
-/// A checksum of sources by content: names, types, permission bits, link targets and file
-/// bytes — never times — so touching a file does not invalidate the cache.
-pub fn checksum(sources: &[PathBuf]) -> Result<String, BuildError> {
-    let mut h = Sha256::new();
-    for s in sources {
-        h.update(b"source\0");
-        h.update(s.file_name().map(|n| n.as_encoded_bytes()).unwrap_or(b""));
-        hash_tree(s, "", &mut h)?;
-    }
-    Ok(hex::encode(h.finalize()))
+/// The name a source is copied under: the last component of what it resolved to.
+fn source_name(fd: &std::os::fd::OwnedFd, src: &Source) -> std::ffi::OsString {
+    fs::read_link(Root::proc_path(fd))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_owned()))
+        .or_else(|| Path::new(&src.path).file_name().map(|n| n.to_owned()))
+        .unwrap_or_default()
 }
 
-fn hash_tree(path: &Path, rel: &str, h: &mut Sha256) -> Result<(), BuildError> {
-    let m = fs::symlink_metadata(path).map_err(BuildError::io("stat", path))?;
-    h.update(rel.as_bytes());
-    h.update(format!("\0{:o}\0", m.mode() & 0o177777).as_bytes());
-    if m.file_type().is_symlink() {
-        let t = fs::read_link(path).map_err(BuildError::io("readlink", path))?;
-        h.update(t.as_os_str().as_encoded_bytes());
-    } else if m.is_file() {
-        let mut f = fs::File::open(path).map_err(BuildError::io("open", path))?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = f.read(&mut buf).map_err(BuildError::io("read", path))?;
-            if n == 0 {
-                break;
+/// A checksum of sources by content: names, types, permission bits, link targets and file
+/// bytes — never times — so touching a file does not invalidate the cache.
+pub fn checksum(root: &Root, sources: &[Source]) -> Result<String, BuildError> {
+    let mut h = Sha256::new();
+    for s in sources {
+        let fd = s.open(root)?;
+        h.update(b"source\0");
+        h.update(source_name(&fd, s).as_encoded_bytes());
+        tree::walk(&fd, &mut |n| {
+            if !n.rel.as_os_str().is_empty() {
+                h.update(b"/");
             }
-            h.update(&buf[..n]);
-        }
-    } else if m.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(path)
-            .map_err(BuildError::io("read", path))?
-            .filter_map(|e| e.ok().map(|e| e.file_name()))
-            .collect();
-        names.sort();
-        for n in names {
-            let r = format!("{rel}/{}", n.to_string_lossy());
-            hash_tree(&path.join(&n), &r, h)?;
-        }
+            h.update(n.rel.as_os_str().as_encoded_bytes());
+            h.update(format!("\0{:o}\0", n.stat.st_mode & 0o177777).as_bytes());
+            match n.kind() {
+                Kind::Symlink => h.update(n.link_target()?.as_encoded_bytes()),
+                Kind::File => {
+                    let mut f = n.open()?;
+                    let mut buf = vec![0u8; 64 * 1024];
+                    loop {
+                        let k = f
+                            .read(&mut buf)
+                            .map_err(|e| RootError::new("read", n.rel, e))?;
+                        if k == 0 {
+                            break;
+                        }
+                        h.update(&buf[..k]);
+                    }
+                }
+                _ => {}
+            }
+            h.update(b"\n");
+            Ok(true)
+        })?;
     }
-    h.update(b"\n");
-    Ok(())
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Ownership and mode applied to what is copied.
@@ -277,86 +284,22 @@ pub fn parse_chmod(s: &str) -> Result<u32, BuildError> {
         })
 }
 
-/// Creates `dir` and missing parents (0755, owned per `attrs`).
-fn mkdir_all(dir: &Path, attrs: &Attrs) -> Result<(), BuildError> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(p) = dir.parent() {
-        mkdir_all(p, attrs)?;
-    }
-    match fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return Err(BuildError::io("create", dir)(e)),
-    }
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
-        .map_err(BuildError::io("chmod", dir))?;
-    std::os::unix::fs::lchown(dir, Some(attrs.uid), Some(attrs.gid))
-        .map_err(BuildError::io("chown", dir))
-}
-
 /// `mkdir -p` of an absolute path inside `root` (WORKDIR); returns whether anything was made.
-pub fn make_dir_in_root(root: &Path, path: &str) -> Result<bool, BuildError> {
-    let p = resolve_in_root(root, path, true);
-    if p.is_dir() {
-        return Ok(false);
+pub fn make_dir_in_root(root: &Root, path: &str) -> Result<bool, BuildError> {
+    match root.mkdir_all(path, 0o755, Some((0, 0))) {
+        Ok((_, made)) => Ok(made),
+        Err(e) if e.errno() == Some(libc::ENOTDIR) => Err(BuildError::Invalid(format!(
+            "failed to create WORKDIR {path}: not a directory"
+        ))),
+        Err(e) => Err(e.into()),
     }
-    mkdir_all(&p, &Attrs::default())?;
-    Ok(true)
-}
-
-/// Copies `src` (file, symlink or directory) to `dst`, replacing non-directories there.
-fn copy_entry(src: &Path, dst: &Path, attrs: &Attrs) -> Result<(), BuildError> {
-    let m = fs::symlink_metadata(src).map_err(BuildError::io("stat", src))?;
-    let ft = m.file_type();
-    if ft.is_dir() {
-        if let Ok(existing) = fs::symlink_metadata(dst) {
-            if !existing.is_dir() {
-                fs::remove_file(dst).map_err(BuildError::io("replace", dst))?;
-            }
-        }
-        if !dst.is_dir() {
-            fs::create_dir(dst).map_err(BuildError::io("create", dst))?;
-        }
-        let mode = attrs.chmod.unwrap_or(m.mode() & 0o7777);
-        fs::set_permissions(dst, fs::Permissions::from_mode(mode))
-            .map_err(BuildError::io("chmod", dst))?;
-        std::os::unix::fs::lchown(dst, Some(attrs.uid), Some(attrs.gid))
-            .map_err(BuildError::io("chown", dst))?;
-        for e in fs::read_dir(src).map_err(BuildError::io("read", src))? {
-            let e = e.map_err(BuildError::io("read", src))?;
-            copy_entry(&e.path(), &dst.join(e.file_name()), attrs)?;
-        }
-        return Ok(());
-    }
-    if let Ok(existing) = fs::symlink_metadata(dst) {
-        if existing.is_dir() {
-            fs::remove_dir_all(dst).map_err(BuildError::io("replace", dst))?;
-        } else {
-            fs::remove_file(dst).map_err(BuildError::io("replace", dst))?;
-        }
-    }
-    if ft.is_symlink() {
-        let t = fs::read_link(src).map_err(BuildError::io("readlink", src))?;
-        std::os::unix::fs::symlink(&t, dst).map_err(BuildError::io("symlink", dst))?;
-    } else if ft.is_file() {
-        fs::copy(src, dst).map_err(BuildError::io("copy to", dst))?;
-        let mode = attrs.chmod.unwrap_or(m.mode() & 0o7777);
-        fs::set_permissions(dst, fs::Permissions::from_mode(mode))
-            .map_err(BuildError::io("chmod", dst))?;
-    } else {
-        return Ok(());
-    }
-    std::os::unix::fs::lchown(dst, Some(attrs.uid), Some(attrs.gid))
-        .map_err(BuildError::io("chown", dst))
 }
 
 /// What one COPY/ADD puts where.
 pub struct CopyPlan<'a> {
     /// The destination as an absolute path in the image (workdir applied).
     pub dest: String,
-    pub sources: &'a [PathBuf],
+    pub sources: &'a [Source],
     pub attrs: Attrs,
     /// ADD: extract local tar archives instead of copying them.
     pub extract: bool,
@@ -364,71 +307,99 @@ pub struct CopyPlan<'a> {
     pub downloads: Vec<(Option<String>, Vec<u8>)>,
 }
 
-/// Performs a COPY/ADD into the mounted `rootfs`.
-pub fn copy_into(rootfs: &Path, plan: &CopyPlan<'_>) -> Result<(), BuildError> {
+fn writer<'r>(root: &'r Root, attrs: &Attrs) -> Writer<'r> {
+    Writer::new(
+        root,
+        "/",
+        fswrite::Options {
+            chown: true,
+            no_overwrite_dir_non_dir: false,
+            parent_mode: 0o755,
+            parent_owner: Some((attrs.uid, attrs.gid)),
+            xattrs: false,
+        },
+    )
+}
+
+/// Performs a COPY/ADD from `src_root` (the context or a source image) into `rootfs`.
+pub fn copy_into(rootfs: &Root, src_root: &Root, plan: &CopyPlan<'_>) -> Result<(), BuildError> {
     let dir_dest = plan.dest.ends_with('/');
-    let dest = resolve_in_root(rootfs, &plan.dest, true);
+    let dest = plan.dest.trim_end_matches('/').to_owned();
+    let dest_rel = PathBuf::from(dest.trim_start_matches('/'));
+    let dest_is_dir = || {
+        rootfs
+            .stat(&dest, Last::Follow)
+            .is_ok_and(|st| Kind::of(&st) == Kind::Dir)
+    };
     let many = plan.sources.len() + plan.downloads.len() > 1;
-    if many && !dir_dest && !dest.is_dir() {
+    if many && !dir_dest && !dest_is_dir() {
         return Err(BuildError::Invalid(
             "When using COPY with more than one source file, the destination must be a directory and end with a /".into(),
         ));
     }
+    let attrs = plan.attrs;
+    let meta_of = move |st: &nix::sys::stat::FileStat| Meta {
+        mode: attrs.chmod.unwrap_or(st.st_mode & 0o7777),
+        uid: attrs.uid,
+        gid: attrs.gid,
+        mtime: Some((st.st_mtime, st.st_mtime_nsec)),
+        atime: None,
+    };
+    let mut w = writer(rootfs, &plan.attrs);
+    let mkdir_dest = || rootfs.mkdir_all(&dest, 0o755, Some((attrs.uid, attrs.gid)));
     for src in plan.sources {
-        let m = fs::symlink_metadata(src).map_err(BuildError::io("stat", src))?;
-        if m.is_dir() {
-            mkdir_all(&dest, &plan.attrs)?;
-            for e in fs::read_dir(src).map_err(BuildError::io("read", src))? {
-                let e = e.map_err(BuildError::io("read", src))?;
-                copy_entry(&e.path(), &dest.join(e.file_name()), &plan.attrs)?;
+        let fd = src.open(src_root)?;
+        let st = nix::sys::stat::fstat(&fd).map_err(|e| RootError::new("stat", &src.path, e))?;
+        let kind = Kind::of(&st);
+        if kind == Kind::Dir {
+            // The directory's contents, not the directory itself.
+            mkdir_dest()?;
+            for name in tree::list(&fd).map_err(BuildError::io("read", &src.path))? {
+                let child = tree::open_child(&fd, &name)
+                    .map_err(|e| RootError::new("open", Path::new(&src.path).join(&name), e))?;
+                fswrite::copy_tree(&mut w, &child, &dest_rel.join(&name), &meta_of)?;
             }
             continue;
         }
-        if plan.extract && m.is_file() {
-            if let Some(kind) = archive_kind(src)? {
-                mkdir_all(&dest, &plan.attrs)?;
-                extract(src, kind, &dest)?;
+        if plan.extract && kind == Kind::File {
+            let mut f = tree::reopen(&fd, nix::fcntl::OFlag::O_RDONLY)
+                .map_err(BuildError::io("open", &src.path))?;
+            if let Some(kind) = archive_kind(&mut f, &src.path)? {
+                mkdir_dest()?;
+                extract(f, kind, &src.path, rootfs, &dest)?;
                 continue;
             }
         }
-        let name = src.file_name().unwrap_or_default();
-        let target = if dir_dest || dest.is_dir() {
-            mkdir_all(&dest, &plan.attrs)?;
-            dest.join(name)
+        let name = source_name(&fd, src);
+        let target = if dir_dest || dest_is_dir() {
+            dest_rel.join(&name)
         } else {
-            if let Some(p) = dest.parent() {
-                mkdir_all(p, &plan.attrs)?;
-            }
-            dest.clone()
+            dest_rel.clone()
         };
-        copy_entry(src, &target, &plan.attrs)?;
+        fswrite::copy_tree(&mut w, &fd, &target, &meta_of)?;
     }
     for (name, bytes) in &plan.downloads {
-        let target = if dir_dest || dest.is_dir() {
-            mkdir_all(&dest, &plan.attrs)?;
+        let target = if dir_dest || dest_is_dir() {
             let n = name.as_deref().ok_or_else(|| {
                 BuildError::Invalid(
                     "cannot determine a file name from the URL; give a destination file name"
                         .into(),
                 )
             })?;
-            dest.join(n)
+            dest_rel.join(n)
         } else {
-            if let Some(p) = dest.parent() {
-                mkdir_all(p, &plan.attrs)?;
-            }
-            dest.clone()
+            dest_rel.clone()
         };
-        if target.is_dir() {
-            fs::remove_dir_all(&target).map_err(BuildError::io("replace", &target))?;
-        }
-        fs::write(&target, bytes).map_err(BuildError::io("write", &target))?;
-        let mode = plan.attrs.chmod.unwrap_or(0o600);
-        fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-            .map_err(BuildError::io("chmod", &target))?;
-        std::os::unix::fs::lchown(&target, Some(plan.attrs.uid), Some(plan.attrs.gid))
-            .map_err(BuildError::io("chown", &target))?;
+        let meta = Meta {
+            mode: plan.attrs.chmod.unwrap_or(0o600),
+            uid: plan.attrs.uid,
+            gid: plan.attrs.gid,
+            mtime: None,
+            atime: None,
+        };
+        w.create(&target, Entry::File(&mut &bytes[..]), &meta)?;
     }
+    w.finish()?;
     Ok(())
 }
 
@@ -454,20 +425,28 @@ fn compression(head: &[u8]) -> Archive {
 }
 
 /// Whether a file is a tar archive ADD unpacks (plain, or gzip, bzip2, xz or zstd
-/// compressed). A compressed file that does not hold a tar is copied as it is.
-fn archive_kind(p: &Path) -> Result<Option<Archive>, BuildError> {
+/// compressed). A compressed file that does not hold a tar is copied as it is. Leaves the
+/// file at its start.
+fn archive_kind(f: &mut fs::File, name: &str) -> Result<Option<Archive>, BuildError> {
     let mut head = [0u8; 6];
-    let mut f = fs::File::open(p).map_err(BuildError::io("open", p))?;
     let mut n = 0;
     while n < head.len() {
-        match f.read(&mut head[n..]).map_err(BuildError::io("read", p))? {
+        match f
+            .read(&mut head[n..])
+            .map_err(BuildError::io("read", name))?
+        {
             0 => break,
             got => n += got,
         }
     }
     let kind = compression(&head[..n]);
+    f.rewind().map_err(BuildError::io("read", name))?;
     // Look for the ustar magic in the (decompressed) first header.
-    let mut r = open_archive(p, kind)?;
+    let mut r = open_archive(
+        f.try_clone().map_err(BuildError::io("open", name))?,
+        kind,
+        name,
+    )?;
     let mut block = vec![0u8; 512];
     let mut got = 0;
     while got < 512 {
@@ -476,48 +455,54 @@ fn archive_kind(p: &Path) -> Result<Option<Archive>, BuildError> {
             Ok(n) => got += n,
         }
     }
+    drop(r);
+    f.rewind().map_err(BuildError::io("read", name))?;
     Ok((got == 512 && &block[257..262] == b"ustar").then_some(kind))
 }
 
-fn open_archive(p: &Path, kind: Archive) -> Result<Box<dyn Read>, BuildError> {
-    let f = BufReader::new(fs::File::open(p).map_err(BuildError::io("open", p))?);
+fn open_archive(f: fs::File, kind: Archive, name: &str) -> Result<Box<dyn Read>, BuildError> {
+    let f = BufReader::new(f);
     Ok(match kind {
         Archive::Tar => Box::new(f),
         Archive::Gzip => Box::new(flate2::read::MultiGzDecoder::new(f)),
         Archive::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(f)),
         Archive::Xz => Box::new(lzma_rust2::XzReader::new(f, true)),
         Archive::Zstd => {
-            Box::new(zstd::Decoder::with_buffer(f).map_err(BuildError::io("open", p))?)
+            Box::new(zstd::Decoder::with_buffer(f).map_err(BuildError::io("open", name))?)
         }
     })
 }
 
-fn extract(src: &Path, kind: Archive, dest: &Path) -> Result<(), BuildError> {
-    let mut ar = tar::Archive::new(open_archive(src, kind)?);
-    ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
-    ar.set_overwrite(true);
-    ar.set_unpack_xattrs(false);
-    let bad = |e: std::io::Error| {
-        let name = src
+/// Unpacks an archive into `dest` inside `rootfs` (owners and modes from the archive).
+fn extract(
+    f: fs::File,
+    kind: Archive,
+    src: &str,
+    rootfs: &Root,
+    dest: &str,
+) -> Result<(), BuildError> {
+    let input = open_archive(f, kind, src)?;
+    let opts = fswrite::Options {
+        chown: true,
+        no_overwrite_dir_non_dir: false,
+        parent_mode: 0o755,
+        parent_owner: None,
+        xattrs: false,
+    };
+    fswrite::extract_tar(rootfs, dest, input, opts).map_err(|e| {
+        let name = Path::new(src)
             .file_name()
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        let cause = std::error::Error::source(&e)
-            .map(|s| format!(": {s}"))
-            .unwrap_or_default();
-        BuildError::Invalid(format!("extracting {name}: {e}{cause}"))
-    };
-    for e in ar.entries().map_err(bad)? {
-        let mut e = e.map_err(bad)?;
-        e.unpack_in(dest).map_err(bad)?;
-    }
-    Ok(())
+        BuildError::Invalid(format!("extracting {name}: {e}"))
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     #[test]
@@ -525,14 +510,13 @@ mod tests {
         assert_eq!(clean_inside("a/./b/../c"), Some("a/c".into()));
         assert_eq!(clean_inside("../x"), None);
         assert_eq!(clean_inside("a/../../x"), None);
-        let root = tempfile::tempdir().expect("tempdir");
-        let r = root.path();
-        fs::create_dir_all(r.join("real/dir")).expect("mkdir");
-        std::os::unix::fs::symlink("/real", r.join("abs")).expect("link");
-        std::os::unix::fs::symlink("../../../../etc", r.join("up")).expect("link");
-        assert_eq!(resolve_in_root(r, "/abs/dir", true), r.join("real/dir"));
-        assert_eq!(resolve_in_root(r, "up/passwd", true), r.join("etc/passwd"));
-        assert_eq!(resolve_in_root(r, "abs", false), r.join("abs"));
+    }
+
+    fn src(p: &str, follow: bool) -> Source {
+        Source {
+            path: p.into(),
+            follow,
+        }
     }
 
     #[test]
@@ -543,16 +527,23 @@ mod tests {
         fs::write(c.join("a.txt"), "a").expect("write");
         fs::write(c.join("b.txt"), "b").expect("write");
         fs::write(c.join("src/sub/x.rs"), "x").expect("write");
-        let s = resolve_sources(c, &["*.txt".into()], true).expect("glob");
-        assert_eq!(s, vec![c.join("a.txt"), c.join("b.txt")]);
-        let s = resolve_sources(c, &["src/*/x.rs".into()], true).expect("glob");
-        assert_eq!(s, vec![c.join("src/sub/x.rs")]);
-        assert!(resolve_sources(c, &["nope".into()], true).is_err());
-        assert!(resolve_sources(c, &["*.none".into()], true).is_err());
-        let e = resolve_sources(c, &["../etc/passwd".into()], true).expect_err("escape");
+        let r = Root::open(c).expect("root");
+        let s = resolve_sources(&r, &["*.txt".into()], true).expect("glob");
+        assert_eq!(s, vec![src("a.txt", false), src("b.txt", false)]);
+        let s = resolve_sources(&r, &["src/*/x.rs".into()], true).expect("glob");
+        assert_eq!(s, vec![src("src/sub/x.rs", false)]);
+        assert!(resolve_sources(&r, &["nope".into()], true).is_err());
+        assert!(resolve_sources(&r, &["*.none".into()], true).is_err());
+        let e = resolve_sources(&r, &["../etc/passwd".into()], true).expect_err("escape");
         assert!(e.to_string().contains("outside the build context"), "{e}");
+        // 41 hops through `dot`, then a link to the host: an error, never the host's file.
+        std::os::unix::fs::symlink(".", c.join("dot")).expect("link");
+        std::os::unix::fs::symlink("/etc", c.join("evil")).expect("link");
+        let deep = format!("{}evil/hostname", "dot/".repeat(41));
+        assert!(resolve_sources(&r, &[deep], true).is_err());
 
-        let before = checksum(&[c.join("src")]).expect("sum");
+        let srcs = [src("src", true)];
+        let before = checksum(&r, &srcs).expect("sum");
         let f = fs::File::options()
             .write(true)
             .open(c.join("src/sub/x.rs"))
@@ -561,11 +552,11 @@ mod tests {
             .expect("touch");
         assert_eq!(
             before,
-            checksum(&[c.join("src")]).expect("sum"),
+            checksum(&r, &srcs).expect("sum"),
             "mtime is not content"
         );
         fs::write(c.join("src/sub/x.rs"), "y").expect("write");
-        assert_ne!(before, checksum(&[c.join("src")]).expect("sum"));
+        assert_ne!(before, checksum(&r, &srcs).expect("sum"));
     }
 
     #[test]
@@ -589,7 +580,11 @@ mod tests {
         std::io::Write::write_all(&mut gz, &b.into_inner().expect("tar")).expect("gz");
         fs::write(c.join("a.tar.gz"), gz.finish().expect("gz")).expect("write");
 
-        let srcs = vec![c.join("dir")];
+        let (cr, rr) = (
+            Root::open(c).expect("root"),
+            Root::open(root.path()).expect("root"),
+        );
+        let srcs = vec![src("dir", true)];
         let plan = CopyPlan {
             dest: "/app/".into(),
             sources: &srcs,
@@ -601,24 +596,24 @@ mod tests {
             extract: false,
             downloads: Vec::new(),
         };
-        copy_into(root.path(), &plan).expect("copy dir");
+        copy_into(&rr, &cr, &plan).expect("copy dir");
         let f = root.path().join("app/in/f");
         assert_eq!(fs::read_to_string(&f).expect("read"), "f");
         assert_eq!(fs::metadata(&f).expect("stat").mode() & 0o777, 0o700);
 
-        let srcs = vec![c.join("one"), c.join("a.tar.gz")];
+        let srcs = vec![src("one", true), src("a.tar.gz", true)];
         let mut plan = CopyPlan {
             sources: &srcs,
             dest: "/x".into(),
             ..plan
         };
         assert!(
-            copy_into(root.path(), &plan).is_err(),
+            copy_into(&rr, &cr, &plan).is_err(),
             "several sources need a dir dest"
         );
         plan.dest = "/x/".into();
         plan.extract = true;
-        copy_into(root.path(), &plan).expect("add");
+        copy_into(&rr, &cr, &plan).expect("add");
         assert_eq!(
             fs::read_to_string(root.path().join("x/one")).expect("one"),
             "1"
@@ -679,7 +674,7 @@ mod tests {
         fs::write(c.join("four.tar"), tar_of("from-tar", b"t")).expect("write");
         fs::write(c.join("notar.bz2"), bz(b"just text")).expect("write");
         fs::write(c.join("notar.xz"), xz(b"just text")).expect("write");
-        let srcs: Vec<PathBuf> = [
+        let srcs: Vec<Source> = [
             "one.bin",
             "two.bin",
             "three",
@@ -688,8 +683,12 @@ mod tests {
             "notar.xz",
         ]
         .iter()
-        .map(|n| c.join(n))
+        .map(|n| src(n, true))
         .collect();
+        let (cr, rr) = (
+            Root::open(c).expect("root"),
+            Root::open(root.path()).expect("root"),
+        );
         let plan = CopyPlan {
             dest: "/out/".into(),
             sources: &srcs,
@@ -701,7 +700,7 @@ mod tests {
             extract: true,
             downloads: Vec::new(),
         };
-        copy_into(root.path(), &plan).expect("add");
+        copy_into(&rr, &cr, &plan).expect("add");
         let out = root.path().join("out");
         for (f, want) in [
             ("from-bz", "b"),

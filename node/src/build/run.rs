@@ -27,6 +27,7 @@ use super::expand::{expand_word, expand_words, key_values, split_raw, Vars};
 use super::fetch;
 use super::parser::{self, json_form, Instruction};
 use super::{BuildError, Builder};
+use crate::fsroot::Root;
 use crate::image::reference::Reference;
 use crate::image::{apply_changes, parse_tag, ChildImage, ImageChain};
 
@@ -832,7 +833,7 @@ impl Build<'_> {
         work: F,
     ) -> Result<(), BuildError>
     where
-        F: FnOnce(&std::path::Path) -> Result<bool, BuildError> + Send + 'static,
+        F: FnOnce(&Root) -> Result<bool, BuildError> + Send + 'static,
     {
         let lowers = match &st.image {
             Some(id) => {
@@ -850,7 +851,9 @@ impl Build<'_> {
         let tar2 = tar.clone();
         let made = tokio::task::spawn_blocking(move || -> Result<bool, BuildError> {
             let mut stage = Staging::mount(dir, &lowers)?;
-            let changed = work(&stage.merged())?;
+            let root = Root::open(&stage.merged())?;
+            let changed = work(&root)?;
+            drop(root);
             stage.unmount()?;
             if changed {
                 super::commit::pack_to_file(&stage.upper(), &tar2)?;
@@ -982,13 +985,14 @@ impl Build<'_> {
                 (stage.merged(), Some(stage), Some(id))
             }
         };
-        let (r2, l2, in_ctx) = (root.clone(), locals.clone(), from.is_none());
-        let (sources, sum) = tokio::task::spawn_blocking(move || {
-            let s = copy::resolve_sources(&r2, &l2, in_ctx)?;
+        let (l2, in_ctx) = (locals.clone(), from.is_none());
+        let (src_root, sources, sum) = tokio::task::spawn_blocking(move || {
+            let r = Root::open(&root)?;
+            let s = copy::resolve_sources(&r, &l2, in_ctx)?;
             // By content, from another stage too: the history line it goes into is what
             // --cache-from compares, across daemons.
-            let sum = copy::checksum(&s)?;
-            Ok::<_, BuildError>((s, sum))
+            let sum = copy::checksum(&r, &s)?;
+            Ok::<_, BuildError>((r, s, sum))
         })
         .await
         .map_err(|e| BuildError::Internal(format!("copy task: {e}")))??;
@@ -1052,7 +1056,7 @@ impl Build<'_> {
                 extract,
                 downloads,
             };
-            copy::copy_into(rootfs, &plan)?;
+            copy::copy_into(rootfs, &src_root, &plan)?;
             Ok(true)
         })
         .await

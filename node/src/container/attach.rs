@@ -444,7 +444,11 @@ impl Containers {
     /// The exec's OCI process: the container's (see exec_process.rs) with the exec's command,
     /// environment, working directory, user and terminal.
     fn exec_process(&self, rec: &super::Record, cfg: &ExecConfig) -> Result<Value, ContainerError> {
-        let root = std::path::PathBuf::from(format!("/proc/{}/root", rec.state.pid));
+        let root = crate::fsroot::Root::open(std::path::Path::new(&format!(
+            "/proc/{}/root",
+            rec.state.pid
+        )))
+        .map_err(|e| ContainerError::Runtime(e.to_string()))?;
         let u = if cfg.user.is_empty() {
             rec.config.user.clone()
         } else {

@@ -1,8 +1,8 @@
 //! The container's file system from outside: `cp` (archive stat/get/put), `export`, and
 //! `diff` (changes), all resolved inside the container's root so symlinks cannot escape it.
 
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 
 use berth_api::backend::{BodyStream, ByteStream, PathStat};
 use bytes::Bytes;
@@ -11,103 +11,50 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::{ContainerError, Containers, Ctr};
+use crate::fsroot::{self, Last, Root};
 use crate::image::ImageService;
 
-/// Resolves `path` inside `root` as the container would see it: `..` and symlinks (absolute
-/// ones relative to `root`) never leave `root`.
-pub fn resolve_in_root(
-    root: &Path,
-    path: &str,
-    follow_last: bool,
-) -> Result<PathBuf, ContainerError> {
-    let mut parts: Vec<String> = Vec::new();
-    let mut todo: Vec<String> = path
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .rev()
-        .collect();
-    let mut hops = 0;
-    while let Some(p) = todo.pop() {
-        match p.as_str() {
-            "." => continue,
-            ".." => {
-                parts.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate = root.join(parts.iter().collect::<PathBuf>()).join(&p);
-        let is_last = todo.is_empty();
-        match std::fs::symlink_metadata(&candidate) {
-            Ok(m) if m.file_type().is_symlink() && (follow_last || !is_last) => {
-                hops += 1;
-                if hops > 40 {
-                    return Err(ContainerError::Invalid(format!(
-                        "too many levels of symbolic links in {path}"
-                    )));
-                }
-                let target = std::fs::read_link(&candidate)
-                    .map_err(|e| ContainerError::io("readlink", &candidate, e))?;
-                let t = target.to_string_lossy().into_owned();
-                if t.starts_with('/') {
-                    parts.clear();
-                }
-                todo.extend(
-                    t.split('/')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .rev(),
-                );
-            }
-            _ => parts.push(p),
-        }
-    }
-    Ok(root.join(parts.iter().collect::<PathBuf>()))
-}
-
-/// Go's `os.FileMode` bits, which `X-Docker-Container-Path-Stat` carries.
-fn go_mode(m: &std::fs::Metadata) -> u32 {
-    let ft = m.file_type();
-    let mut mode = m.mode() & 0o777;
-    if ft.is_dir() {
-        mode |= 1 << 31;
-    }
-    if ft.is_symlink() {
-        mode |= 1 << 27;
-    }
-    if ft.is_fifo() {
-        mode |= 1 << 25;
-    }
-    if ft.is_socket() {
-        mode |= 1 << 24;
-    }
-    if ft.is_block_device() {
-        mode |= 1 << 26;
-    }
-    if ft.is_char_device() {
-        mode |= (1 << 26) | (1 << 21);
-    }
-    if m.mode() & 0o4000 != 0 {
+/// Go's `os.FileMode` bits, which `X-Docker-Container-Path-Stat` carries, from `st_mode`.
+fn go_mode(st_mode: u32) -> u32 {
+    let mut mode = st_mode & 0o777;
+    mode |= match st_mode & libc::S_IFMT {
+        libc::S_IFDIR => 1 << 31,
+        libc::S_IFLNK => 1 << 27,
+        libc::S_IFIFO => 1 << 25,
+        libc::S_IFSOCK => 1 << 24,
+        libc::S_IFBLK => 1 << 26,
+        libc::S_IFCHR => (1 << 26) | (1 << 21),
+        _ => 0,
+    };
+    if st_mode & 0o4000 != 0 {
         mode |= 1 << 23;
     }
-    if m.mode() & 0o2000 != 0 {
+    if st_mode & 0o2000 != 0 {
         mode |= 1 << 22;
     }
-    if m.mode() & 0o1000 != 0 {
+    if st_mode & 0o1000 != 0 {
         mode |= 1 << 20;
     }
     mode
 }
 
-fn stat_of(root: &Path, path: &str) -> Result<(PathBuf, PathStat), ContainerError> {
-    let full = resolve_in_root(root, path, false)?;
-    let m = std::fs::symlink_metadata(&full).map_err(|_| {
-        ContainerError::NotFound(format!("Could not find the file {path} in container"))
+/// Resolves `path` inside the container's root without following its last component,
+/// and describes what is there as `X-Docker-Container-Path-Stat` does.
+fn stat_of(root: &Root, path: &str) -> Result<(OwnedFd, PathStat), ContainerError> {
+    let not_found =
+        || ContainerError::NotFound(format!("Could not find the file {path} in container"));
+    let fd = root.resolve(path, Last::NoFollow).map_err(|e| {
+        if e.errno() == Some(libc::ELOOP) {
+            ContainerError::Invalid(format!("too many levels of symbolic links in {path}"))
+        } else {
+            not_found()
+        }
     })?;
-    let link_target = if m.file_type().is_symlink() {
-        std::fs::read_link(&full)
-            .map(|p| p.display().to_string())
+    let st = nix::sys::stat::fstat(&fd).map_err(|_| not_found())?;
+    let is_link = fsroot::tree::Kind::of(&st) == fsroot::tree::Kind::Symlink;
+    let link_target = if is_link {
+        nix::fcntl::readlinkat(&fd, "")
+            .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default()
     } else {
         String::new()
@@ -117,13 +64,14 @@ fn stat_of(root: &Path, path: &str) -> Result<(PathBuf, PathStat), ContainerErro
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "/".into());
     let mtime =
-        chrono::DateTime::from_timestamp(m.mtime(), m.mtime_nsec() as u32).unwrap_or_default();
+        chrono::DateTime::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32).unwrap_or_default();
+    let mode = go_mode(st.st_mode);
     Ok((
-        full,
+        fd,
         PathStat {
             name,
-            size: m.len() as i64,
-            mode: go_mode(&m),
+            size: st.st_size,
+            mode,
             mtime: mtime.to_rfc3339(),
             link_target,
         },
@@ -145,28 +93,34 @@ impl std::io::Write for ChanWriter {
     }
 }
 
-/// A tar of `src` with its entries named under `name` (empty: the contents themselves).
-fn tar_stream(src: PathBuf, name: String, guard: Option<RootfsGuard>) -> ByteStream {
+/// A tar of the tree at `top` (an fd inside a container's root) with its entries named
+/// under `name` (empty: `.`, the contents themselves).
+fn tar_stream(top: OwnedFd, name: String, guard: Option<RootfsGuard>) -> ByteStream {
     let (tx, rx) = mpsc::channel(16);
     tokio::task::spawn_blocking(move || {
         let _guard = guard;
+        let top = top;
         let mut b = tar::Builder::new(ChanWriter(tx));
-        b.follow_symlinks(false);
-        let res = match std::fs::symlink_metadata(&src) {
-            Ok(m) if m.is_dir() => {
-                b.append_dir_all(if name.is_empty() { "." } else { &name }, &src)
-            }
-            Ok(_) => b.append_path_with_name(&src, &name),
-            Err(e) => Err(e),
+        let name = if name.is_empty() {
+            ".".to_owned()
+        } else {
+            name
         };
-        if res.is_ok() {
-            let _ = b.finish();
+        match fsroot::tree::append_tree(&mut b, &top, Path::new(&name)) {
+            Ok(()) => {
+                let _ = b.finish();
+            }
+            Err(e) => tracing::debug!(error = %e, "archive of a container path stopped"),
         }
     });
     ByteStream {
         tty: false,
         stream: super::logs::tokio_stream_from(rx),
     }
+}
+
+fn open_root(merged: &Path) -> Result<Root, ContainerError> {
+    Root::open(merged).map_err(|e| ContainerError::Runtime(e.to_string()))
 }
 
 /// Keeps a stopped container's rootfs mounted while it is read; unmounts when dropped.
@@ -197,7 +151,13 @@ impl Containers {
         for d in [paths.upper(), paths.work(), merged.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
         }
-        ImageService::mount_rootfs(
+        // As `launch` mounts it (a `--rm` container's overlay is volatile).
+        let mount = if c.record().host_config.auto_remove {
+            ImageService::mount_rootfs_volatile
+        } else {
+            ImageService::mount_rootfs
+        };
+        mount(
             &paths.lowers(&image.layer_dirs, c.record().host_config.init == Some(true))?,
             &paths.upper(),
             &paths.work(),
@@ -210,6 +170,7 @@ impl Containers {
     pub async fn archive_stat(&self, key: &str, path: &str) -> Result<PathStat, ContainerError> {
         let c = self.get(key)?;
         let (root, _g) = self.rootfs(&c)?;
+        let root = open_root(&root)?;
         Ok(stat_of(&root, path)?.1)
     }
 
@@ -220,14 +181,16 @@ impl Containers {
     ) -> Result<(PathStat, ByteStream), ContainerError> {
         let c = self.get(key)?;
         let (root, guard) = self.rootfs(&c)?;
-        let (full, stat) = stat_of(&root, path)?;
+        let root = open_root(&root)?;
+        let (fd, stat) = stat_of(&root, path)?;
         // `path/.` copies the directory's contents, not the directory.
         let name = if path.ends_with("/.") {
             String::new()
         } else {
             stat.name.clone()
         };
-        Ok((stat, tar_stream(full, name, Some(guard))))
+        drop(root);
+        Ok((stat, tar_stream(fd, name, Some(guard))))
     }
 
     pub async fn archive_put(
@@ -245,78 +208,40 @@ impl Containers {
             ));
         }
         let (root, guard) = self.rootfs(&c)?;
-        let dest = resolve_in_root(&root, path, true)?;
-        match std::fs::metadata(&dest) {
-            Ok(m) if m.is_dir() => {}
+        let root = open_root(&root)?;
+        let not_found =
+            || ContainerError::NotFound(format!("Could not find the file {path} in container"));
+        match root.stat(path, Last::Follow) {
+            Ok(st) if fsroot::tree::Kind::of(&st) == fsroot::tree::Kind::Dir => {}
             Ok(_) => {
                 return Err(ContainerError::Invalid(format!(
                     "extraction point is not a directory: {path}"
                 )))
             }
-            Err(_) => {
-                return Err(ContainerError::NotFound(format!(
-                    "Could not find the file {path} in container"
-                )))
-            }
+            Err(_) => return Err(not_found()),
         }
         let reader = tokio_util::io::StreamReader::new(body.map_err(std::io::Error::other));
         let sync = tokio_util::io::SyncIoBridge::new(reader);
+        let path = path.to_owned();
         tokio::task::spawn_blocking(move || -> Result<(), ContainerError> {
             let _g = guard;
-            let mut ar = tar::Archive::new(sync);
-            ar.set_preserve_permissions(true);
-            ar.set_preserve_ownerships(copy_uid_gid);
-            ar.set_overwrite(true);
-            for entry in ar
-                .entries()
-                .map_err(|e| ContainerError::Invalid(format!("reading tar: {e}")))?
-            {
-                let mut entry =
-                    entry.map_err(|e| ContainerError::Invalid(format!("reading tar: {e}")))?;
-                let rel = entry
-                    .path()
-                    .map_err(|e| ContainerError::Invalid(format!("bad tar path: {e}")))?
-                    .into_owned();
-                if rel.components().any(|c| matches!(c, Component::ParentDir)) {
-                    return Err(ContainerError::Invalid(format!(
-                        "tar entry {} escapes the destination",
-                        rel.display()
-                    )));
+            let root = root;
+            // Every entry is resolved again inside the root (the destination too), so a
+            // directory the container swaps for a symlink meanwhile leads nowhere outside.
+            let opts = fsroot::write::Options {
+                chown: copy_uid_gid,
+                no_overwrite_dir_non_dir,
+                parent_mode: 0o755,
+                parent_owner: None,
+                xattrs: false,
+            };
+            fsroot::write::extract_tar(&root, &path, sync, opts).map_err(|e| {
+                if e.source.kind() == std::io::ErrorKind::InvalidInput {
+                    ContainerError::Invalid(e.to_string())
+                } else {
+                    ContainerError::Runtime(e.to_string())
                 }
-                let target = resolve_in_root(
-                    &root,
-                    &format!(
-                        "{}/{}",
-                        dest.strip_prefix(&root).unwrap_or(&dest).display(),
-                        rel.display()
-                    ),
-                    false,
-                )?;
-                if no_overwrite_dir_non_dir {
-                    if let Ok(m) = std::fs::symlink_metadata(&target) {
-                        let new_is_dir = entry.header().entry_type().is_dir();
-                        if m.is_dir() != new_is_dir {
-                            return Err(ContainerError::Invalid(format!(
-                                "cannot overwrite {} with a {}",
-                                rel.display(),
-                                if new_is_dir {
-                                    "directory"
-                                } else {
-                                    "non-directory"
-                                }
-                            )));
-                        }
-                    }
-                }
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| ContainerError::io("create", parent, e))?;
-                }
-                entry
-                    .unpack(&target)
-                    .map_err(|e| ContainerError::io("extract", &target, e))?;
-            }
-            Ok(())
+            })
         })
         .await
         .map_err(|e| ContainerError::Runtime(format!("extract task: {e}")))??;
@@ -326,8 +251,11 @@ impl Containers {
     pub async fn export(&self, key: &str) -> Result<ByteStream, ContainerError> {
         let c = self.get(key)?;
         let (root, guard) = self.rootfs(&c)?;
+        let top = open_root(&root)?
+            .dir("/")
+            .map_err(|e| ContainerError::Runtime(e.to_string()))?;
         self.emit(&c, "export", &[]);
-        Ok(tar_stream(root, String::new(), Some(guard)))
+        Ok(tar_stream(top, String::new(), Some(guard)))
     }
 
     pub async fn changes(&self, key: &str) -> Result<Value, ContainerError> {
@@ -342,7 +270,7 @@ impl Containers {
             .unwrap_or_default();
         let lowers = paths.lowers(&image_layers, c.record().host_config.init == Some(true))?;
         let mut out = Vec::new();
-        walk_changes(&upper, &upper, &lowers, &mut out);
+        walk_changes(&upper, &lowers, &mut out);
         out.sort_by(|a: &Value, b: &Value| a["Path"].as_str().cmp(&b["Path"].as_str()));
         Ok(if out.is_empty() {
             Value::Null
@@ -352,63 +280,36 @@ impl Containers {
     }
 }
 
-fn walk_changes(upper: &Path, dir: &Path, lowers: &[PathBuf], out: &mut Vec<Value>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
+/// What differs in `upper` from the `lowers` below it, as `diff` lists it (0 changed,
+/// 1 added, 2 deleted). The upper dir is walked through fds and the lowers are asked inside
+/// their own roots, so nothing the container planted there leads to the host.
+fn walk_changes(upper: &Path, lowers: &[PathBuf], out: &mut Vec<Value>) {
+    let Ok(top) = Root::open(upper).and_then(|r| r.dir("/")) else {
         return;
     };
-    for e in rd.flatten() {
-        let p = e.path();
-        let rel = p.strip_prefix(upper).unwrap_or(&p);
-        let Ok(m) = e.metadata() else { continue };
-        let in_lower = lowers
-            .iter()
-            .any(|l| l.join(rel).symlink_metadata().is_ok());
-        let kind = if m.file_type().is_char_device() && m.rdev() == 0 {
+    let lowers: Vec<Root> = lowers.iter().filter_map(|l| Root::open(l).ok()).collect();
+    let res = fsroot::tree::walk(&top, &mut |n| {
+        if n.rel.as_os_str().is_empty() {
+            return Ok(true);
+        }
+        let rel = n.rel.to_string_lossy();
+        let kind = n.kind();
+        let code = if kind == fsroot::tree::Kind::Char && n.stat.st_rdev == 0 {
             2
-        } else if in_lower {
+        } else if lowers.iter().any(|l| l.stat(&rel, Last::NoFollow).is_ok()) {
             0
         } else {
             1
         };
-        out.push(json!({ "Path": format!("/{}", rel.display()), "Kind": kind }));
-        if m.is_dir() && kind != 2 {
-            walk_changes(upper, &p, lowers, out);
-        }
+        out.push(json!({ "Path": format!("/{rel}"), "Kind": code }));
+        Ok(kind == fsroot::tree::Kind::Dir && code != 2)
+    });
+    if let Err(e) = res {
+        tracing::debug!(error = %e, "listing a container's changes");
     }
 }
 
 /// Bytes used by a directory tree (files only, hard links once), 0 if unreadable.
 pub fn dir_size(root: &Path) -> u64 {
     crate::image::layers::dir_size(root).unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn symlinks_stay_inside_the_root() {
-        let d = tempfile::tempdir().expect("tmp");
-        let root = d.path();
-        std::fs::create_dir_all(root.join("etc")).expect("mkdir");
-        std::fs::write(root.join("etc/passwd"), "x").expect("write");
-        std::os::unix::fs::symlink("/etc", root.join("link")).expect("symlink");
-        std::os::unix::fs::symlink("../../../../etc/passwd", root.join("up")).expect("symlink");
-        assert_eq!(
-            resolve_in_root(root, "/link/passwd", true).expect("ok"),
-            root.join("etc/passwd")
-        );
-        assert_eq!(
-            resolve_in_root(root, "/up", true).expect("ok"),
-            root.join("etc/passwd")
-        );
-        assert_eq!(
-            resolve_in_root(root, "/../../etc", true).expect("ok"),
-            root.join("etc")
-        );
-        assert_eq!(
-            resolve_in_root(root, "/link", false).expect("ok"),
-            root.join("link")
-        );
-    }
 }

@@ -373,7 +373,7 @@ impl Containers {
         let rec = c.record();
         let paths = self.paths(&c.id);
         match self.launch(&rec, &paths).await {
-            Ok(pid) => {
+            Ok((pid, waiter)) => {
                 c.update(|r| {
                     r.state = State {
                         status: "running".into(),
@@ -388,7 +388,7 @@ impl Containers {
                 self.persist(c)?;
                 c.watch.send_modify(|w| w.running = true);
                 self.emit(c, "start", &[]);
-                self.monitor(c.clone());
+                self.monitor(c.clone(), Some(waiter));
                 Ok(())
             }
             Err(e) => {
@@ -444,8 +444,12 @@ impl Containers {
     }
 
     /// Mounts the rootfs, writes the bundle, spawns the shim, serves pending attaches and
-    /// starts the process. Returns the init's pid.
-    async fn launch(&self, rec: &Record, paths: &Paths) -> Result<i64, ContainerError> {
+    /// starts the process. Returns the init's pid and a waiter registered before the start.
+    async fn launch(
+        &self,
+        rec: &Record,
+        paths: &Paths,
+    ) -> Result<(i64, shim::Waiter), ContainerError> {
         let t0 = std::time::Instant::now();
         super::cgroup::prime_attach();
         let image = self
@@ -458,20 +462,39 @@ impl Containers {
         for d in [paths.upper(), paths.work(), merged.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
         }
-        ImageService::mount_rootfs(
+        // A `--rm` container's writable layer never outlives its run: no syncs, so the
+        // unmount at its exit does not wait for the file system's journal.
+        let mount = if rec.host_config.auto_remove {
+            ImageService::mount_rootfs_volatile
+        } else {
+            ImageService::mount_rootfs
+        };
+        mount(
             &paths.lowers(&image.layer_dirs, rec.host_config.init == Some(true))?,
             &paths.upper(),
             &paths.work(),
             &merged,
         )
         .map_err(|e| ContainerError::Runtime(format!("mount rootfs: {e}")))?;
+        let rootfs = crate::fsroot::Root::open(&merged)
+            .map_err(|e| ContainerError::Runtime(e.to_string()))?;
         if !rec.config.working_dir.is_empty() {
-            let wd = merged.join(rec.config.working_dir.trim_start_matches('/'));
-            let _ = std::fs::create_dir_all(wd);
+            // Made inside the root: `..` and the image's symlinks cannot point it at the host.
+            let wd = &rec.config.working_dir;
+            if let Err(e) = rootfs.mkdir_all(wd, 0o755, None) {
+                return Err(ContainerError::Runtime(
+                    if e.errno() == Some(libc::ENOTDIR) {
+                        format!("Cannot mkdir: {wd} is not a directory")
+                    } else {
+                        format!("Cannot mkdir {wd}: {e}")
+                    },
+                ));
+            }
         }
-        self.attach_mounts(rec, &merged)?;
+        self.attach_mounts(rec, &rootfs)?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "rootfs mounted");
-        let ids = user::resolve(&merged, &rec.config.user, &rec.host_config.group_add)?;
+        let ids = user::resolve(&rootfs, &rec.config.user, &rec.host_config.group_add)?;
+        drop(rootfs);
         let (netns, eps, published) = self.setup_network(rec).await?;
         if let Ok(c) = self.get(&rec.id) {
             c.update(|r| {
@@ -555,9 +578,10 @@ impl Containers {
         .await?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "container created");
         self.serve_pending(&rec.id, &paths.run).await;
+        let waiter = shim::waiter(&paths.run).await?;
         shim::request(&paths.run, "start").await?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "container started");
-        Ok(pid)
+        Ok((pid, waiter))
     }
 
     fn runtime_path(&self, name: &str) -> Option<PathBuf> {
@@ -590,12 +614,17 @@ impl Containers {
         let _ = std::fs::remove_dir_all(paths.bundle());
     }
 
-    /// Follows a running container until it exits, then records the exit.
-    pub(crate) fn monitor(&self, c: Arc<Ctr>) {
+    /// Follows a running container until it exits, then records the exit. `waiter`: one
+    /// registered before the start (a re-adopted container has none yet).
+    pub(crate) fn monitor(&self, c: Arc<Ctr>, waiter: Option<shim::Waiter>) {
         let me = self.clone();
         tokio::spawn(async move {
             let run = me.paths(&c.id).run;
-            let exit = match shim::wait(&run).await {
+            let exit = match waiter {
+                Some(w) => w.exit().await,
+                None => shim::wait(&run).await,
+            };
+            let exit = match exit {
                 Some(e) => e,
                 None => me.exit_without_shim(&c),
             };
@@ -620,6 +649,8 @@ impl Containers {
     }
 
     pub(crate) async fn on_exit(&self, c: &Arc<Ctr>, exit: shim::Exit) {
+        let ms_since_exit = || (crate::events::now_nanos() - exit.at_nanos) as f64 / 1e6;
+        tracing::debug!(container_id = %c.id, ms_since_exit = ms_since_exit(), "exit reported");
         let _op = c.op.lock().await;
         if c.status() != "running" && c.status() != "paused" {
             return;
@@ -642,13 +673,15 @@ impl Containers {
         // A container removed right below needs no durable "exited" first: if berthd dies in
         // between, restore finds it running with its shim gone, reads the exit file and
         // removes it then.
-        let removing_next = restart.is_none() && rec.host_config.auto_remove;
+        let removing_next = restart.is_none()
+            && rec.host_config.auto_remove
+            && !c.restarting.load(std::sync::atomic::Ordering::SeqCst);
         if !removing_next {
             if let Err(e) = self.persist(c) {
                 tracing::error!(container_id = %c.id, error = %e, "record exit");
             }
         }
-        tracing::info!(container_id = %c.id, exit_code = exit.code, "container exited");
+        tracing::info!(container_id = %c.id, exit_code = exit.code, ms_since_exit = ms_since_exit(), "container exited");
         self.emit(c, "die", &[("exitCode", exit.code.to_string())]);
         c.watch.send_modify(|w| {
             w.running = false;
@@ -759,9 +792,18 @@ impl Containers {
         let c = self.get(key)?;
         if c.is_running() {
             c.update(|r| r.manually_stopped = true);
-            self.stop_running(&c, timeout, signal).await?;
+            c.restarting
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            let stopped = self.stop_running(&c, timeout, signal).await;
+            if let Err(e) = stopped {
+                c.restarting
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                return Err(e);
+            }
         }
         let _op = c.op.lock().await;
+        c.restarting
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         if c.is_running() {
             return Ok(());
         }
@@ -1051,7 +1093,7 @@ pub async fn restore(cs: &Containers) {
                 if shim::connect(&run).await.is_ok() {
                     tracing::info!(container_id = %c.id, "re-adopted running container");
                     cs.restore_network(&c).await;
-                    cs.monitor(c.clone());
+                    cs.monitor(c.clone(), None);
                 } else {
                     let exit = cs.exit_without_shim(&c);
                     cs.on_exit(&c, exit).await;

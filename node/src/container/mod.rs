@@ -165,6 +165,8 @@ pub struct Ctr {
     pub watch: watch::Sender<Watch>,
     /// Attaches made before start, served once the shim exists.
     pub pending: Mutex<Vec<attach::Pending>>,
+    /// A `restart` is stopping it: the exit does not remove a `--rm` container (as in Docker).
+    pub restarting: std::sync::atomic::AtomicBool,
 }
 
 impl Ctr {
@@ -337,6 +339,7 @@ impl Ctr {
             op: tokio::sync::Mutex::new(()),
             watch,
             pending: Mutex::new(Vec::new()),
+            restarting: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }

@@ -531,7 +531,11 @@ impl Containers {
     /// At start, with the rootfs mounted at `rootfs`: attaches the volumes (copy-up into the
     /// empty ones, at a mount's first start only, as Docker copies once per container) and
     /// creates missing `-v` bind sources. On error nothing stays attached.
-    pub(crate) fn attach_mounts(&self, rec: &Record, rootfs: &Path) -> Result<(), ContainerError> {
+    pub(crate) fn attach_mounts(
+        &self,
+        rec: &Record,
+        rootfs: &crate::fsroot::Root,
+    ) -> Result<(), ContainerError> {
         let mut attached = Vec::new();
         let mut copied = Vec::new();
         let res = (|| {
@@ -544,10 +548,17 @@ impl Containers {
                             .attach(&m.name, &rec.id, &m.destination, m.rw)
                             .map_err(volume_error)?;
                         attached.push(m.name.clone());
+                        // The mount point, made inside the root as Docker makes it (following
+                        // the image's symlinks in scope), so the runtime finds it there.
+                        rootfs
+                            .mkdir_all(&m.destination, 0o755, None)
+                            .map_err(|e| ContainerError::Runtime(format!("mount point: {e}")))?;
                         if m.copy_data {
                             if volume::copy::is_empty(&data) {
-                                let src = rootfs.join(m.destination.trim_start_matches('/'));
-                                volume::copy::copy_up(&src, &data).map_err(volume_error)?;
+                                // Resolved inside the root: an image's `/evil -> /host/dir`
+                                // and `VOLUME /evil/x` copy the image's /host/dir/x, if any.
+                                volume::copy::copy_up(rootfs, &m.destination, &data)
+                                    .map_err(volume_error)?;
                             }
                             copied.push(m.destination.clone());
                         }

@@ -151,14 +151,33 @@ pub struct Exit {
     pub at_nanos: i64,
 }
 
-/// Waits for the process to exit. `None` if the shim went away without telling (killed);
-/// the caller then reads the exit file.
+/// A `wait` request already sent to a shim, its answer still to come.
+pub struct Waiter(UnixStream);
+
+/// Registers a waiter with the shim. Done before `start`, so the shim knows of it when the
+/// process exits: a waiter that arrives later meets a shim busy deleting the runtime state
+/// and hears of the exit only when that shim is gone (a few ms later).
+pub async fn waiter(state: &Path) -> Result<Waiter, ContainerError> {
+    let mut s = connect(state).await?;
+    s.write_all(b"wait\n")
+        .await
+        .map_err(|e| ContainerError::io("write to shim", socket(state), e))?;
+    Ok(Waiter(s))
+}
+
+impl Waiter {
+    /// Waits for the process to exit. `None` if the shim went away without telling (killed);
+    /// the caller then reads the exit file.
+    pub async fn exit(self) -> Option<Exit> {
+        let mut line = String::new();
+        BufReader::new(self.0).read_line(&mut line).await.ok()?;
+        parse_exit(line.trim().strip_prefix("exit ")?)
+    }
+}
+
+/// Waits for the process to exit (`Waiter::exit`), registering now.
 pub async fn wait(state: &Path) -> Option<Exit> {
-    let mut s = connect(state).await.ok()?;
-    s.write_all(b"wait\n").await.ok()?;
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).await.ok()?;
-    parse_exit(line.trim().strip_prefix("exit ")?)
+    waiter(state).await.ok()?.exit().await
 }
 
 /// The exit file the shim writes atomically: `CODE NANOS`.

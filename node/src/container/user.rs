@@ -1,6 +1,6 @@
 //! `-u user[:group]` resolved against the container's own /etc/passwd and /etc/group.
 
-use std::path::Path;
+use crate::fsroot::Root;
 
 use super::ContainerError;
 
@@ -11,9 +11,16 @@ pub struct Ids {
     pub additional: Vec<u32>,
 }
 
-pub fn resolve(rootfs: &Path, spec: &str, group_add: &[String]) -> Result<Ids, ContainerError> {
-    let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-    let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
+pub fn resolve(rootfs: &Root, spec: &str, group_add: &[String]) -> Result<Ids, ContainerError> {
+    let read = |p: &str| {
+        let mut s = String::new();
+        if let Ok(mut f) = rootfs.open_file(p) {
+            let _ = std::io::Read::read_to_string(&mut f, &mut s);
+        }
+        s
+    };
+    let passwd = read("/etc/passwd");
+    let group = read("/etc/group");
     resolve_in(&passwd, &group, spec, group_add)
 }
 

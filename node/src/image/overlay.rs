@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use super::error::ImageError;
 
 const FSOPEN_CLOEXEC: libc::c_uint = 0x1;
+const FSCONFIG_SET_FLAG: libc::c_uint = 0;
 const FSCONFIG_SET_STRING: libc::c_uint = 1;
 const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
 const FSMOUNT_CLOEXEC: libc::c_uint = 0x1;
@@ -32,6 +33,32 @@ pub fn mount_rootfs(
     work: &Path,
     target: &Path,
 ) -> Result<(), ImageError> {
+    mount_rootfs_opts(lower, upper, work, target, false)
+}
+
+/// [`mount_rootfs`], optionally `volatile`: the overlay never syncs its upper directory, so
+/// unmounting it does not wait for a journal commit (0.5–5 ms here). After a host crash such
+/// an upper may be inconsistent and the kernel refuses to mount it again (it leaves
+/// `work/work/incompat/volatile` behind until someone removes it): only for containers that
+/// are removed when they stop (`--rm`), whose writable layer never outlives a run. The marker
+/// a clean unmount leaves is removed here, so such a container can still be restarted.
+/// Kernels without the option (before 5.10) mount without it.
+pub fn mount_rootfs_opts(
+    lower: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    volatile: bool,
+) -> Result<(), ImageError> {
+    if volatile {
+        let marker = work.join("work/incompat/volatile");
+        match fs::remove_dir_all(&marker) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(ImageError::io("remove", &marker)(e));
+            }
+            _ => {}
+        }
+    }
     let empty;
     let lower: Vec<&Path> = if lower.is_empty() {
         empty = work.with_file_name("empty-lower");
@@ -40,11 +67,21 @@ pub fn mount_rootfs(
     } else {
         lower.iter().map(PathBuf::as_path).collect()
     };
-    match mount_fsconfig(&lower, upper, work, target) {
+    match mount_fsconfig(&lower, upper, work, target, volatile) {
         Ok(()) => Ok(()),
         Err(NewApi::Unsupported(why)) => {
             tracing::debug!(reason = %why, "overlay: new mount API unavailable, using mount(2)");
-            mount_classic(&lower, upper, work, target)
+            if volatile {
+                match mount_classic(&lower, upper, work, target, true) {
+                    Err(ImageError::Mount { source, .. })
+                        if source.raw_os_error() == Some(libc::EINVAL) =>
+                    {
+                        tracing::debug!("overlay: volatile refused, mounting without it");
+                    }
+                    other => return other,
+                }
+            }
+            mount_classic(&lower, upper, work, target, false)
         }
         Err(NewApi::Failed(detail, source)) => Err(ImageError::Mount {
             target: target.to_owned(),
@@ -128,7 +165,13 @@ fn set_string(fd: &OwnedFd, key: &str, value: &[u8]) -> io::Result<()> {
     }
 }
 
-fn mount_fsconfig(lower: &[&Path], upper: &Path, work: &Path, target: &Path) -> Result<(), NewApi> {
+fn mount_fsconfig(
+    lower: &[&Path],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+    volatile: bool,
+) -> Result<(), NewApi> {
     let fstype = cstring("overlay").map_err(|e| NewApi::Failed("fsopen".into(), e))?;
     // SAFETY: `fstype` is a valid C string; the returned fd is checked before use.
     let rc = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
@@ -162,6 +205,23 @@ fn mount_fsconfig(lower: &[&Path], upper: &Path, work: &Path, target: &Path) -> 
     // Layers are shared by many containers with different upper dirs.
     if let Err(e) = set_string(&fs_fd, "index", b"off") {
         tracing::debug!(error = %e, "overlay: index=off not supported");
+    }
+    if volatile {
+        let k = cstring("volatile").map_err(|e| NewApi::Failed("volatile".into(), e))?;
+        // SAFETY: `fs_fd` is an open fs context; `k` is a valid C string; a flag has no value.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs_fd.as_raw_fd(),
+                FSCONFIG_SET_FLAG,
+                k.as_ptr(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(error = %io::Error::last_os_error(), "overlay: volatile not supported");
+        }
     }
     // SAFETY: `fs_fd` is an open fs context; CMD_CREATE takes no key or value.
     let rc = unsafe {
@@ -248,14 +308,18 @@ pub(crate) fn mount_classic(
     upper: &Path,
     work: &Path,
     target: &Path,
+    volatile: bool,
 ) -> Result<(), ImageError> {
     let err = |detail: String, source: io::Error| ImageError::Mount {
         target: target.to_owned(),
         detail,
         source,
     };
-    let opts = classic_options(lower, upper, work)
+    let mut opts = classic_options(lower, upper, work)
         .map_err(|d| err(d, io::Error::from_raw_os_error(libc::E2BIG)))?;
+    if volatile {
+        opts.push_str(",volatile");
+    }
     let t = cpath(target).map_err(|e| err("target path".into(), e))?;
     let o = cstring(&opts).map_err(|e| err("options".into(), e))?;
     let src = cstring("overlay").map_err(|e| err("source".into(), e))?;
@@ -348,6 +412,25 @@ mod tests {
         unmount_rootfs(&c.target.join("missing")).expect("so is a missing target");
     }
 
+    /// A volatile mount (as `--rm` containers get) can be mounted again after a clean
+    /// unmount, through either mount API; the kernel's marker would otherwise refuse it.
+    #[test]
+    fn volatile_mounts_again_after_unmount() {
+        let (c, lower, upper, work) = setup(2);
+        for _ in 0..2 {
+            mount_rootfs_opts(&lower, &upper, &work, &c.target, true).expect("mount volatile");
+            check(&lower, &upper, &c.target);
+            unmount_rootfs(&c.target).expect("unmount");
+        }
+        let refs: Vec<&Path> = lower.iter().map(PathBuf::as_path).collect();
+        if work.join("work/incompat/volatile").exists() {
+            // What the kernel itself does with its marker still in place.
+            assert!(mount_classic(&refs, &upper, &work, &c.target, true).is_err());
+        }
+        mount_rootfs_opts(&lower, &upper, &work, &c.target, true).expect("mount again");
+        unmount_rootfs(&c.target).expect("unmount");
+    }
+
     #[test]
     fn mounts_120_layers_past_the_option_page_limit() {
         let (c, lower, upper, work) = setup(120);
@@ -369,7 +452,7 @@ mod tests {
 
         let (c2, lower, upper2, work2) = setup(3);
         let refs: Vec<&Path> = lower.iter().map(PathBuf::as_path).collect();
-        mount_classic(&refs, &upper2, &work2, &c2.target).expect("classic mount");
+        mount_classic(&refs, &upper2, &work2, &c2.target, false).expect("classic mount");
         check(&lower, &upper2, &c2.target);
     }
 }

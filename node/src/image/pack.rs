@@ -8,26 +8,38 @@
 //! same tree always packs to the same bytes.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use tar::{EntryType, Header};
+use tar::EntryType;
+
+use crate::fsroot::tree::{self, ExactReader, Kind, Node};
+use crate::fsroot::{Root, RootError};
 
 use super::error::ImageError;
 use super::sys;
 use super::unpack::OPAQUE_XATTR;
 
-/// Writes `dir` as a layer tar to `out` and finishes the archive.
+/// Writes `dir` as a layer tar to `out` and finishes the archive. The tree is read through
+/// file descriptors ([`crate::fsroot::tree`]): a container still writing its upper dir (a
+/// commit without pause) cannot swap a directory for a symlink to the host under us.
 pub fn pack_layer(dir: &Path, out: impl Write) -> Result<(), ImageError> {
+    let top = Root::open(dir)
+        .and_then(|r| r.dir("/"))
+        .map_err(|e| ImageError::io("open", dir)(e.source))?;
     let mut p = Packer {
-        root: dir.to_owned(),
         tar: tar::Builder::new(out),
         links: HashMap::new(),
     };
-    p.walk(Path::new(""))?;
+    tree::walk(&top, &mut |n| {
+        if n.rel.as_os_str().is_empty() {
+            return Ok(true);
+        }
+        p.entry(n)
+            .map_err(|e| RootError::new("pack", n.rel, io::Error::other(e.to_string())))?;
+        Ok(n.kind() == Kind::Dir)
+    })
+    .map_err(|e| ImageError::Internal(format!("packing {}: {e}", dir.display())))?;
     p.tar.into_inner().map_err(werr)?.flush().map_err(werr)
 }
 
@@ -36,52 +48,22 @@ fn werr(e: io::Error) -> ImageError {
 }
 
 struct Packer<W: Write> {
-    root: PathBuf,
     tar: tar::Builder<W>,
     /// (dev, inode) → first path packed, for hard links.
     links: HashMap<(u64, u64), PathBuf>,
 }
 
-fn header(kind: EntryType, m: &fs::Metadata) -> Header {
-    let mut h = Header::new_gnu();
-    h.set_entry_type(kind);
-    h.set_mode(m.mode() & 0o7777);
-    h.set_uid(u64::from(m.uid()));
-    h.set_gid(u64::from(m.gid()));
-    h.set_mtime(u64::try_from(m.mtime()).unwrap_or(0));
-    h.set_size(0);
-    h
-}
-
 impl<W: Write> Packer<W> {
-    fn walk(&mut self, rel: &Path) -> Result<(), ImageError> {
-        let dir = self.root.join(rel);
-        let mut names: Vec<_> = fs::read_dir(&dir)
-            .map_err(ImageError::io("read", &dir))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
-            .map_err(ImageError::io("read", &dir))?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let rel = rel.join(&name);
-            let full = self.root.join(&rel);
-            let m = fs::symlink_metadata(&full).map_err(ImageError::io("stat", &full))?;
-            self.entry(&rel, &full, &m)?;
-            if m.is_dir() {
-                self.walk(&rel)?;
-            }
-        }
-        Ok(())
-    }
-
+    /// PAX records of the inode's extended attributes (not overlayfs' own); `full` names the
+    /// inode through its fd's magic link.
     fn xattrs(&mut self, full: &Path) -> Result<(), ImageError> {
         let mut records = Vec::new();
-        for name in sys::llistxattr(full).map_err(ImageError::io("list xattrs of", full))? {
+        for name in sys::listxattr(full).map_err(ImageError::io("list xattrs of", full))? {
             if name.starts_with("trusted.overlay.") {
                 continue;
             }
             if let Some(v) =
-                sys::lgetxattr(full, &name).map_err(ImageError::io("read xattr of", full))?
+                sys::getxattr(full, &name).map_err(ImageError::io("read xattr of", full))?
             {
                 records.push((format!("SCHILY.xattr.{name}"), v));
             }
@@ -93,67 +75,87 @@ impl<W: Write> Packer<W> {
         Ok(())
     }
 
-    fn entry(&mut self, rel: &Path, full: &Path, m: &fs::Metadata) -> Result<(), ImageError> {
-        let ft = m.file_type();
-        if ft.is_char_device() && m.rdev() == 0 {
+    fn entry(&mut self, n: &Node<'_>) -> Result<(), ImageError> {
+        let rel = n.rel;
+        let st = n.stat;
+        let kind = n.kind();
+        let full = Root::proc_path(n.fd);
+        if kind == Kind::Char && st.st_rdev == 0 {
             let name = rel.file_name().unwrap_or_default();
             let wh = rel.with_file_name(format!(".wh.{}", name.to_string_lossy()));
-            let mut h = header(EntryType::Regular, m);
+            let mut h = tree::header(EntryType::Regular, st);
             h.set_mode(0o600);
             return self.tar.append_data(&mut h, wh, io::empty()).map_err(werr);
         }
-        if ft.is_socket() {
+        if kind == Kind::Socket {
             return Ok(());
         }
-        self.xattrs(full)?;
-        if ft.is_dir() {
-            let mut h = header(EntryType::Directory, m);
-            self.tar
-                .append_data(&mut h, rel, io::empty())
-                .map_err(werr)?;
-            if sys::lgetxattr(full, OPAQUE_XATTR)
-                .map_err(ImageError::io("read xattr of", full))?
-                .as_deref()
-                == Some(b"y")
-            {
-                let mut o = header(EntryType::Regular, m);
-                o.set_mode(m.mode() & 0o777);
+        if matches!(kind, Kind::Dir | Kind::File) {
+            self.xattrs(&full)?;
+        }
+        match kind {
+            Kind::Dir => {
+                let mut h = tree::header(EntryType::Directory, st);
                 self.tar
-                    .append_data(&mut o, rel.join(".wh..wh..opq"), io::empty())
+                    .append_data(&mut h, rel, io::empty())
+                    .map_err(werr)?;
+                if sys::getxattr(&full, OPAQUE_XATTR)
+                    .map_err(ImageError::io("read xattr of", rel))?
+                    .as_deref()
+                    == Some(b"y")
+                {
+                    let mut o = tree::header(EntryType::Regular, st);
+                    o.set_mode(st.st_mode & 0o777);
+                    self.tar
+                        .append_data(&mut o, rel.join(".wh..wh..opq"), io::empty())
+                        .map_err(werr)?;
+                }
+            }
+            Kind::Symlink => {
+                let target = n
+                    .link_target()
+                    .map_err(|e| ImageError::io("readlink", rel)(e.source))?;
+                let mut h = tree::header(EntryType::Symlink, st);
+                self.tar.append_link(&mut h, rel, target).map_err(werr)?;
+            }
+            Kind::File => {
+                if st.st_nlink > 1 {
+                    if let Some(first) = self.links.get(&(st.st_dev, st.st_ino)) {
+                        let mut h = tree::header(EntryType::Link, st);
+                        let first = first.clone();
+                        return self.tar.append_link(&mut h, rel, first).map_err(werr);
+                    }
+                    self.links.insert((st.st_dev, st.st_ino), rel.to_owned());
+                }
+                let mut h = tree::header(EntryType::Regular, st);
+                let f = n
+                    .open()
+                    .map_err(|e| ImageError::io("open", rel)(e.source))?;
+                // The size of the inode as opened: a file still growing is cut there.
+                let size = f
+                    .metadata()
+                    .map_err(ImageError::io("stat", rel))?
+                    .len()
+                    .min(u64::try_from(st.st_size).unwrap_or(0));
+                h.set_size(size);
+                self.tar
+                    .append_data(&mut h, rel, ExactReader::new(f, size))
                     .map_err(werr)?;
             }
-        } else if ft.is_symlink() {
-            let target = fs::read_link(full).map_err(ImageError::io("readlink", full))?;
-            let mut h = header(EntryType::Symlink, m);
-            self.tar.append_link(&mut h, rel, target).map_err(werr)?;
-        } else if ft.is_file() {
-            if m.nlink() > 1 {
-                if let Some(first) = self.links.get(&(m.dev(), m.ino())) {
-                    let mut h = header(EntryType::Link, m);
-                    let first = first.clone();
-                    return self.tar.append_link(&mut h, rel, first).map_err(werr);
-                }
-                self.links.insert((m.dev(), m.ino()), rel.to_owned());
+            Kind::Char | Kind::Block | Kind::Fifo => {
+                let t = match kind {
+                    Kind::Char => EntryType::Char,
+                    Kind::Block => EntryType::Block,
+                    _ => EntryType::Fifo,
+                };
+                let mut h = tree::header(t, st);
+                h.set_device_major(libc::major(st.st_rdev)).map_err(werr)?;
+                h.set_device_minor(libc::minor(st.st_rdev)).map_err(werr)?;
+                self.tar
+                    .append_data(&mut h, rel, io::empty())
+                    .map_err(werr)?;
             }
-            let mut h = header(EntryType::Regular, m);
-            h.set_size(m.len());
-            let f = File::open(full).map_err(ImageError::io("open", full))?;
-            self.tar.append_data(&mut h, rel, f).map_err(werr)?;
-        } else {
-            let kind = if ft.is_char_device() {
-                EntryType::Char
-            } else if ft.is_block_device() {
-                EntryType::Block
-            } else {
-                EntryType::Fifo
-            };
-            let mut h = header(kind, m);
-            let dev = m.rdev();
-            h.set_device_major(libc::major(dev)).map_err(werr)?;
-            h.set_device_minor(libc::minor(dev)).map_err(werr)?;
-            self.tar
-                .append_data(&mut h, rel, io::empty())
-                .map_err(werr)?;
+            Kind::Socket => {}
         }
         Ok(())
     }
@@ -161,8 +163,9 @@ impl<W: Write> Packer<W> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
     use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 
     use super::*;
     use crate::image::digest::Digest;
@@ -222,7 +225,7 @@ mod tests {
             b"kept"
         );
         assert_eq!(
-            sys::lgetxattr(&back.join("etc/opaque"), OPAQUE_XATTR).expect("xattr"),
+            sys::getxattr(&back.join("etc/opaque"), OPAQUE_XATTR).expect("xattr"),
             Some(b"y".to_vec())
         );
         assert_eq!(
@@ -241,7 +244,7 @@ mod tests {
         );
         assert_eq!((a.ino(), a.mode() & 0o7777), (b.ino(), 0o4711));
         assert_eq!(
-            sys::lgetxattr(&back.join("bin"), "user.test").expect("xattr"),
+            sys::getxattr(&back.join("bin"), "user.test").expect("xattr"),
             Some(b"v".to_vec())
         );
         assert_eq!(

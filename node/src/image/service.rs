@@ -163,6 +163,17 @@ impl ImageService {
         super::overlay::mount_rootfs(lower, upper, work, target)
     }
 
+    /// Mounts a container's root file system `volatile`; see
+    /// [`super::overlay::mount_rootfs_opts`].
+    pub fn mount_rootfs_volatile(
+        lower: &[PathBuf],
+        upper: &Path,
+        work: &Path,
+        target: &Path,
+    ) -> Result<(), ImageError> {
+        super::overlay::mount_rootfs_opts(lower, upper, work, target, true)
+    }
+
     /// Unmounts what [`mount_rootfs`](Self::mount_rootfs) mounted.
     pub fn unmount_rootfs(target: &Path) -> Result<(), ImageError> {
         super::overlay::unmount_rootfs(target)

@@ -51,14 +51,30 @@ pub fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
 }
 
 /// `lgetxattr(2)`; `None` when the attribute is not set.
+#[cfg(test)]
 pub fn lgetxattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
+    getxattr_impl(path, name, false)
+}
+
+/// `getxattr(2)`; `None` when the attribute is not set. Follows a final symlink (or magic link: `/proc/self/fd/N` names the
+/// inode an fd holds).
+pub fn getxattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
+    getxattr_impl(path, name, true)
+}
+
+fn getxattr_impl(path: &Path, name: &str, follow: bool) -> io::Result<Option<Vec<u8>>> {
     let p = cpath(path)?;
     let n = cstr(name)?;
     let mut buf = vec![0u8; 256];
     loop {
         // SAFETY: `p`, `n` are valid C strings; `buf` is writable for `buf.len()` bytes.
-        let rc =
-            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let rc = unsafe {
+            if follow {
+                libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            } else {
+                libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            }
+        };
         if rc >= 0 {
             buf.truncate(rc as usize);
             return Ok(Some(buf));
@@ -73,12 +89,28 @@ pub fn lgetxattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// `llistxattr(2)`: the names of the path's extended attributes.
+#[cfg(test)]
 pub fn llistxattr(path: &Path) -> io::Result<Vec<String>> {
+    listxattr_impl(path, false)
+}
+
+/// `listxattr(2)`: follows a final symlink (or magic link).
+pub fn listxattr(path: &Path) -> io::Result<Vec<String>> {
+    listxattr_impl(path, true)
+}
+
+fn listxattr_impl(path: &Path, follow: bool) -> io::Result<Vec<String>> {
     let p = cpath(path)?;
     let mut buf = vec![0u8; 1024];
     loop {
         // SAFETY: `p` is a valid C string; `buf` is writable for `buf.len()` bytes.
-        let rc = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let rc = unsafe {
+            if follow {
+                libc::listxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            } else {
+                libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            }
+        };
         if rc >= 0 {
             buf.truncate(rc as usize);
             return Ok(buf
