@@ -58,6 +58,7 @@ impl Engine {
         volumes.set_users(Arc::new(move |name: &str| users.users_of_volume(name)));
         containers.adopt_volumes();
         container::restore(&containers).await;
+        crate::build::sweep_leftovers(&cfg.tmp_dir());
         volumes.sweep_mounts();
         let id = engine_id(&cfg)?;
         let system = System {

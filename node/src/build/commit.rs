@@ -73,10 +73,11 @@ impl Builder {
 
     /// A unique temporary path on the data root's file system.
     pub(crate) fn tmp_file(&self, what: &str) -> PathBuf {
-        self.inner
-            .cfg
-            .tmp_dir()
-            .join(format!("build-{what}-{:016x}", rand::random::<u64>()))
+        self.inner.cfg.tmp_dir().join(format!(
+            "{}{what}-{:016x}",
+            super::leftovers::TMP_PREFIX,
+            rand::random::<u64>()
+        ))
     }
 
     /// Registers `spec` with the layer tar at `tar` (removed afterwards).

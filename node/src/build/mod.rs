@@ -13,8 +13,10 @@
 //!  POST /commit ─► commit.rs   container upper dir → layer + config
 //! ```
 //! Invariants: a failed build tags nothing and leaves no container, mount or temporary
-//! directory behind (the images of the steps that succeeded stay, as the cache); a cache hit
-//! is only taken when its image still exists.
+//! directory behind (the images of the steps that succeeded stay, as the cache); nor does a
+//! build berthd was killed in, once berthd restarts (leftovers.rs, and the RUN containers
+//! marked `build` in container::leftovers); a cache hit is only taken when its image still
+//! exists.
 
 mod cache;
 mod commit;
@@ -23,8 +25,11 @@ mod copy;
 pub mod expand;
 mod fetch;
 pub mod ignore;
+mod leftovers;
 pub mod parser;
 mod run;
+
+pub use leftovers::sweep as sweep_leftovers;
 
 use std::sync::Arc;
 

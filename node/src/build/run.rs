@@ -1171,14 +1171,11 @@ impl Build<'_> {
         };
         let cs = self.b.inner.containers.clone();
         let created = cs
-            .create(
-                None,
-                ContainerCreateBody {
-                    config,
-                    host_config,
-                    networking_config: None,
-                },
-            )
+            .create_for_build(ContainerCreateBody {
+                config,
+                host_config,
+                networking_config: None,
+            })
             .await?;
         let cid = created["Id"].as_str().unwrap_or_default().to_owned();
         self.out

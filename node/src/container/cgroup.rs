@@ -625,6 +625,7 @@ impl Containers {
         let config = c.record().config;
         super::spec::check(&config, &h, self.inner.nofile_hard)?;
         let warnings = fit_resources(&mut h, support())?;
+        super::validate::resources(&h, &super::validate::HostCpus::probe())?;
         let doc = super::spec::check(&config, &h, self.inner.nofile_hard)?;
         if c.is_running() {
             let mut r = c.record();

@@ -204,6 +204,23 @@ impl Containers {
         name: Option<String>,
         body: ContainerCreateBody,
     ) -> Result<Value, ContainerError> {
+        self.create_with(name, body, false).await
+    }
+
+    /// The container of a build's RUN step, marked as such in its record from the start.
+    pub async fn create_for_build(
+        &self,
+        body: ContainerCreateBody,
+    ) -> Result<Value, ContainerError> {
+        self.create_with(None, body, true).await
+    }
+
+    async fn create_with(
+        &self,
+        name: Option<String>,
+        body: ContainerCreateBody,
+        build: bool,
+    ) -> Result<Value, ContainerError> {
         let ContainerCreateBody {
             mut config,
             mut host_config,
@@ -271,6 +288,7 @@ impl Containers {
         spec::check(&config, &host_config, self.inner.nofile_hard)?;
         let support = super::cgroup::support();
         let warnings = super::cgroup::fit_resources(&mut host_config, support)?;
+        super::validate::create_settings(&host_config)?;
         host_config.cgroupns_mode =
             super::cgroup::cgroupns_mode(&host_config.cgroupns_mode, support.v2)?;
         let mut mounts = self.plan_mounts(&config, &host_config)?;
@@ -321,6 +339,7 @@ impl Containers {
             networks,
             ports: Vec::new(),
             mounts,
+            build,
         };
         let paths = self.paths(&id);
         let made = (|| -> Result<(), ContainerError> {
@@ -1085,6 +1104,7 @@ fn merge_image_config(
 /// shim finished while we were away, and mark exited (137) those whose shim died with them.
 /// Then apply restart policies as Docker does at boot.
 pub async fn restore(cs: &Containers) {
+    cs.discard_build_containers().await;
     for c in cs.all() {
         let rec = c.record();
         match rec.state.status.as_str() {

@@ -10,6 +10,7 @@
 //!                     ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs,
 //!                     │                exec_process.rs: an exec's process, the container's own)
 //!                     ├─ mounts.rs     -v, --mount, --volumes-from: parse, resolve, attach
+//!                     ├─ validate.rs   settings refused at create/update (ports, CPU limits)
 //!                     └─ netns.rs      the network namespace of each container
 //! ```
 //! Invariants: a container's record in metadata.redb is written before the API answers; a
@@ -23,6 +24,7 @@ mod cgroup;
 mod etc_files;
 mod exec_process;
 mod fs;
+mod leftovers;
 mod lifecycle;
 mod logs;
 pub mod mounts;
@@ -33,6 +35,7 @@ pub mod seccomp;
 mod shim;
 pub mod spec;
 pub(crate) mod user;
+mod validate;
 mod view;
 
 use std::collections::HashMap;
@@ -145,6 +148,10 @@ pub struct Record {
     /// Binds, volumes and `--mount` tmpfs, resolved at create.
     #[serde(default)]
     pub mounts: Vec<mounts::MountPoint>,
+    /// The container of a build's RUN step: its build removes it, and a restart removes it
+    /// if berthd died mid-build (`leftovers.rs`).
+    #[serde(default)]
+    pub build: bool,
 }
 
 /// What waiters watch: the status and how many times the container has exited.

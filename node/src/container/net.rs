@@ -173,7 +173,7 @@ impl Containers {
         }
         self.inner
             .nets
-            .attach(&attachee(&rec, &p, &primary), &mut eps, 0)
+            .attach(&attachee(rec, &p, &primary), &mut eps, 0)
             .await?;
         let wanted = ports::bindings(
             rec.host_config.port_bindings.as_ref(),

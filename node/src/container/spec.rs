@@ -373,9 +373,10 @@ fn resources(h: &HostConfig) -> Result<Value, ContainerError> {
     }
     if h.memory > 0 {
         mem.insert("limit".into(), json!(h.memory));
-        // Docker: swap defaults to twice the memory (memory + equal swap); -1 is unlimited.
+        // Docker: swap defaults to twice the memory (memory + equal swap); -1 is unlimited,
+        // and so is twice a limit too large to double (`Memory` near i64::MAX).
         let swap = match h.memory_swap {
-            0 => h.memory * 2,
+            0 => h.memory.checked_mul(2).unwrap_or(-1),
             -1 => -1,
             s if s < h.memory => {
                 return Err(ContainerError::Invalid(format!(
@@ -411,7 +412,11 @@ fn resources(h: &HostConfig) -> Result<Value, ContainerError> {
         }
         let period = 100_000i64;
         cpu.insert("period".into(), json!(period));
-        cpu.insert("quota".into(), json!(h.nano_cpus * period / 1_000_000_000));
+        // nano_cpus × period / 1e9, without the product overflowing.
+        cpu.insert(
+            "quota".into(),
+            json!(h.nano_cpus / (1_000_000_000 / period)),
+        );
     } else {
         if h.cpu_period > 0 {
             cpu.insert("period".into(), json!(h.cpu_period));

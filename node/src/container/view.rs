@@ -174,6 +174,7 @@ impl Containers {
     }
 
     pub async fn list(&self, opts: ListOptions) -> Result<Vec<Value>, ContainerError> {
+        super::validate::ps_filters(&opts.filters)?;
         let mut recs: Vec<Record> = self.all().iter().map(|c| c.record()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
         let f = &opts.filters;

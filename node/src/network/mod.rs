@@ -433,10 +433,14 @@ impl Networks {
         }
         let id = new_id();
         let bridge = match req.options.get("com.docker.network.bridge.name") {
-            Some(b) if !nft::valid_ifname(b) => {
-                return Err(invalid(format!("invalid bridge name {b:?}")))
-            }
-            Some(b) => b.clone(),
+            Some(b) => match netlink::ifname_problem(b) {
+                Some(why) => {
+                    return Err(invalid(format!(
+                        "invalid bridge name {b:?} (com.docker.network.bridge.name): {why}; an interface name is 1 to 15 bytes without whitespace, '/', ':', '%' or quotes"
+                    )))
+                }
+                None => b.clone(),
+            },
             None => format!("{BRIDGE_PREFIX}{}", &id[..9]),
         };
         let mtu = match req.options.get("com.docker.network.driver.mtu") {
@@ -588,27 +592,32 @@ impl Networks {
             );
             rec
         };
-        let made = {
+        // All or nothing: what a failed create made (the bridge, if it was ours; its rules;
+        // the name and subnet reserved above) is undone before the error goes back.
+        let bridge_made = {
             let rec = rec.clone();
-            tokio::task::spawn_blocking(move || -> Result<()> {
-                make_bridge(&mut nl, &rec, mtu)?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| internal(e.to_string()))
-            .and_then(|r| r)
-        };
-        let made = made.and_then(|_| self.rebuild_rules()).and_then(|_| {
-            self.inner
-                .meta
-                .put(NETWORKS, &id, &rec)
+            tokio::task::spawn_blocking(move || make_bridge(&mut nl, &rec, mtu))
+                .await
                 .map_err(|e| internal(e.to_string()))
-        });
+                .and_then(|r| r)
+        };
+        let made = bridge_made
+            .clone()
+            .and_then(|_| self.rebuild_rules())
+            .and_then(|_| {
+                self.inner
+                    .meta
+                    .put(NETWORKS, &id, &rec)
+                    .map_err(|e| internal(e.to_string()))
+            });
         if let Err(e) = made {
             self.state().nets.remove(&id);
-            let b = bridge.clone();
-            let _ = tokio::task::spawn_blocking(move || delete_bridge(&b)).await;
-            let _ = self.rebuild_rules();
+            if let Ok(Made::Created(idx)) = bridge_made {
+                let _ = tokio::task::spawn_blocking(move || delete_link(idx)).await;
+            }
+            if let Err(e) = self.rebuild_rules() {
+                tracing::warn!(network_id = %id, error = %e.message, "restore rules after a failed create");
+            }
             return Err(e);
         }
         self.inner.events.publish(
@@ -1233,23 +1242,60 @@ fn ensure_bridge(nl: &mut Netlink, rec: &NetworkRecord) -> anyhow::Result<()> {
         .get("com.docker.network.driver.mtu")
         .and_then(|m| m.parse().ok())
         .filter(|m| *m != 1500);
-    make_bridge(nl, rec, mtu).map_err(|e| anyhow::anyhow!(e.message))
+    make_bridge(nl, rec, mtu)
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!(e.message))
 }
 
-/// Creates the bridge if missing, gives it the gateway address, brings it up.
-fn make_bridge(nl: &mut Netlink, rec: &NetworkRecord, mtu: Option<u32>) -> Result<()> {
+/// Whether `make_bridge` created the bridge (its index) or found it there.
+#[derive(Debug, Clone, Copy)]
+enum Made {
+    Created(u32),
+    Existing,
+}
+
+/// Creates the bridge if missing, gives it the gateway address, brings it up. A bridge it
+/// created is deleted again if a later step fails; an interface of that name that is not a
+/// bridge is refused (dockerd: "existing interface … is not a bridge").
+fn make_bridge(nl: &mut Netlink, rec: &NetworkRecord, mtu: Option<u32>) -> Result<Made> {
     let subnet: Subnet = rec.subnet.parse().map_err(internal)?;
     let gw: Ipv4Addr = rec
         .gateway
         .parse()
         .map_err(|_| internal(format!("bad gateway {}", rec.gateway)))?;
-    let idx = match nl.link_index(&rec.bridge) {
-        Ok(Some(i)) => i,
-        Ok(None) => nl
-            .create_bridge(&rec.bridge, mtu)
-            .map_err(|e| internal(format!("create bridge {}: {e}", rec.bridge)))?,
+    let (made, idx) = match nl.link(&rec.bridge) {
+        Ok(Some((i, true))) => (Made::Existing, i),
+        Ok(Some((_, false))) => {
+            return Err(invalid(format!(
+                "existing interface {} is not a bridge",
+                rec.bridge
+            )))
+        }
+        Ok(None) => {
+            let i = nl
+                .create_bridge(&rec.bridge, mtu)
+                .map_err(|e| internal(format!("create bridge {}: {e}", rec.bridge)))?;
+            (Made::Created(i), i)
+        }
         Err(e) => return Err(internal(format!("look up {}: {e}", rec.bridge))),
     };
+    let configured = configure_bridge(nl, idx, rec, gw, subnet);
+    if configured.is_err() {
+        if let Made::Created(i) = made {
+            let _ = nl.delete_link(i);
+        }
+    }
+    configured.map(|_| made)
+}
+
+/// The gateway address on the bridge, and the bridge up.
+fn configure_bridge(
+    nl: &mut Netlink,
+    idx: u32,
+    rec: &NetworkRecord,
+    gw: Ipv4Addr,
+    subnet: Subnet,
+) -> Result<()> {
     nl.add_address(idx, gw, subnet.prefix)
         .map_err(|e| internal(format!("address {gw} on {}: {e}", rec.bridge)))?;
     nl.set_up(idx)
@@ -1260,6 +1306,12 @@ fn make_bridge(nl: &mut Netlink, rec: &NetworkRecord, mtu: Option<u32>) -> Resul
         "1",
     );
     Ok(())
+}
+
+fn delete_link(index: u32) -> Result<()> {
+    let mut nl = Netlink::open().map_err(|e| internal(format!("netlink: {e}")))?;
+    nl.delete_link(index)
+        .map_err(|e| internal(format!("delete link {index}: {e}")))
 }
 
 fn delete_bridge(name: &str) -> Result<()> {

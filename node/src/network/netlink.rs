@@ -25,6 +25,33 @@ use netlink_packet_route::route::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
+/// Why `name` cannot name a network interface, or `None` when it can: Linux's
+/// `dev_valid_name` (1–15 bytes, not `.` or `..`, no `/`, `:` or whitespace), plus no `%`,
+/// which the kernel takes as a template (`br%d` makes `br0`, and the name asked for never
+/// exists), and no quotes or backslashes, which have no place in the nftables rules the
+/// name is written into.
+pub fn ifname_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("it is empty");
+    }
+    if name.len() > 15 {
+        return Some("it is longer than 15 bytes");
+    }
+    if name == "." || name == ".." {
+        return Some("\".\" and \"..\" are not interface names");
+    }
+    match name
+        .bytes()
+        .find(|b| !b.is_ascii_graphic() || matches!(b, b'/' | b':' | b'%' | b'"' | b'\'' | b'\\'))
+    {
+        None => None,
+        Some(b'%') => Some("'%' would make it a name template"),
+        Some(b) if b.is_ascii_whitespace() => Some("it contains whitespace"),
+        Some(b) if !b.is_ascii_graphic() => Some("it contains a control or non-ASCII character"),
+        Some(_) => Some("it contains one of / : \" ' \\"),
+    }
+}
+
 pub struct Netlink {
     sock: Socket,
     seq: u32,
@@ -90,6 +117,28 @@ impl Netlink {
         match self.request(RouteNetlinkMessage::GetLink(m), 0) {
             Ok(replies) => Ok(replies.into_iter().find_map(|r| match r {
                 RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                _ => None,
+            })),
+            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The link called `name`: its index and whether it is a bridge.
+    pub fn link(&mut self, name: &str) -> io::Result<Option<(u32, bool)>> {
+        let mut m = LinkMessage::default();
+        m.attributes.push(LinkAttribute::IfName(name.to_owned()));
+        match self.request(RouteNetlinkMessage::GetLink(m), 0) {
+            Ok(replies) => Ok(replies.into_iter().find_map(|r| match r {
+                RouteNetlinkMessage::NewLink(l) => {
+                    let bridge = l.attributes.iter().any(|a| match a {
+                        LinkAttribute::LinkInfo(infos) => infos
+                            .iter()
+                            .any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge))),
+                        _ => false,
+                    });
+                    Some((l.header.index, bridge))
+                }
                 _ => None,
             })),
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(None),
@@ -257,5 +306,47 @@ impl Netlink {
                 _ => None,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names_like_the_kernel() {
+        for ok in [
+            "berth0",
+            "br-1",
+            "a",
+            "x.y",
+            "0123456789abcde",
+            "..a",
+            "a_b@c",
+        ] {
+            assert_eq!(ifname_problem(ok), None, "{ok:?}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "br%d",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "a\"b",
+            "a'b",
+            "a\\b",
+            "0123456789abcdef",
+            "é",
+        ] {
+            assert!(ifname_problem(bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(
+            ifname_problem("br%d"),
+            Some("'%' would make it a name template")
+        );
     }
 }

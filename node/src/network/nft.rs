@@ -143,12 +143,10 @@ fn nft_binary() -> &'static str {
         .unwrap_or("nft")
 }
 
-/// A valid Linux interface name: 1–15 bytes, no '/', whitespace, quotes or ':'.
+/// A valid Linux interface name that is safe to quote in a rule (see
+/// `netlink::ifname_problem`).
 pub fn valid_ifname(n: &str) -> bool {
-    !n.is_empty()
-        && n.len() <= 15
-        && n.bytes()
-            .all(|b| b.is_ascii_graphic() && !b"/\"':\\".contains(&b))
+    super::netlink::ifname_problem(n).is_none()
 }
 
 #[cfg(test)]
