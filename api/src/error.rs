@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Conflict,
     /// 304: nothing to do (start of a running container, stop of a stopped one).
     NotModified,
+    /// 501: the object can't do this (logs of a container whose driver can't be read).
+    NotImplemented,
     /// 503: the feature is not active on this node.
     Unavailable,
     /// 500: anything else.
@@ -36,6 +38,7 @@ impl ErrorKind {
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::NotModified => StatusCode::NOT_MODIFIED,
+            ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

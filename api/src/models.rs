@@ -78,6 +78,7 @@ pub struct Ulimit {
 pub struct LogConfig {
     #[serde(rename = "Type")]
     pub kind: String,
+    #[serde(deserialize_with = "null_as_default")]
     pub config: BTreeMap<String, String>,
 }
 

@@ -36,6 +36,9 @@ pub struct DaemonConfig {
     pub max_concurrent_downloads: usize,
     /// Layers uploaded at once per push (`--max-concurrent-uploads`, default 5).
     pub max_concurrent_uploads: usize,
+    /// Log driver and options of containers that name none (`--log-driver`, `--log-opt`,
+    /// daemon.json `log-driver`, `log-opts`); validated at daemon start.
+    pub log_config: berth_api::models::LogConfig,
 }
 
 impl DaemonConfig {

@@ -1,18 +1,25 @@
 //! Command line of `berth-shim`, written by berthd (not meant for people):
 //!
 //! ```text
-//! berth-shim init --id ID --state DIR --root DIR --bundle DIR --log FILE [--runtime PATH] [--tty] [--stdin] [--stdin-once]
+//! berth-shim init --id ID --state DIR --root DIR --bundle DIR [--log FILE [--log-max-size BYTES --log-max-file N [--log-compress 1]]] [--runtime PATH] [--tty] [--stdin] [--stdin-once]
 //! berth-shim exec --id ID --state DIR --root DIR --exec-id EID --process FILE [--runtime PATH] [--tty] [--stdin]
 //! ```
 //! `--runtime` absent means the built-in libcontainer runtime; otherwise the path of an OCI
-//! runtime binary (runc, crun).
+//! runtime binary (runc, crun). No `--log`: output is not logged (log driver `none`); no
+//! `--log-max-size`: the log file is never rotated.
 
 use std::path::PathBuf;
+
+use crate::logfile::Rotation;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// The container's init process: logs, attach, exit file, then runtime delete.
-    Init { bundle: PathBuf, log: PathBuf },
+    Init {
+        bundle: PathBuf,
+        log: Option<PathBuf>,
+        rotation: Option<Rotation>,
+    },
     /// One exec'd process inside a running container.
     Exec { exec_id: String, process: PathBuf },
 }
@@ -37,6 +44,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
     let mut root = None;
     let mut bundle = None;
     let mut log = None;
+    let (mut max_size, mut max_file, mut compress) = (None, None, false);
     let mut runtime = None;
     let mut exec_id = None;
     let mut process = None;
@@ -50,6 +58,9 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
             "--root" => root = Some(PathBuf::from(val()?)),
             "--bundle" => bundle = Some(PathBuf::from(val()?)),
             "--log" => log = Some(PathBuf::from(val()?)),
+            "--log-max-size" => max_size = Some(number(a, &val()?)?),
+            "--log-max-file" => max_file = Some(number(a, &val()?)?),
+            "--log-compress" => compress = val()? == "1",
             "--runtime" => runtime = Some(PathBuf::from(val()?)),
             "--exec-id" => exec_id = Some(val()?),
             "--process" => process = Some(PathBuf::from(val()?)),
@@ -62,7 +73,8 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
     let mode = match mode.as_str() {
         "init" => Mode::Init {
             bundle: bundle.ok_or("--bundle is required")?,
-            log: log.ok_or("--log is required")?,
+            rotation: rotation(log.is_some(), max_size, max_file, compress)?,
+            log,
         },
         "exec" => Mode::Exec {
             exec_id: exec_id.ok_or("--exec-id is required")?,
@@ -80,6 +92,36 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         stdin,
         stdin_once,
     })
+}
+
+fn number(flag: &str, v: &str) -> Result<u64, String> {
+    v.parse()
+        .map_err(|_| format!("{flag} {v:?}: expected a whole number"))
+}
+
+/// The rotation asked for, if any: a size of at least one byte and at least one file.
+fn rotation(
+    log: bool,
+    max_size: Option<u64>,
+    max_file: Option<u64>,
+    compress: bool,
+) -> Result<Option<Rotation>, String> {
+    let Some(max_size) = max_size else {
+        return Ok(None);
+    };
+    if !log {
+        return Err("--log-max-size needs --log".into());
+    }
+    let max_files =
+        u32::try_from(max_file.unwrap_or(1)).map_err(|_| "--log-max-file is too large")?;
+    if max_size == 0 || max_files == 0 {
+        return Err("--log-max-size and --log-max-file must be at least 1".into());
+    }
+    Ok(Some(Rotation {
+        max_size,
+        max_files,
+        compress: compress && max_files > 1,
+    }))
 }
 
 #[cfg(test)]
@@ -100,7 +142,8 @@ mod tests {
             a.mode,
             Mode::Init {
                 bundle: "/b".into(),
-                log: "/l".into()
+                log: Some("/l".into()),
+                rotation: None,
             }
         );
         assert!(a.tty && a.stdin && !a.stdin_once);
@@ -110,6 +153,39 @@ mod tests {
         .expect("exec");
         assert_eq!(e.runtime, Some(PathBuf::from("/usr/sbin/runc")));
         assert!(parse(&v("init --id c1")).is_err());
+        // Log driver none: no --log at all.
+        let n = parse(&v("init --id c1 --state /s --root /r --bundle /b")).expect("none");
+        assert!(matches!(
+            n.mode,
+            Mode::Init {
+                log: None,
+                rotation: None,
+                ..
+            }
+        ));
+        let r = parse(&v(
+            "init --id c1 --state /s --root /r --bundle /b --log /l --log-max-size 100000 --log-max-file 3 --log-compress 1",
+        ))
+        .expect("rotation");
+        assert!(matches!(
+            r.mode,
+            Mode::Init {
+                rotation: Some(Rotation {
+                    max_size: 100_000,
+                    max_files: 3,
+                    compress: true
+                }),
+                ..
+            }
+        ));
+        assert!(parse(&v(
+            "init --id c1 --state /s --root /r --bundle /b --log /l --log-max-size 1k"
+        ))
+        .is_err());
+        assert!(parse(&v(
+            "init --id c1 --state /s --root /r --bundle /b --log-max-size 10"
+        ))
+        .is_err());
         assert!(parse(&v("bogus --id c1")).is_err());
     }
 }

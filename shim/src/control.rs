@@ -157,6 +157,9 @@ impl Loop {
             }
         }
         self.drain_outputs();
+        if let Some(log) = self.log.as_mut() {
+            log.flush_partial();
+        }
         self.finish(runtime);
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! berthd ──spawn──► berth-shim ──runtime create──► container init
 //!    │  "ok <pid>" on stdout      │ parent (subreaper) of init, holds its stdio
 //!    └──► control.sock ◄──────────┘ start | attach | wait | kill | resize | close-stdin
-//!                                  output ─► log file (json lines) + attached clients
+//!                                  output ─► log file (json lines, rotated) + attached clients
 //!                                  exit    ─► exit file (atomic) + waiters, runtime delete
 //! ```
 //! No async runtime, no threads: one poll(2) loop. It keeps running when berthd dies; berthd
@@ -74,10 +74,16 @@ fn run(args: Args) -> Result<(), String> {
 
     let mut loop_ = control::Loop::new(&args, listener)?;
     match &args.mode {
-        Mode::Init { bundle, log } => {
-            let log = logfile::LogFile::open(log)
-                .map_err(|e| format!("open log {}: {e}", log.display()))?;
-            loop_.log = Some(log);
+        Mode::Init {
+            bundle,
+            log,
+            rotation,
+        } => {
+            if let Some(log) = log {
+                let file = logfile::LogFile::open(log, rotation.clone())
+                    .map_err(|e| format!("open log {}: {e}", log.display()))?;
+                loop_.log = Some(file);
+            }
             let (io, console) = setup_io(&args, &mut loop_)?;
             let pid = runtime.create(&args.id, &args.root, bundle, io)?;
             finish_console(console, &mut loop_)?;

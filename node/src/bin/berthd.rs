@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use berth_api::models::LogConfig;
 use berth_node::config::DaemonConfig;
+use berth_node::container::logconfig;
 use berth_node::engine::Engine;
 use berth_node::network::ipam::Pool;
 use clap::Parser;
@@ -39,7 +41,7 @@ struct Flags {
     /// JSON settings file (daemon.json keys: data-root, exec-root, hosts, pidfile, cgroup-parent,
     /// log-level, default-runtime, runtimes, live-restore, bridge, bip, default-address-pools,
     /// insecure-registries, registry-certs-dir, max-concurrent-downloads,
-    /// max-concurrent-uploads).
+    /// max-concurrent-uploads, log-driver, log-opts).
     #[arg(long)]
     config_file: Option<PathBuf>,
     /// Runtime used when a container names none: `berth` (built-in) or an --add-runtime name.
@@ -82,6 +84,12 @@ struct Flags {
     /// Layers uploaded in parallel per push (default 5).
     #[arg(long)]
     max_concurrent_uploads: Option<usize>,
+    /// Log driver of containers that name none: json-file (default), local or none.
+    #[arg(long)]
+    log_driver: Option<String>,
+    /// Default log driver option, KEY=VALUE (repeatable), e.g. max-size=10m.
+    #[arg(long = "log-opt")]
+    log_opts: Vec<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -103,6 +111,8 @@ struct FileConfig {
     registry_certs_dir: Option<PathBuf>,
     max_concurrent_downloads: Option<usize>,
     max_concurrent_uploads: Option<usize>,
+    log_driver: Option<String>,
+    log_opts: BTreeMap<String, String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -135,6 +145,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let log_config = log_config(&flags, &file)?;
     let mut runtimes: BTreeMap<String, PathBuf> = file
         .runtimes
         .into_iter()
@@ -203,6 +214,7 @@ fn main() -> anyhow::Result<()> {
             .max_concurrent_uploads
             .or(file.max_concurrent_uploads)
             .unwrap_or(5),
+        log_config,
     };
     if cfg.max_concurrent_downloads == 0 || cfg.max_concurrent_uploads == 0 {
         bail!("--max-concurrent-downloads and --max-concurrent-uploads must be at least 1");
@@ -237,6 +249,31 @@ fn main() -> anyhow::Result<()> {
         key: flags.tlskey,
     };
     rt.block_on(run(cfg, hosts, pidfile, tls))
+}
+
+/// The default log driver and options: flags over the config file (`--log-opt`s, when
+/// given, replace `log-opts` whole, as dockerd does), checked like a container's.
+fn log_config(flags: &Flags, file: &FileConfig) -> anyhow::Result<LogConfig> {
+    let kind = flags
+        .log_driver
+        .clone()
+        .or(file.log_driver.clone())
+        .unwrap_or_else(|| logconfig::DEFAULT_DRIVER.to_owned());
+    let config = if flags.log_opts.is_empty() {
+        file.log_opts.clone()
+    } else {
+        let mut m = BTreeMap::new();
+        for o in &flags.log_opts {
+            let (k, v) = o
+                .split_once('=')
+                .with_context(|| format!("--log-opt {o:?}: expected KEY=VALUE"))?;
+            m.insert(k.to_owned(), v.to_owned());
+        }
+        m
+    };
+    let cfg = LogConfig { kind, config };
+    logconfig::LogSettings::from_config(&cfg).context("failed to set log opts")?;
+    Ok(cfg)
 }
 
 /// `--tlsverify` and the PEM files for tcp:// listeners.

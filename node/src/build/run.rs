@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use berth_api::backend::{BodyStream, BuildOptions, LogOptions, WaitCondition};
-use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig};
+use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig, LogConfig};
 use berth_api::stream::Demux;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -1167,6 +1167,11 @@ impl Build<'_> {
         // --add-host, --shm-size, limits: the RUN container gets them as `docker run` would.
         let host_config = HostConfig {
             network_mode: o.network_mode.clone().unwrap_or_default(),
+            // The output is streamed from the log file, whatever the daemon's default driver.
+            log_config: LogConfig {
+                kind: "json-file".into(),
+                config: Default::default(),
+            },
             ..o.host.clone()
         };
         let cs = self.b.inner.containers.clone();

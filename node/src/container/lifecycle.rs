@@ -9,9 +9,10 @@ use std::time::Duration;
 use berth_api::models::ContainerCreateBody;
 use serde_json::{json, Value};
 
+use super::logconfig::{LogDriver, LogSettings};
 use super::{
-    etc_files, names, net, netns, shim, spec, user, ContainerError, Containers, Ctr, Record, State,
-    Watch, CONTAINERS,
+    etc_files, logconfig, names, net, netns, shim, spec, user, ContainerError, Containers, Ctr,
+    Record, State, Watch, CONTAINERS,
 };
 use crate::image::ImageService;
 
@@ -24,8 +25,18 @@ pub struct Paths {
 }
 
 impl Paths {
+    /// The json-file driver's live log file (inspect's `LogPath`).
     pub fn log(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}-json.log"))
+    }
+    /// The live log file for a driver, where Docker keeps it: `<id>-json.log` for
+    /// json-file, `local-logs/container.log` for local; none for `none`.
+    pub fn log_file(&self, id: &str, driver: LogDriver) -> Option<PathBuf> {
+        match driver {
+            LogDriver::JsonFile => Some(self.log(id)),
+            LogDriver::Local => Some(self.dir.join("local-logs").join("container.log")),
+            LogDriver::None => None,
+        }
     }
     pub fn upper(&self) -> PathBuf {
         self.dir.join("diff")
@@ -232,6 +243,8 @@ impl Containers {
             ));
         }
         validate_restart(&host_config)?;
+        logconfig::merge_and_validate(&mut host_config.log_config, &self.inner.cfg.log_config)
+            .map_err(|e| ContainerError::Invalid(e.0))?;
         let image = self
             .inner
             .images
@@ -577,6 +590,8 @@ impl Containers {
             .map_err(|e| ContainerError::io("write", &cfg_path, e))?;
         let _ = std::fs::remove_file(paths.run.join("exit"));
         let runtime_bin = self.runtime_path(&rec.runtime);
+        let mut extra = vec![("--bundle", bundle.display().to_string())];
+        extra.extend(log_args(rec, paths)?);
         shim::wait_gone(&paths.run).await;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "bundle written");
         let pid = shim::spawn(shim::Spawn {
@@ -589,10 +604,7 @@ impl Containers {
             tty: rec.config.tty,
             stdin: rec.config.open_stdin,
             stdin_once: rec.config.stdin_once,
-            extra: vec![
-                ("--bundle", bundle.display().to_string()),
-                ("--log", paths.log(&rec.id).display().to_string()),
-            ],
+            extra,
         })
         .await?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "container created");
@@ -1031,6 +1043,19 @@ impl Containers {
             json!({ "ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }),
         )
     }
+}
+
+/// The shim's log arguments for the record's (merged, validated at create) log config.
+fn log_args(rec: &Record, paths: &Paths) -> Result<Vec<(&'static str, String)>, ContainerError> {
+    let settings = LogSettings::from_config(&rec.host_config.log_config)
+        .map_err(|e| ContainerError::Invalid(e.0))?;
+    let Some(file) = paths.log_file(&rec.id, settings.driver) else {
+        return Ok(Vec::new());
+    };
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| ContainerError::io("create", dir, e))?;
+    }
+    Ok(settings.shim_args(&file))
 }
 
 /// Rewrites a runtime's "command not found" into Docker's wording, which clients turn into

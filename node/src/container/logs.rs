@@ -1,7 +1,8 @@
-//! `logs`: reads the json-lines log file that the shim writes, with tail, since/until and
-//! timestamps, and follows it while the container runs.
+//! `logs`: renders the json-lines records that the shim writes (read across rotated files by
+//! logfiles.rs), with tail, since/until and timestamps, and follows them while the container
+//! runs. A container with log driver `none` has no log to read: 501, as from dockerd.
 
-use std::io::{BufRead, Seek, SeekFrom};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use berth_api::backend::{ByteStream, LogOptions};
@@ -11,6 +12,8 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::logconfig::LogSettings;
+use super::logfiles::LogReader;
 use super::{ContainerError, Containers};
 
 #[derive(Deserialize)]
@@ -77,35 +80,28 @@ impl Containers {
         let c = self.get(key)?;
         let rec = c.record();
         let tty = rec.config.tty;
-        let path = self.paths(&c.id).log(&c.id);
+        let settings = LogSettings::from_config(&rec.host_config.log_config)
+            .map_err(|e| ContainerError::Invalid(e.0))?;
+        let Some(path) = self.paths(&c.id).log_file(&c.id, settings.driver) else {
+            return Err(ContainerError::NotImplemented(
+                "configured logging driver does not support reading".into(),
+            ));
+        };
         let (tx, rx) = mpsc::channel::<Bytes>(64);
         let mut watch = c.watch.subscribe();
         tokio::task::spawn_blocking(move || {
-            let file = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(_) if !opts.follow => return,
-                Err(_) => match wait_for_file(&path) {
-                    Some(f) => f,
-                    None => return,
-                },
-            };
-            let mut reader = std::io::BufReader::new(file);
+            let mut reader = LogReader::new(path, settings.max_files);
             // The backlog, with `tail` applied.
-            let mut backlog: std::collections::VecDeque<Bytes> = std::collections::VecDeque::new();
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                if line.ends_with('\n') {
-                    if let Some(b) = parse(line.trim_end()).and_then(|e| render(&e, &opts, tty)) {
-                        backlog.push_back(b);
-                        if opts.tail.is_some_and(|t| backlog.len() > t) {
-                            backlog.pop_front();
-                        }
+            let mut backlog: VecDeque<Bytes> = VecDeque::new();
+            reader.read_all(&mut |line| {
+                if let Some(b) = parse(line).and_then(|e| render(&e, &opts, tty)) {
+                    backlog.push_back(b);
+                    if opts.tail.is_some_and(|t| backlog.len() > t) {
+                        backlog.pop_front();
                     }
-                    line.clear();
-                } else {
-                    break;
                 }
-            }
+                true
+            });
             if opts.tail == Some(0) {
                 backlog.clear();
             }
@@ -117,52 +113,32 @@ impl Containers {
             if !opts.follow {
                 return;
             }
-            // Follow: poll the file for new records until the container stops running.
-            let mut pos = reader.stream_position().unwrap_or(0) - line.len() as u64;
-            let mut reader = reader.into_inner();
-            let mut pending = String::new();
+            // Follow: poll the files for new records until the container stops running.
             loop {
                 let running = watch.borrow_and_update().running;
-                let _ = reader.seek(SeekFrom::Start(pos));
-                let mut buf = String::new();
-                let n = std::io::Read::read_to_string(&mut reader, &mut buf).unwrap_or(0);
-                pos += n as u64;
-                pending.push_str(&buf);
-                while let Some(i) = pending.find('\n') {
-                    let l: String = pending.drain(..=i).collect();
-                    if let Some(e) = parse(l.trim_end()) {
-                        if opts.until.is_some_and(|u| e.time > secs(u)) {
-                            return;
-                        }
-                        if let Some(b) = render(&e, &opts, tty) {
-                            if tx.blocking_send(b).is_err() {
-                                return;
-                            }
-                        }
+                let (go, n) = reader.poll(&mut |line| {
+                    let Some(e) = parse(line) else {
+                        return true;
+                    };
+                    if opts.until.is_some_and(|u| e.time > secs(u)) {
+                        return false;
                     }
-                }
-                if !running && n == 0 {
+                    match render(&e, &opts, tty) {
+                        Some(b) => tx.blocking_send(b).is_ok(),
+                        None => true,
+                    }
+                });
+                if !go || (!running && n == 0) || tx.is_closed() {
                     return;
                 }
-                if tx.is_closed() {
-                    return;
+                if n == 0 {
+                    std::thread::sleep(Duration::from_millis(50));
                 }
-                std::thread::sleep(Duration::from_millis(50));
             }
         });
         let stream = tokio_stream_from(rx);
         Ok(ByteStream { tty, stream })
     }
-}
-
-fn wait_for_file(path: &std::path::Path) -> Option<std::fs::File> {
-    for _ in 0..200 {
-        if let Ok(f) = std::fs::File::open(path) {
-            return Some(f);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
 }
 
 pub(crate) fn tokio_stream_from(

@@ -3,7 +3,8 @@
 //! ```text
 //!  API ─► Containers ─┬─ lifecycle.rs  create · start · stop · kill · exit handling · restart · remove
 //!                     ├─ attach.rs     attach and exec: splice the hijacked client to the shim
-//!                     ├─ logs.rs       the json-lines log file written by the shim
+//!                     ├─ logs.rs       `logs`: render and follow (logfiles.rs: the rotated set)
+//!                     ├─ logconfig.rs  log drivers and options: defaults, validation, shim args
 //!                     ├─ view.rs       inspect and list JSON
 //!                     ├─ fs.rs         cp (archive), export, changes
 //!                     ├─ cgroup.rs     stats, top, pause, update
@@ -26,6 +27,8 @@ mod exec_process;
 mod fs;
 mod leftovers;
 mod lifecycle;
+pub mod logconfig;
+mod logfiles;
 mod logs;
 pub mod mounts;
 mod names;
@@ -73,6 +76,9 @@ pub enum ContainerError {
     },
     #[error("{0}")]
     Runtime(String),
+    /// The container's configuration can't do this (logs with log driver `none`): 501.
+    #[error("{0}")]
+    NotImplemented(String),
     /// Nothing to do (start of a running container, stop of a stopped one): 304.
     #[error("not modified")]
     NotModified,
@@ -102,6 +108,7 @@ impl From<ContainerError> for ApiError {
             ContainerError::Conflict(_) => ErrorKind::Conflict,
             ContainerError::NotModified => ErrorKind::NotModified,
             ContainerError::Forbidden(_) => ErrorKind::Forbidden,
+            ContainerError::NotImplemented(_) => ErrorKind::NotImplemented,
             _ => ErrorKind::Internal,
         };
         ApiError::new(kind, e.to_string())

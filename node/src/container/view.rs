@@ -142,7 +142,12 @@ impl Containers {
             "ResolvConfPath": paths.dir.join("resolv.conf"),
             "HostnamePath": paths.dir.join("hostname"),
             "HostsPath": paths.dir.join("hosts"),
-            "LogPath": paths.log(&r.id),
+            // Only json-file's path is shown, as Docker does (local's format is private).
+            "LogPath": if matches!(r.host_config.log_config.kind.as_str(), "" | "json-file") {
+                json!(paths.log(&r.id))
+            } else {
+                json!("")
+            },
             "Name": format!("/{}", r.name),
             "RestartCount": r.restart_count,
             "Driver": "overlay2",

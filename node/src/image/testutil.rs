@@ -30,6 +30,7 @@ pub fn config_for(root: &std::path::Path) -> DaemonConfig {
         registry_certs_dir: root.join("certs.d"),
         max_concurrent_downloads: 3,
         max_concurrent_uploads: 5,
+        log_config: Default::default(),
     }
 }
 
