@@ -17,6 +17,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::error::ApiResult;
 use crate::models::{ContainerCreateBody, ExecConfig, HostConfig, UpdateBody, VolumeCreateBody};
+use crate::swarm::{
+    InitRequest, JoinRequest, LocalNodeState, SwarmInfo, SwarmUpdateFlags, UnlockKey,
+};
 
 /// A request body as a stream of chunks (tar uploads: import, load, cp, build).
 pub type BodyStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
@@ -300,6 +303,7 @@ pub struct Backends {
     pub system: std::sync::Arc<dyn SystemBackend>,
     pub volumes: std::sync::Arc<dyn VolumeBackend>,
     pub build: std::sync::Arc<dyn BuildBackend>,
+    pub swarm: std::sync::Arc<dyn SwarmBackend>,
 }
 
 /// Networks: bodies pass through as JSON objects; the engine validates them.
@@ -313,4 +317,77 @@ pub trait NetworkBackend: Send + Sync {
     async fn connect(&self, id: &str, body: Value) -> ApiResult<()>;
     async fn disconnect(&self, id: &str, body: Value) -> ApiResult<()>;
     async fn prune(&self, filters: Filters) -> ApiResult<Value>;
+}
+
+/// `POST /services/{id}/update` query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServiceUpdateOptions {
+    /// The service object's version the update is based on.
+    pub version: u64,
+    /// `spec` or `previous-spec`: where registry credentials come from when none are sent.
+    pub registry_auth_from: Option<String>,
+    /// `previous`: roll back to the previous spec instead of applying the body.
+    pub rollback: Option<String>,
+    /// `X-Registry-Auth`, as sent (base64url JSON).
+    pub registry_auth: Option<String>,
+}
+
+/// The cluster: membership of this node (`/swarm*`) and the objects a manager holds
+/// (`/nodes*`, `/services*`, `/tasks*`, `/secrets*`, `/configs*`). Cluster objects pass
+/// through as JSON, owned by the implementation like inspect and list elsewhere.
+///
+/// Implemented by [`crate::swarm::InactiveSwarm`] on a node in no swarm, and by the control
+/// plane once the node is a member.
+#[async_trait]
+pub trait SwarmBackend: Send + Sync {
+    /// The `Swarm` header of `/_ping`; must be cheap.
+    fn local_node_state(&self) -> LocalNodeState;
+    /// The `Swarm` object of `/info`.
+    async fn info(&self) -> ApiResult<SwarmInfo>;
+    /// `POST /swarm/init`: the new node's ID.
+    async fn init(&self, req: InitRequest) -> ApiResult<String>;
+    async fn join(&self, req: JoinRequest) -> ApiResult<()>;
+    async fn leave(&self, force: bool) -> ApiResult<()>;
+    /// `GET /swarm`: the cluster object with its join tokens.
+    async fn inspect(&self) -> ApiResult<Value>;
+    async fn update(&self, flags: SwarmUpdateFlags, spec: Value) -> ApiResult<()>;
+    async fn unlock(&self, key: UnlockKey) -> ApiResult<()>;
+    async fn unlock_key(&self) -> ApiResult<UnlockKey>;
+
+    async fn node_list(&self, filters: Filters) -> ApiResult<Vec<Value>>;
+    async fn node_inspect(&self, id: &str) -> ApiResult<Value>;
+    async fn node_remove(&self, id: &str, force: bool) -> ApiResult<()>;
+    async fn node_update(&self, id: &str, version: u64, spec: Value) -> ApiResult<()>;
+
+    async fn service_list(&self, filters: Filters, status: bool) -> ApiResult<Vec<Value>>;
+    /// 201 `{"ID", "Warnings"}`; `auth` is `X-Registry-Auth` as sent.
+    async fn service_create(&self, spec: Value, auth: Option<String>) -> ApiResult<Value>;
+    async fn service_inspect(&self, id: &str, insert_defaults: bool) -> ApiResult<Value>;
+    async fn service_remove(&self, id: &str) -> ApiResult<()>;
+    /// `{"Warnings": [...]}`.
+    async fn service_update(
+        &self,
+        id: &str,
+        opts: ServiceUpdateOptions,
+        spec: Value,
+    ) -> ApiResult<Value>;
+    async fn service_logs(&self, id: &str, opts: LogOptions) -> ApiResult<ByteStream>;
+
+    async fn task_list(&self, filters: Filters) -> ApiResult<Vec<Value>>;
+    async fn task_inspect(&self, id: &str) -> ApiResult<Value>;
+    async fn task_logs(&self, id: &str, opts: LogOptions) -> ApiResult<ByteStream>;
+
+    async fn secret_list(&self, filters: Filters) -> ApiResult<Vec<Value>>;
+    /// 201 `{"ID"}`.
+    async fn secret_create(&self, spec: Value) -> ApiResult<Value>;
+    async fn secret_inspect(&self, id: &str) -> ApiResult<Value>;
+    async fn secret_remove(&self, id: &str) -> ApiResult<()>;
+    async fn secret_update(&self, id: &str, version: u64, spec: Value) -> ApiResult<()>;
+
+    async fn config_list(&self, filters: Filters) -> ApiResult<Vec<Value>>;
+    /// 201 `{"ID"}`.
+    async fn config_create(&self, spec: Value) -> ApiResult<Value>;
+    async fn config_inspect(&self, id: &str) -> ApiResult<Value>;
+    async fn config_remove(&self, id: &str) -> ApiResult<()>;
+    async fn config_update(&self, id: &str, version: u64, spec: Value) -> ApiResult<()>;
 }

@@ -21,7 +21,8 @@ pub enum ErrorKind {
     Conflict,
     /// 304: nothing to do (start of a running container, stop of a stopped one).
     NotModified,
-    /// 501: the object can't do this (logs of a container whose driver can't be read).
+    /// 501: not supported here: Docker performs the operation but this build does not yet,
+    /// or the object can't do it (logs of a container whose driver can't be read).
     NotImplemented,
     /// 503: the feature is not active on this node.
     Unavailable,

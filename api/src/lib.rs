@@ -16,6 +16,7 @@ pub mod models;
 pub mod params;
 pub mod routes;
 pub mod stream;
+pub mod swarm;
 pub mod version;
 
 use axum::Router;
@@ -33,6 +34,7 @@ pub fn router(backends: Backends) -> Router {
         .merge(routes::networks::routes())
         .merge(routes::volumes::routes())
         .merge(routes::build::routes())
+        .merge(routes::swarm::routes())
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backends);
     Router::new()

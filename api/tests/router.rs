@@ -306,6 +306,7 @@ fn app(fake: Arc<FakeBackend>) -> axum::Router {
         system: fake.clone(),
         volumes: fake.clone(),
         build: fake,
+        swarm: Arc::new(berth_api::swarm::InactiveSwarm),
     })
 }
 
@@ -732,4 +733,134 @@ async fn commit_parses_params_and_body() {
     assert_eq!(v["config"]["Cmd"], json!(["y"]));
     let (st, _, _) = call(&app, "POST", "/commit?repo=r", "").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
+}
+
+const NOT_A_MANAGER: &str = "{\"message\":\"This node is not a swarm manager. Use \\\"docker swarm init\\\" or \\\"docker swarm join\\\" to connect this node to swarm and try again.\"}";
+
+/// Every cluster route Docker defines, by method, as a node in no swarm answers it: 503 with
+/// dockerd's body, bare and under a version prefix.
+#[tokio::test]
+async fn cluster_routes_outside_a_swarm_answer_503_not_a_manager() {
+    let app = app(Arc::new(FakeBackend::default()));
+    let routes = [
+        ("GET", "/swarm", ""),
+        ("POST", "/swarm/update?version=1", "{}"),
+        ("GET", "/swarm/unlockkey", ""),
+        ("POST", "/swarm/unlock", r#"{"UnlockKey":"SWMKEY-1-x"}"#),
+        ("GET", "/nodes", ""),
+        (
+            "GET",
+            "/nodes?filters=%7B%22role%22%3A%7B%22manager%22%3Atrue%7D%7D",
+            "",
+        ),
+        ("GET", "/nodes/self", ""),
+        ("DELETE", "/nodes/n1?force=1", ""),
+        (
+            "POST",
+            "/nodes/n1/update?version=3",
+            r#"{"Availability":"drain"}"#,
+        ),
+        ("GET", "/services?status=true", ""),
+        ("POST", "/services/create", r#"{"Name":"web"}"#),
+        ("GET", "/services/web?insertDefaults=true", ""),
+        ("DELETE", "/services/web", ""),
+        (
+            "POST",
+            "/services/web/update?version=7",
+            r#"{"Name":"web"}"#,
+        ),
+        ("GET", "/services/web/logs?stdout=1&stderr=1", ""),
+        ("GET", "/tasks", ""),
+        ("GET", "/tasks/t1", ""),
+        ("GET", "/tasks/t1/logs?stdout=1", ""),
+        ("GET", "/secrets", ""),
+        ("POST", "/secrets/create", r#"{"Name":"s","Data":"aGk="}"#),
+        ("GET", "/secrets/s", ""),
+        ("DELETE", "/secrets/s", ""),
+        ("POST", "/secrets/s/update?version=2", r#"{"Name":"s"}"#),
+        ("GET", "/configs", ""),
+        ("POST", "/configs/create", r#"{"Name":"c","Data":"aGk="}"#),
+        ("GET", "/configs/c", ""),
+        ("DELETE", "/configs/c", ""),
+        ("POST", "/configs/c/update?version=2", r#"{"Name":"c"}"#),
+    ];
+    for (method, path, body) in routes {
+        for prefix in ["", "/v1.41", "/v1.24"] {
+            let uri = format!("{prefix}{path}");
+            let (st, h, out) = call(&app, method, &uri, body).await;
+            assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{method} {uri}: {out}");
+            assert_eq!(out, NOT_A_MANAGER, "{method} {uri}");
+            assert_eq!(h["content-type"], "application/json", "{method} {uri}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn swarm_leave_init_and_join_outside_a_swarm() {
+    let app = app(Arc::new(FakeBackend::default()));
+    for uri in ["/swarm/leave", "/v1.41/swarm/leave?force=1"] {
+        let (st, _, out) = call(&app, "POST", uri, "").await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(out, r#"{"message":"This node is not part of a swarm"}"#);
+    }
+    let init =
+        r#"{"ListenAddr":"0.0.0.0:2377","AdvertiseAddr":"","ForceNewCluster":false,"Spec":{}}"#;
+    let (st, _, out) = call(&app, "POST", "/v1.41/swarm/init", init).await;
+    assert_eq!(st, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(
+        out,
+        r#"{"message":"swarm init is not implemented yet in berth"}"#
+    );
+    let join =
+        r#"{"ListenAddr":"0.0.0.0:2377","RemoteAddrs":["10.0.0.1:2377"],"JoinToken":"SWMTKN-1-x"}"#;
+    let (st, _, out) = call(&app, "POST", "/swarm/join", join).await;
+    assert_eq!(st, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(
+        out,
+        r#"{"message":"swarm join is not implemented yet in berth"}"#
+    );
+    // A malformed body is the client's mistake, whatever the node's state.
+    let (st, _, out) = call(&app, "POST", "/swarm/init", "{not json").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{out}");
+}
+
+/// As in dockerd, an update without a usable `version` is refused before the cluster is
+/// asked, and methods Docker does not define stay 405.
+#[tokio::test]
+async fn cluster_updates_need_a_version_and_unknown_methods_are_405() {
+    let app = app(Arc::new(FakeBackend::default()));
+    for (uri, what) in [
+        ("/swarm/update", "swarm"),
+        ("/nodes/n1/update?version=x", "node"),
+        ("/services/web/update", "service"),
+        ("/secrets/s/update?version=-1", "secret"),
+        ("/configs/c/update", "config"),
+    ] {
+        let (st, _, out) = call(&app, "POST", uri, "{}").await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{uri}: {out}");
+        assert!(
+            out.contains(&format!("invalid {what} version")),
+            "{uri}: {out}"
+        );
+    }
+    let (st, _, _) = call(&app, "PUT", "/services/web", "").await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    let (st, _, _) = call(&app, "DELETE", "/tasks/t1", "").await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn info_and_ping_report_the_swarm_backends_state() {
+    let app = app(Arc::new(FakeBackend::default()));
+    let (st, h, _) = call(&app, "HEAD", "/_ping", "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(h["swarm"], "inactive");
+    let (st, _, out) = call(&app, "GET", "/v1.41/info", "").await;
+    assert_eq!(st, StatusCode::OK, "{out}");
+    let v: Value = serde_json::from_str(&out).expect("info json");
+    assert_eq!(
+        v["Swarm"],
+        json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+            "ControlAvailable": false, "Error": "", "RemoteManagers": null})
+    );
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use berth_api::swarm::InactiveSwarm;
 use berth_api::Backends;
 
 use crate::build::Builder;
@@ -80,6 +81,7 @@ impl Engine {
             system: Arc::new(system),
             volumes: Arc::new(volumes),
             build: Arc::new(builder),
+            swarm: Arc::new(InactiveSwarm),
         };
         Ok(Engine {
             containers,

@@ -153,7 +153,6 @@ impl SystemBackend for System {
             "ServerVersion": berth_api::version::ENGINE_VERSION,
             "Runtimes": runtimes,
             "DefaultRuntime": self.cfg.default_runtime,
-            "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null },
             "LiveRestoreEnabled": self.cfg.live_restore,
             "Isolation": "",
             "InitBinary": "berth-init",

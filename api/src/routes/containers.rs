@@ -168,7 +168,8 @@ async fn wait(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> A
         .into_response())
 }
 
-async fn logs(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<Response> {
+/// The query of a logs request (containers, services, tasks); at least one stream is required.
+pub fn log_options(p: &Params) -> ApiResult<LogOptions> {
     let tail = match p.get("tail") {
         None | Some("") | Some("all") => None,
         Some(t) => Some(
@@ -191,6 +192,11 @@ async fn logs(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> A
             "Bad parameters: you must choose at least one stream",
         ));
     }
+    Ok(opts)
+}
+
+async fn logs(State(b): State<Backends>, Path(id): Path<String>, p: Params) -> ApiResult<Response> {
+    let opts = log_options(&p)?;
     let s = b.containers.logs(&id, opts).await?;
     let ct = if s.tty {
         "application/vnd.docker.raw-stream"

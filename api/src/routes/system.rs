@@ -25,7 +25,7 @@ pub fn routes() -> Router<Backends> {
         .route("/plugins/{*name}", get(plugin))
 }
 
-async fn ping() -> Response {
+async fn ping(State(b): State<Backends>) -> Response {
     let mut resp = (StatusCode::OK, "OK").into_response();
     let h = resp.headers_mut();
     h.insert(
@@ -38,7 +38,10 @@ async fn ping() -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert("builder-version", HeaderValue::from_static("1"));
-    h.insert("swarm", HeaderValue::from_static("inactive"));
+    h.insert(
+        "swarm",
+        HeaderValue::from_static(b.swarm.local_node_state().as_str()),
+    );
     resp
 }
 
@@ -55,8 +58,12 @@ async fn version(State(b): State<Backends>) -> ApiResult<Response> {
     Ok(Json(v).into_response())
 }
 
+/// The engine's `/info`, with the `Swarm` object from the swarm backend.
 async fn info(State(b): State<Backends>) -> ApiResult<Response> {
-    Ok(Json(b.system.info().await?).into_response())
+    let (mut v, swarm) = tokio::try_join!(b.system.info(), b.swarm.info())?;
+    v["Swarm"] = serde_json::to_value(swarm)
+        .map_err(|e| ApiError::internal(format!("encode swarm info: {e}")))?;
+    Ok(Json(v).into_response())
 }
 
 async fn events(State(b): State<Backends>, p: Params) -> ApiResult<Response> {

@@ -410,12 +410,7 @@ impl Networks {
                     format!("only one instance of \"{driver}\" network is allowed"),
                 ))
             }
-            "overlay" => {
-                return Err(ApiError::new(
-                    ErrorKind::Unavailable,
-                    "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.",
-                ))
-            }
+            "overlay" => return Err(berth_api::swarm::not_a_manager()),
             other => {
                 return Err(ApiError::new(
                     ErrorKind::NotFound,
