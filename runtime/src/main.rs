@@ -13,6 +13,8 @@
 //! to `--log` as JSON lines (`{"level":"error","msg":...}`) like runc's.
 
 mod devices;
+mod tenant;
+mod workload;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -75,7 +77,8 @@ fn builder(c: &Cmd) -> Result<ContainerBuilder, String> {
     Ok(ContainerBuilder::new(c.id.clone(), SyscallType::Linux)
         .with_root_path(&c.root)
         .map_err(|e| format!("runtime root {}: {e}", c.root.display()))?
-        .with_console_socket(c.console_socket.as_ref()))
+        .with_console_socket(c.console_socket.as_ref())
+        .with_executor(workload::CleanExec::new()))
 }
 
 fn write_pid(c: &Cmd, pid: i32) -> Result<(), String> {
@@ -114,14 +117,15 @@ fn run(c: &Cmd) -> Result<(), String> {
             .delete(true)
             .map_err(|e| format!("delete container: {e}")),
         "exec" => {
-            let process = c.process.clone().ok_or("exec needs --process")?;
-            let pid = builder(c)?
-                .as_tenant()
-                .with_detach(true)
-                .with_process(Some(process))
-                .build()
-                .map_err(|e| format!("exec in container: {e}"))?;
-            write_pid(c, pid.as_raw())
+            let process = c.process.as_deref().ok_or("exec needs --process")?;
+            let req = tenant::ExecRequest {
+                root: &c.root,
+                id: &c.id,
+                process,
+                console_socket: c.console_socket.as_deref(),
+            };
+            let pid = tenant::exec(&req, workload::CleanExec::new())?;
+            write_pid(c, pid)
         }
         other => Err(format!("unknown command {other:?}")),
     }

@@ -5,6 +5,7 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -40,7 +41,7 @@ impl Runtime {
         let bin = &self.bin;
         let pid_file = root.join(format!("{id}.pid"));
         let log = root.join(format!("{id}.log"));
-        let mut cmd = Command::new(bin);
+        let mut cmd = runtime_command(bin);
         cmd.arg("--log")
             .arg(&log)
             .arg("--root")
@@ -59,7 +60,7 @@ impl Runtime {
     }
 
     pub fn start(&self, id: &str, root: &Path) -> Result<(), String> {
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = runtime_command(&self.bin);
         cmd.arg("--root").arg(root).arg("start").arg(id);
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
         run_binary(cmd, &self.bin)
@@ -67,7 +68,7 @@ impl Runtime {
 
     /// Removes the runtime's state (and cgroup) of an exited container.
     pub fn delete(&self, id: &str, root: &Path) -> Result<(), String> {
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = runtime_command(&self.bin);
         cmd.arg("--root")
             .arg(root)
             .arg("delete")
@@ -82,7 +83,7 @@ impl Runtime {
         let bin = &self.bin;
         let pid_file = process.with_extension("pid");
         let log = process.with_extension("log");
-        let mut cmd = Command::new(bin);
+        let mut cmd = runtime_command(bin);
         cmd.arg("--log")
             .arg(&log)
             .arg("--root")
@@ -101,6 +102,22 @@ impl Runtime {
         run_logged(cmd, bin, &log)?;
         read_pid(&pid_file)
     }
+}
+
+/// A command that runs the runtime binary in a clean signal state: the shim blocks SIGCHLD
+/// (it reads it from a signalfd) and, as a Rust program, ignores SIGPIPE; both would
+/// otherwise pass through runc or crun into the container (see berth_shim::signals).
+fn runtime_command(bin: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    // SAFETY: the closure runs between fork and exec and only calls `reset_to_default`,
+    // which is async-signal-safe (raw system calls, no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(|| {
+            berth_shim::signals::reset_to_default();
+            Ok(())
+        })
+    };
+    cmd
 }
 
 /// The runtime's stdio is the process's: container init and exec'd processes inherit it.

@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
-use super::{shim, spec, user, ContainerError, Containers, Exec, ExecState};
+use super::{exec_process, shim, spec, user, ContainerError, Containers, Exec, ExecState};
 
 /// An attach waiting for the container to start.
 pub struct Pending {
@@ -495,6 +495,8 @@ impl Containers {
         Ok(AttachHandle { tty, serve })
     }
 
+    /// The exec's OCI process: the container's (see exec_process.rs) with the exec's command,
+    /// environment, working directory, user and terminal.
     fn exec_process(&self, rec: &super::Record, cfg: &ExecConfig) -> Result<Value, ContainerError> {
         let root = crate::fsroot::Root::open(std::path::Path::new(&format!(
             "/proc/{}/root",
@@ -519,9 +521,13 @@ impl Containers {
                 "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
             );
         }
-        let mut host = rec.host_config.clone();
-        host.privileged = host.privileged || cfg.privileged;
-        let caps = spec::capabilities(&host)?;
+        let privileged_caps = if cfg.privileged && !rec.host_config.privileged {
+            let mut host = rec.host_config.clone();
+            host.privileged = true;
+            Some(spec::capabilities(&host)?)
+        } else {
+            None
+        };
         let cwd = if !cfg.working_dir.is_empty() {
             cfg.working_dir.clone()
         } else if !rec.config.working_dir.is_empty() {
@@ -529,32 +535,25 @@ impl Containers {
         } else {
             "/".into()
         };
-        let mut p = json!({
-            "terminal": cfg.tty,
-            "user": { "uid": ids.uid, "gid": ids.gid, "additionalGids": ids.additional },
-            "args": cfg.cmd,
-            "env": env,
-            "cwd": cwd,
-            "capabilities": { "bounding": caps, "effective": caps, "permitted": caps },
-        });
-        if rec
-            .host_config
-            .security_opt
-            .iter()
-            .any(|o| o.starts_with("no-new-privileges") && !o.ends_with("false"))
-        {
-            p["noNewPrivileges"] = json!(true);
-        }
-        if let Some([h, w]) = cfg
-            .console_size
-            .as_deref()
-            .and_then(|s| <[u32; 2]>::try_from(s).ok())
-        {
-            if h > 0 && w > 0 {
-                p["consoleSize"] = json!({"height": h, "width": w});
-            }
-        }
-        Ok(p)
+        let init = exec_process::container_process(&self.paths(&rec.id).bundle())?;
+        Ok(exec_process::build(
+            &init,
+            &exec_process::ExecOverrides {
+                args: cfg.cmd.clone(),
+                env,
+                cwd,
+                terminal: cfg.tty,
+                uid: ids.uid,
+                gid: ids.gid,
+                additional_gids: ids.additional,
+                privileged_caps,
+                console_size: cfg
+                    .console_size
+                    .as_deref()
+                    .and_then(|s| <[u32; 2]>::try_from(s).ok())
+                    .map(|[h, w]| (h, w)),
+            },
+        ))
     }
 
     pub async fn exec_inspect(&self, exec_id: &str) -> Result<Value, ContainerError> {

@@ -8,7 +8,8 @@
 //!                     ├─ view.rs       inspect and list JSON
 //!                     ├─ fs.rs         cp (archive), export, changes
 //!                     ├─ cgroup.rs     stats, top, pause, update
-//!                     ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs)
+//!                     ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs,
+//!                     │                exec_process.rs: an exec's process, the container's own)
 //!                     ├─ mounts.rs     -v, --mount, --volumes-from: parse, resolve, attach
 //!                     ├─ validate.rs   settings refused at create/update (ports, CPU limits)
 //!                     └─ netns.rs      the network namespace of each container
@@ -22,6 +23,7 @@ mod attach;
 mod backend;
 mod cgroup;
 mod etc_files;
+mod exec_process;
 mod fs;
 mod leftovers;
 mod lifecycle;

@@ -24,13 +24,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // Block every signal we can; the child gets a clean mask, we receive them synchronously.
+    // Block every signal we can; the child gets a clean signal state (nothing blocked or
+    // ignored: Rust ignores SIGPIPE), we receive them synchronously.
     let all = SigSet::all();
     let _ = all.thread_block();
-    // SAFETY: single-threaded; the child only restores its signal mask and execs.
+    // SAFETY: single-threaded; the child only resets its signal state and execs.
     let child = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let _ = SigSet::all().thread_unblock();
+            berth_shim::signals::reset_to_default();
             let err = execvp(&argv[0], &argv).err();
             eprintln!(
                 "berth-init: exec {}: {}",
