@@ -40,7 +40,7 @@ async fn ping(State(b): State<Backends>) -> Response {
     h.insert("builder-version", HeaderValue::from_static("1"));
     h.insert(
         "swarm",
-        HeaderValue::from_static(b.swarm.local_node_state().as_str()),
+        HeaderValue::from_static(b.swarm.ping_header()),
     );
     resp
 }

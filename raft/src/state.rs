@@ -1,0 +1,184 @@
+//! The replicated state machine: what every manager holds, and the commands that change it.
+//!
+//! ```text
+//!  Command ──(Raft log, committed)──► State::apply(index, now) ──► Outcome
+//! ```
+//! `apply` is deterministic: it sees only the command, the entry's index (the new version of
+//! what it touches) and the timestamp the proposer put in the command. Optimistic locking is
+//! checked here, at apply time, so two racing updates based on the same version cannot both
+//! win, whichever manager they came through.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::objects::{Cluster, Node, NodeState};
+
+/// Everything replicated. Serialised whole as a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub cluster: Option<Cluster>,
+    pub nodes: BTreeMap<String, Node>,
+}
+
+/// A change to the state; the payload of a Raft log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// When the proposer made it (RFC 3339); becomes `UpdatedAt` of what it touches.
+    pub at: String,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// The first entry of a cluster (and of a cluster re-formed by `--force-new-cluster`).
+    Init { cluster: Box<Cluster>, node: Box<Node> },
+    /// Replace the cluster object, if it is still at `version`.
+    UpdateCluster {
+        version: Option<u64>,
+        cluster: Box<Cluster>,
+    },
+    /// Create a node, or replace it if it is still at `version` (`None`: unconditionally).
+    PutNode {
+        version: Option<u64>,
+        node: Box<Node>,
+    },
+    /// A liveness change seen by the leader: no version check, and a no-op when the node is
+    /// gone or already in that state.
+    NodeStatus {
+        id: String,
+        state: NodeState,
+        message: String,
+        addr: Option<String>,
+    },
+    RemoveNode { id: String },
+}
+
+/// What applying a command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Applied; the object's new version.
+    Done { version: u64 },
+    /// Nothing to do (e.g. a status the node already has).
+    Unchanged,
+    /// The object moved on since the version the change was based on.
+    OutOfSequence,
+    NotFound { what: String },
+}
+
+impl Default for Outcome {
+    fn default() -> Self {
+        Outcome::Unchanged
+    }
+}
+
+impl State {
+    /// Applies one committed command at log index `index`.
+    pub fn apply(&mut self, index: u64, cmd: &Command) -> Outcome {
+        match &cmd.op {
+            Op::Init { cluster, node } => {
+                let mut cluster = (**cluster).clone();
+                stamp_new(&mut cluster.meta, index, &cmd.at);
+                let mut node = (**node).clone();
+                stamp_new(&mut node.meta, index, &cmd.at);
+                // A re-formed cluster keeps its nodes (force-new-cluster) but the new single
+                // manager is the one in the command.
+                self.cluster = Some(cluster);
+                self.nodes.insert(node.id.clone(), node);
+                Outcome::Done { version: index }
+            }
+            Op::UpdateCluster { version, cluster } => {
+                let Some(cur) = self.cluster.as_mut() else {
+                    return Outcome::NotFound {
+                        what: "cluster".into(),
+                    };
+                };
+                if version.is_some_and(|v| v != cur.meta.version) {
+                    return Outcome::OutOfSequence;
+                }
+                let created = cur.meta.created_at.clone();
+                *cur = (**cluster).clone();
+                cur.meta.created_at = created;
+                stamp(&mut cur.meta, index, &cmd.at);
+                Outcome::Done { version: index }
+            }
+            Op::PutNode { version, node } => {
+                let mut node = (**node).clone();
+                match self.nodes.get(&node.id) {
+                    Some(cur) => {
+                        if version.is_some_and(|v| v != cur.meta.version) {
+                            return Outcome::OutOfSequence;
+                        }
+                        node.meta.created_at = cur.meta.created_at.clone();
+                        stamp(&mut node.meta, index, &cmd.at);
+                    }
+                    None if version.is_some() => {
+                        return Outcome::NotFound {
+                            what: format!("node {}", node.id),
+                        }
+                    }
+                    None => stamp_new(&mut node.meta, index, &cmd.at),
+                }
+                self.nodes.insert(node.id.clone(), node);
+                Outcome::Done { version: index }
+            }
+            Op::NodeStatus {
+                id,
+                state,
+                message,
+                addr,
+            } => {
+                let Some(node) = self.nodes.get_mut(id) else {
+                    return Outcome::Unchanged;
+                };
+                let addr_same = addr.as_ref().is_none_or(|a| *a == node.addr);
+                if node.state == *state && node.message == *message && addr_same {
+                    return Outcome::Unchanged;
+                }
+                node.state = *state;
+                node.message = message.clone();
+                if let Some(a) = addr {
+                    node.addr = a.clone();
+                }
+                stamp(&mut node.meta, index, &cmd.at);
+                Outcome::Done { version: index }
+            }
+            Op::RemoveNode { id } => match self.nodes.remove(id) {
+                Some(_) => Outcome::Done { version: index },
+                None => Outcome::NotFound {
+                    what: format!("node {id}"),
+                },
+            },
+        }
+    }
+
+    /// The node whose current certificate has this fingerprint.
+    pub fn node_by_fingerprint(&self, fingerprint: &str) -> Option<&Node> {
+        self.nodes
+            .values()
+            .find(|n| !n.cert_fingerprint.is_empty() && n.cert_fingerprint == fingerprint)
+    }
+
+    /// The node that is this Raft member.
+    pub fn node_by_raft_id(&self, raft_id: u64) -> Option<&Node> {
+        self.nodes
+            .values()
+            .find(|n| n.raft_id == raft_id && n.spec.role == crate::ca::Role::Manager)
+    }
+}
+
+fn stamp_new(meta: &mut crate::objects::Meta, index: u64, at: &str) {
+    meta.version = index;
+    meta.created_at = at.to_owned();
+    meta.updated_at = at.to_owned();
+}
+
+fn stamp(meta: &mut crate::objects::Meta, index: u64, at: &str) {
+    meta.version = index;
+    meta.updated_at = at.to_owned();
+}
+
+/// Now, as Docker prints timestamps.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
