@@ -437,11 +437,8 @@ impl Manager {
             state: NodeState::Ready,
             message: String::new(),
             addr: req.addr,
-            manager_addr: if role == Role::Manager {
-                req.manager_addr
-            } else {
-                String::new()
-            },
+            // Kept for workers too: where the node will serve if it is promoted.
+            manager_addr: req.manager_addr,
             raft_id,
             cert_fingerprint: cert.fingerprint.clone(),
         };

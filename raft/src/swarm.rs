@@ -587,10 +587,14 @@ impl Swarm {
         id.role = Role::Manager;
         let _ = std::fs::remove_file(self.dir.join("raft.redb"));
         let mgr = self.start_manager(&id).await?;
-        mgr.to_leader_via(&id.managers, Request::AddManager {
-            node_id: id.node_id.clone(),
-        })
-        .await?;
+        // Joining Raft is retried by the session (a manager outside the membership asks
+        // again on every heartbeat), so a failure here does not undo the promotion.
+        if let Err(e) = mgr
+            .to_leader_via(&id.managers, Request::AddManager { node_id: id.node_id.clone() })
+            .await
+        {
+            tracing::warn!(error = %e, "promoted manager not yet in raft; will retry");
+        }
         tracing::info!(node_id = %id.node_id, "promoted to manager");
         Ok((mgr, m.raft_id))
     }
