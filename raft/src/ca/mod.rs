@@ -30,6 +30,7 @@
 mod der;
 mod node;
 mod root;
+mod token;
 
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 pub use node::NodeCert;
 pub use root::RootCa;
+pub use token::{new_token, secret_eq, JoinToken};
 
 /// The TLS server name every manager certificate carries and every client verifies.
 pub const MANAGER_SERVER_NAME: &str = "swarm-manager";
