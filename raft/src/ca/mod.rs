@@ -30,6 +30,7 @@
 mod der;
 mod node;
 mod root;
+mod seal;
 mod token;
 
 use std::time::Duration;
@@ -38,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use node::NodeCert;
 pub use root::RootCa;
+pub use seal::{open, seal, UnlockKey};
 pub use token::{new_token, secret_eq, JoinToken};
 
 /// The TLS server name every manager certificate carries and every client verifies.
