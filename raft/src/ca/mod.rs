@@ -31,6 +31,7 @@ mod der;
 mod node;
 mod root;
 mod seal;
+mod tls;
 mod token;
 
 use std::time::Duration;
@@ -40,6 +41,7 @@ use serde::{Deserialize, Serialize};
 pub use node::NodeCert;
 pub use root::RootCa;
 pub use seal::{open, seal, UnlockKey};
+pub use tls::{client_config, peer_fingerprint, pinned_client_config, server_config, PinnedRoot};
 pub use token::{new_token, secret_eq, JoinToken};
 
 /// The TLS server name every manager certificate carries and every client verifies.
