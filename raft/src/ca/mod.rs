@@ -33,6 +33,7 @@ mod root;
 mod seal;
 mod tls;
 mod token;
+mod transport;
 
 use std::time::Duration;
 
@@ -43,6 +44,7 @@ pub use root::RootCa;
 pub use seal::{open, seal, UnlockKey};
 pub use tls::{client_config, peer_fingerprint, pinned_client_config, server_config, PinnedRoot};
 pub use token::{new_token, secret_eq, JoinToken};
+pub use transport::{channel, incoming, PeerInfo, TlsConn};
 
 /// The TLS server name every manager certificate carries and every client verifies.
 pub const MANAGER_SERVER_NAME: &str = "swarm-manager";
