@@ -104,6 +104,13 @@ impl Host {
 
     /// Starts berthd on this host's roots and waits until it answers `/_ping`.
     pub fn start(&self) {
+        self.launch();
+        self.wait_ready();
+    }
+
+    /// Starts berthd on this host's roots without waiting for it (to start several at
+    /// once, then `wait_ready` each).
+    pub fn launch(&self) {
         let mut d = self.daemon.lock().expect("daemon lock");
         if let Some(c) = d.as_mut() {
             assert!(
@@ -113,8 +120,6 @@ impl Host {
             );
         }
         *d = Some(self.spawn());
-        drop(d);
-        self.wait_ready();
     }
 
     fn spawn(&self) -> Child {
@@ -126,7 +131,18 @@ impl Host {
             .expect("berthd log");
         let _ = writeln!(log, "==== chaos: berthd starting on {} ====", self.hostname);
         let _ = std::fs::remove_file(self.socket());
-        let mut cmd = Command::new(bin_dir().join("berthd"));
+        if std::env::var_os("BERTH_CHAOS_DOCKERD").is_some() {
+            // dockerd cannot restart its own containerd after a kill -9 (machine-facts.md):
+            // clear what the dead one left. Reference runs have no containers to lose.
+            cleanup::kill_leftovers(&self.root, &self.cgroup_parent);
+            let _ = std::fs::remove_dir_all(self.root.join("run/containerd"));
+        }
+        // A reference engine instead of berthd, to check a test against Docker itself.
+        let reference = std::env::var_os("BERTH_CHAOS_DOCKERD");
+        let mut cmd = match &reference {
+            Some(dockerd) => Command::new(dockerd),
+            None => Command::new(bin_dir().join("berthd")),
+        };
         cmd.arg("--data-root")
             .arg(self.root.join("data"))
             .arg("--exec-root")
@@ -135,8 +151,12 @@ impl Host {
             .arg(format!("unix://{}", self.socket().display()))
             .arg("--pidfile")
             .arg(self.root.join("berthd.pid"))
-            .args(["--cgroup-parent", &self.cgroup_parent])
-            .args(["--bridge", &self.bridge, "--bip", &self.bip]);
+            .args(["--cgroup-parent", &self.cgroup_parent, "--bip", &self.bip]);
+        match reference {
+            // dockerd's --bridge names an existing bridge; its iptables rules stay out.
+            Some(_) => cmd.args(["--iptables=false", "--ip6tables=false"]),
+            None => cmd.args(["--bridge", &self.bridge]),
+        };
         if let Some(level) = std::env::var_os("BERTH_CHAOS_LOG") {
             cmd.arg("--log-level").arg(level);
         }
@@ -168,9 +188,10 @@ impl Host {
         }
     }
 
-    /// Waits (up to 20 s) until berthd answers `GET /_ping`; panics with its log otherwise.
+    /// Waits (up to 60 s: an engine may hold its API until its cluster part is up) until
+    /// berthd answers `GET /_ping`; panics with its log otherwise.
     pub fn wait_ready(&self) {
-        let ok = eventually(Duration::from_secs(20), || {
+        let ok = eventually(Duration::from_secs(60), || {
             assert!(
                 self.is_running(),
                 "{}: berthd exited:\n{}",

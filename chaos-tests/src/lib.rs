@@ -25,6 +25,10 @@
 //!   tail first.
 //! - berthd runs in the host's network namespace and a new UTS namespace only (not a new
 //!   mount namespace, which would hide the cgroup mounts), so each host has its own hostname.
+//!
+//! Environment: `BERTH_BIN_DIR` (where berthd is), `BERTH_CHAOS_LOG` (berthd's
+//! `--log-level`), and for checking a test against Docker itself `BERTH_CHAOS_DOCKERD`
+//! (a dockerd to run instead of berthd; its containerd must be on `PATH`).
 
 mod cleanup;
 mod host;
@@ -129,7 +133,10 @@ impl Cluster {
             c.hosts.push(h);
         }
         for h in &c.hosts {
-            h.start();
+            h.launch();
+        }
+        for h in &c.hosts {
+            h.wait_ready();
         }
         c
     }

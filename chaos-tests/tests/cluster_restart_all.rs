@@ -31,7 +31,10 @@ fn acknowledged_writes_survive_a_kill_of_every_daemon() {
     }
     let t = Instant::now();
     for h in c.hosts() {
-        h.start();
+        h.launch();
+    }
+    for h in c.hosts() {
+        h.wait_ready();
     }
     let back = eventually(Duration::from_secs(90), || {
         managers.iter().all(|m| swarm::converged(m, 4, 3))
