@@ -377,10 +377,11 @@ async fn create_parses_body_and_name_and_rejects_bad_json() {
     )
     .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
-    let created = fake.created.lock().expect("lock");
-    assert_eq!(created[0].0.as_deref(), Some("web"));
-    assert_eq!(created[0].1.config.cmd, vec!["true"]);
-    drop(created);
+    {
+        let created = fake.created.lock().expect("lock");
+        assert_eq!(created[0].0.as_deref(), Some("web"));
+        assert_eq!(created[0].1.config.cmd, vec!["true"]);
+    }
     let (st, _, body) = call(&app, "POST", "/containers/create", "{broken").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(

@@ -352,10 +352,10 @@ impl Loop {
             let c = &mut self.conns[i];
             c.read_closed = true;
             match c.kind {
-                Kind::Attach { stdin: true, .. } => {
-                    if self.stdin_buf.is_empty() && self.stdin_once {
-                        self.close_stdin();
-                    }
+                Kind::Attach { stdin: true, .. }
+                    if self.stdin_buf.is_empty() && self.stdin_once =>
+                {
+                    self.close_stdin();
                 }
                 Kind::Command => c.dead = true,
                 _ => {}

@@ -163,7 +163,7 @@ fn run_logged(mut cmd: Command, bin: &Path, log: &Path) -> Result<(), String> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["level"] == "error")
         .filter_map(|v| v["msg"].as_str().map(str::to_owned))
-        .last()
+        .next_back()
         .unwrap_or_else(|| text.trim().to_owned());
     let msg = if msg.is_empty() {
         format!("no error message in {}", log.display())

@@ -277,7 +277,7 @@ mod tests {
             .expect("pull");
         assert_eq!(err.kind, ErrorKind::InvalidArgument);
         assert_eq!(
-            backend.inspect("nope").await.err().expect("404").message,
+            backend.inspect("nope").await.expect_err("404").message,
             "No such image: nope:latest"
         );
     }
