@@ -44,7 +44,10 @@ pub use root::RootCa;
 pub use seal::{open, seal, UnlockKey};
 pub use tls::{client_config, peer_fingerprint, pinned_client_config, server_config, PinnedRoot};
 pub use token::{new_token, secret_eq, JoinToken};
-pub use transport::{channel, incoming, PeerInfo, TlsConn};
+pub use transport::{
+    channel, incoming, PeerInfo, TlsConn, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT,
+    MAX_PENDING_HANDSHAKES,
+};
 
 /// The TLS server name every manager certificate carries and every client verifies.
 pub const MANAGER_SERVER_NAME: &str = "swarm-manager";

@@ -35,7 +35,7 @@ impl UnlockKey {
         UnlockKey(key)
     }
 
-    /// The raw key bytes.
+    /// A key from its raw bytes.
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> UnlockKey {
         UnlockKey(bytes)
     }
