@@ -11,6 +11,9 @@ pub enum ClusterError {
     /// No such object (404).
     #[error("{0}")]
     NotFound(String),
+    /// A name already taken (409).
+    #[error("rpc error: code = AlreadyExists desc = {0}")]
+    AlreadyExists(String),
     /// The object changed since the version the update was based on (Docker's wording).
     #[error("rpc error: code = Unknown desc = update out of sequence")]
     OutOfSequence,

@@ -56,8 +56,10 @@ fn raft_config(cluster_id: &str) -> openraft::Config {
         election_timeout_max: 1500,
         install_snapshot_timeout: 5_000,
         max_payload_entries: 1_000,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(10_000),
-        max_in_snapshot_log_to_keep: 500,
+        // Snapshots and log purges follow the cluster spec's Raft settings, which can change
+        // at run time (`Manager::compact`); openraft's own policies are off.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: u64::MAX,
         ..Default::default()
     }
 }
@@ -74,6 +76,8 @@ pub struct Manager {
     client_tls: Arc<rustls::ClientConfig>,
     /// Leader only: when each node was last heard from.
     liveness: Mutex<Liveness>,
+    /// The snapshot index a new snapshot was last asked on top of (one request per step).
+    snapshot_requested: Mutex<Option<u64>>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
@@ -127,6 +131,7 @@ impl Manager {
             ca: cfg.ca,
             client_tls,
             liveness: Mutex::default(),
+            snapshot_requested: Mutex::default(),
             stop: Mutex::new(Some(stop_tx)),
         });
         service::serve(mgr.clone(), listener, server_tls, stop_rx);
@@ -236,6 +241,9 @@ impl Manager {
                         Outcome::OutOfSequence => Err(ClusterError::OutOfSequence),
                         Outcome::NotFound { what } => {
                             Err(ClusterError::NotFound(format!("{what} not found")))
+                        }
+                        Outcome::AlreadyExists { what } => {
+                            Err(ClusterError::AlreadyExists(format!("{what} already exists")))
                         }
                         o => Ok((o, index)),
                     };
@@ -587,6 +595,40 @@ impl Manager {
         }))
     }
 
+    /// Log compaction, on every member: a snapshot every `Raft.SnapshotInterval` applied
+    /// entries; entries older than the snapshot are purged except the last
+    /// `Raft.LogEntriesForSlowFollowers` (a follower further behind gets the snapshot).
+    async fn compact(&self) {
+        let (interval, keep) = self.read(|s| {
+            s.cluster
+                .as_ref()
+                .map(|c| (c.spec.raft.snapshot_interval, c.spec.raft.log_entries_for_slow_followers))
+                .unwrap_or((10_000, 500))
+        });
+        let (applied, snapshot, purged) = {
+            let m = self.raft.metrics();
+            let m = m.borrow();
+            (
+                m.last_applied.map(|l| l.index).unwrap_or(0),
+                m.snapshot.map(|l| l.index).unwrap_or(0),
+                m.purged.map(|l| l.index).unwrap_or(0),
+            )
+        };
+        if interval > 0 && applied >= snapshot + interval {
+            let first = {
+                let mut pending = self.snapshot_requested.lock().unwrap_or_else(|p| p.into_inner());
+                pending.replace(snapshot) != Some(snapshot)
+            };
+            if first {
+                tracing::debug!(applied, "raft snapshot");
+                let _ = self.raft.trigger().snapshot().await;
+            }
+        }
+        if snapshot > keep && snapshot - keep > purged {
+            let _ = self.raft.trigger().purge_log(snapshot - keep).await;
+        }
+    }
+
     /// Leader only: nodes silent for MISSED_HEARTBEATS periods are marked down.
     async fn check_liveness(&self) {
         let (term, leading) = {
@@ -668,6 +710,7 @@ async fn liveness_loop(mgr: std::sync::Weak<Manager>) {
             return;
         }
         m.check_liveness().await;
+        m.compact().await;
     }
 }
 

@@ -296,3 +296,43 @@ pub struct Node {
     /// node's certificate matches no node and is refused.
     pub cert_fingerprint: String,
 }
+
+/// Which store a [`DataObject`] lives in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataKind {
+    Secret,
+    Config,
+}
+
+impl DataKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataKind::Secret => "secret",
+            DataKind::Config => "config",
+        }
+    }
+    /// Docker's size limits: 500 KiB for a secret, 1000 KiB for a config.
+    pub fn max_size(self) -> usize {
+        match self {
+            DataKind::Secret => 500 * 1024,
+            DataKind::Config => 1000 * 1024,
+        }
+    }
+}
+
+/// A secret or a config: named, immutable data with labels (only labels can change).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataObject {
+    pub id: String,
+    pub meta: Meta,
+    pub name: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub data: Vec<u8>,
+    /// `Templating` and `Driver` as given (Docker's `Driver` objects), kept for inspect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templating: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<Value>,
+}

@@ -12,13 +12,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::objects::{Cluster, Node, NodeState};
+use crate::objects::{Cluster, DataKind, DataObject, Node, NodeState};
 
 /// Everything replicated. Serialised whole as a snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub cluster: Option<Cluster>,
     pub nodes: BTreeMap<String, Node>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, DataObject>,
+    #[serde(default)]
+    pub configs: BTreeMap<String, DataObject>,
 }
 
 /// A change to the state; the payload of a Raft log entry.
@@ -52,6 +56,14 @@ pub enum Op {
         addr: Option<String>,
     },
     RemoveNode { id: String },
+    /// Create a secret or config (`version: None`; its name must be free), or replace one
+    /// still at `version`.
+    PutData {
+        kind: DataKind,
+        version: Option<u64>,
+        object: Box<DataObject>,
+    },
+    RemoveData { kind: DataKind, id: String },
 }
 
 /// What applying a command did.
@@ -64,6 +76,8 @@ pub enum Outcome {
     /// The object moved on since the version the change was based on.
     OutOfSequence,
     NotFound { what: String },
+    /// A name already taken.
+    AlreadyExists { what: String },
 }
 
 impl Default for Outcome {
@@ -143,12 +157,67 @@ impl State {
                 stamp(&mut node.meta, index, &cmd.at);
                 Outcome::Done { version: index }
             }
+            Op::PutData {
+                kind,
+                version,
+                object,
+            } => {
+                let mut object = (**object).clone();
+                let map = self.data_mut(*kind);
+                match (map.get(&object.id), version) {
+                    (Some(cur), Some(v)) if cur.meta.version != *v => return Outcome::OutOfSequence,
+                    (Some(cur), Some(_)) => {
+                        object.meta.created_at = cur.meta.created_at.clone();
+                        stamp(&mut object.meta, index, &cmd.at);
+                    }
+                    (Some(_), None) => {
+                        return Outcome::AlreadyExists {
+                            what: format!("{} {}", kind.as_str(), object.id),
+                        }
+                    }
+                    (None, Some(_)) => {
+                        return Outcome::NotFound {
+                            what: format!("{} {}", kind.as_str(), object.id),
+                        }
+                    }
+                    (None, None) => {
+                        if map.values().any(|o| o.name == object.name) {
+                            return Outcome::AlreadyExists {
+                                what: format!("{} {}", kind.as_str(), object.name),
+                            };
+                        }
+                        stamp_new(&mut object.meta, index, &cmd.at);
+                    }
+                }
+                map.insert(object.id.clone(), object);
+                Outcome::Done { version: index }
+            }
+            Op::RemoveData { kind, id } => match self.data_mut(*kind).remove(id) {
+                Some(_) => Outcome::Done { version: index },
+                None => Outcome::NotFound {
+                    what: format!("{} {id}", kind.as_str()),
+                },
+            },
             Op::RemoveNode { id } => match self.nodes.remove(id) {
                 Some(_) => Outcome::Done { version: index },
                 None => Outcome::NotFound {
                     what: format!("node {id}"),
                 },
             },
+        }
+    }
+
+    pub fn data(&self, kind: DataKind) -> &BTreeMap<String, DataObject> {
+        match kind {
+            DataKind::Secret => &self.secrets,
+            DataKind::Config => &self.configs,
+        }
+    }
+
+    fn data_mut(&mut self, kind: DataKind) -> &mut BTreeMap<String, DataObject> {
+        match kind {
+            DataKind::Secret => &mut self.secrets,
+            DataKind::Config => &mut self.configs,
         }
     }
 

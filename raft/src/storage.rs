@@ -340,6 +340,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             data,
         };
         put_meta(&self.db, "snapshot", &stored, Durability::Immediate)?;
+        tracing::info!(index = ?meta.last_log_id.map(|l| l.index), "installed a raft snapshot from the leader");
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
         self.applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();

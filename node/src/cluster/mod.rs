@@ -10,6 +10,7 @@
 //! `init`, `join`, or a restart of a node that was a member.
 
 mod addr;
+mod data;
 mod describe;
 pub mod view;
 
@@ -24,7 +25,7 @@ use berth_api::swarm::{
 };
 use berth_raft::ca::{self, Role, RootCa};
 use berth_raft::manager::Manager;
-use berth_raft::objects::{Availability, ClusterSpec, Node, NodeSpec};
+use berth_raft::objects::{Availability, ClusterSpec, DataKind, Node, NodeSpec};
 use berth_raft::rpc::Request;
 use berth_raft::state::Op;
 use berth_raft::swarm::{InitParams, JoinParams, Swarm};
@@ -83,7 +84,7 @@ impl ClusterBackend {
 }
 
 /// The control plane's errors as Engine API errors.
-fn api_error(e: ClusterError) -> ApiError {
+pub(crate) fn api_error(e: ClusterError) -> ApiError {
     let kind = match &e {
         ClusterError::InvalidArgument(_) | ClusterError::FailedPrecondition(_) => {
             ErrorKind::InvalidArgument
@@ -91,6 +92,7 @@ fn api_error(e: ClusterError) -> ApiError {
         ClusterError::NotFound(_) => ErrorKind::NotFound,
         ClusterError::Unavailable(_) | ClusterError::NotAllowed(_) => ErrorKind::Unavailable,
         ClusterError::PermissionDenied(_) => ErrorKind::Forbidden,
+        ClusterError::AlreadyExists(_) => ErrorKind::Conflict,
         ClusterError::OutOfSequence | ClusterError::Internal(_) => ErrorKind::Internal,
     };
     ApiError::new(kind, e.to_string())
@@ -422,45 +424,45 @@ impl SwarmBackend for ClusterBackend {
         self.manager().await?;
         Err(ApiError::not_found(format!("task {id} not found")))
     }
-    async fn secret_list(&self, _filters: Filters) -> ApiResult<Vec<Value>> {
-        self.manager().await?;
-        Ok(Vec::new())
+    async fn secret_list(&self, filters: Filters) -> ApiResult<Vec<Value>> {
+        let m = self.manager().await?;
+        Ok(data::list(&m, DataKind::Secret, &filters))
     }
-    async fn secret_create(&self, _spec: Value) -> ApiResult<Value> {
-        self.manager().await?;
-        Err(no_services("secrets"))
+    async fn secret_create(&self, spec: Value) -> ApiResult<Value> {
+        let m = self.manager().await?;
+        data::create(&m, DataKind::Secret, spec).await
     }
     async fn secret_inspect(&self, id: &str) -> ApiResult<Value> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("secret {id} not found")))
+        let m = self.manager().await?;
+        Ok(data::view(DataKind::Secret, &data::find(&m, DataKind::Secret, id)?))
     }
     async fn secret_remove(&self, id: &str) -> ApiResult<()> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("secret {id} not found")))
+        let m = self.manager().await?;
+        data::remove(&m, DataKind::Secret, id).await
     }
-    async fn secret_update(&self, id: &str, _version: u64, _spec: Value) -> ApiResult<()> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("secret {id} not found")))
+    async fn secret_update(&self, id: &str, version: u64, spec: Value) -> ApiResult<()> {
+        let m = self.manager().await?;
+        data::update(&m, DataKind::Secret, id, version, spec).await
     }
-    async fn config_list(&self, _filters: Filters) -> ApiResult<Vec<Value>> {
-        self.manager().await?;
-        Ok(Vec::new())
+    async fn config_list(&self, filters: Filters) -> ApiResult<Vec<Value>> {
+        let m = self.manager().await?;
+        Ok(data::list(&m, DataKind::Config, &filters))
     }
-    async fn config_create(&self, _spec: Value) -> ApiResult<Value> {
-        self.manager().await?;
-        Err(no_services("configs"))
+    async fn config_create(&self, spec: Value) -> ApiResult<Value> {
+        let m = self.manager().await?;
+        data::create(&m, DataKind::Config, spec).await
     }
     async fn config_inspect(&self, id: &str) -> ApiResult<Value> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("config {id} not found")))
+        let m = self.manager().await?;
+        Ok(data::view(DataKind::Config, &data::find(&m, DataKind::Config, id)?))
     }
     async fn config_remove(&self, id: &str) -> ApiResult<()> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("config {id} not found")))
+        let m = self.manager().await?;
+        data::remove(&m, DataKind::Config, id).await
     }
-    async fn config_update(&self, id: &str, _version: u64, _spec: Value) -> ApiResult<()> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("config {id} not found")))
+    async fn config_update(&self, id: &str, version: u64, spec: Value) -> ApiResult<()> {
+        let m = self.manager().await?;
+        data::update(&m, DataKind::Config, id, version, spec).await
     }
 }
 
