@@ -2,8 +2,23 @@
 //!
 //! Every engine error that reaches a handler is turned into an [`ApiError`] with a kind; the
 //! kind alone decides the HTTP status, and the body is always Docker's `{"message": "..."}`.
+//!
+//! An `ApiError` may keep the error it was made from ([`ApiError::with_source`]); the client
+//! never sees it, but every internal (500) error is logged once, here at the edge, with its
+//! whole cause chain and the request's method and path ([`log_internal_errors`]).
+//!
+//! ```text
+//!  handler ─► Err(ApiError) ─► into_response: status + {"message"}; a 500 keeps the error
+//!                                in the response's extensions
+//!          ─► log_internal_errors (outermost layer): takes it out, logs method, path, chain
+//! ```
 
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+use axum::extract::Request;
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// What went wrong, as far as a client needs to know.
@@ -53,6 +68,9 @@ impl ErrorKind {
 pub struct ApiError {
     pub kind: ErrorKind,
     pub message: String,
+    /// What caused it, for the log only (never sent to the client).
+    #[source]
+    source: Option<Arc<dyn StdError + Send + Sync>>,
 }
 
 impl ApiError {
@@ -60,7 +78,18 @@ impl ApiError {
         ApiError {
             kind,
             message: message.into(),
+            source: None,
         }
+    }
+    /// Keeps `source` as the cause of this error; the message the client sees is unchanged.
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+    /// An internal error whose message is `source`'s, keeping `source` as its cause (what
+    /// `ApiError::internal(e.to_string())` says, without losing `e`).
+    pub fn internal_from(source: impl StdError + Send + Sync + 'static) -> Self {
+        Self::internal(source.to_string()).with_source(source)
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, message)
@@ -81,6 +110,22 @@ impl ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The message followed by each cause in the `source()` chain, `: `-separated; a cause whose
+/// text already ends the line (a message made with `format!("...: {e}")`) is not repeated.
+pub fn cause_chain(e: &(dyn StdError + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cur = e.source();
+    while let Some(cause) = cur {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cur = cause.source();
+    }
+    line
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.kind.status();
@@ -88,13 +133,51 @@ impl IntoResponse for ApiError {
             return status.into_response();
         }
         let body = serde_json::json!({ "message": self.message }).to_string();
-        (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if self.kind == ErrorKind::Internal {
+            // For `log_internal_errors`, which knows the request.
+            resp.extensions_mut().insert(self);
+        }
+        resp
     }
+}
+
+/// Middleware, outermost around the router: logs every internal (500) error a handler
+/// returned, at `error` level with its cause chain and the request's method and path.
+pub async fn log_internal_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let mut resp = next.run(req).await;
+    if let Some(err) = resp.extensions_mut().remove::<ApiError>() {
+        tracing::error!(
+            method = %method,
+            path = %uri.path(),
+            error = %cause_chain(&err),
+            "request failed with an internal error"
+        );
+    }
+    resp
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cause_chain_appends_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = ApiError::internal("read state").with_source(io);
+        assert_eq!(cause_chain(&e), "read state: no such file");
+        assert_eq!(e.message, "read state");
+
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = ApiError::internal(format!("read state: {io}")).with_source(io);
+        assert_eq!(cause_chain(&e), "read state: no such file");
+
+        let e = ApiError::internal_from(std::io::Error::other("boom"));
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Internal, "boom"));
+        assert!(e.source().is_some());
+    }
 
     #[test]
     fn kinds_map_to_docker_statuses() {

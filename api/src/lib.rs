@@ -7,7 +7,8 @@
 //!          ─► JSON | json-lines stream | raw/multiplexed stream | 101 hijack
 //! ```
 //! This crate keeps no state and makes one kernel call (in `hijack.rs`: how much of the 101
-//! head a unix-socket client has read); errors map to statuses in one place (`error.rs`).
+//! head a unix-socket client has read); errors map to statuses in one place (`error.rs`),
+//! which also logs every internal one with its cause chain.
 
 pub mod backend;
 pub mod error;
@@ -40,6 +41,7 @@ pub fn router(backends: Backends) -> Router {
     Router::new()
         .fallback_service(inner)
         .layer(axum::middleware::from_fn(version::middleware))
+        .layer(axum::middleware::from_fn(error::log_internal_errors))
 }
 
 /// Serves the router on a unix socket until `shutdown` resolves. Each request carries its

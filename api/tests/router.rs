@@ -93,7 +93,11 @@ impl ContainerBackend for FakeBackend {
     async fn update(&self, _: &str, _: UpdateBody) -> ApiResult<Value> {
         Ok(json!({"Warnings": []}))
     }
-    async fn top(&self, _: &str, _: Option<String>) -> ApiResult<Value> {
+    async fn top(&self, id: &str, _: Option<String>) -> ApiResult<Value> {
+        if id == "broken" {
+            let cause = std::io::Error::other("read /proc/42/stat: no such process");
+            return Err(ApiError::internal("cannot list processes").with_source(cause));
+        }
         nope()
     }
     async fn stats(&self, _: &str, _: bool, _: bool) -> ApiResult<BoxStream<'static, Value>> {
@@ -864,4 +868,65 @@ async fn info_and_ping_report_the_swarm_backends_state() {
         json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
             "ControlAvailable": false, "Error": "", "RemoteManagers": null})
     );
+}
+
+/// A `MakeWriter` that keeps what the test subscriber writes.
+#[derive(Clone, Default)]
+struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn internal_errors_are_logged_with_their_cause_and_answered_unchanged() {
+    let logs = LogCapture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    // The test runtime is single-threaded: the handler runs on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let app = app(Arc::default());
+
+    let (st, _, body) = call(&app, "GET", "/v1.45/containers/broken/top", "").await;
+    assert_eq!(st, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body, r#"{"message":"cannot list processes"}"#);
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("internal error"))
+        .unwrap_or_else(|| panic!("no error logged: {text:?}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("method=GET"), "{line}");
+    assert!(line.contains("path=/v1.45/containers/broken/top"), "{line}");
+    assert!(
+        line.contains("cannot list processes: read /proc/42/stat: no such process"),
+        "{line}"
+    );
+
+    // An error that is the client's is not logged.
+    let (st, _, _) = call(&app, "GET", "/containers/other/top", "").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let errors = logs.text().lines().filter(|l| l.contains("ERROR")).count();
+    assert_eq!(errors, 1, "{}", logs.text());
 }

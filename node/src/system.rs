@@ -248,7 +248,9 @@ impl SystemBackend for System {
         let vols = self.volumes.clone();
         let volumes = tokio::task::spawn_blocking(move || vols.usage())
             .await
-            .map_err(|e| berth_api::ApiError::internal(format!("volume usage: {e}")))?
+            .map_err(|e| {
+                berth_api::ApiError::internal(format!("volume usage: {e}")).with_source(e)
+            })?
             .map_err(berth_api::ApiError::from)?;
         Ok(
             json!({ "LayersSize": layers, "Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": [] }),

@@ -8,7 +8,8 @@
 //!                                  exit    ─► exit file (atomic) + waiters, runtime delete
 //! ```
 //! No async runtime, no threads: one poll(2) loop. It keeps running when berthd dies; berthd
-//! reconnects to `control.sock` when it comes back. See ARCHITECTURE.md, "The shim contract".
+//! reconnects to `control.sock` when it comes back. See docs/architecture.md, "The shim
+//! contract".
 
 mod args;
 mod control;

@@ -92,7 +92,7 @@ impl From<BuildError> for ApiError {
             BuildError::NotFound(m) => ApiError::new(ErrorKind::NotFound, m),
             BuildError::Image(e) => e.into(),
             BuildError::Container(e) => e.into(),
-            e => ApiError::internal(e.message()),
+            e => ApiError::internal(e.message()).with_source(e),
         }
     }
 }

@@ -502,7 +502,7 @@ impl Containers {
             "/proc/{}/root",
             rec.state.pid
         )))
-        .map_err(|e| ContainerError::Runtime(e.to_string()))?;
+        .map_err(ContainerError::internal)?;
         let u = if cfg.user.is_empty() {
             rec.config.user.clone()
         } else {

@@ -120,7 +120,7 @@ fn tar_stream(top: OwnedFd, name: String, guard: Option<RootfsGuard>) -> ByteStr
 }
 
 fn open_root(merged: &Path) -> Result<Root, ContainerError> {
-    Root::open(merged).map_err(|e| ContainerError::Runtime(e.to_string()))
+    Root::open(merged).map_err(ContainerError::internal)
 }
 
 /// Keeps a stopped container's rootfs mounted while it is read; unmounts when dropped.
@@ -146,7 +146,7 @@ impl Containers {
             .inner
             .images
             .resolve(&c.record().image_id)
-            .map_err(|e| ContainerError::Runtime(e.message))?;
+            .map_err(ContainerError::internal)?;
         let _ = ImageService::unmount_rootfs(&merged);
         for d in [paths.upper(), paths.work(), merged.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
@@ -239,12 +239,12 @@ impl Containers {
                 if e.source.kind() == std::io::ErrorKind::InvalidInput {
                     ContainerError::Invalid(e.to_string())
                 } else {
-                    ContainerError::Runtime(e.to_string())
+                    ContainerError::internal(e)
                 }
             })
         })
         .await
-        .map_err(|e| ContainerError::Runtime(format!("extract task: {e}")))??;
+        .map_err(|e| ContainerError::internal_with(format!("extract task: {e}"), e))??;
         Ok(())
     }
 
@@ -253,7 +253,7 @@ impl Containers {
         let (root, guard) = self.rootfs(&c)?;
         let top = open_root(&root)?
             .dir("/")
-            .map_err(|e| ContainerError::Runtime(e.to_string()))?;
+            .map_err(ContainerError::internal)?;
         self.emit(&c, "export", &[]);
         Ok(tar_stream(top, String::new(), Some(guard)))
     }

@@ -264,7 +264,7 @@ impl Containers {
                     }
                 }
                 berth_api::ErrorKind::InvalidArgument => ContainerError::Invalid(e.message),
-                _ => ContainerError::Runtime(e.message),
+                _ => ContainerError::internal(e),
             })?;
         merge_image_config(&mut config, &image.config);
         let (path, args) = match config
@@ -492,7 +492,7 @@ impl Containers {
             .inner
             .images
             .resolve(&rec.image_id)
-            .map_err(|e| ContainerError::Runtime(e.message))?;
+            .map_err(ContainerError::internal)?;
         let merged = paths.merged();
         let _ = ImageService::unmount_rootfs(&merged);
         for d in [paths.upper(), paths.work(), merged.clone()] {
@@ -511,9 +511,8 @@ impl Containers {
             &paths.work(),
             &merged,
         )
-        .map_err(|e| ContainerError::Runtime(format!("mount rootfs: {e}")))?;
-        let rootfs = crate::fsroot::Root::open(&merged)
-            .map_err(|e| ContainerError::Runtime(e.to_string()))?;
+        .map_err(|e| ContainerError::internal_with(format!("mount rootfs: {e}"), e))?;
+        let rootfs = crate::fsroot::Root::open(&merged).map_err(ContainerError::internal)?;
         if !rec.config.working_dir.is_empty() {
             // Made inside the root: `..` and the image's symlinks cannot point it at the host.
             let wd = &rec.config.working_dir;

@@ -76,6 +76,13 @@ pub enum ContainerError {
     },
     #[error("{0}")]
     Runtime(String),
+    /// An internal failure: `message` is what the client sees, `source` what caused it (kept
+    /// for the log written at the API edge).
+    #[error("{message}")]
+    Internal {
+        message: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The container's configuration can't do this (logs with log driver `none`): 501.
     #[error("{0}")]
     NotImplemented(String),
@@ -98,6 +105,22 @@ impl ContainerError {
             source,
         }
     }
+
+    /// An internal failure whose message is `source`'s own text.
+    pub fn internal(source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::internal_with(source.to_string(), source)
+    }
+
+    /// An internal failure with its own message, keeping `source` as its cause.
+    pub fn internal_with(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        ContainerError::Internal {
+            message: message.into(),
+            source: Box::new(source),
+        }
+    }
 }
 
 impl From<ContainerError> for ApiError {
@@ -111,7 +134,7 @@ impl From<ContainerError> for ApiError {
             ContainerError::NotImplemented(_) => ErrorKind::NotImplemented,
             _ => ErrorKind::Internal,
         };
-        ApiError::new(kind, e.to_string())
+        ApiError::new(kind, e.to_string()).with_source(e)
     }
 }
 

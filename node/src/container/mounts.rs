@@ -637,7 +637,7 @@ fn volume_error(e: VolumeError) -> ContainerError {
         VolumeError::NotFound(_) | VolumeError::NoDriver(_) => {
             ContainerError::NotFound(e.to_string())
         }
-        e => ContainerError::Runtime(e.to_string()),
+        e => ContainerError::internal(e),
     }
 }
 

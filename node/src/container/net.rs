@@ -17,7 +17,7 @@ impl From<ApiError> for ContainerError {
             ErrorKind::NotFound => ContainerError::NotFound(e.message),
             ErrorKind::Conflict => ContainerError::Conflict(e.message),
             ErrorKind::Forbidden => ContainerError::Forbidden(e.message),
-            _ => ContainerError::Runtime(e.message),
+            _ => ContainerError::internal(e),
         }
     }
 }

@@ -53,7 +53,7 @@ where
 {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::internal(format!("image task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("image task failed: {e}")).with_source(e))?
         .map_err(ApiError::from)
 }
 

@@ -150,7 +150,7 @@ pub fn full_message(e: &dyn std::error::Error) -> String {
 
 impl From<ImageError> for ApiError {
     fn from(e: ImageError) -> Self {
-        ApiError::new(e.kind(), full_message(&e))
+        ApiError::new(e.kind(), full_message(&e)).with_source(e)
     }
 }
 

@@ -463,11 +463,11 @@ impl Networks {
         // Reserve the name and the subnet under the lock, then do the kernel work.
         let mut nl = tokio::task::spawn_blocking(Netlink::open)
             .await
-            .map_err(|e| internal(e.to_string()))?
-            .map_err(|e| internal(format!("netlink: {e}")))?;
+            .map_err(ApiError::internal_from)?
+            .map_err(|e| internal(format!("netlink: {e}")).with_source(e))?;
         let host_routes: Vec<Subnet> = nl
             .routes()
-            .map_err(|e| internal(format!("list routes: {e}")))?
+            .map_err(|e| internal(format!("list routes: {e}")).with_source(e))?
             .into_iter()
             .map(|(ip, p, _)| Subnet::new(ip, p))
             .collect();
@@ -593,7 +593,7 @@ impl Networks {
             let rec = rec.clone();
             tokio::task::spawn_blocking(move || make_bridge(&mut nl, &rec, mtu))
                 .await
-                .map_err(|e| internal(e.to_string()))
+                .map_err(ApiError::internal_from)
                 .and_then(|r| r)
         };
         let made = bridge_made
@@ -603,7 +603,7 @@ impl Networks {
                 self.inner
                     .meta
                     .put(NETWORKS, &id, &rec)
-                    .map_err(|e| internal(e.to_string()))
+                    .map_err(ApiError::internal_from)
             });
         if let Err(e) = made {
             self.state().nets.remove(&id);
@@ -651,12 +651,12 @@ impl Networks {
         self.inner
             .meta
             .delete(NETWORKS, &rec.id)
-            .map_err(|e| internal(e.to_string()))?;
+            .map_err(ApiError::internal_from)?;
         self.state().nets.remove(&rec.id);
         let b = rec.bridge.clone();
         tokio::task::spawn_blocking(move || delete_bridge(&b))
             .await
-            .map_err(|e| internal(e.to_string()))??;
+            .map_err(ApiError::internal_from)??;
         self.rebuild_rules()?;
         self.inner.events.publish(
             "network",
@@ -1267,12 +1267,12 @@ fn make_bridge(nl: &mut Netlink, rec: &NetworkRecord, mtu: Option<u32>) -> Resul
             )))
         }
         Ok(None) => {
-            let i = nl
-                .create_bridge(&rec.bridge, mtu)
-                .map_err(|e| internal(format!("create bridge {}: {e}", rec.bridge)))?;
+            let i = nl.create_bridge(&rec.bridge, mtu).map_err(|e| {
+                internal(format!("create bridge {}: {e}", rec.bridge)).with_source(e)
+            })?;
             (Made::Created(i), i)
         }
-        Err(e) => return Err(internal(format!("look up {}: {e}", rec.bridge))),
+        Err(e) => return Err(internal(format!("look up {}: {e}", rec.bridge)).with_source(e)),
     };
     let configured = configure_bridge(nl, idx, rec, gw, subnet);
     if configured.is_err() {
@@ -1292,9 +1292,9 @@ fn configure_bridge(
     subnet: Subnet,
 ) -> Result<()> {
     nl.add_address(idx, gw, subnet.prefix)
-        .map_err(|e| internal(format!("address {gw} on {}: {e}", rec.bridge)))?;
+        .map_err(|e| internal(format!("address {gw} on {}: {e}", rec.bridge)).with_source(e))?;
     nl.set_up(idx)
-        .map_err(|e| internal(format!("{} up: {e}", rec.bridge)))?;
+        .map_err(|e| internal(format!("{} up: {e}", rec.bridge)).with_source(e))?;
     // Published ports reached from 127.0.0.1 are DNAT'ed out of this bridge.
     write_sysctl(
         &format!("/proc/sys/net/ipv4/conf/{}/route_localnet", rec.bridge),
@@ -1304,19 +1304,19 @@ fn configure_bridge(
 }
 
 fn delete_link(index: u32) -> Result<()> {
-    let mut nl = Netlink::open().map_err(|e| internal(format!("netlink: {e}")))?;
+    let mut nl = Netlink::open().map_err(|e| internal(format!("netlink: {e}")).with_source(e))?;
     nl.delete_link(index)
-        .map_err(|e| internal(format!("delete link {index}: {e}")))
+        .map_err(|e| internal(format!("delete link {index}: {e}")).with_source(e))
 }
 
 fn delete_bridge(name: &str) -> Result<()> {
-    let mut nl = Netlink::open().map_err(|e| internal(format!("netlink: {e}")))?;
+    let mut nl = Netlink::open().map_err(|e| internal(format!("netlink: {e}")).with_source(e))?;
     if let Some(i) = nl
         .link_index(name)
-        .map_err(|e| internal(format!("look up {name}: {e}")))?
+        .map_err(|e| internal(format!("look up {name}: {e}")).with_source(e))?
     {
         nl.delete_link(i)
-            .map_err(|e| internal(format!("delete bridge {name}: {e}")))?;
+            .map_err(|e| internal(format!("delete bridge {name}: {e}")).with_source(e))?;
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ async fn blocking<T: Send + 'static>(
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::internal(format!("volume task: {e}")))?
+        .map_err(|e| ApiError::internal(format!("volume task: {e}")).with_source(e))?
         .map_err(ApiError::from)
 }
 

@@ -66,7 +66,7 @@ impl From<VolumeError> for ApiError {
             VolumeError::Conflict(_) => ErrorKind::Conflict,
             _ => ErrorKind::Internal,
         };
-        ApiError::new(kind, e.to_string())
+        ApiError::new(kind, e.to_string()).with_source(e)
     }
 }
 
