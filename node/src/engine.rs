@@ -70,8 +70,7 @@ impl Engine {
             id,
         };
         let swarm =
-            crate::cluster::ClusterBackend::open(cfg.data_root.join("swarm"), Vec::new())
-                .await?;
+            crate::cluster::ClusterBackend::open(cfg.data_root.join("swarm"), Vec::new()).await?;
         let builder = Builder::new(cfg.clone(), meta, containers.clone(), images.clone());
         let backends = Backends {
             containers: Arc::new(containers.clone()),

@@ -113,12 +113,14 @@ impl Manager {
         let raft = Raft::new(cfg.raft_id, Arc::new(config), network, log, sm)
             .await
             .map_err(|e| ClusterError::internal("start raft", e))?;
-        let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
-            ClusterError::InvalidArgument(format!(
-                "failed to listen on the cluster port {}: {e}",
-                cfg.listen
-            ))
-        })?;
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| {
+                ClusterError::InvalidArgument(format!(
+                    "failed to listen on the cluster port {}: {e}",
+                    cfg.listen
+                ))
+            })?;
         let (stop_tx, stop_rx) = oneshot::channel();
         let mgr = Arc::new(Manager {
             raft,
@@ -225,7 +227,10 @@ impl Manager {
                 }
             } else if let Some((_, addr)) = self.leader_addr() {
                 let client = ClusterClient::new(addr, self.client_tls.clone());
-                match client.call_timeout(&Request::Propose(cmd.clone()), left).await {
+                match client
+                    .call_timeout(&Request::Propose(cmd.clone()), left)
+                    .await
+                {
                     Ok(Reply::Proposed { outcome, index }) => Ok((outcome, index)),
                     Ok(_) => Err(ClusterError::Internal("unexpected reply to a write".into())),
                     Err(ClusterError::Unavailable(_)) => Err(retry()),
@@ -242,9 +247,9 @@ impl Manager {
                         Outcome::NotFound { what } => {
                             Err(ClusterError::NotFound(format!("{what} not found")))
                         }
-                        Outcome::AlreadyExists { what } => {
-                            Err(ClusterError::AlreadyExists(format!("{what} already exists")))
-                        }
+                        Outcome::AlreadyExists { what } => Err(ClusterError::AlreadyExists(
+                            format!("{what} already exists"),
+                        )),
                         o => Ok((o, index)),
                     };
                 }
@@ -290,7 +295,10 @@ impl Manager {
             if let Some((_, addr)) = self.leader_addr() {
                 let client = ClusterClient::new(addr, self.client_tls.clone());
                 let left = deadline.saturating_duration_since(Instant::now());
-                match client.call_timeout(&req, left.max(Duration::from_millis(100))).await {
+                match client
+                    .call_timeout(&req, left.max(Duration::from_millis(100)))
+                    .await
+                {
                     Err(ClusterError::Unavailable(_)) if Instant::now() < deadline => {}
                     other => return other,
                 }
@@ -304,7 +312,11 @@ impl Manager {
 
     /// Sends a leader request through the given managers (for a member that does not know
     /// the leader yet: each manager forwards it).
-    pub async fn to_leader_via(self: &Arc<Self>, managers: &[Peer], req: Request) -> ClusterResult<Reply> {
+    pub async fn to_leader_via(
+        self: &Arc<Self>,
+        managers: &[Peer],
+        req: Request,
+    ) -> ClusterResult<Reply> {
         if self.leader_id().is_some() {
             return self.to_leader(req).await;
         }
@@ -312,7 +324,9 @@ impl Manager {
         let mut last = ClusterError::no_leader();
         while Instant::now() < deadline {
             for p in managers.iter().filter(|p| p.node_id != self.node_id) {
-                let Ok(addr) = crate::rpc::parse_addr(&p.addr) else { continue };
+                let Ok(addr) = crate::rpc::parse_addr(&p.addr) else {
+                    continue;
+                };
                 let client = ClusterClient::new(addr, self.client_tls.clone());
                 match client.call(&req).await {
                     Err(e @ ClusterError::Unavailable(_)) => last = e,
@@ -337,7 +351,11 @@ impl Manager {
     }
 
     /// Serves one Cluster call from `peer`.
-    pub(crate) async fn handle(self: &Arc<Self>, peer: PeerInfo, req: Request) -> ClusterResult<Reply> {
+    pub(crate) async fn handle(
+        self: &Arc<Self>,
+        peer: PeerInfo,
+        req: Request,
+    ) -> ClusterResult<Reply> {
         if let Request::Join(j) = req {
             return self.join(j).await.map(|r| Reply::Joined(Box::new(r)));
         }
@@ -426,7 +444,11 @@ impl Manager {
             ))
         })?;
         let node_id = new_node_id();
-        let raft_id = if role == Role::Manager { new_raft_id() } else { 0 };
+        let raft_id = if role == Role::Manager {
+            new_raft_id()
+        } else {
+            0
+        };
         let expiry = Duration::from_nanos(cluster.spec.ca_config.node_cert_expiry);
         let cert = self
             .ca
@@ -464,7 +486,8 @@ impl Manager {
             ca_cert: self.ca.cert_pem().to_owned(),
             cert_pem: cert.cert_pem,
             key_pem: cert.key_pem,
-            ca_key: (role == Role::Manager).then(|| self.ca.key_pem().unwrap_or_default().to_owned()),
+            ca_key: (role == Role::Manager)
+                .then(|| self.ca.key_pem().unwrap_or_default().to_owned()),
             managers: self.managers(),
         })
     }
@@ -481,7 +504,12 @@ impl Manager {
         });
         let cert = self
             .ca
-            .issue(&caller.id, Role::Manager, &self.cluster_id, Duration::from_nanos(expiry))
+            .issue(
+                &caller.id,
+                Role::Manager,
+                &self.cluster_id,
+                Duration::from_nanos(expiry),
+            )
             .map_err(|e| ClusterError::internal("issue certificate", e))?;
         let mut node = caller.clone();
         if node.raft_id == 0 {
@@ -602,7 +630,12 @@ impl Manager {
         let (interval, keep) = self.read(|s| {
             s.cluster
                 .as_ref()
-                .map(|c| (c.spec.raft.snapshot_interval, c.spec.raft.log_entries_for_slow_followers))
+                .map(|c| {
+                    (
+                        c.spec.raft.snapshot_interval,
+                        c.spec.raft.log_entries_for_slow_followers,
+                    )
+                })
                 .unwrap_or((10_000, 500))
         });
         let (applied, snapshot, purged) = {
@@ -616,7 +649,10 @@ impl Manager {
         };
         if interval > 0 && applied >= snapshot + interval {
             let first = {
-                let mut pending = self.snapshot_requested.lock().unwrap_or_else(|p| p.into_inner());
+                let mut pending = self
+                    .snapshot_requested
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 pending.replace(snapshot) != Some(snapshot)
             };
             if first {

@@ -37,9 +37,13 @@ pub enum Request {
     /// A write, forwarded by a manager to the leader.
     Propose(Command),
     /// Make a manager-role node a Raft voter (sent to the leader once the node serves Raft).
-    AddManager { node_id: String },
+    AddManager {
+        node_id: String,
+    },
     /// Take a manager out of the Raft membership (before a demotion or a leave).
-    RemoveManager { node_id: String },
+    RemoveManager {
+        node_id: String,
+    },
     Heartbeat(Heartbeat),
     /// A node promoted to manager fetches what a manager holds: the CA key and a manager
     /// certificate.
@@ -153,10 +157,7 @@ fn status_error(addr: SocketAddr, status: tonic::Status) -> ClusterError {
         tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
             ClusterError::PermissionDenied(status.message().to_owned())
         }
-        _ => ClusterError::Unavailable(format!(
-            "manager {addr} unreachable: {}",
-            status.message()
-        )),
+        _ => ClusterError::Unavailable(format!("manager {addr} unreachable: {}", status.message())),
     }
 }
 

@@ -36,7 +36,10 @@ pub struct Command {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// The first entry of a cluster (and of a cluster re-formed by `--force-new-cluster`).
-    Init { cluster: Box<Cluster>, node: Box<Node> },
+    Init {
+        cluster: Box<Cluster>,
+        node: Box<Node>,
+    },
     /// Replace the cluster object, if it is still at `version`.
     UpdateCluster {
         version: Option<u64>,
@@ -55,7 +58,9 @@ pub enum Op {
         message: String,
         addr: Option<String>,
     },
-    RemoveNode { id: String },
+    RemoveNode {
+        id: String,
+    },
     /// Create a secret or config (`version: None`; its name must be free), or replace one
     /// still at `version`.
     PutData {
@@ -63,21 +68,30 @@ pub enum Op {
         version: Option<u64>,
         object: Box<DataObject>,
     },
-    RemoveData { kind: DataKind, id: String },
+    RemoveData {
+        kind: DataKind,
+        id: String,
+    },
 }
 
 /// What applying a command did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// Applied; the object's new version.
-    Done { version: u64 },
+    Done {
+        version: u64,
+    },
     /// Nothing to do (e.g. a status the node already has).
     Unchanged,
     /// The object moved on since the version the change was based on.
     OutOfSequence,
-    NotFound { what: String },
+    NotFound {
+        what: String,
+    },
     /// A name already taken.
-    AlreadyExists { what: String },
+    AlreadyExists {
+        what: String,
+    },
 }
 
 impl Default for Outcome {
@@ -165,7 +179,9 @@ impl State {
                 let mut object = (**object).clone();
                 let map = self.data_mut(*kind);
                 match (map.get(&object.id), version) {
-                    (Some(cur), Some(v)) if cur.meta.version != *v => return Outcome::OutOfSequence,
+                    (Some(cur), Some(v)) if cur.meta.version != *v => {
+                        return Outcome::OutOfSequence
+                    }
                     (Some(cur), Some(_)) => {
                         object.meta.created_at = cur.meta.created_at.clone();
                         stamp(&mut object.meta, index, &cmd.at);

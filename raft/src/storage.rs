@@ -18,9 +18,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine};
-use openraft::{
-    EntryPayload, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageIOError,
-};
+use openraft::{EntryPayload, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -52,13 +50,18 @@ fn read_err<E: std::error::Error + 'static>(e: E) -> StorageError {
     StorageIOError::read(&e).into()
 }
 
-fn get_meta<T: for<'de> Deserialize<'de>>(db: &Database, key: &str) -> Result<Option<T>, StorageError> {
+fn get_meta<T: for<'de> Deserialize<'de>>(
+    db: &Database,
+    key: &str,
+) -> Result<Option<T>, StorageError> {
     let tx = db.begin_read().map_err(read_err)?;
     let table = tx.open_table(META).map_err(read_err)?;
     let Some(v) = table.get(key).map_err(read_err)? else {
         return Ok(None);
     };
-    serde_json::from_slice(v.value()).map(Some).map_err(read_err)
+    serde_json::from_slice(v.value())
+        .map(Some)
+        .map_err(read_err)
 }
 
 fn put_meta<T: Serialize>(
@@ -139,7 +142,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(get_meta::<Option<LogId>>(&self.db, "committed")?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -214,8 +221,8 @@ impl StateMachine {
             membership: StoredMembership::default(),
             applied_tx,
         };
-        let snap: Option<StoredSnapshot> =
-            get_meta(&sm.db, "snapshot").map_err(|e| redb::Error::Io(std::io::Error::other(e.to_string())))?;
+        let snap: Option<StoredSnapshot> = get_meta(&sm.db, "snapshot")
+            .map_err(|e| redb::Error::Io(std::io::Error::other(e.to_string())))?;
         if let Some(s) = snap {
             let state: State = serde_json::from_slice(&s.data)
                 .map_err(|e| redb::Error::Io(std::io::Error::other(e)))?;

@@ -109,7 +109,10 @@ impl Swarm {
 
     /// Cheap, for `/_ping`.
     pub fn status(&self) -> Status {
-        self.status.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The manager of this node, or dockerd's 503 when it is none.
@@ -268,13 +271,13 @@ impl Swarm {
         id.listen_addr = p.listen.to_string();
         let mgr = self.start_manager(&id).await?;
         let Some(cluster) = state.cluster.clone() else {
-            return Err(ClusterError::Internal("no cluster in the saved state".into()));
+            return Err(ClusterError::Internal(
+                "no cluster in the saved state".into(),
+            ));
         };
-        let mut me = state
-            .nodes
-            .get(&id.node_id)
-            .cloned()
-            .ok_or_else(|| ClusterError::Internal("this node is missing from the saved state".into()))?;
+        let mut me = state.nodes.get(&id.node_id).cloned().ok_or_else(|| {
+            ClusterError::Internal("this node is missing from the saved state".into())
+        })?;
         me.manager_addr = id.manager_addr.clone();
         me.addr = id.addr.clone();
         me.raft_id = id.raft_id;
@@ -369,9 +372,15 @@ impl Swarm {
         self.save_identity(&id)?;
         let manager = if r.role == Role::Manager {
             let mgr = self.start_manager(&id).await?;
-            if let Err(e) = mgr.to_leader_via(&r.managers, Request::AddManager {
-                node_id: id.node_id.clone(),
-            }).await {
+            if let Err(e) = mgr
+                .to_leader_via(
+                    &r.managers,
+                    Request::AddManager {
+                        node_id: id.node_id.clone(),
+                    },
+                )
+                .await
+            {
                 tracing::warn!(error = %e, "joining manager not yet added to raft; will retry");
             }
             Some(mgr)
@@ -397,7 +406,9 @@ impl Swarm {
                 let req = Request::RemoveManager {
                     node_id: active.id.node_id.clone(),
                 };
-                if let Err(e) = tokio::time::timeout(Duration::from_secs(5), mgr.to_leader(req)).await {
+                if let Err(e) =
+                    tokio::time::timeout(Duration::from_secs(5), mgr.to_leader(req)).await
+                {
                     tracing::warn!(error = %e, "leaving without removing this manager from raft");
                 }
             }
@@ -490,7 +501,9 @@ impl Swarm {
         targets.extend(id.managers.iter().map(|p| p.addr.clone()));
         targets.dedup();
         for t in targets {
-            let Ok(addr) = crate::rpc::parse_addr(&t) else { continue };
+            let Ok(addr) = crate::rpc::parse_addr(&t) else {
+                continue;
+            };
             let client = ClusterClient::new(addr, tls.clone());
             match client.call_timeout(&hb, Duration::from_secs(3)).await {
                 Ok(Reply::Heartbeat(r)) => {
@@ -509,7 +522,12 @@ impl Swarm {
         Duration::from_millis(500)
     }
 
-    async fn after_beat(self: &Arc<Self>, id: &Identity, has_manager: bool, r: crate::rpc::HeartbeatReply) {
+    async fn after_beat(
+        self: &Arc<Self>,
+        id: &Identity,
+        has_manager: bool,
+        r: crate::rpc::HeartbeatReply,
+    ) {
         let mut guard = self.active.lock().await;
         let Some(active) = guard.as_mut() else { return };
         if active.id.node_id != id.node_id {
@@ -544,9 +562,16 @@ impl Swarm {
             // A manager not (yet) in the Raft membership, e.g. its join was cut short: ask
             // the leader again (a no-op for a member).
             if !m.voters().contains(&m.raft_id) {
-                let (m, managers, node_id) = (m.clone(), active.id.managers.clone(), active.id.node_id.clone());
+                let (m, managers, node_id) = (
+                    m.clone(),
+                    active.id.managers.clone(),
+                    active.id.node_id.clone(),
+                );
                 tokio::spawn(async move {
-                    if let Err(e) = m.to_leader_via(&managers, Request::AddManager { node_id }).await {
+                    if let Err(e) = m
+                        .to_leader_via(&managers, Request::AddManager { node_id })
+                        .await
+                    {
                         tracing::debug!(error = %e, "add this manager to raft");
                     }
                 });
@@ -566,8 +591,13 @@ impl Swarm {
             .map_err(|e| ClusterError::internal("client tls", e))?;
         let mut material = None;
         for p in &id.managers {
-            let Ok(addr) = crate::rpc::parse_addr(&p.addr) else { continue };
-            match ClusterClient::new(addr, tls.clone()).call(&Request::ManagerMaterial).await {
+            let Ok(addr) = crate::rpc::parse_addr(&p.addr) else {
+                continue;
+            };
+            match ClusterClient::new(addr, tls.clone())
+                .call(&Request::ManagerMaterial)
+                .await
+            {
                 Ok(Reply::Material(m)) => {
                     material = Some(m);
                     break;
@@ -590,7 +620,12 @@ impl Swarm {
         // Joining Raft is retried by the session (a manager outside the membership asks
         // again on every heartbeat), so a failure here does not undo the promotion.
         if let Err(e) = mgr
-            .to_leader_via(&id.managers, Request::AddManager { node_id: id.node_id.clone() })
+            .to_leader_via(
+                &id.managers,
+                Request::AddManager {
+                    node_id: id.node_id.clone(),
+                },
+            )
             .await
         {
             tracing::warn!(error = %e, "promoted manager not yet in raft; will retry");
@@ -616,7 +651,10 @@ impl Swarm {
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ClusterError::internal(&format!("remove {}", self.dir.display()), e)),
+            Err(e) => Err(ClusterError::internal(
+                &format!("remove {}", self.dir.display()),
+                e,
+            )),
         }
     }
 
@@ -632,7 +670,8 @@ impl Swarm {
     }
 
     fn save_identity(&self, id: &Identity) -> ClusterResult<()> {
-        let bytes = serde_json::to_vec_pretty(id).map_err(|e| ClusterError::internal("encode identity", e))?;
+        let bytes = serde_json::to_vec_pretty(id)
+            .map_err(|e| ClusterError::internal("encode identity", e))?;
         write_atomic(&self.dir, "node.json", &bytes)
     }
 
@@ -655,7 +694,8 @@ impl Swarm {
                 Err(e) => Err(ClusterError::internal(&format!("read {}", p.display()), e)),
             }
         };
-        let missing = |n: &str| ClusterError::Internal(format!("{n} missing from {}", self.dir.display()));
+        let missing =
+            |n: &str| ClusterError::Internal(format!("{n} missing from {}", self.dir.display()));
         let ca_cert = read("ca.crt")?.ok_or_else(|| missing("ca.crt"))?;
         let ca_key = read("ca.key")?;
         let root = RootCa::from_pem(&ca_cert, ca_key.as_deref())

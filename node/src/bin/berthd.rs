@@ -146,7 +146,9 @@ fn main() -> anyhow::Result<()> {
         _ => level.clone(),
     };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log-level")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log-level")?,
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -38,7 +38,11 @@ fn opt(v: Option<&Value>) -> Option<Value> {
 /// `POST /{secrets,configs}/create`: 201 `{"ID"}`.
 pub async fn create(m: &Manager, kind: DataKind, spec: Value) -> ApiResult<Value> {
     let k = kind.as_str();
-    let name = spec.get("Name").and_then(|n| n.as_str()).unwrap_or("").to_owned();
+    let name = spec
+        .get("Name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("")
+        .to_owned();
     if !valid_name(&name) {
         return Err(ApiError::invalid(format!(
             "rpc error: code = InvalidArgument desc = invalid name, only 64 [a-zA-Z0-9-_.] characters allowed, and the start and end character must be [a-zA-Z0-9]: {name:?}"
@@ -49,7 +53,11 @@ pub async fn create(m: &Manager, kind: DataKind, spec: Value) -> ApiResult<Value
             .decode(s)
             .map_err(|e| ApiError::invalid(format!("invalid {k} data: not base64: {e}")))?,
         None | Some(Value::Null) => Vec::new(),
-        Some(_) => return Err(ApiError::invalid(format!("invalid {k} data: expected a base64 string"))),
+        Some(_) => {
+            return Err(ApiError::invalid(format!(
+                "invalid {k} data: expected a base64 string"
+            )))
+        }
     };
     let driver = opt(spec.get("Driver"));
     if data.is_empty() && driver.is_none() || data.len() > kind.max_size() {
@@ -75,9 +83,9 @@ pub async fn create(m: &Manager, kind: DataKind, spec: Value) -> ApiResult<Value
     })
     .await
     .map_err(|e| match e {
-        berth_raft::ClusterError::AlreadyExists(m) => ApiError::conflict(format!(
-            "rpc error: code = AlreadyExists desc = {m}"
-        )),
+        berth_raft::ClusterError::AlreadyExists(m) => {
+            ApiError::conflict(format!("rpc error: code = AlreadyExists desc = {m}"))
+        }
         e => api_error(e),
     })?;
     Ok(json!({ "ID": id }))
@@ -96,7 +104,10 @@ pub fn find(m: &Manager, kind: DataKind, key: &str) -> ApiResult<DataObject> {
         let hits: Vec<&DataObject> = map.values().filter(|o| o.id.starts_with(key)).collect();
         match hits.as_slice() {
             [one] => Ok((*one).clone()),
-            [] => Err(ApiError::not_found(format!("{} {key} not found", kind.as_str()))),
+            [] => Err(ApiError::not_found(format!(
+                "{} {key} not found",
+                kind.as_str()
+            ))),
             _ => Err(ApiError::invalid(format!(
                 "{} {key} is ambiguous ({} matches found)",
                 kind.as_str(),
@@ -150,9 +161,18 @@ pub fn list(m: &Manager, kind: DataKind, f: &Filters) -> Vec<Value> {
 }
 
 /// Only labels can change; the rest of the spec must be what it is.
-pub async fn update(m: &Manager, kind: DataKind, key: &str, version: u64, spec: Value) -> ApiResult<()> {
+pub async fn update(
+    m: &Manager,
+    kind: DataKind,
+    key: &str,
+    version: u64,
+    spec: Value,
+) -> ApiResult<()> {
     let cur = find(m, kind, key)?;
-    let name = spec.get("Name").and_then(|n| n.as_str()).unwrap_or(&cur.name);
+    let name = spec
+        .get("Name")
+        .and_then(|n| n.as_str())
+        .unwrap_or(&cur.name);
     let data_changed = match spec.get("Data") {
         Some(Value::String(s)) => base64::engine::general_purpose::STANDARD
             .decode(s)

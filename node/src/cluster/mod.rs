@@ -69,7 +69,9 @@ impl ClusterBackend {
             let hits: Vec<&Node> = s
                 .nodes
                 .values()
-                .filter(|n| n.id.starts_with(key) || n.description.hostname == key || n.spec.name == key)
+                .filter(|n| {
+                    n.id.starts_with(key) || n.description.hostname == key || n.spec.name == key
+                })
                 .collect();
             match hits.as_slice() {
                 [one] => Ok((*one).clone()),
@@ -111,7 +113,9 @@ fn parse_spec(v: Value) -> ApiResult<ClusterSpec> {
             ("CAConfig", "NodeCertExpiry"),
         ] {
             if let Some(s) = o.get_mut(sect).and_then(|r| r.as_object_mut()) {
-                if s.get(field).and_then(|x| x.as_u64()) == Some(0) || s.get(field).is_some_and(|x| x.is_null()) {
+                if s.get(field).and_then(|x| x.as_u64()) == Some(0)
+                    || s.get(field).is_some_and(|x| x.is_null())
+                {
                     s.remove(field);
                 }
             }
@@ -135,12 +139,11 @@ fn matches_filters(n: &Node, f: &Filters) -> bool {
         Some(vals) if !vals.is_empty() => vals.iter().any(|v| pred(v)),
         _ => true,
     };
-    let label_match = |labels: &std::collections::BTreeMap<String, String>, v: &str| match v
-        .split_once('=')
-    {
-        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-        None => labels.contains_key(v),
-    };
+    let label_match =
+        |labels: &std::collections::BTreeMap<String, String>, v: &str| match v.split_once('=') {
+            Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+            None => labels.contains_key(v),
+        };
     any("id", &|v| n.id.starts_with(v))
         && any("name", &|v| n.description.hostname == v || n.spec.name == v)
         && any("role", &|v| v == n.spec.role.as_str())
@@ -202,8 +205,16 @@ impl SwarmBackend for ClusterBackend {
         if st.manager {
             if let Ok(m) = self.swarm.manager().await {
                 let (nodes, managers, cluster) = m.read(|s| {
-                    let managers = s.nodes.values().filter(|n| n.spec.role == Role::Manager).count();
-                    (s.nodes.len(), managers, s.cluster.as_ref().map(|c| view::cluster(c, false)))
+                    let managers = s
+                        .nodes
+                        .values()
+                        .filter(|n| n.spec.role == Role::Manager)
+                        .count();
+                    (
+                        s.nodes.len(),
+                        managers,
+                        s.cluster.as_ref().map(|c| view::cluster(c, false)),
+                    )
                 });
                 info.nodes = Some(nodes as u64);
                 info.managers = Some(managers as u64);
@@ -230,8 +241,16 @@ impl SwarmBackend for ClusterBackend {
             spec,
             availability: req.availability,
             default_addr_pool: req.default_addr_pool,
-            subnet_size: if req.subnet_size == 0 { 24 } else { req.subnet_size },
-            data_path_port: if req.data_path_port == 0 { 4789 } else { req.data_path_port },
+            subnet_size: if req.subnet_size == 0 {
+                24
+            } else {
+                req.subnet_size
+            },
+            data_path_port: if req.data_path_port == 0 {
+                4789
+            } else {
+                req.data_path_port
+            },
         };
         self.swarm.init(p).await.map_err(api_error)
     }
@@ -244,7 +263,9 @@ impl SwarmBackend for ClusterBackend {
             ));
         }
         if req.remote_addrs.is_empty() {
-            return Err(ApiError::invalid("at least 1 RemoteAddr is required to join"));
+            return Err(ApiError::invalid(
+                "at least 1 RemoteAddr is required to join",
+            ));
         }
         let listen = addr::listen(&req.listen_addr).map_err(api_error)?;
         let advertise = addr::advertise(&req.advertise_addr, listen).map_err(api_error)?;
@@ -362,15 +383,22 @@ impl SwarmBackend for ClusterBackend {
             if n.meta.version != version {
                 return Err(api_error(ClusterError::OutOfSequence));
             }
-            let managers = m.read(|s| s.nodes.values().filter(|x| x.spec.role == Role::Manager).count());
+            let managers = m.read(|s| {
+                s.nodes
+                    .values()
+                    .filter(|x| x.spec.role == Role::Manager)
+                    .count()
+            });
             if managers <= 1 {
                 return Err(api_error(ClusterError::FailedPrecondition(
                     "attempting to demote the last manager of the swarm".into(),
                 )));
             }
-            m.to_leader(Request::RemoveManager { node_id: n.id.clone() })
-                .await
-                .map_err(api_error)?;
+            m.to_leader(Request::RemoveManager {
+                node_id: n.id.clone(),
+            })
+            .await
+            .map_err(api_error)?;
         }
         let mut node = n.clone();
         node.spec = new;
@@ -434,7 +462,10 @@ impl SwarmBackend for ClusterBackend {
     }
     async fn secret_inspect(&self, id: &str) -> ApiResult<Value> {
         let m = self.manager().await?;
-        Ok(data::view(DataKind::Secret, &data::find(&m, DataKind::Secret, id)?))
+        Ok(data::view(
+            DataKind::Secret,
+            &data::find(&m, DataKind::Secret, id)?,
+        ))
     }
     async fn secret_remove(&self, id: &str) -> ApiResult<()> {
         let m = self.manager().await?;
@@ -454,7 +485,10 @@ impl SwarmBackend for ClusterBackend {
     }
     async fn config_inspect(&self, id: &str) -> ApiResult<Value> {
         let m = self.manager().await?;
-        Ok(data::view(DataKind::Config, &data::find(&m, DataKind::Config, id)?))
+        Ok(data::view(
+            DataKind::Config,
+            &data::find(&m, DataKind::Config, id)?,
+        ))
     }
     async fn config_remove(&self, id: &str) -> ApiResult<()> {
         let m = self.manager().await?;
@@ -489,7 +523,11 @@ fn parse_node_spec(v: Value) -> ApiResult<NodeSpec> {
         Some(l) => serde_json::from_value(l.clone())
             .map_err(|e| ApiError::invalid(format!("invalid node labels: {e}")))?,
     };
-    let name = o.get("Name").and_then(|n| n.as_str()).unwrap_or("").to_owned();
+    let name = o
+        .get("Name")
+        .and_then(|n| n.as_str())
+        .unwrap_or("")
+        .to_owned();
     Ok(NodeSpec {
         name,
         labels,
