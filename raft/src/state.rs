@@ -75,13 +75,14 @@ pub enum Op {
 }
 
 /// What applying a command did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// Applied; the object's new version.
     Done {
         version: u64,
     },
     /// Nothing to do (e.g. a status the node already has).
+    #[default]
     Unchanged,
     /// The object moved on since the version the change was based on.
     OutOfSequence,
@@ -92,12 +93,6 @@ pub enum Outcome {
     AlreadyExists {
         what: String,
     },
-}
-
-impl Default for Outcome {
-    fn default() -> Self {
-        Outcome::Unchanged
-    }
 }
 
 impl State {

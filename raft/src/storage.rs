@@ -11,6 +11,9 @@
 //! every member. The committed pointer is written without a sync of its own; it rides on the
 //! next synced commit, and a stale one only means a few entries are re-applied from the log.
 
+// openraft's trait methods return its `StorageError` (224 bytes); the helpers here share it.
+#![allow(clippy::result_large_err)]
+
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
@@ -160,7 +163,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             }
         }
         let res = tx.commit().map_err(std::io::Error::other);
-        let failed = res.as_ref().err().map(|e| io_copy(e));
+        let failed = res.as_ref().err().map(io_copy);
         callback.log_io_completed(res);
         match failed {
             Some(e) => Err(io(e)),
