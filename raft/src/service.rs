@@ -72,7 +72,7 @@ impl RaftService {
         let ok = self.0.read(|s| {
             s.nodes.is_empty()
                 || s.node_by_fingerprint(fp)
-                    .is_some_and(|n| n.spec.role == crate::ca::Role::Manager || n.raft_id != 0)
+                    .is_some_and(|n| n.spec.role == crate::ca::Role::Manager)
         });
         if ok {
             Ok(())

@@ -291,8 +291,10 @@ impl Swarm {
                 continue;
             }
             if n.spec.role == Role::Manager {
-                // Other managers are gone from Raft; keep them listed, as Docker does, but
-                // down until they come back.
+                // Other managers are not in the new Raft. They stay listed, down, as workers:
+                // one that comes back learns it from its first heartbeat, stops its old Raft
+                // member and carries on as a worker (promote it again to make it a manager).
+                n.spec.role = Role::Worker;
                 n.state = NodeState::Down;
             }
             mgr.propose(Op::PutNode {
