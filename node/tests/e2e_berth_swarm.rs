@@ -98,6 +98,11 @@ fn berth_cli_drives_a_one_node_swarm() {
             .replace("docker swarm", "berth swarm")
     );
 
+    // No service runs: the task table is its header alone, as docker's.
+    let ps = d.berth_ok(&["node", "ps"]);
+    assert!(ps.starts_with("ID        NAME      IMAGE     NODE"), "{ps}");
+    assert_eq!(ps, d.ok(&["node", "ps", "self"]));
+
     // Labels: update prints the node it was given; inspect resolves `self`.
     assert_eq!(
         d.berth_ok(&["node", "update", "--label-add", "foo=bar", &id]),

@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod logs;
 pub mod network;
 pub mod node;
+pub mod node_ps;
 pub mod ps;
 pub mod run;
 pub mod runconfig;

@@ -8,8 +8,7 @@
 //!  rm ─────────► DELETE /nodes/{id}?force=1
 //! ```
 //!
-//! `node ps` is not here: it needs docker's task table (tree of task history, service names,
-//! errors, ports), which belongs with `service ps`.
+//! `node ps` and its task table live in `node_ps.rs`.
 
 use std::cmp::Ordering;
 
@@ -41,6 +40,8 @@ pub enum NodeCmd {
     /// Remove one or more nodes from the swarm
     #[command(visible_alias = "remove")]
     Rm(NodeRmArgs),
+    /// List tasks running on one or more nodes, defaults to current node
+    Ps(crate::commands::node_ps::NodePsArgs),
 }
 
 pub async fn dispatch(client: &Client, cmd: NodeCmd) -> Result<()> {
@@ -51,6 +52,7 @@ pub async fn dispatch(client: &Client, cmd: NodeCmd) -> Result<()> {
         NodeCmd::Promote(a) => promote(client, a).await,
         NodeCmd::Demote(a) => demote(client, a).await,
         NodeCmd::Rm(a) => rm(client, a).await,
+        NodeCmd::Ps(a) => crate::commands::node_ps::ps(client, a).await,
     }
 }
 
