@@ -340,8 +340,13 @@ pub struct ServiceUpdateOptions {
 /// plane once the node is a member.
 #[async_trait]
 pub trait SwarmBackend: Send + Sync {
-    /// The `Swarm` header of `/_ping`; must be cheap.
+    /// `Swarm.LocalNodeState` of `/info`; must be cheap.
     fn local_node_state(&self) -> LocalNodeState;
+    /// The `Swarm` header of `/_ping`: the local node state, and for an active node its role
+    /// (`active/manager`, `active/worker`); must be cheap.
+    fn ping_header(&self) -> &'static str {
+        self.local_node_state().as_str()
+    }
     /// The `Swarm` object of `/info`.
     async fn info(&self) -> ApiResult<SwarmInfo>;
     /// `POST /swarm/init`: the new node's ID.

@@ -41,6 +41,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="iterations of the sequential metrics (default 30; smoke 3)")
     p.add_argument("--rounds", type=int, default=None,
                    help="rounds of the throughput metrics (default 5; smoke 1)")
+    p.add_argument("--cluster", action="store_true",
+                   help="run the cluster benchmark instead (target/release/cluster-bench; "
+                        "its own options follow: --smoke, --engines, --dockerd, --json, ...)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny N, finishes in well under a minute: proves the harness works")
     p.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "latest.json",
@@ -70,8 +73,25 @@ def make_config(a: argparse.Namespace) -> Config:
     return cfg
 
 
+def run_cluster_bench(argv: list[str]) -> int:
+    """`bench/run --cluster ...`: hands over to the cluster benchmark, a Rust binary of the
+    chaos-tests crate (it forms 3-manager clusters with the chaos harness). Builds nothing:
+    the binary comes from `$BERTH_BIN_DIR` or target/release, like berthd."""
+    bin_dir = Path(os.environ.get("BERTH_BIN_DIR") or BENCH_DIR.parent / "target" / "release")
+    exe = bin_dir / "cluster-bench"
+    if not exe.exists():
+        print(f"{exe} missing: build the workspace first (cargo build --release --workspace)",
+              file=sys.stderr)
+        return 2
+    os.execv(exe, [str(exe), *argv])
+    return 2  # not reached
+
+
 def main(argv: list[str] | None = None) -> int:
-    a = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if "--cluster" in argv:
+        return run_cluster_bench([x for x in argv if x != "--cluster"])
+    a = parse_args(argv)
     if os.geteuid() != 0:
         print("bench/run needs root (network namespaces, mounts, cgroups)", file=sys.stderr)
         return 2

@@ -259,6 +259,26 @@ impl Host {
         Some((code, body.to_owned()))
     }
 
+    /// `POST path` with a JSON body on berthd's socket: (status code, body), or None if it
+    /// can't be reached.
+    pub fn api_post(&self, path: &str, body: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut s = std::os::unix::net::UnixStream::connect(self.socket()).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).ok()?;
+        let resp = String::from_utf8_lossy(&resp);
+        let code = resp.split(' ').nth(1)?.parse().ok()?;
+        let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Some((code, body.to_owned()))
+    }
+
     /// The stock docker CLI against this host (`-H unix://…`), killed after 60 s.
     pub fn docker(&self, args: &[&str]) -> Output {
         self.docker_timeout(args, DOCKER_TIMEOUT)

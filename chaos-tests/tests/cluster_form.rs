@@ -15,7 +15,6 @@ fn sorted_view(h: &berth_chaos_tests::Host) -> Vec<NodeRow> {
 }
 
 #[test]
-#[ignore = "needs the cluster control plane"]
 fn three_managers_and_two_workers_agree_on_membership() {
     let c = Cluster::new(5);
     let t = Instant::now();

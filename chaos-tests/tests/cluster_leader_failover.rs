@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use berth_chaos_tests::{eventually, swarm, Cluster, Host};
 
 #[test]
-#[ignore = "needs the cluster control plane"]
 fn a_killed_leader_is_replaced_and_rejoins_as_a_follower() {
     let c = Cluster::new(3);
     swarm::form(&c, 3, 0);

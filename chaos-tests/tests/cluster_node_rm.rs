@@ -8,7 +8,6 @@ use std::time::Duration;
 use berth_chaos_tests::{consistently, eventually, swarm, Cluster};
 
 #[test]
-#[ignore = "needs the cluster control plane"]
 fn removed_nodes_cannot_come_back_with_their_old_state() {
     let c = Cluster::new(4);
     swarm::form(&c, 3, 1);

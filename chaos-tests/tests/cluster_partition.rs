@@ -12,7 +12,6 @@ fn side(h: &Host, node: &str) -> Option<String> {
 }
 
 #[test]
-#[ignore = "needs the cluster control plane"]
 fn a_minority_cannot_commit_and_converges_after_heal() {
     let c = Cluster::new(3);
     swarm::form(&c, 3, 0);

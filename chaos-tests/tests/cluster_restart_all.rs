@@ -11,7 +11,6 @@ use berth_chaos_tests::{eventually, swarm, Cluster};
 const WRITES: usize = 12;
 
 #[test]
-#[ignore = "needs the cluster control plane"]
 fn acknowledged_writes_survive_a_kill_of_every_daemon() {
     let c = Cluster::new(4);
     swarm::form(&c, 3, 1);

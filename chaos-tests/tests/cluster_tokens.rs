@@ -39,7 +39,6 @@ fn assert_refused(h: &Host, token: &str, manager: &Host) {
 }
 
 #[test]
-#[ignore = "needs the cluster control plane"]
 fn only_the_current_token_lets_a_node_in() {
     let c = Cluster::new(3);
     let (m, w, m2) = (c.host(0), c.host(1), c.host(2));

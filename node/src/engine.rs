@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use berth_api::swarm::InactiveSwarm;
 use berth_api::Backends;
 
 use crate::build::Builder;
@@ -70,6 +69,8 @@ impl Engine {
             volumes: volumes.clone(),
             id,
         };
+        let swarm =
+            crate::cluster::ClusterBackend::open(cfg.data_root.join("swarm"), Vec::new()).await?;
         let builder = Builder::new(cfg.clone(), meta, containers.clone(), images.clone());
         let backends = Backends {
             containers: Arc::new(containers.clone()),
@@ -81,7 +82,7 @@ impl Engine {
             system: Arc::new(system),
             volumes: Arc::new(volumes),
             build: Arc::new(builder),
-            swarm: Arc::new(InactiveSwarm),
+            swarm: Arc::new(swarm),
         };
         Ok(Engine {
             containers,

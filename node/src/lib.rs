@@ -8,12 +8,14 @@
 //!                                    ├─ build::Builder        Dockerfile builds, commit
 //!                                    ├─ system::System        info, version, events, df
 //!                                    ├─ events::Events        the /events bus
-//!                                    └─ store::MetaStore      metadata.redb (refs, images, containers)
+//!                                    ├─ store::MetaStore      metadata.redb (refs, images, containers)
+//!                                    └─ cluster::ClusterBackend  swarm membership (crate berth-raft)
 //! ```
 
 #![recursion_limit = "256"]
 
 pub mod build;
+pub mod cluster;
 pub mod config;
 pub mod container;
 pub mod engine;

@@ -38,10 +38,7 @@ async fn ping(State(b): State<Backends>) -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     h.insert("builder-version", HeaderValue::from_static("1"));
-    h.insert(
-        "swarm",
-        HeaderValue::from_static(b.swarm.local_node_state().as_str()),
-    );
+    h.insert("swarm", HeaderValue::from_static(b.swarm.ping_header()));
     resp
 }
 

@@ -152,11 +152,21 @@ async fn run(
             }),
         }
     }
+    print_found(&found, format)?;
+    if !errors.is_empty() {
+        return Err(StatusError::new(1, errors.join("\n")).into());
+    }
+    Ok(())
+}
+
+/// Prints raw objects from the daemon: re-indented inside one JSON array, or each rendered
+/// through `-f/--format`.
+pub fn print_found(found: &[Vec<u8>], format: Option<&str>) -> Result<()> {
     match format {
         Some(f) if !f.is_empty() && f != "json" => {
             let tmpl = Template::parse(&unescape(f))?;
             let mut out = String::new();
-            for raw in &found {
+            for raw in found {
                 let data = Data::parse(raw)
                     .map_err(|e| anyhow::anyhow!("decoding daemon response: {e}"))?;
                 out.push_str(&tmpl.render_data(&data)?);
@@ -172,9 +182,6 @@ async fn run(
             let joined = format!("[{}]", raws.join(","));
             println!("{}", indent_json(joined.as_bytes()));
         }
-    }
-    if !errors.is_empty() {
-        return Err(StatusError::new(1, errors.join("\n")).into());
     }
     Ok(())
 }

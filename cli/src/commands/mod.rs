@@ -1,6 +1,7 @@
 //! The command tree (clap) and its dispatch. Top-level verbs mirror `docker`'s; the management
 //! groups (`container`, `image`, `network`, `volume`, `system`) reuse the same argument types
-//! and handlers, so `berth container ls` and `berth ps` are one code path.
+//! and handlers, so `berth container ls` and `berth ps` are one code path. `swarm` and `node`
+//! exist only as groups, as in docker.
 
 pub mod auth;
 pub mod build;
@@ -13,11 +14,14 @@ pub mod image;
 pub mod inspect;
 pub mod logs;
 pub mod network;
+pub mod node;
+pub mod node_ps;
 pub mod ps;
 pub mod run;
 pub mod runconfig;
 pub mod session;
 pub mod stats;
+pub mod swarm;
 pub mod system;
 pub mod transfer;
 pub mod volume;
@@ -144,6 +148,12 @@ pub enum Command {
     /// Manage the daemon
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage Swarm
+    #[command(subcommand)]
+    Swarm(swarm::SwarmCmd),
+    /// Manage Swarm nodes
+    #[command(subcommand)]
+    Node(node::NodeCmd),
 }
 
 /// `berth container ...`
@@ -298,6 +308,8 @@ pub async fn dispatch(client: &Client, cmd: Command) -> Result<()> {
         C::Image(c) => dispatch_image(client, c).await,
         C::Network(c) => network::dispatch(client, c).await,
         C::Volume(c) => volume::dispatch(client, c).await,
+        C::Swarm(c) => swarm::dispatch(client, c).await,
+        C::Node(c) => node::dispatch(client, c).await,
         C::System(c) => match c {
             SystemCmd::Df(a) => disk::df(client, a).await,
             SystemCmd::Info(a) => system::info(client, a).await,

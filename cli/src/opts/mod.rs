@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 pub use mount::parse_mount;
 pub use ports::{add_expose, add_port_spec, PortMap};
-pub use time::{parse_go_duration, parse_timestamp};
+pub use time::{parse_go_duration, parse_go_duration_nanos, parse_timestamp};
 
 /// `invalid argument "64x" for "-m, --memory" flag: invalid size: '64x'`.
 pub fn flag_error(value: &str, flag: &str, reason: &str) -> String {

@@ -44,6 +44,17 @@ pub fn parse_go_duration(s: &str) -> Result<f64, String> {
     Ok(if neg { -total } else { total })
 }
 
+/// Parses a Go duration flag value (`--cert-expiry 2160h`) into nanoseconds, as the swarm
+/// specs carry them. Go has no day unit, so `90d` is refused with Go's message.
+pub fn parse_go_duration_nanos(s: &str) -> Result<i64, String> {
+    let secs = parse_go_duration(s)?;
+    let nanos = (secs * 1e9).round();
+    if !nanos.is_finite() || nanos.abs() > i64::MAX as f64 {
+        return Err(format!("time: invalid duration \"{s}\""));
+    }
+    Ok(nanos as i64)
+}
+
 /// Converts a `--since/--until` value into what the API takes (`unix[.nanos]`): a Go duration
 /// (relative to `now_unix`), a unix timestamp, or an RFC 3339-like date/time.
 pub fn parse_timestamp(value: &str, now_unix: f64) -> Result<String, String> {
@@ -95,6 +106,23 @@ pub fn parse_timestamp(value: &str, now_unix: f64) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swarm_durations_in_nanoseconds() {
+        assert_eq!(parse_go_duration_nanos("1h"), Ok(3_600_000_000_000));
+        assert_eq!(
+            parse_go_duration_nanos("2160h0m0s"),
+            Ok(7_776_000_000_000_000)
+        );
+        assert_eq!(parse_go_duration_nanos("5s"), Ok(5_000_000_000));
+        assert_eq!(parse_go_duration_nanos("250ms"), Ok(250_000_000));
+        // Go's time.ParseDuration has no day unit; docker refuses `90d` the same way.
+        assert_eq!(
+            parse_go_duration_nanos("90d"),
+            Err("time: unknown unit \"d\" in duration \"90d\"".to_string())
+        );
+        assert!(parse_go_duration_nanos("").is_err());
+    }
 
     #[test]
     fn durations_and_timestamps() {

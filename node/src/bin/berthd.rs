@@ -140,8 +140,15 @@ fn main() -> anyhow::Result<()> {
         .clone()
         .or(file.log_level.clone())
         .unwrap_or_else(|| "info".into());
+    // openraft narrates every election and membership step at info; keep that for debug.
+    let filter = match level.as_str() {
+        "info" | "warn" | "error" => format!("{level},openraft=warn"),
+        _ => level.clone(),
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&level).context("bad --log-level")?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).context("bad --log-level")?,
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -1,0 +1,224 @@
+//! A node's certificate and key, as issued by [`RootCa::issue`](super::RootCa::issue) and
+//! stored on the node; knows when it is due for renewal.
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use rcgen::PublicKeyData as _;
+
+use super::der;
+use super::root::parse_key;
+use super::{sha256_hex, CaError, Role};
+
+const WHAT: &str = "node certificate";
+
+/// A node certificate (leaf) with its private key and the facts read from it.
+///
+/// Build it with [`NodeCert::from_pem`] (or `issue`), which derives every field from the
+/// PEM, so the fields always agree with the certificate.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeCert {
+    pub cert_pem: String,
+    /// PKCS#8 PEM of the node's private key.
+    pub key_pem: String,
+    /// SHA-256 of the leaf DER, lowercase hex: the node's identity on the wire.
+    pub fingerprint: String,
+    /// Unix seconds.
+    pub not_before: i64,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// The certificate's CN.
+    pub node_id: String,
+    /// From the certificate's OU.
+    pub role: Role,
+    /// The certificate's O.
+    pub cluster_id: String,
+}
+
+impl std::fmt::Debug for NodeCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCert")
+            .field("node_id", &self.node_id)
+            .field("role", &self.role)
+            .field("cluster_id", &self.cluster_id)
+            .field("fingerprint", &self.fingerprint)
+            .field("not_before", &self.not_before)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeCert {
+    /// Loads a node certificate and its key, checking that they belong together and that
+    /// the certificate names a node (CN), a role (OU) and a cluster (O).
+    ///
+    /// This does not check the certificate against a root; TLS does that on every use.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<NodeCert, CaError> {
+        let der = parse_cert_pem(cert_pem, WHAT)?;
+        let invalid = |reason: String| CaError::InvalidCertificate { what: WHAT, reason };
+        let info = der::parse_certificate(&der).map_err(|e| invalid(e.0.to_string()))?;
+        let key = parse_key(key_pem, "node key")?;
+        if key.subject_public_key_info() != info.spki {
+            return Err(CaError::KeyMismatch { what: "node" });
+        }
+        let attrs = der::parse_name(info.subject).map_err(|e| invalid(e.0.to_string()))?;
+        let attr = |arc: u64| {
+            attrs
+                .iter()
+                .find(|a| a.oid == [2, 5, 4, arc])
+                .and_then(|a| std::str::from_utf8(a.value).ok())
+                .map(str::to_owned)
+        };
+        // 2.5.4.3 commonName, 2.5.4.10 organizationName, 2.5.4.11 organizationalUnitName
+        let node_id = attr(3).ok_or_else(|| invalid("no common name (node id)".into()))?;
+        let cluster_id = attr(10).ok_or_else(|| invalid("no organization (cluster id)".into()))?;
+        let role = attr(11)
+            .as_deref()
+            .and_then(Role::from_org_unit)
+            .ok_or_else(|| {
+                invalid("organizational unit is not swarm-manager or swarm-worker".into())
+            })?;
+        Ok(NodeCert {
+            cert_pem: der::to_pem("CERTIFICATE", &der),
+            key_pem: key_pem.to_owned(),
+            fingerprint: sha256_hex(&der),
+            not_before: info.not_before,
+            not_after: info.not_after,
+            node_id,
+            role,
+            cluster_id,
+        })
+    }
+
+    /// The leaf certificate as DER.
+    pub fn cert_der(&self) -> Result<CertificateDer<'static>, CaError> {
+        parse_cert_pem(&self.cert_pem, WHAT)
+    }
+
+    /// The private key as DER, for rustls.
+    pub(crate) fn key_der(&self) -> Result<PrivateKeyDer<'static>, CaError> {
+        PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| CaError::InvalidPem {
+            what: "node key",
+            reason: e.to_string(),
+        })
+    }
+
+    /// When this certificate should be renewed, unix seconds: a point 50–80% of the way
+    /// through its lifetime (as swarmkit does, so a cluster's nodes don't all renew at
+    /// once). The point is derived from the fingerprint, so it survives restarts.
+    pub fn renew_at(&self) -> i64 {
+        let lifetime = i128::from(self.not_after - self.not_before).max(0);
+        let seed = self
+            .fingerprint
+            .get(..16)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+        let permille = 500 + i128::from(seed % 301);
+        let offset = lifetime * permille / 1000;
+        i64::try_from(i128::from(self.not_before) + offset).unwrap_or(self.not_after)
+    }
+
+    /// Whether `now` (unix seconds) is past [`renew_at`](Self::renew_at).
+    pub fn renew_due(&self, now: i64) -> bool {
+        now >= self.renew_at()
+    }
+}
+
+pub(super) fn parse_cert_pem(
+    pem: &str,
+    what: &'static str,
+) -> Result<CertificateDer<'static>, CaError> {
+    CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| CaError::InvalidPem {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ca::{unix_now, RootCa, DEFAULT_NODE_CERT_VALIDITY};
+
+    #[test]
+    fn from_pem_reads_back_what_issue_wrote() {
+        let root = RootCa::generate().expect("root");
+        let node = root
+            .issue(
+                "node1",
+                Role::Worker,
+                "cluster-x",
+                DEFAULT_NODE_CERT_VALIDITY,
+            )
+            .expect("issue");
+        let again = NodeCert::from_pem(&node.cert_pem, &node.key_pem).expect("reload");
+        assert_eq!(again, node);
+        assert_eq!(node.node_id, "node1");
+        assert_eq!(node.role, Role::Worker);
+        assert_eq!(node.cluster_id, "cluster-x");
+        assert_eq!(node.fingerprint.len(), 64);
+        let now = unix_now();
+        assert!((node.not_before - (now - 60)).abs() <= 5, "{node:?}");
+        let expected = now + 90 * 24 * 3600;
+        assert!((node.not_after - expected).abs() <= 5, "{node:?}");
+    }
+
+    #[test]
+    fn from_pem_refuses_a_key_from_another_cert() {
+        let root = RootCa::generate().expect("root");
+        let a = root
+            .issue("a", Role::Worker, "c", DEFAULT_NODE_CERT_VALIDITY)
+            .expect("a");
+        let b = root
+            .issue("b", Role::Worker, "c", DEFAULT_NODE_CERT_VALIDITY)
+            .expect("b");
+        let err = NodeCert::from_pem(&a.cert_pem, &b.key_pem).expect_err("mismatch");
+        assert!(matches!(err, CaError::KeyMismatch { .. }), "{err}");
+        let err = NodeCert::from_pem("not pem", &a.key_pem).expect_err("garbage");
+        assert!(
+            err.to_string().starts_with("invalid node certificate pem"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn from_pem_refuses_a_ca_certificate_as_a_node() {
+        let root = RootCa::generate().expect("root");
+        let key = root.key_pem().expect("key").to_owned();
+        let err = NodeCert::from_pem(root.cert_pem(), &key).expect_err("root is no node");
+        assert!(matches!(err, CaError::InvalidCertificate { .. }), "{err}");
+        assert!(
+            err.to_string().starts_with("invalid node certificate: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn renewal_falls_between_half_and_four_fifths_and_is_stable() {
+        let root = RootCa::generate().expect("root");
+        let mut points = std::collections::HashSet::new();
+        for i in 0..8 {
+            let node = root
+                .issue(
+                    &format!("n{i}"),
+                    Role::Manager,
+                    "c",
+                    Duration::from_secs(100_000),
+                )
+                .expect("issue");
+            let lifetime = node.not_after - node.not_before;
+            let at = node.renew_at();
+            assert!(at >= node.not_before + lifetime / 2, "{at} {node:?}");
+            assert!(at <= node.not_before + lifetime * 8 / 10, "{at} {node:?}");
+            assert!(!node.renew_due(node.not_before + lifetime / 2 - 1));
+            assert!(!node.renew_due(at - 1));
+            assert!(node.renew_due(at));
+            assert!(node.renew_due(node.not_after));
+            let reloaded = NodeCert::from_pem(&node.cert_pem, &node.key_pem).expect("reload");
+            assert_eq!(reloaded.renew_at(), at, "restart agrees");
+            points.insert(at - node.not_before);
+        }
+        assert!(points.len() > 1, "renewal points are spread: {points:?}");
+    }
+}

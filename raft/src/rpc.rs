@@ -1,0 +1,175 @@
+//! The cluster port's messages and the client side of its two gRPC services.
+//!
+//! ```text
+//!  Raft service     AppendEntries · Vote · InstallSnapshot   (openraft messages as JSON)
+//!  Cluster service  Call(Request) → Result<Reply, ClusterError>   (JSON)
+//! ```
+//! Both run over mutual TLS ([`crate::ca`]); servers are addressed by the name
+//! `swarm-manager`, which only manager certificates carry.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ca::Role;
+use crate::error::{ClusterError, ClusterResult};
+use crate::objects::Description;
+use crate::state::{Command, Outcome};
+
+pub mod pb {
+    #![allow(clippy::all, clippy::unwrap_used)]
+    tonic::include_proto!("berth.cluster.v1");
+}
+
+/// A manager as nodes know it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub node_id: String,
+    /// Cluster port address, `ip:port`.
+    pub addr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Request {
+    Join(JoinRequest),
+    /// A write, forwarded by a manager to the leader.
+    Propose(Command),
+    /// Make a manager-role node a Raft voter (sent to the leader once the node serves Raft).
+    AddManager {
+        node_id: String,
+    },
+    /// Take a manager out of the Raft membership (before a demotion or a leave).
+    RemoveManager {
+        node_id: String,
+    },
+    Heartbeat(Heartbeat),
+    /// A node promoted to manager fetches what a manager holds: the CA key and a manager
+    /// certificate.
+    ManagerMaterial,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinRequest {
+    pub token: String,
+    /// The joiner's advertise address (ip).
+    pub addr: String,
+    /// Its cluster port address, `ip:port`.
+    pub manager_addr: String,
+    pub availability: String,
+    pub description: Description,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinReply {
+    pub node_id: String,
+    pub raft_id: u64,
+    pub role: Role,
+    pub cluster_id: String,
+    pub ca_cert: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// Managers only.
+    pub ca_key: Option<String>,
+    pub managers: Vec<Peer>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub node_id: String,
+    pub addr: String,
+    pub description: Description,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    pub period_ms: u64,
+    /// The node's role as the cluster has it: a change means a promotion or a demotion.
+    pub role: Role,
+    pub managers: Vec<Peer>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Material {
+    pub ca_key: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub raft_id: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Reply {
+    Joined(Box<JoinReply>),
+    Proposed { outcome: Outcome, index: u64 },
+    Done,
+    Heartbeat(HeartbeatReply),
+    Material(Material),
+}
+
+/// A client of one manager's Cluster service.
+#[derive(Clone)]
+pub struct ClusterClient {
+    inner: pb::cluster_client::ClusterClient<tonic::transport::Channel>,
+    pub addr: SocketAddr,
+}
+
+/// How long one call may take before the manager counts as unreachable.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ClusterClient {
+    pub fn new(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> ClusterClient {
+        let channel = crate::ca::channel(addr, tls);
+        ClusterClient {
+            inner: pb::cluster_client::ClusterClient::new(channel)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+            addr,
+        }
+    }
+
+    pub async fn call(&self, req: &Request) -> ClusterResult<Reply> {
+        self.call_timeout(req, CALL_TIMEOUT).await
+    }
+
+    pub async fn call_timeout(&self, req: &Request, timeout: Duration) -> ClusterResult<Reply> {
+        let json = serde_json::to_vec(req).map_err(|e| ClusterError::internal("encode", e))?;
+        let mut client = self.inner.clone();
+        let fut = client.call(pb::Blob { json });
+        let resp = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => {
+                return Err(ClusterError::Unavailable(format!(
+                    "manager {} did not answer within {timeout:?}",
+                    self.addr
+                )))
+            }
+            Ok(Err(status)) => return Err(status_error(self.addr, status)),
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        let reply: Result<Reply, ClusterError> = serde_json::from_slice(&resp.json)
+            .map_err(|e| ClusterError::internal("decode reply", e))?;
+        reply
+    }
+}
+
+fn status_error(addr: SocketAddr, status: tonic::Status) -> ClusterError {
+    match status.code() {
+        tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
+            ClusterError::PermissionDenied(status.message().to_owned())
+        }
+        _ => ClusterError::Unavailable(format!("manager {addr} unreachable: {}", status.message())),
+    }
+}
+
+/// Parses a cluster port address (`ip:port`, or `ip` meaning port 2377).
+pub fn parse_addr(s: &str) -> ClusterResult<SocketAddr> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, crate::DEFAULT_PORT));
+    }
+    Err(ClusterError::InvalidArgument(format!(
+        "invalid address {s:?}: expected an IP address with an optional port"
+    )))
+}

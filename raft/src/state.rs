@@ -1,0 +1,264 @@
+//! The replicated state machine: what every manager holds, and the commands that change it.
+//!
+//! ```text
+//!  Command ──(Raft log, committed)──► State::apply(index, now) ──► Outcome
+//! ```
+//! `apply` is deterministic: it sees only the command, the entry's index (the new version of
+//! what it touches) and the timestamp the proposer put in the command. Optimistic locking is
+//! checked here, at apply time, so two racing updates based on the same version cannot both
+//! win, whichever manager they came through.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::objects::{Cluster, DataKind, DataObject, Node, NodeState};
+
+/// Everything replicated. Serialised whole as a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    pub cluster: Option<Cluster>,
+    pub nodes: BTreeMap<String, Node>,
+    #[serde(default)]
+    pub secrets: BTreeMap<String, DataObject>,
+    #[serde(default)]
+    pub configs: BTreeMap<String, DataObject>,
+}
+
+/// A change to the state; the payload of a Raft log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    /// When the proposer made it (RFC 3339); becomes `UpdatedAt` of what it touches.
+    pub at: String,
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// The first entry of a cluster (and of a cluster re-formed by `--force-new-cluster`).
+    Init {
+        cluster: Box<Cluster>,
+        node: Box<Node>,
+    },
+    /// Replace the cluster object, if it is still at `version`.
+    UpdateCluster {
+        version: Option<u64>,
+        cluster: Box<Cluster>,
+    },
+    /// Create a node, or replace it if it is still at `version` (`None`: unconditionally).
+    PutNode {
+        version: Option<u64>,
+        node: Box<Node>,
+    },
+    /// A liveness change seen by the leader: no version check, and a no-op when the node is
+    /// gone or already in that state.
+    NodeStatus {
+        id: String,
+        state: NodeState,
+        message: String,
+        addr: Option<String>,
+    },
+    RemoveNode {
+        id: String,
+    },
+    /// Create a secret or config (`version: None`; its name must be free), or replace one
+    /// still at `version`.
+    PutData {
+        kind: DataKind,
+        version: Option<u64>,
+        object: Box<DataObject>,
+    },
+    RemoveData {
+        kind: DataKind,
+        id: String,
+    },
+}
+
+/// What applying a command did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Applied; the object's new version.
+    Done {
+        version: u64,
+    },
+    /// Nothing to do (e.g. a status the node already has).
+    #[default]
+    Unchanged,
+    /// The object moved on since the version the change was based on.
+    OutOfSequence,
+    NotFound {
+        what: String,
+    },
+    /// A name already taken.
+    AlreadyExists {
+        what: String,
+    },
+}
+
+impl State {
+    /// Applies one committed command at log index `index`.
+    pub fn apply(&mut self, index: u64, cmd: &Command) -> Outcome {
+        match &cmd.op {
+            Op::Init { cluster, node } => {
+                let mut cluster = (**cluster).clone();
+                stamp_new(&mut cluster.meta, index, &cmd.at);
+                let mut node = (**node).clone();
+                stamp_new(&mut node.meta, index, &cmd.at);
+                // A re-formed cluster keeps its nodes (force-new-cluster) but the new single
+                // manager is the one in the command.
+                self.cluster = Some(cluster);
+                self.nodes.insert(node.id.clone(), node);
+                Outcome::Done { version: index }
+            }
+            Op::UpdateCluster { version, cluster } => {
+                let Some(cur) = self.cluster.as_mut() else {
+                    return Outcome::NotFound {
+                        what: "cluster".into(),
+                    };
+                };
+                if version.is_some_and(|v| v != cur.meta.version) {
+                    return Outcome::OutOfSequence;
+                }
+                let created = cur.meta.created_at.clone();
+                *cur = (**cluster).clone();
+                cur.meta.created_at = created;
+                stamp(&mut cur.meta, index, &cmd.at);
+                Outcome::Done { version: index }
+            }
+            Op::PutNode { version, node } => {
+                let mut node = (**node).clone();
+                match self.nodes.get(&node.id) {
+                    Some(cur) => {
+                        if version.is_some_and(|v| v != cur.meta.version) {
+                            return Outcome::OutOfSequence;
+                        }
+                        node.meta.created_at = cur.meta.created_at.clone();
+                        stamp(&mut node.meta, index, &cmd.at);
+                    }
+                    None if version.is_some() => {
+                        return Outcome::NotFound {
+                            what: format!("node {}", node.id),
+                        }
+                    }
+                    None => stamp_new(&mut node.meta, index, &cmd.at),
+                }
+                self.nodes.insert(node.id.clone(), node);
+                Outcome::Done { version: index }
+            }
+            Op::NodeStatus {
+                id,
+                state,
+                message,
+                addr,
+            } => {
+                let Some(node) = self.nodes.get_mut(id) else {
+                    return Outcome::Unchanged;
+                };
+                let addr_same = addr.as_ref().is_none_or(|a| *a == node.addr);
+                if node.state == *state && node.message == *message && addr_same {
+                    return Outcome::Unchanged;
+                }
+                node.state = *state;
+                node.message = message.clone();
+                if let Some(a) = addr {
+                    node.addr = a.clone();
+                }
+                stamp(&mut node.meta, index, &cmd.at);
+                Outcome::Done { version: index }
+            }
+            Op::PutData {
+                kind,
+                version,
+                object,
+            } => {
+                let mut object = (**object).clone();
+                let map = self.data_mut(*kind);
+                match (map.get(&object.id), version) {
+                    (Some(cur), Some(v)) if cur.meta.version != *v => {
+                        return Outcome::OutOfSequence
+                    }
+                    (Some(cur), Some(_)) => {
+                        object.meta.created_at = cur.meta.created_at.clone();
+                        stamp(&mut object.meta, index, &cmd.at);
+                    }
+                    (Some(_), None) => {
+                        return Outcome::AlreadyExists {
+                            what: format!("{} {}", kind.as_str(), object.id),
+                        }
+                    }
+                    (None, Some(_)) => {
+                        return Outcome::NotFound {
+                            what: format!("{} {}", kind.as_str(), object.id),
+                        }
+                    }
+                    (None, None) => {
+                        if map.values().any(|o| o.name == object.name) {
+                            return Outcome::AlreadyExists {
+                                what: format!("{} {}", kind.as_str(), object.name),
+                            };
+                        }
+                        stamp_new(&mut object.meta, index, &cmd.at);
+                    }
+                }
+                map.insert(object.id.clone(), object);
+                Outcome::Done { version: index }
+            }
+            Op::RemoveData { kind, id } => match self.data_mut(*kind).remove(id) {
+                Some(_) => Outcome::Done { version: index },
+                None => Outcome::NotFound {
+                    what: format!("{} {id}", kind.as_str()),
+                },
+            },
+            Op::RemoveNode { id } => match self.nodes.remove(id) {
+                Some(_) => Outcome::Done { version: index },
+                None => Outcome::NotFound {
+                    what: format!("node {id}"),
+                },
+            },
+        }
+    }
+
+    pub fn data(&self, kind: DataKind) -> &BTreeMap<String, DataObject> {
+        match kind {
+            DataKind::Secret => &self.secrets,
+            DataKind::Config => &self.configs,
+        }
+    }
+
+    fn data_mut(&mut self, kind: DataKind) -> &mut BTreeMap<String, DataObject> {
+        match kind {
+            DataKind::Secret => &mut self.secrets,
+            DataKind::Config => &mut self.configs,
+        }
+    }
+
+    /// The node whose current certificate has this fingerprint.
+    pub fn node_by_fingerprint(&self, fingerprint: &str) -> Option<&Node> {
+        self.nodes
+            .values()
+            .find(|n| !n.cert_fingerprint.is_empty() && n.cert_fingerprint == fingerprint)
+    }
+
+    /// The node that is this Raft member.
+    pub fn node_by_raft_id(&self, raft_id: u64) -> Option<&Node> {
+        self.nodes
+            .values()
+            .find(|n| n.raft_id == raft_id && n.spec.role == crate::ca::Role::Manager)
+    }
+}
+
+fn stamp_new(meta: &mut crate::objects::Meta, index: u64, at: &str) {
+    meta.version = index;
+    meta.created_at = at.to_owned();
+    meta.updated_at = at.to_owned();
+}
+
+fn stamp(meta: &mut crate::objects::Meta, index: u64, at: &str) {
+    meta.version = index;
+    meta.updated_at = at.to_owned();
+}
+
+/// Now, as Docker prints timestamps.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
