@@ -243,34 +243,29 @@ impl Host {
 
     /// `GET path` on berthd's socket: (status code, body), or None if it can't be reached.
     pub fn api_get(&self, path: &str) -> Option<(u16, String)> {
-        use std::io::{Read, Write};
-        let mut s = std::os::unix::net::UnixStream::connect(self.socket()).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp).ok()?;
-        let resp = String::from_utf8_lossy(&resp);
-        let code = resp.split(' ').nth(1)?.parse().ok()?;
-        let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        Some((code, body.to_owned()))
+        self.api("GET", path, None)
     }
 
     /// `POST path` with a JSON body on berthd's socket: (status code, body), or None if it
     /// can't be reached.
     pub fn api_post(&self, path: &str, body: &str) -> Option<(u16, String)> {
+        self.api("POST", path, Some(body))
+    }
+
+    fn api(&self, method: &str, path: &str, body: Option<&str>) -> Option<(u16, String)> {
         use std::io::{Read, Write};
         let mut s = std::os::unix::net::UnixStream::connect(self.socket()).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .ok()?;
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n");
+        if let Some(b) = body {
+            req += &format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            );
+        } else {
+            req += "\r\n";
+        }
+        s.write_all(req.as_bytes()).ok()?;
         let mut resp = Vec::new();
         s.read_to_end(&mut resp).ok()?;
         let resp = String::from_utf8_lossy(&resp);

@@ -20,7 +20,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::ca::{self, NodeCert, PeerInfo, Role, RootCa};
 use crate::error::{ClusterError, ClusterResult};
-use crate::objects::{Availability, Node, NodeSpec, NodeState, MISSED_HEARTBEATS};
+use crate::objects::{Availability, Node, NodeState, MISSED_HEARTBEATS};
 use crate::rpc::{
     ClusterClient, Heartbeat, HeartbeatReply, JoinReply, JoinRequest, Material, Peer, Reply,
     Request,
@@ -457,22 +457,12 @@ impl Manager {
             .issue(&node_id, role, &self.cluster_id, expiry)
             .map_err(|e| ClusterError::internal("issue certificate", e))?;
         let node = Node {
-            id: node_id.clone(),
-            meta: Default::default(),
-            spec: NodeSpec {
-                name: String::new(),
-                labels: Default::default(),
-                role,
-                availability,
-            },
-            description: req.description,
-            state: NodeState::Ready,
-            message: String::new(),
             addr: req.addr,
             // Kept for workers too: where the node will serve if it is promoted.
             manager_addr: req.manager_addr,
             raft_id,
             cert_fingerprint: cert.fingerprint.clone(),
+            ..Node::joined(node_id.clone(), role, availability, req.description)
         };
         self.propose(Op::PutNode {
             version: None,
@@ -760,7 +750,7 @@ pub fn new_node_id() -> String {
         .collect()
 }
 
-fn new_raft_id() -> NodeId {
+pub fn new_raft_id() -> NodeId {
     loop {
         let id: u64 = rand::random();
         if id != 0 {

@@ -297,6 +297,34 @@ pub struct Node {
     pub cert_fingerprint: String,
 }
 
+impl Node {
+    /// A node that has just joined (or made) the cluster: ready, no labels.
+    pub fn joined(
+        id: String,
+        role: Role,
+        availability: Availability,
+        description: Description,
+    ) -> Node {
+        Node {
+            id,
+            meta: Meta::default(),
+            spec: NodeSpec {
+                name: String::new(),
+                labels: BTreeMap::new(),
+                role,
+                availability,
+            },
+            description,
+            state: NodeState::Ready,
+            message: String::new(),
+            addr: String::new(),
+            manager_addr: String::new(),
+            raft_id: 0,
+            cert_fingerprint: String::new(),
+        }
+    }
+}
+
 /// Which store a [`DataObject`] lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -22,8 +22,8 @@ use tokio::sync::Mutex;
 
 use crate::ca::{self, NodeCert, Role, RootCa};
 use crate::error::{ClusterError, ClusterResult};
-use crate::manager::{new_node_id, Manager, ManagerConfig};
-use crate::objects::{Availability, Cluster, ClusterSpec, Description, Node, NodeSpec, NodeState};
+use crate::manager::{new_node_id, new_raft_id, Manager, ManagerConfig};
+use crate::objects::{Availability, Cluster, ClusterSpec, Description, Node, NodeState};
 use crate::rpc::{ClusterClient, Heartbeat, JoinRequest, Peer, Reply, Request};
 use crate::state::Op;
 
@@ -157,12 +157,7 @@ impl Swarm {
         let root = RootCa::generate().map_err(|e| ClusterError::internal("create root CA", e))?;
         let node_id = new_node_id();
         let cluster_id = new_node_id();
-        let raft_id = loop {
-            let r: u64 = rand::random();
-            if r != 0 {
-                break r;
-            }
-        };
+        let raft_id = new_raft_id();
         let expiry = Duration::from_nanos(p.spec.ca_config.node_cert_expiry);
         let cert = root
             .issue(&node_id, Role::Manager, &cluster_id, expiry)
@@ -195,21 +190,16 @@ impl Swarm {
             data_path_port: p.data_path_port,
         };
         let node = Node {
-            id: node_id.clone(),
-            meta: Default::default(),
-            spec: NodeSpec {
-                name: String::new(),
-                labels: Default::default(),
-                role: Role::Manager,
-                availability,
-            },
-            description: (self.describe)(),
-            state: NodeState::Ready,
-            message: String::new(),
             addr: id.addr.clone(),
             manager_addr: id.manager_addr.clone(),
             raft_id,
             cert_fingerprint: cert.fingerprint.clone(),
+            ..Node::joined(
+                node_id.clone(),
+                Role::Manager,
+                availability,
+                (self.describe)(),
+            )
         };
         let mgr = match self.start_manager(&id).await {
             Ok(m) => m,
