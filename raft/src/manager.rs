@@ -78,6 +78,8 @@ pub struct Manager {
     client_tls: Arc<rustls::ClientConfig>,
     /// Leader only: when each node was last heard from.
     liveness: Mutex<Liveness>,
+    /// One client (one HTTP/2 connection) per manager this one talks to.
+    clients: Mutex<HashMap<SocketAddr, ClusterClient>>,
     /// The snapshot index a new snapshot was last asked on top of (one request per step).
     snapshot_requested: Mutex<Option<u64>>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
@@ -135,6 +137,7 @@ impl Manager {
             ca: cfg.ca,
             client_tls,
             liveness: Mutex::default(),
+            clients: Mutex::default(),
             snapshot_requested: Mutex::default(),
             stop: Mutex::new(Some(stop_tx)),
         });
@@ -211,6 +214,16 @@ impl Manager {
             .collect()
     }
 
+    /// The (cached) client of the manager at `addr`.
+    fn client(&self, addr: SocketAddr) -> ClusterClient {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(addr)
+            .or_insert_with(|| ClusterClient::new(addr, self.client_tls.clone()))
+            .clone()
+    }
+
     /// Commits a change through the leader and waits until this manager has applied it.
     pub async fn propose(&self, op: Op) -> ClusterResult<(Outcome, u64)> {
         let cmd = Command { at: now(), op };
@@ -222,27 +235,26 @@ impl Manager {
             }
             let attempt = if self.is_leader() {
                 match tokio::time::timeout(left, self.raft.client_write(cmd.clone())).await {
-                    Err(_) => Err(ClusterError::no_leader()),
-                    Ok(Ok(r)) => Ok((r.data, r.log_id.index)),
-                    Ok(Err(e)) if e.forward_to_leader::<Member>().is_some() => Err(retry()),
-                    Ok(Err(e)) => Err(ClusterError::internal("raft write", e)),
+                    Err(_) => Attempt::Fail(ClusterError::no_leader()),
+                    Ok(Ok(r)) => Attempt::Done(r.data, r.log_id.index),
+                    Ok(Err(e)) if e.forward_to_leader::<Member>().is_some() => Attempt::Retry,
+                    Ok(Err(e)) => Attempt::Fail(ClusterError::internal("raft write", e)),
                 }
             } else if let Some((_, addr)) = self.leader_addr() {
-                let client = ClusterClient::new(addr, self.client_tls.clone());
-                match client
-                    .call_timeout(&Request::Propose(cmd.clone()), left)
-                    .await
-                {
-                    Ok(Reply::Proposed { outcome, index }) => Ok((outcome, index)),
-                    Ok(_) => Err(ClusterError::Internal("unexpected reply to a write".into())),
-                    Err(ClusterError::Unavailable(_)) => Err(retry()),
-                    Err(e) => Err(e),
+                let req = Request::Propose(cmd.clone());
+                match self.client(addr).call_timeout(&req, left).await {
+                    Ok(Reply::Proposed { outcome, index }) => Attempt::Done(outcome, index),
+                    Ok(_) => {
+                        Attempt::Fail(ClusterError::Internal("unexpected reply to a write".into()))
+                    }
+                    Err(ClusterError::Unavailable(_)) => Attempt::Retry,
+                    Err(e) => Attempt::Fail(e),
                 }
             } else {
-                Err(retry())
+                Attempt::Retry
             };
             match attempt {
-                Ok((outcome, index)) => {
+                Attempt::Done(outcome, index) => {
                     self.wait_applied(index, deadline).await;
                     return match outcome {
                         Outcome::OutOfSequence => Err(ClusterError::OutOfSequence),
@@ -255,10 +267,8 @@ impl Manager {
                         o => Ok((o, index)),
                     };
                 }
-                Err(ClusterError::Unavailable(m)) if m == RETRY => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => return Err(e),
+                Attempt::Retry => tokio::time::sleep(Duration::from_millis(50)).await,
+                Attempt::Fail(e) => return Err(e),
             }
         }
     }
@@ -295,7 +305,7 @@ impl Manager {
                 return self.handle_leader(req).await;
             }
             if let Some((_, addr)) = self.leader_addr() {
-                let client = ClusterClient::new(addr, self.client_tls.clone());
+                let client = self.client(addr);
                 let left = deadline.saturating_duration_since(Instant::now());
                 match client
                     .call_timeout(&req, left.max(Duration::from_millis(100)))
@@ -329,7 +339,7 @@ impl Manager {
                 let Ok(addr) = crate::rpc::parse_addr(&p.addr) else {
                     continue;
                 };
-                let client = ClusterClient::new(addr, self.client_tls.clone());
+                let client = self.client(addr);
                 match client.call(&req).await {
                     Err(e @ ClusterError::Unavailable(_)) => last = e,
                     other => return other,
@@ -358,21 +368,21 @@ impl Manager {
         peer: PeerInfo,
         req: Request,
     ) -> ClusterResult<Reply> {
-        if let Request::Join(j) = req {
-            return self.join(j).await.map(|r| Reply::Joined(Box::new(r)));
-        }
-        let caller = self.caller(&peer)?;
+        // Join is the one call made without a node certificate; every other is authorised
+        // by the caller's node.
+        let caller = || self.caller(&peer);
         match req {
-            Request::Join(_) => unreachable_join(),
+            Request::Join(j) => self.join(j).await.map(|r| Reply::Joined(Box::new(r))),
             Request::Propose(cmd) => {
-                require_manager(&caller)?;
+                require_manager(&caller()?)?;
                 self.propose_here(cmd).await
             }
             Request::AddManager { .. } | Request::RemoveManager { .. } => {
-                require_manager(&caller)?;
+                require_manager(&caller()?)?;
                 self.to_leader(req).await
             }
             Request::Heartbeat(hb) => {
+                let caller = caller()?;
                 if hb.node_id != caller.id {
                     require_manager(&caller)?;
                 }
@@ -393,7 +403,7 @@ impl Manager {
                     }
                 }
             }
-            Request::ManagerMaterial => self.material(&caller).await,
+            Request::ManagerMaterial => self.material(&caller()?).await,
         }
     }
 
@@ -709,14 +719,11 @@ impl Manager {
     }
 }
 
-const RETRY: &str = "\u{0}retry";
-
-fn retry() -> ClusterError {
-    ClusterError::Unavailable(RETRY.into())
-}
-
-fn unreachable_join() -> ClusterResult<Reply> {
-    Err(ClusterError::Internal("join handled above".into()))
+/// One try of a write: done, worth another try (no leader yet, leadership moved), or failed.
+enum Attempt {
+    Done(Outcome, u64),
+    Retry,
+    Fail(ClusterError),
 }
 
 fn require_manager(node: &Node) -> ClusterResult<()> {

@@ -12,6 +12,7 @@
 //! manager (its own first); the reply tells it the managers and its role, so a promotion or a
 //! demotion decided anywhere reaches the node within a heartbeat.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,6 +96,14 @@ pub struct Swarm {
     describe: Arc<dyn Fn() -> Description + Send + Sync>,
     active: Mutex<Option<Active>>,
     status: std::sync::RwLock<Status>,
+    /// Clients of the managers under this node's current certificate, made once and dropped
+    /// whenever the certificates change (`save_certs`, `wipe`).
+    clients: std::sync::Mutex<Option<SessionClients>>,
+}
+
+struct SessionClients {
+    tls: Arc<rustls::ClientConfig>,
+    by_addr: HashMap<SocketAddr, ClusterClient>,
 }
 
 impl Swarm {
@@ -104,6 +113,7 @@ impl Swarm {
             describe,
             active: Mutex::new(None),
             status: Default::default(),
+            clients: Default::default(),
         })
     }
 
@@ -470,16 +480,6 @@ impl Swarm {
         if !id.error.is_empty() {
             return Duration::from_secs(5);
         }
-        let tls = match self.load_certs().and_then(|(root, cert)| {
-            ca::client_config(root.cert_pem(), Some(&cert))
-                .map_err(|e| ClusterError::internal("client tls", e))
-        }) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "swarm session: no usable certificate");
-                return Duration::from_secs(5);
-            }
-        };
         let hb = Request::Heartbeat(Heartbeat {
             node_id: id.node_id.clone(),
             addr: id.addr.clone(),
@@ -496,7 +496,13 @@ impl Swarm {
             let Ok(addr) = crate::rpc::parse_addr(&t) else {
                 continue;
             };
-            let client = ClusterClient::new(addr, tls.clone());
+            let client = match self.client(addr) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "swarm session: no usable certificate");
+                    return Duration::from_secs(5);
+                }
+            };
             match client.call_timeout(&hb, Duration::from_secs(3)).await {
                 Ok(Reply::Heartbeat(r)) => {
                     let period = Duration::from_millis(r.period_ms.clamp(100, 60_000));
@@ -578,18 +584,13 @@ impl Swarm {
     }
 
     async fn promote(&self, id: &Identity) -> ClusterResult<(Arc<Manager>, u64)> {
-        let (root, cert) = self.load_certs()?;
-        let tls = ca::client_config(root.cert_pem(), Some(&cert))
-            .map_err(|e| ClusterError::internal("client tls", e))?;
+        let (root, _) = self.load_certs()?;
         let mut material = None;
         for p in &id.managers {
             let Ok(addr) = crate::rpc::parse_addr(&p.addr) else {
                 continue;
             };
-            match ClusterClient::new(addr, tls.clone())
-                .call(&Request::ManagerMaterial)
-                .await
-            {
+            match self.client(addr)?.call(&Request::ManagerMaterial).await {
                 Ok(Reply::Material(m)) => {
                     material = Some(m);
                     break;
@@ -639,7 +640,32 @@ impl Swarm {
         self.publish(&active.id, false);
     }
 
+    /// The (cached) session client of the manager at `addr`, under this node's certificate.
+    fn client(&self, addr: SocketAddr) -> ClusterResult<ClusterClient> {
+        let mut cache = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.is_none() {
+            let (root, cert) = self.load_certs()?;
+            let tls = ca::client_config(root.cert_pem(), Some(&cert))
+                .map_err(|e| ClusterError::internal("client tls", e))?;
+            *cache = Some(SessionClients {
+                tls,
+                by_addr: HashMap::new(),
+            });
+        }
+        let c = cache.as_mut().expect("filled above");
+        let tls = c.tls.clone();
+        Ok(c.by_addr
+            .entry(addr)
+            .or_insert_with(|| ClusterClient::new(addr, tls))
+            .clone())
+    }
+
+    fn forget_clients(&self) {
+        *self.clients.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     fn wipe(&self) -> ClusterResult<()> {
+        self.forget_clients();
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -674,6 +700,8 @@ impl Swarm {
         if let Some(k) = root.key_pem() {
             write_atomic(&self.dir, "ca.key", k.as_bytes())?;
         }
+        // Clients made under the previous certificate go; the next call builds new ones.
+        self.forget_clients();
         Ok(())
     }
 
