@@ -3,35 +3,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use common::{eventually, stderr, Daemon};
-
-/// One raw HTTP/1.1 request over the unix socket; returns (status, body).
-fn http(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = UnixStream::connect(&d.sock).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
+use common::{eventually, http, stderr, Daemon};
 
 #[test]
 fn bad_input_gets_docker_status_codes() {

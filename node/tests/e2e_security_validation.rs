@@ -11,32 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{alive, eventually, stderr, stdout, Daemon, DOCKER};
+use common::{alive, eventually, http, stderr, stdout, Daemon, DOCKER};
 use serde_json::{json, Value};
-
-/// One raw HTTP/1.1 request over the unix socket; returns (status, body).
-fn http(d: &Daemon, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = UnixStream::connect(&d.sock).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).expect("write");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let status = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
 
 /// The `message` of an error body.
 fn message(body: &str) -> String {
