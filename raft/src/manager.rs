@@ -42,6 +42,8 @@ pub struct ManagerConfig {
     pub advertise: String,
     pub ca: RootCa,
     pub cert: NodeCert,
+    /// Seals the Raft log and snapshots on disk.
+    pub data_key: crate::ca::UnlockKey,
 }
 
 /// How long a write may wait for a leader before it fails with dockerd's "no leader" error.
@@ -100,7 +102,7 @@ impl Manager {
         std::fs::create_dir_all(&cfg.dir)
             .map_err(|e| ClusterError::internal(&format!("create {}", cfg.dir.display()), e))?;
         let db_path = cfg.dir.join("raft.redb");
-        let (log, sm) = crate::storage::open(&db_path)
+        let (log, sm) = crate::storage::open(&db_path, &cfg.data_key)
             .map_err(|e| ClusterError::internal(&format!("open {}", db_path.display()), e))?;
         let state = sm.state.clone();
         let applied = sm.applied_watch();

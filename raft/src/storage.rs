@@ -3,28 +3,38 @@
 //! snapshot plus the committed log after it.
 //!
 //! ```text
-//!  raft.redb   log:  index → Entry (JSON)
-//!              meta: "vote" · "committed" · "purged" · "snapshot" (JSON)
+//!  raft.redb   log:  index → sealed Entry (JSON)
+//!              meta: "format" · "vote" · "committed" · "purged" · "snapshot" (sealed state)
 //! ```
-//! Durability: `append` and `save_vote` commit with `Durability::Immediate` (fsync) before the
-//! entries are reported flushed, so a write acknowledged by a quorum survives `kill -9` of
-//! every member. The committed pointer is written without a sync of its own; it rides on the
-//! next synced commit, and a stale one only means a few entries are re-applied from the log.
+//! **Encryption at rest**: log entries and the snapshot's state are sealed with the node's
+//! data-encryption key (ChaCha20-Poly1305, [`crate::ca::seal()`]); secrets and configs are in
+//! both. Vote, committed pointer and membership are not secret and stay plain. A file without
+//! the `format` marker (written before encryption) is sealed in place when opened.
+//!
+//! **Group commit**: the log lives in memory as well (bounded by log compaction), so readers
+//! never wait for the disk; every write goes, in call order, to one writer thread that commits
+//! all queued writes in one redb transaction with a single fsync (`Durability::Immediate`)
+//! and only then reports appended entries flushed to openraft. Under concurrent clients many
+//! appends share one fsync; a write acknowledged by a quorum still survives `kill -9` of every
+//! member. `save_vote` waits for its own sync. The committed pointer is written without a sync
+//! of its own; a stale one only means a few entries are re-applied from the log.
 
 // openraft's trait methods return its `StorageError` (224 bytes); the helpers here share it.
 #![allow(clippy::result_large_err)]
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::{mpsc, Arc, RwLock};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, RaftLogReader, RaftSnapshotBuilder, StorageIOError};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use crate::ca::{self as seal, UnlockKey};
 use crate::state::{Outcome, State};
 use crate::types::{
     Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig, Vote,
@@ -33,16 +43,38 @@ use crate::types::{
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
-/// Opens (creating) the Raft database at `path`.
-pub fn open(path: &Path) -> Result<(LogStore, StateMachine), redb::Error> {
-    let db = Arc::new(Database::create(path)?);
+/// The on-disk format this code writes: 1 = entries and snapshot sealed.
+const FORMAT: u32 = 1;
+
+/// Most queued writes folded into one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// Opens (creating) the Raft database at `path`; `data_key` seals the log and snapshots.
+pub fn open(path: &Path, data_key: &UnlockKey) -> Result<(LogStore, StateMachine), redb::Error> {
+    let db = Arc::new(open_db(path)?);
     let tx = db.begin_write()?;
     tx.open_table(LOG)?;
     tx.open_table(META)?;
     tx.commit()?;
-    let log = LogStore { db: db.clone() };
-    let sm = StateMachine::load(db)?;
+    seal_legacy(&db, data_key)?;
+    let log = LogStore::load(db.clone(), data_key.clone())?;
+    let sm = StateMachine::load(db, data_key.clone())?;
     Ok((log, sm))
+}
+
+/// redb refuses a file another handle still has open; the writer thread of a Raft that was
+/// just shut down lets go of it within a moment.
+fn open_db(path: &Path) -> Result<Database, redb::Error> {
+    let mut tries = 0;
+    loop {
+        match Database::create(path) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(40));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 fn io<E: std::error::Error + 'static>(e: E) -> StorageError {
@@ -51,6 +83,10 @@ fn io<E: std::error::Error + 'static>(e: E) -> StorageError {
 
 fn read_err<E: std::error::Error + 'static>(e: E) -> StorageError {
     StorageIOError::read(&e).into()
+}
+
+fn redb_io(e: impl std::fmt::Display) -> redb::Error {
+    redb::Error::Io(std::io::Error::other(e.to_string()))
 }
 
 fn get_meta<T: for<'de> Deserialize<'de>>(
@@ -83,10 +119,231 @@ fn put_meta<T: Serialize>(
     tx.commit().map_err(io)
 }
 
+fn seal_entry(key: &UnlockKey, e: &Entry) -> Result<Vec<u8>, serde_json::Error> {
+    Ok(seal::seal(key, &serde_json::to_vec(e)?))
+}
+
+fn open_entry(key: &UnlockKey, sealed: &[u8]) -> Result<Entry, std::io::Error> {
+    let plain = seal::open(key, sealed).map_err(std::io::Error::other)?;
+    serde_json::from_slice(&plain).map_err(std::io::Error::other)
+}
+
+/// Seals, in one transaction, the entries and snapshot of a file written before encryption
+/// (no `format` marker); marks the file as sealed.
+fn seal_legacy(db: &Database, key: &UnlockKey) -> Result<(), redb::Error> {
+    let format: Option<u32> = get_meta(db, "format").map_err(redb_io)?;
+    match format {
+        Some(FORMAT) => return Ok(()),
+        Some(other) => {
+            return Err(redb_io(format!(
+                "raft data format {other} is newer than this berthd understands ({FORMAT})"
+            )))
+        }
+        None => {}
+    }
+    let tx = db.begin_write()?;
+    {
+        let mut log = tx.open_table(LOG)?;
+        let mut rows = Vec::new();
+        for row in log.iter()? {
+            let (k, v) = row?;
+            rows.push((k.value(), v.value().to_vec()));
+        }
+        for (index, plain) in rows {
+            log.insert(index, seal::seal(key, &plain).as_slice())?;
+        }
+        let mut meta = tx.open_table(META)?;
+        let snap = meta.get("snapshot")?.map(|v| v.value().to_vec());
+        if let Some(bytes) = snap {
+            let mut s: StoredSnapshot = serde_json::from_slice(&bytes).map_err(redb_io)?;
+            s.data = seal::seal(key, &s.data);
+            let bytes = serde_json::to_vec(&s).map_err(redb_io)?;
+            meta.insert("snapshot", bytes.as_slice())?;
+        }
+        let marker = serde_json::to_vec(&FORMAT).map_err(redb_io)?;
+        meta.insert("format", marker.as_slice())?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The log as readers see it: what was appended and not truncated or purged, whether or not
+/// the writer thread has made it durable yet.
+#[derive(Default)]
+struct Mem {
+    entries: BTreeMap<u64, Entry>,
+    purged: Option<LogId>,
+}
+
+/// One write for the writer thread, done in the order it was queued.
+enum Write {
+    Append(Vec<(u64, Vec<u8>)>, LogFlushed<TypeConfig>),
+    Truncate(u64),
+    Purge(LogId),
+    Meta {
+        key: &'static str,
+        value: Vec<u8>,
+        /// `Some`: synced, and the caller waits for it.
+        done: Option<tokio::sync::oneshot::Sender<std::io::Result<()>>>,
+    },
+}
+
+impl Write {
+    fn needs_sync(&self) -> bool {
+        match self {
+            Write::Append(..) => true,
+            Write::Meta { done, .. } => done.is_some(),
+            Write::Truncate(_) | Write::Purge(_) => false,
+        }
+    }
+}
+
 /// The log, vote and committed pointer.
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
+    key: UnlockKey,
+    mem: Arc<RwLock<Mem>>,
+    writer: mpsc::Sender<Write>,
+}
+
+impl LogStore {
+    fn load(db: Arc<Database>, key: UnlockKey) -> Result<LogStore, redb::Error> {
+        let mut mem = Mem {
+            purged: get_meta(&db, "purged").map_err(redb_io)?,
+            ..Mem::default()
+        };
+        {
+            let tx = db.begin_read()?;
+            let table = tx.open_table(LOG)?;
+            for row in table.iter()? {
+                let (k, v) = row?;
+                let entry = open_entry(&key, v.value()).map_err(|e| {
+                    redb_io(format!(
+                        "raft log entry {}: cannot unseal it with this node's data key: {e}",
+                        k.value()
+                    ))
+                })?;
+                mem.entries.insert(k.value(), entry);
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let thread_db = db.clone();
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || write_loop(&thread_db, &rx))
+            .map_err(redb::Error::Io)?;
+        Ok(LogStore {
+            db,
+            key,
+            mem: Arc::new(RwLock::new(mem)),
+            writer: tx,
+        })
+    }
+
+    fn mem(&self) -> std::sync::RwLockReadGuard<'_, Mem> {
+        self.mem.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mem_mut(&self) -> std::sync::RwLockWriteGuard<'_, Mem> {
+        self.mem.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn queue(&self, w: Write) -> Result<(), StorageError> {
+        self.writer
+            .send(w)
+            .map_err(|_| io(std::io::Error::other("the raft log writer has stopped")))
+    }
+
+    async fn put_meta_synced<T: Serialize>(
+        &self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), StorageError> {
+        let value = serde_json::to_vec(value).map_err(io)?;
+        let (done, wait) = tokio::sync::oneshot::channel();
+        self.queue(Write::Meta {
+            key,
+            value,
+            done: Some(done),
+        })?;
+        match wait.await {
+            Ok(res) => res.map_err(io),
+            Err(_) => Err(io(std::io::Error::other("the raft log writer has stopped"))),
+        }
+    }
+}
+
+/// The writer thread: takes every write queued so far, commits them in one transaction (one
+/// fsync when any of them must be durable), then reports each one done.
+fn write_loop(db: &Database, rx: &mpsc::Receiver<Write>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let res = commit_batch(db, &batch);
+        if let Err(e) = &res {
+            tracing::error!(error = %e, "raft log write failed");
+        }
+        for w in batch {
+            let res = match &res {
+                Ok(()) => Ok(()),
+                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+            };
+            match w {
+                Write::Append(_, flushed) => flushed.log_io_completed(res),
+                Write::Meta { done: Some(d), .. } => {
+                    let _ = d.send(res);
+                }
+                Write::Meta { done: None, .. } | Write::Truncate(_) | Write::Purge(_) => {}
+            }
+        }
+    }
+}
+
+fn commit_batch(db: &Database, batch: &[Write]) -> std::io::Result<()> {
+    let mut tx = db.begin_write().map_err(std::io::Error::other)?;
+    let sync = batch.iter().any(Write::needs_sync);
+    tx.set_durability(if sync {
+        Durability::Immediate
+    } else {
+        Durability::None
+    })
+    .map_err(std::io::Error::other)?;
+    {
+        let mut log = tx.open_table(LOG).map_err(std::io::Error::other)?;
+        let mut meta = tx.open_table(META).map_err(std::io::Error::other)?;
+        for w in batch {
+            match w {
+                Write::Append(rows, _) => {
+                    for (index, bytes) in rows {
+                        log.insert(*index, bytes.as_slice())
+                            .map_err(std::io::Error::other)?;
+                    }
+                }
+                Write::Truncate(from) => {
+                    log.retain_in(*from.., |_, _| false)
+                        .map_err(std::io::Error::other)?;
+                }
+                Write::Purge(upto) => {
+                    let bytes = serde_json::to_vec(&Some(*upto)).map_err(std::io::Error::other)?;
+                    meta.insert("purged", bytes.as_slice())
+                        .map_err(std::io::Error::other)?;
+                    log.retain_in(..=upto.index, |_, _| false)
+                        .map_err(std::io::Error::other)?;
+                }
+                Write::Meta { key, value, .. } => {
+                    meta.insert(*key, value.as_slice())
+                        .map_err(std::io::Error::other)?;
+                }
+            }
+        }
+    }
+    tx.commit().map_err(std::io::Error::other)
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -94,14 +351,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let tx = self.db.begin_read().map_err(read_err)?;
-        let table = tx.open_table(LOG).map_err(read_err)?;
-        let mut out = Vec::new();
-        for row in table.range(range).map_err(read_err)? {
-            let (_, v) = row.map_err(read_err)?;
-            out.push(serde_json::from_slice(v.value()).map_err(read_err)?);
-        }
-        Ok(out)
+        Ok(self
+            .mem()
+            .entries
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 }
 
@@ -109,18 +364,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let purged: Option<LogId> = get_meta(&self.db, "purged")?;
-        let tx = self.db.begin_read().map_err(read_err)?;
-        let table = tx.open_table(LOG).map_err(read_err)?;
-        let last = match table.last().map_err(read_err)? {
-            Some((_, v)) => {
-                let e: Entry = serde_json::from_slice(v.value()).map_err(read_err)?;
-                Some(e.log_id)
-            }
-            None => purged,
+        let mem = self.mem();
+        let last = match mem.entries.last_key_value() {
+            Some((_, e)) => Some(e.log_id),
+            None => mem.purged,
         };
         Ok(LogState {
-            last_purged_log_id: purged,
+            last_purged_log_id: mem.purged,
             last_log_id: last,
         })
     }
@@ -130,7 +380,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        put_meta(&self.db, "vote", vote, Durability::Immediate)
+        self.put_meta_synced("vote", vote).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -138,7 +388,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        put_meta(&self.db, "committed", &committed, Durability::None)
+        let value = serde_json::to_vec(&committed).map_err(io)?;
+        self.queue(Write::Meta {
+            key: "committed",
+            value,
+            done: None,
+        })
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
@@ -154,47 +409,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let tx = self.db.begin_write().map_err(io)?;
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let mut rows = Vec::with_capacity(entries.len());
+        for e in &entries {
+            rows.push((e.log_id.index, seal_entry(&self.key, e).map_err(io)?));
+        }
         {
-            let mut table = tx.open_table(LOG).map_err(io)?;
+            let mut mem = self.mem_mut();
             for e in entries {
-                let bytes = serde_json::to_vec(&e).map_err(io)?;
-                table.insert(e.log_id.index, bytes.as_slice()).map_err(io)?;
+                mem.entries.insert(e.log_id.index, e);
             }
         }
-        let res = tx.commit().map_err(std::io::Error::other);
-        let failed = res.as_ref().err().map(io_copy);
-        callback.log_io_completed(res);
-        match failed {
-            Some(e) => Err(io(e)),
-            None => Ok(()),
-        }
+        self.queue(Write::Append(rows, callback))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let tx = self.db.begin_write().map_err(io)?;
-        {
-            let mut table = tx.open_table(LOG).map_err(io)?;
-            table.retain_in(log_id.index.., |_, _| false).map_err(io)?;
-        }
-        tx.commit().map_err(io)
+        self.mem_mut().entries.split_off(&log_id.index);
+        self.queue(Write::Truncate(log_id.index))
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let bytes = serde_json::to_vec(&Some(log_id)).map_err(io)?;
-        let tx = self.db.begin_write().map_err(io)?;
         {
-            let mut meta = tx.open_table(META).map_err(io)?;
-            meta.insert("purged", bytes.as_slice()).map_err(io)?;
-            let mut table = tx.open_table(LOG).map_err(io)?;
-            table.retain_in(..=log_id.index, |_, _| false).map_err(io)?;
+            let mut mem = self.mem_mut();
+            mem.entries = mem.entries.split_off(&(log_id.index + 1));
+            mem.purged = Some(log_id);
         }
-        tx.commit().map_err(io)
+        self.queue(Write::Purge(log_id))
     }
-}
-
-fn io_copy(e: &std::io::Error) -> std::io::Error {
-    std::io::Error::new(e.kind(), e.to_string())
 }
 
 /// A snapshot as stored and sent: the state and where it stands in the log.
@@ -204,9 +445,33 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
+/// Writes the snapshot with its state sealed, synced.
+fn store_snapshot(
+    db: &Database,
+    key: &UnlockKey,
+    meta: &SnapshotMeta,
+    data: &[u8],
+) -> Result<(), StorageError> {
+    let stored = StoredSnapshot {
+        meta: meta.clone(),
+        data: seal::seal(key, data),
+    };
+    put_meta(db, "snapshot", &stored, Durability::Immediate)
+}
+
+/// The stored snapshot with its state unsealed.
+fn stored_snapshot(db: &Database, key: &UnlockKey) -> Result<Option<StoredSnapshot>, StorageError> {
+    let Some(mut s) = get_meta::<StoredSnapshot>(db, "snapshot")? else {
+        return Ok(None);
+    };
+    s.data = seal::open(key, &s.data).map_err(read_err)?;
+    Ok(Some(s))
+}
+
 /// The state machine: [`State`] in memory behind a lock shared with readers.
 pub struct StateMachine {
     db: Arc<Database>,
+    key: UnlockKey,
     pub state: Arc<RwLock<State>>,
     applied: Option<LogId>,
     membership: StoredMembership,
@@ -215,20 +480,19 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
-    fn load(db: Arc<Database>) -> Result<StateMachine, redb::Error> {
+    fn load(db: Arc<Database>, key: UnlockKey) -> Result<StateMachine, redb::Error> {
         let (applied_tx, _) = tokio::sync::watch::channel(0);
         let mut sm = StateMachine {
             db,
+            key,
             state: Arc::default(),
             applied: None,
             membership: StoredMembership::default(),
             applied_tx,
         };
-        let snap: Option<StoredSnapshot> = get_meta(&sm.db, "snapshot")
-            .map_err(|e| redb::Error::Io(std::io::Error::other(e.to_string())))?;
+        let snap = stored_snapshot(&sm.db, &sm.key).map_err(redb_io)?;
         if let Some(s) = snap {
-            let state: State = serde_json::from_slice(&s.data)
-                .map_err(|e| redb::Error::Io(std::io::Error::other(e)))?;
+            let state: State = serde_json::from_slice(&s.data).map_err(redb_io)?;
             *sm.state.write().unwrap_or_else(|p| p.into_inner()) = state;
             sm.applied = s.meta.last_log_id;
             sm.membership = s.meta.last_membership;
@@ -255,11 +519,7 @@ impl StateMachine {
             last_membership: self.membership.clone(),
             snapshot_id: id,
         };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
-        put_meta(&self.db, "snapshot", &stored, Durability::Immediate)?;
+        store_snapshot(&self.db, &self.key, &meta, &data)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -270,6 +530,7 @@ impl StateMachine {
 /// Builds snapshots from a copy of the state taken under the lock.
 pub struct SnapshotBuilder {
     db: Arc<Database>,
+    key: UnlockKey,
     state: Arc<RwLock<State>>,
     applied: Option<LogId>,
     membership: StoredMembership,
@@ -280,6 +541,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let (applied_tx, _) = tokio::sync::watch::channel(0);
         let sm = StateMachine {
             db: self.db.clone(),
+            key: self.key.clone(),
             state: self.state.clone(),
             applied: self.applied,
             membership: self.membership.clone(),
@@ -325,6 +587,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
         SnapshotBuilder {
             db: self.db.clone(),
+            key: self.key.clone(),
             state: Arc::new(RwLock::new(
                 self.state.read().unwrap_or_else(|p| p.into_inner()).clone(),
             )),
@@ -345,11 +608,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let state: State = serde_json::from_slice(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        put_meta(&self.db, "snapshot", &stored, Durability::Immediate)?;
+        store_snapshot(&self.db, &self.key, meta, &data)?;
         tracing::info!(index = ?meta.last_log_id.map(|l| l.index), "installed a raft snapshot from the leader");
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
         self.applied = meta.last_log_id;
@@ -361,7 +620,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let snap: Option<StoredSnapshot> = get_meta(&self.db, "snapshot")?;
+        let snap = stored_snapshot(&self.db, &self.key)?;
         Ok(snap.map(|s| Snapshot {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
@@ -380,7 +639,8 @@ mod tests {
     {
         async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
             let dir = tempfile::tempdir().map_err(io)?;
-            let (log, sm) = open(&dir.path().join("raft.redb")).map_err(io)?;
+            let key = UnlockKey::generate();
+            let (log, sm) = open(&dir.path().join("raft.redb"), &key).map_err(io)?;
             Ok((dir, log, sm))
         }
     }
@@ -388,5 +648,112 @@ mod tests {
     #[test]
     fn passes_openraft_storage_suite() -> Result<(), StorageError> {
         openraft::testing::Suite::test_all(Builder)
+    }
+}
+
+#[cfg(test)]
+mod sealing_tests {
+    use super::*;
+    use crate::state::{Command, Op};
+
+    fn entry(index: u64, marker: &str) -> Entry {
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Command {
+                at: marker.to_string(),
+                op: Op::RemoveData {
+                    kind: crate::objects::DataKind::Secret,
+                    id: marker.to_string(),
+                },
+            }),
+        }
+    }
+
+    /// A file written before encryption is sealed in place at open and reads back the same.
+    #[tokio::test]
+    async fn legacy_plain_log_is_sealed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let marker = "plain-secret-name-4711";
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut log = tx.open_table(LOG).unwrap();
+                for i in 1..=3 {
+                    let bytes = serde_json::to_vec(&entry(i, marker)).unwrap();
+                    log.insert(i, bytes.as_slice()).unwrap();
+                }
+                tx.open_table(META).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let key = UnlockKey::generate();
+        let (mut log, _sm) = open(&path, &key).unwrap();
+        let read = log.try_get_log_entries(1..=3).await.unwrap();
+        assert_eq!(
+            read,
+            vec![entry(1, marker), entry(2, marker), entry(3, marker)]
+        );
+        {
+            let tx = log.db.begin_read().unwrap();
+            let table = tx.open_table(LOG).unwrap();
+            for row in table.iter().unwrap() {
+                let (_, v) = row.unwrap();
+                assert!(serde_json::from_slice::<Entry>(v.value()).is_err());
+                assert!(open_entry(&key, v.value()).is_ok());
+            }
+        }
+        drop(log);
+        drop(_sm);
+        // A wrong key cannot read the log: an error, never a silent misread.
+        let err = match open(&path, &UnlockKey::generate()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("opened with the wrong key"),
+        };
+        assert!(err.contains("cannot unseal"), "{err}");
+    }
+
+    /// Truncate and purge are seen by readers at once, and survive a reopen.
+    #[tokio::test]
+    async fn truncate_and_purge_reach_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft.redb");
+        let key = UnlockKey::generate();
+        {
+            let db = Database::create(&path).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut log = tx.open_table(LOG).unwrap();
+                for i in 1..=10 {
+                    log.insert(i, seal_entry(&key, &entry(i, "x")).unwrap().as_slice())
+                        .unwrap();
+                }
+                let mut meta = tx.open_table(META).unwrap();
+                meta.insert("format", serde_json::to_vec(&FORMAT).unwrap().as_slice())
+                    .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        {
+            let (mut log, _sm) = open(&path, &key).unwrap();
+            log.truncate(entry(8, "x").log_id).await.unwrap();
+            log.purge(entry(3, "x").log_id).await.unwrap();
+            let left: Vec<u64> = log
+                .try_get_log_entries(0..100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.log_id.index)
+                .collect();
+            assert_eq!(left, vec![4, 5, 6, 7]);
+            // A synced write after them flushes the queue in order.
+            log.save_vote(&Vote::new(2, 1)).await.unwrap();
+        }
+        let (mut log, _sm) = open(&path, &key).unwrap();
+        let state = log.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(3));
+        assert_eq!(state.last_log_id.map(|l| l.index), Some(7));
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(2, 1)));
     }
 }

@@ -5,7 +5,8 @@
 //!  <data-root>/swarm/
 //!     node.json      identity: node id, role, cluster id, addresses, known managers
 //!     ca.crt  node.crt  node.key  [ca.key: managers]
-//!     raft.redb      managers only (crate::storage)
+//!     raft.redb      managers only (crate::storage), sealed with raft.dek
+//!     raft.dek       managers only: the Raft data-encryption key (32 bytes, 0600)
 //! ```
 //! Nothing here runs, and no port is open, until `init` or `join` (or a restore of a node that
 //! was a member). Every node, managers included, runs one session loop that heartbeats a
@@ -464,8 +465,35 @@ impl Swarm {
             advertise: id.manager_addr.clone(),
             ca: root,
             cert,
+            data_key: self.data_key()?,
         })
         .await
+    }
+
+    /// The key that seals this manager's Raft log and snapshots, made on first use.
+    fn data_key(&self) -> ClusterResult<ca::UnlockKey> {
+        let path = self.dir.join("raft.dek");
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let raw = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                    ClusterError::Internal(format!(
+                        "{}: expected a 32-byte key, found {} bytes",
+                        path.display(),
+                        bytes.len()
+                    ))
+                })?;
+                Ok(ca::UnlockKey::from_bytes(raw))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = ca::UnlockKey::generate();
+                write_atomic(&self.dir, "raft.dek", key.as_bytes())?;
+                Ok(key)
+            }
+            Err(e) => Err(ClusterError::internal(
+                &format!("read {}", path.display()),
+                e,
+            )),
+        }
     }
 
     /// One heartbeat round; returns how long to wait before the next.
@@ -551,6 +579,7 @@ impl Swarm {
                 m.shutdown().await;
             }
             let _ = std::fs::remove_file(self.dir.join("raft.redb"));
+            let _ = std::fs::remove_file(self.dir.join("raft.dek"));
             let _ = std::fs::remove_file(self.dir.join("ca.key"));
             active.id.role = Role::Worker;
             changed = true;
