@@ -281,6 +281,15 @@ impl Host {
 
     /// `docker args…`, killed after `timeout` (then it fails, and its stderr says so).
     pub fn docker_timeout(&self, args: &[&str], timeout: Duration) -> Output {
+        self.docker_input(args, None, timeout)
+    }
+
+    /// `docker args…` with `input` on its stdin (e.g. the key `docker swarm unlock` reads).
+    pub fn docker_with_input(&self, args: &[&str], input: &str) -> Output {
+        self.docker_input(args, Some(input.as_bytes()), DOCKER_TIMEOUT)
+    }
+
+    fn docker_input(&self, args: &[&str], input: Option<&[u8]>, timeout: Duration) -> Output {
         let mut cmd = Command::new(DOCKER);
         cmd.arg("-H")
             .arg(format!("unix://{}", self.socket().display()))
@@ -288,7 +297,7 @@ impl Host {
             .env("DOCKER_CONFIG", self.root.join("dockercfg"))
             .env_remove("DOCKER_HOST")
             .env_remove("DOCKER_CONTEXT");
-        let mut o = cleanup::output_within(&mut cmd, timeout);
+        let mut o = cleanup::output_within_input(&mut cmd, timeout, input);
         if o.status.code().is_none() {
             let note = format!("\nchaos: docker {args:?} killed after {timeout:?}\n");
             o.stderr.extend_from_slice(note.as_bytes());

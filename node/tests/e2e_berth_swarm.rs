@@ -141,6 +141,35 @@ fn berth_cli_drives_a_one_node_swarm() {
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
     assert!(ca.ends_with("-----END CERTIFICATE-----"), "{ca}");
 
+    // Autolock: turning it on prints the unlock key, which unlock-key shows as docker does;
+    // a rotation changes it; a node that runs is not locked; turning it off drops the key.
+    fails(
+        &d,
+        &["swarm", "unlock-key", "--rotate"],
+        "cannot rotate because autolock is not turned on",
+    );
+    let on = d.berth_ok(&["swarm", "update", "--autolock=true"]);
+    let key = d.berth_ok(&["swarm", "unlock-key", "-q"]);
+    assert!(key.starts_with("SWMKEY-1-"), "{key}");
+    assert!(
+        on.starts_with("Swarm updated.\n") && on.contains(&key),
+        "{on}"
+    );
+    assert_eq!(
+        d.berth_ok(&["swarm", "unlock-key"]),
+        d.ok(&["swarm", "unlock-key"])
+            .replace("docker swarm", "berth swarm")
+    );
+    let rotated = d.berth_ok(&["swarm", "unlock-key", "--rotate", "-q"]);
+    assert!(
+        rotated.starts_with("SWMKEY-1-") && rotated != key,
+        "{rotated}"
+    );
+    assert_eq!(d.ok(&["swarm", "unlock-key", "-q"]), rotated);
+    fails(&d, &["swarm", "unlock"], "Error: swarm is not locked");
+    d.berth_ok(&["swarm", "update", "--autolock=false"]);
+    fails(&d, &["swarm", "unlock-key"], "no unlock key is set");
+
     // What the daemon refuses comes back in its words, exit 1.
     fails(
         &d,

@@ -32,7 +32,18 @@ pub enum ClusterError {
     /// A fault of ours (500).
     #[error("{0}")]
     Internal(String),
+    /// This node's keys are sealed (autolock) and it has not been unlocked since it started
+    /// (503, dockerd's words).
+    #[error("{}", LOCKED)]
+    Locked,
+    /// `swarm unlock` with a key that does not open this node's sealed keys (401, dockerd's
+    /// words).
+    #[error("swarm could not be unlocked: invalid key provided")]
+    WrongUnlockKey,
 }
+
+/// dockerd's answer to cluster calls on a manager that is locked.
+pub const LOCKED: &str = "Swarm is encrypted and needs to be unlocked before it can be used. Please use \"docker swarm unlock\" to unlock it.";
 
 /// dockerd's words when a write cannot reach a leader.
 pub const NO_LEADER: &str = "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";

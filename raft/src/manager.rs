@@ -42,8 +42,8 @@ pub struct ManagerConfig {
     pub advertise: String,
     pub ca: RootCa,
     pub cert: NodeCert,
-    /// Seals the Raft log and snapshots on disk.
-    pub data_key: crate::ca::UnlockKey,
+    /// The key the Raft data is encrypted with at rest (this manager's own).
+    pub dek: ca::UnlockKey,
 }
 
 /// How long a write may wait for a leader before it fails with dockerd's "no leader" error.
@@ -102,7 +102,7 @@ impl Manager {
         std::fs::create_dir_all(&cfg.dir)
             .map_err(|e| ClusterError::internal(&format!("create {}", cfg.dir.display()), e))?;
         let db_path = cfg.dir.join("raft.redb");
-        let (log, sm) = crate::storage::open(&db_path, &cfg.data_key)
+        let (log, sm) = crate::storage::open(&db_path, &cfg.dek)
             .map_err(|e| ClusterError::internal(&format!("open {}", db_path.display()), e))?;
         let state = sm.state.clone();
         let applied = sm.applied_watch();
@@ -405,21 +405,29 @@ impl Manager {
                     }
                 }
             }
-            Request::ManagerMaterial => self.material(&caller()?).await,
+            Request::ManagerMaterial { csr } => self.material(&caller()?, &csr).await,
+            Request::Renew { csr } => {
+                let caller = caller()?;
+                let cert_pem = self.sign(&csr, &caller.id, caller.spec.role, self.cert_expiry())?;
+                tracing::info!(node_id = %caller.id, role = caller.spec.role.as_str(), "node certificate renewed");
+                Ok(Reply::Renewed { cert_pem })
+            }
         }
     }
 
-    /// The node that holds the caller's certificate.
+    /// The node the caller's certificate names (its CN; TLS checked that it chains to the
+    /// cluster root). A removed node is no longer in the table, so its certificate is refused;
+    /// a renewed certificate names the same node, so connections made under the previous one
+    /// stay valid until it expires.
     fn caller(&self, peer: &PeerInfo) -> ClusterResult<Node> {
-        let fp = peer.fingerprint.as_deref().ok_or_else(|| {
+        let id = peer.node_id.as_deref().ok_or_else(|| {
             ClusterError::PermissionDenied("a node certificate is required".into())
         })?;
-        self.read(|s| s.node_by_fingerprint(fp).cloned())
-            .ok_or_else(|| {
-                ClusterError::PermissionDenied(
-                    "this node's certificate is not valid in the swarm: the node was removed or its certificate replaced".into(),
-                )
-            })
+        self.read(|s| s.nodes.get(id).cloned()).ok_or_else(|| {
+            ClusterError::PermissionDenied(
+                "this node's certificate is not valid in the swarm: the node was removed".into(),
+            )
+        })
     }
 
     pub fn period(&self) -> Duration {
@@ -464,16 +472,15 @@ impl Manager {
             0
         };
         let expiry = Duration::from_nanos(cluster.spec.ca_config.node_cert_expiry);
-        let cert = self
-            .ca
-            .issue(&node_id, role, &self.cluster_id, expiry)
-            .map_err(|e| ClusterError::internal("issue certificate", e))?;
+        let cert_pem = self.sign(&req.csr, &node_id, role, expiry)?;
+        let fingerprint = ca::fingerprint_of(&cert_pem)
+            .map_err(|e| ClusterError::internal("issued certificate", e))?;
         let node = Node {
             addr: req.addr,
             // Kept for workers too: where the node will serve if it is promoted.
             manager_addr: req.manager_addr,
             raft_id,
-            cert_fingerprint: cert.fingerprint.clone(),
+            cert_fingerprint: fingerprint,
             ..Node::joined(node_id.clone(), role, availability, req.description)
         };
         self.propose(Op::PutNode {
@@ -488,38 +495,30 @@ impl Manager {
             role,
             cluster_id: self.cluster_id.clone(),
             ca_cert: self.ca.cert_pem().to_owned(),
-            cert_pem: cert.cert_pem,
-            key_pem: cert.key_pem,
+            cert_pem,
             ca_key: (role == Role::Manager)
                 .then(|| self.ca.key_pem().unwrap_or_default().to_owned()),
             managers: self.managers(),
+            unlock_key: if role == Role::Manager {
+                self.unlock_key()
+            } else {
+                None
+            },
         })
     }
 
     /// A manager-role node that is not yet a manager: give it the CA key and a manager
     /// certificate.
-    async fn material(&self, caller: &Node) -> ClusterResult<Reply> {
+    async fn material(&self, caller: &Node, csr: &str) -> ClusterResult<Reply> {
         require_manager(caller)?;
-        let expiry = self.read(|s| {
-            s.cluster
-                .as_ref()
-                .map(|c| c.spec.ca_config.node_cert_expiry)
-                .unwrap_or(crate::objects::DEFAULT_CERT_EXPIRY_NS)
-        });
-        let cert = self
-            .ca
-            .issue(
-                &caller.id,
-                Role::Manager,
-                &self.cluster_id,
-                Duration::from_nanos(expiry),
-            )
-            .map_err(|e| ClusterError::internal("issue certificate", e))?;
+        let cert_pem = self.sign(csr, &caller.id, Role::Manager, self.cert_expiry())?;
+        let fingerprint = ca::fingerprint_of(&cert_pem)
+            .map_err(|e| ClusterError::internal("issued certificate", e))?;
         let mut node = caller.clone();
         if node.raft_id == 0 {
             node.raft_id = new_raft_id();
         }
-        node.cert_fingerprint = cert.fingerprint.clone();
+        node.cert_fingerprint = fingerprint;
         let raft_id = node.raft_id;
         self.propose(Op::PutNode {
             version: None,
@@ -528,10 +527,48 @@ impl Manager {
         .await?;
         Ok(Reply::Material(Material {
             ca_key: self.ca.key_pem().unwrap_or_default().to_owned(),
-            cert_pem: cert.cert_pem,
-            key_pem: cert.key_pem,
+            cert_pem,
             raft_id,
+            unlock_key: self.unlock_key(),
         }))
+    }
+
+    /// The lifetime of new node certificates (`swarm update --cert-expiry`).
+    fn cert_expiry(&self) -> Duration {
+        Duration::from_nanos(self.read(|s| {
+            s.cluster
+                .as_ref()
+                .map(|c| c.spec.ca_config.node_cert_expiry)
+                .unwrap_or(crate::objects::DEFAULT_CERT_EXPIRY_NS)
+        }))
+    }
+
+    /// Signs a node's certificate signing request (a malformed one is the caller's fault).
+    fn sign(
+        &self,
+        csr: &str,
+        node_id: &str,
+        role: Role,
+        expiry: Duration,
+    ) -> ClusterResult<String> {
+        self.ca
+            .sign(csr, node_id, role, &self.cluster_id, expiry)
+            .map_err(|e| match e {
+                ca::CaError::InvalidCertificate { .. } => {
+                    ClusterError::InvalidArgument(e.to_string())
+                }
+                e => ClusterError::internal("sign certificate", e),
+            })
+    }
+
+    /// The cluster's unlock key while autolock is on.
+    fn unlock_key(&self) -> Option<String> {
+        self.read(|s| {
+            s.cluster
+                .as_ref()
+                .filter(|c| c.spec.encryption_config.auto_lock_managers)
+                .and_then(|c| c.unlock_key.clone())
+        })
     }
 
     async fn add_voter(&self, node_id: &str) -> ClusterResult<Reply> {

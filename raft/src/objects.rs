@@ -210,6 +210,10 @@ pub struct Cluster {
     pub default_addr_pool: Vec<String>,
     pub subnet_size: u32,
     pub data_path_port: u32,
+    /// The managers' unlock key (`SWMKEY-1-…`) while autolock is on; every manager seals its
+    /// TLS key, the CA key and its Raft data key with it (`crate::swarm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlock_key: Option<String>,
 }
 
 /// `Spec` of a node (`docker node update`).

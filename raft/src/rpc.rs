@@ -46,8 +46,16 @@ pub enum Request {
     },
     Heartbeat(Heartbeat),
     /// A node promoted to manager fetches what a manager holds: the CA key and a manager
-    /// certificate.
-    ManagerMaterial,
+    /// certificate for the key of its certificate signing request.
+    ManagerMaterial {
+        csr: String,
+    },
+    /// A node renews its certificate (before expiry, or after a role change): the caller's
+    /// current certificate identifies it; the new one carries the role the cluster has for
+    /// it and the cluster's current certificate lifetime.
+    Renew {
+        csr: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +67,8 @@ pub struct JoinRequest {
     pub manager_addr: String,
     pub availability: String,
     pub description: Description,
+    /// PEM of the joiner's certificate signing request: its private key never leaves it.
+    pub csr: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,11 +78,14 @@ pub struct JoinReply {
     pub role: Role,
     pub cluster_id: String,
     pub ca_cert: String,
+    /// The joiner's certificate, for the key of its request.
     pub cert_pem: String,
-    pub key_pem: String,
     /// Managers only.
     pub ca_key: Option<String>,
     pub managers: Vec<Peer>,
+    /// Managers only, while autolock is on: the key to seal the new manager's secrets with.
+    #[serde(default)]
+    pub unlock_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -93,18 +106,28 @@ pub struct HeartbeatReply {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Material {
     pub ca_key: String,
+    /// A manager certificate for the key of the request.
     pub cert_pem: String,
-    pub key_pem: String,
     pub raft_id: u64,
+    /// While autolock is on: the key to seal the new manager's secrets with.
+    #[serde(default)]
+    pub unlock_key: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Reply {
     Joined(Box<JoinReply>),
-    Proposed { outcome: Outcome, index: u64 },
+    Proposed {
+        outcome: Outcome,
+        index: u64,
+    },
     Done,
     Heartbeat(HeartbeatReply),
     Material(Material),
+    /// The renewed certificate (PEM), for the key of the request.
+    Renewed {
+        cert_pem: String,
+    },
 }
 
 /// A client of one manager's Cluster service.

@@ -46,6 +46,7 @@ fn peer<T>(req: &GrpcRequest<T>) -> PeerInfo {
         .unwrap_or(PeerInfo {
             remote: None,
             fingerprint: None,
+            node_id: None,
         })
 }
 
@@ -66,12 +67,13 @@ impl RaftService {
     /// Raft traffic comes from managers only; a member that is still empty (just joined,
     /// waiting for its first entries) accepts any certificate of the cluster's CA.
     fn authorize(&self, peer: &PeerInfo) -> Result<(), Status> {
-        let Some(fp) = peer.fingerprint.as_deref() else {
+        let Some(id) = peer.node_id.as_deref() else {
             return Err(Status::unauthenticated("a node certificate is required"));
         };
         let ok = self.0.read(|s| {
             s.nodes.is_empty()
-                || s.node_by_fingerprint(fp)
+                || s.nodes
+                    .get(id)
                     .is_some_and(|n| n.spec.role == crate::ca::Role::Manager)
         });
         if ok {

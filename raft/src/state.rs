@@ -232,13 +232,6 @@ impl State {
         }
     }
 
-    /// The node whose current certificate has this fingerprint.
-    pub fn node_by_fingerprint(&self, fingerprint: &str) -> Option<&Node> {
-        self.nodes
-            .values()
-            .find(|n| !n.cert_fingerprint.is_empty() && n.cert_fingerprint == fingerprint)
-    }
-
     /// The node that is this Raft member.
     pub fn node_by_raft_id(&self, raft_id: u64) -> Option<&Node> {
         self.nodes

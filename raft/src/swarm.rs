@@ -5,9 +5,15 @@
 //!  <data-root>/swarm/
 //!     node.json      identity: node id, role, cluster id, addresses, known managers
 //!     ca.crt  node.crt  node.key  [ca.key: managers]
+//!     raft.dek       managers only: the key the Raft log and snapshots are sealed with
 //!     raft.redb      managers only (crate::storage), sealed with raft.dek
-//!     raft.dek       managers only: the Raft data-encryption key (32 bytes, 0600)
 //! ```
+//! With autolock on, the secrets among these (`node.key`, `ca.key`, `raft.dek`) are stored
+//! sealed with the cluster's unlock key instead (`<name>.sealed`, [`ca::seal`]): a restarted
+//! manager is *locked* (it runs nothing of the swarm) until `swarm unlock` gives the key.
+//! Every manager follows the cluster's autolock setting and unlock key from the replicated
+//! cluster object (`sync_keys`): turning autolock on seals, off unseals, a rotation re-seals.
+//! Workers never seal (Docker locks managers only).
 //! Nothing here runs, and no port is open, until `init` or `join` (or a restore of a node that
 //! was a member). Every node, managers included, runs one session loop that heartbeats a
 //! manager (its own first); the reply tells it the managers and its role, so a promotion or a
@@ -22,7 +28,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::ca::{self, NodeCert, Role, RootCa};
+use crate::ca::{self, CaError, NodeCert, Role, RootCa, UnlockKey};
 use crate::error::{ClusterError, ClusterResult};
 use crate::manager::{new_node_id, new_raft_id, Manager, ManagerConfig};
 use crate::objects::{Availability, Cluster, ClusterSpec, Description, Node, NodeState};
@@ -63,6 +69,8 @@ pub struct InitParams {
     pub default_addr_pool: Vec<String>,
     pub subnet_size: u32,
     pub data_path_port: u32,
+    /// Set with `--autolock`: the new cluster's unlock key.
+    pub unlock_key: Option<UnlockKey>,
 }
 
 /// `swarm join` as the engine hands it over.
@@ -83,13 +91,28 @@ pub struct Status {
     pub manager: bool,
     pub error: String,
     pub managers: Vec<Peer>,
+    /// A manager whose keys are sealed, waiting for `swarm unlock`.
+    pub locked: bool,
 }
 
 struct Active {
     id: Identity,
     manager: Option<Arc<Manager>>,
-    session: tokio::task::JoinHandle<()>,
+    /// The session and key-keeping loops (none while locked).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    locked: bool,
 }
+
+impl Active {
+    fn stop_tasks(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// The files autolock seals: the node's TLS key, the CA key (managers), the Raft data key.
+const SECRETS: [&str; 3] = ["node.key", "ca.key", "raft.dek"];
 
 /// This host's swarm membership.
 pub struct Swarm {
@@ -100,6 +123,27 @@ pub struct Swarm {
     /// Clients of the managers under this node's current certificate, made once and dropped
     /// whenever the certificates change (`save_certs`, `wipe`).
     clients: std::sync::Mutex<Option<SessionClients>>,
+    /// The key this node's secrets are sealed with on disk (None: stored plain). Known after
+    /// init, join or unlock; a restarted node with sealed secrets has none: it is locked.
+    kek: std::sync::Mutex<Option<UnlockKey>>,
+    /// When this node's certificate is due for renewal (unix seconds) and the role it
+    /// grants: read whenever the certificate is loaded or saved.
+    cert_due: std::sync::Mutex<Option<(i64, Role)>>,
+}
+
+/// Test knob: `BERTH_SWARM_CERT_RENEW_AFTER=<seconds>` makes a node certificate due that
+/// long after it was issued, instead of at swarmkit's random 50–80% of its lifetime (the
+/// shortest lifetime Docker allows is an hour). For tests only; unset in production.
+pub const RENEW_AFTER_ENV: &str = "BERTH_SWARM_CERT_RENEW_AFTER";
+
+fn renew_at(cert: &NodeCert) -> i64 {
+    match std::env::var(RENEW_AFTER_ENV)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+    {
+        Some(after) => cert.issued_at().saturating_add(after.max(1)),
+        None => cert.renew_at(),
+    }
 }
 
 struct SessionClients {
@@ -115,6 +159,8 @@ impl Swarm {
             active: Mutex::new(None),
             status: Default::default(),
             clients: Default::default(),
+            kek: Default::default(),
+            cert_due: Default::default(),
         })
     }
 
@@ -140,6 +186,11 @@ impl Swarm {
             return Ok(());
         };
         let mut guard = self.active.lock().await;
+        if self.sealed() {
+            tracing::info!(node_id = %id.node_id, "swarm membership restored, locked: waiting for swarm unlock");
+            *guard = Some(self.activate_locked(id));
+            return Ok(());
+        }
         let manager = if id.role == Role::Manager && id.error.is_empty() {
             Some(self.start_manager(&id).await?)
         } else {
@@ -147,6 +198,82 @@ impl Swarm {
         };
         tracing::info!(node_id = %id.node_id, role = id.role.as_str(), "swarm membership restored");
         *guard = Some(self.activate(id, manager));
+        Ok(())
+    }
+
+    /// `swarm unlock`: opens this node's sealed secrets with `key` and starts what a restore
+    /// would have started. A key that opens nothing is refused and the node stays locked.
+    pub async fn unlock(self: &Arc<Self>, key: &str) -> ClusterResult<()> {
+        let mut guard = self.active.lock().await;
+        let Some(active) = guard.as_ref() else {
+            return Err(ClusterError::NotAllowed(NOT_A_MANAGER.into()));
+        };
+        if !active.locked {
+            return Err(ClusterError::FailedPrecondition(NOT_LOCKED.into()));
+        }
+        let key = UnlockKey::parse(key).map_err(|_| ClusterError::WrongUnlockKey)?;
+        // Every sealed secret must open; node.key always exists.
+        for name in SECRETS {
+            self.read_secret_with(name, Some(&key))?;
+        }
+        *self.kek.lock().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        self.forget_clients();
+        let id = active.id.clone();
+        let manager = if id.role == Role::Manager && id.error.is_empty() {
+            Some(self.start_manager(&id).await?)
+        } else {
+            None
+        };
+        tracing::info!(node_id = %id.node_id, "swarm unlocked");
+        *guard = Some(self.activate(id, manager));
+        Ok(())
+    }
+
+    /// Brings the secrets on disk in line with the cluster's autolock setting: sealed with
+    /// its unlock key on a manager while autolock is on, plain otherwise. Runs every half
+    /// second (and right after a `swarm update` served here); a no-op when nothing changed.
+    pub async fn sync_keys(&self) -> ClusterResult<()> {
+        let want = {
+            let a = self.active.lock().await;
+            let Some(a) = a.as_ref() else { return Ok(()) };
+            if a.locked {
+                return Ok(());
+            }
+            match &a.manager {
+                // A manager follows the cluster; until it has the cluster object it keeps
+                // what it has.
+                Some(m) => match m.read(|s| s.cluster.clone()) {
+                    Some(c) if c.spec.encryption_config.auto_lock_managers => {
+                        match c.unlock_key.as_deref().map(UnlockKey::parse) {
+                            Some(Ok(k)) => Some(k),
+                            _ => return Ok(()),
+                        }
+                    }
+                    Some(_) => None,
+                    None => return Ok(()),
+                },
+                None => None,
+            }
+        };
+        self.reseal(want)
+    }
+
+    /// Re-stores every secret sealed with `want` (plain for None).
+    fn reseal(&self, want: Option<UnlockKey>) -> ClusterResult<()> {
+        let mut kek = self.kek.lock().unwrap_or_else(|p| p.into_inner());
+        if *kek == want {
+            return Ok(());
+        }
+        for name in SECRETS {
+            if let Some(bytes) = self.read_secret_with(name, kek.as_ref())? {
+                self.write_secret(name, &bytes, want.as_ref())?;
+            }
+        }
+        tracing::info!(
+            sealed = want.is_some(),
+            "swarm keys re-stored for the cluster's autolock setting"
+        );
+        *kek = want;
         Ok(())
     }
 
@@ -165,6 +292,7 @@ impl Swarm {
             ));
         }
         self.wipe()?;
+        *self.kek.lock().unwrap_or_else(|p| p.into_inner()) = p.unlock_key.clone();
         let root = RootCa::generate().map_err(|e| ClusterError::internal("create root CA", e))?;
         let node_id = new_node_id();
         let cluster_id = new_node_id();
@@ -199,6 +327,7 @@ impl Swarm {
             default_addr_pool: p.default_addr_pool,
             subnet_size: p.subnet_size,
             data_path_port: p.data_path_port,
+            unlock_key: p.unlock_key.as_ref().map(UnlockKey::to_text),
         };
         let node = Node {
             addr: id.addr.clone(),
@@ -248,13 +377,17 @@ impl Swarm {
             ));
         };
         let mut id = active.id.clone();
+        if active.locked {
+            *guard = Some(active);
+            return Err(ClusterError::Locked);
+        }
         if id.role != Role::Manager {
             *guard = Some(active);
             return Err(ClusterError::InvalidArgument(
                 "--force-new-cluster can only be used on a manager".into(),
             ));
         }
-        active.session.abort();
+        active.stop_tasks();
         let old = active.manager.clone();
         let state = match &old {
             Some(m) => m.read(|s| s.clone()),
@@ -319,7 +452,10 @@ impl Swarm {
         let token = ca::JoinToken::parse(&p.token)
             .map_err(|e| ClusterError::InvalidArgument(e.to_string()))?;
         let (tls, pinned) = ca::pinned_client_config(&token);
+        // The node's key is made here and stays here; the manager signs a request for it.
+        let csr = ca::Csr::generate().map_err(|e| ClusterError::internal("node key", e))?;
         let req = Request::Join(JoinRequest {
+            csr: csr.csr_pem.clone(),
             token: p.token.clone(),
             addr: p.advertise.ip().to_string(),
             manager_addr: p.advertise.to_string(),
@@ -356,9 +492,17 @@ impl Swarm {
             }
         }
         self.wipe()?;
+        // A manager joining a cluster with autolock on seals its secrets from the start.
+        let kek = match (r.role, r.unlock_key.as_deref()) {
+            (Role::Manager, Some(k)) => {
+                Some(UnlockKey::parse(k).map_err(|e| ClusterError::internal("unlock key", e))?)
+            }
+            _ => None,
+        };
+        *self.kek.lock().unwrap_or_else(|p| p.into_inner()) = kek;
         let root = RootCa::from_pem(&r.ca_cert, r.ca_key.as_deref())
             .map_err(|e| ClusterError::internal("root CA", e))?;
-        let cert = NodeCert::from_pem(&r.cert_pem, &r.key_pem)
+        let cert = NodeCert::from_pem(&r.cert_pem, &csr.key_pem)
             .map_err(|e| ClusterError::internal("node certificate", e))?;
         self.save_certs(&root, &cert)?;
         let id = Identity {
@@ -400,6 +544,9 @@ impl Swarm {
         let Some(active) = guard.as_ref() else {
             return Err(ClusterError::NotAllowed(NOT_IN_A_SWARM.into()));
         };
+        if active.locked && !force {
+            return Err(ClusterError::Locked);
+        }
         if let Some(mgr) = &active.manager {
             if !force {
                 return Err(ClusterError::NotAllowed(LEAVE_MANAGER.into()));
@@ -419,11 +566,12 @@ impl Swarm {
         let Some(active) = guard.take() else {
             return Ok(());
         };
-        active.session.abort();
+        active.stop_tasks();
         if let Some(m) = active.manager {
             m.shutdown().await;
         }
         self.wipe()?;
+        *self.kek.lock().unwrap_or_else(|p| p.into_inner()) = None;
         *self.status.write().unwrap_or_else(|p| p.into_inner()) = Status::default();
         tracing::info!("left the swarm");
         Ok(())
@@ -431,11 +579,35 @@ impl Swarm {
 
     fn activate(self: &Arc<Self>, id: Identity, manager: Option<Arc<Manager>>) -> Active {
         self.publish(&id, manager.is_some());
-        let session = tokio::spawn(session_loop(Arc::downgrade(self)));
+        let tasks = vec![
+            tokio::spawn(session_loop(Arc::downgrade(self))),
+            tokio::spawn(keys_loop(Arc::downgrade(self))),
+        ];
         Active {
             id,
             manager,
-            session,
+            tasks,
+            locked: false,
+        }
+    }
+
+    /// A member whose secrets are sealed and whose key is not known: nothing runs.
+    fn activate_locked(&self, id: Identity) -> Active {
+        *self.status.write().unwrap_or_else(|p| p.into_inner()) = Status {
+            active: true,
+            // dockerd shows no node ID and the lock as the error while locked.
+            node_id: String::new(),
+            addr: id.addr.clone(),
+            manager: false,
+            error: crate::error::LOCKED.into(),
+            managers: id.managers.clone(),
+            locked: true,
+        };
+        Active {
+            id,
+            manager: None,
+            tasks: Vec::new(),
+            locked: true,
         }
     }
 
@@ -447,6 +619,7 @@ impl Swarm {
             manager,
             error: id.error.clone(),
             managers: id.managers.clone(),
+            locked: false,
         };
     }
 
@@ -456,6 +629,7 @@ impl Swarm {
             return Err(ClusterError::Internal("manager without the CA key".into()));
         }
         let listen = crate::rpc::parse_addr(&id.listen_addr)?;
+        let dek = self.raft_dek()?;
         Manager::start(ManagerConfig {
             dir: self.dir.clone(),
             raft_id: id.raft_id,
@@ -465,35 +639,28 @@ impl Swarm {
             advertise: id.manager_addr.clone(),
             ca: root,
             cert,
-            data_key: self.data_key()?,
+            dek,
         })
         .await
     }
 
-    /// The key that seals this manager's Raft log and snapshots, made on first use.
-    fn data_key(&self) -> ClusterResult<ca::UnlockKey> {
-        let path = self.dir.join("raft.dek");
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let raw = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-                    ClusterError::Internal(format!(
-                        "{}: expected a 32-byte key, found {} bytes",
-                        path.display(),
-                        bytes.len()
-                    ))
-                })?;
-                Ok(ca::UnlockKey::from_bytes(raw))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = ca::UnlockKey::generate();
-                write_atomic(&self.dir, "raft.dek", key.as_bytes())?;
-                Ok(key)
-            }
-            Err(e) => Err(ClusterError::internal(
-                &format!("read {}", path.display()),
-                e,
-            )),
+    /// This manager's Raft data key, made on first use (a new manager, or one from before
+    /// keys existed).
+    fn raft_dek(&self) -> ClusterResult<UnlockKey> {
+        if let Some(bytes) = self.read_secret("raft.dek")? {
+            let key = <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+                ClusterError::Internal(format!(
+                    "{}: a raft data key is 32 bytes, found {}",
+                    self.dir.join("raft.dek").display(),
+                    bytes.len()
+                ))
+            })?;
+            return Ok(UnlockKey::from_bytes(key));
         }
+        let key = UnlockKey::generate();
+        let kek = self.kek.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.write_secret("raft.dek", key.as_bytes(), kek.as_ref())?;
+        Ok(key)
     }
 
     /// One heartbeat round; returns how long to wait before the next.
@@ -579,11 +746,17 @@ impl Swarm {
                 m.shutdown().await;
             }
             let _ = std::fs::remove_file(self.dir.join("raft.redb"));
-            let _ = std::fs::remove_file(self.dir.join("raft.dek"));
-            let _ = std::fs::remove_file(self.dir.join("ca.key"));
+            self.remove_secret("ca.key");
+            self.remove_secret("raft.dek");
             active.id.role = Role::Worker;
             changed = true;
             tracing::info!("demoted to worker");
+        }
+        if self.renewal_due(active.id.role) {
+            match self.renew(active).await {
+                Ok(()) => changed = true,
+                Err(e) => tracing::warn!(error = %e, "certificate renewal failed; will retry"),
+            }
         }
         if let Some(m) = &active.manager {
             // A manager not (yet) in the Raft membership, e.g. its join was cut short: ask
@@ -614,12 +787,16 @@ impl Swarm {
 
     async fn promote(&self, id: &Identity) -> ClusterResult<(Arc<Manager>, u64)> {
         let (root, _) = self.load_certs()?;
+        let csr = ca::Csr::generate().map_err(|e| ClusterError::internal("node key", e))?;
+        let req = Request::ManagerMaterial {
+            csr: csr.csr_pem.clone(),
+        };
         let mut material = None;
         for p in &id.managers {
             let Ok(addr) = crate::rpc::parse_addr(&p.addr) else {
                 continue;
             };
-            match self.client(addr)?.call(&Request::ManagerMaterial).await {
+            match self.client(addr)?.call(&req).await {
                 Ok(Reply::Material(m)) => {
                     material = Some(m);
                     break;
@@ -629,15 +806,21 @@ impl Swarm {
             }
         }
         let m = material.ok_or_else(|| ClusterError::Unavailable("no manager reachable".into()))?;
+        if let Some(k) = m.unlock_key.as_deref() {
+            // Autolock is on: the manager's secrets are sealed from the start.
+            let k = UnlockKey::parse(k).map_err(|e| ClusterError::internal("unlock key", e))?;
+            self.reseal(Some(k))?;
+        }
         let root = RootCa::from_pem(root.cert_pem(), Some(&m.ca_key))
             .map_err(|e| ClusterError::internal("root CA", e))?;
-        let cert = NodeCert::from_pem(&m.cert_pem, &m.key_pem)
+        let cert = NodeCert::from_pem(&m.cert_pem, &csr.key_pem)
             .map_err(|e| ClusterError::internal("node certificate", e))?;
         self.save_certs(&root, &cert)?;
         let mut id = id.clone();
         id.raft_id = m.raft_id;
         id.role = Role::Manager;
         let _ = std::fs::remove_file(self.dir.join("raft.redb"));
+        self.remove_secret("raft.dek");
         let mgr = self.start_manager(&id).await?;
         // Joining Raft is retried by the session (a manager outside the membership asks
         // again on every heartbeat), so a failure here does not undo the promotion.
@@ -654,6 +837,82 @@ impl Swarm {
         }
         tracing::info!(node_id = %id.node_id, "promoted to manager");
         Ok((mgr, m.raft_id))
+    }
+
+    /// Whether this node's certificate is due for renewal, or grants another role than the
+    /// one the cluster has for the node (a demoted manager gets a worker certificate).
+    fn renewal_due(&self, role: Role) -> bool {
+        let cached = *self.cert_due.lock().unwrap_or_else(|p| p.into_inner());
+        let due = match cached {
+            Some(d) => Some(d),
+            None => self.load_certs().ok().map(|_| {
+                self.cert_due
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or((i64::MAX, role))
+            }),
+        };
+        match due {
+            Some((at, cert_role)) => cert_role != role || chrono::Utc::now().timestamp() >= at,
+            None => false,
+        }
+    }
+
+    /// Renews this node's certificate: a new key made here, a signing request to a manager
+    /// (its own first) authenticated by the current certificate. A manager then restarts its
+    /// cluster port and Raft member on the new certificate.
+    async fn renew(self: &Arc<Self>, active: &mut Active) -> ClusterResult<()> {
+        let csr = ca::Csr::generate().map_err(|e| ClusterError::internal("node key", e))?;
+        let req = Request::Renew {
+            csr: csr.csr_pem.clone(),
+        };
+        let mut targets: Vec<String> = Vec::new();
+        if active.manager.is_some() {
+            targets.push(active.id.manager_addr.clone());
+        }
+        targets.extend(active.id.managers.iter().map(|p| p.addr.clone()));
+        targets.dedup();
+        let mut signed = None;
+        for t in targets {
+            let Ok(addr) = crate::rpc::parse_addr(&t) else {
+                continue;
+            };
+            match self.client(addr)?.call(&req).await {
+                Ok(Reply::Renewed { cert_pem }) => {
+                    signed = Some(cert_pem);
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(manager = %t, error = %e, "certificate renewal"),
+            }
+        }
+        let cert_pem = signed.ok_or_else(|| {
+            ClusterError::Unavailable("no manager could renew this node's certificate".into())
+        })?;
+        let cert = NodeCert::from_pem(&cert_pem, &csr.key_pem)
+            .map_err(|e| ClusterError::internal("renewed certificate", e))?;
+        let (root, _) = self.load_certs()?;
+        self.save_certs(&root, &cert)?;
+        tracing::info!(node_id = %active.id.node_id, role = cert.role.as_str(), not_after = cert.not_after, "node certificate renewed");
+        if let Some(m) = active.manager.take() {
+            m.shutdown().await;
+            let mut tries = 0;
+            loop {
+                match self.start_manager(&active.id).await {
+                    Ok(m) => {
+                        active.manager = Some(m);
+                        break;
+                    }
+                    Err(e) if tries < 10 => {
+                        tries += 1;
+                        tracing::debug!(error = %e, "restarting the manager on its renewed certificate");
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The cluster no longer knows this node's certificate: it was removed.
@@ -695,6 +954,7 @@ impl Swarm {
 
     fn wipe(&self) -> ClusterResult<()> {
         self.forget_clients();
+        *self.cert_due.lock().unwrap_or_else(|p| p.into_inner()) = None;
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -723,14 +983,17 @@ impl Swarm {
     }
 
     fn save_certs(&self, root: &RootCa, cert: &NodeCert) -> ClusterResult<()> {
+        let kek = self.kek.lock().unwrap_or_else(|p| p.into_inner()).clone();
         write_atomic(&self.dir, "ca.crt", root.cert_pem().as_bytes())?;
         write_atomic(&self.dir, "node.crt", cert.cert_pem.as_bytes())?;
-        write_atomic(&self.dir, "node.key", cert.key_pem.as_bytes())?;
+        self.write_secret("node.key", cert.key_pem.as_bytes(), kek.as_ref())?;
         if let Some(k) = root.key_pem() {
-            write_atomic(&self.dir, "ca.key", k.as_bytes())?;
+            self.write_secret("ca.key", k.as_bytes(), kek.as_ref())?;
         }
         // Clients made under the previous certificate go; the next call builds new ones.
         self.forget_clients();
+        *self.cert_due.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((renew_at(cert), cert.role));
         Ok(())
     }
 
@@ -745,16 +1008,105 @@ impl Swarm {
         };
         let missing =
             |n: &str| ClusterError::Internal(format!("{n} missing from {}", self.dir.display()));
+        let secret = |name: &str| -> ClusterResult<Option<String>> {
+            self.read_secret(name)?
+                .map(|b| {
+                    String::from_utf8(b).map_err(|_| {
+                        ClusterError::Internal(format!(
+                            "{name} in {} is not PEM",
+                            self.dir.display()
+                        ))
+                    })
+                })
+                .transpose()
+        };
         let ca_cert = read("ca.crt")?.ok_or_else(|| missing("ca.crt"))?;
-        let ca_key = read("ca.key")?;
+        let ca_key = secret("ca.key")?;
         let root = RootCa::from_pem(&ca_cert, ca_key.as_deref())
             .map_err(|e| ClusterError::internal("root CA", e))?;
         let cert = NodeCert::from_pem(
             &read("node.crt")?.ok_or_else(|| missing("node.crt"))?,
-            &read("node.key")?.ok_or_else(|| missing("node.key"))?,
+            &secret("node.key")?.ok_or_else(|| missing("node.key"))?,
         )
         .map_err(|e| ClusterError::internal("node certificate", e))?;
+        *self.cert_due.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((renew_at(&cert), cert.role));
         Ok((root, cert))
+    }
+
+    /// Whether this node's secrets are on disk sealed (autolock).
+    fn sealed(&self) -> bool {
+        self.dir.join("node.key.sealed").exists()
+    }
+
+    /// A secret file's bytes, opened with the current key when sealed.
+    fn read_secret(&self, name: &str) -> ClusterResult<Option<Vec<u8>>> {
+        let kek = self.kek.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        self.read_secret_with(name, kek.as_ref())
+    }
+
+    /// A secret file's bytes: `<name>` as it is, or `<name>.sealed` opened with `kek`
+    /// (no key: [`ClusterError::Locked`]; a key that does not open it:
+    /// [`ClusterError::WrongUnlockKey`]).
+    fn read_secret_with(
+        &self,
+        name: &str,
+        kek: Option<&UnlockKey>,
+    ) -> ClusterResult<Option<Vec<u8>>> {
+        let read = |p: PathBuf| match std::fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ClusterError::internal(&format!("read {}", p.display()), e)),
+        };
+        if let Some(plain) = read(self.dir.join(name))? {
+            return Ok(Some(plain));
+        }
+        let Some(sealed) = read(self.dir.join(format!("{name}.sealed")))? else {
+            return Ok(None);
+        };
+        let kek = kek.ok_or(ClusterError::Locked)?;
+        match ca::open(kek, &sealed) {
+            Ok(plain) => Ok(Some(plain)),
+            Err(CaError::WrongUnlockKey) => Err(ClusterError::WrongUnlockKey),
+            Err(e) => Err(ClusterError::internal(&format!("open {name}.sealed"), e)),
+        }
+    }
+
+    /// Stores a secret sealed with `kek`, or plain without one; the other form goes.
+    fn write_secret(&self, name: &str, bytes: &[u8], kek: Option<&UnlockKey>) -> ClusterResult<()> {
+        let sealed = format!("{name}.sealed");
+        let other = match kek {
+            Some(k) => {
+                write_atomic(&self.dir, &sealed, &ca::seal(k, bytes))?;
+                name.to_owned()
+            }
+            None => {
+                write_atomic(&self.dir, name, bytes)?;
+                sealed
+            }
+        };
+        match std::fs::remove_file(self.dir.join(&other)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ClusterError::internal(&format!("remove {other}"), e)),
+        }
+    }
+
+    /// Removes a secret in either form.
+    fn remove_secret(&self, name: &str) {
+        let _ = std::fs::remove_file(self.dir.join(name));
+        let _ = std::fs::remove_file(self.dir.join(format!("{name}.sealed")));
+    }
+}
+
+/// Every half second, the secrets follow the cluster's autolock setting.
+async fn keys_loop(swarm: std::sync::Weak<Swarm>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Some(s) = swarm.upgrade() else { return };
+        if let Err(e) = s.sync_keys().await {
+            tracing::warn!(error = %e, "re-storing the swarm keys for autolock");
+        }
     }
 }
 
@@ -800,6 +1152,8 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> ClusterResult<()> {
 
 /// dockerd's answer to every cluster call on a node that is not a manager.
 pub const NOT_A_MANAGER: &str = "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again.";
+/// dockerd's answer to `swarm unlock` on a node that is not locked (409).
+pub const NOT_LOCKED: &str = "swarm is not locked";
 /// dockerd's answer to `swarm leave` outside a swarm.
 pub const NOT_IN_A_SWARM: &str = "This node is not part of a swarm";
 /// A worker's answer to manager calls (dockerd's wording).

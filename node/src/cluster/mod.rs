@@ -51,6 +51,9 @@ impl ClusterBackend {
 
     async fn manager(&self) -> ApiResult<Arc<Manager>> {
         let st = self.swarm.status();
+        if st.locked {
+            return Err(api_error(ClusterError::Locked));
+        }
         if st.active && !st.manager {
             return Err(ApiError::new(
                 ErrorKind::Unavailable,
@@ -96,6 +99,8 @@ pub(crate) fn api_error(e: ClusterError) -> ApiError {
         ClusterError::PermissionDenied(_) => ErrorKind::Forbidden,
         ClusterError::AlreadyExists(_) => ErrorKind::Conflict,
         ClusterError::OutOfSequence | ClusterError::Internal(_) => ErrorKind::Internal,
+        ClusterError::Locked => ErrorKind::Unavailable,
+        ClusterError::WrongUnlockKey => ErrorKind::Unauthorized,
     };
     ApiError::new(kind, e.to_string())
 }
@@ -163,6 +168,9 @@ fn no_services(what: &str) -> ApiError {
 impl SwarmBackend for ClusterBackend {
     fn local_node_state(&self) -> LocalNodeState {
         let st = self.swarm.status();
+        if st.locked {
+            return LocalNodeState::Locked;
+        }
         match (st.active, st.error.is_empty()) {
             (false, _) => LocalNodeState::Inactive,
             (true, true) => LocalNodeState::Active,
@@ -172,6 +180,9 @@ impl SwarmBackend for ClusterBackend {
 
     fn ping_header(&self) -> &'static str {
         let st = self.swarm.status();
+        if st.locked {
+            return "locked";
+        }
         match (st.active, st.error.is_empty(), st.manager) {
             (false, _, _) => "inactive",
             (true, false, _) => "error",
@@ -225,15 +236,12 @@ impl SwarmBackend for ClusterBackend {
     }
 
     async fn init(&self, req: InitRequest) -> ApiResult<String> {
-        if req.auto_lock_managers {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                "autolock is not implemented yet in berth",
-            ));
-        }
         let listen = addr::listen(&req.listen_addr).map_err(api_error)?;
         let advertise = addr::advertise(&req.advertise_addr, listen).map_err(api_error)?;
-        let spec = parse_spec(req.spec)?;
+        let mut spec = parse_spec(req.spec)?;
+        // `AutoLockManagers` of the request is the init-time form of the spec's setting.
+        let autolock = req.auto_lock_managers || spec.encryption_config.auto_lock_managers;
+        spec.encryption_config.auto_lock_managers = autolock;
         let p = InitParams {
             listen,
             advertise,
@@ -251,6 +259,7 @@ impl SwarmBackend for ClusterBackend {
             } else {
                 req.data_path_port
             },
+            unlock_key: autolock.then(ca::UnlockKey::generate),
         };
         self.swarm.init(p).await.map_err(api_error)
     }
@@ -296,18 +305,20 @@ impl SwarmBackend for ClusterBackend {
     async fn update(&self, flags: SwarmUpdateFlags, spec: Value) -> ApiResult<()> {
         let m = self.manager().await?;
         let spec = parse_spec(spec)?;
-        if spec.encryption_config.auto_lock_managers {
-            return Err(ApiError::new(
-                ErrorKind::NotImplemented,
-                "autolock is not implemented yet in berth",
-            ));
-        }
         let mut cluster = m
             .read(|s| s.cluster.clone())
             .ok_or_else(|| ApiError::new(ErrorKind::Unavailable, berth_raft::error::NO_LEADER))?;
         let root = RootCa::from_pem(&cluster.ca_cert, None)
             .map_err(|e| ApiError::internal(format!("root CA: {e}")))?;
+        let was_locked = cluster.spec.encryption_config.auto_lock_managers;
         cluster.spec = spec;
+        // swarmkit's rule: autolock off drops the key; turning it on, or a rotation while it
+        // is on, makes a new one.
+        if !cluster.spec.encryption_config.auto_lock_managers {
+            cluster.unlock_key = None;
+        } else if !was_locked || flags.rotate_manager_unlock_key || cluster.unlock_key.is_none() {
+            cluster.unlock_key = Some(ca::UnlockKey::generate().to_text());
+        }
         if flags.rotate_worker_token {
             cluster.worker_token = ca::new_token(&root);
         }
@@ -320,19 +331,39 @@ impl SwarmBackend for ClusterBackend {
         })
         .await
         .map_err(api_error)?;
+        // This manager re-stores its keys now (the others within half a second), so the
+        // key `swarm update` just printed is the one a restart of this node asks for.
+        if let Err(e) = self.swarm.sync_keys().await {
+            tracing::warn!(error = %e, "re-storing the swarm keys for autolock");
+        }
         Ok(())
     }
 
-    async fn unlock(&self, _key: UnlockKey) -> ApiResult<()> {
-        if !self.swarm.status().active {
+    async fn unlock(&self, key: UnlockKey) -> ApiResult<()> {
+        let st = self.swarm.status();
+        if !st.active {
             return Err(berth_api::swarm::not_a_manager());
         }
-        Err(ApiError::invalid("swarm is not locked"))
+        if !st.locked {
+            return Err(ApiError::new(
+                ErrorKind::Conflict,
+                berth_raft::swarm::NOT_LOCKED,
+            ));
+        }
+        self.swarm.unlock(&key.unlock_key).await.map_err(api_error)
     }
 
     async fn unlock_key(&self) -> ApiResult<UnlockKey> {
-        self.manager().await?;
-        Ok(UnlockKey::default())
+        let m = self.manager().await?;
+        let key = m.read(|s| {
+            s.cluster
+                .as_ref()
+                .filter(|c| c.spec.encryption_config.auto_lock_managers)
+                .and_then(|c| c.unlock_key.clone())
+        });
+        Ok(UnlockKey {
+            unlock_key: key.unwrap_or_default(),
+        })
     }
 
     async fn node_list(&self, filters: Filters) -> ApiResult<Vec<Value>> {

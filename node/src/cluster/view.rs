@@ -25,8 +25,16 @@ pub fn cluster(c: &Cluster, tokens: bool) -> Value {
     v
 }
 
+/// The root every node certificate is issued by: its PEM, and its subject and public key
+/// (SubjectPublicKeyInfo) as base64 DER, as Docker shows them.
 fn tls_info(c: &Cluster) -> Value {
-    json!({ "TrustRoot": c.ca_cert, "CertIssuerSubject": "", "CertIssuerPublicKey": "" })
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let (subject, key) = berth_raft::ca::RootCa::from_pem(&c.ca_cert, None)
+        .and_then(|r| r.issuer_info())
+        .map(|(s, k)| (b64(&s), b64(&k)))
+        .unwrap_or_default();
+    json!({ "TrustRoot": c.ca_cert, "CertIssuerSubject": subject, "CertIssuerPublicKey": key })
 }
 
 /// One node, as `GET /nodes/{id}` shows it. `leader` is the Raft leader's id, if known.

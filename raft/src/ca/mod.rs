@@ -39,8 +39,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use node::NodeCert;
-pub use root::RootCa;
+pub use node::{fingerprint_of, NodeCert};
+pub use root::{Csr, RootCa};
 pub use seal::{open, seal, UnlockKey};
 pub use tls::{client_config, peer_fingerprint, pinned_client_config, server_config, PinnedRoot};
 pub use token::{new_token, secret_eq, JoinToken};

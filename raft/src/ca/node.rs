@@ -118,10 +118,33 @@ impl NodeCert {
         i64::try_from(i128::from(self.not_before) + offset).unwrap_or(self.not_after)
     }
 
+    /// When the certificate was issued, unix seconds (its `not_before` is set back by the
+    /// allowed clock skew).
+    pub fn issued_at(&self) -> i64 {
+        let skew = i64::try_from(super::root::CLOCK_SKEW.as_secs()).unwrap_or(0);
+        self.not_before.saturating_add(skew)
+    }
+
     /// Whether `now` (unix seconds) is past [`renew_at`](Self::renew_at).
     pub fn renew_due(&self, now: i64) -> bool {
         now >= self.renew_at()
     }
+}
+
+/// The node id (CN) a leaf certificate names, if it names one.
+pub(super) fn leaf_node_id(der: &[u8]) -> Option<String> {
+    let info = der::parse_certificate(der).ok()?;
+    let attrs = der::parse_name(info.subject).ok()?;
+    attrs
+        .iter()
+        .find(|a| a.oid == [2, 5, 4, 3])
+        .and_then(|a| std::str::from_utf8(a.value).ok())
+        .map(str::to_owned)
+}
+
+/// The fingerprint (SHA-256 of the DER, lowercase hex) of a certificate in PEM.
+pub fn fingerprint_of(cert_pem: &str) -> Result<String, CaError> {
+    Ok(sha256_hex(&parse_cert_pem(cert_pem, WHAT)?))
 }
 
 pub(super) fn parse_cert_pem(
@@ -162,6 +185,59 @@ mod tests {
         assert!((node.not_before - (now - 60)).abs() <= 5, "{node:?}");
         let expected = now + 90 * 24 * 3600;
         assert!((node.not_after - expected).abs() <= 5, "{node:?}");
+    }
+
+    #[test]
+    fn a_signed_request_certifies_the_requesters_key_under_the_cas_names() {
+        let root = RootCa::generate().expect("root");
+        // The request asks for names of its own; the CA ignores them.
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut asked = rcgen::CertificateParams::new(vec!["swarm-manager".into()]).expect("p");
+        asked
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationalUnitName, "swarm-manager");
+        let csr = asked
+            .serialize_request(&key)
+            .and_then(|r| r.pem())
+            .expect("csr");
+        let pem = root
+            .sign(&csr, "node1", Role::Worker, "c", DEFAULT_NODE_CERT_VALIDITY)
+            .expect("sign");
+        let node = NodeCert::from_pem(&pem, &key.serialize_pem()).expect("the requester's key");
+        assert_eq!(node.role, Role::Worker);
+        assert_eq!(node.node_id, "node1");
+        assert_eq!(fingerprint_of(&pem).expect("fp"), node.fingerprint);
+        assert_eq!(
+            leaf_node_id(&node.cert_der().expect("der")).as_deref(),
+            Some("node1")
+        );
+        assert!((node.issued_at() - unix_now()).abs() <= 5);
+
+        let generated = crate::ca::Csr::generate().expect("csr");
+        let pem = root
+            .sign(
+                &generated.csr_pem,
+                "n2",
+                Role::Manager,
+                "c",
+                DEFAULT_NODE_CERT_VALIDITY,
+            )
+            .expect("sign");
+        NodeCert::from_pem(&pem, &generated.key_pem).expect("matches its key");
+
+        let mut tampered = generated.csr_pem.into_bytes();
+        let mid = tampered.len() / 2;
+        tampered[mid] = if tampered[mid] == b'A' { b'B' } else { b'A' };
+        let err = root
+            .sign(
+                &String::from_utf8(tampered).expect("ascii"),
+                "n3",
+                Role::Worker,
+                "c",
+                DEFAULT_NODE_CERT_VALIDITY,
+            )
+            .expect_err("a request whose signature does not hold");
+        assert!(matches!(err, CaError::InvalidCertificate { .. }), "{err}");
     }
 
     #[test]

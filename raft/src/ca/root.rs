@@ -23,7 +23,7 @@ const ROOT_VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 60 * 60);
 
 /// How far in the past `not_before` is put, so a peer whose clock is a little behind still
 /// accepts a certificate issued just now.
-const CLOCK_SKEW: Duration = Duration::from_secs(60);
+pub(super) const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// The cluster root CA certificate and, on managers, its key.
 #[derive(Clone)]
@@ -133,17 +133,25 @@ impl RootCa {
         self.digest.clone()
     }
 
+    /// The root's subject and public key (SubjectPublicKeyInfo), both DER: what Docker shows
+    /// as `TLSInfo.CertIssuerSubject` and `CertIssuerPublicKey`.
+    pub fn issuer_info(&self) -> Result<(Vec<u8>, Vec<u8>), CaError> {
+        let info =
+            der::parse_certificate(&self.cert_der).map_err(|e| CaError::InvalidCertificate {
+                what: "ca certificate",
+                reason: e.0.to_string(),
+            })?;
+        Ok((info.subject.to_vec(), info.spki.to_vec()))
+    }
+
     /// When the root expires, unix seconds. Leaves never outlive it.
     pub fn not_after(&self) -> i64 {
         self.not_after
     }
 
-    /// Issues a node certificate and its fresh P-256 key.
-    ///
-    /// The leaf names the node (CN), its role (OU) and the cluster (O); it carries the DNS
-    /// names of its role (`swarm-manager` / `swarm-worker`) and of the node id, and is good
-    /// for both server and client authentication. Its lifetime is `validity`, at least
-    /// [`MIN_NODE_CERT_VALIDITY`], cut short at the root's own expiry.
+    /// Issues a node certificate and its fresh P-256 key (the key is made here: for
+    /// `swarm init`, where the CA and the node are the same host; a joining node sends a
+    /// [`Csr`] instead, see [`RootCa::sign`]).
     pub fn issue(
         &self,
         node_id: &str,
@@ -151,6 +159,28 @@ impl RootCa {
         cluster_id: &str,
         validity: Duration,
     ) -> Result<NodeCert, CaError> {
+        let csr = Csr::generate()?;
+        let cert_pem = self.sign(&csr.csr_pem, node_id, role, cluster_id, validity)?;
+        NodeCert::from_pem(&cert_pem, &csr.key_pem)
+    }
+
+    /// Signs a node's certificate signing request: the certificate certifies the request's
+    /// public key (its signature proves the requester holds the private key), but every
+    /// name in it is the CA's choice, never the request's.
+    ///
+    /// The leaf names the node (CN), its role (OU) and the cluster (O); it carries the DNS
+    /// names of its role (`swarm-manager` / `swarm-worker`) and of the node id, and is good
+    /// for both server and client authentication. Its lifetime is `validity`, at least
+    /// [`MIN_NODE_CERT_VALIDITY`], cut short at the root's own expiry. Returns the
+    /// certificate's PEM.
+    pub fn sign(
+        &self,
+        csr_pem: &str,
+        node_id: &str,
+        role: Role,
+        cluster_id: &str,
+        validity: Duration,
+    ) -> Result<String, CaError> {
         validate_node_id(node_id)?;
         if cluster_id.is_empty() {
             return Err(CaError::InvalidClusterId);
@@ -161,7 +191,13 @@ impl RootCa {
             });
         }
         let ca_key = parse_key(self.key_pem.as_deref().ok_or(CaError::NoCaKey)?, "ca key")?;
-        let leaf_key = generate_key("a node key")?;
+        let mut request =
+            rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| {
+                CaError::InvalidCertificate {
+                    what: "certificate signing request",
+                    reason: e.to_string(),
+                }
+            })?;
         let now = unix_now();
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
@@ -187,15 +223,16 @@ impl RootCa {
         );
         params.serial_number = Some(random_serial());
         params.use_authority_key_identifier_extension = true;
+        request.params = params;
 
-        let cert = params
-            .signed_by(&leaf_key, &self.issuer(ca_key))
+        let cert = request
+            .signed_by(&self.issuer(ca_key))
             .map_err(|source| CaError::Generate {
                 what: "a node certificate",
                 source,
             })?;
         self.check_issuer_name(cert.der())?;
-        NodeCert::from_pem(&cert.pem(), &leaf_key.serialize_pem())
+        Ok(cert.pem())
     }
 
     fn issuer(&self, key: KeyPair) -> Issuer<'static, KeyPair> {
@@ -236,6 +273,38 @@ fn ca_key_usages() -> Vec<KeyUsagePurpose> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ]
+}
+
+/// A node's fresh P-256 key and a certificate signing request for it: the key never leaves
+/// the node; the request goes to a manager ([`RootCa::sign`]).
+pub struct Csr {
+    /// PKCS#8 PEM of the new private key.
+    pub key_pem: String,
+    /// PEM of the PKCS#10 request (no names: the CA chooses them).
+    pub csr_pem: String,
+}
+
+impl std::fmt::Debug for Csr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Csr").finish_non_exhaustive()
+    }
+}
+
+impl Csr {
+    pub fn generate() -> Result<Csr, CaError> {
+        let key = generate_key("a node key")?;
+        let csr = CertificateParams::default()
+            .serialize_request(&key)
+            .and_then(|r| r.pem())
+            .map_err(|source| CaError::Generate {
+                what: "a certificate signing request",
+                source,
+            })?;
+        Ok(Csr {
+            key_pem: key.serialize_pem(),
+            csr_pem: csr,
+        })
+    }
 }
 
 fn generate_key(what: &'static str) -> Result<KeyPair, CaError> {

@@ -47,6 +47,9 @@ pub struct PeerInfo {
     /// SHA-256 of the caller's leaf certificate, lowercase hex; `None` for a caller without
     /// a certificate (a node that is joining).
     pub fingerprint: Option<String>,
+    /// The node id (CN) of the caller's leaf certificate, which TLS checked chains to the
+    /// cluster root; `None` without a certificate.
+    pub node_id: Option<String>,
 }
 
 /// An accepted, handshaken TLS connection.
@@ -201,6 +204,9 @@ async fn handshake(acceptor: &TlsAcceptor, tcp: TcpStream, remote: SocketAddr) -
             let peer = PeerInfo {
                 remote: Some(remote),
                 fingerprint: peer_fingerprint(certs),
+                node_id: certs
+                    .first()
+                    .and_then(|leaf| super::node::leaf_node_id(leaf)),
             };
             Some(TlsConn { inner: tls, peer })
         }
