@@ -1194,7 +1194,7 @@ pub async fn restore(cs: &Containers) {
         }
     }
     if let Err(e) = cs.inner.nets.rebuild_rules() {
-        tracing::error!(error = %e.message, "install network rules");
+        tracing::error!(error = %e, "install network rules");
     }
 }
 

@@ -4,23 +4,10 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use berth_api::{ApiError, ErrorKind};
 use serde_json::{json, Value};
 
 use super::{netns, ContainerError, Containers, Ctr, Record};
 use crate::network::{ports, Attachee, Endpoint, PortMapping};
-
-impl From<ApiError> for ContainerError {
-    fn from(e: ApiError) -> Self {
-        match e.kind {
-            ErrorKind::InvalidArgument => ContainerError::Invalid(e.message),
-            ErrorKind::NotFound => ContainerError::NotFound(e.message),
-            ErrorKind::Conflict => ContainerError::Conflict(e.message),
-            ErrorKind::Forbidden => ContainerError::Forbidden(e.message),
-            _ => ContainerError::internal(e),
-        }
-    }
-}
 
 /// The network mode as Docker reports it: `default` and empty mean `bridge`.
 pub(super) fn mode(r: &Record) -> &str {

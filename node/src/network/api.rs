@@ -1,5 +1,6 @@
 //! The network half of the Engine API: network objects come from `Networks`; connect and
-//! disconnect change containers, so they go through `Containers`.
+//! disconnect change containers, so they go through `Containers`. The edge of the network
+//! area: `NetworkError` becomes `ApiError` here (`From` in `error.rs`), nowhere else.
 
 use async_trait::async_trait;
 use berth_api::backend::{Filters, NetworkBackend};
@@ -17,16 +18,16 @@ pub struct NetworkApi {
 #[async_trait]
 impl NetworkBackend for NetworkApi {
     async fn list(&self, filters: Filters) -> ApiResult<Vec<Value>> {
-        self.nets.list(&filters)
+        Ok(self.nets.list(&filters)?)
     }
     async fn inspect(&self, id: &str) -> ApiResult<Value> {
-        self.nets.inspect(id)
+        Ok(self.nets.inspect(id)?)
     }
     async fn create(&self, body: Value) -> ApiResult<Value> {
-        self.nets.create(body).await
+        Ok(self.nets.create(body).await?)
     }
     async fn remove(&self, id: &str) -> ApiResult<()> {
-        self.nets.remove(id).await
+        Ok(self.nets.remove(id).await?)
     }
     async fn connect(&self, id: &str, body: Value) -> ApiResult<()> {
         Ok(self.containers.connect(id, body).await?)
@@ -35,6 +36,6 @@ impl NetworkBackend for NetworkApi {
         Ok(self.containers.disconnect(id, body).await?)
     }
     async fn prune(&self, filters: Filters) -> ApiResult<Value> {
-        self.nets.prune(&filters).await
+        Ok(self.nets.prune(&filters).await?)
     }
 }

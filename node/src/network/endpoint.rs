@@ -1,0 +1,505 @@
+//! Endpoints: containers attached to networks (addresses from IPAM, interfaces from the
+//! network's driver), their published ports, their re-registration after a restart of
+//! berthd, and the names the embedded DNS server answers from them.
+//!
+//! ```text
+//!  attach: plan (addresses, under the lock) ─► namespace thread: driver.join per network,
+//!          default route, DNS sockets ─► record endpoints, serve DNS ─► events
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::driver::{Link, NetworkDriver, Sandbox};
+use super::error::{NetworkError, Result};
+use super::ipam::{self, Subnet};
+use super::netlink::Netlink;
+use super::{dns, new_id, Active, Attachee, Endpoint, NetworkRecord, Networks, PortMapping, State};
+
+/// One endpoint of an attach, its address allocated.
+struct Planned {
+    net_name: String,
+    link: Link,
+    driver: Arc<dyn NetworkDriver>,
+}
+
+impl Networks {
+    /// Checks an endpoint request at create/connect time and fills in the network id.
+    pub fn check_endpoint(&self, net_key: &str, ep: &mut Endpoint) -> Result<NetworkRecord> {
+        let rec = self.find(net_key)?;
+        let user_defined = !rec.predefined();
+        if !ep.aliases.is_empty() && !user_defined {
+            return Err(NetworkError::invalid(
+                "network-scoped alias is supported only for containers in user defined networks",
+            ));
+        }
+        if !ep.ipv4_request.is_empty() {
+            if !rec.user_subnet {
+                return Err(NetworkError::invalid(
+                    "user specified IP address is supported only when connecting to networks with user configured subnets",
+                ));
+            }
+            let ip: Ipv4Addr = ep.ipv4_request.parse().map_err(|_| {
+                NetworkError::invalid(format!("invalid IPv4 address: {}", ep.ipv4_request))
+            })?;
+            let s: Subnet = rec.subnet.parse().map_err(NetworkError::Invalid)?;
+            if !s.contains(ip) {
+                return Err(NetworkError::invalid(format!(
+                    "no configured subnet or ip-range contain the IP address {ip}"
+                )));
+            }
+        }
+        if !ep.mac_request.is_empty() {
+            ipam::parse_mac(&ep.mac_request).map_err(NetworkError::Invalid)?;
+        }
+        ep.network_id = rec.id.clone();
+        Ok(rec)
+    }
+
+    /// Attaches a container's namespace to its networks: addresses, interfaces made by
+    /// each network's driver inside the namespace, default route, DNS. `eps` is updated
+    /// with what each endpoint got. On error nothing stays allocated; the links go with
+    /// the namespace.
+    pub async fn attach(
+        &self,
+        who: &Attachee<'_>,
+        eps: &mut BTreeMap<String, Endpoint>,
+        first_if: usize,
+    ) -> Result<()> {
+        if eps.is_empty() {
+            return Ok(());
+        }
+        let plan = self.plan(who.primary, eps, first_if)?;
+        let want_dns = first_if == 0 && plan.iter().any(|p| !p.link.network.predefined());
+        let default_gw = (first_if == 0)
+            .then(|| {
+                plan.iter()
+                    .find(|p| !p.link.network.internal)
+                    .map(|p| p.link.gateway)
+            })
+            .flatten();
+        let links: Vec<(Arc<dyn NetworkDriver>, Link)> = plan
+            .iter()
+            .map(|p| (p.driver.clone(), p.link.clone()))
+            .collect();
+        let res = run_in_netns(who.netns.to_owned(), move |sb| {
+            for (driver, link) in &links {
+                driver.join(sb, link)?;
+            }
+            if let Some(gw) = default_gw {
+                sb.ctr
+                    .add_default_route(gw)
+                    .map_err(|e| NetworkError::kernel(format!("default route via {gw}"), e))?;
+            }
+            if want_dns {
+                return dns::bind_here()
+                    .map(Some)
+                    .map_err(|e| NetworkError::kernel("embedded DNS on 127.0.0.11:53", e));
+            }
+            Ok(None)
+        })
+        .await;
+        let socks = match res {
+            Ok(s) => s,
+            Err(e) => {
+                release(&mut self.state(), &plan);
+                return Err(NetworkError::Attach(Box::new(e)));
+            }
+        };
+        self.record(who, eps, &plan, socks);
+        Ok(())
+    }
+
+    /// The address of each endpoint, primary network first; all or none.
+    fn plan(
+        &self,
+        primary: &str,
+        eps: &BTreeMap<String, Endpoint>,
+        first_if: usize,
+    ) -> Result<Vec<Planned>> {
+        let mut order: Vec<&String> = eps.keys().collect();
+        order.sort_by_key(|n| n.as_str() != primary);
+        let mut st = self.state();
+        let mut plan = Vec::new();
+        for (i, name) in order.into_iter().enumerate() {
+            match self.plan_one(&mut st, name, &eps[name], format!("eth{}", first_if + i)) {
+                Ok(p) => plan.push(p),
+                Err(e) => {
+                    release(&mut st, &plan);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn plan_one(
+        &self,
+        st: &mut State,
+        name: &str,
+        ep: &Endpoint,
+        ifname: String,
+    ) -> Result<Planned> {
+        let net = st
+            .nets
+            .get_mut(&ep.network_id)
+            .ok_or_else(|| NetworkError::NotFound(format!("network {name} not found")))?;
+        let driver = self.inner.drivers.get(&net.rec.driver)?.clone();
+        let alloc = net
+            .alloc
+            .as_mut()
+            .ok_or_else(|| NetworkError::invalid(format!("network {name} has no addresses")))?;
+        let ip = if ep.ipv4_request.is_empty() {
+            alloc.allocate().map_err(NetworkError::Internal)?
+        } else {
+            let ip: Ipv4Addr = ep.ipv4_request.parse().map_err(|_| {
+                NetworkError::invalid(format!("invalid IPv4 address: {}", ep.ipv4_request))
+            })?;
+            alloc.claim(ip).map_err(NetworkError::Forbidden)?;
+            ip
+        };
+        let mac = if ep.mac_request.is_empty() {
+            Ok(ipam::mac_for(ip))
+        } else {
+            ipam::parse_mac(&ep.mac_request).map_err(NetworkError::Invalid)
+        };
+        let mac = match mac {
+            Ok(m) => m,
+            Err(e) => {
+                alloc.release(ip);
+                return Err(e);
+            }
+        };
+        Ok(Planned {
+            net_name: name.to_owned(),
+            link: Link {
+                network: net.rec.clone(),
+                ifname,
+                ip,
+                prefix: alloc.subnet.prefix,
+                gateway: alloc.gateway,
+                mac,
+            },
+            driver,
+        })
+    }
+
+    /// After a successful attach: the endpoints as DNS and inspect see them, the DNS
+    /// server, and the connect events.
+    fn record(
+        &self,
+        who: &Attachee<'_>,
+        eps: &mut BTreeMap<String, Endpoint>,
+        plan: &[Planned],
+        socks: Option<dns::Sockets>,
+    ) {
+        let mut st = self.state();
+        for p in plan {
+            let Some(ep) = eps.get_mut(&p.net_name) else {
+                continue;
+            };
+            let l = &p.link;
+            ep.endpoint_id = new_id();
+            ep.ip = l.ip.to_string();
+            ep.prefix = l.prefix;
+            ep.gateway = l.gateway.to_string();
+            ep.mac = ipam::format_mac(&l.mac);
+            if let Some(net) = st.nets.get_mut(&l.network.id) {
+                net.active.insert(who.id.to_owned(), active(who, ep, l.ip));
+            }
+        }
+        if let Some(socks) = socks {
+            let tasks = self.start_dns(socks, who.id, who.dns);
+            st.dns.insert(who.id.to_owned(), tasks);
+        }
+        drop(st);
+        for p in plan {
+            self.inner.events.publish(
+                "network",
+                "connect",
+                &p.link.network.id,
+                BTreeMap::from([
+                    ("container".into(), who.id.to_owned()),
+                    ("name".into(), p.net_name.clone()),
+                    ("type".into(), p.link.network.driver.clone()),
+                ]),
+            );
+        }
+    }
+
+    fn start_dns(
+        &self,
+        socks: dns::Sockets,
+        ctr_id: &str,
+        dns_opt: &[String],
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let upstreams: Vec<SocketAddr> = if dns_opt.is_empty() {
+            dns::upstreams_from(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+        } else {
+            dns_opt
+                .iter()
+                .filter_map(|d| d.parse::<std::net::IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, 53))
+                .collect()
+        };
+        let me = self.clone();
+        let lookup: dns::Lookup = Arc::new(move |name: &str, asker: &str| me.resolve(name, asker));
+        match dns::serve(socks, ctr_id.to_owned(), lookup, Arc::new(upstreams)) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(container_id = %ctr_id, error = %e, "embedded DNS");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A name as the container `asker` sees it: names, aliases and short ids of the
+    /// containers on the user-defined networks it is attached to.
+    pub(super) fn resolve(&self, name: &str, asker: &str) -> Option<Vec<Ipv4Addr>> {
+        let st = self.state();
+        let mut ips = Vec::new();
+        for net in st.nets.values() {
+            if net.rec.predefined() || !net.active.contains_key(asker) {
+                continue;
+            }
+            // `name.network` resolves too.
+            let short = name
+                .strip_suffix(&format!(".{}", net.rec.name.to_ascii_lowercase()))
+                .unwrap_or(name);
+            for (id, a) in &net.active {
+                let hit = a.ctr_name.eq_ignore_ascii_case(short)
+                    || a.aliases.iter().any(|al| al.eq_ignore_ascii_case(short))
+                    || (short.len() == 12 && id.starts_with(short));
+                if hit && !ips.contains(&a.ip) {
+                    ips.push(a.ip);
+                }
+            }
+        }
+        (!ips.is_empty()).then_some(ips)
+    }
+
+    /// Re-registers the endpoints of a container that kept running while berthd was down:
+    /// its addresses are claimed again and its DNS server reopened in its namespace.
+    pub async fn restore(&self, who: &Attachee<'_>, eps: &BTreeMap<String, Endpoint>) {
+        let mut user_defined = false;
+        {
+            let mut st = self.state();
+            for (name, ep) in eps {
+                let Ok(ip) = ep.ip.parse::<Ipv4Addr>() else {
+                    continue;
+                };
+                let Some(net) = st.nets.get_mut(&ep.network_id) else {
+                    tracing::warn!(container_id = %who.id, network = %name, "endpoint of a network that is gone");
+                    continue;
+                };
+                if let Some(a) = net.alloc.as_mut() {
+                    let _ = a.claim(ip);
+                }
+                user_defined |= !net.rec.predefined();
+                net.active.insert(who.id.to_owned(), active(who, ep, ip));
+            }
+        }
+        if user_defined {
+            let res = run_in_netns(who.netns.to_owned(), |_| {
+                dns::bind_here()
+                    .map_err(|e| NetworkError::kernel("embedded DNS on 127.0.0.11:53", e))
+            })
+            .await;
+            match res {
+                Ok(socks) => {
+                    let tasks = self.start_dns(socks, who.id, who.dns);
+                    self.state().dns.insert(who.id.to_owned(), tasks);
+                }
+                Err(e) => {
+                    tracing::warn!(container_id = %who.id, error = %e, "reopen embedded DNS")
+                }
+            }
+        }
+    }
+
+    /// The driver of the network on which a container has the address `ip`.
+    fn driver_of(&self, ctr_id: &str, ip: Ipv4Addr) -> Result<Arc<dyn NetworkDriver>> {
+        let driver = {
+            let st = self.state();
+            st.nets
+                .values()
+                .find(|n| n.active.get(ctr_id).is_some_and(|a| a.ip == ip))
+                .map(|n| n.rec.driver.clone())
+                .unwrap_or_else(|| "bridge".to_owned())
+        };
+        self.inner.drivers.get(&driver).cloned()
+    }
+
+    /// Publishes ports for a container whose primary address is `ip`: reserves the host
+    /// ports (a port in use is an error before the container starts) and installs the
+    /// forwarding. Returns what was published.
+    pub fn publish(
+        &self,
+        ctr_id: &str,
+        ctr_name: &str,
+        ip: Ipv4Addr,
+        wanted: &[super::ports::Binding],
+    ) -> Result<Vec<PortMapping>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let driver = self.driver_of(ctr_id, ip)?;
+        let mappings = driver.publish(ctr_id, ctr_name, ip, wanted)?;
+        if let Err(e) = self.rebuild_rules() {
+            driver.release_ports(ctr_id);
+            return Err(e);
+        }
+        Ok(mappings)
+    }
+
+    /// Re-publishes the recorded ports of a container that kept running across a restart.
+    pub fn restore_ports(&self, ctr_id: &str, ip: Ipv4Addr, maps: &[PortMapping]) {
+        match self.driver_of(ctr_id, ip) {
+            Ok(d) => d.restore_ports(ctr_id, ip, maps),
+            Err(e) => tracing::warn!(container_id = %ctr_id, error = %e, "re-publish ports"),
+        }
+    }
+
+    /// Forgets everything a container held: addresses, endpoints, ports, DNS. Its links
+    /// go when its namespace is removed.
+    pub fn detach(&self, ctr_id: &str) {
+        let events = {
+            let mut st = self.state();
+            let mut events = Vec::new();
+            for net in st.nets.values_mut() {
+                if let Some(a) = net.active.remove(ctr_id) {
+                    if let Some(al) = net.alloc.as_mut() {
+                        al.release(a.ip);
+                    }
+                    events.push((
+                        net.rec.id.clone(),
+                        net.rec.name.clone(),
+                        net.rec.driver.clone(),
+                    ));
+                }
+            }
+            for t in st.dns.remove(ctr_id).into_iter().flatten() {
+                t.abort();
+            }
+            events
+        };
+        let mut had_ports = false;
+        for d in self.inner.drivers.all() {
+            had_ports |= d.release_ports(ctr_id);
+        }
+        if had_ports {
+            if let Err(e) = self.rebuild_rules() {
+                tracing::warn!(container_id = %ctr_id, error = %e, "remove port rules");
+            }
+        }
+        for (id, name, driver) in events {
+            self.inner.events.publish(
+                "network",
+                "disconnect",
+                &id,
+                BTreeMap::from([
+                    ("container".into(), ctr_id.to_owned()),
+                    ("name".into(), name),
+                    ("type".into(), driver),
+                ]),
+            );
+        }
+    }
+
+    /// Removes one endpoint of a running container (`network disconnect`).
+    pub async fn detach_one(&self, ctr_id: &str, netns: &Path, ep: &Endpoint) -> Result<()> {
+        let ip: Option<Ipv4Addr> = ep.ip.parse().ok();
+        let driver = {
+            let st = self.state();
+            st.nets.get(&ep.network_id).map(|n| n.rec.driver.clone())
+        };
+        if let Some(driver) = driver {
+            let driver = self.inner.drivers.get(&driver)?.clone();
+            let ip_str = ep.ip.clone();
+            run_in_netns(netns.to_owned(), move |sb| driver.leave(sb, &ip_str)).await?;
+        }
+        let mut st = self.state();
+        if let Some(net) = st.nets.get_mut(&ep.network_id) {
+            net.active.remove(ctr_id);
+            if let (Some(a), Some(ip)) = (net.alloc.as_mut(), ip) {
+                a.release(ip);
+            }
+        }
+        Ok(())
+    }
+
+    /// How many interfaces (other than lo) a namespace has: the next one is `eth<N>`.
+    pub async fn interface_count(&self, netns: &Path) -> usize {
+        run_in_netns(netns.to_owned(), |sb| {
+            Ok(sb
+                .ctr
+                .links()
+                .map_err(|e| NetworkError::kernel("list links", e))?
+                .into_iter()
+                .filter(|(_, n)| n.starts_with("eth"))
+                .count())
+        })
+        .await
+        .unwrap_or(0)
+    }
+}
+
+fn active(who: &Attachee<'_>, ep: &Endpoint, ip: Ipv4Addr) -> Active {
+    Active {
+        ctr_name: who.name.to_owned(),
+        aliases: ep.aliases.clone(),
+        ip,
+        prefix: ep.prefix,
+        mac: ep.mac.clone(),
+        endpoint_id: ep.endpoint_id.clone(),
+    }
+}
+
+fn release(st: &mut State, plan: &[Planned]) {
+    for p in plan {
+        if let Some(a) = st
+            .nets
+            .get_mut(&p.link.network.id)
+            .and_then(|n| n.alloc.as_mut())
+        {
+            a.release(p.link.ip);
+        }
+    }
+}
+
+/// Runs `f` on a fresh thread that has entered the namespace at `netns`, with netlink
+/// sockets of the daemon's namespace and of the container's.
+pub(super) async fn run_in_netns<T, F>(netns: PathBuf, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Sandbox<'_>) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let r = (|| {
+            let mut host = Netlink::open().map_err(|e| NetworkError::kernel("netlink", e))?;
+            let file = std::fs::File::open(&netns)
+                .map_err(|e| NetworkError::kernel(format!("open {}", netns.display()), e))?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| {
+                NetworkError::kernel(format!("enter {}", netns.display()), e.into())
+            })?;
+            let mut ctr = Netlink::open().map_err(|e| NetworkError::kernel("netlink", e))?;
+            let own = std::fs::File::open("/proc/thread-self/ns/net")
+                .map_err(|e| NetworkError::kernel("open own namespace", e))?;
+            f(&mut Sandbox {
+                host: &mut host,
+                ctr: &mut ctr,
+                netns: own.as_fd(),
+            })
+        })();
+        let _ = tx.send(r);
+    });
+    rx.await.unwrap_or_else(|_| {
+        Err(NetworkError::Worker(
+            "network namespace thread panicked".into(),
+        ))
+    })
+}
