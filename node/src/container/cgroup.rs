@@ -615,7 +615,7 @@ impl Containers {
             h.pids_limit = Some(v);
         }
         if let Some(p) = u.restart_policy.clone() {
-            super::lifecycle::validate_restart_policy(&p)?;
+            super::validate::validate_restart_policy(&p)?;
             if c.record().host_config.auto_remove && !matches!(p.name.as_str(), "" | "no") {
                 return Err(ContainerError::Invalid("Restart policy cannot be updated because AutoRemove is enabled for the container".into()));
             }

@@ -1,7 +1,15 @@
 //! Containers: records, lifecycle, stdio, exec and everything read from a running container.
 //!
 //! ```text
-//!  API ─► Containers ─┬─ lifecycle.rs  create · start · stop · kill · exit handling · restart · remove
+//!  API ─► Containers ─┬─ create.rs     create: validate, merge the image's config, write the record
+//!                     ├─ start.rs      start: rootfs, network, bundle, shim; teardown
+//!                     ├─ exit.rs       what an exit does: record, `die`, restart policy, `--rm`
+//!                     ├─ stop.rs       stop · restart · kill        (signal.rs: signal names)
+//!                     ├─ remove.rs     remove · prune
+//!                     ├─ wait.rs       wait for not-running, next exit or removal
+//!                     ├─ restore.rs    re-adoption of what runs at daemon start
+//!                     ├─ paths.rs      a container's directories (data root, exec root)
+//!                     ├─ names.rs      names: validate, generate, rename
 //!                     ├─ attach.rs     attach and exec: splice the hijacked client to the shim
 //!                     ├─ logs.rs       `logs`: render and follow (logfiles.rs: the rotated set)
 //!                     ├─ logconfig.rs  log drivers and options: defaults, validation, shim args
@@ -11,22 +19,24 @@
 //!                     ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs,
 //!                     │                exec_process.rs: an exec's process, the container's own)
 //!                     ├─ mounts.rs     -v, --mount, --volumes-from: parse, resolve, attach
-//!                     ├─ validate.rs   settings refused at create/update (ports, CPU limits)
+//!                     ├─ validate.rs   settings refused at create/update (ports, CPU limits,
+//!                     │                restart policies)
 //!                     └─ netns.rs      the network namespace of each container
 //! ```
 //! Invariants: a container's record in metadata.redb is written before the API answers; a
 //! lifecycle operation on one container holds its `op` lock, so start/stop/remove never
 //! interleave; the shim, not berthd, is the parent of the container, so berthd may die at any
-//! point and a restart re-adopts what runs (`lifecycle::restore`).
+//! point and a restart re-adopts what runs (`restore::restore`).
 
 mod attach;
 mod backend;
 mod cgroup;
+mod create;
 mod etc_files;
 mod exec_process;
+mod exit;
 mod fs;
 mod leftovers;
-mod lifecycle;
 pub mod logconfig;
 mod logfiles;
 mod logs;
@@ -34,12 +44,19 @@ pub mod mounts;
 mod names;
 mod net;
 mod netns;
+mod paths;
+mod remove;
+mod restore;
 pub mod seccomp;
 mod shim;
+mod signal;
 pub mod spec;
+mod start;
+mod stop;
 pub(crate) mod user;
 mod validate;
 mod view;
+mod wait;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,7 +71,7 @@ use crate::events::Events;
 use crate::image::ImageService;
 use crate::store::{MetaStore, Table};
 
-pub use lifecycle::restore;
+pub use restore::restore;
 
 const CONTAINERS: Table = Table::new("containers");
 
@@ -352,6 +369,27 @@ impl Containers {
             .filter(|c| c.record().image_id == image_id)
             .map(|c| c.id.clone())
             .collect()
+    }
+
+    pub(crate) fn emit(&self, c: &Ctr, action: &str, extra: &[(&str, String)]) {
+        let rec = c.record();
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("name".to_owned(), rec.name.clone());
+        attrs.insert(
+            "image".to_owned(),
+            if rec.config.image.is_empty() {
+                rec.image_id.clone()
+            } else {
+                rec.config.image.clone()
+            },
+        );
+        for (k, v) in &rec.config.labels {
+            attrs.insert(k.clone(), v.clone());
+        }
+        for (k, v) in extra {
+            attrs.insert((*k).to_owned(), v.clone());
+        }
+        self.inner.events.publish("container", action, &c.id, attrs);
     }
 
     pub(crate) fn persist(&self, c: &Ctr) -> Result<(), ContainerError> {
