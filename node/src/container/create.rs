@@ -3,40 +3,33 @@
 
 use std::sync::Arc;
 
-use berth_api::models::ContainerCreateBody;
-use serde_json::{json, Value};
-
+use super::executor::Created;
+use super::model::{ContainerConfig, ContainerSpec};
 use super::validate::validate_restart;
-use super::{logconfig, names, spec, ContainerError, Containers, Ctr, Record, State, CONTAINERS};
+use super::{logconfig, names, spec, ContainerError, Containers, Ctr, Record, State};
 
 impl Containers {
-    pub async fn create(
-        &self,
-        name: Option<String>,
-        body: ContainerCreateBody,
-    ) -> Result<Value, ContainerError> {
-        self.create_with(name, body, false).await
+    /// Makes a container (not started) from its spec.
+    pub async fn create(&self, spec: ContainerSpec) -> Result<Created, ContainerError> {
+        self.create_with(spec, false).await
     }
 
     /// The container of a build's RUN step, marked as such in its record from the start.
-    pub async fn create_for_build(
-        &self,
-        body: ContainerCreateBody,
-    ) -> Result<Value, ContainerError> {
-        self.create_with(None, body, true).await
+    pub async fn create_for_build(&self, spec: ContainerSpec) -> Result<Created, ContainerError> {
+        self.create_with(spec, true).await
     }
 
     async fn create_with(
         &self,
-        name: Option<String>,
-        body: ContainerCreateBody,
+        spec: ContainerSpec,
         build: bool,
-    ) -> Result<Value, ContainerError> {
-        let ContainerCreateBody {
+    ) -> Result<Created, ContainerError> {
+        let ContainerSpec {
+            name,
             mut config,
             mut host_config,
-            networking_config: body_networking,
-        } = body;
+            endpoints,
+        } = spec;
         if config.image.is_empty() {
             return Err(ContainerError::Invalid(
                 "No image specified: the create body needs Image".into(),
@@ -46,14 +39,14 @@ impl Containers {
         logconfig::merge_and_validate(&mut host_config.log_config, &self.inner.cfg.log_config)
             .map_err(|e| ContainerError::Invalid(e.0))?;
         let image = self.image_for_create(&config.image)?;
-        merge_image_config(&mut config, &image.config);
+        merge_image_config(&mut config, &ContainerConfig::from(image.config.clone()));
         let (path, args) = command_line(&config)?;
         if let Some(other) = host_config.network_mode.strip_prefix("container:") {
             self.get(other)?;
         }
         let networks = self.plan_networks(
             &host_config.network_mode,
-            body_networking.as_ref(),
+            &endpoints,
             host_config.port_bindings.is_some() || host_config.publish_all_ports,
         )?;
         let runtime = self.runtime_for_create(&host_config.runtime)?;
@@ -100,7 +93,7 @@ impl Containers {
             build,
         };
         self.write_new(rec, &made_volumes)?;
-        Ok(json!({ "Id": id, "Warnings": warnings }))
+        Ok(Created { id, warnings })
     }
 
     /// The image a new container runs: a malformed reference is the user's mistake (400), a
@@ -176,7 +169,7 @@ impl Containers {
             ] {
                 std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
             }
-            self.inner.meta.put(CONTAINERS, &rec.id, &rec)?;
+            super::record::write(&self.inner.meta, &rec)?;
             Ok(())
         })();
         if let Err(e) = made {
@@ -197,9 +190,7 @@ impl Containers {
 }
 
 /// The process a container runs: its entrypoint then its cmd.
-fn command_line(
-    config: &berth_api::models::ContainerConfig,
-) -> Result<(String, Vec<String>), ContainerError> {
+fn command_line(config: &ContainerConfig) -> Result<(String, Vec<String>), ContainerError> {
     match config
         .entrypoint
         .iter()
@@ -214,10 +205,7 @@ fn command_line(
 }
 
 /// Fills what the user left empty from the image's config, as Docker does.
-fn merge_image_config(
-    c: &mut berth_api::models::ContainerConfig,
-    img: &berth_api::models::ContainerConfig,
-) {
+fn merge_image_config(c: &mut ContainerConfig, img: &ContainerConfig) {
     if c.user.is_empty() {
         c.user = img.user.clone();
     }
@@ -267,13 +255,13 @@ mod tests {
 
     #[test]
     fn image_config_fills_gaps() {
-        let img = berth_api::models::ContainerConfig {
+        let img = ContainerConfig {
             env: vec!["PATH=/bin".into(), "A=1".into()],
             cmd: vec!["sh".into()],
             working_dir: "/app".into(),
             ..Default::default()
         };
-        let mut c = berth_api::models::ContainerConfig {
+        let mut c = ContainerConfig {
             env: vec!["A=2".into()],
             ..Default::default()
         };
@@ -282,7 +270,7 @@ mod tests {
         assert_eq!(c.cmd, vec!["sh"]);
         assert_eq!(c.working_dir, "/app");
         // An entrypoint from the user drops the image's cmd.
-        let mut d = berth_api::models::ContainerConfig {
+        let mut d = ContainerConfig {
             entrypoint: vec!["echo".into()],
             ..Default::default()
         };

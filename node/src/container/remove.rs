@@ -2,9 +2,17 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use super::record::CONTAINERS;
+use super::{ContainerError, Containers, Ctr};
 
-use super::{ContainerError, Containers, Ctr, CONTAINERS};
+/// What `prune` removed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Pruned {
+    /// Ids of the removed containers.
+    pub deleted: Vec<String>,
+    /// Bytes their writable layers held.
+    pub reclaimed: u64,
+}
 
 impl Containers {
     pub async fn remove(
@@ -100,7 +108,7 @@ impl Containers {
     pub async fn prune(
         &self,
         filters: berth_api::backend::Filters,
-    ) -> Result<Value, ContainerError> {
+    ) -> Result<Pruned, ContainerError> {
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
         for c in self.all() {
@@ -117,8 +125,6 @@ impl Containers {
             self.remove_now(&c).await;
             deleted.push(c.id.clone());
         }
-        Ok(
-            json!({ "ContainersDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }),
-        )
+        Ok(Pruned { deleted, reclaimed })
     }
 }

@@ -9,8 +9,8 @@
 //! ```
 //! Everything here is pure except `HostCpus::probe`, which reads what the host offers.
 
+use super::model::HostConfig;
 use berth_api::backend::Filters;
-use berth_api::models::HostConfig;
 use serde_json::Value;
 
 use super::ContainerError;
@@ -237,7 +237,7 @@ pub fn ps_filters(filters: &Filters) -> Result<(), ContainerError> {
 
 /// A restart policy as dockerd 20.10 checks it (same messages).
 pub(crate) fn validate_restart_policy(
-    p: &berth_api::models::RestartPolicy,
+    p: &super::model::RestartPolicy,
 ) -> Result<(), ContainerError> {
     match p.name.as_str() {
         "" => Ok(()),
@@ -417,7 +417,7 @@ mod tests {
 
     #[test]
     fn restart_policies_validate() {
-        let mut h = berth_api::models::HostConfig::default();
+        let mut h = HostConfig::default();
         h.restart_policy.name = "on-failure".into();
         h.restart_policy.maximum_retry_count = 3;
         assert!(validate_restart(&h).is_ok());
