@@ -26,7 +26,7 @@
 //!              │                restart policies)
 //!              ├─ netns.rs      the network namespace of each container
 //!              ├─ model.rs      the engine's types: ContainerSpec, ContainerConfig, HostConfig, …
-//!              └─ record.rs     the stored record
+//!              └─ record.rs     the stored record, its format versions and their migration
 //! ```
 //! Invariants: a container's record in metadata.redb is written before the API answers; a
 //! lifecycle operation on one container holds its `op` lock, so start/stop/remove never
@@ -84,7 +84,7 @@ pub use executor::{
     LogRequest, OutputStream, RemoveOptions, StopOptions, WaitUntil,
 };
 pub use model::{ContainerConfig, ContainerSpec, ExecSpec, HostConfig, ResourceUpdate};
-pub use record::{Record, State};
+pub use record::{Record, State, RECORD_VERSION};
 pub use remove::Pruned;
 pub use restore::restore;
 
@@ -121,6 +121,16 @@ pub enum ContainerError {
     NotModified,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A record whose format version this berthd does not know (written by a newer one).
+    #[error("container record {id} has format version {found}, which this berthd does not know (it reads versions up to {supported}): it was written by a newer berthd; start one at least as new", supported = record::RECORD_VERSION)]
+    RecordVersion { id: String, found: String },
+    /// A record that does not parse as its version's format.
+    #[error("container record {id} (format version {version}) cannot be read")]
+    RecordDecode {
+        id: String,
+        version: u32,
+        source: serde_json::Error,
+    },
 }
 
 impl ContainerError {
@@ -277,7 +287,7 @@ impl Containers {
     }
 
     fn load_records(&self) -> Result<(), ContainerError> {
-        let recs = record::load_all(&self.inner.meta)?;
+        let recs = record::load_and_migrate(&self.inner.meta)?;
         let mut map = self.inner.map.lock().unwrap_or_else(|p| p.into_inner());
         let mut names = self.inner.names.lock().unwrap_or_else(|p| p.into_inner());
         for rec in recs {
