@@ -38,7 +38,7 @@ pub struct DaemonConfig {
     pub max_concurrent_uploads: usize,
     /// Log driver and options of containers that name none (`--log-driver`, `--log-opt`,
     /// daemon.json `log-driver`, `log-opts`); validated at daemon start.
-    pub log_config: berth_api::models::LogConfig,
+    pub log_config: crate::container::model::LogConfig,
 }
 
 impl DaemonConfig {

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use berth_api::models::LogConfig;
 use berth_node::config::DaemonConfig;
 use berth_node::container::logconfig;
+use berth_node::container::model::LogConfig;
 use berth_node::engine::Engine;
 use berth_node::network::ipam::Pool;
 use clap::Parser;

@@ -23,11 +23,13 @@ impl Builder {
         let c = cs.get(&opts.container)?;
         let rec = c.record();
         let tags = commit_tags(opts.repo.as_deref(), opts.tag.as_deref())?;
-        let mut config = rec.config.clone();
+        // The image's config is the API's model; the container's is the engine's.
+        let ctr_config = ContainerConfig::from(rec.config.clone());
+        let mut config = ctr_config.clone();
         if let Some(v) = opts.config {
             let user: ContainerConfig = serde_json::from_value(v)
                 .map_err(|e| BuildError::Invalid(format!("invalid commit config: {e}")))?;
-            config = override_config(user, &rec.config);
+            config = override_config(user, &ctr_config);
         }
         apply_changes(&mut config, &opts.changes)?;
         let paused = opts.pause && c.status() == "running";

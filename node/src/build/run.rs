@@ -11,10 +11,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-use berth_api::backend::{BodyStream, BuildOptions, LogOptions, WaitCondition};
-use berth_api::models::{ContainerConfig, ContainerCreateBody, HostConfig, LogConfig};
-use berth_api::stream::Demux;
-use bytes::Bytes;
+use berth_api::backend::{BodyStream, BuildOptions};
+use berth_api::models::{ContainerConfig, HostConfig, LogConfig};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -27,6 +25,7 @@ use super::expand::{expand_word, expand_words, key_values, split_raw, Vars};
 use super::fetch;
 use super::parser::{self, json_form, Instruction};
 use super::{BuildError, Builder};
+use crate::container::{ContainerExecutor, ContainerSpec, LogRequest, WaitUntil};
 use crate::fsroot::Root;
 use crate::image::reference::Reference;
 use crate::image::{apply_changes, parse_tag, ChildImage, ImageChain};
@@ -1176,13 +1175,14 @@ impl Build<'_> {
         };
         let cs = self.b.inner.containers.clone();
         let created = cs
-            .create_for_build(ContainerCreateBody {
-                config,
-                host_config,
-                networking_config: None,
+            .create_for_build(ContainerSpec {
+                name: None,
+                config: config.into(),
+                host_config: host_config.into(),
+                endpoints: Default::default(),
             })
             .await?;
-        let cid = created["Id"].as_str().unwrap_or_default().to_owned();
+        let cid = created.id;
         self.out
             .stream(format!(" ---> Running in {}\n", short(&cid)))
             .await;
@@ -1208,36 +1208,28 @@ impl Build<'_> {
         created_by: String,
     ) -> Result<String, BuildError> {
         let cs = &self.b.inner.containers;
-        let waiter = cs.wait(cid, WaitCondition::NextExit).await?;
+        let waiter = cs.wait(cid, WaitUntil::NextExit).await?;
         cs.start(cid).await?;
-        let logs = cs
-            .logs(
-                cid,
-                LogOptions {
-                    follow: true,
-                    stdout: true,
-                    stderr: true,
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let mut demux = Demux::default();
-        let mut s = logs.stream;
-        while let Some(chunk) = s.next().await {
-            let chunk: Bytes = chunk;
-            demux.push(&chunk);
-            while let Some((_, payload)) = demux.next_frame() {
-                self.out
-                    .stream(String::from_utf8_lossy(&payload).into_owned())
-                    .await;
-            }
+        let mut logs = ContainerExecutor::logs(
+            cs,
+            cid,
+            LogRequest {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+        while let Some(record) = logs.next().await {
+            self.out.stream(record.line).await;
         }
         let res = waiter.await;
-        if res.status_code != 0 {
+        if res.code != 0 {
             return Err(BuildError::Invalid(format!(
                 "The command '{}' returned a non-zero code: {}",
                 argv.join(" "),
-                res.status_code
+                res.code
             )));
         }
         let upper = cs.paths(cid).upper();

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::backend::{AttachHandle, AttachOptions, ByteStream, Hijacked, LogOptions};
-use berth_api::models::ExecConfig;
 use berth_api::stream::{Demux, StreamId};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
@@ -21,6 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
+use super::model::ExecSpec;
 use super::{exec_process, shim, spec, user, ContainerError, Containers, Exec, ExecState};
 
 /// An attach waiting for the container to start.
@@ -304,7 +304,7 @@ impl Containers {
         Ok(())
     }
 
-    pub async fn exec_create(&self, key: &str, cfg: ExecConfig) -> Result<String, ContainerError> {
+    pub async fn exec_create(&self, key: &str, cfg: ExecSpec) -> Result<String, ContainerError> {
         let c = self.get(key)?;
         if !c.is_running() {
             return Err(ContainerError::Conflict(format!(
@@ -349,6 +349,14 @@ impl Containers {
             .get(id)
             .cloned()
             .ok_or_else(|| ContainerError::NotFound(format!("No such exec instance: {id}")))
+    }
+
+    /// What an exec's exit code will be sent on (`None` until it has exited).
+    pub(crate) fn exec_done(
+        &self,
+        exec_id: &str,
+    ) -> Result<tokio::sync::watch::Receiver<Option<i64>>, ContainerError> {
+        Ok(self.exec(exec_id)?.done.subscribe())
     }
 
     /// Starts the exec'd process before answering, so its output is buffered in the shim
@@ -497,7 +505,7 @@ impl Containers {
 
     /// The exec's OCI process: the container's (see exec_process.rs) with the exec's command,
     /// environment, working directory, user and terminal.
-    fn exec_process(&self, rec: &super::Record, cfg: &ExecConfig) -> Result<Value, ContainerError> {
+    fn exec_process(&self, rec: &super::Record, cfg: &ExecSpec) -> Result<Value, ContainerError> {
         let root = crate::fsroot::Root::open(std::path::Path::new(&format!(
             "/proc/{}/root",
             rec.state.pid
@@ -547,11 +555,7 @@ impl Containers {
                 gid: ids.gid,
                 additional_gids: ids.additional,
                 privileged_caps,
-                console_size: cfg
-                    .console_size
-                    .as_deref()
-                    .and_then(|s| <[u32; 2]>::try_from(s).ok())
-                    .map(|[h, w]| (h, w)),
+                console_size: cfg.console_size,
             },
         ))
     }

@@ -1,4 +1,7 @@
-//! `berth_api::backend::ContainerBackend` for [`Containers`]: a pass-through that maps errors.
+//! `berth_api::backend::ContainerBackend` for [`Containers`]: the API edge of the container
+//! code. Requests (`berth_api::models`) become the engine's types here (`model.rs`), the
+//! engine's answers become Docker's JSON here (and in `view.rs`), and errors become
+//! `ApiError`s.
 
 use async_trait::async_trait;
 use berth_api::backend::*;
@@ -6,14 +9,29 @@ use berth_api::models::{ContainerCreateBody, ExecConfig, UpdateBody};
 use berth_api::ApiResult;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
+use serde_json::json;
 use serde_json::Value;
 
-use super::Containers;
+use super::executor::{ContainerExecutor, RemoveOptions, StopOptions, WaitUntil};
+use super::model::ContainerSpec;
+use super::{net, Containers};
 
 #[async_trait]
 impl ContainerBackend for Containers {
     async fn create(&self, name: Option<String>, body: ContainerCreateBody) -> ApiResult<Value> {
-        Ok(Containers::create(self, name, body).await?)
+        let ContainerCreateBody {
+            config,
+            host_config,
+            networking_config,
+        } = body;
+        let spec = ContainerSpec {
+            name,
+            config: config.into(),
+            host_config: host_config.into(),
+            endpoints: net::requested_endpoints(networking_config.as_ref()),
+        };
+        let created = ContainerExecutor::create(self, spec).await?;
+        Ok(json!({ "Id": created.id, "Warnings": created.warnings }))
     }
     async fn list(&self, opts: ListOptions) -> ApiResult<Vec<Value>> {
         Ok(Containers::list(self, opts).await?)
@@ -22,10 +40,14 @@ impl ContainerBackend for Containers {
         Ok(Containers::inspect(self, id, size).await?)
     }
     async fn start(&self, id: &str) -> ApiResult<()> {
-        Ok(Containers::start(self, id).await?)
+        Ok(ContainerExecutor::start(self, id).await?)
     }
     async fn stop(&self, id: &str, timeout: Option<i64>, signal: Option<String>) -> ApiResult<()> {
-        Ok(Containers::stop(self, id, timeout, signal).await?)
+        let opts = StopOptions {
+            timeout_secs: timeout,
+            signal,
+        };
+        Ok(ContainerExecutor::stop(self, id, opts).await?)
     }
     async fn restart(
         &self,
@@ -36,7 +58,7 @@ impl ContainerBackend for Containers {
         Ok(Containers::restart(self, id, timeout, signal).await?)
     }
     async fn kill(&self, id: &str, signal: Option<String>) -> ApiResult<()> {
-        Ok(Containers::kill(self, id, signal).await?)
+        Ok(ContainerExecutor::kill(self, id, signal).await?)
     }
     async fn pause(&self, id: &str) -> ApiResult<()> {
         Ok(Containers::pause(self, id).await?)
@@ -49,10 +71,21 @@ impl ContainerBackend for Containers {
         id: &str,
         condition: WaitCondition,
     ) -> ApiResult<BoxFuture<'static, WaitResult>> {
-        Ok(Containers::wait(self, id, condition).await?)
+        let until = match condition {
+            WaitCondition::NotRunning => WaitUntil::NotRunning,
+            WaitCondition::NextExit => WaitUntil::NextExit,
+            WaitCondition::Removed => WaitUntil::Removed,
+        };
+        let exit = ContainerExecutor::wait(self, id, until).await?;
+        Ok(Box::pin(async move {
+            WaitResult {
+                status_code: exit.await.code,
+                error: None,
+            }
+        }))
     }
     async fn remove(&self, id: &str, force: bool, volumes: bool) -> ApiResult<()> {
-        Ok(Containers::remove(self, id, force, volumes).await?)
+        Ok(ContainerExecutor::remove(self, id, RemoveOptions { force, volumes }).await?)
     }
     async fn logs(&self, id: &str, opts: LogOptions) -> ApiResult<ByteStream> {
         Ok(Containers::logs(self, id, opts).await?)
@@ -67,7 +100,8 @@ impl ContainerBackend for Containers {
         Ok(Containers::rename(self, id, new_name).await?)
     }
     async fn update(&self, id: &str, body: UpdateBody) -> ApiResult<Value> {
-        Ok(Containers::update(self, id, body).await?)
+        let warnings = Containers::update(self, id, body.into()).await?;
+        Ok(json!({ "Warnings": warnings }))
     }
     async fn top(&self, id: &str, ps_args: Option<String>) -> ApiResult<Value> {
         Ok(Containers::top(self, id, ps_args).await?)
@@ -103,10 +137,16 @@ impl ContainerBackend for Containers {
         Ok(Containers::archive_put(self, id, path, no_overwrite, copy_uid_gid, body).await?)
     }
     async fn prune(&self, filters: Filters) -> ApiResult<Value> {
-        Ok(Containers::prune(self, filters).await?)
+        let pruned = Containers::prune(self, filters).await?;
+        let deleted = if pruned.deleted.is_empty() {
+            Value::Null
+        } else {
+            json!(pruned.deleted)
+        };
+        Ok(json!({ "ContainersDeleted": deleted, "SpaceReclaimed": pruned.reclaimed }))
     }
     async fn exec_create(&self, id: &str, config: ExecConfig) -> ApiResult<String> {
-        Ok(Containers::exec_create(self, id, config).await?)
+        Ok(Containers::exec_create(self, id, config.into()).await?)
     }
     async fn exec_start(&self, exec_id: &str, detach: bool) -> ApiResult<AttachHandle> {
         Ok(Containers::exec_start(self, exec_id, detach).await?)

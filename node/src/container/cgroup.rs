@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_api::models::{HostConfig, UpdateBody};
+use super::model::{HostConfig, ResourceUpdate};
 use serde_json::{json, Value};
 
 use super::{ContainerError, Containers, Record};
@@ -580,7 +580,13 @@ impl Containers {
         Ok(())
     }
 
-    pub async fn update(&self, key: &str, u: UpdateBody) -> Result<Value, ContainerError> {
+    /// Changes limits and the restart policy; returns Docker's warnings for what this host
+    /// can't enforce.
+    pub async fn update(
+        &self,
+        key: &str,
+        u: ResourceUpdate,
+    ) -> Result<Vec<String>, ContainerError> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         let mut h = c.record().host_config;
@@ -615,7 +621,7 @@ impl Containers {
             h.pids_limit = Some(v);
         }
         if let Some(p) = u.restart_policy.clone() {
-            super::lifecycle::validate_restart_policy(&p)?;
+            super::validate::validate_restart_policy(&p)?;
             if c.record().host_config.auto_remove && !matches!(p.name.as_str(), "" | "no") {
                 return Err(ContainerError::Invalid("Restart policy cannot be updated because AutoRemove is enabled for the container".into()));
             }
@@ -643,7 +649,7 @@ impl Containers {
         c.update(|r| r.host_config = h);
         self.persist(&c)?;
         self.emit(&c, "update", &[]);
-        Ok(json!({ "Warnings": warnings }))
+        Ok(warnings)
     }
 }
 

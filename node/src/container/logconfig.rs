@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_api::models::LogConfig;
+use super::model::LogConfig;
 
 /// The driver when neither the container nor the daemon names one.
 pub const DEFAULT_DRIVER: &str = "json-file";

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::executor::{LogRecord, LogRequest, OutputStream};
 use super::logconfig::LogSettings;
 use super::logfiles::LogReader;
 use super::{ContainerError, Containers};
@@ -23,7 +24,7 @@ struct Line {
     time: String,
 }
 
-struct Entry {
+pub(crate) struct Entry {
     stream: StreamId,
     time: chrono::DateTime<chrono::Utc>,
     raw_time: String,
@@ -75,8 +76,63 @@ fn render(e: &Entry, opts: &LogOptions, tty: bool) -> Option<Bytes> {
     })
 }
 
+impl Entry {
+    /// The record as the engine hands it out (executor logs).
+    fn record(&self) -> LogRecord {
+        LogRecord {
+            stream: if self.stream == StreamId::Stderr {
+                OutputStream::Stderr
+            } else {
+                OutputStream::Stdout
+            },
+            time: self.time,
+            line: self.log.clone(),
+        }
+    }
+}
+
+/// Whether a record passes a request's stream and time filters.
+fn wanted(e: &Entry, req: &LogRequest) -> bool {
+    let stream_ok = match e.stream {
+        StreamId::Stderr => req.stderr,
+        _ => req.stdout,
+    };
+    stream_ok
+        && req.since.is_none_or(|s| e.time >= secs(s))
+        && req.until.is_none_or(|u| e.time <= secs(u))
+}
+
+impl From<&LogOptions> for LogRequest {
+    fn from(o: &LogOptions) -> Self {
+        LogRequest {
+            follow: o.follow,
+            stdout: o.stdout,
+            stderr: o.stderr,
+            since: o.since,
+            until: o.until,
+            tail: o.tail,
+        }
+    }
+}
+
 impl Containers {
+    /// `GET /containers/{id}/logs`: the records rendered as Docker streams them.
     pub async fn logs(&self, key: &str, opts: LogOptions) -> Result<ByteStream, ContainerError> {
+        let tty = self.get(key)?.record().config.tty;
+        let (tty, stream) =
+            self.log_records(key, LogRequest::from(&opts), move |e| render(e, &opts, tty))?;
+        Ok(ByteStream { tty, stream })
+    }
+
+    /// The container's log records, each mapped by `map` (`None` skips it), with `tail`
+    /// applied to what `map` kept; followed while the container runs when asked. Also
+    /// returns whether the container has a terminal.
+    pub(crate) fn log_records<T: Send + 'static>(
+        &self,
+        key: &str,
+        req: LogRequest,
+        map: impl Fn(&Entry) -> Option<T> + Send + 'static,
+    ) -> Result<(bool, futures_util::stream::BoxStream<'static, T>), ContainerError> {
         let c = self.get(key)?;
         let rec = c.record();
         let tty = rec.config.tty;
@@ -87,22 +143,22 @@ impl Containers {
                 "configured logging driver does not support reading".into(),
             ));
         };
-        let (tx, rx) = mpsc::channel::<Bytes>(64);
+        let (tx, rx) = mpsc::channel::<T>(64);
         let mut watch = c.watch.subscribe();
         tokio::task::spawn_blocking(move || {
             let mut reader = LogReader::new(path, settings.max_files);
             // The backlog, with `tail` applied.
-            let mut backlog: VecDeque<Bytes> = VecDeque::new();
+            let mut backlog: VecDeque<T> = VecDeque::new();
             reader.read_all(&mut |line| {
-                if let Some(b) = parse(line).and_then(|e| render(&e, &opts, tty)) {
+                if let Some(b) = parse(line).and_then(|e| map(&e)) {
                     backlog.push_back(b);
-                    if opts.tail.is_some_and(|t| backlog.len() > t) {
+                    if req.tail.is_some_and(|t| backlog.len() > t) {
                         backlog.pop_front();
                     }
                 }
                 true
             });
-            if opts.tail == Some(0) {
+            if req.tail == Some(0) {
                 backlog.clear();
             }
             for b in backlog {
@@ -110,7 +166,7 @@ impl Containers {
                     return;
                 }
             }
-            if !opts.follow {
+            if !req.follow {
                 return;
             }
             // Follow: poll the files for new records until the container stops running.
@@ -120,10 +176,10 @@ impl Containers {
                     let Some(e) = parse(line) else {
                         return true;
                     };
-                    if opts.until.is_some_and(|u| e.time > secs(u)) {
+                    if req.until.is_some_and(|u| e.time > secs(u)) {
                         return false;
                     }
-                    match render(&e, &opts, tty) {
+                    match map(&e) {
                         Some(b) => tx.blocking_send(b).is_ok(),
                         None => true,
                     }
@@ -136,14 +192,25 @@ impl Containers {
                 }
             }
         });
-        let stream = tokio_stream_from(rx);
-        Ok(ByteStream { tty, stream })
+        Ok((tty, tokio_stream_from(rx)))
+    }
+
+    /// The executor's logs: records that pass the request's filters.
+    pub(crate) fn filtered_log_records(
+        &self,
+        key: &str,
+        req: LogRequest,
+    ) -> Result<futures_util::stream::BoxStream<'static, LogRecord>, ContainerError> {
+        let filter = req.clone();
+        let (_, records) =
+            self.log_records(key, req, move |e| wanted(e, &filter).then(|| e.record()))?;
+        Ok(records)
     }
 }
 
-pub(crate) fn tokio_stream_from(
-    mut rx: mpsc::Receiver<Bytes>,
-) -> futures_util::stream::BoxStream<'static, Bytes> {
+pub(crate) fn tokio_stream_from<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> futures_util::stream::BoxStream<'static, T> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 

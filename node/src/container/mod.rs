@@ -1,62 +1,92 @@
 //! Containers: records, lifecycle, stdio, exec and everything read from a running container.
 //!
 //! ```text
-//!  API ─► Containers ─┬─ lifecycle.rs  create · start · stop · kill · exit handling · restart · remove
-//!                     ├─ attach.rs     attach and exec: splice the hijacked client to the shim
-//!                     ├─ logs.rs       `logs`: render and follow (logfiles.rs: the rotated set)
-//!                     ├─ logconfig.rs  log drivers and options: defaults, validation, shim args
-//!                     ├─ view.rs       inspect and list JSON
-//!                     ├─ fs.rs         cp (archive), export, changes
-//!                     ├─ cgroup.rs     stats, top, pause, update
-//!                     ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs,
-//!                     │                exec_process.rs: an exec's process, the container's own)
-//!                     ├─ mounts.rs     -v, --mount, --volumes-from: parse, resolve, attach
-//!                     ├─ validate.rs   settings refused at create/update (ports, CPU limits)
-//!                     └─ netns.rs      the network namespace of each container
+//!  API ─► backend.rs (Docker JSON ⇄ model.rs types) ─┐
+//!  builder, cluster task executor ─► executor.rs ─────┴─► Containers
+//!
+//!  Containers ─┬─ create.rs     create: validate, merge the image's config, write the record
+//!              ├─ start.rs      start: rootfs, network, bundle, shim; teardown
+//!              ├─ exit.rs       what an exit does: record, `die`, restart policy, `--rm`
+//!              ├─ stop.rs       stop · restart · kill        (signal.rs: signal names)
+//!              ├─ remove.rs     remove · prune
+//!              ├─ wait.rs       wait for not-running, next exit or removal
+//!              ├─ restore.rs    re-adoption of what runs at daemon start
+//!              ├─ paths.rs      a container's directories (data root, exec root)
+//!              ├─ names.rs      names: validate, generate, rename
+//!              ├─ attach.rs     attach and exec: splice the hijacked client to the shim
+//!              ├─ logs.rs       `logs`: render and follow (logfiles.rs: the rotated set)
+//!              ├─ logconfig.rs  log drivers and options: defaults, validation, shim args
+//!              ├─ view.rs       inspect and list JSON
+//!              ├─ fs.rs         cp (archive), export, changes
+//!              ├─ cgroup.rs     stats, top, pause, update
+//!              ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs,
+//!              │                exec_process.rs: an exec's process, the container's own)
+//!              ├─ mounts.rs     -v, --mount, --volumes-from: parse, resolve, attach
+//!              ├─ validate.rs   settings refused at create/update (ports, CPU limits,
+//!              │                restart policies)
+//!              ├─ netns.rs      the network namespace of each container
+//!              ├─ model.rs      the engine's types: ContainerSpec, ContainerConfig, HostConfig, …
+//!              └─ record.rs     the stored record, its format versions and their migration
 //! ```
 //! Invariants: a container's record in metadata.redb is written before the API answers; a
 //! lifecycle operation on one container holds its `op` lock, so start/stop/remove never
 //! interleave; the shim, not berthd, is the parent of the container, so berthd may die at any
-//! point and a restart re-adopts what runs (`lifecycle::restore`).
+//! point and a restart re-adopts what runs (`restore::restore`).
 
 mod attach;
 mod backend;
 mod cgroup;
+mod create;
 mod etc_files;
 mod exec_process;
+pub mod executor;
+mod exit;
+#[cfg(test)]
+pub(crate) mod fake;
 mod fs;
 mod leftovers;
-mod lifecycle;
 pub mod logconfig;
 mod logfiles;
 mod logs;
+pub mod model;
 pub mod mounts;
 mod names;
 mod net;
 mod netns;
+mod paths;
+pub mod record;
+mod remove;
+mod restore;
 pub mod seccomp;
 mod shim;
+mod signal;
 pub mod spec;
+mod start;
+mod stop;
 pub(crate) mod user;
 mod validate;
 mod view;
+mod wait;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use berth_api::models::{ContainerConfig, HostConfig};
 use berth_api::{ApiError, ErrorKind};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::DaemonConfig;
 use crate::events::Events;
 use crate::image::ImageService;
-use crate::store::{MetaStore, Table};
+use crate::store::MetaStore;
 
-pub use lifecycle::restore;
-
-const CONTAINERS: Table = Table::new("containers");
+pub use executor::{
+    ContainerEvent, ContainerExecutor, Created, ExecRun, ExitStatus, LogRecord, LogRecords,
+    LogRequest, OutputStream, RemoveOptions, StopOptions, WaitUntil,
+};
+pub use model::{ContainerConfig, ContainerSpec, ExecSpec, HostConfig, ResourceUpdate};
+pub use record::{Record, State, RECORD_VERSION};
+pub use remove::Pruned;
+pub use restore::restore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -91,6 +121,16 @@ pub enum ContainerError {
     NotModified,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A record whose format version this berthd does not know (written by a newer one).
+    #[error("container record {id} has format version {found}, which this berthd does not know (it reads versions up to {supported}): it was written by a newer berthd; start one at least as new", supported = record::RECORD_VERSION)]
+    RecordVersion { id: String, found: String },
+    /// A record that does not parse as its version's format.
+    #[error("container record {id} (format version {version}) cannot be read")]
+    RecordDecode {
+        id: String,
+        version: u32,
+        source: serde_json::Error,
+    },
 }
 
 impl ContainerError {
@@ -136,52 +176,6 @@ impl From<ContainerError> for ApiError {
         };
         ApiError::new(kind, e.to_string()).with_source(e)
     }
-}
-
-/// `State` of a container as inspect shows it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct State {
-    /// created, running, paused, restarting, removing, exited, dead
-    pub status: String,
-    pub pid: i64,
-    pub exit_code: i64,
-    pub error: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub oom_killed: bool,
-}
-
-/// What is stored of a container; everything else is derived.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Record {
-    pub id: String,
-    pub name: String,
-    pub created: String,
-    pub path: String,
-    pub args: Vec<String>,
-    pub config: ContainerConfig,
-    pub host_config: HostConfig,
-    pub image_id: String,
-    pub state: State,
-    pub restart_count: i64,
-    /// Set by an explicit stop, cleared by start: `unless-stopped` and daemon-restart
-    /// behaviour depend on it.
-    pub manually_stopped: bool,
-    /// Name of the runtime (`berth` = built-in) that runs it.
-    pub runtime: String,
-    /// Networks by name: what was asked and, while running, the address each gave.
-    #[serde(default)]
-    pub networks: std::collections::BTreeMap<String, crate::network::Endpoint>,
-    /// Ports published on the host while running.
-    #[serde(default)]
-    pub ports: Vec<crate::network::PortMapping>,
-    /// Binds, volumes and `--mount` tmpfs, resolved at create.
-    #[serde(default)]
-    pub mounts: Vec<mounts::MountPoint>,
-    /// The container of a build's RUN step: its build removes it, and a restart removes it
-    /// if berthd died mid-build (`leftovers.rs`).
-    #[serde(default)]
-    pub build: bool,
 }
 
 /// What waiters watch: the status and how many times the container has exited.
@@ -230,7 +224,7 @@ impl Ctr {
 pub struct Exec {
     pub id: String,
     pub container_id: String,
-    pub config: berth_api::models::ExecConfig,
+    pub config: ExecSpec,
     pub state: Mutex<ExecState>,
     pub done: watch::Sender<Option<i64>>,
 }
@@ -293,10 +287,10 @@ impl Containers {
     }
 
     fn load_records(&self) -> Result<(), ContainerError> {
-        let recs: Vec<(String, Record)> = self.inner.meta.list(CONTAINERS)?;
+        let recs = record::load_and_migrate(&self.inner.meta)?;
         let mut map = self.inner.map.lock().unwrap_or_else(|p| p.into_inner());
         let mut names = self.inner.names.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, rec) in recs {
+        for rec in recs {
             names.insert(rec.name.clone(), rec.id.clone());
             map.insert(rec.id.clone(), Arc::new(Ctr::new(rec)));
         }
@@ -354,10 +348,29 @@ impl Containers {
             .collect()
     }
 
-    pub(crate) fn persist(&self, c: &Ctr) -> Result<(), ContainerError> {
+    pub(crate) fn emit(&self, c: &Ctr, action: &str, extra: &[(&str, String)]) {
         let rec = c.record();
-        self.inner.meta.put(CONTAINERS, &rec.id, &rec)?;
-        Ok(())
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("name".to_owned(), rec.name.clone());
+        attrs.insert(
+            "image".to_owned(),
+            if rec.config.image.is_empty() {
+                rec.image_id.clone()
+            } else {
+                rec.config.image.clone()
+            },
+        );
+        for (k, v) in &rec.config.labels {
+            attrs.insert(k.clone(), v.clone());
+        }
+        for (k, v) in extra {
+            attrs.insert((*k).to_owned(), v.clone());
+        }
+        self.inner.events.publish("container", action, &c.id, attrs);
+    }
+
+    pub(crate) fn persist(&self, c: &Ctr) -> Result<(), ContainerError> {
+        record::write(&self.inner.meta, &c.record())
     }
 }
 

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Component, Path};
 
-use berth_api::models::{ContainerConfig, HostConfig};
+use super::model::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 

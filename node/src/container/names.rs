@@ -2,7 +2,7 @@
 
 use rand::Rng;
 
-use super::ContainerError;
+use super::{ContainerError, Containers};
 
 /// `^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`
 pub fn validate(name: &str) -> Result<String, ContainerError> {
@@ -68,6 +68,33 @@ pub fn generate(taken: impl Fn(&str) -> bool) -> String {
         }
     }
     unreachable!("the loop returns")
+}
+
+impl Containers {
+    pub async fn rename(&self, key: &str, new: &str) -> Result<(), ContainerError> {
+        let c = self.get(key)?;
+        let new = validate(new)?;
+        let old = c.record().name;
+        {
+            let mut map = self.inner.names.lock().unwrap_or_else(|p| p.into_inner());
+            if old == new {
+                return Err(ContainerError::Invalid(
+                    "Renaming a container with the same name as its current name".into(),
+                ));
+            }
+            if let Some(other) = map.get(&new) {
+                return Err(ContainerError::Conflict(format!(
+                    "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+                )));
+            }
+            map.remove(&old);
+            map.insert(new.clone(), c.id.clone());
+        }
+        c.update(|r| r.name = new.clone());
+        self.persist(&c)?;
+        self.emit(&c, "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -59,12 +59,25 @@ fn endpoint_from(v: Option<&Value>) -> Endpoint {
     }
 }
 
+/// The endpoints a create request's `NetworkingConfig` asks for, by the key it used.
+pub(super) fn requested_endpoints(networking: Option<&Value>) -> BTreeMap<String, Endpoint> {
+    networking
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), endpoint_from(Some(v))))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl Containers {
     /// At create: the endpoints a container will have, checked against the networks.
     pub(super) fn plan_networks(
         &self,
         network_mode: &str,
-        networking: Option<&Value>,
+        endpoints: &BTreeMap<String, Endpoint>,
         ports_wanted: bool,
     ) -> Result<BTreeMap<String, Endpoint>, ContainerError> {
         let nets = &self.inner.nets;
@@ -72,9 +85,7 @@ impl Containers {
             "" | "default" => "bridge",
             m => m,
         };
-        let configs = networking
-            .and_then(|n| n.get("EndpointsConfig"))
-            .and_then(Value::as_object);
+        let configs = Some(endpoints).filter(|e| !e.is_empty());
         let mut out = BTreeMap::new();
         if !is_network(mode) {
             if let Some(c) = configs {
@@ -95,18 +106,21 @@ impl Containers {
                 "network {mode} cannot be used by containers"
             )));
         }
-        let mut ep = endpoint_from(configs.and_then(|c| {
-            c.get(mode)
-                .or_else(|| c.get("default"))
-                .or_else(|| c.get(&primary.id))
-        }));
+        let mut ep = configs
+            .and_then(|c| {
+                c.get(mode)
+                    .or_else(|| c.get("default"))
+                    .or_else(|| c.get(&primary.id))
+            })
+            .cloned()
+            .unwrap_or_default();
         nets.check_endpoint(&primary.id, &mut ep)?;
         out.insert(primary.name.clone(), ep);
         for (k, v) in configs.into_iter().flatten() {
             if k == mode || k == "default" || k == &primary.id {
                 continue;
             }
-            let mut ep = endpoint_from(Some(v));
+            let mut ep = v.clone();
             let rec = nets.check_endpoint(k, &mut ep)?;
             if matches!(rec.name.as_str(), "host" | "none") {
                 return Err(ContainerError::Invalid(format!(

@@ -4,7 +4,7 @@
 //! Pure: it only builds the document. The result is checked by parsing it as
 //! `oci_spec::runtime::Spec` before it is written to the bundle.
 
-use berth_api::models::{ContainerConfig, HostConfig};
+use super::model::{ContainerConfig, HostConfig};
 use serde_json::{json, Value};
 
 use super::seccomp;

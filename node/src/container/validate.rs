@@ -9,8 +9,8 @@
 //! ```
 //! Everything here is pure except `HostCpus::probe`, which reads what the host offers.
 
+use super::model::HostConfig;
 use berth_api::backend::Filters;
-use berth_api::models::HostConfig;
 use serde_json::Value;
 
 use super::ContainerError;
@@ -235,6 +235,38 @@ pub fn ps_filters(filters: &Filters) -> Result<(), ContainerError> {
     }
 }
 
+/// A restart policy as dockerd 20.10 checks it (same messages).
+pub(crate) fn validate_restart_policy(
+    p: &super::model::RestartPolicy,
+) -> Result<(), ContainerError> {
+    match p.name.as_str() {
+        "" => Ok(()),
+        "no" | "always" | "unless-stopped" if p.maximum_retry_count == 0 => Ok(()),
+        "no" | "always" | "unless-stopped" => Err(ContainerError::Invalid(format!(
+            "maximum retry count cannot be used with restart policy '{}'",
+            p.name
+        ))),
+        "on-failure" if p.maximum_retry_count >= 0 => Ok(()),
+        "on-failure" => Err(ContainerError::Invalid(
+            "maximum retry count cannot be negative".into(),
+        )),
+        other => Err(ContainerError::Invalid(format!(
+            "invalid restart policy '{other}': expected no, always, unless-stopped or on-failure"
+        ))),
+    }
+}
+
+pub(crate) fn validate_restart(h: &HostConfig) -> Result<(), ContainerError> {
+    let p = &h.restart_policy;
+    validate_restart_policy(p)?;
+    if h.auto_remove && !matches!(p.name.as_str(), "" | "no") {
+        return Err(ContainerError::Invalid(
+            "conflicting options: cannot specify both --restart and --rm".into(),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,5 +413,18 @@ mod tests {
         assert!(ps_filters(&f("status")).is_ok());
         assert!(ps_filters(&f("label")).is_ok());
         assert_eq!(msg(ps_filters(&f("foo"))), "invalid filter 'foo'");
+    }
+
+    #[test]
+    fn restart_policies_validate() {
+        let mut h = HostConfig::default();
+        h.restart_policy.name = "on-failure".into();
+        h.restart_policy.maximum_retry_count = 3;
+        assert!(validate_restart(&h).is_ok());
+        h.auto_remove = true;
+        assert!(validate_restart(&h).is_err());
+        h.auto_remove = false;
+        h.restart_policy.name = "sometimes".into();
+        assert!(validate_restart(&h).is_err_and(|e| e.to_string().contains("sometimes")));
     }
 }
