@@ -672,34 +672,34 @@ mod sealing_tests {
     /// A file written before encryption is sealed in place at open and reads back the same.
     #[tokio::test]
     async fn legacy_plain_log_is_sealed_at_open() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test");
         let path = dir.path().join("raft.redb");
         let marker = "plain-secret-name-4711";
         {
-            let db = Database::create(&path).unwrap();
-            let tx = db.begin_write().unwrap();
+            let db = Database::create(&path).expect("test");
+            let tx = db.begin_write().expect("test");
             {
-                let mut log = tx.open_table(LOG).unwrap();
+                let mut log = tx.open_table(LOG).expect("test");
                 for i in 1..=3 {
-                    let bytes = serde_json::to_vec(&entry(i, marker)).unwrap();
-                    log.insert(i, bytes.as_slice()).unwrap();
+                    let bytes = serde_json::to_vec(&entry(i, marker)).expect("test");
+                    log.insert(i, bytes.as_slice()).expect("test");
                 }
-                tx.open_table(META).unwrap();
+                tx.open_table(META).expect("test");
             }
-            tx.commit().unwrap();
+            tx.commit().expect("test");
         }
         let key = UnlockKey::generate();
-        let (mut log, _sm) = open(&path, &key).unwrap();
-        let read = log.try_get_log_entries(1..=3).await.unwrap();
+        let (mut log, _sm) = open(&path, &key).expect("test");
+        let read = log.try_get_log_entries(1..=3).await.expect("test");
         assert_eq!(
             read,
             vec![entry(1, marker), entry(2, marker), entry(3, marker)]
         );
         {
-            let tx = log.db.begin_read().unwrap();
-            let table = tx.open_table(LOG).unwrap();
-            for row in table.iter().unwrap() {
-                let (_, v) = row.unwrap();
+            let tx = log.db.begin_read().expect("test");
+            let table = tx.open_table(LOG).expect("test");
+            for row in table.iter().expect("test") {
+                let (_, v) = row.expect("test");
                 assert!(serde_json::from_slice::<Entry>(v.value()).is_err());
                 assert!(open_entry(&key, v.value()).is_ok());
             }
@@ -717,43 +717,49 @@ mod sealing_tests {
     /// Truncate and purge are seen by readers at once, and survive a reopen.
     #[tokio::test]
     async fn truncate_and_purge_reach_the_disk() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test");
         let path = dir.path().join("raft.redb");
         let key = UnlockKey::generate();
         {
-            let db = Database::create(&path).unwrap();
-            let tx = db.begin_write().unwrap();
+            let db = Database::create(&path).expect("test");
+            let tx = db.begin_write().expect("test");
             {
-                let mut log = tx.open_table(LOG).unwrap();
+                let mut log = tx.open_table(LOG).expect("test");
                 for i in 1..=10 {
-                    log.insert(i, seal_entry(&key, &entry(i, "x")).unwrap().as_slice())
-                        .unwrap();
+                    log.insert(
+                        i,
+                        seal_entry(&key, &entry(i, "x")).expect("test").as_slice(),
+                    )
+                    .expect("test");
                 }
-                let mut meta = tx.open_table(META).unwrap();
-                meta.insert("format", serde_json::to_vec(&FORMAT).unwrap().as_slice())
-                    .unwrap();
+                let mut meta = tx.open_table(META).expect("test");
+                meta.insert(
+                    "format",
+                    serde_json::to_vec(&FORMAT).expect("test").as_slice(),
+                )
+                .expect("test");
             }
-            tx.commit().unwrap();
+            tx.commit().expect("test");
         }
         {
-            let (mut log, _sm) = open(&path, &key).unwrap();
-            log.truncate(entry(8, "x").log_id).await.unwrap();
-            log.purge(entry(3, "x").log_id).await.unwrap();
+            let (mut log, _sm) = open(&path, &key).expect("test");
+            log.truncate(entry(8, "x").log_id).await.expect("test");
+            log.purge(entry(3, "x").log_id).await.expect("test");
             let left: Vec<u64> = log
                 .try_get_log_entries(0..100)
                 .await
-                .unwrap()
+                .expect("test")
                 .iter()
                 .map(|e| e.log_id.index)
                 .collect();
             assert_eq!(left, vec![4, 5, 6, 7]);
             // A synced write after them flushes the queue in order.
-            log.save_vote(&Vote::new(2, 1)).await.unwrap();
+            log.save_vote(&Vote::new(2, 1)).await.expect("test");
         }
-        let (mut log, _sm) = open(&path, &key).unwrap();
-        let state = log.get_log_state().await.unwrap();
+        let (mut log, _sm) = open(&path, &key).expect("test");
+        let state = log.get_log_state().await.expect("test");
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(3));
         assert_eq!(state.last_log_id.map(|l| l.index), Some(7));
-        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(2, 1)));
+        assert_eq!(log.read_vote().await.expect("test"), Some(Vote::new(2, 1)));
     }
 }
