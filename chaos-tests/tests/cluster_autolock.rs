@@ -68,7 +68,8 @@ fn a_restarted_manager_needs_the_unlock_key() {
     assert_eq!(state(m2), "locked");
     let (code, body) = m2.api_get("/nodes").expect("GET /nodes");
     assert_eq!(code, 503, "{body}");
-    assert!(body.contains(LOCKED), "{body}");
+    let message: serde_json::Value = serde_json::from_str(&body).expect("a JSON error body");
+    assert_eq!(message["message"], LOCKED, "{body}");
     let ls = swarm::node_ls(m2).expect_err("node ls on a locked manager");
     assert!(ls.contains(LOCKED), "{ls}");
     // The rest of the cluster carries on without it.
