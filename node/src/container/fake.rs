@@ -171,21 +171,7 @@ impl ContainerExecutor for FakeExecutor {
         id: &str,
         until: WaitUntil,
     ) -> Result<BoxFuture<'static, ExitStatus>, ContainerError> {
-        let mut w = self.watch(id)?;
-        let start = w.borrow().clone();
-        Ok(Box::pin(async move {
-            let done = |now: &Watch| match until {
-                WaitUntil::NotRunning => !now.running,
-                WaitUntil::NextExit => now.exits > start.exits || now.removed,
-                WaitUntil::Removed => now.removed,
-            };
-            let code = w
-                .wait_for(done)
-                .await
-                .map(|v| v.exit_code)
-                .unwrap_or(start.exit_code);
-            ExitStatus { code }
-        }))
+        Ok(super::wait::wait_on(self.watch(id)?, until))
     }
 
     async fn stop(&self, id: &str, _opts: StopOptions) -> Result<(), ContainerError> {
