@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +46,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cluster", action="store_true",
                    help="run the cluster benchmark instead (target/release/cluster-bench; "
                         "its own options follow: --smoke, --engines, --dockerd, --json, ...)")
+    p.add_argument("--scheduler", action="store_true",
+                   help="run the scheduler placement benchmark instead "
+                        "(target/release/scheduler-bench; no root; --smoke, --rounds, --json)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny N, finishes in well under a minute: proves the harness works")
     p.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "latest.json",
@@ -87,10 +92,71 @@ def run_cluster_bench(argv: list[str]) -> int:
     return 2  # not reached
 
 
+NOMAD_C1M_PLACEMENTS_PER_S = 3750  # HashiCorp C1M, 2016: 1,000,000 containers in < 5 min
+SCHEDULER_AIM_PER_S = 10_000
+
+
+def run_scheduler_bench(argv: list[str]) -> int:
+    """`bench/run --scheduler [--smoke] [--rounds N] [--json PATH] [scheduler-bench options]`:
+    placement throughput of the pure scheduler (berth-scheduler) on 1,000 simulated nodes,
+    through target/release/scheduler-bench (built by `cargo build --release --workspace`; this
+    builds nothing). Runs it `--rounds` times (default 3, smoke 1), reports the median, and
+    writes every round to bench/results/scheduler-latest.json. Needs no root."""
+    p = argparse.ArgumentParser(prog="bench/run --scheduler",
+                                description="Placement throughput of the pure scheduler.")
+    p.add_argument("--smoke", action="store_true", help="10,000 tasks, one round")
+    p.add_argument("--rounds", type=int, default=None, help="runs to take the median of (3)")
+    p.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "scheduler-latest.json")
+    a, rest = p.parse_known_args(argv)
+    bin_dir = Path(os.environ.get("BERTH_BIN_DIR") or BENCH_DIR.parent / "target" / "release")
+    exe = bin_dir / "scheduler-bench"
+    if not exe.exists():
+        print(f"{exe} missing: build it first (cargo build --release -p berth-scheduler)",
+              file=sys.stderr)
+        return 2
+    rounds = max(1, a.rounds if a.rounds is not None else (1 if a.smoke else 3))
+    args = [str(exe), *(["--smoke"] if a.smoke else []), *rest]
+    started_at = _dt.datetime.now(_dt.timezone.utc).astimezone()
+    machine_info = report.machine()
+    runs = []
+    for i in range(rounds):
+        proc = subprocess.run(args, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not proc.stdout.strip():
+            print(f"scheduler-bench failed (exit {proc.returncode}): {proc.stderr.strip()}",
+                  file=sys.stderr)
+            return 1
+        run = json.loads(proc.stdout)
+        runs.append(run)
+        log(f"round {i + 1}/{rounds}: {run['placements_per_s']:,.0f} placements/s")
+    rates = sorted(r["placements_per_s"] for r in runs)
+    median = rates[len(rates) // 2]
+    machine_info["loadavg_at_end"] = os.getloadavg()
+    doc = {"started_at": started_at.isoformat(), "command": args, "rounds": runs,
+           "placements_per_s_median": median,
+           "reference": {"nomad_c1m_placements_per_s": NOMAD_C1M_PLACEMENTS_PER_S,
+                         "aim_placements_per_s": SCHEDULER_AIM_PER_S},
+           "machine": machine_info}
+    report.write_json(a.json, doc)
+    first = runs[0]
+    verdict = "met" if median >= SCHEDULER_AIM_PER_S else "not met"
+    print(f"Scheduler placement, {started_at:%Y-%m-%d %H:%M %Z}: {first['placed']:,} tasks on "
+          f"{first['nodes']:,} simulated nodes ({first['eligible_nodes']} eligible), "
+          f"{first['constraints']} constraints, {first['preferences']} spread preference, "
+          f"{first['strategy']}, batches of {first['batch']}; {rounds} round(s)")
+    print(f"placements/s: {median:,.0f} median (range {rates[0]:,.0f}–{rates[-1]:,.0f}); "
+          f"Nomad C1M {NOMAD_C1M_PLACEMENTS_PER_S:,}/s = {median / NOMAD_C1M_PLACEMENTS_PER_S:.1f}×; "
+          f"aim ≥ {SCHEDULER_AIM_PER_S:,}/s: {verdict}")
+    print(f"place() call: p50 {first['call_us_p50']:.0f} µs, p99 {first['call_us_p99']:.0f} µs")
+    print(f"JSON: {a.json}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if "--cluster" in argv:
         return run_cluster_bench([x for x in argv if x != "--cluster"])
+    if "--scheduler" in argv:
+        return run_scheduler_bench([x for x in argv if x != "--scheduler"])
     a = parse_args(argv)
     if os.geteuid() != 0:
         print("bench/run needs root (network namespaces, mounts, cgroups)", file=sys.stderr)
