@@ -1,6 +1,6 @@
 //! `place()`: choose nodes for `count` new tasks of one service.
 
-use crate::filter::{explain, fits, passes_static};
+use crate::filter::explain;
 use crate::node::NodeInfo;
 use crate::request::TaskRequest;
 use crate::tree::Tree;
@@ -27,18 +27,14 @@ pub struct Placement {
 /// across the values of the first preference, nodes without the label a group of their own,
 /// then the next preference within each group), then the strategy (see
 /// [`crate::Strategy`]). Deterministic: the same nodes and request give the same placement.
-/// Cost: O(nodes · log nodes) to build, then O(preferences · log nodes) per task.
+/// Cost: O(nodes) filtering and heap building (plus O(nodes · log nodes) to sort by id when
+/// `nodes` is not already in id order: pass them sorted to skip it), then
+/// O(preferences · log nodes) per task.
 pub fn place(nodes: &mut [NodeInfo], req: &TaskRequest, count: usize) -> Placement {
     if count == 0 {
         return Placement::default();
     }
-    let eligible: Vec<usize> = nodes
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| passes_static(n, req) && fits(n, req))
-        .map(|(i, _)| i)
-        .collect();
-    let mut tree = Tree::build(nodes, req, &eligible);
+    let mut tree = Tree::build(nodes, req);
     let mut assigned = Vec::with_capacity(count);
     while assigned.len() < count {
         match tree.place_one(nodes, req) {

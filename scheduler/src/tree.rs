@@ -17,9 +17,9 @@
 //! and the result deterministic.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 
-use crate::filter::fits;
+use crate::filter::{fits, passes_static};
 use crate::node::NodeInfo;
 use crate::request::{Strategy, TaskRequest};
 
@@ -46,88 +46,89 @@ pub(crate) struct Tree {
     branches: Vec<Branch>,
 }
 
-/// An eligible node with its preference values, before grouping.
-struct Candidate<'n> {
-    path: Vec<Option<&'n str>>,
-    id: &'n str,
-    index: usize,
-}
-
 impl Tree {
-    /// Builds the tree over `eligible` (indices of nodes that pass every filter now).
-    pub(crate) fn build(nodes: &[NodeInfo], req: &TaskRequest, eligible: &[usize]) -> Tree {
-        let mut candidates: Vec<Candidate<'_>> = eligible
-            .iter()
-            .map(|&index| {
-                let node = &nodes[index];
-                Candidate {
-                    path: req
-                        .preferences
-                        .iter()
-                        .map(|p| p.attribute.value_of(node))
-                        .collect(),
-                    id: &node.id,
-                    index,
-                }
-            })
+    /// Filters `nodes` for `req` (every filter, as they stand now) and builds the tree over
+    /// the nodes that pass. Ranks follow node ids; when `nodes` is already sorted by id (as a
+    /// store keyed by id hands them out) no sort is needed.
+    pub(crate) fn build(nodes: &[NodeInfo], req: &TaskRequest) -> Tree {
+        let mut eligible: Vec<usize> = (0..nodes.len())
+            .filter(|&i| passes_static(&nodes[i], req) && fits(&nodes[i], req))
             .collect();
-        // Missing labels (None) sort first and form their own group.
-        candidates.sort_unstable_by(|a, b| a.path.cmp(&b.path).then_with(|| a.id.cmp(b.id)));
+        if !eligible
+            .windows(2)
+            .all(|w| nodes[w[0]].id <= nodes[w[1]].id)
+        {
+            eligible.sort_unstable_by(|&a, &b| nodes[a].id.cmp(&nodes[b].id));
+        }
+        // (rank, node index), in rank order.
+        let members: Vec<(u32, usize)> = eligible
+            .iter()
+            .enumerate()
+            .map(|(r, &i)| (rank(r), i))
+            .collect();
         let mut tree = Tree {
             branches: Vec::new(),
         };
-        tree.build_branch(nodes, req, &candidates, 0, 0);
+        if !members.is_empty() {
+            tree.build_branch(nodes, req, &members, 0);
+        }
         tree
     }
 
-    /// Builds the branch over `group` (candidates sharing their first `level` values), whose
-    /// first element has position `offset` in the sorted list; returns its index.
+    /// Builds the branch over `members` (nodes sharing the values of the first `level`
+    /// preferences, in rank order); returns its index and the tasks of the service on it.
     fn build_branch(
         &mut self,
         nodes: &[NodeInfo],
         req: &TaskRequest,
-        group: &[Candidate<'_>],
+        members: &[(u32, usize)],
         level: usize,
-        offset: usize,
-    ) -> usize {
+    ) -> (usize, u64) {
         let id = self.branches.len();
-        let leaf = level == req.preferences.len();
-        self.branches.push(Branch {
-            heap: BinaryHeap::with_capacity(if leaf { group.len() } else { 4 }),
-            leaf,
-        });
-        if leaf {
-            for (i, c) in group.iter().enumerate() {
-                let key = node_key(&nodes[c.index], req, rank(offset + i), c.index);
-                self.branches[id].heap.push(Reverse(key));
-            }
-            return id;
+        if level == req.preferences.len() {
+            let mut tasks = 0;
+            let keys: Vec<Reverse<Key>> = members
+                .iter()
+                .map(|&(r, i)| {
+                    let key = node_key(&nodes[i], req, r, i);
+                    tasks += nodes[i].tasks_of(&req.service_id) as u64;
+                    Reverse(key)
+                })
+                .collect();
+            self.branches.push(Branch {
+                heap: BinaryHeap::from(keys),
+                leaf: true,
+            });
+            return (id, tasks);
         }
-        let mut start = 0;
-        let mut runs = 0;
-        while start < group.len() {
-            let value = group[start].path[level];
-            let len = group[start..]
-                .iter()
-                .take_while(|c| c.path[level] == value)
-                .count();
-            let run = &group[start..start + len];
-            let child = self.build_branch(nodes, req, run, level + 1, offset + start);
-            let tasks: usize = run
-                .iter()
-                .map(|c| nodes[c.index].tasks_of(&req.service_id))
-                .sum();
-            self.branches[id].heap.push(Reverse(Key {
+        self.branches.push(Branch {
+            heap: BinaryHeap::new(),
+            leaf: false,
+        });
+        // Missing labels (None) sort first and form their own group.
+        let attribute = &req.preferences[level].attribute;
+        let mut groups: BTreeMap<Option<&str>, Vec<(u32, usize)>> = BTreeMap::new();
+        for &(r, i) in members {
+            groups
+                .entry(attribute.value_of(&nodes[i]))
+                .or_default()
+                .push((r, i));
+        }
+        let mut keys = Vec::with_capacity(groups.len());
+        let mut total = 0;
+        for (n, group) in groups.values().enumerate() {
+            let (child, tasks) = self.build_branch(nodes, req, group, level + 1);
+            total += tasks;
+            keys.push(Reverse(Key {
                 penalty: 0,
-                primary: tasks as u64,
+                primary: tasks,
                 secondary: 0,
-                rank: rank(runs),
+                rank: rank(n),
                 child: rank(child),
             }));
-            runs += 1;
-            start += len;
         }
-        id
+        self.branches[id].heap = BinaryHeap::from(keys);
+        (id, total)
     }
 
     /// Places one task: picks a node, updates its counters, and returns its index; `None`
@@ -177,7 +178,9 @@ fn rank(i: usize) -> u32 {
 
 /// The leaf key of a node for `req`'s strategy.
 fn node_key(node: &NodeInfo, req: &TaskRequest, rank: u32, index: usize) -> Key {
-    let penalty = u8::from(node.failing_services.contains(&req.service_id));
+    let penalty = u8::from(
+        !node.failing_services.is_empty() && node.failing_services.contains(&req.service_id),
+    );
     let (primary, secondary) = match req.strategy {
         Strategy::Spread => (
             node.tasks_of(&req.service_id) as u64,
