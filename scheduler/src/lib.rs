@@ -31,6 +31,9 @@ mod place;
 mod request;
 mod tree;
 
+#[cfg(test)]
+mod reference_tests;
+
 pub use constraint::{Attribute, Constraint, ConstraintError, Operator};
 pub use filter::{explain, filter_reason, FilterFailure, FilterKind};
 pub use node::{normalize_arch, same_arch, Availability, NodeInfo, Protocol, Role};
