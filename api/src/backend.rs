@@ -88,16 +88,9 @@ pub struct ByteStream {
     pub stream: BoxStream<'static, Bytes>,
 }
 
-/// `stat` of a path inside a container, for `X-Docker-Container-Path-Stat`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PathStat {
-    pub name: String,
-    pub size: i64,
-    pub mode: u32,
-    pub mtime: String,
-    #[serde(rename = "linkTarget")]
-    pub link_target: String,
-}
+/// `stat` of a path inside a container, for `X-Docker-Container-Path-Stat` (shared with the
+/// CLI, which reads it).
+pub use berth_common::models::PathStat;
 
 #[async_trait]
 pub trait ContainerBackend: Send + Sync {

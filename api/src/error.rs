@@ -20,6 +20,7 @@ use axum::extract::Request;
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use berth_common::models::ErrorMessage;
 
 /// What went wrong, as far as a client needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +133,10 @@ impl IntoResponse for ApiError {
         if status == StatusCode::NOT_MODIFIED {
             return status.into_response();
         }
-        let body = serde_json::json!({ "message": self.message }).to_string();
+        let body = serde_json::to_string(&ErrorMessage {
+            message: self.message.clone(),
+        })
+        .unwrap_or_default();
         let mut resp = (status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
         if self.kind == ErrorKind::Internal {
             // For `log_internal_errors`, which knows the request.

@@ -10,6 +10,8 @@
 
 use std::fmt;
 
+use berth_common::models::ErrorMessage;
+
 /// An error status returned by the daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DaemonError {
@@ -20,14 +22,9 @@ pub struct DaemonError {
 impl DaemonError {
     /// Builds the error from a response body: `{"message": ...}`, else the raw text.
     pub fn from_body(status: u16, body: &[u8]) -> DaemonError {
-        let message = serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| {
-                v.get("message")
-                    .and_then(|m| m.as_str())
-                    .map(str::to_string)
-            })
-            .unwrap_or_else(|| {
+        let message = serde_json::from_slice::<ErrorMessage>(body)
+            .map(|m| m.message)
+            .unwrap_or_else(|_| {
                 let text = String::from_utf8_lossy(body).trim().to_string();
                 if text.is_empty() {
                     hyper::StatusCode::from_u16(status)

@@ -1,67 +1,18 @@
 //! Decoders for the two stream formats of the Engine API.
 //!
 //! ```text
-//!  attach/exec/logs (no TTY):  [1|2|3][0 0 0][len u32 BE] payload ...  ──Demuxer──► (Stdout|Stderr, bytes)
+//!  attach/exec/logs (no TTY):  [1|2|3][0 0 0][len u32 BE] payload ...  ──Demux──► (Stdout|Stderr, bytes)
 //!  pull/push/load/events/...:  {"status":..}\n{"status":..}\n ...     ──JsonStream──► serde_json::Value
 //! ```
 //!
 //! Both are incremental: feed whatever chunk the transport delivered, take out what is complete.
+//! The frame decoder is `berth_common::stream::Demux`, shared with the daemon; this module
+//! copies a framed stream to stdout/stderr and splits JSON streams.
 
 use anyhow::{bail, Result};
-use bytes::{Buf, Bytes, BytesMut};
+use berth_common::stream::{Demux, StreamId};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-
-/// Which stream a frame belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamKind {
-    Stdin,
-    Stdout,
-    Stderr,
-    /// Daemon-side errors inside a log stream (type 3).
-    SystemErr,
-}
-
-/// Splits the 8-byte-header multiplexed format into frames.
-#[derive(Default)]
-pub struct Demuxer {
-    buf: BytesMut,
-}
-
-impl Demuxer {
-    pub fn new() -> Demuxer {
-        Demuxer::default()
-    }
-
-    pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
-    }
-
-    /// The next complete frame, if one has arrived. An unknown stream byte is an error.
-    pub fn next_frame(&mut self) -> Result<Option<(StreamKind, Bytes)>> {
-        if self.buf.len() < 8 {
-            return Ok(None);
-        }
-        let kind = match self.buf[0] {
-            0 => StreamKind::Stdin,
-            1 => StreamKind::Stdout,
-            2 => StreamKind::Stderr,
-            3 => StreamKind::SystemErr,
-            other => bail!("unrecognized stream: {other}"),
-        };
-        let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
-        if self.buf.len() < 8 + len {
-            return Ok(None);
-        }
-        self.buf.advance(8);
-        Ok(Some((kind, self.buf.split_to(len).freeze())))
-    }
-
-    /// Bytes of an incomplete frame left over at end of stream.
-    pub fn pending(&self) -> usize {
-        self.buf.len()
-    }
-}
 
 /// Copies a multiplexed stream from `src` to `stdout`/`stderr` until EOF. A type-3 frame is a
 /// daemon error and ends the copy with that message.
@@ -71,7 +22,7 @@ where
     O: AsyncWrite + Unpin,
     E: AsyncWrite + Unpin,
 {
-    let mut demux = Demuxer::new();
+    let mut demux = Demux::new();
     let mut buf = vec![0u8; 32 * 1024];
     loop {
         let n = src.read(&mut buf).await?;
@@ -81,15 +32,15 @@ where
         demux.push(&buf[..n]);
         while let Some((kind, data)) = demux.next_frame()? {
             match kind {
-                StreamKind::Stdout | StreamKind::Stdin => {
+                StreamId::Stdout | StreamId::Stdin => {
                     stdout.write_all(&data).await?;
                     stdout.flush().await?;
                 }
-                StreamKind::Stderr => {
+                StreamId::Stderr => {
                     stderr.write_all(&data).await?;
                     stderr.flush().await?;
                 }
-                StreamKind::SystemErr => {
+                StreamId::SystemErr => {
                     bail!("{}", String::from_utf8_lossy(&data).trim_end());
                 }
             }
@@ -163,43 +114,6 @@ impl JsonStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn demux_frames_split_across_chunks() {
-        let mut d = Demuxer::new();
-        let wire = b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n\x02\x00\x00\x00\x00\x00\x00\x04err\n";
-        d.push(&wire[..5]);
-        assert_eq!(d.next_frame().expect("frame"), None);
-        d.push(&wire[5..12]);
-        assert_eq!(
-            d.next_frame().expect("frame"),
-            Some((StreamKind::Stdout, Bytes::from_static(b"hi\n")))
-        );
-        assert_eq!(d.next_frame().expect("frame"), None);
-        d.push(&wire[12..]);
-        assert_eq!(
-            d.next_frame().expect("frame"),
-            Some((StreamKind::Stderr, Bytes::from_static(b"err\n")))
-        );
-        assert_eq!(d.pending(), 0);
-    }
-
-    #[test]
-    fn demux_rejects_garbage() {
-        let mut d = Demuxer::new();
-        d.push(b"hello world, not framed");
-        assert!(d.next_frame().is_err());
-    }
-
-    #[test]
-    fn demux_zero_length_frame() {
-        let mut d = Demuxer::new();
-        d.push(b"\x01\x00\x00\x00\x00\x00\x00\x00");
-        assert_eq!(
-            d.next_frame().expect("frame"),
-            Some((StreamKind::Stdout, Bytes::new()))
-        );
-    }
 
     #[tokio::test]
     async fn demux_copy_routes_streams() {

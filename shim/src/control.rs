@@ -1,29 +1,31 @@
 //! The shim's poll loop: the process's output, the control socket and SIGCHLD.
 //!
-//! Control protocol, one text line per request on `control.sock`:
-//! `start` → `ok` | `err MSG`; `wait` → `exit CODE NANOS` once the process has exited;
-//! `kill SIG` / `resize H W` / `close-stdin` → `ok` | `err MSG`;
+//! Control protocol (`berth_common::shim_protocol`, which berthd uses too), one text line per
+//! request on `control.sock`: `start` → `ok` | `err MSG`; `wait` → `exit CODE NANOS` once the
+//! process has exited; `kill SIG` / `resize H W` / `close-stdin` → `ok` | `err MSG`;
 //! `attach IOE` (three 0/1 digits: stdin, stdout, stderr) → `ok`, then the connection is a stream:
-//! output goes out in Docker's 8-byte multiplexed frames, bytes coming in go to the process's
-//! stdin, and a half-close from the client closes stdin when `--stdin-once` was given.
+//! output goes out in Docker's 8-byte multiplexed frames (`berth_common::stream`), bytes coming
+//! in go to the process's stdin, and a half-close from the client closes stdin when
+//! `--stdin-once` was given.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 
+use berth_common::shim_protocol::{AttachStreams, Exit, Reply, Request, RequestError, EXIT_FILE};
+use berth_common::stream::{frame, StreamId};
+
 use crate::args::{Args, Mode};
 use crate::logfile::{self, LogFile};
 use crate::runtime::{self, Runtime};
 
-pub const STDOUT: u8 = 1;
-pub const STDERR: u8 = 2;
 /// Output buffered for one slow client before it is dropped.
 const MAX_CLIENT_BACKLOG: usize = 4 << 20;
 
 struct Output {
     /// `None` once the process's side is closed (EOF, or EIO on a pty).
     fd: Option<OwnedFd>,
-    stream: u8,
+    stream: StreamId,
 }
 
 impl Output {
@@ -36,11 +38,7 @@ impl Output {
 #[derive(PartialEq)]
 enum Kind {
     Command,
-    Attach {
-        stdin: bool,
-        stdout: bool,
-        stderr: bool,
-    },
+    Attach(AttachStreams),
     Waiter,
 }
 
@@ -78,14 +76,6 @@ fn nonblock(fd: RawFd) {
         let fl = libc::fcntl(fd, libc::F_GETFL);
         libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
     }
-}
-
-fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(8 + data.len());
-    f.extend_from_slice(&[stream, 0, 0, 0]);
-    f.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    f.extend_from_slice(data);
-    f
 }
 
 impl Loop {
@@ -130,7 +120,7 @@ impl Loop {
         nonblock(w.as_raw_fd());
         self.stdin = Some(w);
     }
-    pub fn add_output(&mut self, fd: OwnedFd, stream: u8) {
+    pub fn add_output(&mut self, fd: OwnedFd, stream: StreamId) {
         nonblock(fd.as_raw_fd());
         self.outputs.push(Output {
             fd: Some(fd),
@@ -140,7 +130,7 @@ impl Loop {
     /// A TTY: one master both for output (`read_fd`) and for input and resizes (`write_fd`).
     pub fn set_pty(&mut self, read_fd: OwnedFd, write_fd: OwnedFd) {
         self.pty = Some(write_fd.as_raw_fd());
-        self.add_output(read_fd, STDOUT);
+        self.add_output(read_fd, StreamId::Stdout);
         self.set_stdin(write_fd);
     }
 
@@ -279,12 +269,21 @@ impl Loop {
         let data = &buf[..n as usize];
         let stream = self.outputs[i].stream;
         if let Some(log) = self.log.as_mut() {
-            log.write(if stream == STDERR { "stderr" } else { "stdout" }, data);
+            log.write(
+                if stream == StreamId::Stderr {
+                    "stderr"
+                } else {
+                    "stdout"
+                },
+                data,
+            );
         }
         let f = frame(stream, data);
         for c in &mut self.conns {
-            if let Kind::Attach { stdout, stderr, .. } = c.kind {
-                if (stream == STDOUT && stdout) || (stream == STDERR && stderr) {
+            if let Kind::Attach(on) = c.kind {
+                if (stream == StreamId::Stdout && on.stdout)
+                    || (stream == StreamId::Stderr && on.stderr)
+                {
                     if c.outbuf.len() > MAX_CLIENT_BACKLOG {
                         c.dead = true;
                         continue;
@@ -332,7 +331,7 @@ impl Loop {
             && self
                 .conns
                 .iter()
-                .any(|c| matches!(c.kind, Kind::Attach { stdin: true, .. }) && c.read_closed)
+                .any(|c| matches!(c.kind, Kind::Attach(on) if on.stdin) && c.read_closed)
     }
 
     fn close_stdin(&mut self) {
@@ -352,9 +351,7 @@ impl Loop {
             let c = &mut self.conns[i];
             c.read_closed = true;
             match c.kind {
-                Kind::Attach { stdin: true, .. }
-                    if self.stdin_buf.is_empty() && self.stdin_once =>
-                {
+                Kind::Attach(on) if on.stdin && self.stdin_buf.is_empty() && self.stdin_once => {
                     self.close_stdin();
                 }
                 Kind::Command => c.dead = true,
@@ -363,8 +360,8 @@ impl Loop {
             return;
         }
         match self.conns[i].kind {
-            Kind::Attach { stdin, .. } => {
-                if stdin && self.stdin.is_some() {
+            Kind::Attach(on) => {
+                if on.stdin && self.stdin.is_some() {
                     self.stdin_buf.extend_from_slice(&buf[..n]);
                     self.flush_stdin();
                 }
@@ -378,11 +375,10 @@ impl Loop {
                     let line = String::from_utf8_lossy(&line).trim().to_owned();
                     self.command(i, &line, start);
                     // Bytes sent right behind `attach` are already stdin.
-                    if !rest.is_empty() {
-                        if let Kind::Attach { stdin: true, .. } = self.conns[i].kind {
-                            self.stdin_buf.extend_from_slice(&rest);
-                            self.flush_stdin();
-                        }
+                    let attached_stdin = matches!(self.conns[i].kind, Kind::Attach(on) if on.stdin);
+                    if !rest.is_empty() && attached_stdin {
+                        self.stdin_buf.extend_from_slice(&rest);
+                        self.flush_stdin();
                     }
                 }
             }
@@ -395,91 +391,89 @@ impl Loop {
         line: &str,
         start: &mut impl FnMut(&mut Loop) -> Result<(), String>,
     ) {
-        let mut words = line.split_whitespace();
-        let verb = words.next().unwrap_or("");
-        let reply = match verb {
-            "start" if self.started => "err already started".to_owned(),
-            "start" => {
+        let reply = match Request::parse(line) {
+            Ok(req) => match self.act(i, req, start) {
+                Some(reply) => reply,
+                // A waiter is answered when the process exits.
+                None => return,
+            },
+            Err(RequestError::BadSignal) if self.pid.is_none() => {
+                Reply::Err("process is not running".to_owned())
+            }
+            Err(e) => Reply::Err(e.to_string()),
+        };
+        self.conns[i]
+            .outbuf
+            .extend_from_slice(reply.to_line().as_bytes());
+        self.write_conn(i);
+    }
+
+    /// Carries out one request from connection `i`; `None` when the answer comes later.
+    fn act(
+        &mut self,
+        i: usize,
+        req: Request,
+        start: &mut impl FnMut(&mut Loop) -> Result<(), String>,
+    ) -> Option<Reply> {
+        Some(match req {
+            Request::Start if self.started => Reply::Err("already started".to_owned()),
+            Request::Start => {
                 self.started = true;
                 match start(self) {
                     // The pid lets berthd report an exec's process (`exec inspect`).
-                    Ok(()) => match self.pid {
-                        Some(pid) => format!("ok {pid}"),
-                        None => "ok".to_owned(),
-                    },
+                    Ok(()) => Reply::Ok(self.pid.map(|p| p.to_string()).unwrap_or_default()),
                     Err(e) => {
                         // The process never ran: report it as exited so everyone moves on.
                         if self.pid.is_none() || self.init {
                             self.exit.get_or_insert((127, logfile::now()));
                         }
-                        format!("err {e}")
+                        Reply::Err(e)
                     }
                 }
             }
-            "attach" => {
-                let flags = words.next().unwrap_or("011").as_bytes().to_vec();
-                let on = |k: usize| flags.get(k) == Some(&b'1');
-                self.conns[i].kind = Kind::Attach {
-                    stdin: on(0),
-                    stdout: on(1),
-                    stderr: on(2),
-                };
+            Request::Attach(streams) => {
+                self.conns[i].kind = Kind::Attach(streams);
                 // Acknowledged, so berthd knows output from here on reaches this client.
-                "ok".to_owned()
+                Reply::ok()
             }
-            "wait" => {
+            Request::Wait => {
                 self.conns[i].kind = Kind::Waiter;
-                if let Some((code, at)) = self.exit {
-                    format!("exit {code} {at}")
-                } else {
-                    return;
-                }
+                let (code, at_nanos) = self.exit?;
+                Reply::Exit(Exit {
+                    code: code.into(),
+                    at_nanos,
+                })
             }
-            "kill" => match (self.pid, words.next().and_then(|s| s.parse::<i32>().ok())) {
-                (Some(pid), Some(sig)) => {
+            Request::Kill(sig) => match self.pid {
+                Some(pid) => {
                     // SAFETY: kill(2) with a pid we created and a validated signal number.
                     if unsafe { libc::kill(pid, sig) } == 0 {
-                        "ok".to_owned()
+                        Reply::ok()
                     } else {
-                        format!("err kill: {}", std::io::Error::last_os_error())
+                        Reply::Err(format!("kill: {}", std::io::Error::last_os_error()))
                     }
                 }
-                (None, _) => "err process is not running".to_owned(),
-                _ => "err bad signal".to_owned(),
+                None => Reply::Err("process is not running".to_owned()),
             },
-            "resize" => {
-                let h = words
-                    .next()
-                    .and_then(|s| s.parse::<u16>().ok())
-                    .unwrap_or(0);
-                let w = words
-                    .next()
-                    .and_then(|s| s.parse::<u16>().ok())
-                    .unwrap_or(0);
-                match self.pty {
-                    Some(fd) => {
-                        let ws = libc::winsize {
-                            ws_row: h,
-                            ws_col: w,
-                            ws_xpixel: 0,
-                            ws_ypixel: 0,
-                        };
-                        // SAFETY: TIOCSWINSZ reads a winsize struct that lives across the call.
-                        unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
-                        "ok".to_owned()
-                    }
-                    None => "err not a tty".to_owned(),
+            Request::Resize { height, width } => match self.pty {
+                Some(fd) => {
+                    let ws = libc::winsize {
+                        ws_row: height,
+                        ws_col: width,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    // SAFETY: TIOCSWINSZ reads a winsize struct that lives across the call.
+                    unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) };
+                    Reply::ok()
                 }
-            }
-            "close-stdin" => {
+                None => Reply::Err("not a tty".to_owned()),
+            },
+            Request::CloseStdin => {
                 self.close_stdin();
-                "ok".to_owned()
+                Reply::ok()
             }
-            _ => format!("err unknown command {verb:?}"),
-        };
-        self.conns[i].outbuf.extend_from_slice(reply.as_bytes());
-        self.conns[i].outbuf.push(b'\n');
-        self.write_conn(i);
+        })
     }
 
     fn write_conn(&mut self, i: usize) {
@@ -531,21 +525,27 @@ impl Loop {
                 if let Ok(n) = c.sock.read(&mut buf) {
                     c.inbuf.extend_from_slice(&buf[..n]);
                 }
-                if c.inbuf.starts_with(b"wait") {
+                if c.inbuf
+                    .starts_with(Request::Wait.to_line().trim_end().as_bytes())
+                {
                     c.kind = Kind::Waiter;
                 }
             }
         }
-        let (code, at) = self.exit.unwrap_or((137, logfile::now()));
-        let msg = format!("exit {code} {at}\n");
+        let (code, at_nanos) = self.exit.unwrap_or((137, logfile::now()));
+        let exit = Exit {
+            code: code.into(),
+            at_nanos,
+        };
+        let msg = Reply::Exit(exit).to_line();
         // The exit file is in place (renamed, not yet fsynced) before anyone is told, so a
         // berthd that connects too late finds it; the fsync follows, off the critical path.
-        let exit_path = self.state.join("exit");
-        let _ = crate::write_file_renamed(&exit_path, msg.trim_start_matches("exit ").as_bytes());
+        let exit_path = self.state.join(EXIT_FILE);
+        let _ = crate::write_file_renamed(&exit_path, exit.to_file().as_bytes());
         for c in &mut self.conns {
             match c.kind {
                 Kind::Waiter => c.outbuf.extend_from_slice(msg.as_bytes()),
-                Kind::Attach { .. } => {}
+                Kind::Attach(_) => {}
                 Kind::Command => c.dead = true,
             }
             let _ = c.sock.set_nonblocking(false);

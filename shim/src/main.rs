@@ -21,6 +21,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
 
 use args::{Args, Mode};
+use berth_common::shim_protocol::{Reply, CONTROL_SOCKET};
+use berth_common::stream::StreamId;
 use runtime::{ChildIo, Runtime};
 
 fn main() {
@@ -28,20 +30,20 @@ fn main() {
     let args = match args::parse(&argv) {
         Ok(a) => a,
         Err(e) => {
-            reply(&format!("err bad arguments: {e}"));
+            reply(&Reply::Err(format!("bad arguments: {e}")));
             std::process::exit(2);
         }
     };
     if let Err(e) = run(args) {
-        reply(&format!("err {e}"));
+        reply(&Reply::Err(e));
         std::process::exit(1);
     }
 }
 
 /// Tells berthd (reading our stdout) how setup went, then detaches stdout.
-fn reply(msg: &str) {
+fn reply(msg: &Reply) {
     let mut out = std::io::stdout();
-    let _ = writeln!(out, "{msg}");
+    let _ = out.write_all(msg.to_line().as_bytes());
     let _ = out.flush();
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
         // SAFETY: dup2 onto our own stdout descriptor; `null` stays valid for the call.
@@ -68,7 +70,7 @@ fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("create {}: {e}", args.root.display()))?;
     let runtime = Runtime::from_arg(args.runtime.clone());
 
-    let sock_path = args.state.join("control.sock");
+    let sock_path = args.state.join(CONTROL_SOCKET);
     let _ = std::fs::remove_file(&sock_path);
     let listener =
         UnixListener::bind(&sock_path).map_err(|e| format!("bind {}: {e}", sock_path.display()))?;
@@ -93,9 +95,9 @@ fn run(args: Args) -> Result<(), String> {
             let pid_path = args.state.join("init.pid");
             std::fs::write(&pid_path, pid.to_string())
                 .map_err(|e| format!("write {}: {e}", pid_path.display()))?;
-            reply(&format!("ok {pid}"));
+            reply(&Reply::Ok(pid.to_string()));
         }
-        Mode::Exec { .. } => reply("ok 0"),
+        Mode::Exec { .. } => reply(&Reply::Ok("0".to_owned())),
     }
     loop_.run(&runtime, |l| start_process(&args, &runtime, l))
 }
@@ -138,8 +140,8 @@ fn setup_io(args: &Args, l: &mut control::Loop) -> Result<(ChildIo, Option<UnixL
     };
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
-    l.add_output(out_r, control::STDOUT);
-    l.add_output(err_r, control::STDERR);
+    l.add_output(out_r, StreamId::Stdout);
+    l.add_output(err_r, StreamId::Stderr);
     Ok((
         ChildIo {
             stdin,

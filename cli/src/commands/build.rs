@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use berth_common::dockerignore::IgnoreRules;
 use clap::Args;
 use hyper::Method;
 use serde_json::{Map, Value};
@@ -81,109 +82,6 @@ pub struct BuildArgs {
     pub context: String,
 }
 
-/// One `.dockerignore` rule.
-#[derive(Debug, Clone)]
-struct Rule {
-    negate: bool,
-    parts: Vec<String>,
-}
-
-/// Parsed `.dockerignore`; the last matching rule wins, `!` re-includes.
-#[derive(Debug, Default, Clone)]
-pub struct IgnoreRules {
-    rules: Vec<Rule>,
-}
-
-impl IgnoreRules {
-    pub fn parse(text: &str) -> IgnoreRules {
-        let mut rules = Vec::new();
-        for line in text.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (negate, pat) = match line.strip_prefix('!') {
-                Some(p) => (true, p.trim()),
-                None => (false, line),
-            };
-            let pat = pat.trim_start_matches('/').trim_end_matches('/');
-            let parts: Vec<String> = pat
-                .split('/')
-                .filter(|p| !p.is_empty() && *p != ".")
-                .map(str::to_string)
-                .collect();
-            if !parts.is_empty() {
-                rules.push(Rule { negate, parts });
-            }
-        }
-        IgnoreRules { rules }
-    }
-
-    /// Whether the context-relative path `rel` (with `/` separators) is excluded. A rule that
-    /// matches a parent directory excludes everything under it.
-    pub fn excluded(&self, rel: &str) -> bool {
-        let segs: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
-        let mut out = false;
-        for r in &self.rules {
-            let hit = (1..=segs.len()).any(|n| match_parts(&r.parts, &segs[..n]));
-            if hit {
-                out = !r.negate;
-            }
-        }
-        out
-    }
-}
-
-fn match_parts(pat: &[String], segs: &[&str]) -> bool {
-    match pat.first() {
-        None => segs.is_empty(),
-        Some(p) if p == "**" => (0..=segs.len()).any(|i| match_parts(&pat[1..], &segs[i..])),
-        Some(p) => !segs.is_empty() && glob(p, segs[0]) && match_parts(&pat[1..], &segs[1..]),
-    }
-}
-
-/// Shell-style match of one path segment: `*`, `?`, `[abc]`, `[a-z]`, `[^x]`, `\` escapes.
-fn glob(pat: &str, s: &str) -> bool {
-    let p: Vec<char> = pat.chars().collect();
-    let t: Vec<char> = s.chars().collect();
-    glob_at(&p, &t)
-}
-
-fn glob_at(p: &[char], t: &[char]) -> bool {
-    match p.first() {
-        None => t.is_empty(),
-        Some('*') => (0..=t.len()).any(|i| glob_at(&p[1..], &t[i..])),
-        Some('?') => !t.is_empty() && glob_at(&p[1..], &t[1..]),
-        Some('[') => {
-            let Some(end) = p.iter().position(|c| *c == ']') else {
-                return false;
-            };
-            if t.is_empty() {
-                return false;
-            }
-            let class = &p[1..end];
-            let (neg, class) = match class.first() {
-                Some('^') | Some('!') => (true, &class[1..]),
-                _ => (false, class),
-            };
-            let mut hit = false;
-            let mut i = 0;
-            while i < class.len() {
-                if i + 2 < class.len() && class[i + 1] == '-' {
-                    hit |= class[i] <= t[0] && t[0] <= class[i + 2];
-                    i += 3;
-                } else {
-                    hit |= class[i] == t[0];
-                    i += 1;
-                }
-            }
-            hit != neg && glob_at(&p[end + 1..], &t[1..])
-        }
-        Some('\\') if p.len() > 1 => !t.is_empty() && t[0] == p[1] && glob_at(&p[2..], &t[1..]),
-        Some(c) => !t.is_empty() && t[0] == *c && glob_at(&p[1..], &t[1..]),
-    }
-}
-
 /// Packs `dir` into a tar, skipping excluded paths but always keeping the Dockerfile and
 /// `.dockerignore`. An outside Dockerfile is added under `extra_name`.
 fn pack_context(
@@ -211,7 +109,7 @@ fn pack_context(
             let keep_it = keep.contains(&rel_s);
             if rules.excluded(&rel_s) && !keep_it {
                 // An excluded directory may still hold re-included files.
-                if ft.is_dir() && rules.rules.iter().any(|r| r.negate) {
+                if ft.is_dir() && rules.may_include_below(&rel_s) {
                     stack.push(rel);
                 }
                 continue;
@@ -276,9 +174,10 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
                 args.context
             );
         }
-        let rules = std::fs::read_to_string(dir.join(".dockerignore"))
-            .map(|t| IgnoreRules::parse(&t))
-            .unwrap_or_default();
+        let rules = match std::fs::read_to_string(dir.join(".dockerignore")) {
+            Ok(text) => IgnoreRules::parse(&text).context("error checking context")?,
+            Err(_) => IgnoreRules::default(),
+        };
         let df_path = match &args.file {
             Some(f) if f == "-" => None,
             Some(f) => Some(PathBuf::from(f)),
@@ -419,28 +318,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ignore_rules() {
-        let r = IgnoreRules::parse("# comment\n*.log\nbuild/\n!build/keep.txt\n**/tmp\n/secret?\n");
-        assert!(r.excluded("a.log"));
-        assert!(!r.excluded("dir/a.log"));
-        assert!(r.excluded("build/out.bin"));
-        assert!(!r.excluded("build/keep.txt"));
-        assert!(r.excluded("x/y/tmp"));
-        assert!(r.excluded("tmp/file"));
-        assert!(r.excluded("secret1"));
-        assert!(!r.excluded("src/main.rs"));
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob("*.rs", "main.rs"));
-        assert!(glob("[a-c]x", "bx"));
-        assert!(!glob("[^a-c]x", "bx"));
-        assert!(glob("a\\*", "a*"));
-        assert!(!glob("?", ""));
-    }
-
-    #[test]
     fn packs_context_with_ignores() {
         let dir = std::env::temp_dir().join(format!("berth-build-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -448,7 +325,7 @@ mod tests {
         std::fs::write(dir.join("Dockerfile"), "FROM busybox\n").expect("write");
         std::fs::write(dir.join("a.log"), "x").expect("write");
         std::fs::write(dir.join("sub/f"), "y").expect("write");
-        let rules = IgnoreRules::parse("*.log\nDockerfile\n");
+        let rules = IgnoreRules::parse("*.log\nDockerfile\n").expect("rules");
         let tar = pack_context(&dir, &rules, &["Dockerfile".to_string()], None).expect("pack");
         let mut names: Vec<String> = tar::Archive::new(&tar[..])
             .entries()

@@ -13,10 +13,10 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
+use berth_common::models::PathStat;
 use bytes::Bytes;
 use clap::Args;
 use hyper::Method;
-use serde_json::Value;
 
 use crate::client::{seg, Body, Client, Query};
 use crate::error::StatusError;
@@ -61,34 +61,13 @@ pub fn split_cp_arg(arg: &str) -> CpPath {
     }
 }
 
-/// The stat the daemon sends in `X-Docker-Container-Path-Stat`.
-#[derive(Debug, Clone, Default)]
-pub struct PathStat {
-    pub name: String,
-    pub size: u64,
-    pub mode: u64,
-    pub link_target: String,
-}
-
-impl PathStat {
-    pub fn from_header(h: &str) -> Result<PathStat> {
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(h.trim())
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(h.trim()))
-            .context("decoding container path stat")?;
-        let v: Value = serde_json::from_slice(&raw).context("decoding container path stat")?;
-        Ok(PathStat {
-            name: v["name"].as_str().unwrap_or("").to_string(),
-            size: v["size"].as_u64().unwrap_or(0),
-            mode: v["mode"].as_u64().unwrap_or(0),
-            link_target: v["linkTarget"].as_str().unwrap_or("").to_string(),
-        })
-    }
-
-    /// Go's `os.ModeDir` bit.
-    pub fn is_dir(&self) -> bool {
-        self.mode & (1 << 31) != 0
-    }
+/// Reads the stat the daemon sends in `X-Docker-Container-Path-Stat` (base64 JSON).
+pub fn stat_from_header(h: &str) -> Result<PathStat> {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(h.trim())
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(h.trim()))
+        .context("decoding container path stat")?;
+    serde_json::from_slice(&raw).context("decoding container path stat")
 }
 
 /// Whether a path asks for a directory's contents (`dir/.`).
@@ -195,7 +174,7 @@ async fn stat_in_container(
     }
     let resp = resp.ok().await?;
     match resp.header("X-Docker-Container-Path-Stat") {
-        Some(h) => Ok(Some(PathStat::from_header(h)?)),
+        Some(h) => Ok(Some(stat_from_header(h)?)),
         None => Ok(Some(PathStat::default())),
     }
 }
@@ -342,7 +321,7 @@ async fn copy_out(
         .await?;
     let mut stat = resp
         .header("X-Docker-Container-Path-Stat")
-        .map(PathStat::from_header)
+        .map(stat_from_header)
         .transpose()?
         .unwrap_or_default();
     if args.follow_link && !stat.link_target.is_empty() {
@@ -354,7 +333,7 @@ async fn copy_out(
             .await?;
         stat = resp
             .header("X-Docker-Container-Path-Stat")
-            .map(PathStat::from_header)
+            .map(stat_from_header)
             .transpose()?
             .unwrap_or_default();
     }
@@ -519,6 +498,7 @@ mod tests {
             size: 0,
             mode: (1 << 31) | 0o755,
             link_target: String::new(),
+            ..PathStat::default()
         }
     }
 
@@ -528,6 +508,7 @@ mod tests {
             size: 3,
             mode: 0o644,
             link_target: String::new(),
+            ..PathStat::default()
         }
     }
 
@@ -548,7 +529,7 @@ mod tests {
 
     #[test]
     fn stat_header() {
-        let s = PathStat::from_header("eyJuYW1lIjoiaCIsInNpemUiOjMsIm1vZGUiOjQ5MywibXRpbWUiOiIyMDI2LTExLTI3VDIyOjE0OjMwWiIsImxpbmtUYXJnZXQiOiIifQ==").expect("stat");
+        let s = stat_from_header("eyJuYW1lIjoiaCIsInNpemUiOjMsIm1vZGUiOjQ5MywibXRpbWUiOiIyMDI2LTExLTI3VDIyOjE0OjMwWiIsImxpbmtUYXJnZXQiOiIifQ==").expect("stat");
         assert_eq!(s.name, "h");
         assert_eq!(s.size, 3);
         assert!(!s.is_dir());

@@ -9,8 +9,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::client::{seg, Client, Query, Response};
 use crate::opts;
-use crate::stream::{Demuxer, StreamKind};
 use crate::tty::{Std, StdSink};
+use berth_common::stream::{Demux, StreamId};
 
 /// `berth logs`
 #[derive(Args, Debug)]
@@ -72,7 +72,7 @@ pub async fn logs(client: &Client, args: LogsArgs) -> Result<()> {
 pub async fn copy_output(mut resp: Response, tty: bool) -> Result<()> {
     let mut out = StdSink(Std::Out);
     let mut err = StdSink(Std::Err);
-    let mut demux = Demuxer::new();
+    let mut demux = Demux::new();
     while let Some(chunk) = resp.chunk().await? {
         if tty {
             out.write_all(&chunk).await?;
@@ -81,8 +81,8 @@ pub async fn copy_output(mut resp: Response, tty: bool) -> Result<()> {
         demux.push(&chunk);
         while let Some((kind, data)) = demux.next_frame()? {
             match kind {
-                StreamKind::Stderr => err.write_all(&data).await?,
-                StreamKind::SystemErr => {
+                StreamId::Stderr => err.write_all(&data).await?,
+                StreamId::SystemErr => {
                     anyhow::bail!("{}", String::from_utf8_lossy(&data).trim_end())
                 }
                 _ => out.write_all(&data).await?,

@@ -8,7 +8,8 @@ use std::fs;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::ignore::{clean, IgnoreRules};
+use berth_common::dockerignore::{clean, IgnoreRules};
+
 use super::BuildError;
 
 /// An unpacked context; the directory is removed on drop.
@@ -65,7 +66,7 @@ pub fn unpack(body: impl Read, dir: &Path, dockerfile: &str) -> Result<Context, 
     let mut ctx = ctx;
     ctx.dockerfile = read_dockerfile(dir, dockerfile)?;
     let ignore = read_in(dir, ".dockerignore").unwrap_or_default();
-    let rules = IgnoreRules::parse(&ignore);
+    let rules = IgnoreRules::parse(&ignore).map_err(|e| BuildError::Invalid(e.to_string()))?;
     if !rules.is_empty() {
         prune(dir, "", &rules)?;
     }

@@ -15,9 +15,9 @@ use std::fs;
 use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
+use berth_common::pattern::{glob, has_glob, match_segments};
 use sha2::{Digest as _, Sha256};
 
-use super::ignore::{glob, has_glob, match_segments};
 use super::BuildError;
 use crate::fsroot::tree::{self, Kind};
 use crate::fsroot::write::{self as fswrite, Entry, Meta, Writer};

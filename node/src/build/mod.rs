@@ -24,7 +24,6 @@ mod context;
 mod copy;
 pub mod expand;
 mod fetch;
-pub mod ignore;
 mod leftovers;
 pub mod parser;
 mod run;

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::backend::{AttachHandle, AttachOptions, ByteStream, Hijacked, LogOptions};
-use berth_api::stream::{Demux, StreamId};
+use berth_common::shim_protocol::{Reply, Request};
+use berth_common::stream::{frame, Demux, StreamId};
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -69,19 +70,19 @@ async fn open_attach(
     stdout: bool,
     stderr: bool,
 ) -> Result<UnixStream, ContainerError> {
-    let mut s = shim::connect(run).await?;
-    let flags: String = [stdin, stdout, stderr]
-        .iter()
-        .map(|b| if *b { '1' } else { '0' })
-        .collect();
-    s.write_all(format!("attach {flags}\n").as_bytes())
-        .await
-        .map_err(|e| ContainerError::io("attach to shim", run, e))?;
-    let mut ack = [0u8; 3];
+    let streams = shim::AttachStreams {
+        stdin,
+        stdout,
+        stderr,
+    };
+    let mut s = shim::attach(run, streams).await?;
+    // Exactly the acknowledgement: what follows it is already the stream.
+    let expected = Reply::ok().to_line();
+    let mut ack = vec![0u8; expected.len()];
     s.read_exact(&mut ack)
         .await
         .map_err(|e| ContainerError::io("attach to shim", run, e))?;
-    if &ack != b"ok\n" {
+    if ack != expected.as_bytes() {
         return Err(ContainerError::Runtime("shim refused the attach".into()));
     }
     Ok(s)
@@ -146,7 +147,7 @@ async fn splice(
             };
             if tty {
                 demux.push(&buf[..n]);
-                while let Some((_, payload)) = demux.next_frame() {
+                while let Ok(Some((_, payload))) = demux.next_frame() {
                     if cw.write_all(&payload).await.is_err() {
                         return;
                     }
@@ -299,7 +300,14 @@ impl Containers {
             )));
         }
         if c.record().config.tty {
-            let _ = shim::request(&self.paths(&c.id).run, &format!("resize {h} {w}")).await;
+            let _ = shim::request(
+                &self.paths(&c.id).run,
+                Request::Resize {
+                    height: h,
+                    width: w,
+                },
+            )
+            .await;
         }
         Ok(())
     }
@@ -423,10 +431,10 @@ impl Containers {
         // The waiter asks before start, so even an instant exit is reported to it.
         let mut waiter = shim::connect(&state).await?;
         waiter
-            .write_all(b"wait\n")
+            .write_all(Request::Wait.to_line().as_bytes())
             .await
             .map_err(|e| ContainerError::io("write to shim", &state, e))?;
-        let started = shim::request_text(&state, "start").await;
+        let started = shim::request_text(&state, Request::Start).await;
         cleanup.disarm();
         let cmdline = cfg.cmd.join(" ");
         let ex2 = ex.clone();
@@ -480,7 +488,7 @@ impl Containers {
                         let bytes = if tty {
                             text.into_bytes()
                         } else {
-                            berth_api::stream::frame(StreamId::Stderr, text.as_bytes()).to_vec()
+                            frame(StreamId::Stderr, text.as_bytes())
                         };
                         let _ = io.write_all(&bytes).await;
                         recorded.await;
@@ -588,7 +596,14 @@ impl Containers {
         let ex = self.exec(exec_id)?;
         if ex.config.tty {
             let state = exec_state_dir(&self.paths(&ex.container_id).run, exec_id);
-            let _ = shim::request(&state, &format!("resize {h} {w}")).await;
+            let _ = shim::request(
+                &state,
+                Request::Resize {
+                    height: h,
+                    width: w,
+                },
+            )
+            .await;
         }
         Ok(())
     }

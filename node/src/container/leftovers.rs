@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use berth_common::shim_protocol::Request;
+
 use super::{shim, Containers};
 
 impl Containers {
@@ -29,7 +31,7 @@ impl Containers {
                 if rec.state.status == "paused" {
                     let _ = super::cgroup::freeze(&self.inner.cfg, &rec, false);
                 }
-                if shim::request(&run, "kill 9").await.is_ok() {
+                if shim::request(&run, Request::Kill(9)).await.is_ok() {
                     let _ = tokio::time::timeout(Duration::from_secs(10), shim::wait(&run)).await;
                     // The shim deletes the runtime's state after reporting the exit.
                     shim::wait_gone(&run).await;

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use berth_api::backend::{ByteStream, LogOptions};
-use berth_api::stream::{frame, StreamId};
+use berth_common::stream::{frame, StreamId};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -72,7 +72,7 @@ fn render(e: &Entry, opts: &LogOptions, tty: bool) -> Option<Bytes> {
     Some(if tty {
         Bytes::from(payload)
     } else {
-        frame(e.stream, payload.as_bytes())
+        Bytes::from(frame(e.stream, payload.as_bytes()))
     })
 }
 

@@ -1,11 +1,15 @@
 //! berthd's side of the shim contract: spawn `berth-shim` detached, and talk to its
-//! `control.sock` (one text line per request; see shim/src/control.rs).
+//! `control.sock` (one text line per request, in `berth_common::shim_protocol`, which the
+//! shim's side uses too).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use berth_common::shim_protocol::{Reply, Request, CONTROL_SOCKET, EXIT_FILE};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+
+pub use berth_common::shim_protocol::{AttachStreams, Exit};
 
 use super::ContainerError;
 
@@ -76,9 +80,9 @@ pub async fn spawn(s: Spawn<'_>) -> Result<i64, ContainerError> {
 }
 
 fn parse_reply(line: &str) -> Result<i64, ContainerError> {
-    match line.split_once(' ') {
-        Some(("ok", pid)) => Ok(pid.parse().unwrap_or(0)),
-        Some(("err", msg)) => Err(ContainerError::Runtime(msg.to_owned())),
+    match Reply::parse(line) {
+        Some(Reply::Ok(pid)) => Ok(pid.parse().unwrap_or(0)),
+        Some(Reply::Err(msg)) => Err(ContainerError::Runtime(msg)),
         _ if line.is_empty() => Err(ContainerError::Runtime(
             "shim exited without a reply".into(),
         )),
@@ -89,7 +93,7 @@ fn parse_reply(line: &str) -> Result<i64, ContainerError> {
 }
 
 pub fn socket(state: &Path) -> PathBuf {
-    state.join("control.sock")
+    state.join(CONTROL_SOCKET)
 }
 
 pub async fn connect(state: &Path) -> Result<UnixStream, ContainerError> {
@@ -115,14 +119,14 @@ pub async fn wait_gone(state: &Path) {
 }
 
 /// Sends one request and reads its one-line reply.
-pub async fn request(state: &Path, req: &str) -> Result<(), ContainerError> {
+pub async fn request(state: &Path, req: Request) -> Result<(), ContainerError> {
     request_text(state, req).await.map(drop)
 }
 
 /// Like `request`, returning what the shim said after `ok` (the pid, for `start`).
-pub async fn request_text(state: &Path, req: &str) -> Result<String, ContainerError> {
+pub async fn request_text(state: &Path, req: Request) -> Result<String, ContainerError> {
     let mut s = connect(state).await?;
-    s.write_all(format!("{req}\n").as_bytes())
+    s.write_all(req.to_line().as_bytes())
         .await
         .map_err(|e| ContainerError::io("write to shim", socket(state), e))?;
     let mut line = String::new();
@@ -130,25 +134,23 @@ pub async fn request_text(state: &Path, req: &str) -> Result<String, ContainerEr
         .read_line(&mut line)
         .await
         .map_err(|e| ContainerError::io("read from shim", socket(state), e))?;
-    let line = line.trim();
-    match line
-        .split_once(' ')
-        .map(|(a, b)| (a, b.to_owned()))
-        .unwrap_or((line, String::new()))
-    {
-        ("ok", rest) => Ok(rest),
-        ("err", msg) => Err(ContainerError::Runtime(msg)),
+    match Reply::parse(&line) {
+        Some(Reply::Ok(rest)) => Ok(rest),
+        Some(Reply::Err(msg)) => Err(ContainerError::Runtime(msg)),
         _ => Err(ContainerError::Runtime(format!(
-            "shim closed the connection during {req:?}"
+            "shim closed the connection during {:?}",
+            req.to_line().trim_end()
         ))),
     }
 }
 
-/// How a process ended: the exit code (128+signal when killed) and when.
-#[derive(Debug, Clone, Copy)]
-pub struct Exit {
-    pub code: i64,
-    pub at_nanos: i64,
+/// Connects and sends `attach`, returning the connection before its acknowledgement.
+pub async fn attach(state: &Path, streams: AttachStreams) -> Result<UnixStream, ContainerError> {
+    let mut s = connect(state).await?;
+    s.write_all(Request::Attach(streams).to_line().as_bytes())
+        .await
+        .map_err(|e| ContainerError::io("attach to shim", state, e))?;
+    Ok(s)
 }
 
 /// A `wait` request already sent to a shim, its answer still to come.
@@ -159,7 +161,7 @@ pub struct Waiter(UnixStream);
 /// and hears of the exit only when that shim is gone (a few ms later).
 pub async fn waiter(state: &Path) -> Result<Waiter, ContainerError> {
     let mut s = connect(state).await?;
-    s.write_all(b"wait\n")
+    s.write_all(Request::Wait.to_line().as_bytes())
         .await
         .map_err(|e| ContainerError::io("write to shim", socket(state), e))?;
     Ok(Waiter(s))
@@ -171,7 +173,10 @@ impl Waiter {
     pub async fn exit(self) -> Option<Exit> {
         let mut line = String::new();
         BufReader::new(self.0).read_line(&mut line).await.ok()?;
-        parse_exit(line.trim().strip_prefix("exit ")?)
+        match Reply::parse(&line)? {
+            Reply::Exit(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
@@ -182,15 +187,7 @@ pub async fn wait(state: &Path) -> Option<Exit> {
 
 /// The exit file the shim writes atomically: `CODE NANOS`.
 pub fn read_exit_file(state: &Path) -> Option<Exit> {
-    parse_exit(std::fs::read_to_string(state.join("exit")).ok()?.trim())
-}
-
-fn parse_exit(s: &str) -> Option<Exit> {
-    let mut it = s.split_whitespace();
-    Some(Exit {
-        code: it.next()?.parse().ok()?,
-        at_nanos: it.next()?.parse().ok()?,
-    })
+    Exit::parse(&std::fs::read_to_string(state.join(EXIT_FILE)).ok()?)
 }
 
 #[cfg(test)]
@@ -202,8 +199,8 @@ mod tests {
         assert_eq!(parse_reply("ok 42").expect("ok"), 42);
         assert!(parse_reply("err boom").is_err_and(|e| e.to_string() == "boom"));
         assert!(parse_reply("").is_err());
-        let e = parse_exit("137 1700000000000000000").expect("exit");
+        let e = Exit::parse("137 1700000000000000000").expect("exit");
         assert_eq!((e.code, e.at_nanos), (137, 1_700_000_000_000_000_000));
-        assert!(parse_exit("garbage").is_none());
+        assert!(Exit::parse("garbage").is_none());
     }
 }

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use berth_common::shim_protocol::Request;
+
 use super::logconfig::LogSettings;
 use super::paths::Paths;
 use super::{
@@ -150,7 +152,7 @@ impl Containers {
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "container created");
         self.serve_pending(&rec.id, &paths.run).await;
         let waiter = shim::waiter(&paths.run).await?;
-        shim::request(&paths.run, "start").await?;
+        shim::request(&paths.run, Request::Start).await?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "container started");
         Ok((pid, waiter))
     }

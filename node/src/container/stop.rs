@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_common::shim_protocol::Request;
+
 use super::signal::parse_signal;
 use super::{shim, ContainerError, Containers, Ctr, Watch};
 
@@ -46,7 +48,7 @@ impl Containers {
             let _ = super::cgroup::freeze(&self.inner.cfg, &rec, false);
         }
         let run = self.paths(&c.id).run;
-        let _ = shim::request(&run, &format!("kill {sig}")).await;
+        let _ = shim::request(&run, Request::Kill(sig)).await;
         self.emit(c, "kill", &[("signal", sig.to_string())]);
         let exited = |w: &Watch| w.exits > exits || !w.running;
         let graceful = if t < 0 {
@@ -57,7 +59,7 @@ impl Containers {
                 .is_ok_and(|r| r.is_ok())
         };
         if !graceful {
-            let _ = shim::request(&run, "kill 9").await;
+            let _ = shim::request(&run, Request::Kill(9)).await;
             self.emit(c, "kill", &[("signal", "9".into())]);
             let _ = tokio::time::timeout(Duration::from_secs(30), w.wait_for(exited)).await;
         }
@@ -121,7 +123,7 @@ impl Containers {
         }
         let mut w = c.watch.subscribe();
         let exits = w.borrow().exits;
-        shim::request(&self.paths(&c.id).run, &format!("kill {sig}")).await?;
+        shim::request(&self.paths(&c.id).run, Request::Kill(sig)).await?;
         self.emit(&c, "kill", &[("signal", sig.to_string())]);
         if sig == 9 {
             // As dockerd: SIGKILL answers once the exit is recorded (inspect says exited);
