@@ -27,7 +27,12 @@ mod fetch;
 pub mod ignore;
 mod leftovers;
 pub mod parser;
+mod plan;
 mod run;
+mod stages;
+mod step_config;
+mod step_files;
+mod step_run;
 
 pub use leftovers::sweep as sweep_leftovers;
 
@@ -42,7 +47,7 @@ use tokio::sync::mpsc;
 
 use crate::config::DaemonConfig;
 use crate::container::{ContainerError, Containers};
-use crate::image::{ImageError, ImageService};
+use crate::image::{ImageError, ImageStore};
 use crate::store::MetaStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -106,7 +111,7 @@ pub struct Builder {
 pub(crate) struct Inner {
     pub cfg: DaemonConfig,
     pub containers: Containers,
-    pub images: Arc<ImageService>,
+    pub images: Arc<dyn ImageStore>,
     pub cache: cache::BuildCache,
 }
 
@@ -115,7 +120,7 @@ impl Builder {
         cfg: DaemonConfig,
         meta: Arc<MetaStore>,
         containers: Containers,
-        images: Arc<ImageService>,
+        images: Arc<dyn ImageStore>,
     ) -> Self {
         Builder {
             inner: Arc::new(Inner {
@@ -135,7 +140,7 @@ impl BuildBackend for Builder {
         opts: BuildOptions,
         body: BodyStream,
     ) -> ApiResult<BoxStream<'static, Value>> {
-        let plan = match run::Plan::new(opts) {
+        let plan = match plan::Plan::new(opts) {
             Ok(p) => p,
             Err(e) => {
                 berth_api::stream::drain(body).await;
