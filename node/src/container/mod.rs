@@ -18,7 +18,7 @@
 //!              ├─ logconfig.rs  log drivers and options: defaults, validation, shim args
 //!              ├─ view.rs       inspect and list JSON
 //!              ├─ fs.rs         cp (archive), export, changes
-//!              ├─ cgroup.rs     stats, top, pause, update
+//!              ├─ cgroup/       stats, top, pause, update (v1.rs, v2.rs: each layout)
 //!              ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs,
 //!              │                exec_process.rs: an exec's process, the container's own)
 //!              ├─ mounts.rs     -v, --mount, --volumes-from: parse, resolve, attach
