@@ -12,9 +12,9 @@ use berth_api::backend::CommitOptions;
 use berth_api::models::ContainerConfig;
 
 use super::{BuildError, Builder};
-use crate::image::pack::pack_layer;
+use crate::image::pack_layer;
 use crate::image::reference::Reference;
-use crate::image::{apply_changes, parse_tag, ChildImage, ImageError, ImageService};
+use crate::image::{apply_changes, parse_tag, ChildImage, ImageError, ImageStore};
 
 impl Builder {
     /// `POST /commit`; returns the new image id (`sha256:...`).
@@ -90,7 +90,7 @@ impl Builder {
     ) -> Result<String, BuildError> {
         let images = self.inner.images.clone();
         let res = tokio::task::spawn_blocking(move || {
-            let res = register_file(&images, &spec, &tar);
+            let res = register_file(&*images, &spec, &tar);
             let _ = std::fs::remove_file(&tar);
             res
         })
@@ -101,7 +101,7 @@ impl Builder {
 }
 
 fn register_file(
-    images: &ImageService,
+    images: &dyn ImageStore,
     spec: &ChildImage,
     tar: &Path,
 ) -> Result<String, ImageError> {

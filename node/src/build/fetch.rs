@@ -5,7 +5,7 @@
 use http_body_util::BodyExt;
 
 use super::BuildError;
-use crate::image::registry::Registries;
+use crate::image::Registries;
 
 const MAX_BODY: usize = 1 << 30;
 const MAX_REDIRECTS: usize = 10;
@@ -84,7 +84,7 @@ pub async fn get(registries: &Registries, url: &str) -> Result<Vec<u8>, BuildErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::registry::RegistryConfig;
+    use crate::image::RegistryConfig;
     use std::io::{Read, Write};
 
     #[test]

@@ -26,7 +26,12 @@ pub mod expand;
 mod fetch;
 mod leftovers;
 pub mod parser;
+mod plan;
 mod run;
+mod stages;
+mod step_config;
+mod step_files;
+mod step_run;
 
 pub use leftovers::sweep as sweep_leftovers;
 
@@ -41,7 +46,7 @@ use tokio::sync::mpsc;
 
 use crate::config::DaemonConfig;
 use crate::container::{ContainerError, Containers};
-use crate::image::{ImageError, ImageService};
+use crate::image::{ImageError, ImageStore};
 use crate::store::MetaStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +110,7 @@ pub struct Builder {
 pub(crate) struct Inner {
     pub cfg: DaemonConfig,
     pub containers: Containers,
-    pub images: Arc<ImageService>,
+    pub images: Arc<dyn ImageStore>,
     pub cache: cache::BuildCache,
 }
 
@@ -114,7 +119,7 @@ impl Builder {
         cfg: DaemonConfig,
         meta: Arc<MetaStore>,
         containers: Containers,
-        images: Arc<ImageService>,
+        images: Arc<dyn ImageStore>,
     ) -> Self {
         Builder {
             inner: Arc::new(Inner {
@@ -134,7 +139,7 @@ impl BuildBackend for Builder {
         opts: BuildOptions,
         body: BodyStream,
     ) -> ApiResult<BoxStream<'static, Value>> {
-        let plan = match run::Plan::new(opts) {
+        let plan = match plan::Plan::new(opts) {
             Ok(p) => p,
             Err(e) => {
                 berth_api::stream::drain(body).await;

@@ -22,7 +22,7 @@ use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 
 use super::model::ExecSpec;
-use super::{exec_process, shim, spec, user, ContainerError, Containers, Exec, ExecState};
+use super::{exec_process, shim, spec, user, ContainerError, Containers, Ctr, Exec, ExecState};
 
 /// An attach waiting for the container to start.
 pub struct Pending {
@@ -375,15 +375,7 @@ impl Containers {
         detach: bool,
     ) -> Result<AttachHandle, ContainerError> {
         let ex = self.exec(exec_id)?;
-        {
-            let mut st = ex.state.lock().unwrap_or_else(|p| p.into_inner());
-            if st.started {
-                return Err(ContainerError::Conflict(format!(
-                    "Error: Exec command {exec_id} has already run"
-                )));
-            }
-            st.started = true;
-        }
+        mark_started(&ex, exec_id)?;
         let c = self.get(&ex.container_id)?;
         if !c.is_running() {
             return Err(ContainerError::Conflict(format!(
@@ -391,38 +383,13 @@ impl Containers {
                 c.id
             )));
         }
-        let rec = c.record();
         let cfg = ex.config.clone();
-        let tty = cfg.tty;
-        let paths = self.paths(&c.id);
-        let state = exec_state_dir(&paths.run, exec_id);
+        let stdin = cfg.attach_stdin && !detach;
+        let state = exec_state_dir(&self.paths(&c.id).run, exec_id);
         std::fs::create_dir_all(&state).map_err(|e| ContainerError::io("create", &state, e))?;
         let cleanup = scopeguard(state.clone());
-        let process = self.exec_process(&rec, &cfg)?;
-        let process_path = state.join("process.json");
-        std::fs::write(
-            &process_path,
-            serde_json::to_vec(&process).unwrap_or_default(),
-        )
-        .map_err(|e| ContainerError::io("write", &process_path, e))?;
-        let runtime_bin = self.inner.cfg.runtimes.get(&rec.runtime).cloned();
-        let stdin = cfg.attach_stdin && !detach;
-        shim::spawn(shim::Spawn {
-            shim: &self.inner.cfg.shim_path,
-            mode: "exec",
-            id: &c.id,
-            state: &state,
-            root: &paths.runtime_root(),
-            runtime: runtime_bin.as_deref(),
-            tty,
-            stdin,
-            stdin_once: true,
-            extra: vec![
-                ("--exec-id", exec_id.to_owned()),
-                ("--process", process_path.display().to_string()),
-            ],
-        })
-        .await?;
+        self.spawn_exec_shim(&c, exec_id, &cfg, &state, stdin)
+            .await?;
         let conn = if detach {
             None
         } else {
@@ -436,10 +403,6 @@ impl Containers {
             .map_err(|e| ContainerError::io("write to shim", &state, e))?;
         let started = shim::request_text(&state, Request::Start).await;
         cleanup.disarm();
-        let cmdline = cfg.cmd.join(" ");
-        let ex2 = ex.clone();
-        let me = self.clone();
-        let c2 = c.clone();
         let start_err = started.as_ref().err().map(|e| e.to_string());
         {
             let mut st = ex.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -450,12 +413,71 @@ impl Containers {
         }
         self.emit(
             &c,
-            &format!("exec_start: {cmdline}"),
+            &format!("exec_start: {}", cfg.cmd.join(" ")),
             &[("execID", exec_id.to_owned())],
         );
-        let start_err2 = start_err.clone();
+        self.watch_exec_exit(ex.clone(), c, waiter, state, start_err.clone());
+        let mut done = ex.done.subscribe();
+        let recorded: BoxFuture<'static, ()> = Box::pin(async move {
+            let _ = done.wait_for(|v| v.is_some()).await;
+        });
+        let serve = exec_serve(&cfg, conn, start_err, stdin, recorded);
+        Ok(AttachHandle {
+            tty: cfg.tty,
+            serve,
+        })
+    }
+
+    /// Writes the exec's `process.json` into its state directory and spawns its shim.
+    async fn spawn_exec_shim(
+        &self,
+        c: &Ctr,
+        exec_id: &str,
+        cfg: &ExecSpec,
+        state: &Path,
+        stdin: bool,
+    ) -> Result<(), ContainerError> {
+        let rec = c.record();
+        let process = self.exec_process(&rec, cfg)?;
+        let process_path = state.join("process.json");
+        std::fs::write(
+            &process_path,
+            serde_json::to_vec(&process).unwrap_or_default(),
+        )
+        .map_err(|e| ContainerError::io("write", &process_path, e))?;
+        let runtime_bin = self.inner.cfg.runtimes.get(&rec.runtime).cloned();
+        shim::spawn(shim::Spawn {
+            shim: &self.inner.cfg.shim_path,
+            mode: "exec",
+            id: &c.id,
+            state,
+            root: &self.paths(&c.id).runtime_root(),
+            runtime: runtime_bin.as_deref(),
+            tty: cfg.tty,
+            stdin,
+            stdin_once: true,
+            extra: vec![
+                ("--exec-id", exec_id.to_owned()),
+                ("--process", process_path.display().to_string()),
+            ],
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Records the exec's exit code when its shim reports it (or 126/127 at once when it
+    /// never started), sends `exec_die`, and removes its state directory.
+    fn watch_exec_exit(
+        &self,
+        ex: Arc<Exec>,
+        c: Arc<Ctr>,
+        waiter: UnixStream,
+        state: std::path::PathBuf,
+        start_err: Option<String>,
+    ) {
+        let me = self.clone();
         tokio::spawn(async move {
-            let code = match &start_err2 {
+            let code = match &start_err {
                 Some(msg) => exec_failure_code(msg),
                 None => wait_on(waiter)
                     .await
@@ -464,51 +486,18 @@ impl Containers {
                     .unwrap_or(137),
             };
             {
-                let mut st = ex2.state.lock().unwrap_or_else(|p| p.into_inner());
+                let mut st = ex.state.lock().unwrap_or_else(|p| p.into_inner());
                 st.running = false;
                 st.exit_code = Some(code);
             }
-            let _ = ex2.done.send(Some(code));
+            let _ = ex.done.send(Some(code));
             me.emit(
-                &c2,
+                &c,
                 "exec_die",
-                &[("execID", ex2.id.clone()), ("exitCode", code.to_string())],
+                &[("execID", ex.id.clone()), ("exitCode", code.to_string())],
             );
             let _ = tokio::fs::remove_dir_all(&state).await;
         });
-        let mut done = ex.done.subscribe();
-        let recorded: BoxFuture<'static, ()> = Box::pin(async move {
-            let _ = done.wait_for(|v| v.is_some()).await;
-        });
-        let serve: Box<dyn FnOnce(Hijacked) -> BoxFuture<'static, ()> + Send> =
-            match (conn, start_err) {
-                (_, Some(msg)) => Box::new(move |mut io: Hijacked| {
-                    Box::pin(async move {
-                        let text = format!("OCI runtime exec failed: {msg}\r\n");
-                        let bytes = if tty {
-                            text.into_bytes()
-                        } else {
-                            frame(StreamId::Stderr, text.as_bytes())
-                        };
-                        let _ = io.write_all(&bytes).await;
-                        recorded.await;
-                        let _ = io.shutdown().await;
-                    })
-                }),
-                (Some(conn), None) => {
-                    let detach_keys = parse_detach_keys(if cfg.detach_keys.is_empty() {
-                        "ctrl-p,ctrl-q"
-                    } else {
-                        &cfg.detach_keys
-                    })
-                    .unwrap_or_default();
-                    Box::new(move |io| {
-                        Box::pin(splice(io, conn, tty, stdin, detach_keys, Some(recorded)))
-                    })
-                }
-                (None, None) => Box::new(|_| Box::pin(async {})),
-            };
-        Ok(AttachHandle { tty, serve })
     }
 
     /// The exec's OCI process: the container's (see exec_process.rs) with the exec's command,
@@ -616,6 +605,55 @@ fn exec_state_dir(run: &Path, exec_id: &str) -> std::path::PathBuf {
 
 /// Removes a directory on drop unless disarmed (an exec that failed to set up).
 struct DirGuard(Option<std::path::PathBuf>);
+
+/// An exec runs once: marks it started, or says it already has.
+fn mark_started(ex: &Exec, exec_id: &str) -> Result<(), ContainerError> {
+    let mut st = ex.state.lock().unwrap_or_else(|p| p.into_inner());
+    if st.started {
+        return Err(ContainerError::Conflict(format!(
+            "Error: Exec command {exec_id} has already run"
+        )));
+    }
+    st.started = true;
+    Ok(())
+}
+
+/// What serves the client's hijacked connection: the runtime's refusal (then the stream
+/// closes once the exit code is recorded), the process's streams, or nothing (detached).
+fn exec_serve(
+    cfg: &ExecSpec,
+    conn: Option<UnixStream>,
+    start_err: Option<String>,
+    stdin: bool,
+    recorded: BoxFuture<'static, ()>,
+) -> Box<dyn FnOnce(Hijacked) -> BoxFuture<'static, ()> + Send> {
+    let tty = cfg.tty;
+    match (conn, start_err) {
+        (_, Some(msg)) => Box::new(move |mut io: Hijacked| {
+            Box::pin(async move {
+                let text = format!("OCI runtime exec failed: {msg}\r\n");
+                let bytes = if tty {
+                    text.into_bytes()
+                } else {
+                    frame(StreamId::Stderr, text.as_bytes())
+                };
+                let _ = io.write_all(&bytes).await;
+                recorded.await;
+                let _ = io.shutdown().await;
+            })
+        }),
+        (Some(conn), None) => {
+            let detach_keys = parse_detach_keys(if cfg.detach_keys.is_empty() {
+                "ctrl-p,ctrl-q"
+            } else {
+                &cfg.detach_keys
+            })
+            .unwrap_or_default();
+            Box::new(move |io| Box::pin(splice(io, conn, tty, stdin, detach_keys, Some(recorded))))
+        }
+        (None, None) => Box::new(|_| Box::pin(async {})),
+    }
+}
 
 fn scopeguard(p: std::path::PathBuf) -> DirGuard {
     DirGuard(Some(p))

@@ -105,15 +105,17 @@ impl Containers {
         self.inner
             .images
             .resolve(reference)
-            .map_err(|e| match e.kind {
+            .map_err(|e| match e.kind() {
                 berth_api::ErrorKind::NotFound => {
                     match crate::image::reference::Reference::parse(reference) {
                         Err(bad) => ContainerError::Invalid(berth_api::ApiError::from(bad).message),
                         Ok(_) => ContainerError::NotFound(format!("No such image: {reference}")),
                     }
                 }
-                berth_api::ErrorKind::InvalidArgument => ContainerError::Invalid(e.message),
-                _ => ContainerError::internal(e),
+                berth_api::ErrorKind::InvalidArgument => {
+                    ContainerError::Invalid(crate::image::full_message(&e))
+                }
+                _ => ContainerError::internal_with(crate::image::full_message(&e), e),
             })
     }
 

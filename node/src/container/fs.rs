@@ -3,6 +3,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use berth_api::backend::{BodyStream, ByteStream, PathStat};
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::{ContainerError, Containers, Ctr};
 use crate::fsroot::{self, Last, Root};
-use crate::image::ImageService;
+use crate::image::ImageStore;
 
 /// Go's `os.FileMode` bits, which `X-Docker-Container-Path-Stat` carries, from `st_mode`.
 fn go_mode(st_mode: u32) -> u32 {
@@ -124,12 +125,12 @@ fn open_root(merged: &Path) -> Result<Root, ContainerError> {
 }
 
 /// Keeps a stopped container's rootfs mounted while it is read; unmounts when dropped.
-pub struct RootfsGuard(Option<PathBuf>);
+pub struct RootfsGuard(Option<(Arc<dyn ImageStore>, PathBuf)>);
 
 impl Drop for RootfsGuard {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = ImageService::unmount_rootfs(&p);
+        if let Some((images, p)) = self.0.take() {
+            let _ = images.unmount_rootfs(&p);
         }
     }
 }
@@ -146,25 +147,27 @@ impl Containers {
             .inner
             .images
             .resolve(&c.record().image_id)
-            .map_err(ContainerError::internal)?;
-        let _ = ImageService::unmount_rootfs(&merged);
+            .map_err(|e| ContainerError::internal_with(crate::image::full_message(&e), e))?;
+        let _ = self.inner.images.unmount_rootfs(&merged);
         for d in [paths.upper(), paths.work(), merged.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
         }
         // As `launch` mounts it (a `--rm` container's overlay is volatile).
-        let mount = if c.record().host_config.auto_remove {
-            ImageService::mount_rootfs_volatile
-        } else {
-            ImageService::mount_rootfs
-        };
-        mount(
-            &paths.lowers(&image.layer_dirs, c.record().host_config.init == Some(true))?,
-            &paths.upper(),
-            &paths.work(),
-            &merged,
-        )
-        .map_err(|e| ContainerError::Runtime(format!("mount rootfs: {e}")))?;
-        Ok((merged.clone(), RootfsGuard(Some(merged))))
+        let volatile = c.record().host_config.auto_remove;
+        self.inner
+            .images
+            .mount_rootfs(
+                &paths.lowers(&image.layer_dirs, c.record().host_config.init == Some(true))?,
+                &paths.upper(),
+                &paths.work(),
+                &merged,
+                volatile,
+            )
+            .map_err(|e| ContainerError::Runtime(format!("mount rootfs: {e}")))?;
+        Ok((
+            merged.clone(),
+            RootfsGuard(Some((self.inner.images.clone(), merged))),
+        ))
     }
 
     pub async fn archive_stat(&self, key: &str, path: &str) -> Result<PathStat, ContainerError> {
@@ -311,5 +314,5 @@ fn walk_changes(upper: &Path, lowers: &[PathBuf], out: &mut Vec<Value>) {
 
 /// Bytes used by a directory tree (files only, hard links once), 0 if unreadable.
 pub fn dir_size(root: &Path) -> u64 {
-    crate::image::layers::dir_size(root).unwrap_or(0)
+    crate::image::dir_size(root).unwrap_or(0)
 }

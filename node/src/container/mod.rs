@@ -18,7 +18,7 @@
 //!              ├─ logconfig.rs  log drivers and options: defaults, validation, shim args
 //!              ├─ view.rs       inspect and list JSON
 //!              ├─ fs.rs         cp (archive), export, changes
-//!              ├─ cgroup.rs     stats, top, pause, update
+//!              ├─ cgroup/       stats, top, pause, update (v1.rs, v2.rs: each layout)
 //!              ├─ spec.rs       the OCI spec (+ seccomp.rs, user.rs, etc_files.rs,
 //!              │                exec_process.rs: an exec's process, the container's own)
 //!              ├─ mounts.rs     -v, --mount, --volumes-from: parse, resolve, attach
@@ -76,7 +76,7 @@ use tokio::sync::watch;
 
 use crate::config::DaemonConfig;
 use crate::events::Events;
-use crate::image::ImageService;
+use crate::image::ImageStore;
 use crate::store::MetaStore;
 
 pub use executor::{
@@ -246,7 +246,7 @@ pub struct Containers {
 pub(crate) struct Inner {
     pub cfg: DaemonConfig,
     pub meta: Arc<MetaStore>,
-    pub images: Arc<ImageService>,
+    pub images: Arc<dyn ImageStore>,
     pub nets: crate::network::Networks,
     pub volumes: crate::volume::Volumes,
     pub events: Events,
@@ -260,7 +260,7 @@ impl Containers {
     pub fn new(
         cfg: DaemonConfig,
         meta: Arc<MetaStore>,
-        images: Arc<ImageService>,
+        images: Arc<dyn ImageStore>,
         nets: crate::network::Networks,
         volumes: crate::volume::Volumes,
         events: Events,

@@ -277,97 +277,122 @@ pub fn parse_mount(m: &Value) -> Result<MountPoint, ContainerError> {
             return Err(fail(format!("field {k} must not be specified")));
         }
     }
+    let base = MountPoint {
+        destination,
+        rw,
+        ..Default::default()
+    };
     match kind {
-        "bind" => {
-            if source.is_empty() {
-                return Err(fail("field Source must not be empty".into()));
-            }
-            let src = clean_abs(source).ok_or_else(|| {
-                fail(format!(
-                    "invalid mount path: '{source}' mount path must be absolute"
-                ))
-            })?;
-            let create = m["BindOptions"]["CreateMountpoint"]
-                .as_bool()
-                .unwrap_or(false);
-            if !create && !Path::new(&src).exists() {
-                return Err(fail(format!("bind source path does not exist: {src}")));
-            }
-            let propagation = m["BindOptions"]["Propagation"].as_str().unwrap_or("");
-            if !propagation.is_empty() && !PROPAGATIONS.contains(&propagation) {
-                return Err(fail(format!("invalid propagation mode: {propagation}")));
-            }
-            Ok(MountPoint {
-                kind: "bind".into(),
-                source: src,
-                destination,
-                rw,
-                propagation: if propagation.is_empty() {
-                    "rprivate".into()
-                } else {
-                    propagation.to_owned()
-                },
-                create_source: create,
-                ..Default::default()
-            })
-        }
-        "volume" => {
-            if !source.is_empty() {
-                volume::validate_name(source).map_err(|e| fail(e.to_string()))?;
-            }
-            let opts = &m["VolumeOptions"];
-            let driver = opts["DriverConfig"]["Name"].as_str().unwrap_or("");
-            if !driver.is_empty() && driver != "local" {
-                return Err(ContainerError::NotFound(format!(
-                    "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
-                )));
-            }
-            let mut labels = str_map(&opts["Labels"]);
-            if source.is_empty() {
-                labels.insert(ANONYMOUS_LABEL.into(), String::new());
-            }
-            let options = str_map(&opts["DriverConfig"]["Options"]);
-            volume::local::parse(&options).map_err(|e| fail(e.to_string()))?;
-            Ok(MountPoint {
-                kind: "volume".into(),
-                name: source.to_owned(),
-                destination,
-                driver: "local".into(),
-                mode: "z".into(),
-                rw,
-                copy_data: !opts["NoCopy"].as_bool().unwrap_or(false),
-                anonymous: source.is_empty(),
-                volume_labels: labels,
-                volume_options: options,
-                ..Default::default()
-            })
-        }
-        "tmpfs" => {
-            if !source.is_empty() {
-                return Err(fail("field Source must not be specified".into()));
-            }
-            let mut opts = Vec::new();
-            match m["TmpfsOptions"]["SizeBytes"].as_i64() {
-                Some(s) if s < 0 => return Err(fail(format!("invalid tmpfs size {s}"))),
-                Some(s) if s > 0 => opts.push(format!("size={s}")),
-                _ => {}
-            }
-            if let Some(mode) = m["TmpfsOptions"]["Mode"].as_u64().filter(|m| *m != 0) {
-                opts.push(format!("mode={mode:o}"));
-            }
-            Ok(MountPoint {
-                kind: "tmpfs".into(),
-                destination,
-                rw,
-                tmpfs_options: opts,
-                ..Default::default()
-            })
-        }
+        "bind" => bind_mount(m, source, base, fail),
+        "volume" => volume_mount(m, source, base, fail),
+        "tmpfs" => tmpfs_mount(m, source, base, fail),
         "" => Err(invalid(
             "invalid mount config: mount type must be one of bind, volume, tmpfs".into(),
         )),
         _ => Err(fail("mount type unknown".into())),
     }
+}
+
+/// `type=bind`: an absolute source that exists (unless `CreateMountpoint`), and a known
+/// propagation mode.
+fn bind_mount(
+    m: &Value,
+    source: &str,
+    base: MountPoint,
+    fail: impl Fn(String) -> ContainerError,
+) -> Result<MountPoint, ContainerError> {
+    if source.is_empty() {
+        return Err(fail("field Source must not be empty".into()));
+    }
+    let src = clean_abs(source).ok_or_else(|| {
+        fail(format!(
+            "invalid mount path: '{source}' mount path must be absolute"
+        ))
+    })?;
+    let create = m["BindOptions"]["CreateMountpoint"]
+        .as_bool()
+        .unwrap_or(false);
+    if !create && !Path::new(&src).exists() {
+        return Err(fail(format!("bind source path does not exist: {src}")));
+    }
+    let propagation = m["BindOptions"]["Propagation"].as_str().unwrap_or("");
+    if !propagation.is_empty() && !PROPAGATIONS.contains(&propagation) {
+        return Err(fail(format!("invalid propagation mode: {propagation}")));
+    }
+    Ok(MountPoint {
+        kind: "bind".into(),
+        source: src,
+        propagation: if propagation.is_empty() {
+            "rprivate".into()
+        } else {
+            propagation.to_owned()
+        },
+        create_source: create,
+        ..base
+    })
+}
+
+/// `type=volume`: a named volume (or an anonymous one without a source) of the local
+/// driver, with its labels and driver options checked now.
+fn volume_mount(
+    m: &Value,
+    source: &str,
+    base: MountPoint,
+    fail: impl Fn(String) -> ContainerError,
+) -> Result<MountPoint, ContainerError> {
+    if !source.is_empty() {
+        volume::validate_name(source).map_err(|e| fail(e.to_string()))?;
+    }
+    let opts = &m["VolumeOptions"];
+    let driver = opts["DriverConfig"]["Name"].as_str().unwrap_or("");
+    if !driver.is_empty() && driver != "local" {
+        return Err(ContainerError::NotFound(format!(
+            "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+        )));
+    }
+    let mut labels = str_map(&opts["Labels"]);
+    if source.is_empty() {
+        labels.insert(ANONYMOUS_LABEL.into(), String::new());
+    }
+    let options = str_map(&opts["DriverConfig"]["Options"]);
+    volume::local::parse(&options).map_err(|e| fail(e.to_string()))?;
+    Ok(MountPoint {
+        kind: "volume".into(),
+        name: source.to_owned(),
+        driver: "local".into(),
+        mode: "z".into(),
+        copy_data: !opts["NoCopy"].as_bool().unwrap_or(false),
+        anonymous: source.is_empty(),
+        volume_labels: labels,
+        volume_options: options,
+        ..base
+    })
+}
+
+/// `type=tmpfs`: no source; size and mode become mount options.
+fn tmpfs_mount(
+    m: &Value,
+    source: &str,
+    base: MountPoint,
+    fail: impl Fn(String) -> ContainerError,
+) -> Result<MountPoint, ContainerError> {
+    if !source.is_empty() {
+        return Err(fail("field Source must not be specified".into()));
+    }
+    let mut opts = Vec::new();
+    match m["TmpfsOptions"]["SizeBytes"].as_i64() {
+        Some(s) if s < 0 => return Err(fail(format!("invalid tmpfs size {s}"))),
+        Some(s) if s > 0 => opts.push(format!("size={s}")),
+        _ => {}
+    }
+    if let Some(mode) = m["TmpfsOptions"]["Mode"].as_u64().filter(|m| *m != 0) {
+        opts.push(format!("mode={mode:o}"));
+    }
+    Ok(MountPoint {
+        kind: "tmpfs".into(),
+        tmpfs_options: opts,
+        ..base
+    })
 }
 
 /// `VolumesFrom` entry `id[:ro|rw]` → (container, Some(rw) when a mode was given).

@@ -180,8 +180,7 @@ impl Containers {
             rec.host_config.port_bindings.as_ref(),
             rec.config.exposed_ports.as_ref(),
             rec.host_config.publish_all_ports,
-        )
-        .map_err(ContainerError::Invalid)?;
+        )?;
         let mut published = Vec::new();
         if let Some(ip) = eps
             .get(&primary)

@@ -11,7 +11,6 @@ use super::paths::Paths;
 use super::{
     etc_files, net, netns, shim, spec, user, ContainerError, Containers, Ctr, Record, State,
 };
-use crate::image::ImageService;
 
 impl Containers {
     pub async fn start(&self, key: &str) -> Result<(), ContainerError> {
@@ -164,26 +163,25 @@ impl Containers {
             .inner
             .images
             .resolve(&rec.image_id)
-            .map_err(ContainerError::internal)?;
+            .map_err(|e| ContainerError::internal_with(crate::image::full_message(&e), e))?;
         let merged = paths.merged();
-        let _ = ImageService::unmount_rootfs(&merged);
+        let _ = self.inner.images.unmount_rootfs(&merged);
         for d in [paths.upper(), paths.work(), merged.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;
         }
         // A `--rm` container's writable layer never outlives its run: no syncs, so the
         // unmount at its exit does not wait for the file system's journal.
-        let mount = if rec.host_config.auto_remove {
-            ImageService::mount_rootfs_volatile
-        } else {
-            ImageService::mount_rootfs
-        };
-        mount(
-            &paths.lowers(&image.layer_dirs, rec.host_config.init == Some(true))?,
-            &paths.upper(),
-            &paths.work(),
-            &merged,
-        )
-        .map_err(|e| ContainerError::internal_with(format!("mount rootfs: {e}"), e))?;
+        let volatile = rec.host_config.auto_remove;
+        self.inner
+            .images
+            .mount_rootfs(
+                &paths.lowers(&image.layer_dirs, rec.host_config.init == Some(true))?,
+                &paths.upper(),
+                &paths.work(),
+                &merged,
+                volatile,
+            )
+            .map_err(|e| ContainerError::internal_with(format!("mount rootfs: {e}"), e))?;
         let rootfs = crate::fsroot::Root::open(&merged).map_err(ContainerError::internal)?;
         if !rec.config.working_dir.is_empty() {
             // Made inside the root: `..` and the image's symlinks cannot point it at the host.
@@ -284,7 +282,7 @@ impl Containers {
 
     /// Undoes what `launch` set up on the host (rootfs mount, network namespace).
     pub(crate) fn teardown(&self, rec: &Record, paths: &Paths) {
-        if let Err(e) = ImageService::unmount_rootfs(&paths.merged()) {
+        if let Err(e) = self.inner.images.unmount_rootfs(&paths.merged()) {
             tracing::warn!(container_id = %rec.id, error = %e, "unmount rootfs");
         }
         self.inner.nets.detach(&rec.id);

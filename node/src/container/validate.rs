@@ -190,9 +190,8 @@ pub fn port_bindings(h: &HostConfig) -> Result<(), ContainerError> {
         }
     }
     // What start will ask of them besides (protocol, host address), checked now too.
-    crate::network::ports::bindings(Some(bindings), None, false)
-        .map(drop)
-        .map_err(invalid)
+    crate::network::ports::bindings(Some(bindings), None, false)?;
+    Ok(())
 }
 
 /// `80` or `8000-8010` (0 allowed, as in Docker: "any port").

@@ -16,12 +16,10 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::error::ImageError;
-use super::import::ImportPlan;
-use super::pull::{pull_reference, wants_all_tags};
-use super::reference::Reference;
-use super::registry::Credentials;
-use super::service::ImageService;
+use crate::image::archive::import::ImportPlan;
+use crate::image::error::ImageError;
+use crate::image::service::ImageService;
+use crate::image::transfer::registry::Credentials;
 
 const CHUNK: usize = 64 * 1024;
 
@@ -115,15 +113,7 @@ impl ImageBackend for ImageService {
         platform: Option<&str>,
         auth: Option<Value>,
     ) -> ApiResult<BoxStream<'static, Value>> {
-        let creds = Credentials::from_value(auth.as_ref());
-        let plans = if wants_all_tags(from_image, tag) {
-            let repo = Reference::parse(from_image)?;
-            self.plan_pull_all(repo, platform, creds).await?
-        } else {
-            let reference = pull_reference(from_image, tag)?;
-            vec![self.plan_pull(reference, platform, creds).await?]
-        };
-        Ok(self.run_pull(plans))
+        Ok(ImageService::pull(self, from_image, tag, platform, auth).await?)
     }
 
     async fn push(

@@ -10,7 +10,7 @@ use std::io::{self, Read};
 
 use sha2::{Digest as _, Sha256};
 
-use super::error::ImageError;
+use crate::image::error::ImageError;
 
 /// A sha256 digest, kept as 64 lowercase hex characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -122,17 +122,6 @@ impl ImageError {
     }
 }
 
-impl From<super::registry::RegistryError> for ImageError {
-    fn from(e: super::registry::RegistryError) -> Self {
-        use super::registry::RegistryError as R;
-        match e {
-            R::NotFound(m) => ImageError::RemoteNotFound(m),
-            R::Unauthorized(m) | R::Denied(m) => ImageError::Unauthorized(m),
-            e @ (R::Unreachable { .. } | R::Protocol(_)) => ImageError::Registry(e.to_string()),
-        }
-    }
-}
-
 /// The message with every `source` appended, as the client should see it.
 pub fn full_message(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();

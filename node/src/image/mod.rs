@@ -1,21 +1,23 @@
 //! The image store of berthd: content-addressed blobs, unpacked layers, image records, the
-//! overlay root file systems of containers, and the Docker image API on top.
+//! overlay root file systems of containers, registry transfers, image archives, and the
+//! Docker image API on top.
 //!
 //! ```text
-//!  ImageBackend (backend.rs) ── import.rs · load.rs · save.rs · delete.rs · views.rs
-//!            │                       │            │
-//!            ▼                       ▼            ▼
-//!  ImageService (service.rs) ─┬─ ContentStore  content/blobs/sha256/<hex>     (content.rs)
-//!    resolve / tag / register ├─ LayerStore    overlay/<chain id>/diff         (layers.rs,
-//!                             │                 + tar-split recipe             unpack.rs, tarsplit.rs)
-//!                             └─ Records       metadata.redb: images, image_refs (records.rs)
-//!  pull.rs · push.rs ── registry/ (OCI Distribution client) · manifest.rs · progress.rs
-//!            └─ distribution.rs: download limits, per-blob locks, layer_blobs table, blob GC
-//!  containers ──► resolve(name) → ResolvedImage { id, config, layer_dirs }
-//!             ──► mount_rootfs(layer_dirs, upper, work, target)               (overlay.rs)
-//!  commit/export ──► pack_layer(dir, writer): overlay form → layer tar        (pack.rs)
-//!  commit/build  ──► create_child(parent, config, layer tar) → new image      (child.rs)
+//!  ImageBackend (backend.rs, views.rs)        the API edge: Docker JSON in and out
+//!  container/, build/ ──► dyn ImageStore (image_store.rs)    the engine's narrow seam
+//!            │                    │
+//!            ▼                    ▼
+//!  ImageService (service.rs): resolve, register, tag, the store lock
+//!    ├─ transfer/  registry client, pull, push, login, progress, download limits
+//!    ├─ archive/   load, save, import, pack (directory → layer tar)
+//!    └─ store/     content/blobs/sha256/<hex>            (content.rs; layer_blobs: blobs.rs)
+//!                  overlay/<chain id>/diff + tar-split    (layers.rs, unpack.rs, tarsplit.rs)
+//!                  metadata.redb: images, image_refs      (records.rs)
+//!                  config and manifest model, child images, delete, overlay mounts
+//!  reference.rs · digest.rs · error.rs                    below everything else
 //! ```
+//! `transfer/` and `archive/` call into `store/`, never the other way.
+//!
 //! Invariants:
 //! - an image id is the sha256 of its config blob; a layer directory is named by its chain id
 //!   and exists whole or not at all (built in `tmp/images`, renamed into place);
@@ -25,41 +27,27 @@
 //!   unrecorded layers) is removed when the service starts;
 //! - saved layers are byte-identical to the loaded ones, so ids survive save and load.
 
+mod archive;
 mod backend;
-mod bundle;
-mod changes;
-mod child;
-pub mod config;
-mod content;
-mod delete;
 pub mod digest;
-mod distribution;
 mod error;
-mod import;
-pub mod layers;
-mod load;
-pub mod manifest;
-pub mod overlay;
-pub mod pack;
-mod progress;
-mod pull;
-mod push;
-mod records;
+mod image_store;
 pub mod reference;
-pub mod registry;
-mod remote;
-mod save;
 mod service;
-mod sys;
-mod tarsplit;
-mod unpack;
+pub(crate) mod store;
+pub(crate) mod transfer;
 mod views;
 
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use changes::apply_changes;
-pub use child::{parse_tag, ChildImage, ImageChain};
+pub use archive::pack::pack_layer;
 pub use error::{full_message, ImageError};
-pub use overlay::{mount_rootfs, unmount_rootfs};
+pub use image_store::ImageStore;
 pub use service::{ImageService, ResolvedImage, UsersFn};
+pub use store::changes::apply_changes;
+pub use store::child::{parse_tag, ChildImage, ImageChain};
+pub use store::config::host_arch;
+pub use store::layers::dir_size;
+pub use store::overlay::{mount_rootfs, unmount_rootfs};
+pub use transfer::registry::{login_host, Registries, RegistryConfig};

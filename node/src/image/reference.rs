@@ -14,8 +14,8 @@
 
 use std::fmt;
 
-use super::digest::is_hex64;
-use super::error::ImageError;
+use crate::image::digest::is_hex64;
+use crate::image::error::ImageError;
 
 const DEFAULT_DOMAIN: &str = "docker.io";
 const LEGACY_DOMAIN: &str = "index.docker.io";

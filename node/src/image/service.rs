@@ -7,23 +7,23 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
-use berth_api::error::ApiResult;
 use berth_api::models::ContainerConfig;
 use chrono::Utc;
 
-use super::config::{rfc3339_nano, ImageConfig};
-use super::content::ContentStore;
-use super::digest::{is_hex64, Digest};
-use super::error::ImageError;
-use super::layers::LayerStore;
-use super::records::{ImageRecord, Records};
-use super::reference::Reference;
-use super::unpack::Unpacked;
 use crate::config::DaemonConfig;
 use crate::events::Events;
+use crate::image::digest::{is_hex64, Digest};
+use crate::image::error::ImageError;
+use crate::image::reference::Reference;
+use crate::image::store::config::{rfc3339_nano, ImageConfig};
+use crate::image::store::content::ContentStore;
+use crate::image::store::layers::LayerStore;
+use crate::image::store::records::{ImageRecord, Records};
+use crate::image::store::unpack::Unpacked;
+use crate::image::transfer::distribution::Distribution;
 use crate::store::MetaStore;
 
 /// Returns the ids of the containers using an image (given as `sha256:<hex>`).
@@ -54,7 +54,7 @@ pub(crate) struct Inner {
     pub records: Records,
     pub events: Events,
     pub tmp: PathBuf,
-    pub dist: Arc<super::distribution::Distribution>,
+    pub dist: Arc<Distribution>,
     lock: Mutex<()>,
     users: RwLock<UsersFn>,
 }
@@ -106,6 +106,7 @@ impl ImageService {
             tracing::warn!(layer = %orphan, "removed a layer no image refers to");
         }
         let users: UsersFn = Arc::new(|_: &str| Vec::new());
+        let dist = Arc::new(Distribution::new(cfg, content.ingest_dir().to_owned()));
         let svc = ImageService {
             inner: Arc::new(Inner {
                 content,
@@ -113,7 +114,7 @@ impl ImageService {
                 records,
                 events,
                 tmp,
-                dist: Arc::new(super::distribution::Distribution::new(cfg)?),
+                dist,
                 lock: Mutex::new(()),
                 users: RwLock::new(users),
             }),
@@ -142,7 +143,7 @@ impl ImageService {
     }
 
     /// Finds an image by reference, full id, `sha256:` id or unique id prefix.
-    pub fn resolve(&self, name: &str) -> ApiResult<ResolvedImage> {
+    pub fn resolve(&self, name: &str) -> Result<ResolvedImage, ImageError> {
         let rec = self.lookup(name)?;
         let config = self.config_of(&rec)?;
         Ok(ResolvedImage {
@@ -151,32 +152,6 @@ impl ImageService {
             layer_dirs: self.layer_dirs(&rec)?,
             name: name.to_owned(),
         })
-    }
-
-    /// Mounts a container's root file system; see [`super::overlay::mount_rootfs`].
-    pub fn mount_rootfs(
-        lower: &[PathBuf],
-        upper: &Path,
-        work: &Path,
-        target: &Path,
-    ) -> Result<(), ImageError> {
-        super::overlay::mount_rootfs(lower, upper, work, target)
-    }
-
-    /// Mounts a container's root file system `volatile`; see
-    /// [`super::overlay::mount_rootfs_opts`].
-    pub fn mount_rootfs_volatile(
-        lower: &[PathBuf],
-        upper: &Path,
-        work: &Path,
-        target: &Path,
-    ) -> Result<(), ImageError> {
-        super::overlay::mount_rootfs_opts(lower, upper, work, target, true)
-    }
-
-    /// Unmounts what [`mount_rootfs`](Self::mount_rootfs) mounted.
-    pub fn unmount_rootfs(target: &Path) -> Result<(), ImageError> {
-        super::overlay::unmount_rootfs(target)
     }
 
     /// Every image id in the store.
@@ -336,7 +311,7 @@ impl ImageService {
             ));
         }
         if r.tag().is_none() {
-            r = r.with_tag(super::reference::DEFAULT_TAG)?;
+            r = r.with_tag(crate::image::reference::DEFAULT_TAG)?;
         }
         let id = {
             let _guard = self.lock();

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::service::ImageService;
 use crate::config::DaemonConfig;
 use crate::events::Events;
+use crate::image::service::ImageService;
 use crate::store::MetaStore;
 
 pub struct TestService {

@@ -6,12 +6,14 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use super::config::{docker_config_value, parse_time, rfc3339_nano, ImageConfig, ZERO_TIME};
-use super::digest::Digest;
-use super::error::ImageError;
-use super::records::ImageRecord;
-use super::reference::Reference;
-use super::service::ImageService;
+use crate::image::digest::Digest;
+use crate::image::error::ImageError;
+use crate::image::reference::Reference;
+use crate::image::service::ImageService;
+use crate::image::store::config::{
+    docker_config_value, parse_time, rfc3339_nano, ImageConfig, ZERO_TIME,
+};
+use crate::image::store::records::ImageRecord;
 use berth_api::backend::Filters;
 use berth_api::models::ContainerConfig;
 

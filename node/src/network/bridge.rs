@@ -16,6 +16,8 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 
+use berth_api::ErrorKind;
+
 use super::driver::{Created, Link, NetworkDriver, Sandbox};
 use super::error::{NetworkError, Result};
 use super::ipam::Subnet;
@@ -286,7 +288,10 @@ fn mtu_option(rec: &NetworkRecord) -> Result<Option<u32>> {
 /// created is deleted again if a later step fails; an interface of that name that is not a
 /// bridge is refused (dockerd: "existing interface … is not a bridge").
 fn make_bridge(nl: &mut Netlink, rec: &NetworkRecord, mtu: Option<u32>) -> Result<Created> {
-    let subnet: Subnet = rec.subnet.parse().map_err(NetworkError::Internal)?;
+    let subnet: Subnet = rec
+        .subnet
+        .parse()
+        .map_err(NetworkError::ipam(ErrorKind::Internal))?;
     let gw: Ipv4Addr = rec
         .gateway
         .parse()

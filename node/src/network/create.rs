@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use berth_api::ErrorKind;
+
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -120,7 +122,9 @@ fn choose_subnet(
         })?;
         return Ok((s, false));
     }
-    let s: Subnet = want.parse().map_err(NetworkError::Invalid)?;
+    let s: Subnet = want
+        .parse()
+        .map_err(NetworkError::ipam(ErrorKind::InvalidArgument))?;
     if want.contains(':') {
         return Err(NetworkError::invalid(
             "IPv6 subnets are not supported by this engine",
@@ -162,7 +166,10 @@ fn plan_addresses(subnet: Subnet, want: &IpamConfig) -> Result<(Allocator, Optio
     let range = if want.ip_range.is_empty() {
         None
     } else {
-        let r: Subnet = want.ip_range.parse().map_err(NetworkError::Invalid)?;
+        let r: Subnet = want
+            .ip_range
+            .parse()
+            .map_err(NetworkError::ipam(ErrorKind::InvalidArgument))?;
         if !subnet.contains_subnet(&r) {
             return Err(NetworkError::invalid(format!(
                 "ip-range {r} is not inside the subnet {subnet}"
@@ -175,7 +182,9 @@ fn plan_addresses(subnet: Subnet, want: &IpamConfig) -> Result<(Allocator, Optio
         let ip: Ipv4Addr = ip
             .parse()
             .map_err(|_| NetworkError::invalid(format!("invalid auxiliary address {k}={ip}")))?;
-        alloc.claim(ip).map_err(NetworkError::Invalid)?;
+        alloc
+            .claim(ip)
+            .map_err(NetworkError::ipam(ErrorKind::InvalidArgument))?;
     }
     Ok((alloc, range))
 }

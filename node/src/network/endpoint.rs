@@ -13,6 +13,8 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use berth_api::ErrorKind;
+
 use super::driver::{Link, NetworkDriver, Sandbox};
 use super::error::{NetworkError, Result};
 use super::ipam::{self, Subnet};
@@ -45,7 +47,10 @@ impl Networks {
             let ip: Ipv4Addr = ep.ipv4_request.parse().map_err(|_| {
                 NetworkError::invalid(format!("invalid IPv4 address: {}", ep.ipv4_request))
             })?;
-            let s: Subnet = rec.subnet.parse().map_err(NetworkError::Invalid)?;
+            let s: Subnet = rec
+                .subnet
+                .parse()
+                .map_err(NetworkError::ipam(ErrorKind::InvalidArgument))?;
             if !s.contains(ip) {
                 return Err(NetworkError::invalid(format!(
                     "no configured subnet or ip-range contain the IP address {ip}"
@@ -53,7 +58,8 @@ impl Networks {
             }
         }
         if !ep.mac_request.is_empty() {
-            ipam::parse_mac(&ep.mac_request).map_err(NetworkError::Invalid)?;
+            ipam::parse_mac(&ep.mac_request)
+                .map_err(NetworkError::ipam(ErrorKind::InvalidArgument))?;
         }
         ep.network_id = rec.id.clone();
         Ok(rec)
@@ -153,18 +159,22 @@ impl Networks {
             .as_mut()
             .ok_or_else(|| NetworkError::invalid(format!("network {name} has no addresses")))?;
         let ip = if ep.ipv4_request.is_empty() {
-            alloc.allocate().map_err(NetworkError::Internal)?
+            alloc
+                .allocate()
+                .map_err(NetworkError::ipam(ErrorKind::Internal))?
         } else {
             let ip: Ipv4Addr = ep.ipv4_request.parse().map_err(|_| {
                 NetworkError::invalid(format!("invalid IPv4 address: {}", ep.ipv4_request))
             })?;
-            alloc.claim(ip).map_err(NetworkError::Forbidden)?;
+            alloc
+                .claim(ip)
+                .map_err(NetworkError::ipam(ErrorKind::Forbidden))?;
             ip
         };
         let mac = if ep.mac_request.is_empty() {
             Ok(ipam::mac_for(ip))
         } else {
-            ipam::parse_mac(&ep.mac_request).map_err(NetworkError::Invalid)
+            ipam::parse_mac(&ep.mac_request).map_err(NetworkError::ipam(ErrorKind::InvalidArgument))
         };
         let mac = match mac {
             Ok(m) => m,

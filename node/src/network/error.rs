@@ -10,6 +10,8 @@ use std::io;
 use berth_api::error::cause_chain;
 use berth_api::{ApiError, ErrorKind};
 
+use super::ipam::IpamError;
+use super::ports::PortError;
 use crate::container::ContainerError;
 use crate::store::StoreError;
 
@@ -44,6 +46,11 @@ pub enum NetworkError {
     /// Attaching a container failed inside its namespace.
     #[error("attach to network")]
     Attach(#[source] Box<NetworkError>),
+    /// IPAM refused a subnet, address or MAC address; `kind` says what that is where it
+    /// happened (a client's bad value, a taken address, or a record of ours that no longer
+    /// reads).
+    #[error("{error}")]
+    Ipam { kind: ErrorKind, error: IpamError },
     /// Publishing a port failed (the host port is taken, the address is not local).
     #[error(
         "driver failed programming external connectivity on endpoint {ctr_name} ({ctr_id}): {why}"
@@ -51,7 +58,7 @@ pub enum NetworkError {
     Publish {
         ctr_name: String,
         ctr_id: String,
-        why: String,
+        why: PortError,
     },
     /// A state the network service should never be in (a record it cannot read back, an
     /// exhausted allocator).
@@ -71,6 +78,11 @@ impl NetworkError {
         NetworkError::Invalid(m.into())
     }
 
+    /// Wraps an IPAM refusal as what it means at the call site.
+    pub fn ipam(kind: ErrorKind) -> impl FnOnce(IpamError) -> NetworkError {
+        move |error| NetworkError::Ipam { kind, error }
+    }
+
     pub fn kernel(what: impl Into<String>, source: io::Error) -> Self {
         NetworkError::Kernel {
             what: what.into(),
@@ -85,6 +97,7 @@ impl NetworkError {
             NetworkError::Conflict(_) => ErrorKind::Conflict,
             NetworkError::Forbidden(_) => ErrorKind::Forbidden,
             NetworkError::NeedsSwarm => ErrorKind::Unavailable,
+            NetworkError::Ipam { kind, .. } => *kind,
             NetworkError::Kernel { .. }
             | NetworkError::Rules(_)
             | NetworkError::Attach(_)
@@ -133,8 +146,27 @@ impl From<NetworkError> for ContainerError {
             NetworkError::NotFound(m) => ContainerError::NotFound(m),
             NetworkError::Conflict(m) => ContainerError::Conflict(m),
             NetworkError::Forbidden(m) => ContainerError::Forbidden(m),
+            NetworkError::Ipam {
+                kind: ErrorKind::InvalidArgument,
+                error,
+            } => ContainerError::Invalid(error.to_string()),
+            NetworkError::Ipam {
+                kind: ErrorKind::Forbidden,
+                error,
+            } => ContainerError::Forbidden(error.to_string()),
+            NetworkError::Ipam {
+                kind: ErrorKind::Conflict,
+                error,
+            } => ContainerError::Conflict(error.to_string()),
             e => ContainerError::internal_with(e.client_message(), e),
         }
+    }
+}
+
+/// A binding a container asks for that cannot be read is the client's bad value.
+impl From<PortError> for ContainerError {
+    fn from(e: PortError) -> Self {
+        ContainerError::Invalid(e.to_string())
     }
 }
 

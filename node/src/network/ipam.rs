@@ -6,6 +6,42 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
+/// What IPAM refuses. The caller decides what kind of API error each one is where it meets it:
+/// a bad `--subnet` is the client's fault, an unreadable recorded subnet is ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IpamError {
+    /// Not `a.b.c.d/n` with n ≤ 32.
+    #[error("invalid CIDR address: {0}")]
+    InvalidCidr(String),
+    /// A pool `size` that is not a prefix length.
+    #[error("invalid pool size {0:?}")]
+    InvalidPoolSize(String),
+    /// A default address pool not of the form `base=CIDR,size=N`.
+    #[error("invalid default address pool {0:?}: expected base=CIDR,size=N")]
+    InvalidPool(String),
+    /// A default address pool without `base=`.
+    #[error("default address pool {0:?} has no base")]
+    PoolWithoutBase(String),
+    /// A default address pool whose subnets would be larger than the pool.
+    #[error("invalid default address pool {pool:?}: size /{size} is larger than its base")]
+    PoolSizeLargerThanBase { pool: String, size: u8 },
+    /// An address asked for outside the network's subnet.
+    #[error("no configured subnet or ip-range contain the IP address {0}")]
+    OutsideSubnet(Ipv4Addr),
+    /// An address asked for that is taken (or the gateway, network or broadcast address).
+    #[error("Address already in use: {0}")]
+    InUse(Ipv4Addr),
+    /// Every address of the network's range is taken.
+    #[error("no available IPv4 addresses on this network's address pools: {0}")]
+    Exhausted(Subnet),
+    /// Not six `:`-separated hex octets.
+    #[error("invalid MAC address: {0}")]
+    InvalidMac(String),
+    /// A multicast MAC address, which no interface may have.
+    #[error("invalid MAC address: {0} is a multicast address")]
+    MulticastMac(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Subnet {
     pub base: Ipv4Addr,
@@ -66,19 +102,12 @@ impl fmt::Display for Subnet {
 }
 
 impl FromStr for Subnet {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Subnet, String> {
-        let (ip, prefix) = s
-            .split_once('/')
-            .ok_or_else(|| format!("invalid CIDR address: {s}"))?;
-        let ip: Ipv4Addr = ip
-            .parse()
-            .map_err(|_| format!("invalid CIDR address: {s}"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("invalid CIDR address: {s}"))?;
+    type Err = IpamError;
+    fn from_str(s: &str) -> Result<Subnet, IpamError> {
+        let bad = || IpamError::InvalidCidr(s.to_owned());
+        let (ip, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
         Ok(Subnet::new(ip, prefix))
     }
 }
@@ -123,7 +152,7 @@ impl Pool {
     }
 
     /// `base=10.10.0.0/16,size=24`.
-    pub fn parse(s: &str) -> Result<Pool, String> {
+    pub fn parse(s: &str) -> Result<Pool, IpamError> {
         let mut base = None;
         let mut size = None;
         for part in s.split(',') {
@@ -134,22 +163,19 @@ impl Pool {
                         v.parse::<u8>()
                             .ok()
                             .filter(|p| *p <= 32)
-                            .ok_or_else(|| format!("invalid pool size {v:?}"))?,
+                            .ok_or_else(|| IpamError::InvalidPoolSize(v.to_owned()))?,
                     )
                 }
-                _ => {
-                    return Err(format!(
-                        "invalid default address pool {s:?}: expected base=CIDR,size=N"
-                    ))
-                }
+                _ => return Err(IpamError::InvalidPool(s.to_owned())),
             }
         }
-        let base = base.ok_or_else(|| format!("default address pool {s:?} has no base"))?;
+        let base = base.ok_or_else(|| IpamError::PoolWithoutBase(s.to_owned()))?;
         let size = size.unwrap_or(base.prefix);
         if size < base.prefix {
-            return Err(format!(
-                "invalid default address pool {s:?}: size /{size} is larger than its base"
-            ));
+            return Err(IpamError::PoolSizeLargerThanBase {
+                pool: s.to_owned(),
+                size,
+            });
         }
         Ok(Pool { base, size })
     }
@@ -206,21 +232,19 @@ impl Allocator {
     }
 
     /// Claims a specific address (`--ip`, or one recorded before a restart).
-    pub fn claim(&mut self, ip: Ipv4Addr) -> Result<(), String> {
+    pub fn claim(&mut self, ip: Ipv4Addr) -> Result<(), IpamError> {
         if !self.subnet.contains(ip) {
-            return Err(format!(
-                "no configured subnet or ip-range contain the IP address {ip}"
-            ));
+            return Err(IpamError::OutsideSubnet(ip));
         }
         let n = u32::from(ip);
         if !self.usable(n) {
-            return Err(format!("Address already in use: {ip}"));
+            return Err(IpamError::InUse(ip));
         }
         self.used.insert(n);
         Ok(())
     }
 
-    pub fn allocate(&mut self) -> Result<Ipv4Addr, String> {
+    pub fn allocate(&mut self) -> Result<Ipv4Addr, IpamError> {
         let (lo, hi) = (self.range.first(), self.range.last());
         let start = self.next.clamp(lo, hi);
         let mut ip = start;
@@ -232,10 +256,7 @@ impl Allocator {
             }
             ip = if ip == hi { lo } else { ip + 1 };
             if ip == start {
-                return Err(format!(
-                    "no available IPv4 addresses on this network's address pools: {}",
-                    self.subnet
-                ));
+                return Err(IpamError::Exhausted(self.subnet));
             }
         }
     }
@@ -258,17 +279,17 @@ pub fn format_mac(m: &[u8; 6]) -> String {
         .join(":")
 }
 
-pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+pub fn parse_mac(s: &str) -> Result<[u8; 6], IpamError> {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
-        return Err(format!("invalid MAC address: {s}"));
+        return Err(IpamError::InvalidMac(s.to_owned()));
     }
     let mut out = [0u8; 6];
     for (o, p) in out.iter_mut().zip(parts) {
-        *o = u8::from_str_radix(p, 16).map_err(|_| format!("invalid MAC address: {s}"))?;
+        *o = u8::from_str_radix(p, 16).map_err(|_| IpamError::InvalidMac(s.to_owned()))?;
     }
     if out[0] & 1 == 1 {
-        return Err(format!("invalid MAC address: {s} is a multicast address"));
+        return Err(IpamError::MulticastMac(s.to_owned()));
     }
     Ok(out)
 }

@@ -43,6 +43,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use berth_api::ErrorKind;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::DaemonConfig;
@@ -376,11 +378,14 @@ fn follow_bip(cfg: &NetConfig, meta: &MetaStore, recs: &mut [NetworkRecord]) -> 
 
 /// The address allocator of a recorded network, with its auxiliary addresses taken.
 fn allocator(rec: &NetworkRecord) -> Result<Allocator> {
-    let subnet: Subnet = rec.subnet.parse().map_err(NetworkError::Internal)?;
+    let subnet: Subnet = rec
+        .subnet
+        .parse()
+        .map_err(NetworkError::ipam(ErrorKind::Internal))?;
     let range = (!rec.ip_range.is_empty())
         .then(|| rec.ip_range.parse::<Subnet>())
         .transpose()
-        .map_err(NetworkError::Internal)?;
+        .map_err(NetworkError::ipam(ErrorKind::Internal))?;
     let gw: Ipv4Addr = rec
         .gateway
         .parse()

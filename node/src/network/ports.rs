@@ -12,6 +12,45 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use serde_json::Value;
 
+/// A port binding that cannot be read, or a host port that cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// A `<port>/sctp` key: SCTP is not published by this engine.
+    #[error("sctp ports are not supported: {0}")]
+    Sctp(String),
+    /// A protocol other than tcp, udp or sctp.
+    #[error("invalid proto: {0}")]
+    InvalidProto(String),
+    /// A container port that is not 1–65535.
+    #[error("invalid containerPort: {0}")]
+    InvalidContainerPort(String),
+    /// A host port that is not a port or an increasing `lo-hi` range.
+    #[error("invalid hostPort: {0}")]
+    InvalidHostPort(String),
+    /// A `HostIp` that is not an IPv4 address.
+    #[error("invalid IP address: {0}")]
+    InvalidHostIp(String),
+    /// The kernel gave no free port for `-P` or a `0` host port.
+    #[error("allocate a host port: {0}")]
+    NoFreePort(#[source] io::Error),
+    /// The port asked for is bound by someone else.
+    #[error("Bind for {ip}:{port} failed: port is already allocated")]
+    InUse { ip: Ipv4Addr, port: u16 },
+    /// The host address asked for is not one of this host's.
+    #[error("Bind for {ip}:{port} failed: {ip} is not an address of this host")]
+    NotLocal { ip: Ipv4Addr, port: u16 },
+    /// Binding the port failed otherwise.
+    #[error("Bind for {ip}:{port} failed: {source}")]
+    Bind {
+        ip: Ipv4Addr,
+        port: u16,
+        source: io::Error,
+    },
+    /// Every port of the range asked for is taken.
+    #[error("Bind for {ip}:{lo}-{hi} failed: every port in the range is already allocated")]
+    RangeInUse { ip: Ipv4Addr, lo: u16, hi: u16 },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub proto: &'static str,
@@ -28,27 +67,27 @@ pub struct Reservation {
 }
 
 /// `"80/tcp"` → (80, "tcp").
-pub fn parse_port_key(k: &str) -> Result<(u16, &'static str), String> {
+pub fn parse_port_key(k: &str) -> Result<(u16, &'static str), PortError> {
     let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
     let proto = match proto {
         "tcp" | "" => "tcp",
         "udp" => "udp",
-        "sctp" => return Err(format!("sctp ports are not supported: {k}")),
-        _ => return Err(format!("invalid proto: {proto}")),
+        "sctp" => return Err(PortError::Sctp(k.to_owned())),
+        _ => return Err(PortError::InvalidProto(proto.to_owned())),
     };
     let port: u16 = port
         .parse()
         .ok()
         .filter(|p| *p > 0)
-        .ok_or_else(|| format!("invalid containerPort: {port}"))?;
+        .ok_or_else(|| PortError::InvalidContainerPort(port.to_owned()))?;
     Ok((port, proto))
 }
 
-fn parse_host_port(s: &str) -> Result<Option<(u16, u16)>, String> {
+fn parse_host_port(s: &str) -> Result<Option<(u16, u16)>, PortError> {
     if s.is_empty() || s == "0" {
         return Ok(None);
     }
-    let bad = || format!("invalid hostPort: {s}");
+    let bad = || PortError::InvalidHostPort(s.to_owned());
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let a: u16 = a.parse().map_err(|_| bad())?;
     let b: u16 = b.parse().map_err(|_| bad())?;
@@ -64,7 +103,7 @@ pub fn bindings(
     port_bindings: Option<&Value>,
     exposed: Option<&BTreeMap<String, Value>>,
     publish_all: bool,
-) -> Result<Vec<Binding>, String> {
+) -> Result<Vec<Binding>, PortError> {
     let mut out = Vec::new();
     let mut bound = std::collections::BTreeSet::new();
     if let Some(Value::Object(m)) = port_bindings {
@@ -86,7 +125,7 @@ pub fn bindings(
                     }
                     Some(
                         ip.parse::<Ipv4Addr>()
-                            .map_err(|_| format!("invalid IP address: {ip}"))?,
+                            .map_err(|_| PortError::InvalidHostIp(ip.to_owned()))?,
                     )
                 };
                 let hp = e.get("HostPort").and_then(Value::as_str).unwrap_or("");
@@ -116,28 +155,26 @@ pub fn bindings(
 }
 
 /// Binds the host side of `b`: the port asked for, the first free one of a range, or any.
-pub fn reserve(b: &Binding) -> Result<Reservation, String> {
+pub fn reserve(b: &Binding) -> Result<Reservation, PortError> {
     let ip = b.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let shown = |p: u16| format!("{ip}:{p}");
     let try_port = |port: u16| -> io::Result<Reservation> {
         let (fd, port) = bind_port(b.proto == "udp", ip, port)?;
         Ok(Reservation { port, _sock: fd })
     };
     match b.host_port {
-        None => try_port(0).map_err(|e| format!("allocate a host port: {e}")),
+        None => try_port(0).map_err(PortError::NoFreePort),
         Some((lo, hi)) if lo == hi => try_port(lo).map_err(|e| match e.raw_os_error() {
-            Some(libc::EADDRINUSE) => {
-                format!("Bind for {} failed: port is already allocated", shown(lo))
-            }
-            Some(libc::EADDRNOTAVAIL) => format!(
-                "Bind for {} failed: {ip} is not an address of this host",
-                shown(lo)
-            ),
-            _ => format!("Bind for {} failed: {e}", shown(lo)),
+            Some(libc::EADDRINUSE) => PortError::InUse { ip, port: lo },
+            Some(libc::EADDRNOTAVAIL) => PortError::NotLocal { ip, port: lo },
+            _ => PortError::Bind {
+                ip,
+                port: lo,
+                source: e,
+            },
         }),
-        Some((lo, hi)) => (lo..=hi).find_map(|p| try_port(p).ok()).ok_or_else(|| {
-            format!("Bind for {ip}:{lo}-{hi} failed: every port in the range is already allocated")
-        }),
+        Some((lo, hi)) => (lo..=hi)
+            .find_map(|p| try_port(p).ok())
+            .ok_or(PortError::RangeInUse { ip, lo, hi }),
     }
 }
 
@@ -244,7 +281,10 @@ mod tests {
             ..any.clone()
         };
         let err = reserve(&same).err().expect("in use");
-        assert!(err.contains("port is already allocated"), "{err}");
+        assert!(
+            err.to_string().contains("port is already allocated"),
+            "{err}"
+        );
         let range = Binding {
             host_port: Some((r.port, r.port.saturating_add(5))),
             ..any

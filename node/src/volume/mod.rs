@@ -301,7 +301,7 @@ impl Volumes {
     }
 
     fn size(&self, name: &str) -> i64 {
-        crate::image::layers::dir_size(&self.data_path(name)).map_or(-1, |s| s as i64)
+        crate::image::dir_size(&self.data_path(name)).map_or(-1, |s| s as i64)
     }
 
     pub fn list(&self, filters: &Filters) -> Result<Vec<Value>, VolumeError> {

@@ -20,12 +20,13 @@ mod auth;
 mod client;
 mod http;
 
+use crate::image::error::ImageError;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use auth::Credentials;
-pub use client::{BlobResponse, Session};
+pub use client::Session;
 pub(crate) use http::full as full_body;
 
 /// The registry `docker.io` names, and the address of Docker Hub's API.
@@ -221,6 +222,19 @@ fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,
+    }
+}
+
+/// What a registry said, as the image store reports it (kinds: not found, unauthorized,
+/// internal).
+impl From<RegistryError> for ImageError {
+    fn from(e: RegistryError) -> Self {
+        use RegistryError as R;
+        match e {
+            R::NotFound(m) => ImageError::RemoteNotFound(m),
+            R::Unauthorized(m) | R::Denied(m) => ImageError::Unauthorized(m),
+            e @ (R::Unreachable { .. } | R::Protocol(_)) => ImageError::Registry(e.to_string()),
+        }
     }
 }
 

@@ -23,18 +23,18 @@ use hyper::body::Frame;
 use serde_json::{json, Value};
 use tokio_util::io::ReaderStream;
 
-use super::digest::Digest;
-use super::distribution::BlobRecord;
-use super::error::{full_message, ImageError};
-use super::manifest::{
+use crate::image::digest::Digest;
+use crate::image::error::{full_message, ImageError};
+use crate::image::reference::Reference;
+use crate::image::service::ImageService;
+use crate::image::store::blobs::BlobRecord;
+use crate::image::store::manifest::{
     Descriptor, ImageManifest, DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, OCI_CONFIG,
     OCI_LAYER_GZIP, OCI_MANIFEST,
 };
-use super::progress::Progress;
-use super::records::ImageRecord;
-use super::reference::Reference;
-use super::registry::{Credentials, RegistryError, Session};
-use super::service::ImageService;
+use crate::image::store::records::ImageRecord;
+use crate::image::transfer::progress::Progress;
+use crate::image::transfer::registry::{Credentials, RegistryError, Session};
 
 pub(crate) struct PushPlan {
     repo: Reference,
@@ -90,7 +90,10 @@ impl ImageService {
             )));
         }
         images.sort_by(|a, b| a.0.cmp(&b.0));
-        let host_prefix = format!("{}/", super::registry::Registries::api_host(repo.domain()));
+        let host_prefix = format!(
+            "{}/",
+            crate::image::transfer::registry::Registries::api_host(repo.domain())
+        );
         let mut mount_from = Vec::new();
         for (_, rec) in &images {
             for c in &rec.layers {
@@ -195,7 +198,7 @@ impl ImageService {
                 .upload(
                     &config_digest,
                     size,
-                    super::registry::full_body(config.clone()),
+                    crate::image::transfer::registry::full_body(config.clone()),
                 )
                 .await?;
         }
@@ -215,7 +218,11 @@ impl ImageService {
                     return Ok(()); // removed meanwhile
                 }
                 let mut batch = svc.inner.records.batch();
-                batch.set_ref(&r, &id, &super::config::rfc3339_nano(chrono::Utc::now()))?;
+                batch.set_ref(
+                    &r,
+                    &id,
+                    &crate::image::store::config::rfc3339_nano(chrono::Utc::now()),
+                )?;
                 batch.commit()
             })
             .await
@@ -386,7 +393,7 @@ fn build_manifest(config: &[u8], blobs: &[LayerBlob]) -> (&'static str, Vec<u8>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::manifest::OCI_LAYER_ZSTD;
+    use crate::image::store::manifest::OCI_LAYER_ZSTD;
 
     fn blob(mt: &str, n: u8) -> LayerBlob {
         LayerBlob {

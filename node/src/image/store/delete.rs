@@ -15,11 +15,11 @@ use std::collections::HashSet;
 
 use serde_json::{json, Value};
 
-use super::digest::Digest;
-use super::error::ImageError;
-use super::records::{ImageRecord, RecordBatch};
-use super::reference::Reference;
-use super::service::{short_id, ImageService};
+use crate::image::digest::Digest;
+use crate::image::error::ImageError;
+use crate::image::reference::Reference;
+use crate::image::service::{short_id, ImageService};
+use crate::image::store::records::{ImageRecord, RecordBatch};
 use berth_api::backend::Filters;
 
 #[derive(Default)]
@@ -230,7 +230,7 @@ impl ImageService {
             match key.as_str() {
                 "dangling" => {
                     for v in values {
-                        dangling_only = super::views::parse_bool_filter("dangling", v)?;
+                        dangling_only = crate::image::views::parse_bool_filter("dangling", v)?;
                     }
                 }
                 "label" | "label!" | "until" => {}
@@ -242,7 +242,7 @@ impl ImageService {
             }
         }
         let until = match filters.get("until").and_then(|v| v.first()) {
-            Some(u) => Some(super::views::parse_until(u)?),
+            Some(u) => Some(crate::image::views::parse_until(u)?),
             None => None,
         };
         let mut total = Removal::default();
@@ -266,7 +266,7 @@ impl ImageService {
                     continue;
                 }
                 let config = self.config_of(&rec)?;
-                if !super::views::labels_match(filters, &config.labels()) {
+                if !crate::image::views::labels_match(filters, &config.labels()) {
                     continue;
                 }
                 let names: Vec<String> = if rec.repo_tags.is_empty() && rec.repo_digests.is_empty()
@@ -311,7 +311,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::image::import::ImportPlan;
+    use crate::image::archive::import::ImportPlan;
     use crate::image::testutil::{file_tar, service, TestService};
     use berth_api::backend::ImportOptions;
 

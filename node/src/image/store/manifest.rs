@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::config::host_arch;
-use super::error::ImageError;
+use crate::image::error::ImageError;
+use crate::image::store::config::host_arch;
 
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";

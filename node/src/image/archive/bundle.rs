@@ -11,9 +11,9 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::content::RemoveOnDrop;
-use super::error::ImageError;
-use super::unpack::clean_entry_path;
+use crate::image::error::ImageError;
+use crate::image::store::content::RemoveOnDrop;
+use crate::image::store::unpack::clean_entry_path;
 
 const MAX_JSON: u64 = 64 << 20;
 

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
-use super::error::ImageError;
-use super::reference::Reference;
+use crate::image::error::ImageError;
+use crate::image::reference::Reference;
 use crate::store::{BatchOp, MetaStore, Table};
 
 pub const IMAGES: Table = TableDefinition::new("images");

@@ -16,12 +16,12 @@ use std::io::Read;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::bundle::Bundle;
-use super::config::{host_arch, ImageConfig};
-use super::digest::{chain_id, Digest};
-use super::error::ImageError;
-use super::reference::Reference;
-use super::service::{ImageService, NewImage, PendingLayer};
+use crate::image::archive::bundle::Bundle;
+use crate::image::digest::{chain_id, Digest};
+use crate::image::error::ImageError;
+use crate::image::reference::Reference;
+use crate::image::service::{ImageService, NewImage, PendingLayer};
+use crate::image::store::config::{host_arch, ImageConfig};
 
 #[derive(Deserialize)]
 struct ManifestItem {

@@ -1,30 +1,23 @@
-//! What pulls and pushes share: the registry client, the download and upload limits, one lock
-//! per blob being fetched, the record of which compressed blob holds which layer, and the
-//! garbage collection of blobs nothing refers to.
+//! Which compressed blob holds which layer (`layer_blobs`), and the garbage collection of
+//! blobs nothing refers to.
 //!
 //! ```text
-//!  content/blobs/sha256/<hex>   compressed layer blobs and image configs
-//!  content/ingest/<hex>         a layer blob being downloaded (kept across restarts: resumed)
 //!  layer_blobs  "sha256:<blob>" → BlobRecord { diff_id, media_type, size, sources }
 //! ```
-//! Partial downloads are kept for resuming, and dropped after a week unused.
 //! A layer blob is kept while a layer with its diff id exists (push sends it again unchanged,
 //! so digests survive a pull/push round trip); an image config while its image exists. Blobs
-//! of a pull in progress are protected by an active count until the pull has registered.
+//! pinned in the content store (those of a pull in progress) are kept until unpinned, and
+//! partial downloads in `content/ingest` are dropped after a week unused.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
-use super::digest::Digest;
-use super::error::ImageError;
-use super::registry::{Registries, RegistryConfig};
-use super::service::ImageService;
-use crate::config::DaemonConfig;
+use crate::image::digest::Digest;
+use crate::image::error::ImageError;
+use crate::image::service::ImageService;
 use crate::store::Table;
 
 pub const LAYER_BLOBS: Table = TableDefinition::new("layer_blobs");
@@ -40,78 +33,6 @@ pub struct BlobRecord {
     /// `host/repository` names the blob is known to exist in (for cross-repository mounts).
     #[serde(default)]
     pub sources: Vec<String>,
-}
-
-pub struct Distribution {
-    pub registries: Registries,
-    pub max_downloads: usize,
-    pub max_uploads: usize,
-    pub ingest: PathBuf,
-    locks: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
-    active: Mutex<HashMap<Digest, usize>>,
-}
-
-impl Distribution {
-    pub fn new(cfg: &DaemonConfig) -> Result<Self, ImageError> {
-        let ingest = cfg.content_dir().join("ingest");
-        fs::create_dir_all(&ingest).map_err(ImageError::io("create", &ingest))?;
-        Ok(Distribution {
-            registries: Registries::new(RegistryConfig {
-                insecure: cfg.insecure_registries.clone(),
-                certs_dir: cfg.registry_certs_dir.clone(),
-            }),
-            max_downloads: cfg.max_concurrent_downloads.max(1),
-            max_uploads: cfg.max_concurrent_uploads.max(1),
-            ingest,
-            locks: Mutex::new(HashMap::new()),
-            active: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// The lock a fetch of `blob` holds, so two pulls never download the same blob at once.
-    pub fn blob_lock(&self, blob: &Digest) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-        locks.retain(|_, l| Arc::strong_count(l) > 1);
-        locks.entry(blob.clone()).or_default().clone()
-    }
-
-    /// Protects blobs from garbage collection until the guard drops.
-    pub fn activate(self: &Arc<Self>, blobs: &[Digest]) -> ActiveGuard {
-        let mut active = self.active.lock().unwrap_or_else(|p| p.into_inner());
-        for b in blobs {
-            *active.entry(b.clone()).or_default() += 1;
-        }
-        ActiveGuard {
-            dist: self.clone(),
-            blobs: blobs.to_vec(),
-        }
-    }
-
-    fn is_active(&self, blob: &Digest) -> bool {
-        self.active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(blob)
-    }
-}
-
-pub struct ActiveGuard {
-    dist: Arc<Distribution>,
-    blobs: Vec<Digest>,
-}
-
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        let mut active = self.dist.active.lock().unwrap_or_else(|p| p.into_inner());
-        for b in &self.blobs {
-            if let Some(n) = active.get_mut(b) {
-                *n -= 1;
-                if *n == 0 {
-                    active.remove(b);
-                }
-            }
-        }
-    }
 }
 
 impl ImageService {
@@ -172,13 +93,13 @@ impl ImageService {
             let Ok(d) = Digest::parse(&k) else { continue };
             if live_diffs.contains(&rec.diff_id) && inner.content.exists(&d) {
                 keep.insert(d);
-            } else if !self.inner.dist.is_active(&d) {
+            } else if !inner.content.is_pinned(&d) {
                 meta.delete(LAYER_BLOBS, &k)?;
             }
         }
         let mut freed = 0;
         // Partial downloads nobody resumed for a week.
-        if let Ok(rd) = fs::read_dir(&self.inner.dist.ingest) {
+        if let Ok(rd) = fs::read_dir(inner.content.ingest_dir()) {
             for e in rd.flatten() {
                 let stale = e
                     .metadata()
@@ -187,7 +108,7 @@ impl ImageService {
                     .and_then(|t| t.elapsed().ok())
                     .is_some_and(|age| age > STALE_INGEST);
                 let active = Digest::from_hex(&e.file_name().to_string_lossy())
-                    .is_ok_and(|d| self.inner.dist.is_active(&d));
+                    .is_ok_and(|d| inner.content.is_pinned(&d));
                 if stale && !active {
                     freed += e.metadata().map_or(0, |m| m.len());
                     let _ = fs::remove_file(e.path());
@@ -195,7 +116,7 @@ impl ImageService {
             }
         }
         for d in inner.content.list()? {
-            if keep.contains(&d) || self.inner.dist.is_active(&d) {
+            if keep.contains(&d) || inner.content.is_pinned(&d) {
                 continue;
             }
             let size = fs::metadata(inner.content.path(&d)).map_or(0, |m| m.len());
@@ -210,7 +131,7 @@ impl ImageService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::import::ImportPlan;
+    use crate::image::archive::import::ImportPlan;
     use crate::image::testutil::{file_tar, service};
     use berth_api::backend::ImportOptions;
 
@@ -246,7 +167,7 @@ mod tests {
         )
         .expect("record again");
         let (pulling, _) = content.write_bytes(b"being pulled").expect("active");
-        let guard = svc.inner.dist.activate(std::slice::from_ref(&pulling));
+        let guard = svc.inner.content.pin(std::slice::from_ref(&pulling));
 
         svc.gc_blobs().expect("gc");
         assert!(!content.exists(&junk), "an unreferenced blob survived");

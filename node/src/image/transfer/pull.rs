@@ -29,16 +29,16 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
-use super::config::ImageConfig;
-use super::digest::{chain_id, Digest};
-use super::distribution::BlobRecord;
-use super::error::{full_message, ImageError};
-use super::manifest::{self, Fetched, ImageManifest};
-use super::progress::Progress;
-use super::reference::{Reference, DEFAULT_TAG};
-use super::registry::{Credentials, RegistryError, Session};
-use super::service::{ImageService, NewImage, PendingLayer};
-use super::unpack::Unpacked;
+use crate::image::digest::{chain_id, Digest};
+use crate::image::error::{full_message, ImageError};
+use crate::image::reference::{Reference, DEFAULT_TAG};
+use crate::image::service::{ImageService, NewImage, PendingLayer};
+use crate::image::store::blobs::BlobRecord;
+use crate::image::store::config::ImageConfig;
+use crate::image::store::manifest::{self, Fetched, ImageManifest};
+use crate::image::store::unpack::Unpacked;
+use crate::image::transfer::progress::Progress;
+use crate::image::transfer::registry::{Credentials, RegistryError, Session};
 
 /// Everything resolved before the progress stream starts.
 pub(crate) struct PullPlan {
@@ -92,6 +92,27 @@ fn not_found(r: &Reference, e: RegistryError) -> ImageError {
 }
 
 impl ImageService {
+    /// `docker pull`: `name` with `tag`, or every tag of the repository when neither names
+    /// one, for `platform`. Errors before the first byte (bad reference, unknown manifest,
+    /// refused credentials) are returned; later ones end the progress stream.
+    pub async fn pull(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        platform: Option<&str>,
+        auth: Option<Value>,
+    ) -> Result<BoxStream<'static, Value>, ImageError> {
+        let creds = Credentials::from_value(auth.as_ref());
+        let plans = if wants_all_tags(name, tag) {
+            let repo = Reference::parse(name)?;
+            self.plan_pull_all(repo, platform, creds).await?
+        } else {
+            let reference = pull_reference(name, tag)?;
+            vec![self.plan_pull(reference, platform, creds).await?]
+        };
+        Ok(self.run_pull(plans))
+    }
+
     /// Resolves what to pull; every failure here is an HTTP status for the client.
     pub(crate) async fn plan_pull(
         &self,
@@ -235,7 +256,7 @@ impl ImageService {
             .iter()
             .map(|l| Digest::parse(&l.digest))
             .collect::<Result<_, _>>()?;
-        let _active = self.inner.dist.activate(&blobs);
+        let _active = self.inner.content.pin(&blobs);
         let id = Digest::of_bytes(&plan.config);
         let already = self.inner.records.get(&id.to_string())?.is_some();
 

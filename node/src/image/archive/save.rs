@@ -17,11 +17,11 @@ use std::io::{self, Read, Write};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use super::digest::{is_hex64, Digest};
-use super::error::ImageError;
-use super::layers::LayerMeta;
-use super::reference::Reference;
-use super::service::ImageService;
+use crate::image::digest::{is_hex64, Digest};
+use crate::image::error::ImageError;
+use crate::image::reference::Reference;
+use crate::image::service::ImageService;
+use crate::image::store::layers::LayerMeta;
 
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
@@ -296,7 +296,7 @@ mod tests {
     use std::io::Write as _;
 
     use super::*;
-    use crate::image::import::ImportPlan;
+    use crate::image::archive::import::ImportPlan;
     use crate::image::testutil::service;
     use berth_api::backend::ImportOptions;
 
@@ -453,7 +453,7 @@ mod tests {
         std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
         std::fs::write(root.join("etc/motd"), "from the image\n").expect("motd");
         let mut layer = Vec::new();
-        crate::image::pack::pack_layer(&root, &mut layer).expect("pack");
+        crate::image::archive::pack::pack_layer(&root, &mut layer).expect("pack");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&layer).expect("gzip");
         let opts = ImportOptions {
@@ -478,7 +478,7 @@ mod tests {
         for d in [&up, &wk, &merged] {
             std::fs::create_dir_all(d).expect("mkdir");
         }
-        ImageService::mount_rootfs(&img.layer_dirs, &up, &wk, &merged).expect("mount");
+        crate::image::mount_rootfs(&img.layer_dirs, &up, &wk, &merged).expect("mount");
         let m = merged.display().to_string();
         let out = std::process::Command::new("chroot")
             .args([
@@ -488,7 +488,7 @@ mod tests {
                 "/bin/busybox cat /etc/motd; echo x > /new",
             ])
             .output();
-        ImageService::unmount_rootfs(&merged).expect("unmount");
+        crate::image::unmount_rootfs(&merged).expect("unmount");
         let out = out.expect("chroot");
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),

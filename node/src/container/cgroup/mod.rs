@@ -1,13 +1,28 @@
 //! What berthd reads and writes in a container's cgroup directly: stats, top, pause,
 //! update, the OOM flag, and removal. Works on cgroup v1 (this machine's hybrid layout) and v2.
+//!
+//! ```text
+//!  mod.rs      where a container's cgroup is (both layouts), what the host supports,
+//!              Docker's fit of limits to it, freeze, kill, OOM flag, removal
+//!  v1.rs       per-controller hierarchies: limits and readings in v1 files
+//!  v2.rs       the unified hierarchy: limits and readings in v2 files
+//!  stats.rs    `docker stats`, `docker top`
+//!  control.rs  `docker pause`, `unpause`, `update`
+//! ```
+//! Which layout applies is decided here, once per call ([`is_v2`]); `v1` and `v2` never ask.
+
+mod control;
+mod stats;
+mod v1;
+mod v2;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::model::{HostConfig, ResourceUpdate};
 use serde_json::{json, Value};
 
-use super::{ContainerError, Containers, Record};
+use super::model::HostConfig;
+use super::{ContainerError, Record};
 use crate::config::DaemonConfig;
 
 const ROOT: &str = "/sys/fs/cgroup";
@@ -322,7 +337,7 @@ fn pids(cfg: &DaemonConfig, r: &Record) -> Vec<i64> {
         .collect()
 }
 
-fn system_cpu_ns() -> u64 {
+pub(super) fn system_cpu_ns() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let ticks: u64 = stat
         .lines()
@@ -339,447 +354,26 @@ fn system_cpu_ns() -> u64 {
     ticks * 10_000_000
 }
 
-fn mem_total() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("MemTotal:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .unwrap_or(0)
-}
-
-fn cpu_sample(cfg: &DaemonConfig, r: &Record) -> Value {
-    let online = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if is_v2() {
-        let st = read_kv(dir(cfg, r, "").join("cpu.stat"));
-        let g = |k: &str| st.get(k).and_then(Value::as_u64).unwrap_or(0) * 1000;
-        return json!({
-            "cpu_usage": { "total_usage": g("usage_usec"), "usage_in_kernelmode": g("system_usec"), "usage_in_usermode": g("user_usec") },
-            "system_cpu_usage": system_cpu_ns(),
-            "online_cpus": online,
-            "throttling_data": { "periods": st.get("nr_periods"), "throttled_periods": st.get("nr_throttled"), "throttled_time": g("throttled_usec") },
-        });
-    }
-    let acct = dir(cfg, r, "cpuacct");
-    let percpu: Vec<u64> = std::fs::read_to_string(acct.join("cpuacct.usage_percpu"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    let st = read_kv(acct.join("cpuacct.stat"));
-    let ticks = |k: &str| st.get(k).and_then(Value::as_u64).unwrap_or(0) * 10_000_000;
-    let thr = read_kv(dir(cfg, r, "cpu").join("cpu.stat"));
-    json!({
-        "cpu_usage": { "total_usage": read_u64(acct.join("cpuacct.usage")), "percpu_usage": percpu,
-                       "usage_in_kernelmode": ticks("system"), "usage_in_usermode": ticks("user") },
-        "system_cpu_usage": system_cpu_ns(),
-        "online_cpus": online,
-        "throttling_data": { "periods": thr.get("nr_periods").cloned().unwrap_or(json!(0)),
-                             "throttled_periods": thr.get("nr_throttled").cloned().unwrap_or(json!(0)),
-                             "throttled_time": thr.get("throttled_time").cloned().unwrap_or(json!(0)) },
-    })
-}
-
-fn memory_sample(cfg: &DaemonConfig, r: &Record) -> Value {
-    let total = mem_total();
-    if is_v2() {
-        let d = dir(cfg, r, "");
-        let limit = std::fs::read_to_string(d.join("memory.max"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(total);
-        return json!({ "usage": read_u64(d.join("memory.current")), "stats": read_kv(d.join("memory.stat")), "limit": limit.min(total) });
-    }
-    let d = dir(cfg, r, "memory");
-    let limit = read_u64(d.join("memory.limit_in_bytes"));
-    json!({
-        "usage": read_u64(d.join("memory.usage_in_bytes")),
-        "max_usage": read_u64(d.join("memory.max_usage_in_bytes")),
-        "stats": read_kv(d.join("memory.stat")),
-        "limit": if limit == 0 { total } else { limit.min(total) },
-    })
-}
-
-/// Interface counters of the container's network namespace, from its init's
-/// `/proc/<pid>/net/dev` (`lo` left out, like Docker). Null when it has no interfaces.
-fn net_sample(pid: i64) -> Value {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/dev")) else {
-        return Value::Null;
-    };
-    let mut out = serde_json::Map::new();
-    for line in text.lines().skip(2) {
-        let Some((name, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let name = name.trim();
-        if name == "lo" {
-            continue;
-        }
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .map(|x| x.parse().unwrap_or(0))
-            .collect();
-        if f.len() < 16 {
-            continue;
-        }
-        out.insert(
-            name.to_owned(),
-            json!({"rx_bytes": f[0], "rx_packets": f[1], "rx_errors": f[2], "rx_dropped": f[3],
-                   "tx_bytes": f[8], "tx_packets": f[9], "tx_errors": f[10], "tx_dropped": f[11]}),
-        );
-    }
-    if out.is_empty() {
-        Value::Null
-    } else {
-        Value::Object(out)
-    }
-}
-
-fn sample(cfg: &DaemonConfig, r: &Record, pre: &Value) -> Value {
-    let running = r.state.status == "running" || r.state.status == "paused";
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    let (cpu, mem, pids_now) = if running {
-        let current = dir(cfg, r, "pids").join("pids.current");
-        // Without the pids controller (v2), count the processes like runc does.
-        let pids_now = if current.exists() {
-            read_u64(current)
-        } else {
-            pids(cfg, r).len() as u64
-        };
-        (cpu_sample(cfg, r), memory_sample(cfg, r), pids_now)
-    } else {
-        (
-            json!({"cpu_usage": {"total_usage": 0}, "system_cpu_usage": 0, "online_cpus": 0, "throttling_data": {}}),
-            json!({}),
-            0,
-        )
-    };
-    json!({
-        "read": now,
-        "preread": pre.get("read").cloned().unwrap_or(json!("0001-01-01T00:00:00Z")),
-        "pids_stats": { "current": pids_now },
-        "blkio_stats": { "io_service_bytes_recursive": null, "io_serviced_recursive": null, "io_queue_recursive": null,
-                         "io_service_time_recursive": null, "io_wait_time_recursive": null, "io_merged_recursive": null,
-                         "io_time_recursive": null, "sectors_recursive": null },
-        "num_procs": 0,
-        "storage_stats": {},
-        "cpu_stats": cpu,
-        "precpu_stats": pre.get("cpu_stats").cloned().unwrap_or(json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}})),
-        "memory_stats": mem,
-        "networks": if running { net_sample(r.state.pid) } else { Value::Null },
-        "name": format!("/{}", r.name),
-        "id": r.id,
-    })
-}
-
-impl Containers {
-    pub async fn stats(
-        &self,
-        key: &str,
-        stream: bool,
-        one_shot: bool,
-    ) -> Result<futures_util::stream::BoxStream<'static, Value>, ContainerError> {
-        use futures_util::StreamExt;
-        let c = self.get(key)?;
-        let cfg = self.inner.cfg.clone();
-        let first = sample(&cfg, &c.record(), &Value::Null);
-        if !stream {
-            if one_shot {
-                return Ok(futures_util::stream::once(async move { first }).boxed());
-            }
-            // Like Docker: two readings a second apart, so the CPU percentage has a base.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let second = sample(&cfg, &c.record(), &first);
-            return Ok(futures_util::stream::once(async move { second }).boxed());
-        }
-        let s = futures_util::stream::unfold((first, true), move |(prev, is_first)| {
-            let cfg = cfg.clone();
-            let c = c.clone();
-            async move {
-                if is_first {
-                    return Some((prev.clone(), (prev, false)));
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let rec = c.record();
-                if rec.state.status == "removing" {
-                    return None;
-                }
-                let next = sample(&cfg, &rec, &prev);
-                Some((next.clone(), (next, false)))
-            }
-        });
-        Ok(s.boxed())
-    }
-
-    pub async fn top(&self, key: &str, ps_args: Option<String>) -> Result<Value, ContainerError> {
-        let c = self.get(key)?;
-        let r = c.record();
-        if !c.is_running() {
-            return Err(ContainerError::Conflict(format!(
-                "Container {} is not running",
-                c.id
-            )));
-        }
-        let pids = pids(&self.inner.cfg, &r);
-        let args = ps_args.unwrap_or_else(|| "-ef".into());
-        let out = tokio::process::Command::new("ps")
-            .args(args.split_whitespace())
-            .output()
-            .await
-            .map_err(|e| ContainerError::Runtime(format!("running ps: {e}")))?;
-        if !out.status.success() {
-            return Err(ContainerError::Runtime(format!(
-                "ps: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
-    }
-
-    pub async fn pause(&self, key: &str) -> Result<(), ContainerError> {
-        let c = self.get(key)?;
-        let _op = c.op.lock().await;
-        match c.status().as_str() {
-            "running" => {}
-            "paused" => {
-                return Err(ContainerError::Conflict(format!(
-                    "Container {} is already paused",
-                    c.id
-                )))
-            }
-            _ => {
-                return Err(ContainerError::Conflict(format!(
-                    "Container {} is not running",
-                    c.id
-                )))
-            }
-        }
-        freeze(&self.inner.cfg, &c.record(), true)?;
-        c.update(|r| r.state.status = "paused".into());
-        self.persist(&c)?;
-        self.emit(&c, "pause", &[]);
-        Ok(())
-    }
-
-    pub async fn unpause(&self, key: &str) -> Result<(), ContainerError> {
-        let c = self.get(key)?;
-        let _op = c.op.lock().await;
-        if c.status() != "paused" {
-            return Err(ContainerError::Conflict(format!(
-                "Container {} is not paused",
-                c.id
-            )));
-        }
-        freeze(&self.inner.cfg, &c.record(), false)?;
-        c.update(|r| r.state.status = "running".into());
-        self.persist(&c)?;
-        self.emit(&c, "unpause", &[]);
-        Ok(())
-    }
-
-    /// Changes limits and the restart policy; returns Docker's warnings for what this host
-    /// can't enforce.
-    pub async fn update(
-        &self,
-        key: &str,
-        u: ResourceUpdate,
-    ) -> Result<Vec<String>, ContainerError> {
-        let c = self.get(key)?;
-        let _op = c.op.lock().await;
-        let mut h = c.record().host_config;
-        if let Some(v) = u.memory {
-            h.memory = v;
-        }
-        if let Some(v) = u.memory_swap {
-            h.memory_swap = v;
-        }
-        if let Some(v) = u.memory_reservation {
-            h.memory_reservation = v;
-        }
-        if let Some(v) = u.nano_cpus {
-            h.nano_cpus = v;
-        }
-        if let Some(v) = u.cpu_shares {
-            h.cpu_shares = v;
-        }
-        if let Some(v) = u.cpu_period {
-            h.cpu_period = v;
-        }
-        if let Some(v) = u.cpu_quota {
-            h.cpu_quota = v;
-        }
-        if let Some(v) = u.cpuset_cpus.clone() {
-            h.cpuset_cpus = v;
-        }
-        if let Some(v) = u.cpuset_mems.clone() {
-            h.cpuset_mems = v;
-        }
-        if let Some(v) = u.pids_limit {
-            h.pids_limit = Some(v);
-        }
-        if let Some(p) = u.restart_policy.clone() {
-            super::validate::validate_restart_policy(&p)?;
-            if c.record().host_config.auto_remove && !matches!(p.name.as_str(), "" | "no") {
-                return Err(ContainerError::Invalid("Restart policy cannot be updated because AutoRemove is enabled for the container".into()));
-            }
-            h.restart_policy = p;
-        }
-        // Validate through the same code that builds the spec, then drop what this host's
-        // cgroups can't enforce (with Docker's warnings).
-        let config = c.record().config;
-        super::spec::check(&config, &h, self.inner.nofile_hard)?;
-        let warnings = fit_resources(&mut h, support())?;
-        super::validate::resources(&h, &super::validate::HostCpus::probe())?;
-        let doc = super::spec::check(&config, &h, self.inner.nofile_hard)?;
-        if c.is_running() {
-            let mut r = c.record();
-            r.host_config = h.clone();
-            let unlimit_pids = h.pids_limit.is_some_and(|p| p <= 0);
-            apply_resources(
-                Path::new(ROOT),
-                is_v2(),
-                &rel(&self.inner.cfg, &r),
-                &doc["linux"]["resources"],
-                unlimit_pids,
-            )?;
-        }
-        c.update(|r| r.host_config = h);
-        self.persist(&c)?;
-        self.emit(&c, "update", &[]);
-        Ok(warnings)
-    }
-}
-
-/// cgroup v2's `cpu.weight` (1–10000) for Docker's v1 `cpu.shares` (2–262144), as runc maps it.
-fn shares_to_weight(shares: i64) -> i64 {
-    1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142
-}
-
 /// Writes the `linux.resources` of a spec into the cgroup `rel` under `root` (a v2
 /// hierarchy, or the v1 controller hierarchies). Only what `res` sets is written, except
 /// `unlimit_pids`, which lifts the pids limit (`--pids-limit 0|-1` on update).
-fn apply_resources(
+pub(super) fn apply_resources(
     root: &Path,
     v2: bool,
     rel: &str,
     res: &Value,
     unlimit_pids: bool,
 ) -> Result<(), ContainerError> {
-    let n = |v: &Value| v.as_i64().map(|x| x.to_string());
-    let dir = |controller: &str| dir_at(root, v2, rel, controller);
-    let mem = &res["memory"];
-    let cpu = &res["cpu"];
     if v2 {
-        let d = dir("");
-        if let Some(m) = mem["limit"].as_i64() {
-            write(d.join("memory.max"), &m.to_string())?;
-            // v2 limits swap alone; Docker's MemorySwap is memory plus swap.
-            match mem["swap"].as_i64() {
-                Some(-1) => write(d.join("memory.swap.max"), "max")?,
-                Some(sw) if sw >= m => write(d.join("memory.swap.max"), &(sw - m).to_string())?,
-                _ => {}
-            }
-        }
-        if let Some(r) = n(&mem["reservation"]) {
-            write(d.join("memory.low"), &r)?;
-        }
-        if let Some(s) = cpu["shares"].as_i64() {
-            write(d.join("cpu.weight"), &shares_to_weight(s).to_string())?;
-        }
-        if let Some(q) = n(&cpu["quota"]) {
-            let p = n(&cpu["period"]).unwrap_or_else(|| "100000".into());
-            write(d.join("cpu.max"), &format!("{q} {p}"))?;
-        } else if let Some(p) = n(&cpu["period"]) {
-            write(d.join("cpu.max"), &format!("max {p}"))?;
-        }
-        if let Some(c) = cpu["cpus"].as_str() {
-            write(d.join("cpuset.cpus"), c)?;
-        }
-        if let Some(m) = cpu["mems"].as_str() {
-            write(d.join("cpuset.mems"), m)?;
-        }
-        if let Some(p) = n(&res["pids"]["limit"]) {
-            write(d.join("pids.max"), &p)?;
-        } else if unlimit_pids {
-            write(d.join("pids.max"), "max")?;
-        }
-        return Ok(());
+        return v2::apply(&dir_at(root, true, rel, ""), res, unlimit_pids);
     }
-    let memd = dir("memory");
-    if let Some(m) = n(&mem["limit"]) {
-        // Raise swap first when growing, so memory ≤ memsw holds at every step.
-        let sw = n(&mem["swap"]);
-        if let Some(sw) = &sw {
-            let _ = write(memd.join("memory.memsw.limit_in_bytes"), sw);
-        }
-        write(memd.join("memory.limit_in_bytes"), &m)?;
-        if let Some(sw) = &sw {
-            let _ = write(memd.join("memory.memsw.limit_in_bytes"), sw);
-        }
-    }
-    if let Some(r) = n(&mem["reservation"]) {
-        write(memd.join("memory.soft_limit_in_bytes"), &r)?;
-    }
-    let cpud = dir("cpu");
-    if let Some(s) = n(&cpu["shares"]) {
-        write(cpud.join("cpu.shares"), &s)?;
-    }
-    if let Some(p) = n(&cpu["period"]) {
-        write(cpud.join("cpu.cfs_period_us"), &p)?;
-    }
-    if let Some(q) = n(&cpu["quota"]) {
-        write(cpud.join("cpu.cfs_quota_us"), &q)?;
-    }
-    if let Some(c) = cpu["cpus"].as_str() {
-        write(dir("cpuset").join("cpuset.cpus"), c)?;
-    }
-    if let Some(m) = cpu["mems"].as_str() {
-        write(dir("cpuset").join("cpuset.mems"), m)?;
-    }
-    if let Some(p) = n(&res["pids"]["limit"]) {
-        write(dir("pids").join("pids.max"), &p)?;
-    } else if unlimit_pids {
-        write(dir("pids").join("pids.max"), "max")?;
-    }
-    Ok(())
-}
-
-/// Keeps the `ps` rows whose PID is in the container.
-fn parse_ps(out: &str, pids: &[i64]) -> Result<Value, ContainerError> {
-    let mut lines = out.lines();
-    let header = lines.next().unwrap_or("");
-    let titles: Vec<&str> = header.split_whitespace().collect();
-    let pid_col = titles
-        .iter()
-        .position(|t| *t == "PID")
-        .ok_or_else(|| ContainerError::Invalid("Couldn't find PID field in ps output".into()))?;
-    let mut procs = Vec::new();
-    for l in lines {
-        let fields: Vec<&str> = l.split_whitespace().collect();
-        if fields.len() < titles.len() {
-            continue;
-        }
-        if !fields[pid_col]
-            .parse::<i64>()
-            .is_ok_and(|p| pids.contains(&p))
-        {
-            continue;
-        }
-        let mut row: Vec<String> = fields[..titles.len() - 1]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        row.push(fields[titles.len() - 1..].join(" "));
-        procs.push(row);
-    }
-    Ok(json!({ "Titles": titles, "Processes": procs }))
+    v1::apply(|c| dir_at(root, false, rel, c), res, unlimit_pids)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::stats::parse_ps;
+    use super::v2::shares_to_weight;
     use super::*;
 
     /// A cgroup directory stood for by a temp dir: the files `names`, empty.

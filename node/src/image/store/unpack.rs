@@ -25,11 +25,11 @@ use std::path::{Component, Path, PathBuf};
 
 use tar::EntryType;
 
-use super::content::RemoveOnDrop;
-use super::digest::{Digest, HashingReader};
-use super::error::ImageError;
-use super::sys;
-use super::tarsplit::{self, Recorder, RecorderHandle};
+use crate::image::digest::{Digest, HashingReader};
+use crate::image::error::ImageError;
+use crate::image::store::content::RemoveOnDrop;
+use crate::image::store::sys;
+use crate::image::store::tarsplit::{self, Recorder, RecorderHandle};
 
 pub const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 const WHITEOUT_PREFIX: &[u8] = b".wh.";

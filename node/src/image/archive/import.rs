@@ -13,12 +13,12 @@ use berth_api::backend::ImportOptions;
 use berth_api::models::ContainerConfig;
 use chrono::Utc;
 
-use super::changes::apply_changes;
-use super::config::{host_arch, import_config};
-use super::digest::Digest;
-use super::error::ImageError;
-use super::reference::Reference;
-use super::service::{ImageService, NewImage, PendingLayer};
+use crate::image::digest::Digest;
+use crate::image::error::ImageError;
+use crate::image::reference::Reference;
+use crate::image::service::{ImageService, NewImage, PendingLayer};
+use crate::image::store::changes::apply_changes;
+use crate::image::store::config::{host_arch, import_config};
 
 /// What an import will do, checked before any byte of the body is read.
 pub(crate) struct ImportPlan {
@@ -43,7 +43,7 @@ impl ImportPlan {
                     r = r.with_tag(t)?;
                 }
                 Some(if r.tag().is_none() {
-                    r.with_tag(super::reference::DEFAULT_TAG)?
+                    r.with_tag(crate::image::reference::DEFAULT_TAG)?
                 } else {
                     r
                 })

@@ -9,8 +9,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::digest::Digest;
-use super::error::ImageError;
+use crate::image::digest::Digest;
+use crate::image::error::ImageError;
 
 /// The parts of an image config the engine reads.
 #[derive(Debug, Clone, Default, Deserialize)]

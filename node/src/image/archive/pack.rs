@@ -16,9 +16,9 @@ use tar::EntryType;
 use crate::fsroot::tree::{self, ExactReader, Kind, Node};
 use crate::fsroot::{Root, RootError};
 
-use super::error::ImageError;
-use super::sys;
-use super::unpack::OPAQUE_XATTR;
+use crate::image::error::ImageError;
+use crate::image::store::sys;
+use crate::image::store::unpack::OPAQUE_XATTR;
 
 /// Writes `dir` as a layer tar to `out` and finishes the archive. The tree is read through
 /// file descriptors ([`crate::fsroot::tree`]): a container still writing its upper dir (a
@@ -169,7 +169,7 @@ mod tests {
 
     use super::*;
     use crate::image::digest::Digest;
-    use crate::image::unpack::unpack_layer;
+    use crate::image::store::unpack::unpack_layer;
 
     #[test]
     fn packs_overlay_form_back_into_an_oci_layer() {

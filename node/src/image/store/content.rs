@@ -8,17 +8,41 @@
 //! against the expected digest while streaming, and only then renamed into place. Image config
 //! blobs live here (their digest is the image id).
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use super::digest::{Digest, HashingReader};
-use super::error::ImageError;
+use crate::image::digest::{Digest, HashingReader};
+use crate::image::error::ImageError;
 
 #[derive(Debug, Clone)]
 pub struct ContentStore {
     blobs: PathBuf,
+    ingest: PathBuf,
     tmp: PathBuf,
+    pins: Arc<Mutex<HashMap<Digest, usize>>>,
+}
+
+/// Keeps blobs from garbage collection until it drops (see [`ContentStore::pin`]).
+pub struct PinGuard {
+    pins: Arc<Mutex<HashMap<Digest, usize>>>,
+    blobs: Vec<Digest>,
+}
+
+impl Drop for PinGuard {
+    fn drop(&mut self) {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        for b in &self.blobs {
+            if let Some(n) = pins.get_mut(b) {
+                *n -= 1;
+                if *n == 0 {
+                    pins.remove(b);
+                }
+            }
+        }
+    }
 }
 
 impl ContentStore {
@@ -26,11 +50,40 @@ impl ContentStore {
     pub fn open(content_dir: &Path, tmp: &Path) -> Result<Self, ImageError> {
         let blobs = content_dir.join("blobs").join("sha256");
         fs::create_dir_all(&blobs).map_err(ImageError::io("create", &blobs))?;
+        let ingest = content_dir.join("ingest");
+        fs::create_dir_all(&ingest).map_err(ImageError::io("create", &ingest))?;
         fs::create_dir_all(tmp).map_err(ImageError::io("create", tmp))?;
         Ok(ContentStore {
             blobs,
+            ingest,
             tmp: tmp.to_owned(),
+            pins: Arc::default(),
         })
+    }
+
+    /// `content/ingest`: where partial downloads wait to be resumed.
+    pub fn ingest_dir(&self) -> &Path {
+        &self.ingest
+    }
+
+    /// Protects blobs (those of a pull in progress) from garbage collection until the guard
+    /// drops.
+    pub fn pin(&self, blobs: &[Digest]) -> PinGuard {
+        let mut pins = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        for b in blobs {
+            *pins.entry(b.clone()).or_default() += 1;
+        }
+        PinGuard {
+            pins: self.pins.clone(),
+            blobs: blobs.to_vec(),
+        }
+    }
+
+    pub fn is_pinned(&self, blob: &Digest) -> bool {
+        self.pins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(blob)
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {

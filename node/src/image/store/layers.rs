@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::content::{sync_dir, write_atomic, RemoveOnDrop};
-use super::digest::{chain_id, Digest};
-use super::error::ImageError;
-use super::tarsplit::Reassembler;
-use super::unpack::{unpack_layer, Unpacked};
+use crate::image::digest::{chain_id, Digest};
+use crate::image::error::ImageError;
+use crate::image::store::content::{sync_dir, write_atomic, RemoveOnDrop};
+use crate::image::store::tarsplit::Reassembler;
+use crate::image::store::unpack::{unpack_layer, Unpacked};
 
 pub const META_FILE: &str = "layer.json";
 

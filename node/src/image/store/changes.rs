@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use berth_api::models::ContainerConfig;
 use serde_json::{json, Value};
 
-use super::error::ImageError;
+use crate::image::error::ImageError;
 
 fn invalid(msg: impl Into<String>) -> ImageError {
     ImageError::InvalidArgument(msg.into())

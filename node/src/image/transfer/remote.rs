@@ -3,13 +3,13 @@
 
 use serde_json::{json, Value};
 
-use super::digest::Digest;
-use super::error::ImageError;
-use super::manifest::{self, Fetched};
-use super::pull::pull_reference;
-use super::reference::DEFAULT_TAG;
-use super::registry::{Credentials, RegistryError};
-use super::service::ImageService;
+use crate::image::digest::Digest;
+use crate::image::error::ImageError;
+use crate::image::reference::DEFAULT_TAG;
+use crate::image::service::ImageService;
+use crate::image::store::manifest::{self, Fetched};
+use crate::image::transfer::pull::pull_reference;
+use crate::image::transfer::registry::{Credentials, RegistryError};
 
 impl ImageService {
     /// Checks the credentials of `POST /auth` against their registry.

@@ -29,7 +29,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use sha2::{Digest as _, Sha256};
 
-use super::digest::Digest;
+use crate::image::digest::Digest;
 
 const MAGIC: &[u8; 4] = b"BTS1";
 const RAW_FLUSH: usize = 64 * 1024;

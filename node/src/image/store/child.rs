@@ -15,11 +15,11 @@ use berth_api::models::ContainerConfig;
 use chrono::Utc;
 use serde_json::{json, Map, Value};
 
-use super::config::{docker_config_value, host_arch, rfc3339_nano};
-use super::digest::{chain_id, Digest};
-use super::error::ImageError;
-use super::reference::{Reference, DEFAULT_TAG};
-use super::service::{ImageService, NewImage, PendingLayer};
+use crate::image::digest::{chain_id, Digest};
+use crate::image::error::ImageError;
+use crate::image::reference::{Reference, DEFAULT_TAG};
+use crate::image::service::{ImageService, NewImage, PendingLayer};
+use crate::image::store::config::{docker_config_value, host_arch, rfc3339_nano};
 
 /// What a new image on top of `parent` says about itself.
 #[derive(Debug, Clone, Default)]
@@ -279,7 +279,7 @@ impl ImageService {
         }
         let created = created
             .as_str()
-            .and_then(super::config::parse_time)
+            .and_then(crate::image::store::config::parse_time)
             .map_or(0, |t| t.timestamp());
         self.register(
             Vec::new(),
