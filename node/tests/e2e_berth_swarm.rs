@@ -140,6 +140,16 @@ fn berth_cli_drives_a_one_node_swarm() {
     let ca = d.berth_ok(&["swarm", "ca"]);
     assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"), "{ca}");
     assert!(ca.ends_with("-----END CERTIFICATE-----"), "{ca}");
+    // A root rotation: `swarm ca --rotate` waits until every node (here one) holds a
+    // certificate from the new root and trusts only it, then prints the new root.
+    let rotated = d.berth_ok(&["swarm", "ca", "--rotate"]);
+    assert!(
+        rotated.starts_with("-----BEGIN CERTIFICATE-----"),
+        "{rotated}"
+    );
+    assert_ne!(rotated, ca, "the root did not change");
+    assert_eq!(d.ok(&["swarm", "ca"]), rotated);
+    assert_eq!(d.berth_ok(&["swarm", "ca"]), rotated);
 
     // Autolock: turning it on prints the unlock key, which unlock-key shows as docker does;
     // a rotation changes it; a node that runs is not locked; turning it off drops the key.

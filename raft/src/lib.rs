@@ -15,6 +15,7 @@ pub mod error;
 pub mod manager;
 pub mod network;
 pub mod objects;
+pub mod rotation;
 pub mod rpc;
 mod service;
 pub mod state;

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use openraft::{ChangeMembers, ServerState};
 use tokio::sync::{oneshot, watch};
 
-use crate::ca::{self, NodeCert, PeerInfo, Role, RootCa};
+use crate::ca::{self, LiveConfig, NodeCert, PeerInfo, Role, RootCa};
 use crate::error::{ClusterError, ClusterResult};
 use crate::objects::{Availability, Node, NodeState, MISSED_HEARTBEATS};
+use crate::rotation;
 use crate::rpc::{
     ClusterClient, Heartbeat, HeartbeatReply, JoinReply, JoinRequest, Material, Peer, Reply,
     Request,
@@ -41,6 +42,8 @@ pub struct ManagerConfig {
     /// Where other members reach it (`ip:port`).
     pub advertise: String,
     pub ca: RootCa,
+    /// The roots this manager trusts (PEM; old and new during a root rotation).
+    pub trust_pem: String,
     pub cert: NodeCert,
     /// The key the Raft data is encrypted with at rest (this manager's own).
     pub dek: ca::UnlockKey,
@@ -76,8 +79,13 @@ pub struct Manager {
     pub raft_id: NodeId,
     pub cluster_id: String,
     pub advertise: String,
+    /// The root this manager was started with; certificates are signed by the cluster
+    /// object's CA (`rotation::signer`), this is only the fallback before there is one.
     ca: RootCa,
-    client_tls: Arc<rustls::ClientConfig>,
+    /// Client and server TLS, swapped in place when this node's certificate is renewed or
+    /// the roots it trusts change (`set_tls`).
+    client_tls: LiveConfig<rustls::ClientConfig>,
+    server_tls: LiveConfig<rustls::ServerConfig>,
     /// Leader only: when each node was last heard from.
     liveness: Mutex<Liveness>,
     /// One client (one HTTP/2 connection) per manager this one talks to.
@@ -106,10 +114,8 @@ impl Manager {
             .map_err(|e| ClusterError::internal(&format!("open {}", db_path.display()), e))?;
         let state = sm.state.clone();
         let applied = sm.applied_watch();
-        let client_tls = ca::client_config(cfg.ca.cert_pem(), Some(&cfg.cert))
-            .map_err(|e| ClusterError::internal("client tls", e))?;
-        let server_tls = ca::server_config(&cfg.ca, &cfg.cert)
-            .map_err(|e| ClusterError::internal("server tls", e))?;
+        let (client_tls, server_tls) = tls_configs(&cfg.trust_pem, &cfg.cert)?;
+        let (client_tls, server_tls) = (LiveConfig::new(client_tls), LiveConfig::new(server_tls));
         let config = raft_config(&cfg.cluster_id)
             .validate()
             .map_err(|e| ClusterError::internal("raft config", e))?;
@@ -138,6 +144,7 @@ impl Manager {
             advertise: cfg.advertise,
             ca: cfg.ca,
             client_tls,
+            server_tls: server_tls.clone(),
             liveness: Mutex::default(),
             clients: Mutex::default(),
             snapshot_requested: Mutex::default(),
@@ -147,6 +154,16 @@ impl Manager {
         tokio::spawn(liveness_loop(Arc::downgrade(&mgr)));
         tracing::info!(node_id = %mgr.node_id, raft_id = mgr.raft_id, listen = %cfg.listen, "manager started");
         Ok(mgr)
+    }
+
+    /// Uses `cert` and trusts the roots of `trust_pem` from now on, for new connections in
+    /// both directions (established ones keep theirs): after a renewal or a change of the
+    /// trusted roots, without restarting the server or the Raft member.
+    pub fn set_tls(&self, trust_pem: &str, cert: &NodeCert) -> ClusterResult<()> {
+        let (client, server) = tls_configs(trust_pem, cert)?;
+        self.client_tls.set(client);
+        self.server_tls.set(server);
+        Ok(())
     }
 
     /// Makes this member a one-member cluster and writes the first entry.
@@ -222,7 +239,7 @@ impl Manager {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(addr)
-            .or_insert_with(|| ClusterClient::new(addr, self.client_tls.clone()))
+            .or_insert_with(|| ClusterClient::new_live(addr, self.client_tls.clone()))
             .clone()
     }
 
@@ -396,10 +413,13 @@ impl Manager {
                         Ok(r) => Ok(r),
                         // No leader: the node keeps running what it runs; tell it who the
                         // managers are so it can keep trying.
+                        // The roots are left out: only the leader's word changes them.
                         Err(ClusterError::Unavailable(_)) => Ok(Reply::Heartbeat(HeartbeatReply {
                             period_ms: self.period().as_millis() as u64,
                             role: role.unwrap_or(caller.spec.role),
                             managers: self.managers(),
+                            trust_root: String::new(),
+                            desired_root: String::new(),
                         })),
                         Err(e) => Err(e),
                     }
@@ -410,7 +430,10 @@ impl Manager {
                 let caller = caller()?;
                 let cert_pem = self.sign(&csr, &caller.id, caller.spec.role, self.cert_expiry())?;
                 tracing::info!(node_id = %caller.id, role = caller.spec.role.as_str(), "node certificate renewed");
-                Ok(Reply::Renewed { cert_pem })
+                Ok(Reply::Renewed {
+                    cert_pem,
+                    trust_root: self.trust_bundle(),
+                })
             }
         }
     }
@@ -445,7 +468,9 @@ impl Manager {
         let cluster = self
             .read(|s| s.cluster.clone())
             .ok_or_else(|| ClusterError::Unavailable("the swarm is not initialised yet".into()))?;
-        if !token.matches_ca(self.ca.cert_der()) {
+        let root = RootCa::from_pem(&cluster.ca_cert, None)
+            .map_err(|e| ClusterError::internal("the cluster's root CA", e))?;
+        if !token.matches_ca(root.cert_der()) {
             return Err(ClusterError::InvalidArgument(
                 "invalid join token: it is for another swarm's root CA".into(),
             ));
@@ -494,10 +519,9 @@ impl Manager {
             raft_id,
             role,
             cluster_id: self.cluster_id.clone(),
-            ca_cert: self.ca.cert_pem().to_owned(),
+            ca_cert: rotation::trust_bundle(&cluster),
             cert_pem,
-            ca_key: (role == Role::Manager)
-                .then(|| self.ca.key_pem().unwrap_or_default().to_owned()),
+            ca_key: (role == Role::Manager).then(|| cluster.ca_key.clone()),
             managers: self.managers(),
             unlock_key: if role == Role::Manager {
                 self.unlock_key()
@@ -525,11 +549,13 @@ impl Manager {
             node: Box::new(node),
         })
         .await?;
+        let cluster = self.cluster()?;
         Ok(Reply::Material(Material {
-            ca_key: self.ca.key_pem().unwrap_or_default().to_owned(),
+            ca_key: cluster.ca_key.clone(),
             cert_pem,
             raft_id,
             unlock_key: self.unlock_key(),
+            trust_root: rotation::trust_bundle(&cluster),
         }))
     }
 
@@ -543,7 +569,21 @@ impl Manager {
         }))
     }
 
-    /// Signs a node's certificate signing request (a malformed one is the caller's fault).
+    /// The cluster object, or 503 before this manager has it.
+    fn cluster(&self) -> ClusterResult<crate::objects::Cluster> {
+        self.read(|s| s.cluster.clone())
+            .ok_or_else(|| ClusterError::Unavailable("the swarm is not initialised yet".into()))
+    }
+
+    /// The roots nodes are to trust now (the start-up root before there is a cluster object).
+    fn trust_bundle(&self) -> String {
+        self.read(|s| s.cluster.as_ref().map(rotation::trust_bundle))
+            .unwrap_or_else(|| self.ca.cert_pem().to_owned())
+    }
+
+    /// Signs a node's certificate signing request (a malformed one is the caller's fault)
+    /// with the cluster's current CA: during a root rotation the new root's key, the leaf
+    /// followed by the new root cross-signed by the old one.
     fn sign(
         &self,
         csr: &str,
@@ -551,14 +591,49 @@ impl Manager {
         role: Role,
         expiry: Duration,
     ) -> ClusterResult<String> {
-        self.ca
+        let (signer, chain) = match self.read(|s| s.cluster.as_ref().map(rotation::signer)) {
+            Some(r) => r.map_err(|e| ClusterError::internal("the cluster's CA", e))?,
+            None => (self.ca.clone(), String::new()),
+        };
+        let mut pem = signer
             .sign(csr, node_id, role, &self.cluster_id, expiry)
             .map_err(|e| match e {
                 ca::CaError::InvalidCertificate { .. } => {
                     ClusterError::InvalidArgument(e.to_string())
                 }
                 e => ClusterError::internal("sign certificate", e),
-            })
+            })?;
+        pem.push_str(&chain);
+        Ok(pem)
+    }
+
+    /// Leader only: finishes a root rotation once every node holds a certificate from the
+    /// new root (`rotation::finished`).
+    async fn reconcile_rotation(&self) {
+        if !self.is_leader() {
+            return;
+        }
+        let done = self.read(|s| {
+            let c = s.cluster.as_ref()?;
+            rotation::finished(c, s.nodes.values()).map(|d| (c.meta.version, d))
+        });
+        let Some((version, done)) = done else { return };
+        let cmd = Command {
+            at: now(),
+            op: Op::UpdateCluster {
+                version: Some(version),
+                cluster: Box::new(done),
+            },
+        };
+        match self.raft.client_write(cmd).await {
+            Ok(r) if matches!(r.data, Outcome::Done { .. }) => {
+                tracing::info!(
+                    "root CA rotation finished: every node holds a certificate from the new root"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "finishing the root rotation"),
+        }
     }
 
     /// The cluster's unlock key while autolock is on.
@@ -657,10 +732,22 @@ impl Manager {
                 }
             });
         }
+        let (trust_root, desired_root) = self
+            .read(|s| {
+                s.cluster.as_ref().map(|c| {
+                    (
+                        rotation::trust_bundle(c),
+                        rotation::desired_root(c).to_owned(),
+                    )
+                })
+            })
+            .unwrap_or_default();
         Ok(Reply::Heartbeat(HeartbeatReply {
             period_ms: self.period().as_millis() as u64,
             role: node.spec.role,
             managers: self.managers(),
+            trust_root,
+            desired_root,
         }))
     }
 
@@ -758,6 +845,19 @@ impl Manager {
     }
 }
 
+/// The client and server TLS configurations of a manager holding `cert`, trusting the roots
+/// of `trust_pem`.
+fn tls_configs(
+    trust_pem: &str,
+    cert: &NodeCert,
+) -> ClusterResult<(Arc<rustls::ClientConfig>, Arc<rustls::ServerConfig>)> {
+    let client = ca::client_config(trust_pem, Some(cert))
+        .map_err(|e| ClusterError::internal("client tls", e))?;
+    let server =
+        ca::server_config(trust_pem, cert).map_err(|e| ClusterError::internal("server tls", e))?;
+    Ok((client, server))
+}
+
 /// One try of a write: done, worth another try (no leader yet, leadership moved), or failed.
 enum Attempt {
     Done(Outcome, u64),
@@ -784,6 +884,7 @@ async fn liveness_loop(mgr: std::sync::Weak<Manager>) {
             return;
         }
         m.check_liveness().await;
+        m.reconcile_rotation().await;
         m.compact().await;
     }
 }

@@ -1,7 +1,5 @@
 //! openraft's network: Raft RPCs to other managers over the Raft gRPC service.
 
-use std::sync::Arc;
-
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -17,7 +15,8 @@ use crate::types::{Member, NodeId, TypeConfig};
 /// Makes a [`PeerClient`] per Raft member.
 #[derive(Clone)]
 pub struct Network {
-    pub tls: Arc<rustls::ClientConfig>,
+    /// Follows the manager's certificate and trusted roots as they change.
+    pub tls: crate::ca::LiveConfig<rustls::ClientConfig>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -25,7 +24,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
         let client = crate::rpc::parse_addr(&node.addr).ok().map(|addr| {
-            pb::raft_client::RaftClient::new(crate::ca::channel(addr, self.tls.clone()))
+            pb::raft_client::RaftClient::new(crate::ca::channel_live(addr, self.tls.clone()))
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20)
         });

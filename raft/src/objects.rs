@@ -161,14 +161,37 @@ impl DispatcherSpec {
     }
 }
 
-/// Node certificate lifetime in nanoseconds (90 days by default, at least one hour).
+/// Node certificate lifetime in nanoseconds (90 days by default, at least one hour), and
+/// what asks for a root rotation (`swarm ca --rotate`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CaConfig {
     #[serde(default = "default_cert_expiry")]
     pub node_cert_expiry: u64,
+    /// A root to rotate to (PEM); kept in the spec as Docker keeps it.
+    #[serde(
+        default,
+        rename = "SigningCACert",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub signing_ca_cert: String,
+    /// The key of `signing_ca_cert`: taken by an update, never stored in the spec (the
+    /// cluster's CA key lives in [`Cluster::ca_key`] / [`RootRotation::ca_key`]).
+    #[serde(
+        default,
+        rename = "SigningCAKey",
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub signing_ca_key: String,
+    /// A change of this counter asks for a rotation to a newly generated root.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub force_rotate: u64,
     #[serde(flatten)]
     pub other: BTreeMap<String, Value>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub const DEFAULT_CERT_EXPIRY_NS: u64 = 90 * 24 * 3600 * 1_000_000_000;
@@ -182,6 +205,9 @@ impl Default for CaConfig {
     fn default() -> Self {
         CaConfig {
             node_cert_expiry: default_cert_expiry(),
+            signing_ca_cert: String::new(),
+            signing_ca_key: String::new(),
+            force_rotate: 0,
             other: BTreeMap::new(),
         }
     }
@@ -214,6 +240,32 @@ pub struct Cluster {
     /// TLS key, the CA key and its Raft data key with it (`crate::swarm`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unlock_key: Option<String>,
+    /// A root rotation under way (`swarm ca --rotate`): nodes renew under the new root
+    /// until every node holds a certificate from it; then it replaces `ca_cert`/`ca_key`
+    /// and the join tokens are made anew (`crate::rotation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_rotation: Option<RootRotation>,
+}
+
+/// The root a rotation moves to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootRotation {
+    /// The new root (PEM, self-signed).
+    pub ca_cert: String,
+    /// Its key (PEM), replicated among managers like `Cluster::ca_key`.
+    pub ca_key: String,
+    /// The new root's name and key certified by the old root (PEM): presented after every
+    /// leaf issued during the rotation, so nodes still trusting only the old root accept it.
+    pub cross_signed: String,
+}
+
+/// The TLS facts a node reports about itself (Docker's `Description.TLSInfo`): the roots it
+/// trusts and the issuer of its certificate (subject and SubjectPublicKeyInfo, base64 DER).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeTlsInfo {
+    pub trust_root: String,
+    pub cert_issuer_subject: String,
+    pub cert_issuer_public_key: String,
 }
 
 /// `Spec` of a node (`docker node update`).
@@ -257,6 +309,9 @@ pub struct Description {
     pub memory_bytes: i64,
     pub engine_version: String,
     pub engine_labels: BTreeMap<String, String>,
+    /// Filled in by the swarm session (the engine does not know it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_info: Option<NodeTlsInfo>,
 }
 
 /// A node's state as the leader sees it (`Status.State`).

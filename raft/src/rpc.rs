@@ -77,6 +77,8 @@ pub struct JoinReply {
     pub raft_id: u64,
     pub role: Role,
     pub cluster_id: String,
+    /// The roots to trust (PEM): the cluster's root first (the one the token names), and
+    /// during a root rotation the new root after it.
     pub ca_cert: String,
     /// The joiner's certificate, for the key of its request.
     pub cert_pem: String,
@@ -101,6 +103,13 @@ pub struct HeartbeatReply {
     /// The node's role as the cluster has it: a change means a promotion or a demotion.
     pub role: Role,
     pub managers: Vec<Peer>,
+    /// The roots nodes are to trust now (PEM; old and new during a root rotation).
+    #[serde(default)]
+    pub trust_root: String,
+    /// The root new certificates are issued under (PEM): a node whose certificate has
+    /// another issuer renews it.
+    #[serde(default)]
+    pub desired_root: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,6 +121,9 @@ pub struct Material {
     /// While autolock is on: the key to seal the new manager's secrets with.
     #[serde(default)]
     pub unlock_key: Option<String>,
+    /// The roots to trust (PEM), the cluster's root first; `ca_key` is its key.
+    #[serde(default)]
+    pub trust_root: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,9 +136,12 @@ pub enum Reply {
     Done,
     Heartbeat(HeartbeatReply),
     Material(Material),
-    /// The renewed certificate (PEM), for the key of the request.
+    /// The renewed certificate (PEM, with its intermediates), for the key of the request,
+    /// and the roots to trust with it.
     Renewed {
         cert_pem: String,
+        #[serde(default)]
+        trust_root: String,
     },
 }
 
@@ -142,7 +157,15 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ClusterClient {
     pub fn new(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> ClusterClient {
-        let channel = crate::ca::channel(addr, tls);
+        Self::new_live(addr, crate::ca::LiveConfig::new(tls))
+    }
+
+    /// A client whose new connections follow `tls` as it changes.
+    pub fn new_live(
+        addr: SocketAddr,
+        tls: crate::ca::LiveConfig<rustls::ClientConfig>,
+    ) -> ClusterClient {
+        let channel = crate::ca::channel_live(addr, tls);
         ClusterClient {
             inner: pb::cluster_client::ClusterClient::new(channel)
                 .max_decoding_message_size(64 << 20)

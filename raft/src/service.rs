@@ -14,7 +14,7 @@ use crate::rpc::{pb, Request};
 pub(crate) fn serve(
     mgr: Arc<Manager>,
     listener: tokio::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
+    tls: crate::ca::LiveConfig<rustls::ServerConfig>,
     stop: oneshot::Receiver<()>,
 ) {
     let raft = pb::raft_server::RaftServer::new(RaftService(mgr.clone()))
@@ -23,7 +23,7 @@ pub(crate) fn serve(
     let cluster = pb::cluster_server::ClusterServer::new(ClusterService(mgr))
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20);
-    let incoming = crate::ca::incoming(listener, tls);
+    let incoming = crate::ca::incoming_live(listener, tls);
     tokio::spawn(async move {
         let res = tonic::transport::Server::builder()
             .tcp_nodelay(true)

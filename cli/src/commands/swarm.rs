@@ -640,12 +640,47 @@ pub async fn ca(client: &Client, args: CaArgs) -> Result<()> {
     if args.detach {
         return Ok(());
     }
-    // No progress stream: the rotation is shown as done once the daemon has the new root.
-    let swarm: Value = client.get_json("/swarm").await?;
+    let swarm = wait_for_rotation(client, args.quiet).await?;
     if args.quiet {
         return Ok(());
     }
     print_trust_root(&swarm)
+}
+
+/// Polls `/swarm` and `/nodes` until the root rotation is over: no rotation in progress,
+/// and every node holding a certificate from the cluster's root and trusting only it (what
+/// the docker CLI waits for). Returns the final `/swarm`.
+async fn wait_for_rotation(client: &Client, quiet: bool) -> Result<Value> {
+    let mut shown = None;
+    loop {
+        let swarm: Value = client.get_json("/swarm").await?;
+        let nodes: Vec<Value> = client.get_json("/nodes").await?;
+        let want = &swarm["TLSInfo"];
+        let on_root = |n: &&Value| {
+            let t = &n["Description"]["TLSInfo"];
+            t["CertIssuerSubject"] == want["CertIssuerSubject"]
+                && t["CertIssuerPublicKey"] == want["CertIssuerPublicKey"]
+        };
+        let certs = nodes.iter().filter(on_root).count();
+        let trusts = nodes
+            .iter()
+            .filter(|n| n["Description"]["TLSInfo"]["TrustRoot"] == want["TrustRoot"])
+            .count();
+        let rotating = swarm["RootRotationInProgress"].as_bool().unwrap_or(false);
+        if !rotating && certs == nodes.len() && trusts == nodes.len() {
+            return Ok(swarm);
+        }
+        let now = (rotating, certs, trusts, nodes.len());
+        if !quiet && shown != Some(now) {
+            eprintln!(
+                "rotating the root CA: {certs}/{} nodes with a certificate from the root, {trusts}/{} trusting it",
+                nodes.len(),
+                nodes.len()
+            );
+            shown = Some(now);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub fn describer(engine_labels: Vec<String>) -> Arc<dyn Fn() -> Description + Se
         memory_bytes: memory,
         engine_version: berth_api::version::ENGINE_VERSION.to_owned(),
         engine_labels: labels.clone(),
+        // The swarm session adds what it knows of this node's certificate.
+        tls_info: None,
     })
 }
 

@@ -311,6 +311,12 @@ impl SwarmBackend for ClusterBackend {
         let root = RootCa::from_pem(&cluster.ca_cert, None)
             .map_err(|e| ApiError::internal(format!("root CA: {e}")))?;
         let was_locked = cluster.spec.encryption_config.auto_lock_managers;
+        // `swarm ca --rotate`: ForceRotate or SigningCACert/Key ask for a new root; the key
+        // is taken out of the spec here.
+        let mut spec = spec;
+        let rotation = berth_raft::rotation::plan(&cluster, &mut spec).map_err(api_error)?;
+        let rotating = !matches!(rotation, berth_raft::rotation::Plan::Keep);
+        berth_raft::rotation::apply(&mut cluster, rotation);
         cluster.spec = spec;
         // swarmkit's rule: autolock off drops the key; turning it on, or a rotation while it
         // is on, makes a new one.
@@ -331,6 +337,9 @@ impl SwarmBackend for ClusterBackend {
         })
         .await
         .map_err(api_error)?;
+        if rotating {
+            tracing::info!("root CA rotation started");
+        }
         // This manager re-stores its keys now (the others within half a second), so the
         // key `swarm update` just printed is the one a restart of this node asks for.
         if let Err(e) = self.swarm.sync_keys().await {

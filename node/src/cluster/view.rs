@@ -14,7 +14,7 @@ pub fn cluster(c: &Cluster, tokens: bool) -> Value {
         "UpdatedAt": c.meta.updated_at,
         "Spec": c.spec,
         "TLSInfo": tls_info(c),
-        "RootRotationInProgress": false,
+        "RootRotationInProgress": c.root_rotation.is_some(),
         "DefaultAddrPool": if c.default_addr_pool.is_empty() { Value::Null } else { json!(c.default_addr_pool) },
         "SubnetSize": c.subnet_size,
         "DataPathPort": c.data_path_port,
@@ -35,6 +35,19 @@ fn tls_info(c: &Cluster) -> Value {
         .map(|(s, k)| (b64(&s), b64(&k)))
         .unwrap_or_default();
     json!({ "TrustRoot": c.ca_cert, "CertIssuerSubject": subject, "CertIssuerPublicKey": key })
+}
+
+/// What a node reports of its certificate (its trusted roots and its certificate's
+/// issuer); the cluster's root for a node that has not reported yet.
+fn node_tls_info(n: &Node, c: Option<&Cluster>) -> Value {
+    match &n.description.tls_info {
+        Some(t) => json!({
+            "TrustRoot": t.trust_root,
+            "CertIssuerSubject": t.cert_issuer_subject,
+            "CertIssuerPublicKey": t.cert_issuer_public_key,
+        }),
+        None => c.map(tls_info).unwrap_or(Value::Null),
+    }
 }
 
 /// One node, as `GET /nodes/{id}` shows it. `leader` is the Raft leader's id, if known.
@@ -67,7 +80,7 @@ pub fn node(n: &Node, c: Option<&Cluster>, leader: Option<NodeId>) -> Value {
             "Platform": { "Architecture": d.architecture, "OS": d.os },
             "Resources": { "NanoCPUs": d.nano_cpus, "MemoryBytes": d.memory_bytes },
             "Engine": engine,
-            "TLSInfo": c.map(tls_info).unwrap_or(Value::Null),
+            "TLSInfo": node_tls_info(n, c),
         },
         "Status": status,
     });

@@ -26,6 +26,10 @@ const TAG_EXTENSIONS: u8 = 0xa3;
 const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
 /// 2.5.29.14, subjectKeyIdentifier.
 const OID_SUBJECT_KEY_ID: &[u8] = &[0x55, 0x1d, 0x0e];
+/// 2.5.29.35 authorityKeyIdentifier
+const OID_AUTHORITY_KEY_ID: &[u8] = &[0x55, 0x1d, 0x23];
+/// `[0] keyIdentifier` inside an authorityKeyIdentifier (implicit, primitive).
+const TAG_KEY_ID: u8 = 0x80;
 
 /// A DER reading failure; callers wrap it with what was being read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +129,9 @@ pub(crate) struct CertInfo<'a> {
     /// basicConstraints cA, false when the extension is absent.
     pub(crate) is_ca: bool,
     pub(crate) subject_key_id: Option<&'a [u8]>,
+    /// The key identifier of the authorityKeyIdentifier extension: the issuer's
+    /// subject key identifier.
+    pub(crate) authority_key_id: Option<&'a [u8]>,
 }
 
 /// Reads the fields of [`CertInfo`] from a DER certificate.
@@ -159,6 +166,7 @@ pub(crate) fn parse_certificate(der: &[u8]) -> DerResult<CertInfo<'_>> {
         not_after,
         is_ca: false,
         subject_key_id: None,
+        authority_key_id: None,
     };
     while !tbs.is_empty() {
         let field = tbs.next()?;
@@ -187,6 +195,11 @@ fn read_extensions<'a>(explicit: &'a [u8], info: &mut CertInfo<'a>) -> DerResult
         } else if oid == OID_SUBJECT_KEY_ID {
             let id = Reader::new(value).expect(TAG_OCTET_STRING, "bad subject key identifier")?;
             info.subject_key_id = Some(id.content);
+        } else if oid == OID_AUTHORITY_KEY_ID {
+            let aki = Reader::new(value).expect(TAG_SEQUENCE, "bad authority key identifier")?;
+            if let Some(id) = Reader::new(aki.content).optional(TAG_KEY_ID)? {
+                info.authority_key_id = Some(id.content);
+            }
         }
     }
     Ok(())

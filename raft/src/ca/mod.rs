@@ -8,8 +8,12 @@
 //!        ▼
 //!   NodeCert (leaf: CN=node id, OU=swarm-manager|swarm-worker, O=cluster id)
 //!        │
-//!        ├── server_config(root, node) ──► incoming(listener) ──► TlsConn { PeerInfo }
-//!        └── client_config(root, node) ──► channel(addr)  ──────► tonic Channel
+//!        ├── server_config(trust, node) ──► incoming(listener) ──► TlsConn { PeerInfo }
+//!        └── client_config(trust, node) ──► channel(addr)  ──────► tonic Channel
+//!
+//!   root rotation: old.cross_sign(new) = new root's name and key, signed by the old root;
+//!   leaves issued by the new key are presented as [leaf, cross-signed], so they verify
+//!   against either root; `trust` holds both roots until every node has a new leaf
 //!
 //!   new_token(root) = SWMTKN-1-<root digest>-<secret>
 //!        └── JoinToken::parse ──► pinned_client_config ──► PinnedRoot (the CA, learned
@@ -25,7 +29,9 @@
 //! - managers are addressed by the name [`MANAGER_SERVER_NAME`]; only manager certificates
 //!   carry it, so a worker can never pose as a manager;
 //! - a join token pins the root CA by its SHA-256 digest, so `swarm join` trusts nothing
-//!   but the CA the token was made for.
+//!   but the CA the token was made for;
+//! - a trust bundle ("trust") is one or more root PEMs; the first is the cluster's current
+//!   root (the one join tokens name), a second the root a rotation moves to.
 
 mod der;
 mod node;
@@ -45,8 +51,8 @@ pub use seal::{open, seal, UnlockKey};
 pub use tls::{client_config, peer_fingerprint, pinned_client_config, server_config, PinnedRoot};
 pub use token::{new_token, secret_eq, JoinToken};
 pub use transport::{
-    channel, incoming, PeerInfo, TlsConn, CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT,
-    MAX_PENDING_HANDSHAKES,
+    channel, channel_live, incoming, incoming_live, LiveConfig, PeerInfo, TlsConn, CONNECT_TIMEOUT,
+    HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES,
 };
 
 /// The TLS server name every manager certificate carries and every client verifies.

@@ -18,6 +18,8 @@ const WHAT: &str = "node certificate";
 /// PEM, so the fields always agree with the certificate.
 #[derive(Clone, PartialEq, Eq)]
 pub struct NodeCert {
+    /// The leaf, then any intermediates it is presented with (during a root rotation, the
+    /// new root cross-signed by the old one).
     pub cert_pem: String,
     /// PKCS#8 PEM of the node's private key.
     pub key_pem: String,
@@ -54,7 +56,8 @@ impl NodeCert {
     ///
     /// This does not check the certificate against a root; TLS does that on every use.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<NodeCert, CaError> {
-        let der = parse_cert_pem(cert_pem, WHAT)?;
+        let chain = parse_chain_pem(cert_pem, WHAT)?;
+        let der = chain[0].clone();
         let invalid = |reason: String| CaError::InvalidCertificate { what: WHAT, reason };
         let info = der::parse_certificate(&der).map_err(|e| invalid(e.0.to_string()))?;
         let key = parse_key(key_pem, "node key")?;
@@ -78,8 +81,16 @@ impl NodeCert {
             .ok_or_else(|| {
                 invalid("organizational unit is not swarm-manager or swarm-worker".into())
             })?;
+        let mut pem = der::to_pem("CERTIFICATE", &der);
+        for intermediate in &chain[1..] {
+            let ok = der::parse_certificate(intermediate).is_ok_and(|i| i.is_ca);
+            if !ok {
+                return Err(invalid("a certificate after the leaf is not a ca".into()));
+            }
+            pem.push_str(&der::to_pem("CERTIFICATE", intermediate));
+        }
         Ok(NodeCert {
-            cert_pem: der::to_pem("CERTIFICATE", &der),
+            cert_pem: pem,
             key_pem: key_pem.to_owned(),
             fingerprint: sha256_hex(&der),
             not_before: info.not_before,
@@ -93,6 +104,32 @@ impl NodeCert {
     /// The leaf certificate as DER.
     pub fn cert_der(&self) -> Result<CertificateDer<'static>, CaError> {
         parse_cert_pem(&self.cert_pem, WHAT)
+    }
+
+    /// The leaf and its intermediates as DER, as presented in a TLS handshake.
+    pub fn chain_der(&self) -> Result<Vec<CertificateDer<'static>>, CaError> {
+        parse_chain_pem(&self.cert_pem, WHAT)
+    }
+
+    /// The subject and public key (SubjectPublicKeyInfo), both DER, of the CA that issued
+    /// this certificate: Docker's `TLSInfo.CertIssuerSubject` and `CertIssuerPublicKey`.
+    ///
+    /// The issuer is looked for among the certificate's intermediates, then among the roots
+    /// of `trust_pem`: a CA whose subject is the leaf's issuer and, when both carry key
+    /// identifiers, whose subject key identifier is the leaf's authority key identifier
+    /// (old and new roots of a rotation share their name, never their key).
+    pub fn issuer_info(&self, trust_pem: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+        let chain = self.chain_der().ok()?;
+        let leaf = der::parse_certificate(&chain[0]).ok()?;
+        let roots = parse_chain_pem(trust_pem, "ca certificate").unwrap_or_default();
+        chain[1..].iter().chain(roots.iter()).find_map(|c| {
+            let ca = der::parse_certificate(c).ok()?;
+            let key_ok = match (leaf.authority_key_id, ca.subject_key_id) {
+                (Some(a), Some(s)) => a == s,
+                _ => true,
+            };
+            (ca.subject == leaf.issuer && key_ok).then(|| (ca.subject.to_vec(), ca.spki.to_vec()))
+        })
     }
 
     /// The private key as DER, for rustls.
@@ -145,6 +182,26 @@ pub(super) fn leaf_node_id(der: &[u8]) -> Option<String> {
 /// The fingerprint (SHA-256 of the DER, lowercase hex) of a certificate in PEM.
 pub fn fingerprint_of(cert_pem: &str) -> Result<String, CaError> {
     Ok(sha256_hex(&parse_cert_pem(cert_pem, WHAT)?))
+}
+
+/// Every certificate of a PEM text, in order; at least one.
+pub(super) fn parse_chain_pem(
+    pem: &str,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, CaError> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CaError::InvalidPem {
+            what,
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(CaError::InvalidPem {
+            what,
+            reason: "no certificate found".into(),
+        });
+    }
+    Ok(certs)
 }
 
 pub(super) fn parse_cert_pem(

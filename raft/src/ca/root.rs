@@ -235,6 +235,58 @@ impl RootCa {
         Ok(cert.pem())
     }
 
+    /// A CA certificate for `next`'s subject and public key, signed by this root: the
+    /// intermediate that lets a node trusting only this root accept certificates issued
+    /// by `next` while a root rotation is under way. It expires with the earlier of the
+    /// two roots. Both roots need their keys. Returns its PEM.
+    pub fn cross_sign(&self, next: &RootCa) -> Result<String, CaError> {
+        let key = parse_key(self.key_pem.as_deref().ok_or(CaError::NoCaKey)?, "ca key")?;
+        let next_key = parse_key(
+            next.key_pem.as_deref().ok_or(CaError::NoCaKey)?,
+            "new ca key",
+        )?;
+        let now = unix_now();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = next.subject.clone();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = ca_key_usages();
+        if let Some(id) = &next.key_id {
+            params.key_identifier_method = KeyIdMethod::PreSpecified(id.clone());
+        }
+        params.use_authority_key_identifier_extension = true;
+        set_validity(
+            &mut params,
+            now - secs(CLOCK_SKEW),
+            next.not_after.min(self.not_after),
+        );
+        params.serial_number = Some(random_serial());
+        let cert = params
+            .signed_by(&next_key, &self.issuer(key))
+            .map_err(|source| CaError::Generate {
+                what: "the cross-signed ca certificate",
+                source,
+            })?;
+        let (subject, _) = next.issuer_info()?;
+        let crossed =
+            der::parse_certificate(cert.der()).map_err(|e| CaError::InvalidCertificate {
+                what: "cross-signed ca certificate",
+                reason: e.0.to_string(),
+            })?;
+        if crossed.subject != subject.as_slice() {
+            return Err(CaError::InvalidCertificate {
+                what: "new ca certificate",
+                reason: "its subject name cannot be reproduced when cross-signing".into(),
+            });
+        }
+        Ok(cert.pem())
+    }
+
+    /// Whether `now` (unix seconds) falls inside the root's validity window.
+    pub fn valid_at(&self, now: i64) -> bool {
+        der::parse_certificate(&self.cert_der)
+            .is_ok_and(|i| i.not_before <= now && now < i.not_after)
+    }
+
     fn issuer(&self, key: KeyPair) -> Issuer<'static, KeyPair> {
         let mut params = CertificateParams::default();
         params.distinguished_name = self.subject.clone();

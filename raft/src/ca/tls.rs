@@ -18,7 +18,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 
-use super::{der, sha256_hex, CaError, JoinToken, NodeCert, RootCa, MANAGER_SERVER_NAME};
+use super::{der, sha256_hex, CaError, JoinToken, NodeCert, MANAGER_SERVER_NAME};
 
 /// ALPN for HTTP/2.
 const ALPN_H2: &[u8] = b"h2";
@@ -35,18 +35,44 @@ fn tls_err(what: &'static str) -> impl FnOnce(rustls::Error) -> CaError {
     move |source| CaError::Tls { what, source }
 }
 
-/// The server side of the control plane's TLS, for a manager holding `node`.
-pub fn server_config(root: &RootCa, node: &NodeCert) -> Result<Arc<ServerConfig>, CaError> {
-    let provider = provider();
+/// Every certificate of a trust bundle (one root, or old and new during a rotation).
+fn trust_store(trust_pem: &str, what: &'static str) -> Result<RootCertStore, CaError> {
     let mut roots = RootCertStore::empty();
-    roots
-        .add(root.cert_der().clone())
-        .map_err(tls_err("server"))?;
+    for cert in CertificateDer::pem_slice_iter(trust_pem.as_bytes()) {
+        let cert = cert.map_err(|e| CaError::InvalidPem {
+            what: "ca certificate",
+            reason: e.to_string(),
+        })?;
+        roots.add(cert).map_err(tls_err(what))?;
+    }
+    if roots.is_empty() {
+        return Err(CaError::InvalidPem {
+            what: "ca certificate",
+            reason: "no certificate found".into(),
+        });
+    }
+    Ok(roots)
+}
+
+/// The server side of the control plane's TLS, for a manager holding `node` and trusting
+/// the roots in `trust_pem` (old and new during a rotation).
+///
+/// The manager presents its leaf, its intermediates (the cross-signed new root during a
+/// rotation) and every root it trusts, so a joining node finds the root its token names
+/// in the chain whichever side of a rotation the token is from.
+pub fn server_config(trust_pem: &str, node: &NodeCert) -> Result<Arc<ServerConfig>, CaError> {
+    let provider = provider();
+    let roots = trust_store(trust_pem, "server")?;
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .allow_unauthenticated()
         .build()
         .map_err(|source| CaError::Verifier { source })?;
-    let chain = vec![node.cert_der()?, root.cert_der().clone()];
+    let mut chain = node.chain_der()?;
+    for root in CertificateDer::pem_slice_iter(trust_pem.as_bytes()).flatten() {
+        if !chain.contains(&root) {
+            chain.push(root);
+        }
+    }
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(tls_err("server"))?
@@ -58,32 +84,20 @@ pub fn server_config(root: &RootCa, node: &NodeCert) -> Result<Arc<ServerConfig>
 }
 
 /// The client side, trusting only the root(s) in `root_pem` (every certificate in it, so
-/// old and new roots can both be trusted during a rotation) and presenting `node` if given.
+/// old and new roots can both be trusted during a rotation) and presenting `node` (with
+/// its intermediates) if given.
 pub fn client_config(
     root_pem: &str,
     node: Option<&NodeCert>,
 ) -> Result<Arc<ClientConfig>, CaError> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(root_pem.as_bytes()) {
-        let cert = cert.map_err(|e| CaError::InvalidPem {
-            what: "ca certificate",
-            reason: e.to_string(),
-        })?;
-        roots.add(cert).map_err(tls_err("client"))?;
-    }
-    if roots.is_empty() {
-        return Err(CaError::InvalidPem {
-            what: "ca certificate",
-            reason: "no certificate found".into(),
-        });
-    }
+    let roots = trust_store(root_pem, "client")?;
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(tls_err("client"))?
         .with_root_certificates(roots);
     let mut config = match node {
         Some(node) => builder
-            .with_client_auth_cert(vec![node.cert_der()?], node.key_der()?)
+            .with_client_auth_cert(node.chain_der()?, node.key_der()?)
             .map_err(tls_err("client"))?,
         None => builder.with_no_client_auth(),
     };
@@ -108,7 +122,7 @@ impl PinnedRoot {
             .clone()
     }
 
-    /// The captured root as PEM, ready for [`RootCa::from_pem`].
+    /// The captured root as PEM, ready for [`RootCa::from_pem`](super::RootCa::from_pem).
     pub fn pem(&self) -> Option<String> {
         self.der().map(|der| der::to_pem("CERTIFICATE", &der))
     }
@@ -228,7 +242,7 @@ impl ServerCertVerifier for PinnedRootVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ca::{new_token, Role, DEFAULT_NODE_CERT_VALIDITY};
+    use crate::ca::{new_token, Role, RootCa, DEFAULT_NODE_CERT_VALIDITY};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
     struct Cluster {
@@ -392,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn node_with_cert_is_seen_by_fingerprint() {
         let c = cluster();
-        let server = server_config(&c.root, &c.manager).expect("server");
+        let server = server_config(c.root.cert_pem(), &c.manager).expect("server");
         let client = client_config(c.root.cert_pem(), Some(&c.worker)).expect("client");
         let (accepted, connected) = handshake(server, client).await;
         assert_eq!(
@@ -405,7 +419,7 @@ mod tests {
     #[tokio::test]
     async fn joining_client_without_cert_is_accepted() {
         let c = cluster();
-        let server = server_config(&c.root, &c.manager).expect("server");
+        let server = server_config(c.root.cert_pem(), &c.manager).expect("server");
         let client = client_config(c.root.cert_pem(), None).expect("client");
         let (accepted, connected) = handshake(server, client).await;
         assert_eq!(accepted.expect("server side"), None);
@@ -416,7 +430,7 @@ mod tests {
     async fn client_cert_from_another_ca_is_refused() {
         let c = cluster();
         let other = cluster();
-        let server = server_config(&c.root, &c.manager).expect("server");
+        let server = server_config(c.root.cert_pem(), &c.manager).expect("server");
         // The intruder trusts our root (it is public) but its own certificate is foreign.
         let client = client_config(c.root.cert_pem(), Some(&other.worker)).expect("client");
         let (accepted, _) = handshake(server, client).await;
@@ -432,7 +446,7 @@ mod tests {
     #[tokio::test]
     async fn worker_cannot_serve_as_manager() {
         let c = cluster();
-        let server = server_config(&c.root, &c.worker).expect("server");
+        let server = server_config(c.root.cert_pem(), &c.worker).expect("server");
         let client = client_config(c.root.cert_pem(), Some(&c.manager)).expect("client");
         let (_, connected) = handshake(server, client).await;
         let err = connected.expect_err("worker poses as manager");
@@ -443,7 +457,7 @@ mod tests {
     async fn client_refuses_a_server_of_another_cluster() {
         let c = cluster();
         let other = cluster();
-        let server = server_config(&other.root, &other.manager).expect("server");
+        let server = server_config(other.root.cert_pem(), &other.manager).expect("server");
         let client = client_config(c.root.cert_pem(), None).expect("client");
         let (_, connected) = handshake(server, client).await;
         assert!(connected.is_err());
@@ -455,7 +469,7 @@ mod tests {
         let token = JoinToken::parse(&new_token(&c.root)).expect("token");
         let (client, pinned) = pinned_client_config(&token);
         assert!(pinned.der().is_none());
-        let server = server_config(&c.root, &c.manager).expect("server");
+        let server = server_config(c.root.cert_pem(), &c.manager).expect("server");
         let (accepted, connected) = handshake(server, client).await;
         assert_eq!(accepted.expect("server side"), None);
         connected.expect("client side");
@@ -470,7 +484,7 @@ mod tests {
         let other = cluster();
         let token = JoinToken::parse(&new_token(&other.root)).expect("token");
         let (client, pinned) = pinned_client_config(&token);
-        let server = server_config(&c.root, &c.manager).expect("server");
+        let server = server_config(c.root.cert_pem(), &c.manager).expect("server");
         let (_, connected) = handshake(server, client).await;
         let err = connected.expect_err("wrong ca");
         assert!(err.to_string().contains("does not hold the ca"), "{err}");
@@ -482,10 +496,88 @@ mod tests {
         let c = cluster();
         let token = JoinToken::parse(&new_token(&c.root)).expect("token");
         let (client, pinned) = pinned_client_config(&token);
-        let server = server_config(&c.root, &c.worker).expect("server");
+        let server = server_config(c.root.cert_pem(), &c.worker).expect("server");
         let (_, connected) = handshake(server, client).await;
         assert!(connected.is_err());
         assert!(pinned.der().is_none());
+    }
+
+    /// A leaf of `root` for `node_id`, followed by `chain` (PEM).
+    fn leaf(root: &RootCa, node_id: &str, role: Role, chain: &str) -> NodeCert {
+        let csr = crate::ca::Csr::generate().expect("csr");
+        let mut pem = root
+            .sign(
+                &csr.csr_pem,
+                node_id,
+                role,
+                "cluster1",
+                DEFAULT_NODE_CERT_VALIDITY,
+            )
+            .expect("sign");
+        pem.push_str(chain);
+        NodeCert::from_pem(&pem, &csr.key_pem).expect("leaf")
+    }
+
+    #[tokio::test]
+    async fn during_a_rotation_old_and_new_certificates_meet() {
+        let old = RootCa::generate().expect("old");
+        let new = RootCa::generate().expect("new");
+        let crossed = old.cross_sign(&new).expect("cross-sign");
+        let both = format!("{}{}", old.cert_pem(), new.cert_pem());
+        let old_mgr = leaf(&old, "m1", Role::Manager, "");
+        let old_wrk = leaf(&old, "w1", Role::Worker, "");
+        let new_mgr = leaf(&new, "m2", Role::Manager, &crossed);
+        let new_wrk = leaf(&new, "w2", Role::Worker, &crossed);
+        assert_eq!(new_mgr.chain_der().expect("chain").len(), 2);
+
+        // A node that knows nothing of the rotation (trusts the old root only) and a node
+        // that trusts both, in every combination of old and new certificates.
+        for (trust, server, client) in [
+            (old.cert_pem(), &new_mgr, &old_wrk),
+            (old.cert_pem(), &old_mgr, &new_wrk),
+            (old.cert_pem(), &new_mgr, &new_wrk),
+            (both.as_str(), &old_mgr, &new_wrk),
+            (both.as_str(), &new_mgr, &old_wrk),
+        ] {
+            let srv = server_config(trust, server).expect("server");
+            let cli = client_config(trust, Some(client)).expect("client");
+            let (accepted, connected) = handshake(srv, cli).await;
+            assert_eq!(
+                accepted.expect("server side"),
+                Some(client.fingerprint.clone())
+            );
+            connected.expect("client side");
+        }
+
+        // After the rotation only the new root is trusted: old certificates are refused
+        // both ways, new ones (still carrying the cross-signed certificate) pass.
+        let srv = server_config(new.cert_pem(), &new_mgr).expect("server");
+        let cli = client_config(new.cert_pem(), Some(&old_wrk)).expect("client");
+        let (accepted, _) = handshake(srv.clone(), cli).await;
+        assert!(accepted.is_err(), "an old-root client passed");
+        let cli = client_config(new.cert_pem(), Some(&new_wrk)).expect("client");
+        let (accepted, connected) = handshake(srv, cli).await;
+        accepted.expect("server side");
+        connected.expect("client side");
+        let srv = server_config(old.cert_pem(), &old_mgr).expect("server");
+        let cli = client_config(new.cert_pem(), None).expect("client");
+        let (_, connected) = handshake(srv, cli).await;
+        assert!(connected.is_err(), "an old-root server passed");
+
+        // A joiner pins whichever root its token names in the manager's chain.
+        for (trust, token_root) in [(both.as_str(), &old), (new.cert_pem(), &new)] {
+            let token = JoinToken::parse(&new_token(token_root)).expect("token");
+            let (cli, pinned) = pinned_client_config(&token);
+            let srv = server_config(trust, &new_mgr).expect("server");
+            let (_, connected) = handshake(srv, cli).await;
+            connected.expect("joiner");
+            assert_eq!(pinned.der().as_ref(), Some(token_root.cert_der()));
+        }
+        let token = JoinToken::parse(&new_token(&old)).expect("token");
+        let (cli, _) = pinned_client_config(&token);
+        let srv = server_config(new.cert_pem(), &new_mgr).expect("server");
+        let (_, connected) = handshake(srv, cli).await;
+        assert!(connected.is_err(), "a token of the dropped root still pins");
     }
 
     #[test]

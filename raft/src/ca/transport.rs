@@ -40,6 +40,41 @@ pub const MAX_PENDING_HANDSHAKES: usize = 256;
 /// How long a client has to connect and finish TLS.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A TLS configuration that can be replaced while it is in use: new connections take the
+/// current one, established ones keep theirs. A manager swaps its configurations when its
+/// certificate is renewed or the roots it trusts change (a root rotation), without
+/// restarting its server or its Raft member.
+#[derive(Debug)]
+pub struct LiveConfig<T>(Arc<std::sync::RwLock<Arc<T>>>);
+
+impl<T> Clone for LiveConfig<T> {
+    fn clone(&self) -> Self {
+        LiveConfig(self.0.clone())
+    }
+}
+
+impl<T> LiveConfig<T> {
+    pub fn new(cfg: Arc<T>) -> LiveConfig<T> {
+        LiveConfig(Arc::new(std::sync::RwLock::new(cfg)))
+    }
+
+    /// The configuration new connections use.
+    pub fn get(&self) -> Arc<T> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the configuration for connections made from now on.
+    pub fn set(&self, cfg: Arc<T>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = cfg;
+    }
+}
+
 /// Who is calling: what a handler finds in the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {
@@ -122,8 +157,16 @@ pub fn incoming(
     listener: TcpListener,
     cfg: Arc<ServerConfig>,
 ) -> impl Stream<Item = Result<TlsConn, io::Error>> + Send + 'static {
+    incoming_live(listener, LiveConfig::new(cfg))
+}
+
+/// [`incoming`] with a configuration that may change: each handshake uses the current one.
+pub fn incoming_live(
+    listener: TcpListener,
+    cfg: LiveConfig<ServerConfig>,
+) -> impl Stream<Item = Result<TlsConn, io::Error>> + Send + 'static {
     let (tx, rx) = mpsc::channel(64);
-    let task = tokio::spawn(accept_loop(listener, TlsAcceptor::from(cfg), tx));
+    let task = tokio::spawn(accept_loop(listener, cfg, tx));
     Incoming {
         rx,
         _accept: AbortOnDrop(task),
@@ -151,7 +194,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sender<TlsConn>) {
+async fn accept_loop(
+    listener: TcpListener,
+    cfg: LiveConfig<ServerConfig>,
+    tx: mpsc::Sender<TlsConn>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
     loop {
         let permit = tokio::select! {
@@ -181,7 +228,7 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, tx: mpsc::Sen
                 continue;
             }
         };
-        let acceptor = acceptor.clone();
+        let acceptor = TlsAcceptor::from(cfg.get());
         let tx = tx.clone();
         tokio::spawn(async move {
             let conn = handshake(&acceptor, tcp, remote).await;
@@ -227,6 +274,11 @@ async fn handshake(acceptor: &TlsAcceptor, tcp: TcpStream, remote: SocketAddr) -
 /// call. The server is verified under the name [`MANAGER_SERVER_NAME`]. HTTP/2 pings every
 /// second (also when idle) notice a dead peer within about three seconds.
 pub fn channel(addr: SocketAddr, cfg: Arc<ClientConfig>) -> Channel {
+    channel_live(addr, LiveConfig::new(cfg))
+}
+
+/// [`channel`] with a configuration that may change: each dial uses the current one.
+pub fn channel_live(addr: SocketAddr, cfg: LiveConfig<ClientConfig>) -> Channel {
     // The scheme only names the HTTP/2 `:scheme`; TLS is done by the connector below.
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
         .expect("a socket address is a valid uri authority")
@@ -235,9 +287,8 @@ pub fn channel(addr: SocketAddr, cfg: Arc<ClientConfig>) -> Channel {
         .http2_keep_alive_interval(Duration::from_secs(1))
         .keep_alive_timeout(Duration::from_secs(2))
         .keep_alive_while_idle(true);
-    let connector = TlsConnector::from(cfg);
     endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-        let connector = connector.clone();
+        let connector = TlsConnector::from(cfg.get());
         async move { dial(addr, connector).await }
     }))
 }
@@ -375,7 +426,7 @@ mod tests {
     /// aborted.
     async fn serve(c: &Cluster) -> (SocketAddr, AbortOnDrop) {
         let (listener, addr) = loopback().await;
-        let cfg = server_config(&c.root, &c.manager).expect("server config");
+        let cfg = server_config(c.root.cert_pem(), &c.manager).expect("server config");
         let server = tonic::transport::Server::builder()
             .add_service(WhoAmI)
             .serve_with_incoming(incoming(listener, cfg));
@@ -389,7 +440,7 @@ mod tests {
     async fn incoming_yields_connections_with_the_peer_fingerprint() {
         let c = cluster();
         let (listener, addr) = loopback().await;
-        let cfg = server_config(&c.root, &c.manager).expect("server config");
+        let cfg = server_config(c.root.cert_pem(), &c.manager).expect("server config");
         let mut conns = Box::pin(incoming(listener, cfg));
 
         // A failed handshake (plain garbage) is dropped, not yielded, and not fatal.
