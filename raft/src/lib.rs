@@ -11,15 +11,18 @@
 //! hands out; this crate never imports the engine.
 
 pub mod ca;
+mod dispatcher;
 pub mod error;
 pub mod manager;
 pub mod network;
 pub mod objects;
+pub mod orchestrator;
 pub mod rpc;
 mod service;
 pub mod state;
 pub mod storage;
 pub mod swarm;
+pub mod tasks;
 pub mod types;
 
 pub use error::{ClusterError, ClusterResult};
