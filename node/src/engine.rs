@@ -69,8 +69,13 @@ impl Engine {
             volumes: volumes.clone(),
             id,
         };
-        let swarm =
-            crate::cluster::ClusterBackend::open(cfg.data_root.join("swarm"), Vec::new()).await?;
+        let swarm = crate::cluster::ClusterBackend::open(
+            cfg.data_root.join("swarm"),
+            Vec::new(),
+            containers.clone(),
+            images.clone(),
+        )
+        .await?;
         let builder = Builder::new(cfg.clone(), meta, containers.clone(), images.clone());
         let backends = Backends {
             containers: Arc::new(containers.clone()),

@@ -11,16 +11,19 @@
 //! hands out; this crate never imports the engine.
 
 pub mod ca;
+mod dispatcher;
 pub mod error;
 pub mod manager;
 pub mod network;
 pub mod objects;
+pub mod orchestrator;
 pub mod rotation;
 pub mod rpc;
 mod service;
 pub mod state;
 pub mod storage;
 pub mod swarm;
+pub mod tasks;
 pub mod types;
 
 pub use error::{ClusterError, ClusterResult};

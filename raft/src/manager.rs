@@ -152,6 +152,7 @@ impl Manager {
         });
         service::serve(mgr.clone(), listener, server_tls, stop_rx);
         tokio::spawn(liveness_loop(Arc::downgrade(&mgr)));
+        tokio::spawn(crate::orchestrator::run(Arc::downgrade(&mgr)));
         tracing::info!(node_id = %mgr.node_id, raft_id = mgr.raft_id, listen = %cfg.listen, "manager started");
         Ok(mgr)
     }
@@ -183,6 +184,19 @@ impl Manager {
             let _ = tx.send(());
         }
         let _ = self.raft.shutdown().await;
+    }
+
+    /// The index of the last applied entry, as it changes.
+    pub fn applied_watch(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
+    /// Whether this manager has been shut down.
+    pub fn stopped(&self) -> bool {
+        self.stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
@@ -426,6 +440,8 @@ impl Manager {
                 }
             }
             Request::ManagerMaterial { csr } => self.material(&caller()?, &csr).await,
+            Request::Assignments { known } => self.assignments(&caller()?.id, known).await,
+            Request::TaskStatus(reports) => self.task_status(&caller()?.id, reports).await,
             Request::Renew { csr } => {
                 let caller = caller()?;
                 let cert_pem = self.sign(&csr, &caller.id, caller.spec.role, self.cert_expiry())?;

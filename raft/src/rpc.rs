@@ -56,6 +56,31 @@ pub enum Request {
     Renew {
         csr: String,
     },
+    /// An agent asks for the tasks assigned to it; answered when they differ from what it
+    /// has (`known`, the fingerprint of its last answer) or after a few seconds.
+    Assignments {
+        known: u64,
+    },
+    /// An agent reports what its tasks did.
+    TaskStatus(Vec<TaskReport>),
+}
+
+/// One observation of a task by the node that runs it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub task_id: String,
+    pub status: crate::tasks::TaskStatus,
+}
+
+/// The tasks a node is to run (or stop), with the secrets and configs they use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assignments {
+    pub fingerprint: u64,
+    pub tasks: Vec<crate::tasks::Task>,
+    #[serde(default)]
+    pub secrets: Vec<crate::objects::DataObject>,
+    #[serde(default)]
+    pub configs: Vec<crate::objects::DataObject>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,6 +168,7 @@ pub enum Reply {
         #[serde(default)]
         trust_root: String,
     },
+    Assignments(Box<Assignments>),
 }
 
 /// A client of one manager's Cluster service.

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::objects::{Cluster, DataKind, DataObject, Node, NodeState};
+use crate::tasks::{RolloutChange, Service, Task, TaskChange, TaskState};
 
 /// Everything replicated. Serialised whole as a snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -23,6 +24,10 @@ pub struct State {
     pub secrets: BTreeMap<String, DataObject>,
     #[serde(default)]
     pub configs: BTreeMap<String, DataObject>,
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+    #[serde(default)]
+    pub tasks: BTreeMap<String, Task>,
 }
 
 /// A change to the state; the payload of a Raft log entry.
@@ -72,6 +77,22 @@ pub enum Op {
         kind: DataKind,
         id: String,
     },
+    /// Create a service (`version: None`; its name must be free), or replace one still at
+    /// `version`. `new_spec`: the task template or mode changed, so tasks made from the
+    /// older spec are out of date (the service's `spec_version` becomes this entry's index).
+    PutService {
+        version: Option<u64>,
+        service: Box<Service>,
+        new_spec: bool,
+    },
+    /// Delete a service; its tasks are told to go (desired state `remove`).
+    RemoveService {
+        id: String,
+    },
+    /// Task changes from the orchestrators, the scheduler and the agents.
+    Tasks(Vec<TaskChange>),
+    /// A rollout step decided by the orchestrators.
+    Rollout(Box<RolloutChange>),
 }
 
 /// What applying a command did.
@@ -209,6 +230,14 @@ impl State {
                     what: format!("{} {id}", kind.as_str()),
                 },
             },
+            Op::PutService {
+                version,
+                service,
+                new_spec,
+            } => self.put_service(index, &cmd.at, *version, service, *new_spec),
+            Op::RemoveService { id } => self.remove_service(index, &cmd.at, id),
+            Op::Tasks(changes) => self.apply_tasks(index, &cmd.at, changes),
+            Op::Rollout(change) => self.rollout(index, &cmd.at, change),
             Op::RemoveNode { id } => match self.nodes.remove(id) {
                 Some(_) => Outcome::Done { version: index },
                 None => Outcome::NotFound {
@@ -237,6 +266,160 @@ impl State {
         self.nodes
             .values()
             .find(|n| n.raft_id == raft_id && n.spec.role == crate::ca::Role::Manager)
+    }
+}
+
+impl State {
+    fn put_service(
+        &mut self,
+        index: u64,
+        at: &str,
+        version: Option<u64>,
+        service: &Service,
+        new_spec: bool,
+    ) -> Outcome {
+        let mut service = service.clone();
+        match (self.services.get(&service.id), version) {
+            (Some(cur), Some(v)) if cur.meta.version != v => return Outcome::OutOfSequence,
+            (Some(cur), Some(_)) => {
+                service.meta.created_at = cur.meta.created_at.clone();
+                stamp(&mut service.meta, index, at);
+            }
+            (Some(_), None) => {
+                return Outcome::AlreadyExists {
+                    what: format!("service {}", service.id),
+                }
+            }
+            (None, Some(_)) => {
+                return Outcome::NotFound {
+                    what: format!("service {}", service.id),
+                }
+            }
+            (None, None) => {
+                if self
+                    .services
+                    .values()
+                    .any(|s| s.spec.name == service.spec.name)
+                {
+                    return Outcome::AlreadyExists {
+                        what: format!("service {}", service.spec.name),
+                    };
+                }
+                stamp_new(&mut service.meta, index, at);
+            }
+        }
+        if new_spec || version.is_none() {
+            service.spec_version = index;
+        }
+        self.services.insert(service.id.clone(), service);
+        Outcome::Done { version: index }
+    }
+
+    fn remove_service(&mut self, index: u64, at: &str, id: &str) -> Outcome {
+        if self.services.remove(id).is_none() {
+            return Outcome::NotFound {
+                what: format!("service {id}"),
+            };
+        }
+        for t in self.tasks.values_mut().filter(|t| t.service_id == id) {
+            if t.desired_state < TaskState::Remove {
+                t.desired_state = TaskState::Remove;
+                stamp(&mut t.meta, index, at);
+            }
+        }
+        Outcome::Done { version: index }
+    }
+
+    fn apply_tasks(&mut self, index: u64, at: &str, changes: &[TaskChange]) -> Outcome {
+        let mut any = false;
+        for c in changes {
+            any |= self.apply_task(index, at, c);
+        }
+        if any {
+            Outcome::Done { version: index }
+        } else {
+            Outcome::Unchanged
+        }
+    }
+
+    /// One task change; whether it changed anything.
+    fn apply_task(&mut self, index: u64, at: &str, c: &TaskChange) -> bool {
+        match c {
+            TaskChange::Create(t) => {
+                if self.tasks.contains_key(&t.id) || !self.services.contains_key(&t.service_id) {
+                    return false;
+                }
+                let mut t = (**t).clone();
+                stamp_new(&mut t.meta, index, at);
+                self.tasks.insert(t.id.clone(), t);
+                true
+            }
+            TaskChange::Desire { id, state } => match self.tasks.get_mut(id) {
+                Some(t) if t.desired_state < *state => {
+                    t.desired_state = *state;
+                    stamp(&mut t.meta, index, at);
+                    true
+                }
+                _ => false,
+            },
+            TaskChange::Assign {
+                id,
+                node_id,
+                state,
+                message,
+            } => match self.tasks.get_mut(id) {
+                Some(t) if t.status.state <= TaskState::Pending && t.status.state <= *state => {
+                    if t.status.state == *state && t.status.message == *message {
+                        return false;
+                    }
+                    t.node_id = node_id.clone();
+                    t.status.state = *state;
+                    t.status.message = message.clone();
+                    t.status.timestamp = at.to_owned();
+                    stamp(&mut t.meta, index, at);
+                    true
+                }
+                _ => false,
+            },
+            TaskChange::Status {
+                id,
+                node_id,
+                status,
+            } => match self.tasks.get_mut(id) {
+                // Only the node the task is on reports it, and only forward.
+                Some(t) if t.node_id == *node_id && status.state >= t.status.state => {
+                    if t.status == *status {
+                        return false;
+                    }
+                    t.status = status.clone();
+                    stamp(&mut t.meta, index, at);
+                    true
+                }
+                _ => false,
+            },
+            TaskChange::Remove { id } => self.tasks.remove(id).is_some(),
+        }
+    }
+
+    fn rollout(&mut self, index: u64, at: &str, c: &RolloutChange) -> Outcome {
+        let Some(s) = self.services.get_mut(&c.service_id) else {
+            return Outcome::NotFound {
+                what: format!("service {}", c.service_id),
+            };
+        };
+        if s.meta.version != c.version {
+            return Outcome::OutOfSequence;
+        }
+        if c.rollback {
+            if let Some(prev) = s.previous_spec.take() {
+                let cur = std::mem::replace(&mut s.spec, prev);
+                s.previous_spec = Some(cur);
+                s.spec_version = index;
+            }
+        }
+        s.update_status = Some(c.status.clone());
+        stamp(&mut s.meta, index, at);
+        Outcome::Done { version: index }
     }
 }
 

@@ -10,8 +10,11 @@
 //! `init`, `join`, or a restart of a node that was a member.
 
 mod addr;
+mod agent;
 mod data;
 mod describe;
+mod services;
+mod taskspec;
 pub mod view;
 
 use std::path::PathBuf;
@@ -39,13 +42,20 @@ pub struct ClusterBackend {
 
 impl ClusterBackend {
     /// `dir` is `<data-root>/swarm`; a membership recorded there is resumed.
-    pub async fn open(dir: PathBuf, engine_labels: Vec<String>) -> anyhow::Result<ClusterBackend> {
+    /// Tasks assigned to this node run in `containers`, with images from `images`.
+    pub async fn open(
+        dir: PathBuf,
+        engine_labels: Vec<String>,
+        containers: crate::container::Containers,
+        images: Arc<dyn berth_api::backend::ImageBackend>,
+    ) -> anyhow::Result<ClusterBackend> {
         let describe = describe::describer(engine_labels);
         let swarm = Swarm::new(dir, describe);
         if let Err(e) = swarm.restore().await {
             // The engine still serves; the swarm side reports the error.
             tracing::error!(error = %e, "could not resume the swarm membership");
         }
+        agent::Agent::start(swarm.clone(), containers, images);
         Ok(ClusterBackend { swarm })
     }
 
@@ -451,46 +461,48 @@ impl SwarmBackend for ClusterBackend {
         Ok(())
     }
 
-    async fn service_list(&self, _filters: Filters, _status: bool) -> ApiResult<Vec<Value>> {
-        self.manager().await?;
-        Ok(Vec::new())
+    async fn service_list(&self, filters: Filters, status: bool) -> ApiResult<Vec<Value>> {
+        let m = self.manager().await?;
+        Ok(services::list(&m, &filters, status))
     }
-    async fn service_create(&self, _spec: Value, _auth: Option<String>) -> ApiResult<Value> {
-        self.manager().await?;
-        Err(no_services("services"))
+    async fn service_create(&self, spec: Value, _auth: Option<String>) -> ApiResult<Value> {
+        let m = self.manager().await?;
+        services::create(&m, spec).await
     }
     async fn service_inspect(&self, id: &str, _insert_defaults: bool) -> ApiResult<Value> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("service {id} not found")))
+        let m = self.manager().await?;
+        services::inspect(&m, id)
     }
     async fn service_remove(&self, id: &str) -> ApiResult<()> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("service {id} not found")))
+        let m = self.manager().await?;
+        services::remove(&m, id).await
     }
     async fn service_update(
         &self,
         id: &str,
-        _opts: ServiceUpdateOptions,
-        _spec: Value,
+        opts: ServiceUpdateOptions,
+        spec: Value,
     ) -> ApiResult<Value> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("service {id} not found")))
+        let m = self.manager().await?;
+        services::update(&m, id, opts, spec).await
     }
     async fn service_logs(&self, id: &str, _opts: LogOptions) -> ApiResult<ByteStream> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("service {id} not found")))
+        let m = self.manager().await?;
+        services::find(&m, id)?;
+        Err(no_services("service logs"))
     }
-    async fn task_list(&self, _filters: Filters) -> ApiResult<Vec<Value>> {
-        self.manager().await?;
-        Ok(Vec::new())
+    async fn task_list(&self, filters: Filters) -> ApiResult<Vec<Value>> {
+        let m = self.manager().await?;
+        Ok(services::list_tasks(&m, &filters))
     }
     async fn task_inspect(&self, id: &str) -> ApiResult<Value> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("task {id} not found")))
+        let m = self.manager().await?;
+        services::inspect_task(&m, id)
     }
     async fn task_logs(&self, id: &str, _opts: LogOptions) -> ApiResult<ByteStream> {
-        self.manager().await?;
-        Err(ApiError::not_found(format!("task {id} not found")))
+        let m = self.manager().await?;
+        services::find_task(&m, id)?;
+        Err(no_services("task logs"))
     }
     async fn secret_list(&self, filters: Filters) -> ApiResult<Vec<Value>> {
         let m = self.manager().await?;

@@ -18,6 +18,35 @@ pub(super) fn renew_at(cert: &NodeCert) -> i64 {
 }
 
 impl Swarm {
+    /// Sends a request to a manager on this node's behalf (an agent's session calls): its
+    /// own manager first, then the others in order, until one answers.
+    pub async fn call(self: &Arc<Self>, req: &Request, timeout: Duration) -> ClusterResult<Reply> {
+        let (id, has_manager) = {
+            let a = self.active.lock().await;
+            match a.as_ref() {
+                Some(a) if !a.locked => (a.id.clone(), a.manager.is_some()),
+                _ => return Err(ClusterError::Unavailable("not part of a swarm".into())),
+            }
+        };
+        let mut targets: Vec<String> = Vec::new();
+        if has_manager {
+            targets.push(id.manager_addr.clone());
+        }
+        targets.extend(id.managers.iter().map(|p| p.addr.clone()));
+        targets.dedup();
+        let mut last = ClusterError::Unavailable("no manager is known".into());
+        for t in targets {
+            let Ok(addr) = crate::rpc::parse_addr(&t) else {
+                continue;
+            };
+            match self.client(addr)?.call_timeout(req, timeout).await {
+                Err(e @ ClusterError::Unavailable(_)) => last = e,
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
     /// One heartbeat round; returns how long to wait before the next.
     pub(super) async fn beat(self: &Arc<Self>) -> Duration {
         let (id, has_manager) = {

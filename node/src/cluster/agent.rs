@@ -1,0 +1,419 @@
+//! The agent: runs this node's tasks through the engine's container executor, the same path
+//! as `docker run`, and reports what they do.
+//!
+//! ```text
+//!  manager ──Assignments (long poll)──► reconcile ─► run_task: pull? ─► create ─► start ─► watch exit
+//!                                                 └► stop_task (desired shutdown)
+//!                                                 └► remove containers of deleted tasks
+//!  reports (accepted … running, complete/failed/shutdown/rejected) ─► batched ─► TaskStatus
+//! ```
+//! A task's container is never restarted here: when it ends the agent reports it, and the
+//! managers decide (a new task, maybe elsewhere). Cut off from every manager, the agent keeps
+//! its tasks running and keeps its reports until a manager answers again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_api::backend::ImageBackend;
+use berth_raft::rpc::{Assignments, Reply, Request, TaskReport};
+use berth_raft::state::now;
+use berth_raft::swarm::Swarm;
+use berth_raft::tasks::{Task, TaskState, TaskStatus};
+use futures_util::StreamExt;
+
+use super::taskspec::{container_name, container_spec, LABEL_TASK_ID};
+use crate::container::executor::{ContainerExecutor, RemoveOptions, StopOptions, WaitUntil};
+use crate::container::Containers;
+
+/// What this node does with a task.
+#[derive(Debug, Clone, PartialEq)]
+enum Local {
+    /// Being pulled, created or started.
+    Preparing,
+    /// Told to stop while being prepared: stop as soon as it exists.
+    Cancelled,
+    Running {
+        container: String,
+    },
+    Stopping,
+    /// Ended (and reported).
+    Done,
+}
+
+pub struct Agent {
+    swarm: Arc<Swarm>,
+    containers: Containers,
+    images: Arc<dyn ImageBackend>,
+    local: Mutex<HashMap<String, Local>>,
+    reports: Mutex<Vec<TaskReport>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Agent {
+    pub fn start(swarm: Arc<Swarm>, containers: Containers, images: Arc<dyn ImageBackend>) {
+        let agent = Arc::new(Agent {
+            swarm,
+            containers,
+            images,
+            local: Mutex::new(HashMap::new()),
+            reports: Mutex::new(Vec::new()),
+            wake: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(agent.clone().assignments_loop());
+        tokio::spawn(agent.report_loop());
+    }
+
+    fn local(&self) -> std::sync::MutexGuard<'_, HashMap<String, Local>> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn assignments_loop(self: Arc<Self>) {
+        let mut known = 0u64;
+        let mut was_active = false;
+        loop {
+            let st = self.swarm.status();
+            if !st.active || st.locked {
+                if was_active && !st.active {
+                    // Left the swarm: its task containers go, as with dockerd.
+                    self.remove_task_containers(&HashSet::new()).await;
+                    self.local().clear();
+                }
+                was_active = st.active;
+                known = 0;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            was_active = true;
+            let req = Request::Assignments { known };
+            match self.swarm.call(&req, Duration::from_secs(10)).await {
+                Ok(Reply::Assignments(a)) => {
+                    known = a.fingerprint;
+                    self.reconcile(&st.node_id, *a).await;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Err(e) => {
+                    tracing::debug!(error = %e, "task assignments");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    async fn reconcile(self: &Arc<Self>, node_id: &str, a: Assignments) {
+        let ids: HashSet<String> = a.tasks.iter().map(|t| t.id.clone()).collect();
+        for t in a.tasks {
+            let local = self.local().get(&t.id).cloned();
+            if t.desired_state <= TaskState::Running {
+                if t.status.state.terminal() || local.is_some() {
+                    continue;
+                }
+                self.local().insert(t.id.clone(), Local::Preparing);
+                let (me, node) = (self.clone(), node_id.to_owned());
+                if t.status.state >= TaskState::Starting {
+                    tokio::spawn(async move { me.adopt(t).await });
+                } else {
+                    tokio::spawn(async move { me.run_task(t, node).await });
+                }
+                continue;
+            }
+            match local {
+                Some(Local::Running { container }) => {
+                    self.local().insert(t.id.clone(), Local::Stopping);
+                    let me = self.clone();
+                    tokio::spawn(async move { me.stop_task(t, container).await });
+                }
+                Some(Local::Preparing) => {
+                    self.local().insert(t.id.clone(), Local::Cancelled);
+                }
+                None if !t.status.state.terminal() => {
+                    // Not started here, or started before a restart of this daemon.
+                    self.local().insert(t.id.clone(), Local::Stopping);
+                    let me = self.clone();
+                    let container = container_name(&t);
+                    tokio::spawn(async move { me.stop_task(t, container).await });
+                }
+                _ => {}
+            }
+        }
+        self.local().retain(|id, _| ids.contains(id));
+        self.remove_task_containers(&ids).await;
+    }
+
+    /// Removes the containers of tasks this node no longer has (deleted by the managers).
+    async fn remove_task_containers(&self, keep: &HashSet<String>) {
+        let gone: Vec<String> = self
+            .containers
+            .all()
+            .into_iter()
+            .filter_map(|c| {
+                let rec = c.record();
+                let task = rec.config.labels.get(LABEL_TASK_ID)?;
+                (!keep.contains(task)).then(|| c.id.clone())
+            })
+            .collect();
+        for id in gone {
+            let opts = RemoveOptions {
+                force: true,
+                volumes: false,
+            };
+            if let Err(e) = ContainerExecutor::remove(&self.containers, &id, opts).await {
+                tracing::debug!(container = %id, error = %e, "removing a task's container");
+            }
+        }
+    }
+
+    fn report(&self, t: &Task, state: TaskState, message: &str, f: impl FnOnce(&mut TaskStatus)) {
+        let mut status = TaskStatus {
+            timestamp: now(),
+            state,
+            message: message.to_owned(),
+            err: String::new(),
+            container_id: String::new(),
+            pid: 0,
+            exit_code: 0,
+        };
+        f(&mut status);
+        self.reports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(TaskReport {
+                task_id: t.id.clone(),
+                status,
+            });
+        self.wake.notify_one();
+    }
+
+    async fn report_loop(self: Arc<Self>) {
+        loop {
+            let _ = tokio::time::timeout(Duration::from_millis(200), self.wake.notified()).await;
+            // Let reports made together go together.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let batch: Vec<TaskReport> =
+                std::mem::take(&mut *self.reports.lock().unwrap_or_else(|p| p.into_inner()));
+            if batch.is_empty() {
+                continue;
+            }
+            let req = Request::TaskStatus(batch.clone());
+            if let Err(e) = self.swarm.call(&req, Duration::from_secs(8)).await {
+                tracing::debug!(error = %e, "task status reports; keeping them");
+                self.requeue(batch);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+
+    /// Puts reports that could not be delivered back in front of newer ones.
+    fn requeue(&self, batch: Vec<TaskReport>) {
+        let mut q = self.reports.lock().unwrap_or_else(|p| p.into_inner());
+        let newer = std::mem::take(&mut *q);
+        *q = batch;
+        q.extend(newer);
+    }
+
+    fn cancelled(&self, t: &Task) -> bool {
+        matches!(self.local().get(&t.id), Some(Local::Cancelled) | None)
+    }
+
+    async fn run_task(self: Arc<Self>, t: Task, node_id: String) {
+        self.report(&t, TaskState::Accepted, "accepted", |_| {});
+        self.report(&t, TaskState::Preparing, "preparing", |_| {});
+        let mut spec = container_spec(&t, &node_id);
+        match self.ensure_image(&spec.config.image).await {
+            Ok(image) => spec.config.image = image,
+            Err(e) => {
+                self.local().insert(t.id.clone(), Local::Done);
+                self.report(&t, TaskState::Rejected, "preparing", |s| s.err = e);
+                return;
+            }
+        }
+        if self.cancelled(&t) {
+            self.local().insert(t.id.clone(), Local::Done);
+            self.report(&t, TaskState::Shutdown, "shutdown", |_| {});
+            return;
+        }
+        let created = match ContainerExecutor::create(&self.containers, spec).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.local().insert(t.id.clone(), Local::Done);
+                self.report(&t, TaskState::Rejected, "preparing", |s| {
+                    s.err = e.to_string()
+                });
+                return;
+            }
+        };
+        let id = created.id;
+        self.report(&t, TaskState::Starting, "starting", |s| {
+            s.container_id = id.clone()
+        });
+        let exit = match ContainerExecutor::wait(&self.containers, &id, WaitUntil::NextExit).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.local().insert(t.id.clone(), Local::Done);
+                self.report(&t, TaskState::Failed, "starting", |s| s.err = e.to_string());
+                return;
+            }
+        };
+        if let Err(e) = ContainerExecutor::start(&self.containers, &id).await {
+            self.local().insert(t.id.clone(), Local::Done);
+            self.report(&t, TaskState::Failed, "starting", |s| {
+                s.err = e.to_string();
+                s.container_id = id.clone();
+            });
+            return;
+        }
+        let cancelled = {
+            let mut l = self.local();
+            let c = matches!(l.get(&t.id), Some(Local::Cancelled) | None);
+            if !c {
+                l.insert(
+                    t.id.clone(),
+                    Local::Running {
+                        container: id.clone(),
+                    },
+                );
+            }
+            c
+        };
+        let pid = self.pid_of(&id);
+        self.report(&t, TaskState::Running, "started", |s| {
+            s.container_id = id.clone();
+            s.pid = pid;
+        });
+        if cancelled {
+            self.local().insert(t.id.clone(), Local::Stopping);
+            self.clone().stop_task(t, id).await;
+            return;
+        }
+        let code = exit.await.code;
+        self.ended(&t, &id, code);
+    }
+
+    /// After a restart of this daemon: a task that was starting or running here.
+    async fn adopt(self: Arc<Self>, t: Task) {
+        let name = container_name(&t);
+        let Ok(ctr) = self.containers.get(&name) else {
+            self.local().insert(t.id.clone(), Local::Done);
+            self.report(&t, TaskState::Failed, "failed", |s| {
+                s.err = "task container is missing".into()
+            });
+            return;
+        };
+        let id = ctr.id.clone();
+        if !ctr.is_running() {
+            let code = ctr.record().state.exit_code;
+            self.ended(&t, &id, code);
+            return;
+        }
+        self.local().insert(
+            t.id.clone(),
+            Local::Running {
+                container: id.clone(),
+            },
+        );
+        match ContainerExecutor::wait(&self.containers, &id, WaitUntil::NotRunning).await {
+            Ok(exit) => {
+                let code = exit.await.code;
+                self.ended(&t, &id, code);
+            }
+            Err(e) => tracing::debug!(task = %t.id, error = %e, "watching an adopted task"),
+        }
+    }
+
+    /// The task's container exited on its own (unless it was being stopped).
+    fn ended(&self, t: &Task, id: &str, code: i64) {
+        {
+            let mut l = self.local();
+            if matches!(l.get(&t.id), Some(Local::Stopping) | Some(Local::Done)) {
+                return;
+            }
+            l.insert(t.id.clone(), Local::Done);
+        }
+        if code == 0 {
+            self.report(t, TaskState::Complete, "finished", |s| {
+                s.container_id = id.to_owned();
+            });
+        } else {
+            self.report(t, TaskState::Failed, "failed", |s| {
+                s.container_id = id.to_owned();
+                s.exit_code = code;
+                s.err = format!("task: non-zero exit ({code})");
+            });
+        }
+    }
+
+    async fn stop_task(self: Arc<Self>, t: Task, container: String) {
+        let opts = StopOptions::default();
+        let code = match ContainerExecutor::stop(&self.containers, &container, opts).await {
+            Ok(()) | Err(crate::container::ContainerError::NotModified) => self
+                .containers
+                .get(&container)
+                .map(|c| c.record().state.exit_code)
+                .unwrap_or(0),
+            Err(crate::container::ContainerError::NotFound(_)) => 0,
+            Err(e) => {
+                tracing::warn!(task = %t.id, error = %e, "stopping a task");
+                0
+            }
+        };
+        self.local().insert(t.id.clone(), Local::Done);
+        self.report(&t, TaskState::Shutdown, "shutdown", |s| {
+            s.container_id = container.clone();
+            s.exit_code = code;
+        });
+    }
+
+    fn pid_of(&self, id: &str) -> i64 {
+        self.containers
+            .get(id)
+            .map(|c| c.record().state.pid)
+            .unwrap_or(0)
+    }
+
+    /// The reference this node knows the image by, pulled first unless it has it.
+    async fn ensure_image(&self, image: &str) -> Result<String, String> {
+        // A digest-pinned reference from the CLI (`repo:tag@sha256:…`) is known locally by
+        // its digest or, when it was built or loaded here, by its tag.
+        let (name, tag) = split_reference(image);
+        let by_tag = match image.split_once('@') {
+            Some((named, _)) => named.to_owned(),
+            None => image.to_owned(),
+        };
+        for candidate in [image.to_owned(), name.clone(), by_tag] {
+            if self.images.inspect(&candidate).await.is_ok() {
+                return Ok(candidate);
+            }
+        }
+        let mut progress = self
+            .images
+            .pull(&name, tag.as_deref(), None, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        while let Some(msg) = progress.next().await {
+            if let Some(err) = msg.get("errorDetail").or_else(|| msg.get("error")) {
+                let text = err
+                    .get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| err.to_string());
+                return Err(text);
+            }
+        }
+        Ok(name)
+    }
+}
+
+/// `repo:tag@sha256:x` → (`repo@sha256:x`, None); `repo:tag` → (`repo`, `tag`).
+fn split_reference(r: &str) -> (String, Option<String>) {
+    if let Some((name, digest)) = r.split_once('@') {
+        let repo = match name.rsplit_once(':') {
+            Some((repo, tag)) if !tag.contains('/') => repo,
+            _ => name,
+        };
+        return (format!("{repo}@{digest}"), None);
+    }
+    match r.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => (repo.to_owned(), Some(tag.to_owned())),
+        _ => (r.to_owned(), None),
+    }
+}

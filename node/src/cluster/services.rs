@@ -1,0 +1,539 @@
+//! Services and tasks at the API edge (`/services*`, `/tasks*`): Docker's JSON in, checked
+//! and turned into the control plane's objects; the objects back out as Docker's JSON.
+
+use std::collections::BTreeMap;
+
+use berth_api::backend::{Filters, ServiceUpdateOptions};
+use berth_api::error::{ApiError, ApiResult};
+use berth_raft::manager::{new_node_id, Manager};
+use berth_raft::objects::DataKind;
+use berth_raft::state::{now, Op, State};
+use berth_raft::tasks::{Mode, Service, ServiceSpec, Task, TaskState, UpdateStatus};
+use serde_json::{json, Value};
+
+use super::api_error;
+
+/// Docker's rule for service names (a DNS label).
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn invalid(msg: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(format!("rpc error: code = InvalidArgument desc = {msg}"))
+}
+
+/// Parses and checks a service spec from the API.
+pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
+    let mut v = v;
+    strip_nulls(&mut v);
+    let mut spec: ServiceSpec =
+        serde_json::from_value(v).map_err(|e| invalid(format!("invalid service spec: {e}")))?;
+    if spec.name.is_empty() {
+        spec.name = random_name();
+    }
+    // The defaults dockerd stores (and shows), so that a spec read back and sent again, as
+    // `service scale` does, is the same spec.
+    if let Some(cs) = spec
+        .task_template
+        .container_spec
+        .as_mut()
+        .and_then(|c| c.as_object_mut())
+    {
+        cs.entry("Isolation").or_insert(json!("default"));
+    }
+    spec.task_template
+        .other
+        .entry("Runtime".to_owned())
+        .or_insert(json!("container"));
+    if !valid_name(&spec.name) {
+        return Err(invalid(format!(
+            "name must be valid as a DNS name component: {:?}",
+            spec.name
+        )));
+    }
+    let image = spec
+        .task_template
+        .container_spec
+        .as_ref()
+        .and_then(|c| c.get("Image"))
+        .and_then(|i| i.as_str())
+        .unwrap_or("");
+    if image.is_empty() {
+        return Err(invalid("ContainerSpec: image reference must be provided"));
+    }
+    let modes = [
+        spec.mode.replicated.is_some(),
+        spec.mode.global.is_some(),
+        spec.mode.replicated_job.is_some(),
+        spec.mode.global_job.is_some(),
+    ];
+    if modes.iter().filter(|m| **m).count() > 1 {
+        return Err(invalid(
+            "service mode must be exactly one of replicated, global, replicated-job or global-job",
+        ));
+    }
+    if let Some(p) = &spec.task_template.placement {
+        for c in &p.constraints {
+            berth_scheduler::Constraint::parse(c).map_err(invalid)?;
+        }
+        for d in p.spread_descriptors() {
+            berth_scheduler::Preference::spread(&d).map_err(invalid)?;
+        }
+    }
+    if let Some(u) = spec
+        .update_config
+        .iter()
+        .chain(&spec.rollback_config)
+        .next()
+    {
+        if let Some(a) = u.failure_action.as_deref() {
+            if !matches!(a, "" | "pause" | "continue" | "rollback") {
+                return Err(invalid(format!("invalid FailureAction {a:?}")));
+            }
+        }
+        if let Some(o) = u.order.as_deref() {
+            if !matches!(o, "" | "stop-first" | "start-first") {
+                return Err(invalid(format!("invalid Order {o:?}")));
+            }
+        }
+    }
+    // Secrets and configs must exist; the reference names them by ID and name.
+    for (key, id_key, name_key, kind) in [
+        ("Secrets", "SecretID", "SecretName", DataKind::Secret),
+        ("Configs", "ConfigID", "ConfigName", DataKind::Config),
+    ] {
+        let refs = spec
+            .task_template
+            .container_spec
+            .as_ref()
+            .and_then(|c| c.get(key))
+            .and_then(|s| s.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for r in refs {
+            let id = r.get(id_key).and_then(|v| v.as_str()).unwrap_or("");
+            let name = r.get(name_key).and_then(|v| v.as_str()).unwrap_or("");
+            let known = m.read(|s| s.data(kind).contains_key(id));
+            if !known {
+                return Err(invalid(format!(
+                    "{} not found: {}",
+                    kind.as_str(),
+                    if name.is_empty() { id } else { name }
+                )));
+            }
+        }
+    }
+    Ok(spec)
+}
+
+/// Docker treats `null` like absent.
+fn strip_nulls(v: &mut Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.retain(|_, x| !x.is_null());
+        for x in o.values_mut() {
+            strip_nulls(x);
+        }
+    }
+}
+
+fn random_name() -> String {
+    const ADJ: [&str; 8] = [
+        "brave", "calm", "eager", "fervent", "gallant", "happy", "jolly", "keen",
+    ];
+    const NOUN: [&str; 8] = [
+        "turing", "hopper", "lovelace", "curie", "darwin", "euler", "gauss", "noether",
+    ];
+    format!(
+        "{}_{}",
+        ADJ[rand::random_range(0..ADJ.len())],
+        NOUN[rand::random_range(0..NOUN.len())]
+    )
+    .replace('_', "-")
+}
+
+/// `POST /services/create`: 201 `{"ID"}`.
+pub async fn create(m: &Manager, spec: Value) -> ApiResult<Value> {
+    let spec = parse_spec(m, spec)?;
+    let name = spec.name.clone();
+    let id = new_node_id();
+    let svc = Service {
+        id: id.clone(),
+        meta: Default::default(),
+        spec,
+        previous_spec: None,
+        spec_version: 0,
+        update_status: None,
+        job_iteration: 0,
+    };
+    m.propose(Op::PutService {
+        version: None,
+        service: Box::new(svc),
+        new_spec: true,
+    })
+    .await
+    .map_err(|e| match e {
+        berth_raft::ClusterError::AlreadyExists(_) => ApiError::conflict(format!(
+            "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists"
+        )),
+        e => api_error(e),
+    })?;
+    Ok(json!({ "ID": id }))
+}
+
+/// A service by full ID, name, or unique ID prefix.
+pub fn find(m: &Manager, key: &str) -> ApiResult<Service> {
+    m.read(|s| {
+        if let Some(x) = s.services.get(key) {
+            return Ok(x.clone());
+        }
+        if let Some(x) = s.services.values().find(|x| x.spec.name == key) {
+            return Ok(x.clone());
+        }
+        let hits: Vec<&Service> = s
+            .services
+            .values()
+            .filter(|x| x.id.starts_with(key))
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ApiError::not_found(format!("service {key} not found"))),
+            _ => Err(ApiError::invalid(format!(
+                "service {key} is ambiguous ({} matches found)",
+                hits.len()
+            ))),
+        }
+    })
+}
+
+/// `POST /services/{id}/update`.
+pub async fn update(
+    m: &Manager,
+    key: &str,
+    opts: ServiceUpdateOptions,
+    body: Value,
+) -> ApiResult<Value> {
+    let cur = find(m, key)?;
+    if cur.meta.version != opts.version {
+        return Err(api_error(berth_raft::ClusterError::OutOfSequence));
+    }
+    let mut next = cur.clone();
+    let rollback = opts.rollback.as_deref() == Some("previous");
+    if rollback {
+        let Some(prev) = cur.previous_spec.clone() else {
+            return Err(ApiError::invalid(format!(
+                "rpc error: code = FailedPrecondition desc = service {} does not have a previous spec",
+                cur.id
+            )));
+        };
+        next.previous_spec = Some(cur.spec.clone());
+        next.spec = prev;
+    } else {
+        let spec = parse_spec(m, body)?;
+        if spec.name != cur.spec.name {
+            return Err(invalid("renaming services is not supported"));
+        }
+        next.previous_spec = Some(cur.spec.clone());
+        next.spec = spec;
+    }
+    let template_changed = next.spec.task_template != cur.spec.task_template;
+    let mode_changed = std::mem::discriminant(&next.spec.mode.kind())
+        != std::mem::discriminant(&cur.spec.mode.kind());
+    if mode_changed && !(cur.spec.mode.is_job() && next.spec.mode.is_job()) {
+        return Err(invalid("service mode change is not allowed"));
+    }
+    if next.spec.mode.is_job() {
+        // Updating a job runs it again.
+        next.job_iteration += 1;
+    }
+    if template_changed {
+        next.update_status = Some(UpdateStatus {
+            state: if rollback {
+                "rollback_started".into()
+            } else {
+                "updating".into()
+            },
+            started_at: now(),
+            completed_at: String::new(),
+            message: if rollback {
+                "manually requested rollback".into()
+            } else {
+                "update in progress".into()
+            },
+            failures: 0,
+            last_batch_at: String::new(),
+        });
+    }
+    m.propose(Op::PutService {
+        version: Some(opts.version),
+        service: Box::new(next),
+        new_spec: template_changed,
+    })
+    .await
+    .map_err(api_error)?;
+    Ok(json!({ "Warnings": null }))
+}
+
+/// `DELETE /services/{id}`.
+pub async fn remove(m: &Manager, key: &str) -> ApiResult<()> {
+    let svc = find(m, key)?;
+    m.propose(Op::RemoveService { id: svc.id })
+        .await
+        .map_err(api_error)?;
+    Ok(())
+}
+
+fn any_match(f: &Filters, key: &str, pred: &dyn Fn(&str) -> bool) -> bool {
+    match f.get(key) {
+        Some(vals) if !vals.is_empty() => vals.iter().any(|v| pred(v)),
+        _ => true,
+    }
+}
+
+fn label_match(labels: &BTreeMap<String, String>, v: &str) -> bool {
+    match v.split_once('=') {
+        Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+        None => labels.contains_key(v),
+    }
+}
+
+/// `GET /services`.
+pub fn list(m: &Manager, f: &Filters, status: bool) -> Vec<Value> {
+    m.read(|s| {
+        s.services
+            .values()
+            .filter(|x| {
+                any_match(f, "id", &|v| x.id.starts_with(v))
+                    && any_match(f, "name", &|v| x.spec.name.starts_with(v))
+                    && any_match(f, "label", &|v| label_match(&x.spec.labels, v))
+                    && any_match(f, "mode", &|v| mode_name(x) == v)
+            })
+            .map(|x| service_view(s, x, status))
+            .collect()
+    })
+}
+
+fn mode_name(s: &Service) -> &'static str {
+    match s.spec.mode.kind() {
+        Mode::Replicated { .. } => "replicated",
+        Mode::Global => "global",
+        Mode::ReplicatedJob { .. } => "replicated-job",
+        Mode::GlobalJob => "global-job",
+    }
+}
+
+/// `GET /services/{id}`.
+pub fn inspect(m: &Manager, key: &str) -> ApiResult<Value> {
+    let svc = find(m, key)?;
+    Ok(m.read(|s| service_view(s, &svc, false)))
+}
+
+/// One service as Docker shows it.
+pub fn service_view(s: &State, svc: &Service, status: bool) -> Value {
+    let spec = serde_json::to_value(&svc.spec).unwrap_or(Value::Null);
+    let endpoint_spec = svc
+        .spec
+        .endpoint_spec
+        .clone()
+        .unwrap_or_else(|| json!({ "Mode": "vip" }));
+    let mut v = json!({
+        "ID": svc.id,
+        "Version": { "Index": svc.meta.version },
+        "CreatedAt": svc.meta.created_at,
+        "UpdatedAt": svc.meta.updated_at,
+        "Spec": spec,
+        "Endpoint": { "Spec": endpoint_spec },
+    });
+    if let Some(prev) = &svc.previous_spec {
+        v["PreviousSpec"] = serde_json::to_value(prev).unwrap_or(Value::Null);
+    }
+    if let Some(u) = &svc.update_status {
+        let mut st = json!({ "State": u.state, "StartedAt": u.started_at, "Message": u.message });
+        if !u.completed_at.is_empty() {
+            st["CompletedAt"] = json!(u.completed_at);
+        }
+        v["UpdateStatus"] = st;
+    }
+    if svc.spec.mode.is_job() {
+        v["JobStatus"] = json!({
+            "JobIteration": { "Index": svc.job_iteration },
+            "LastExecution": svc.meta.updated_at,
+        });
+    }
+    if status {
+        v["ServiceStatus"] = service_status(s, svc);
+    }
+    v
+}
+
+/// `ServiceStatus` (`GET /services?status=true`): running tasks, desired tasks, completed
+/// (jobs).
+fn service_status(s: &State, svc: &Service) -> Value {
+    let tasks: Vec<&Task> = s
+        .tasks
+        .values()
+        .filter(|t| t.service_id == svc.id && t.job_iteration == svc.job_iteration)
+        .collect();
+    let running = tasks
+        .iter()
+        .filter(|t| t.status.state == TaskState::Running && t.desired_state <= TaskState::Running)
+        .count();
+    let completed = tasks
+        .iter()
+        .filter(|t| t.status.state == TaskState::Complete)
+        .count();
+    let desired = match svc.spec.mode.kind() {
+        Mode::Replicated { replicas } => replicas as usize,
+        Mode::ReplicatedJob {
+            max_concurrent,
+            total,
+        } => (total as usize)
+            .saturating_sub(completed)
+            .min(max_concurrent as usize),
+        Mode::Global | Mode::GlobalJob => tasks
+            .iter()
+            .filter(|t| t.desired_state <= TaskState::Running)
+            .count(),
+    };
+    json!({ "RunningTasks": running, "DesiredTasks": desired, "CompletedTasks": completed })
+}
+
+/// A task by full ID or unique prefix.
+pub fn find_task(m: &Manager, key: &str) -> ApiResult<Task> {
+    m.read(|s| {
+        if let Some(t) = s.tasks.get(key) {
+            return Ok(t.clone());
+        }
+        let hits: Vec<&Task> = s.tasks.values().filter(|t| t.id.starts_with(key)).collect();
+        match hits.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(ApiError::not_found(format!("task {key} not found"))),
+            _ => Err(ApiError::invalid(format!(
+                "task {key} is ambiguous ({} matches found)",
+                hits.len()
+            ))),
+        }
+    })
+}
+
+/// `GET /tasks`: filters `id`, `name`, `service`, `node`, `label`, `desired-state`, and the
+/// CLI's `_up-to-date`.
+pub fn list_tasks(m: &Manager, f: &Filters) -> Vec<Value> {
+    m.read(|s| {
+        let svc_of = |key: &str| -> Vec<String> {
+            s.services
+                .values()
+                .filter(|x| x.id == key || x.spec.name == key || x.id.starts_with(key))
+                .map(|x| x.id.clone())
+                .collect()
+        };
+        let node_of = |key: &str| -> Vec<String> {
+            s.nodes
+                .values()
+                .filter(|n| {
+                    n.id == key
+                        || n.id.starts_with(key)
+                        || n.description.hostname == key
+                        || n.spec.name == key
+                })
+                .map(|n| n.id.clone())
+                .collect()
+        };
+        let up_to_date = f.get("_up-to-date").is_some_and(|v| !v.is_empty());
+        s.tasks
+            .values()
+            .filter(|t| {
+                any_match(f, "id", &|v| t.id.starts_with(v))
+                    && any_match(f, "name", &|v| task_name(s, t).starts_with(v))
+                    && any_match(f, "service", &|v| svc_of(v).contains(&t.service_id))
+                    && any_match(f, "node", &|v| node_of(v).contains(&t.node_id))
+                    && any_match(f, "label", &|v| label_match(&t.service_labels, v))
+                    && any_match(f, "desired-state", &|v| {
+                        v == t.desired_state.as_str()
+                            || v == "running" && t.desired_state <= TaskState::Running
+                            || v == "shutdown"
+                                && t.desired_state > TaskState::Running
+                                && t.desired_state != TaskState::Complete
+                    })
+                    && (!up_to_date
+                        || s.services.get(&t.service_id).is_some_and(|svc| {
+                            svc.spec.task_template == t.spec && svc.job_iteration == t.job_iteration
+                        }))
+            })
+            .map(task_view)
+            .collect()
+    })
+}
+
+/// `<service>.<slot>` or `<service>.<node>`, the name `service ps` shows.
+fn task_name(s: &State, t: &Task) -> String {
+    let svc = s
+        .services
+        .get(&t.service_id)
+        .map(|x| x.spec.name.clone())
+        .unwrap_or_else(|| t.service_name.clone());
+    if t.slot > 0 {
+        format!("{svc}.{}", t.slot)
+    } else {
+        format!("{svc}.{}", t.node_id)
+    }
+}
+
+/// One task as Docker shows it.
+pub fn task_view(t: &Task) -> Value {
+    let mut spec = serde_json::to_value(&t.spec).unwrap_or(Value::Null);
+    if let Some(cs) = spec
+        .get_mut("ContainerSpec")
+        .and_then(|c| c.as_object_mut())
+    {
+        cs.entry("Isolation").or_insert(json!("default"));
+    }
+    if let Some(tt) = spec.as_object_mut() {
+        tt.entry("ForceUpdate").or_insert(json!(0));
+    }
+    let mut status = json!({
+        "Timestamp": t.status.timestamp,
+        "State": t.status.state.as_str(),
+        "Message": t.status.message,
+        "PortStatus": {},
+    });
+    if !t.status.err.is_empty() {
+        status["Err"] = json!(t.status.err);
+    }
+    if !t.status.container_id.is_empty() {
+        status["ContainerStatus"] = json!({
+            "ContainerID": t.status.container_id,
+            "PID": t.status.pid,
+            "ExitCode": t.status.exit_code,
+        });
+    }
+    let mut v = json!({
+        "ID": t.id,
+        "Version": { "Index": t.meta.version },
+        "CreatedAt": t.meta.created_at,
+        "UpdatedAt": t.meta.updated_at,
+        "Labels": {},
+        "Spec": spec,
+        "ServiceID": t.service_id,
+        "Status": status,
+        "DesiredState": t.desired_state.as_str(),
+    });
+    if t.slot > 0 {
+        v["Slot"] = json!(t.slot);
+    }
+    if !t.node_id.is_empty() {
+        v["NodeID"] = json!(t.node_id);
+    }
+    if t.job_iteration > 0 {
+        v["JobIteration"] = json!({ "Index": t.job_iteration });
+    }
+    v
+}
+
+/// `GET /tasks/{id}`.
+pub fn inspect_task(m: &Manager, key: &str) -> ApiResult<Value> {
+    Ok(task_view(&find_task(m, key)?))
+}
