@@ -584,4 +584,4 @@ class Bench:
     def not_implemented(self) -> None:
         """Rows for figures that need Berth features still to come; never faked."""
         self.metric("cluster", "cluster: service create → all replicas running", "s",
-                    na="cluster mode")
+                    na="the services benchmark, issue 17")

@@ -150,21 +150,17 @@ fn parse_spec(v: Value) -> ApiResult<ClusterSpec> {
 }
 
 fn matches_filters(n: &Node, f: &Filters) -> bool {
-    let any = |key: &str, pred: &dyn Fn(&str) -> bool| match f.get(key) {
-        Some(vals) if !vals.is_empty() => vals.iter().any(|v| pred(v)),
-        _ => true,
-    };
-    let label_match =
-        |labels: &std::collections::BTreeMap<String, String>, v: &str| match v.split_once('=') {
-            Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-            None => labels.contains_key(v),
-        };
-    any("id", &|v| n.id.starts_with(v))
-        && any("name", &|v| n.description.hostname == v || n.spec.name == v)
-        && any("role", &|v| v == n.spec.role.as_str())
-        && any("membership", &|v| v == "accepted")
-        && any("node.label", &|v| label_match(&n.spec.labels, v))
-        && any("label", &|v| label_match(&n.description.engine_labels, v))
+    use services::{any_match as any, label_match};
+    any(f, "id", &|v| n.id.starts_with(v))
+        && any(f, "name", &|v| {
+            n.description.hostname == v || n.spec.name == v
+        })
+        && any(f, "role", &|v| v == n.spec.role.as_str())
+        && any(f, "membership", &|v| v == "accepted")
+        && any(f, "node.label", &|v| label_match(&n.spec.labels, v))
+        && any(f, "label", &|v| {
+            label_match(&n.description.engine_labels, v)
+        })
 }
 
 fn no_services(what: &str) -> ApiError {

@@ -1,7 +1,7 @@
 //! Services and tasks at the API edge (`/services*`, `/tasks*`): Docker's JSON in, checked
 //! and turned into the control plane's objects; the objects back out as Docker's JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use berth_api::backend::{Filters, ServiceUpdateOptions};
 use berth_api::error::{ApiError, ApiResult};
@@ -148,11 +148,10 @@ fn random_name() -> String {
         "turing", "hopper", "lovelace", "curie", "darwin", "euler", "gauss", "noether",
     ];
     format!(
-        "{}_{}",
+        "{}-{}",
         ADJ[rand::random_range(0..ADJ.len())],
         NOUN[rand::random_range(0..NOUN.len())]
     )
-    .replace('_', "-")
 }
 
 /// `POST /services/create`: 201 `{"ID"}`.
@@ -286,14 +285,14 @@ pub async fn remove(m: &Manager, key: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn any_match(f: &Filters, key: &str, pred: &dyn Fn(&str) -> bool) -> bool {
+pub(super) fn any_match(f: &Filters, key: &str, pred: &dyn Fn(&str) -> bool) -> bool {
     match f.get(key) {
         Some(vals) if !vals.is_empty() => vals.iter().any(|v| pred(v)),
         _ => true,
     }
 }
 
-fn label_match(labels: &BTreeMap<String, String>, v: &str) -> bool {
+pub(super) fn label_match(labels: &BTreeMap<String, String>, v: &str) -> bool {
     match v.split_once('=') {
         Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
         None => labels.contains_key(v),
@@ -423,33 +422,39 @@ pub fn find_task(m: &Manager, key: &str) -> ApiResult<Task> {
 /// CLI's `_up-to-date`.
 pub fn list_tasks(m: &Manager, f: &Filters) -> Vec<Value> {
     m.read(|s| {
-        let svc_of = |key: &str| -> Vec<String> {
+        // Resolve the service and node filters once, not once per task (the CLI polls this
+        // list several times a second while it follows a rollout).
+        let ids_for = |key: &str, ids: &dyn Fn(&str) -> Vec<String>| -> Option<HashSet<String>> {
+            f.get(key)
+                .filter(|v| !v.is_empty())
+                .map(|vals| vals.iter().flat_map(|v| ids(v)).collect())
+        };
+        let services = ids_for("service", &|key| {
             s.services
                 .values()
-                .filter(|x| x.id == key || x.spec.name == key || x.id.starts_with(key))
+                .filter(|x| x.spec.name == key || x.id.starts_with(key))
                 .map(|x| x.id.clone())
                 .collect()
-        };
-        let node_of = |key: &str| -> Vec<String> {
+        });
+        let nodes = ids_for("node", &|key| {
             s.nodes
                 .values()
                 .filter(|n| {
-                    n.id == key
-                        || n.id.starts_with(key)
-                        || n.description.hostname == key
-                        || n.spec.name == key
+                    n.id.starts_with(key) || n.description.hostname == key || n.spec.name == key
                 })
                 .map(|n| n.id.clone())
                 .collect()
-        };
+        });
         let up_to_date = f.get("_up-to-date").is_some_and(|v| !v.is_empty());
         s.tasks
             .values()
             .filter(|t| {
                 any_match(f, "id", &|v| t.id.starts_with(v))
                     && any_match(f, "name", &|v| task_name(s, t).starts_with(v))
-                    && any_match(f, "service", &|v| svc_of(v).contains(&t.service_id))
-                    && any_match(f, "node", &|v| node_of(v).contains(&t.node_id))
+                    && services
+                        .as_ref()
+                        .is_none_or(|ids| ids.contains(&t.service_id))
+                    && nodes.as_ref().is_none_or(|ids| ids.contains(&t.node_id))
                     && any_match(f, "label", &|v| label_match(&t.service_labels, v))
                     && any_match(f, "desired-state", &|v| {
                         v == t.desired_state.as_str()
@@ -484,16 +489,7 @@ fn task_name(s: &State, t: &Task) -> String {
 
 /// One task as Docker shows it.
 pub fn task_view(t: &Task) -> Value {
-    let mut spec = serde_json::to_value(&t.spec).unwrap_or(Value::Null);
-    if let Some(cs) = spec
-        .get_mut("ContainerSpec")
-        .and_then(|c| c.as_object_mut())
-    {
-        cs.entry("Isolation").or_insert(json!("default"));
-    }
-    if let Some(tt) = spec.as_object_mut() {
-        tt.entry("ForceUpdate").or_insert(json!(0));
-    }
+    let spec = serde_json::to_value(&t.spec).unwrap_or(Value::Null);
     let mut status = json!({
         "Timestamp": t.status.timestamp,
         "State": t.status.state.as_str(),

@@ -1,18 +1,18 @@
 //! The scheduler's step: tasks waiting for a node get one from `berth-scheduler`'s pure
 //! placement (filters, then spread or binpack), or stay pending with the reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use berth_scheduler::{
     Availability as SAvailability, Constraint, FilterFailure, NodeInfo, Platform, Preference,
-    Role as SRole, Strategy, TaskRequest,
+    Protocol, Role as SRole, Strategy, TaskRequest,
 };
 
 use super::reconcile::Plan;
 use crate::ca::Role;
 use crate::objects::{Availability, Node, NodeState};
 use crate::state::State;
-use crate::tasks::{Service, Task, TaskChange, TaskState};
+use crate::tasks::{Service, TaskChange, TaskState};
 
 /// The service label that selects binpack placement instead of Swarm's spread.
 pub const STRATEGY_LABEL: &str = "com.berth.placement.strategy";
@@ -82,20 +82,7 @@ pub fn request(svc: &Service) -> TaskRequest {
         platforms,
         reserve_nano_cpus: reservations.nano_cpus,
         reserve_memory: reservations.memory_bytes,
-        host_ports: crate::tasks::host_ports(svc.spec.endpoint_spec.as_ref())
-            .into_iter()
-            .filter(|(_, published, _)| *published > 0)
-            .map(|(proto, published, _)| {
-                let p = if proto == "udp" {
-                    berth_scheduler::Protocol::Udp
-                } else if proto == "sctp" {
-                    berth_scheduler::Protocol::Sctp
-                } else {
-                    berth_scheduler::Protocol::Tcp
-                };
-                (p, published)
-            })
-            .collect(),
+        host_ports: ports(svc.spec.endpoint_spec.as_ref()),
         max_replicas_per_node: placement.max_replicas,
         strategy: match svc.spec.labels.get(STRATEGY_LABEL).map(String::as_str) {
             Some("binpack") => Strategy::Binpack,
@@ -113,15 +100,82 @@ pub fn static_fit(n: &Node, req: &TaskRequest) -> bool {
     }
 }
 
-/// Counts what each node already holds: its live tasks, their reservations.
-fn nodes_with_load(state: &State, plan: &Plan) -> (Vec<NodeInfo>, BTreeMap<String, usize>) {
+/// Host-mode ports of an endpoint spec, as the scheduler counts them.
+fn ports(endpoint_spec: Option<&serde_json::Value>) -> Vec<(Protocol, u16)> {
+    crate::tasks::host_ports(endpoint_spec)
+        .into_iter()
+        .filter(|(_, published, _)| *published > 0)
+        .map(|(proto, published, _)| {
+            let p = match proto.as_str() {
+                "udp" => Protocol::Udp,
+                "sctp" => Protocol::Sctp,
+                _ => Protocol::Tcp,
+            };
+            (p, published)
+        })
+        .collect()
+}
+
+/// Records one task of `service_id` on a node: what `place` does for the tasks it places,
+/// done here for tasks already there and for tasks pinned to a node (global services).
+fn load(n: &mut NodeInfo, service_id: &str, cpus: i64, memory: i64, ports: &[(Protocol, u16)]) {
+    n.tasks_total += 1;
+    *n.service_tasks.entry(service_id.to_owned()).or_default() += 1;
+    n.reserved_nano_cpus += cpus;
+    n.reserved_memory += memory;
+    n.host_ports.extend(ports.iter().copied());
+}
+
+/// Every node with what it already holds: its placed live tasks (minus those this plan
+/// stops), their reservations and host ports.
+fn nodes_with_load(
+    state: &State,
+    stopping: &HashSet<&str>,
+) -> (Vec<NodeInfo>, BTreeMap<String, usize>) {
     let mut infos: Vec<NodeInfo> = state.nodes.values().map(node_info).collect();
     let index: BTreeMap<String, usize> = infos
         .iter()
         .enumerate()
         .map(|(i, n)| (n.id.clone(), i))
         .collect();
-    let stopping: std::collections::HashSet<&str> = plan
+    for t in state.tasks.values() {
+        let placed = t.live() && t.status.state >= TaskState::Assigned;
+        let Some(&i) = index.get(&t.node_id) else {
+            continue;
+        };
+        if !placed || stopping.contains(t.id.as_str()) {
+            continue;
+        }
+        let r = t
+            .spec
+            .resources
+            .as_ref()
+            .and_then(|r| r.reservations.clone())
+            .unwrap_or_default();
+        let p = ports(t.endpoint_spec.as_ref());
+        load(
+            &mut infos[i],
+            &t.service_id,
+            r.nano_cpus,
+            r.memory_bytes,
+            &p,
+        );
+    }
+    (infos, index)
+}
+
+/// A task waiting for a node: stored (with its current pending state and message) or new
+/// in this plan (its index in `plan.tasks`); `node_id` is set for a task pinned to a node.
+struct Waiting {
+    stored: Option<(TaskState, String)>,
+    id: String,
+    plan_index: Option<usize>,
+    node_id: String,
+}
+
+/// Places the plan's new tasks and the stored tasks still waiting for a node.
+pub fn schedule(state: &State, plan: &mut Plan) {
+    let stopping: HashSet<&str> = plan
         .tasks
         .iter()
         .filter_map(|c| match c {
@@ -129,58 +183,21 @@ fn nodes_with_load(state: &State, plan: &Plan) -> (Vec<NodeInfo>, BTreeMap<Strin
             _ => None,
         })
         .collect();
-    let mut count = |t: &Task| {
-        let Some(&i) = index.get(&t.node_id) else {
-            return;
-        };
-        let n = &mut infos[i];
-        n.tasks_total += 1;
-        *n.service_tasks.entry(t.service_id.clone()).or_default() += 1;
-        if let Some(r) = t
-            .spec
-            .resources
-            .as_ref()
-            .and_then(|r| r.reservations.as_ref())
-        {
-            n.reserved_nano_cpus += r.nano_cpus;
-            n.reserved_memory += r.memory_bytes;
-        }
-    };
-    for t in state.tasks.values() {
-        let placed = t.live() && !t.node_id.is_empty() && t.status.state >= TaskState::Assigned;
-        if placed && !stopping.contains(t.id.as_str()) {
-            count(t);
-        }
-    }
-    (infos, index)
-}
-
-/// Places the plan's new tasks and the stored tasks still waiting for a node.
-pub fn schedule(state: &State, plan: &mut Plan) {
-    let (mut infos, index) = nodes_with_load(state, plan);
-    let stopping: std::collections::HashSet<String> = plan
-        .tasks
-        .iter()
-        .filter_map(|c| match c {
-            TaskChange::Desire { id, .. } => Some(id.clone()),
-            _ => None,
-        })
-        .collect();
-    // Waiting tasks per service: (stored task id | index into the plan, preassigned node).
+    let (mut infos, index) = nodes_with_load(state, &stopping);
     let mut waiting: BTreeMap<String, Vec<Waiting>> = BTreeMap::new();
     for t in state.tasks.values() {
         if t.desired_state <= TaskState::Running
             && t.status.state <= TaskState::Pending
-            && !stopping.contains(&t.id)
+            && !stopping.contains(t.id.as_str())
         {
             waiting
                 .entry(t.service_id.clone())
                 .or_default()
-                .push(Waiting::Stored {
+                .push(Waiting {
+                    stored: Some((t.status.state, t.status.message.clone())),
                     id: t.id.clone(),
+                    plan_index: None,
                     node_id: t.node_id.clone(),
-                    state: t.status.state,
-                    message: t.status.message.clone(),
                 });
         }
     }
@@ -189,7 +206,12 @@ pub fn schedule(state: &State, plan: &mut Plan) {
             waiting
                 .entry(t.service_id.clone())
                 .or_default()
-                .push(Waiting::New(i));
+                .push(Waiting {
+                    stored: None,
+                    id: t.id.clone(),
+                    plan_index: Some(i),
+                    node_id: t.node_id.clone(),
+                });
         }
     }
     let mut decisions: Vec<(Waiting, Result<String, String>)> = Vec::new();
@@ -198,30 +220,16 @@ pub fn schedule(state: &State, plan: &mut Plan) {
             continue;
         };
         let req = request(svc);
-        let (pinned, free): (Vec<Waiting>, Vec<Waiting>) = ws.into_iter().partition(|w| {
-            !match w {
-                Waiting::Stored { node_id, .. } => node_id.clone(),
-                Waiting::New(i) => match &plan.tasks[*i] {
-                    TaskChange::Create(t) => t.node_id.clone(),
-                    _ => String::new(),
-                },
-            }
-            .is_empty()
-        });
+        let (pinned, free): (Vec<Waiting>, Vec<Waiting>) =
+            ws.into_iter().partition(|w| !w.node_id.is_empty());
         for w in pinned {
-            let node_id = match &w {
-                Waiting::Stored { node_id, .. } => node_id.clone(),
-                Waiting::New(i) => match &plan.tasks[*i] {
-                    TaskChange::Create(t) => t.node_id.clone(),
-                    _ => continue,
-                },
-            };
-            let verdict = match index.get(&node_id) {
-                None => Err(format!("node {node_id} is not in the swarm")),
+            let verdict = match index.get(&w.node_id) {
+                None => Err(format!("node {} is not in the swarm", w.node_id)),
                 Some(&i) => match berth_scheduler::filter_reason(&infos[i], &req) {
                     None => {
-                        commit(&mut infos[i], &req);
-                        Ok(node_id)
+                        let (cpus, mem) = (req.reserve_nano_cpus, req.reserve_memory);
+                        load(&mut infos[i], &req.service_id, cpus, mem, &req.host_ports);
+                        Ok(w.node_id.clone())
                     }
                     Some(f) => Err(format!("no suitable node ({f})")),
                 },
@@ -251,54 +259,28 @@ pub fn schedule(state: &State, plan: &mut Plan) {
                 n,
                 "scheduler assigned task to node".to_owned(),
             ),
-            Err(why) => (TaskState::Pending, String::new(), why),
+            // A pinned task keeps its node while it waits.
+            Err(why) => (TaskState::Pending, w.node_id.clone(), why),
         };
-        match w {
-            Waiting::New(i) => {
+        match (w.plan_index, w.stored) {
+            (Some(i), _) => {
                 if let TaskChange::Create(t) = &mut plan.tasks[i] {
-                    if !node_id.is_empty() || t.slot > 0 {
-                        t.node_id = node_id;
-                    }
+                    t.node_id = node_id;
                     t.status.state = state_to;
                     t.status.message = message;
                 }
             }
-            Waiting::Stored {
-                id,
-                node_id: was,
-                state,
-                message: old,
-            } => {
-                if state == state_to && old == message {
-                    continue;
+            (None, Some((state, old))) => {
+                if state != state_to || old != message {
+                    plan.tasks.push(TaskChange::Assign {
+                        id: w.id,
+                        node_id,
+                        state: state_to,
+                        message,
+                    });
                 }
-                let node_id = if node_id.is_empty() { was } else { node_id };
-                plan.tasks.push(TaskChange::Assign {
-                    id,
-                    node_id,
-                    state: state_to,
-                    message,
-                });
             }
+            (None, None) => {}
         }
     }
-}
-
-/// Records a task of `req` on a node (a pinned task, placed without `place`).
-fn commit(n: &mut NodeInfo, req: &TaskRequest) {
-    n.tasks_total += 1;
-    *n.service_tasks.entry(req.service_id.clone()).or_default() += 1;
-    n.reserved_nano_cpus += req.reserve_nano_cpus;
-    n.reserved_memory += req.reserve_memory;
-    n.host_ports.extend(req.host_ports.iter().copied());
-}
-
-enum Waiting {
-    Stored {
-        id: String,
-        node_id: String,
-        state: TaskState,
-        message: String,
-    },
-    New(usize),
 }

@@ -184,7 +184,7 @@ impl Round<'_> {
                 continue;
             }
             let had_live = ts.iter().any(|t| t.live());
-            let needs_new = self.group(svc, g, ts);
+            let needs_new = self.group(svc, ts);
             if needs_new {
                 if job && !had_live {
                     if active_job_groups >= max_concurrent {
@@ -200,7 +200,7 @@ impl Round<'_> {
     }
 
     /// Settles one group; whether it needs a new task now.
-    fn group(&mut self, svc: &Service, g: &Group, ts: &[&Task]) -> bool {
+    fn group(&mut self, svc: &Service, ts: &[&Task]) -> bool {
         let nodes = &self.state.nodes;
         let mut live = 0;
         for t in ts.iter().filter(|t| t.desired_state <= TaskState::Running) {
@@ -225,17 +225,16 @@ impl Round<'_> {
             return false;
         }
         // Stopped by the cluster (update, node lost, drain): replace it now.
-        let stopped_by_us = last.status.state == TaskState::Shutdown
-            || !last.status.state.terminal()
-            || last.status.state == TaskState::Rejected && last.node_id.is_empty();
+        let stopped_by_us =
+            last.status.state == TaskState::Shutdown || !last.status.state.terminal();
         if stopped_by_us {
             return true;
         }
-        self.restart_allowed(svc, ts, last, matches!(g, Group::Node(_)))
+        self.restart_allowed(svc, ts, last)
     }
 
     /// The restart policy's verdict on a task that ended on its own.
-    fn restart_allowed(&self, svc: &Service, ts: &[&Task], last: &Task, _global: bool) -> bool {
+    fn restart_allowed(&self, svc: &Service, ts: &[&Task], last: &Task) -> bool {
         let job = svc.spec.mode.is_job();
         let policy = svc
             .spec

@@ -17,6 +17,18 @@ pub(super) fn renew_at(cert: &NodeCert) -> i64 {
     }
 }
 
+/// The managers a node calls, in order: its own manager first (when it is one), then the
+/// others it knows.
+fn manager_targets(id: &Identity, has_manager: bool) -> Vec<String> {
+    let mut targets: Vec<String> = Vec::new();
+    if has_manager {
+        targets.push(id.manager_addr.clone());
+    }
+    targets.extend(id.managers.iter().map(|p| p.addr.clone()));
+    targets.dedup();
+    targets
+}
+
 impl Swarm {
     /// Sends a request to a manager on this node's behalf (an agent's session calls): its
     /// own manager first, then the others in order, until one answers.
@@ -28,12 +40,7 @@ impl Swarm {
                 _ => return Err(ClusterError::Unavailable("not part of a swarm".into())),
             }
         };
-        let mut targets: Vec<String> = Vec::new();
-        if has_manager {
-            targets.push(id.manager_addr.clone());
-        }
-        targets.extend(id.managers.iter().map(|p| p.addr.clone()));
-        targets.dedup();
+        let targets = manager_targets(&id, has_manager);
         let mut last = ClusterError::Unavailable("no manager is known".into());
         for t in targets {
             let Ok(addr) = crate::rpc::parse_addr(&t) else {
@@ -67,12 +74,7 @@ impl Swarm {
             description,
         });
         // Own manager first, then the others in order.
-        let mut targets: Vec<String> = Vec::new();
-        if has_manager {
-            targets.push(id.manager_addr.clone());
-        }
-        targets.extend(id.managers.iter().map(|p| p.addr.clone()));
-        targets.dedup();
+        let targets = manager_targets(&id, has_manager);
         for t in targets {
             let Ok(addr) = crate::rpc::parse_addr(&t) else {
                 continue;
@@ -308,12 +310,7 @@ impl Swarm {
         let req = Request::Renew {
             csr: csr.csr_pem.clone(),
         };
-        let mut targets: Vec<String> = Vec::new();
-        if active.manager.is_some() {
-            targets.push(active.id.manager_addr.clone());
-        }
-        targets.extend(active.id.managers.iter().map(|p| p.addr.clone()));
-        targets.dedup();
+        let targets = manager_targets(&active.id, active.manager.is_some());
         let mut signed = None;
         for t in targets {
             let Ok(addr) = crate::rpc::parse_addr(&t) else {
