@@ -70,6 +70,9 @@ pub struct LogOptions {
     pub until: Option<f64>,
     pub timestamps: bool,
     pub tail: Option<usize>,
+    /// `details`: service and task logs prefix each line with its task's node, service and
+    /// task IDs (what `docker service logs` reads).
+    pub details: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -25,7 +25,11 @@ use crate::tasks::{TaskChange, TaskState};
 const LONG_POLL: Duration = Duration::from_secs(4);
 
 /// The tasks of `node_id` an agent must know about: every task on it that is not deleted.
-fn assigned(state: &State, node_id: &str) -> Assignments {
+fn assigned(
+    state: &State,
+    node_id: &str,
+    log_subscriptions: Vec<crate::logs::LogSubscription>,
+) -> Assignments {
     let tasks: Vec<_> = state
         .tasks
         .values()
@@ -57,6 +61,9 @@ fn assigned(state: &State, node_id: &str) -> Assignments {
             }
         }
     }
+    for s in &log_subscriptions {
+        s.id.hash(&mut h);
+    }
     let pick = |kind: DataKind, ids: &BTreeSet<String>| {
         ids.iter()
             .filter_map(|id| state.data(kind).get(id).cloned())
@@ -67,6 +74,7 @@ fn assigned(state: &State, node_id: &str) -> Assignments {
         secrets: pick(DataKind::Secret, &secrets),
         configs: pick(DataKind::Config, &configs),
         tasks,
+        log_subscriptions,
     }
 }
 
@@ -74,14 +82,22 @@ impl Manager {
     /// Answers an agent's assignments request once its tasks differ from `known`.
     pub(crate) async fn assignments(&self, node_id: &str, known: u64) -> ClusterResult<Reply> {
         let mut applied = self.applied_watch();
+        let mut logs = self.logs.watch();
         let deadline = tokio::time::Instant::now() + LONG_POLL;
         loop {
-            let a = self.read(|s| assigned(s, node_id));
+            let subs = self.logs.for_node(node_id);
+            let a = self.read(|s| assigned(s, node_id, subs));
             if a.fingerprint != known {
                 return Ok(Reply::Assignments(Box::new(a)));
             }
-            match tokio::time::timeout_at(deadline, applied.changed()).await {
-                Ok(Ok(())) => {}
+            let changed = async {
+                tokio::select! {
+                    r = applied.changed() => r.is_ok(),
+                    r = logs.changed() => r.is_ok(),
+                }
+            };
+            match tokio::time::timeout_at(deadline, changed).await {
+                Ok(true) => {}
                 _ => return Ok(Reply::Assignments(Box::new(a))),
             }
         }

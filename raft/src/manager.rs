@@ -93,6 +93,8 @@ pub struct Manager {
     /// The snapshot index a new snapshot was last asked on top of (one request per step).
     snapshot_requested: Mutex<Option<u64>>,
     stop: Mutex<Option<oneshot::Sender<()>>>,
+    /// Service and task log subscriptions (in memory).
+    pub(crate) logs: crate::logs::LogBroker,
 }
 
 #[derive(Default)]
@@ -149,6 +151,7 @@ impl Manager {
             clients: Mutex::default(),
             snapshot_requested: Mutex::default(),
             stop: Mutex::new(Some(stop_tx)),
+            logs: crate::logs::LogBroker::default(),
         });
         service::serve(mgr.clone(), listener, server_tls, stop_rx);
         tokio::spawn(liveness_loop(Arc::downgrade(&mgr)));
@@ -248,7 +251,7 @@ impl Manager {
     }
 
     /// The (cached) client of the manager at `addr`.
-    fn client(&self, addr: SocketAddr) -> ClusterClient {
+    pub(crate) fn client(&self, addr: SocketAddr) -> ClusterClient {
         self.clients
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -442,6 +445,17 @@ impl Manager {
             Request::ManagerMaterial { csr } => self.material(&caller()?, &csr).await,
             Request::Assignments { known } => self.assignments(&caller()?.id, known).await,
             Request::TaskStatus(reports) => self.task_status(&caller()?.id, reports).await,
+            Request::LogSubscribe(sub) => {
+                require_manager(&caller()?)?;
+                self.logs.add(sub);
+                Ok(Reply::Done)
+            }
+            Request::LogCancel { id } => {
+                require_manager(&caller()?)?;
+                self.logs.remove(&id);
+                Ok(Reply::Done)
+            }
+            Request::PublishLogs(batch) => self.publish_logs(&caller()?.id, batch).await,
             Request::Renew { csr } => {
                 let caller = caller()?;
                 let cert_pem = self.sign(&csr, &caller.id, caller.spec.role, self.cert_expiry())?;

@@ -63,6 +63,13 @@ pub enum Request {
     },
     /// An agent reports what its tasks did.
     TaskStatus(Vec<TaskReport>),
+    /// A manager tells the others of a log subscription it serves (`logs.rs`).
+    LogSubscribe(crate::logs::LogSubscription),
+    LogCancel {
+        id: String,
+    },
+    /// A node sends log lines for a subscription.
+    PublishLogs(crate::logs::LogBatch),
 }
 
 /// One observation of a task by the node that runs it.
@@ -81,6 +88,9 @@ pub struct Assignments {
     pub secrets: Vec<crate::objects::DataObject>,
     #[serde(default)]
     pub configs: Vec<crate::objects::DataObject>,
+    /// Log subscriptions that ask this node for its tasks' logs.
+    #[serde(default)]
+    pub log_subscriptions: Vec<crate::logs::LogSubscription>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

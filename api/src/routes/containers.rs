@@ -186,6 +186,7 @@ pub fn log_options(p: &Params) -> ApiResult<LogOptions> {
         until: p.time("until")?,
         timestamps: p.flag("timestamps"),
         tail,
+        details: p.flag("details"),
     };
     if !opts.stdout && !opts.stderr {
         return Err(ApiError::invalid(

@@ -16,12 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::backend::ImageBackend;
+use berth_raft::logs::LogSubscription;
 use berth_raft::rpc::{Assignments, Reply, Request, TaskReport};
 use berth_raft::state::now;
 use berth_raft::swarm::Swarm;
 use berth_raft::tasks::{Task, TaskState, TaskStatus};
 use futures_util::StreamExt;
 
+use super::taskdata::{files_for, TaskData, TaskFile};
 use super::taskspec::{container_name, container_spec, LABEL_TASK_ID};
 use crate::container::executor::{ContainerExecutor, RemoveOptions, StopOptions, WaitUntil};
 use crate::container::Containers;
@@ -48,10 +50,15 @@ pub struct Agent {
     local: Mutex<HashMap<String, Local>>,
     reports: Mutex<Vec<TaskReport>>,
     wake: tokio::sync::Notify,
+    /// The tmpfs files (secrets, configs) of this node's tasks.
+    data: TaskData,
+    /// Log subscriptions being served, by ID.
+    log_streams: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
 
 impl Agent {
     pub fn start(swarm: Arc<Swarm>, containers: Containers, images: Arc<dyn ImageBackend>) {
+        let exec_root = containers.exec_root().to_path_buf();
         let agent = Arc::new(Agent {
             swarm,
             containers,
@@ -59,6 +66,8 @@ impl Agent {
             local: Mutex::new(HashMap::new()),
             reports: Mutex::new(Vec::new()),
             wake: tokio::sync::Notify::new(),
+            data: TaskData::new(&exec_root),
+            log_streams: Mutex::new(HashMap::new()),
         });
         tokio::spawn(agent.clone().assignments_loop());
         tokio::spawn(agent.report_loop());
@@ -78,6 +87,7 @@ impl Agent {
                     // Left the swarm: its task containers go, as with dockerd.
                     self.remove_task_containers(&HashSet::new()).await;
                     self.local().clear();
+                    self.data.sweep(&HashSet::new());
                 }
                 was_active = st.active;
                 known = 0;
@@ -102,6 +112,10 @@ impl Agent {
 
     async fn reconcile(self: &Arc<Self>, node_id: &str, a: Assignments) {
         let ids: HashSet<String> = a.tasks.iter().map(|t| t.id.clone()).collect();
+        self.serve_logs(node_id, a.log_subscriptions);
+        let hostname = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for t in a.tasks {
             let local = self.local().get(&t.id).cloned();
             if t.desired_state <= TaskState::Running {
@@ -113,7 +127,8 @@ impl Agent {
                 if t.status.state >= TaskState::Starting {
                     tokio::spawn(async move { me.adopt(t).await });
                 } else {
-                    tokio::spawn(async move { me.run_task(t, node).await });
+                    let files = files_for(&t, &a.secrets, &a.configs, &hostname);
+                    tokio::spawn(async move { me.run_task(t, node, files).await });
                 }
                 continue;
             }
@@ -138,6 +153,40 @@ impl Agent {
         }
         self.local().retain(|id, _| ids.contains(id));
         self.remove_task_containers(&ids).await;
+        // Files stay only for tasks that run or are about to.
+        let live: HashSet<String> = self
+            .local()
+            .iter()
+            .filter(|(_, l)| !matches!(l, Local::Done))
+            .map(|(id, _)| id.clone())
+            .collect();
+        self.data.sweep(&live);
+    }
+
+    /// Starts reading logs for new subscriptions, stops those that ended.
+    fn serve_logs(self: &Arc<Self>, node_id: &str, subs: Vec<LogSubscription>) {
+        let mut running = self.log_streams.lock().unwrap_or_else(|p| p.into_inner());
+        let ids: HashSet<&str> = subs.iter().map(|s| s.id.as_str()).collect();
+        running.retain(|id, h| {
+            let keep = ids.contains(id.as_str());
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        for sub in subs {
+            if running.contains_key(&sub.id) {
+                continue;
+            }
+            let id = sub.id.clone();
+            let task = tokio::spawn(super::logs::publish(
+                self.swarm.clone(),
+                self.containers.clone(),
+                node_id.to_owned(),
+                sub,
+            ));
+            running.insert(id, task.abort_handle());
+        }
     }
 
     /// Removes the containers of tasks this node no longer has (deleted by the managers).
@@ -215,27 +264,51 @@ impl Agent {
         matches!(self.local().get(&t.id), Some(Local::Cancelled) | None)
     }
 
-    async fn run_task(self: Arc<Self>, t: Task, node_id: String) {
+    /// Marks the task ended here and lets its secrets and configs go.
+    fn done(&self, t: &Task) {
+        self.local().insert(t.id.clone(), Local::Done);
+        self.data.release(&t.id);
+    }
+
+    async fn run_task(
+        self: Arc<Self>,
+        t: Task,
+        node_id: String,
+        files: Result<Vec<TaskFile>, String>,
+    ) {
         self.report(&t, TaskState::Accepted, "accepted", |_| {});
         self.report(&t, TaskState::Preparing, "preparing", |_| {});
         let mut spec = container_spec(&t, &node_id);
+        let mounts = files.and_then(|f| {
+            self.data
+                .mount(&t.id, &f)
+                .map_err(|e| format!("secrets and configs: {e}"))
+        });
+        match mounts {
+            Ok(m) => spec.host_config.mounts.extend(m),
+            Err(e) => {
+                self.done(&t);
+                self.report(&t, TaskState::Rejected, "preparing", |s| s.err = e);
+                return;
+            }
+        }
         match self.ensure_image(&spec.config.image).await {
             Ok(image) => spec.config.image = image,
             Err(e) => {
-                self.local().insert(t.id.clone(), Local::Done);
+                self.done(&t);
                 self.report(&t, TaskState::Rejected, "preparing", |s| s.err = e);
                 return;
             }
         }
         if self.cancelled(&t) {
-            self.local().insert(t.id.clone(), Local::Done);
+            self.done(&t);
             self.report(&t, TaskState::Shutdown, "shutdown", |_| {});
             return;
         }
         let created = match ContainerExecutor::create(&self.containers, spec).await {
             Ok(c) => c,
             Err(e) => {
-                self.local().insert(t.id.clone(), Local::Done);
+                self.done(&t);
                 self.report(&t, TaskState::Rejected, "preparing", |s| {
                     s.err = e.to_string()
                 });
@@ -249,13 +322,13 @@ impl Agent {
         let exit = match ContainerExecutor::wait(&self.containers, &id, WaitUntil::NextExit).await {
             Ok(f) => f,
             Err(e) => {
-                self.local().insert(t.id.clone(), Local::Done);
+                self.done(&t);
                 self.report(&t, TaskState::Failed, "starting", |s| s.err = e.to_string());
                 return;
             }
         };
         if let Err(e) = ContainerExecutor::start(&self.containers, &id).await {
-            self.local().insert(t.id.clone(), Local::Done);
+            self.done(&t);
             self.report(&t, TaskState::Failed, "starting", |s| {
                 s.err = e.to_string();
                 s.container_id = id.clone();
@@ -293,7 +366,7 @@ impl Agent {
     async fn adopt(self: Arc<Self>, t: Task) {
         let name = container_name(&t);
         let Ok(ctr) = self.containers.get(&name) else {
-            self.local().insert(t.id.clone(), Local::Done);
+            self.done(&t);
             self.report(&t, TaskState::Failed, "failed", |s| {
                 s.err = "task container is missing".into()
             });
@@ -329,6 +402,7 @@ impl Agent {
             }
             l.insert(t.id.clone(), Local::Done);
         }
+        self.data.release(&t.id);
         if code == 0 {
             self.report(t, TaskState::Complete, "finished", |s| {
                 s.container_id = id.to_owned();
@@ -356,7 +430,7 @@ impl Agent {
                 0
             }
         };
-        self.local().insert(t.id.clone(), Local::Done);
+        self.done(&t);
         self.report(&t, TaskState::Shutdown, "shutdown", |s| {
             s.container_id = container.clone();
             s.exit_code = code;

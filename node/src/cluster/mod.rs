@@ -13,7 +13,9 @@ mod addr;
 mod agent;
 mod data;
 mod describe;
+mod logs;
 mod services;
+mod taskdata;
 mod taskspec;
 pub mod view;
 
@@ -161,13 +163,6 @@ fn matches_filters(n: &Node, f: &Filters) -> bool {
         && any(f, "label", &|v| {
             label_match(&n.description.engine_labels, v)
         })
-}
-
-fn no_services(what: &str) -> ApiError {
-    ApiError::new(
-        ErrorKind::NotImplemented,
-        format!("{what} are not implemented yet in berth's cluster mode"),
-    )
 }
 
 #[async_trait]
@@ -482,10 +477,17 @@ impl SwarmBackend for ClusterBackend {
         let m = self.manager().await?;
         services::update(&m, id, opts, spec).await
     }
-    async fn service_logs(&self, id: &str, _opts: LogOptions) -> ApiResult<ByteStream> {
+    async fn service_logs(&self, id: &str, opts: LogOptions) -> ApiResult<ByteStream> {
         let m = self.manager().await?;
-        services::find(&m, id)?;
-        Err(no_services("service logs"))
+        let svc = services::find(&m, id)?;
+        let tasks = m.read(|s| {
+            s.tasks
+                .values()
+                .filter(|t| t.service_id == svc.id)
+                .cloned()
+                .collect()
+        });
+        logs::stream(&m, tasks, opts).await
     }
     async fn task_list(&self, filters: Filters) -> ApiResult<Vec<Value>> {
         let m = self.manager().await?;
@@ -495,10 +497,10 @@ impl SwarmBackend for ClusterBackend {
         let m = self.manager().await?;
         services::inspect_task(&m, id)
     }
-    async fn task_logs(&self, id: &str, _opts: LogOptions) -> ApiResult<ByteStream> {
+    async fn task_logs(&self, id: &str, opts: LogOptions) -> ApiResult<ByteStream> {
         let m = self.manager().await?;
-        services::find_task(&m, id)?;
-        Err(no_services("task logs"))
+        let t = services::find_task(&m, id)?;
+        logs::stream(&m, vec![t], opts).await
     }
     async fn secret_list(&self, filters: Filters) -> ApiResult<Vec<Value>> {
         let m = self.manager().await?;

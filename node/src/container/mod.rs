@@ -329,6 +329,11 @@ impl Containers {
         }
     }
 
+    /// The daemon's runtime directory (`--exec-root`).
+    pub fn exec_root(&self) -> &std::path::Path {
+        &self.inner.cfg.exec_root
+    }
+
     pub fn all(&self) -> Vec<Arc<Ctr>> {
         self.inner
             .map

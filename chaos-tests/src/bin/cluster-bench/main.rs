@@ -7,6 +7,7 @@
 //! ```text
 //! cluster-bench [--smoke] [--engines berth,docker] [--dockerd PATH] [--json PATH]
 //!               [--rounds N] [--seconds S] [--clients N] [--failovers N] [--settle S]
+//!               [--replicas N] [--parts control,services]
 //! ```
 //!
 //! What it measures, per engine (see README.md, section "Benchmarks"):
@@ -16,7 +17,10 @@
 //!   label, in a loop, on the leader; p50/p99 of the POST, GET+POST pairs per second;
 //! - 32 concurrent clients creating secrets with unique names for a fixed time;
 //! - leader failover: kill -9 of the leader's daemon until a `node update` through a
-//!   surviving manager is acknowledged, repeated (the killed daemon restarted in between).
+//!   surviving manager is acknowledged, repeated (the killed daemon restarted in between);
+//! - services on 3 nodes (`services.rs`): N replicas created → running and removed → gone,
+//!   a rolling update of 30 replicas with parallelism 5, a worker's kill -9 → its tasks
+//!   running elsewhere.
 //!
 //! Needs root. Never a pass/fail test: figures are printed and written as JSON. The exit
 //! status is 1 when a Berth measurement failed.
@@ -31,6 +35,8 @@ use std::time::{Duration, Instant};
 
 use berth_chaos_tests::{bin_dir, eventually, swarm, Cluster, Host};
 use serde_json::{json, Value};
+
+mod services;
 
 /// The API version prefix of every request (what docker 20.10's CLI sends).
 const API: &str = "/v1.41";
@@ -212,10 +218,16 @@ struct Opts {
     clients: usize,
     failovers: usize,
     settle: f64,
+    /// Replicas of the services benchmark's create/rm.
+    replicas: u64,
+    /// Which parts run: the control plane (managers) and/or services.
+    control: bool,
+    services: bool,
 }
 
 const USAGE: &str = "cluster-bench [--smoke] [--engines berth,docker] [--dockerd PATH] \
-[--json PATH] [--rounds N] [--seconds S] [--clients N] [--failovers N] [--settle S]";
+[--json PATH] [--rounds N] [--seconds S] [--clients N] [--failovers N] [--settle S] \
+[--replicas N] [--parts control,services]";
 
 fn parse_opts() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -237,6 +249,9 @@ fn parse_opts() -> Opts {
         clients: 32,
         failovers: if smoke { 1 } else { 5 },
         settle: if smoke { 1.0 } else { 5.0 },
+        replicas: if smoke { 6 } else { 100 },
+        control: true,
+        services: true,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -266,6 +281,12 @@ fn parse_opts() -> Opts {
             "--clients" => o.clients = (num(val()) as usize).max(1),
             "--failovers" => o.failovers = num(val()) as usize,
             "--settle" => o.settle = num(val()).max(0.0),
+            "--replicas" => o.replicas = (num(val()) as u64).max(1),
+            "--parts" => {
+                let parts = val();
+                o.control = parts.split(',').any(|p| p == "control");
+                o.services = parts.split(',').any(|p| p == "services");
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0)
@@ -773,9 +794,15 @@ fn run_engine(o: &Opts, engine: Engine, dockerd: Option<&Path>) -> (Value, Vec<S
         problems: Vec::new(),
     };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        b.idle_single();
-        check_stop();
-        b.cluster();
+        if b.o.control {
+            b.idle_single();
+            check_stop();
+            b.cluster();
+            check_stop();
+        }
+        if b.o.services {
+            b.services();
+        }
     }));
     if let Err(p) = r {
         let msg = p
@@ -853,6 +880,34 @@ const ROWS: &[(&str, &str, &str, bool, &str)] = &[
         "s",
         false,
         "≤ 2 s",
+    ),
+    (
+        "services: N replicas create → all running",
+        "/services/create_running_s",
+        "s",
+        false,
+        "≤ 1/4 of Swarm",
+    ),
+    (
+        "services: rm → all task containers gone",
+        "/services/rm_gone_s",
+        "s",
+        false,
+        "≤ 1/4 of Swarm",
+    ),
+    (
+        "rolling update, 30 replicas, parallelism 5",
+        "/rolling_update/completed_s",
+        "s",
+        false,
+        "",
+    ),
+    (
+        "worker kill -9 → its tasks running elsewhere",
+        "/worker_kill/replaced_s",
+        "s",
+        false,
+        "≤ 5 s",
     ),
     (
         "form 3 managers (init + 2 joins, CLI)",
@@ -1029,7 +1084,7 @@ fn main() {
         "dockerd": dockerd,
         "smoke": o.smoke,
         "config": {"rounds": o.rounds, "seconds": o.seconds, "clients": o.clients,
-                   "failovers": o.failovers, "settle_s": o.settle},
+                   "failovers": o.failovers, "settle_s": o.settle, "replicas": o.replicas},
         "results": results,
         "skipped": skipped,
         "duration_s": started.elapsed().as_secs_f64(),
@@ -1050,13 +1105,14 @@ fn main() {
             .to_owned()
     };
     println!(
-        "Cluster benchmark: 3 managers, one network namespace each; Berth {}, Docker {}; {} round(s) × {} s, {} clients, {} failover(s){}; {}",
+        "Cluster benchmark: 3 managers (services: 1 manager + 2 workers), one network namespace each; Berth {}, Docker {}; {} round(s) × {} s, {} clients, {} failover(s), {} replicas{}; {}",
         ver("berth"),
         ver("docker"),
         o.rounds,
         o.seconds,
         o.clients,
         o.failovers,
+        o.replicas,
         if o.smoke { " (smoke)" } else { "" },
         machine()["loadavg"].as_str().unwrap_or("")
     );
