@@ -55,6 +55,7 @@ fn run_sdk_on(d: &Daemon, module: &str, env: &[(&str, &str)]) {
         .env("DOCKER_CONFIG", d.root.join("dockercfg"))
         .env("BERTH_TEST_IMAGE", "busybox:latest")
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("BERTH_CLI", common::bin_dir().join("berth"))
         .envs(env.iter().copied())
         .output()
         .expect("run python");

@@ -2,6 +2,8 @@
 the probes' exec events, `(healthy)` in the list's Status, the `health` filter, timeouts,
 `--no-healthcheck` and image healthchecks, and dockerd's validation messages."""
 
+import os
+import subprocess
 import time
 import unittest
 
@@ -218,6 +220,38 @@ class Health(SdkTest):
         c.start()
         self.assertEqual(self.health(c)["Status"], "starting")
         self.wait_status(c, "healthy")
+
+    def test_berth_cli_flags_and_ps(self):
+        """`berth run --health-*` makes the healthcheck; `berth ps` shows and filters it."""
+        here = os.path.dirname(os.path.abspath(__file__))
+        berth = os.environ.get("BERTH_CLI") or os.path.join(
+            here, "..", "..", "..", "target", "release", "berth")
+        env = dict(os.environ, BERTH_HOST=os.environ["DOCKER_HOST"])
+
+        def berth_ok(*args):
+            cp = subprocess.run([berth, *args], env=env, capture_output=True, timeout=60)
+            self.assertEqual(cp.returncode, 0, cp.stderr.decode())
+            return cp.stdout.decode()
+
+        cid = berth_ok("run", "-d", "--health-cmd", "test -f /tmp/ok", "--health-interval",
+                       "200ms", "--health-retries", "1", "--health-start-interval", "100ms",
+                       IMAGE, "sh", "-c", "touch /tmp/ok; exec sleep 300").strip()
+        c = self.client.containers.get(cid)
+        self._containers.append(c)
+        self.assertEqual(c.attrs["Config"]["Healthcheck"],
+                         {"Test": ["CMD-SHELL", "test -f /tmp/ok"], "Interval": 200 * MS,
+                          "StartInterval": 100 * MS, "Retries": 1})
+        self.wait_status(c, "healthy")
+        line = berth_ok("ps", "--filter", f"id={cid}", "--format", "{{.Status}}").strip()
+        self.assertRegex(line, r"^Up .* \(healthy\)$")
+        self.assertIn(cid[:12], berth_ok("ps", "-q", "--filter", "health=healthy"))
+        c.exec_run(["rm", "/tmp/ok"])
+        self.wait_status(c, "unhealthy")
+        self.assertIn(cid[:12], berth_ok("ps", "-q", "--filter", "health=unhealthy"))
+        self.assertNotIn(cid[:12], berth_ok("ps", "-q", "--filter", "health=healthy"))
+        off = berth_ok("run", "-d", "--no-healthcheck", IMAGE, "sleep", "300").strip()
+        self._containers.append(self.client.containers.get(off))
+        self.assertIn(off[:12], berth_ok("ps", "-q", "--filter", "health=none"))
 
     def test_validation(self):
         cases = [

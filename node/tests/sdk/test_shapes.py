@@ -106,6 +106,10 @@ class Shapes(SdkTest):
         cid = raw.json()["Id"]
         self._containers.append(self.client.containers.get(cid))
 
+    def test_load_of_a_non_image_raises_image_load_error(self):
+        with self.assertRaises(docker.errors.ImageLoadError):
+            self.client.images.load(b"this is not an image archive")
+
     def test_commit_sets_parent(self):
         base = self.run_container(["sleep", "300"])
         img = base.commit(changes=["ENV A=1"])
