@@ -930,3 +930,15 @@ async fn internal_errors_are_logged_with_their_cause_and_answered_unchanged() {
     let errors = logs.text().lines().filter(|l| l.contains("ERROR")).count();
     assert_eq!(errors, 1, "{}", logs.text());
 }
+
+/// A load that fails is a 200 with the error in the stream, as dockerd answers (the SDKs
+/// raise `ImageLoadError` from it).
+#[tokio::test]
+async fn failed_load_reports_in_the_stream() {
+    let app = app(Arc::default());
+    let (st, _, body) = call(&app, "POST", "/v1.41/images/load", "not a tar").await;
+    assert_eq!(st, StatusCode::OK);
+    let v: Value = serde_json::from_str(body.trim()).expect("one JSON line");
+    assert!(v["error"].is_string(), "{body}");
+    assert_eq!(v["errorDetail"]["message"], v["error"]);
+}

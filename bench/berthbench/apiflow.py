@@ -7,6 +7,9 @@ same for every engine) is left out, so these rows show what each daemon spends.
 stdout+stderr), POST /containers/{id}/wait?condition=removed, POST /containers/{id}/start,
 then read until the attach stream ends and the wait answers — the order docker CLI 28 uses.
 `build`: POST /build with the context tar (classic builder), read to the end of the stream.
+`exec_run`: what the SDK's `exec_run("true")` sends: POST /containers/{id}/exec, POST
+/exec/{id}/start (hijacked, read to the end of the stream), GET /exec/{id}/json for the exit
+code.
 """
 
 from __future__ import annotations
@@ -171,3 +174,33 @@ def build(sock: str, context_tar: bytes, tag: str, nocache: bool,
     if b"Successfully tagged" not in body:
         raise ApiError(f"build: no 'Successfully tagged' in the stream: {body[-300:]!r}")
     return ms
+
+
+def exec_run(sock: str, cid: str, cmd: list[str], timeout: float = 60.0) -> tuple[float, bytes]:
+    """One `exec_run(cmd)` as the Docker SDK for Python does it; returns wall ms and the
+    multiplexed output. Fails unless the exit code is 0."""
+    t0 = time.perf_counter()
+    status, data = _request(sock, "POST", f"/containers/{cid}/exec",
+                            {"Cmd": cmd, "AttachStdout": True, "AttachStderr": True}, timeout)
+    if status != 201:
+        raise ApiError(f"exec create: HTTP {status}: {data[:200]!r}")
+    eid = json.loads(data)["Id"]
+    s = _connect(sock, timeout)
+    try:
+        _send(s, "POST", f"/exec/{eid}/start", json.dumps({"Detach": False, "Tty": False}).encode(),
+              extra="Connection: Upgrade\r\nUpgrade: tcp\r\n")
+        status, _, out = _read_head(s)
+        if status not in (101, 200):
+            raise ApiError(f"exec start: HTTP {status}")
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        s.close()
+    status, data = _request(sock, "GET", f"/exec/{eid}/json", None, timeout)
+    ms = (time.perf_counter() - t0) * 1000.0
+    if status != 200 or json.loads(data).get("ExitCode") != 0:
+        raise ApiError(f"exec inspect: HTTP {status}: {data[:200]!r}")
+    return ms, out

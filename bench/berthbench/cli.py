@@ -66,7 +66,7 @@ def make_config(a: argparse.Namespace) -> Config:
     if a.smoke:
         cfg = Config(n=3, rounds=1, conc_per_client=1, api_requests=320, api_containers=3,
                      api_time_bound_s=10.0, settle_s=1.0, pull_layers=2, pull_layer_mb=4,
-                     pull_rounds=1)
+                     pull_rounds=1, health_containers=3, health_window_s=3.0)
     else:
         cfg = Config()
     if a.n is not None:
@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                  ("publish → first HTTP 200", bench.publish_http),
                  ("registry pull", lambda: bench.registry_pull(base, tar)),
                  ("Dockerfile builds", bench.builds),
+                 ("exec round trip via the API", bench.exec_round_trip),
+                 ("healthcheck overhead", bench.health_overhead),
                  ("not implemented yet", bench.not_implemented)]
         if a.only:
             steps = [(t, f) for t, f in steps if a.only in t]

@@ -21,7 +21,7 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 
-from . import apiflow, pullbench
+from . import apiflow, pullbench, sysutil
 from .engines import DOCKER_CLI, Engine, EngineError
 from .standin import StandIn
 from .loadgen import run_load
@@ -45,6 +45,8 @@ class Config:
     pull_layers: int = 4        # ~50 MB layers of the registry pull image (plus busybox)
     pull_layer_mb: int = 50
     pull_rounds: int = 3
+    health_containers: int = 50  # containers with a 1 s healthcheck
+    health_window_s: float = 20.0  # how long their CPU is measured
 
 
 @dataclass
@@ -228,6 +230,90 @@ class Bench:
                             m.add(e.name, ms)
         finally:
             server.close()
+
+    # -- healthchecks and exec ----------------------------------------------------------------
+    def exec_round_trip(self) -> None:
+        """`exec_run("true")` through the API as the Docker SDK for Python sends it (create,
+        hijacked start read to its end, inspect), in one running container per engine."""
+        m = self.metric("exec_run", "exec_run(\"true\") via the API, p50", "ms")
+        m99 = self.metric("exec_run_p99", "  same, p99", "ms")
+        for e in self.engines:
+            try:
+                cid = e.cli("run", "-d", "busybox", "sleep", "1000").stdout.decode().strip()
+            except EngineError as err:
+                self.fail(m, e, err, "docker run -d busybox sleep 1000")
+                continue
+            xs: list[float] = []
+            try:
+                for i in range(self.cfg.warmup + 4 * self.cfg.n):
+                    ms, _ = apiflow.exec_run(str(e.sock), cid, ["true"], timeout=e.cli_timeout)
+                    if i >= self.cfg.warmup:
+                        xs.append(ms)
+            except (apiflow.ApiError, OSError) as err:
+                self.fail(m, e, EngineError(str(err)), "API exec_run true")
+            finally:
+                e.remove_containers([cid])
+            if xs:
+                m.add(e.name, percentile(xs, 50))
+                m99.add(e.name, percentile(xs, 99))
+
+    @staticmethod
+    def _cpu_ticks(pids: set[int]) -> dict[int, int]:
+        """utime + stime + cutime + cstime of each pid (what it and the children it reaped
+        used), in clock ticks."""
+        out = {}
+        for p in pids:
+            stat = sysutil.read_text(f"/proc/{p}/stat")
+            if not stat:
+                continue
+            fields = stat.rsplit(")", 1)[-1].split()
+            out[p] = sum(int(x) for x in fields[11:15])
+        return out
+
+    def health_overhead(self) -> None:
+        """K containers running `sleep`, first without a healthcheck, then with `--health-cmd
+        true --health-interval 1s` (all healthy first): the CPU the engine spends over a window
+        (daemon and per-container helpers, with every process they reaped: probe execs and
+        the probes themselves), and their RSS."""
+        k, window = self.cfg.health_containers, self.cfg.health_window_s
+        hz = os.sysconf("SC_CLK_TCK")
+        m_cpu = self.metric("health_cpu", f"CPU with {k} containers probed every 1 s",
+                            "% of a core", note="daemon + helpers + what they reaped")
+        m_base = self.metric("health_cpu_base", f"  same {k} containers, no healthcheck",
+                             "% of a core")
+        m_rss = self.metric("health_rss", f"daemon + helpers RSS, {k} probed containers", "MB")
+        for e in self.engines:
+            for probed in (False, True):
+                m = m_cpu if probed else m_base
+                hc = ["--health-cmd", "true", "--health-interval", "1s"] if probed else []
+                ids: list[str] = []
+                try:
+                    for _ in range(k):
+                        cp = e.cli("run", "-d", *hc, "busybox", "sleep", "1000")
+                        ids.append(cp.stdout.decode().strip())
+                    deadline = time.monotonic() + 30 + k
+                    while probed and time.monotonic() < deadline:
+                        healthy = e.cli("ps", "-q", "--filter", "health=healthy").stdout.split()
+                        if len(healthy) >= k:
+                            break
+                        time.sleep(0.5)
+                    else:
+                        if probed:
+                            raise EngineError(f"{e.name}: not all {k} containers became healthy")
+                    time.sleep(2.0)
+                    pids = set(e.daemon_pids()) | set(e.shim_pids())
+                    t0, before = time.monotonic(), self._cpu_ticks(pids)
+                    time.sleep(window)
+                    t1, after = time.monotonic(), self._cpu_ticks(pids)
+                    used = sum(after[p] - before[p] for p in after if p in before)
+                    m.add(e.name, 100.0 * used / hz / (t1 - t0))
+                    if probed:
+                        rss = e.daemon_rss_kib() + e.shim_rss_kib()[0]
+                        m_rss.add(e.name, rss / 1024.0)
+                except EngineError as err:
+                    self.fail(m, e, err, "docker run -d " + " ".join(hc) + " busybox sleep 1000")
+                finally:
+                    e.remove_containers(ids)
 
     # -- 2, 4, 6. run -d, ps, per-container RSS, rm -f ------------------------------------------
     def run_d_ps_rss_rm(self) -> None:

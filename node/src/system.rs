@@ -39,9 +39,12 @@ fn os_name() -> String {
 fn event_matches(e: &Event, f: &Filters) -> bool {
     let has = |k: &str, v: &str| f.get(k).is_none_or(|vals| vals.iter().any(|x| x == v));
     let name = e.attributes.get("name").map(String::as_str).unwrap_or("");
+    // `health_status`, `exec_create` and `exec_start` carry a detail after a colon: a filter
+    // matches the whole action or its name (dockerd's fuzzy match for those).
     let action = e.action.split(':').next().unwrap_or("");
     has("type", e.kind)
-        && has("event", action)
+        && f.get("event")
+            .is_none_or(|vals| vals.iter().any(|x| x == action || *x == e.action))
         && (f.get("container").is_none_or(|v| {
             e.kind == "container"
                 && v.iter()

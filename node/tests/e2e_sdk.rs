@@ -40,9 +40,14 @@ fn sdk_dir() -> PathBuf {
 
 /// Runs one SDK test module against a fresh daemon with busybox imported.
 fn run_sdk(module: &str) {
-    let python = venv_python();
     let d = Daemon::start();
     d.busybox();
+    run_sdk_on(&d, module, &[]);
+}
+
+/// Runs one SDK test module against `d`, with extra environment variables.
+fn run_sdk_on(d: &Daemon, module: &str, env: &[(&str, &str)]) {
+    let python = venv_python();
     let out = Command::new(python)
         .arg(sdk_dir().join(module))
         .current_dir(sdk_dir())
@@ -50,6 +55,8 @@ fn run_sdk(module: &str) {
         .env("DOCKER_CONFIG", d.root.join("dockercfg"))
         .env("BERTH_TEST_IMAGE", "busybox:latest")
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("BERTH_CLI", common::bin_dir().join("berth"))
+        .envs(env.iter().copied())
         .output()
         .expect("run python");
     let text = format!(
@@ -83,4 +90,25 @@ fn sdk_kill_answers_after_exit() {
 #[test]
 fn sdk_restart_policy_validation() {
     run_sdk("test_restart_policy.py");
+}
+
+#[test]
+fn sdk_healthchecks() {
+    run_sdk("test_health.py");
+}
+
+/// A healthy container stays healthy across a `kill -9` of berthd, and its probes go on.
+#[test]
+fn sdk_health_survives_a_daemon_restart() {
+    let mut d = Daemon::start();
+    d.busybox();
+    run_sdk_on(&d, "test_health_restart.py", &[("BERTH_PHASE", "before")]);
+    d.kill9();
+    d.spawn();
+    run_sdk_on(&d, "test_health_restart.py", &[("BERTH_PHASE", "after")]);
+}
+
+#[test]
+fn sdk_response_shapes_and_null_bodies() {
+    run_sdk("test_shapes.py");
 }

@@ -93,8 +93,21 @@ async fn list(State(b): State<Backends>, p: Params) -> ApiResult<Response> {
     .into_response())
 }
 
+/// As dockerd: a load that fails (the body is not an image archive, …) is still a 200, with
+/// the error inside the JSON stream, where the SDKs look for it (`ImageLoadError`).
 async fn load(State(b): State<Backends>, p: Params, body: Body) -> ApiResult<Response> {
-    let s = b.images.load(p.flag("quiet"), body_stream(body)).await?;
+    let s: futures_util::stream::BoxStream<'static, serde_json::Value> =
+        match b.images.load(p.flag("quiet"), body_stream(body)).await {
+            Ok(s) => s,
+            Err(e) => {
+                if e.kind == crate::error::ErrorKind::Internal {
+                    tracing::error!(error = %e, "image load failed");
+                }
+                let msg = e.message;
+                let line = serde_json::json!({"errorDetail": {"message": msg}, "error": msg});
+                Box::pin(futures_util::stream::once(async move { line }))
+            }
+        };
     Ok(stream::json_lines(s))
 }
 

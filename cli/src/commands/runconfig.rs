@@ -96,6 +96,9 @@ pub struct ContainerOpts {
     /// Start period for the container to initialize before starting health-retries countdown
     #[arg(long = "health-start-period", value_name = "duration")]
     pub health_start_period: Option<String>,
+    /// Time between running the check during the start period (ms|s|m|h)
+    #[arg(long = "health-start-interval", value_name = "duration")]
+    pub health_start_interval: Option<String>,
     /// Maximum time to allow one check to run (ms|s|m|h)
     #[arg(long = "health-timeout", value_name = "duration")]
     pub health_timeout: Option<String>,
@@ -276,10 +279,7 @@ fn parse_with<T>(
 }
 
 fn nanos(value: &Option<String>, flag: &str) -> Result<Option<i64>, String> {
-    parse_with(value, flag, |v| {
-        let secs = opts::parse_go_duration(v)?;
-        Ok((secs * 1e9) as i64)
-    })
+    parse_with(value, flag, opts::parse_go_duration_nanos)
 }
 
 impl ContainerOpts {
@@ -576,15 +576,35 @@ impl ContainerOpts {
         })
     }
 
+    /// The `Healthcheck` of the create body, as the docker CLI makes it: `NONE` for
+    /// `--no-healthcheck`, zero fields left out (the image's then apply).
     fn healthcheck(&self) -> Result<Option<Value>, String> {
-        let interval = nanos(&self.health_interval, "--health-interval")?;
-        let timeout = nanos(&self.health_timeout, "--health-timeout")?;
-        let start = nanos(&self.health_start_period, "--health-start-period")?;
-        let any_opt = self.health_cmd.is_some()
-            || interval.is_some()
-            || timeout.is_some()
-            || start.is_some()
-            || self.health_retries.is_some();
+        let durations = [
+            (
+                "Interval",
+                nanos(&self.health_interval, "--health-interval")?,
+                "--health-interval",
+            ),
+            (
+                "Timeout",
+                nanos(&self.health_timeout, "--health-timeout")?,
+                "--health-timeout",
+            ),
+            (
+                "StartPeriod",
+                nanos(&self.health_start_period, "--health-start-period")?,
+                "--health-start-period",
+            ),
+            (
+                "StartInterval",
+                nanos(&self.health_start_interval, "--health-start-interval")?,
+                "--health-start-interval",
+            ),
+        ];
+        let retries = self.health_retries.unwrap_or(0);
+        let any_opt = self.health_cmd.as_deref().is_some_and(|c| !c.is_empty())
+            || durations.iter().any(|(_, v, _)| v.unwrap_or(0) != 0)
+            || retries != 0;
         if self.no_healthcheck {
             if any_opt {
                 return Err("--no-healthcheck conflicts with --health-* options".into());
@@ -594,17 +614,26 @@ impl ContainerOpts {
         if !any_opt {
             return Ok(None);
         }
-        let test = match &self.health_cmd {
-            Some(c) => json!(["CMD-SHELL", c]),
-            None => Value::Null,
-        };
-        Ok(Some(json!({
-            "Test": test,
-            "Interval": interval.unwrap_or(0),
-            "Timeout": timeout.unwrap_or(0),
-            "StartPeriod": start.unwrap_or(0),
-            "Retries": self.health_retries.unwrap_or(0),
-        })))
+        let mut h = serde_json::Map::new();
+        if let Some(c) = self.health_cmd.as_deref().filter(|c| !c.is_empty()) {
+            h.insert("Test".into(), json!(["CMD-SHELL", c]));
+        }
+        for (field, value, flag) in durations {
+            match value.unwrap_or(0) {
+                v if v < 0 => return Err(format!("{flag} cannot be negative")),
+                0 => {}
+                v => {
+                    h.insert(field.into(), json!(v));
+                }
+            }
+        }
+        if retries < 0 {
+            return Err("--health-retries cannot be negative".into());
+        }
+        if retries != 0 {
+            h.insert("Retries".into(), json!(retries));
+        }
+        Ok(Some(Value::Object(h)))
     }
 }
 
@@ -684,6 +713,54 @@ mod tests {
         assert_eq!(b["HostConfig"]["NanoCpus"], 500000000);
         assert_eq!(b["NetworkingConfig"]["EndpointsConfig"], json!({}));
         assert_eq!(b["AttachStdout"], false);
+    }
+
+    #[test]
+    fn health_flags_make_dockers_healthcheck() {
+        let o = parse(&[
+            "--health-cmd",
+            "wget -q localhost",
+            "--health-interval",
+            "1s",
+            "--health-timeout",
+            "300ms",
+            "--health-retries",
+            "2",
+            "--health-start-interval",
+            "0.3s",
+            "busybox",
+        ]);
+        let b = o.build(true).expect("build").body;
+        assert_eq!(
+            b["Healthcheck"],
+            json!({"Test": ["CMD-SHELL", "wget -q localhost"], "Interval": 1_000_000_000u64,
+                   "Timeout": 300_000_000u64, "StartInterval": 300_000_000u64, "Retries": 2})
+        );
+        // Without a command, the image's test applies.
+        let b = parse(&["--health-interval", "5s", "busybox"])
+            .build(true)
+            .expect("build")
+            .body;
+        assert_eq!(b["Healthcheck"], json!({"Interval": 5_000_000_000u64}));
+        let b = parse(&["--no-healthcheck", "busybox"])
+            .build(true)
+            .expect("build")
+            .body;
+        assert_eq!(b["Healthcheck"], json!({"Test": ["NONE"]}));
+        assert!(parse(&["busybox"]).build(true).expect("build").body["Healthcheck"].is_null());
+        let err = |args: &[&str]| parse(args).build(true).err().unwrap_or_default();
+        assert_eq!(
+            err(&["--no-healthcheck", "--health-retries", "1", "busybox"]),
+            "--no-healthcheck conflicts with --health-* options"
+        );
+        assert_eq!(
+            err(&["--health-interval=-1s", "busybox"]),
+            "--health-interval cannot be negative"
+        );
+        assert_eq!(
+            err(&["--health-retries=-1", "busybox"]),
+            "--health-retries cannot be negative"
+        );
     }
 
     #[test]

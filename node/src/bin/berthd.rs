@@ -164,6 +164,12 @@ fn main() -> anyhow::Result<()> {
             .with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
         runtimes.insert(name.to_owned(), PathBuf::from(path));
     }
+    // dockerd has `runc` built in: when it is installed, it is a runtime here too.
+    if !runtimes.contains_key("runc") {
+        if let Some(runc) = find_in_path("runc") {
+            runtimes.insert("runc".to_owned(), runc);
+        }
+    }
     let mut pools = Vec::new();
     if flags.default_address_pool.is_empty() {
         for p in &file.default_address_pools {
@@ -373,4 +379,14 @@ async fn run(
     }
     drop(engine);
     Ok(())
+}
+
+/// The first executable file named `name` in `$PATH`.
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }

@@ -326,8 +326,9 @@ impl Containers {
                 c.id
             )));
         }
+        self.sweep_execs();
         let id = hex::encode(rand::random::<[u8; 32]>());
-        let cmdline = cfg.cmd.join(" ");
+        let cmdline = event_cmdline(&cfg.cmd);
         let (done, _) = tokio::sync::watch::channel(None);
         let exec = Arc::new(Exec {
             id: id.clone(),
@@ -347,6 +348,41 @@ impl Containers {
             &[("execID", id.clone())],
         );
         Ok(id)
+    }
+
+    /// Forgets execs that ended more than [`EXEC_KEEP`] ago (dockerd's exec garbage
+    /// collection), so a long-lived daemon doesn't keep every exec it ever ran.
+    fn sweep_execs(&self) {
+        let now = std::time::Instant::now();
+        self.inner
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, e| {
+                let st = e.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.exited_at
+                    .is_none_or(|t| now.duration_since(t) < EXEC_KEEP)
+            });
+    }
+
+    /// Drops an exec from the exec table (a healthcheck probe once it has its result).
+    pub(crate) fn forget_exec(&self, exec_id: &str) {
+        self.inner
+            .execs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(exec_id);
+    }
+
+    /// Sends a signal to an exec's process (a probe that timed out).
+    pub(crate) async fn exec_signal(&self, exec_id: &str, signal: i32) {
+        let Ok(ex) = self.exec(exec_id) else {
+            return;
+        };
+        let state = exec_state_dir(&self.paths(&ex.container_id).run, exec_id);
+        if let Err(e) = shim::request(&state, Request::Kill(signal)).await {
+            tracing::debug!(container_id = %ex.container_id, error = %e, "signal exec");
+        }
     }
 
     fn exec(&self, id: &str) -> Result<Arc<Exec>, ContainerError> {
@@ -413,7 +449,7 @@ impl Containers {
         }
         self.emit(
             &c,
-            &format!("exec_start: {}", cfg.cmd.join(" ")),
+            &format!("exec_start: {}", event_cmdline(&cfg.cmd)),
             &[("execID", exec_id.to_owned())],
         );
         self.watch_exec_exit(ex.clone(), c, waiter, state, start_err.clone());
@@ -489,6 +525,7 @@ impl Containers {
                 let mut st = ex.state.lock().unwrap_or_else(|p| p.into_inner());
                 st.running = false;
                 st.exit_code = Some(code);
+                st.exited_at = Some(std::time::Instant::now());
             }
             let _ = ex.done.send(Some(code));
             me.emit(
@@ -598,6 +635,18 @@ impl Containers {
     }
 }
 
+/// An exec's command as dockerd writes it in `exec_create`/`exec_start` events: the
+/// entrypoint, a space, then the arguments (so `true` alone is `"true "`).
+fn event_cmdline(cmd: &[String]) -> String {
+    match cmd.split_first() {
+        Some((entry, args)) => format!("{entry} {}", args.join(" ")),
+        None => " ".into(),
+    }
+}
+
+/// How long an ended exec stays inspectable.
+const EXEC_KEEP: Duration = Duration::from_secs(5 * 60);
+
 /// `<run>/e/<12 hex>`: short, for the 108-byte limit on socket paths.
 fn exec_state_dir(run: &Path, exec_id: &str) -> std::path::PathBuf {
     run.join("e").join(&exec_id[..exec_id.len().min(12)])
@@ -705,6 +754,16 @@ mod tests {
         );
         assert_eq!(parse_detach_keys("a,ctrl-@").expect("mixed"), vec![b'a', 0]);
         assert!(parse_detach_keys("ctrl-pp").is_err());
+    }
+
+    #[test]
+    fn exec_events_name_the_command_like_dockerd() {
+        let cmd = |c: &[&str]| c.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(event_cmdline(&cmd(&["true"])), "true ");
+        assert_eq!(
+            event_cmdline(&cmd(&["/bin/sh", "-c", "echo hi"])),
+            "/bin/sh -c echo hi"
+        );
     }
 
     #[test]

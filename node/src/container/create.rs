@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::executor::Created;
 use super::model::{ContainerConfig, ContainerSpec};
 use super::validate::validate_restart;
-use super::{logconfig, names, spec, ContainerError, Containers, Ctr, Record, State};
+use super::{health, logconfig, names, spec, ContainerError, Containers, Ctr, Record, State};
 
 impl Containers {
     /// Makes a container (not started) from its spec.
@@ -39,7 +39,12 @@ impl Containers {
         logconfig::merge_and_validate(&mut host_config.log_config, &self.inner.cfg.log_config)
             .map_err(|e| ContainerError::Invalid(e.0))?;
         let image = self.image_for_create(&config.image)?;
-        merge_image_config(&mut config, &ContainerConfig::from(image.config.clone()));
+        let image_config = ContainerConfig::from(image.config.clone());
+        config.healthcheck = health::merge_for_create(
+            config.healthcheck.as_ref(),
+            image_config.healthcheck.as_ref(),
+        )?;
+        merge_image_config(&mut config, &image_config);
         let (path, args) = command_line(&config)?;
         if let Some(other) = host_config.network_mode.strip_prefix("container:") {
             self.get(other)?;
@@ -206,7 +211,8 @@ fn command_line(config: &ContainerConfig) -> Result<(String, Vec<String>), Conta
     }
 }
 
-/// Fills what the user left empty from the image's config, as Docker does.
+/// Fills what the user left empty from the image's config, as Docker does (the healthcheck
+/// is merged field by field before, by `health::merge_for_create`).
 fn merge_image_config(c: &mut ContainerConfig, img: &ContainerConfig) {
     if c.user.is_empty() {
         c.user = img.user.clone();
@@ -229,9 +235,6 @@ fn merge_image_config(c: &mut ContainerConfig, img: &ContainerConfig) {
     }
     if c.stop_signal.is_none() {
         c.stop_signal = img.stop_signal.clone();
-    }
-    if c.healthcheck.is_none() {
-        c.healthcheck = img.healthcheck.clone();
     }
     if c.shell.is_none() {
         c.shell = img.shell.clone();

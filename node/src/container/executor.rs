@@ -9,7 +9,15 @@
 //! ```
 //!
 //! Everything here speaks the engine's own types ([`ContainerSpec`], [`ExecSpec`],
-//! [`LogRecord`], [`ContainerEvent`]), never `serde_json::Value` or `berth_api` models.
+//! [`LogRecord`], [`ContainerEvent`], [`HealthStatus`]), never `serde_json::Value` or
+//! `berth_api` models.
+//!
+//! Health: a caller that must wait for a container to be healthy (the cluster agent before it
+//! reports a task running) reads [`ContainerExecutor::health`] and follows [`events`]
+//! (`ContainerEvent::health_status`), subscribing to the events first so no change falls
+//! between the two.
+//!
+//! [`events`]: ContainerExecutor::events
 //! Containers are named by id, name or unique id prefix, as everywhere in the engine.
 
 use async_trait::async_trait;
@@ -17,6 +25,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
 
+pub use super::health::HealthStatus;
 use super::model::{ContainerSpec, ExecSpec};
 use super::{ContainerError, Containers};
 
@@ -117,6 +126,13 @@ pub struct ContainerEvent {
     pub time_nanos: i64,
 }
 
+impl ContainerEvent {
+    /// The status a `health_status: …` event reports (`None` for any other event).
+    pub fn health_status(&self) -> Option<HealthStatus> {
+        HealthStatus::parse(self.action.strip_prefix("health_status: ")?)
+    }
+}
+
 /// The container operations every caller needs, in the engine's own types.
 #[async_trait]
 pub trait ContainerExecutor: Send + Sync {
@@ -141,8 +157,12 @@ pub trait ContainerExecutor: Send + Sync {
     async fn logs(&self, id: &str, req: LogRequest) -> Result<LogRecords, ContainerError>;
     /// Runs a process in the running container, detached.
     async fn exec(&self, id: &str, spec: ExecSpec) -> Result<ExecRun, ContainerError>;
-    /// Container events from now on.
+    /// Container events from now on. A healthcheck's status changes are events too
+    /// ([`ContainerEvent::health_status`]).
     fn events(&self) -> BoxStream<'static, ContainerEvent>;
+    /// Its health as its healthcheck last reported it: `None` when it has no healthcheck
+    /// (or `NONE`); `Starting` from each start until a probe passes. Kept after it stops.
+    async fn health(&self, id: &str) -> Result<Option<HealthStatus>, ContainerError>;
 }
 
 #[async_trait]
@@ -191,6 +211,11 @@ impl ContainerExecutor for Containers {
             }
         });
         Ok(ExecRun { id: exec_id, exit })
+    }
+
+    async fn health(&self, id: &str) -> Result<Option<HealthStatus>, ContainerError> {
+        let c = self.get(id)?;
+        Ok(c.update(|r| r.state.health.as_ref().map(|h| h.status)))
     }
 
     fn events(&self) -> BoxStream<'static, ContainerEvent> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{net, shim, Containers, Ctr, Record};
+use super::{net, probe, shim, Containers, Ctr, Record};
 
 impl Containers {
     /// Follows a running container until it exits, then records the exit. `waiter`: one
@@ -60,6 +60,7 @@ impl Containers {
             r.state.pid = 0;
             r.state.finished_at = finished;
             r.state.oom_killed = oom;
+            probe::probes_stopped(r);
             net::clear_runtime(r);
         });
         let restart = self.should_restart(&c.record(), exit.code);

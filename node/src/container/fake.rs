@@ -1,7 +1,9 @@
 //! `FakeExecutor`: an in-memory [`ContainerExecutor`] for the unit tests of its callers (the
 //! cluster task executor's first of all). It keeps the specs it was given, runs nothing, and
 //! lets a test end a run ([`FakeExecutor::exit`]) or see what was asked ([`FakeExecutor::spec`],
-//! [`FakeExecutor::running`]). It answers like `Containers` where a caller can tell: a start
+//! [`FakeExecutor::running`]), or set a container's health ([`FakeExecutor::set_health`],
+//! which publishes `health_status` as a probe would; a start of a container whose spec has a
+//! healthcheck makes it `starting`). It answers like `Containers` where a caller can tell: a start
 //! of a running container is `NotModified`, removing a running one without `force` is a
 //! conflict, an unknown id is `NotFound`, waiters and events see exits and removals.
 
@@ -15,9 +17,10 @@ use futures_util::StreamExt;
 use tokio::sync::{broadcast, watch};
 
 use super::executor::{
-    ContainerEvent, ContainerExecutor, Created, ExecRun, ExitStatus, LogRecord, LogRecords,
-    LogRequest, OutputStream, RemoveOptions, StopOptions, WaitUntil,
+    ContainerEvent, ContainerExecutor, Created, ExecRun, ExitStatus, HealthStatus, LogRecord,
+    LogRecords, LogRequest, OutputStream, RemoveOptions, StopOptions, WaitUntil,
 };
+use super::health::HealthConfig;
 use super::model::{ContainerSpec, ExecSpec};
 use super::{ContainerError, Watch};
 
@@ -25,6 +28,7 @@ struct FakeContainer {
     spec: ContainerSpec,
     watch: watch::Sender<Watch>,
     logs: Vec<LogRecord>,
+    health: Option<HealthStatus>,
 }
 
 /// An in-memory container executor.
@@ -68,6 +72,18 @@ impl FakeExecutor {
     pub fn exit(&self, id: &str, code: i64) {
         if self.end_run(id, code) {
             self.publish("die", id, &[("exitCode", code.to_string())]);
+        }
+    }
+
+    /// Sets the health of `id` as its probes would, with a `health_status` event when it
+    /// changes.
+    pub fn set_health(&self, id: &str, status: HealthStatus) {
+        let changed = self
+            .lock()
+            .get_mut(id)
+            .is_some_and(|c| c.health.replace(status) != Some(status));
+        if changed {
+            self.publish(&format!("health_status: {}", status.as_str()), id, &[]);
         }
     }
 
@@ -143,6 +159,7 @@ impl ContainerExecutor for FakeExecutor {
                 spec,
                 watch: watch::channel(Watch::default()).0,
                 logs: Vec::new(),
+                health: None,
             },
         );
         self.publish("create", &id, &[]);
@@ -154,10 +171,23 @@ impl ContainerExecutor for FakeExecutor {
 
     async fn start(&self, id: &str) -> Result<(), ContainerError> {
         let started = {
-            let map = self.lock();
-            let c = map.get(id).ok_or_else(|| Self::not_found(id))?;
-            c.watch
-                .send_if_modified(|w| !std::mem::replace(&mut w.running, true))
+            let mut map = self.lock();
+            let c = map.get_mut(id).ok_or_else(|| Self::not_found(id))?;
+            let started = c
+                .watch
+                .send_if_modified(|w| !std::mem::replace(&mut w.running, true));
+            let probes = c
+                .spec
+                .config
+                .healthcheck
+                .as_ref()
+                .and_then(|v| HealthConfig::from_value(v).ok())
+                .and_then(|h| h.probe_command(None))
+                .is_some();
+            if started && probes {
+                c.health = Some(HealthStatus::Starting);
+            }
+            started
         };
         if !started {
             return Err(ContainerError::NotModified);
@@ -247,6 +277,13 @@ impl ContainerExecutor for FakeExecutor {
             id: format!("exec-{id}"),
             exit: Box::pin(async { 0 }),
         })
+    }
+
+    async fn health(&self, id: &str) -> Result<Option<HealthStatus>, ContainerError> {
+        self.lock()
+            .get(id)
+            .map(|c| c.health)
+            .ok_or_else(|| Self::not_found(id))
     }
 
     fn events(&self) -> BoxStream<'static, ContainerEvent> {
@@ -343,5 +380,38 @@ mod tests {
         ));
         assert!(ex.create(spec("")).await.is_err());
         assert!(fake.ids().is_empty());
+    }
+
+    /// A caller waiting for `healthy` reads the status, then follows the events.
+    #[tokio::test]
+    async fn health_is_read_and_followed() {
+        let fake = std::sync::Arc::new(FakeExecutor::default());
+        let ex: std::sync::Arc<dyn ContainerExecutor> = fake.clone();
+        let mut with_check = spec("busybox");
+        with_check.config.healthcheck = Some(serde_json::json!({"Test": ["CMD", "true"]}));
+        let id = ex.create(with_check).await.expect("create").id;
+        let plain = ex.create(spec("busybox")).await.expect("create").id;
+        let mut events = ex.events();
+        assert_eq!(ex.health(&id).await.expect("health"), None);
+        ex.start(&id).await.expect("start");
+        ex.start(&plain).await.expect("start");
+        assert_eq!(
+            ex.health(&id).await.expect("health"),
+            Some(HealthStatus::Starting)
+        );
+        assert_eq!(ex.health(&plain).await.expect("health"), None);
+        fake.set_health(&id, HealthStatus::Healthy);
+        fake.set_health(&id, HealthStatus::Healthy);
+        let healthy = events
+            .by_ref()
+            .filter_map(|e| futures_util::future::ready(e.health_status()))
+            .next()
+            .await;
+        assert_eq!(healthy, Some(HealthStatus::Healthy));
+        assert_eq!(
+            ex.health(&id).await.expect("health"),
+            Some(HealthStatus::Healthy)
+        );
+        assert!(ex.health("nope").await.is_err());
     }
 }

@@ -10,6 +10,8 @@
 //!              ├─ stop.rs       stop · restart · kill        (signal.rs: signal names)
 //!              ├─ remove.rs     remove · prune
 //!              ├─ wait.rs       wait for not-running, next exit or removal
+//!              ├─ health.rs     healthchecks: config, merge, status rules (pure)
+//!              ├─ probe.rs      the probes of running containers (one task each)
 //!              ├─ restore.rs    re-adoption of what runs at daemon start
 //!              ├─ paths.rs      a container's directories (data root, exec root)
 //!              ├─ names.rs      names: validate, generate, rename
@@ -44,6 +46,7 @@ mod exit;
 #[cfg(test)]
 pub(crate) mod fake;
 mod fs;
+pub mod health;
 mod leftovers;
 pub mod logconfig;
 mod logfiles;
@@ -54,6 +57,7 @@ mod names;
 mod net;
 mod netns;
 mod paths;
+mod probe;
 pub mod record;
 mod remove;
 mod restore;
@@ -80,8 +84,8 @@ use crate::image::ImageStore;
 use crate::store::MetaStore;
 
 pub use executor::{
-    ContainerEvent, ContainerExecutor, Created, ExecRun, ExitStatus, LogRecord, LogRecords,
-    LogRequest, OutputStream, RemoveOptions, StopOptions, WaitUntil,
+    ContainerEvent, ContainerExecutor, Created, ExecRun, ExitStatus, HealthStatus, LogRecord,
+    LogRecords, LogRequest, OutputStream, RemoveOptions, StopOptions, WaitUntil,
 };
 pub use model::{ContainerConfig, ContainerSpec, ExecSpec, HostConfig, ResourceUpdate};
 pub use record::{Record, State, RECORD_VERSION};
@@ -235,6 +239,8 @@ pub struct ExecState {
     pub started: bool,
     pub exit_code: Option<i64>,
     pub pid: i64,
+    /// When it ended (execs are forgotten a while after).
+    pub exited_at: Option<std::time::Instant>,
 }
 
 /// The container manager, cheap to clone.

@@ -159,6 +159,8 @@ pub struct HostConfig {
     pub group_add: Vec<String>,
     pub pid_mode: String,
     pub ipc_mode: String,
+    /// `UtsMode` in the record; the API reads and inspect shows Docker's `UTSMode`.
+    #[serde(alias = "UTSMode")]
     pub uts_mode: String,
     pub publish_all_ports: bool,
     #[serde(deserialize_with = "null_as_default")]

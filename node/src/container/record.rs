@@ -5,7 +5,7 @@
 //! | version | what it is |
 //! |---|---|
 //! | none (0) | written by berthd before records had versions: `Config`/`HostConfig` are the API's own models (`berth_api::models`) serialised as they were then |
-//! | 1 | the engine's model (`model.rs`); the same field names, so a v0 record's JSON carries over unchanged |
+//! | 1 | the engine's model (`model.rs`); the same field names, so a v0 record's JSON carries over unchanged. Later additions are optional fields an older berthd ignores: `State.health` |
 //!
 //! At start every record is read with the code of its version and migrated to the current
 //! one, and the migrated records are written back in one transaction
@@ -37,6 +37,10 @@ pub struct State {
     pub started_at: String,
     pub finished_at: String,
     pub oom_killed: bool,
+    /// `State.Health` of a container with a healthcheck (`health.rs`); absent in records
+    /// written before healthchecks, read as none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 /// What is stored of a container; everything else is derived.

@@ -17,6 +17,8 @@ pub async fn restore(cs: &Containers) {
                     tracing::info!(container_id = %c.id, "re-adopted running container");
                     cs.restore_network(&c).await;
                     cs.monitor(c.clone(), None);
+                    // Probing resumes from the recorded health.
+                    cs.watch_health(&c);
                 } else {
                     let exit = cs.exit_without_shim(&c);
                     cs.on_exit(&c, exit).await;

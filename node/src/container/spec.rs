@@ -73,7 +73,7 @@ pub const ALL_CAPS: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-const MASKED_PATHS: [&str; 10] = [
+pub(crate) const MASKED_PATHS: [&str; 10] = [
     "/proc/asound",
     "/proc/acpi",
     "/proc/kcore",
@@ -85,7 +85,7 @@ const MASKED_PATHS: [&str; 10] = [
     "/proc/scsi",
     "/sys/firmware",
 ];
-const READONLY_PATHS: [&str; 6] = [
+pub(crate) const READONLY_PATHS: [&str; 6] = [
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",

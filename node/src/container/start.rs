@@ -9,7 +9,7 @@ use berth_common::shim_protocol::Request;
 use super::logconfig::LogSettings;
 use super::paths::Paths;
 use super::{
-    etc_files, net, netns, shim, spec, user, ContainerError, Containers, Ctr, Record, State,
+    etc_files, net, netns, probe, shim, spec, user, ContainerError, Containers, Ctr, Record, State,
 };
 
 impl Containers {
@@ -45,12 +45,14 @@ impl Containers {
                         started_at: super::now_rfc3339(),
                         finished_at: r.state.finished_at.clone(),
                         oom_killed: false,
+                        health: probe::health_at_start(r),
                     };
                 });
                 self.persist(c)?;
                 c.watch.send_modify(|w| w.running = true);
                 self.emit(c, "start", &[]);
                 self.monitor(c.clone(), Some(waiter));
+                self.watch_health(c);
                 Ok(())
             }
             Err(e) => {

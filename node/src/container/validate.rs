@@ -226,10 +226,21 @@ const PS_FILTERS: &[&str] = &[
     "volume",
 ];
 
-/// Refuses a filter key `ps` doesn't know, as dockerd does.
+/// Refuses a filter key `ps` doesn't know, and a health it doesn't, as dockerd does.
 pub fn ps_filters(filters: &Filters) -> Result<(), ContainerError> {
-    match filters.keys().find(|k| !PS_FILTERS.contains(&k.as_str())) {
-        Some(k) => Err(invalid(format!("invalid filter '{k}'"))),
+    if let Some(k) = filters.keys().find(|k| !PS_FILTERS.contains(&k.as_str())) {
+        return Err(invalid(format!("invalid filter '{k}'")));
+    }
+    let known = |v: &str| v == "none" || super::health::HealthStatus::parse(v).is_some();
+    match filters
+        .get("health")
+        .into_iter()
+        .flatten()
+        .find(|v| !known(v))
+    {
+        Some(v) => Err(invalid(format!(
+            "Unrecognised filter value for health: {v}"
+        ))),
         None => Ok(()),
     }
 }
@@ -412,6 +423,14 @@ mod tests {
         assert!(ps_filters(&f("status")).is_ok());
         assert!(ps_filters(&f("label")).is_ok());
         assert_eq!(msg(ps_filters(&f("foo"))), "invalid filter 'foo'");
+        let health = |v: &str| Filters::from([("health".to_owned(), vec![v.to_owned()])]);
+        for ok in ["starting", "healthy", "unhealthy", "none"] {
+            assert!(ps_filters(&health(ok)).is_ok(), "{ok}");
+        }
+        assert_eq!(
+            msg(ps_filters(&health("sick"))),
+            "Unrecognised filter value for health: sick"
+        );
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub fn status_text(r: &Record) -> String {
         human_duration(chrono::Utc::now().signed_duration_since(t).num_seconds())
     };
     match r.state.status.as_str() {
-        "running" => format!("Up {}", ago(&r.state.started_at)),
+        "running" => match &r.state.health {
+            Some(h) => format!("Up {} {}", ago(&r.state.started_at), h.status.ps_suffix()),
+            None => format!("Up {}", ago(&r.state.started_at)),
+        },
         "paused" => format!("Up {} (Paused)", ago(&r.state.started_at)),
         "restarting" => format!(
             "Restarting ({}) {} ago",
@@ -106,7 +109,14 @@ impl Containers {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .filter(|e| e.container_id == c.id)
+            .filter(|e| {
+                e.container_id == c.id
+                    && e.state
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .exit_code
+                        .is_none()
+            })
             .map(|e| e.id.clone())
             .collect();
         let s = &r.state;
@@ -170,6 +180,15 @@ impl Containers {
             "Config": r.config,
             "NetworkSettings": self.network_settings(&r),
         });
+        if let Some(h) = &s.health {
+            v["State"]["Health"] = json!(h);
+        }
+        // Keys dockerd always shows in Config, null when unset.
+        if let Value::Object(cfg) = &mut v["Config"] {
+            for k in ["OnBuild", "Volumes"] {
+                cfg.entry(k).or_insert(Value::Null);
+            }
+        }
         if size {
             let rw = super::fs::dir_size(&paths.upper());
             v["SizeRw"] = json!(rw);
@@ -236,6 +255,13 @@ impl Containers {
             })
             && any("network", &|s| super::net::on_network(r, s))
             && any("is-task", &|s| s == "false")
+            && any("health", &|s| {
+                s == r
+                    .state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str())
+            })
             && any("volume", &|s| {
                 r.mounts
                     .iter()
@@ -308,7 +334,62 @@ fn host_config_json(r: &Record) -> Value {
     if h["RestartPolicy"]["Name"] == "" {
         h["RestartPolicy"]["Name"] = json!("no");
     }
+    // The runtime that runs it, as dockerd shows `runc`.
+    h["Runtime"] = json!(r.runtime);
+    if let Value::Object(m) = &mut h {
+        // Docker's spelling (the record keeps the model's `UtsMode`).
+        if let Some(uts) = m.remove("UtsMode") {
+            m.insert("UTSMode".into(), uts);
+        }
+        let (masked, readonly) = if r.host_config.privileged {
+            (Value::Null, Value::Null)
+        } else {
+            (
+                json!(super::spec::MASKED_PATHS),
+                json!(super::spec::READONLY_PATHS),
+            )
+        };
+        for (k, v) in dockerd_host_config_fields(masked, readonly) {
+            m.entry(k).or_insert(v);
+        }
+    }
     h
+}
+
+/// Fields dockerd's inspect always has in `HostConfig` that Berth does not model (SDKs index
+/// them), with the values dockerd shows when they are not set.
+fn dockerd_host_config_fields(masked: Value, readonly: Value) -> Vec<(&'static str, Value)> {
+    let zero = json!(0);
+    vec![
+        ("ContainerIDFile", json!("")),
+        ("VolumeDriver", json!("")),
+        ("Cgroup", json!("")),
+        ("Links", Value::Null),
+        ("OomScoreAdj", zero.clone()),
+        ("UsernsMode", json!("")),
+        ("Isolation", json!("")),
+        ("ConsoleSize", json!([0, 0])),
+        ("PortBindings", json!({})),
+        ("BlkioWeight", zero.clone()),
+        ("BlkioWeightDevice", json!([])),
+        ("BlkioDeviceReadBps", json!([])),
+        ("BlkioDeviceWriteBps", json!([])),
+        ("BlkioDeviceReadIOps", json!([])),
+        ("BlkioDeviceWriteIOps", json!([])),
+        ("CpuRealtimePeriod", zero.clone()),
+        ("CpuRealtimeRuntime", zero.clone()),
+        ("DeviceCgroupRules", Value::Null),
+        ("DeviceRequests", Value::Null),
+        ("KernelMemory", zero.clone()),
+        ("KernelMemoryTCP", zero.clone()),
+        ("MemorySwappiness", Value::Null),
+        ("CpuCount", zero.clone()),
+        ("CpuPercent", zero.clone()),
+        ("IOMaximumIOps", zero.clone()),
+        ("IOMaximumBandwidth", zero),
+        ("MaskedPaths", masked),
+        ("ReadonlyPaths", readonly),
+    ]
 }
 
 /// `SandboxKey` is where the container's network namespace is pinned (see netns.rs).

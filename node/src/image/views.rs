@@ -162,7 +162,8 @@ impl ImageService {
             "Id": rec.id,
             "RepoTags": familiar(&rec.repo_tags),
             "RepoDigests": familiar(&rec.repo_digests),
-            "Parent": "",
+            // What it was committed or built on (dockerd's classic builder and commit set it).
+            "Parent": rec.parent.clone().unwrap_or_default(),
             "Comment": c.comment.clone().unwrap_or_default(),
             "Created": created,
             "Container": c.container.clone().unwrap_or_default(),

@@ -19,11 +19,17 @@ use super::{find_in, new_id, now, Created, Net, NetworkDriver, NetworkRecord, Ne
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 struct CreateRequest {
+    #[serde(deserialize_with = "null_default")]
     name: String,
+    #[serde(deserialize_with = "null_default")]
     driver: String,
+    #[serde(deserialize_with = "null_default")]
     internal: bool,
+    #[serde(deserialize_with = "null_default")]
     attachable: bool,
+    #[serde(deserialize_with = "null_default")]
     ingress: bool,
+    #[serde(deserialize_with = "null_default")]
     config_only: bool,
     #[serde(rename = "EnableIPv6")]
     enable_ipv6: Option<bool>,
@@ -38,6 +44,7 @@ struct CreateRequest {
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "PascalCase", default)]
 struct IpamRequest {
+    #[serde(deserialize_with = "null_default")]
     driver: String,
     #[serde(deserialize_with = "null_vec")]
     config: Vec<IpamConfig>,
@@ -46,12 +53,21 @@ struct IpamRequest {
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(rename_all = "PascalCase", default)]
 struct IpamConfig {
+    #[serde(deserialize_with = "null_default")]
     subnet: String,
+    #[serde(deserialize_with = "null_default")]
     gateway: String,
-    #[serde(rename = "IPRange")]
+    #[serde(rename = "IPRange", deserialize_with = "null_default")]
     ip_range: String,
     #[serde(deserialize_with = "null_map")]
     auxiliary_addresses: BTreeMap<String, String>,
+}
+
+/// `null` is the field's zero value, as in dockerd (the SDKs send `"Driver": null`).
+fn null_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 fn null_map<'de, D: serde::Deserializer<'de>>(
@@ -66,22 +82,17 @@ fn null_vec<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
-/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, trimmed.
+/// Any name with something in it, as dockerd takes them (spaces, `-x`, `a/b`: a network's
+/// name is only ever looked up, never a path or device name); trimmed, and no control
+/// characters.
 fn check_name(name: &str) -> Result<String> {
     let name = name.trim().to_owned();
     if name.is_empty() {
         return Err(NetworkError::invalid("network name is empty"));
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        || !name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-    {
+    if name.chars().any(char::is_control) {
         return Err(NetworkError::invalid(format!(
-            "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            "invalid network name {name:?}: control characters are not allowed"
         )));
     }
     Ok(name)
@@ -409,8 +420,28 @@ mod tests {
             check_name(" ").expect_err("empty").to_string(),
             "network name is empty"
         );
-        assert!(check_name("-x").is_err());
-        assert!(check_name("a/b").is_err());
+        for ok in ["my net", "-x", "a/b", "x:y"] {
+            assert_eq!(check_name(ok).expect("valid"), ok);
+        }
+        assert!(check_name("a\nb").is_err());
+    }
+
+    #[test]
+    fn null_fields_are_absent() {
+        let req: CreateRequest = serde_json::from_value(serde_json::json!({
+            "Name": "n", "Driver": null, "Internal": null, "Attachable": null, "Ingress": null,
+            "ConfigOnly": null, "EnableIPv6": null, "Options": null, "Labels": null,
+            "IPAM": {"Driver": null, "Config": [{"Subnet": null, "Gateway": null,
+                     "IPRange": null, "AuxiliaryAddresses": null}], "Options": null},
+            "CheckDuplicate": null
+        }))
+        .expect("nulls parse");
+        assert_eq!(req.name, "n");
+        assert!(req.driver.is_empty() && !req.internal);
+        let req: CreateRequest =
+            serde_json::from_value(serde_json::json!({"Name": "n", "IPAM": null}))
+                .expect("null IPAM parses");
+        assert!(req.ipam.is_none());
     }
 
     #[test]

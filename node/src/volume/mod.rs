@@ -370,7 +370,8 @@ impl Volumes {
             }
         }
         Ok(json!({
-            "VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) },
+            // `[]` when nothing went, as dockerd answers (its other prunes say `null`).
+            "VolumesDeleted": deleted,
             "SpaceReclaimed": reclaimed,
         }))
     }
@@ -622,5 +623,8 @@ mod tests {
         let out = vols.prune(&Filters::new(), PruneScope::All).expect("prune");
         assert_eq!(out["VolumesDeleted"], json!(["named"]));
         assert!(vols.get("used").is_ok());
+        // Nothing left to remove: an empty list, as dockerd answers, not null.
+        let out = vols.prune(&Filters::new(), PruneScope::All).expect("prune");
+        assert_eq!(out["VolumesDeleted"], json!([]));
     }
 }

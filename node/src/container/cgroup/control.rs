@@ -26,7 +26,10 @@ impl Containers {
             }
         }
         freeze(&self.inner.cfg, &c.record(), true)?;
-        c.update(|r| r.state.status = "paused".into());
+        c.update(|r| {
+            r.state.status = "paused".into();
+            super::super::probe::probes_stopped(r);
+        });
         self.persist(&c)?;
         self.emit(&c, "pause", &[]);
         Ok(())
