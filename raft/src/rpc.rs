@@ -63,6 +63,10 @@ pub enum Request {
     },
     /// An agent reports what its tasks did.
     TaskStatus(Vec<TaskReport>),
+    /// A node with no certificate asks to join with a cluster secret instead of a token
+    /// (the engine's automatic join); the payload is the engine's, answered by the
+    /// manager's [`AutoJoinResponder`](crate::manager::AutoJoinResponder).
+    AutoJoin(serde_json::Value),
 }
 
 /// One observation of a task by the node that runs it.
@@ -169,6 +173,8 @@ pub enum Reply {
         trust_root: String,
     },
     Assignments(Box<Assignments>),
+    /// The answer to [`Request::AutoJoin`] (the engine's payload).
+    AutoJoin(serde_json::Value),
 }
 
 /// A client of one manager's Cluster service.
