@@ -380,6 +380,7 @@ async fn round(backend: &ClusterBackend, cfg: &AutoJoinConfig, keys: &Keys) -> R
             listen_addr: listen.to_string(),
             advertise_addr: advertise.to_string(),
             availability: "active".into(),
+            spec: serde_json::json!({}),
             ..Default::default()
         };
         return match backend.init(req).await {
