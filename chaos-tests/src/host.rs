@@ -26,6 +26,9 @@ pub struct Host {
     bip: String,
     /// The running berthd, if any; behind a lock so that every method takes `&self`.
     daemon: Mutex<Option<Child>>,
+    /// berthd's command line and socket when started by `launch_command` (an installed
+    /// berthd, as its systemd unit starts it) instead of the harness's own.
+    custom: Mutex<Option<(Vec<String>, PathBuf)>>,
 }
 
 impl Host {
@@ -41,6 +44,7 @@ impl Host {
             bridge: format!("cb{i}{run}"),
             bip: format!("10.{}.{}.1/24", 231 + i, net::random_bytes::<1>()[0]),
             daemon: Mutex::new(None),
+            custom: Mutex::new(None),
             netns,
             root,
         };
@@ -65,7 +69,10 @@ impl Host {
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.root.join("berth.sock")
+        match &*self.custom.lock().expect("custom lock") {
+            Some((_, sock)) => sock.clone(),
+            None => self.root.join("berth.sock"),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -122,6 +129,23 @@ impl Host {
         *d = Some(self.spawn());
     }
 
+    /// From now on berthd on this host is `argv` (e.g. an installed unit's `ExecStart`),
+    /// serving its API on `socket`; starts it without waiting (`wait_ready` waits). Keep
+    /// its roots under [`Host::root`] and its cgroup parent [`Host::cgroup_parent`], so
+    /// that the host's cleanup finds what it leaves.
+    pub fn launch_command(&self, argv: &[String], socket: &Path) {
+        *self.custom.lock().expect("custom lock") = Some((argv.to_vec(), socket.to_owned()));
+        self.launch();
+    }
+
+    /// `program` run in this host's network namespace and a UTS namespace named after
+    /// the host, as its daemons run (sshd, a boot script).
+    pub fn namespaced(&self, program: &str) -> Command {
+        let mut c = Command::new(program);
+        self.enter_namespaces(&mut c);
+        c
+    }
+
     fn spawn(&self) -> Child {
         use std::io::Write;
         let mut log = std::fs::OpenOptions::new()
@@ -136,6 +160,15 @@ impl Host {
             // clear what the dead one left. Reference runs have no containers to lose.
             cleanup::kill_leftovers(&self.root, &self.cgroup_parent);
             let _ = std::fs::remove_dir_all(self.root.join("run/containerd"));
+        }
+        if let Some((argv, _)) = &*self.custom.lock().expect("custom lock") {
+            let mut cmd = Command::new(&argv[0]);
+            cmd.args(&argv[1..])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log"))
+                .stderr(log);
+            self.enter_namespaces(&mut cmd);
+            return cmd.spawn().expect("spawn berthd");
         }
         // A reference engine instead of berthd, to check a test against Docker itself.
         let reference = std::env::var_os("BERTH_CHAOS_DOCKERD");

@@ -110,6 +110,19 @@ impl Cluster {
     /// Builds the switch and `n` hosts (1..=20) and starts every berthd; returns once each
     /// answers `GET /_ping`.
     pub fn new(n: usize) -> Cluster {
+        let c = Cluster::bare(n);
+        for h in &c.hosts {
+            h.launch();
+        }
+        for h in &c.hosts {
+            h.wait_ready();
+        }
+        c
+    }
+
+    /// The switch and `n` hosts (1..=20) with nothing started on them: for tests that
+    /// start berthd their own way (`Host::launch_command`).
+    pub fn bare(n: usize) -> Cluster {
         require_root();
         assert!((1..=20).contains(&n), "1 to 20 hosts");
         let berthd = bin_dir().join("berthd");
@@ -131,12 +144,6 @@ impl Cluster {
         for i in 1..=n {
             let h = Host::create(&c.run, i, &c.root, &c.switch);
             c.hosts.push(h);
-        }
-        for h in &c.hosts {
-            h.launch();
-        }
-        for h in &c.hosts {
-            h.wait_ready();
         }
         c
     }

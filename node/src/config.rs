@@ -39,6 +39,8 @@ pub struct DaemonConfig {
     /// Log driver and options of containers that name none (`--log-driver`, `--log-opt`,
     /// daemon.json `log-driver`, `log-opts`); validated at daemon start.
     pub log_config: crate::container::model::LogConfig,
+    /// Join or form a cluster by itself at start (daemon.json `cluster`, `--cluster-*`).
+    pub cluster: Option<crate::cluster::autojoin::AutoJoinConfig>,
 }
 
 impl DaemonConfig {

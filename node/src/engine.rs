@@ -74,6 +74,7 @@ impl Engine {
             Vec::new(),
             containers.clone(),
             images.clone(),
+            cfg.cluster.clone(),
         )
         .await?;
         let builder = Builder::new(cfg.clone(), meta, containers.clone(), images.clone());

@@ -47,6 +47,21 @@ pub struct ManagerConfig {
     pub cert: NodeCert,
     /// The key the Raft data is encrypted with at rest (this manager's own).
     pub dek: ca::UnlockKey,
+    /// Answers automatic joins ([`Request::AutoJoin`]); none: they are refused.
+    pub auto_join: Option<Arc<dyn AutoJoinResponder>>,
+}
+
+/// The engine's side of [`Request::AutoJoin`]: given what a node without a certificate sent
+/// and the cluster object (its root CA and join tokens), what to answer. The protocol (how
+/// the node proves it knows the cluster secret, how the answer proves the CA) is the
+/// engine's; this crate only carries it.
+pub trait AutoJoinResponder: Send + Sync {
+    fn answer(
+        &self,
+        hello: &serde_json::Value,
+        cluster: &crate::objects::Cluster,
+        peer: Option<SocketAddr>,
+    ) -> ClusterResult<serde_json::Value>;
 }
 
 /// How long a write may wait for a leader before it fails with dockerd's "no leader" error.
@@ -95,6 +110,7 @@ pub struct Manager {
     stop: Mutex<Option<oneshot::Sender<()>>>,
     /// Service and task log subscriptions (in memory).
     pub(crate) logs: crate::logs::LogBroker,
+    auto_join: Option<Arc<dyn AutoJoinResponder>>,
 }
 
 #[derive(Default)]
@@ -152,6 +168,7 @@ impl Manager {
             snapshot_requested: Mutex::default(),
             stop: Mutex::new(Some(stop_tx)),
             logs: crate::logs::LogBroker::default(),
+            auto_join: cfg.auto_join,
         });
         service::serve(mgr.clone(), listener, server_tls, stop_rx);
         tokio::spawn(liveness_loop(Arc::downgrade(&mgr)));
@@ -409,6 +426,15 @@ impl Manager {
         let caller = || self.caller(&peer);
         match req {
             Request::Join(j) => self.join(j).await.map(|r| Reply::Joined(Box::new(r))),
+            Request::AutoJoin(hello) => {
+                let r = self.auto_join.clone().ok_or_else(|| {
+                    ClusterError::Unavailable(
+                        "this manager takes no automatic joins: it has no cluster secret".into(),
+                    )
+                })?;
+                r.answer(&hello, &self.cluster()?, peer.remote)
+                    .map(Reply::AutoJoin)
+            }
             Request::Propose(cmd) => {
                 require_manager(&caller()?)?;
                 self.propose_here(cmd).await

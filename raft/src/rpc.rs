@@ -70,6 +70,10 @@ pub enum Request {
     },
     /// A node sends log lines for a subscription.
     PublishLogs(crate::logs::LogBatch),
+    /// A node with no certificate asks to join with a cluster secret instead of a token
+    /// (the engine's automatic join); the payload is the engine's, answered by the
+    /// manager's [`AutoJoinResponder`](crate::manager::AutoJoinResponder).
+    AutoJoin(serde_json::Value),
 }
 
 /// One observation of a task by the node that runs it.
@@ -179,6 +183,8 @@ pub enum Reply {
         trust_root: String,
     },
     Assignments(Box<Assignments>),
+    /// The answer to [`Request::AutoJoin`] (the engine's payload).
+    AutoJoin(serde_json::Value),
 }
 
 /// A client of one manager's Cluster service.

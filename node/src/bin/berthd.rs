@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
+use berth_node::cluster::autojoin::AutoJoinConfig;
 use berth_node::config::DaemonConfig;
 use berth_node::container::logconfig;
 use berth_node::container::model::LogConfig;
 use berth_node::engine::Engine;
 use berth_node::network::ipam::Pool;
+use berth_raft::ca::Role;
 use clap::Parser;
 
 #[derive(Parser, Debug)]
@@ -41,7 +43,7 @@ struct Flags {
     /// JSON settings file (daemon.json keys: data-root, exec-root, hosts, pidfile, cgroup-parent,
     /// log-level, default-runtime, runtimes, live-restore, bridge, bip, default-address-pools,
     /// insecure-registries, registry-certs-dir, max-concurrent-downloads,
-    /// max-concurrent-uploads, log-driver, log-opts).
+    /// max-concurrent-uploads, log-driver, log-opts, group, cluster).
     #[arg(long)]
     config_file: Option<PathBuf>,
     /// Runtime used when a container names none: `berth` (built-in) or an --add-runtime name.
@@ -90,6 +92,29 @@ struct Flags {
     /// Default log driver option, KEY=VALUE (repeatable), e.g. max-size=10m.
     #[arg(long = "log-opt")]
     log_opts: Vec<String>,
+    /// Group owning the unix sockets, which are then mode 0660 (as dockerd's -G).
+    #[arg(short = 'G', long)]
+    group: Option<String>,
+    /// Cluster: the join secret shared by every node (at least 32 characters). Prefer
+    /// --cluster-secret-file: command lines are visible to every user.
+    #[arg(long, env = "BERTH_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
+    /// Cluster: a file holding the join secret.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+    /// Cluster: this node's role, manager or worker (default worker).
+    #[arg(long)]
+    cluster_role: Option<String>,
+    /// Cluster: a manager's address, host[:port] (repeatable or comma-separated); the
+    /// first listed is the one that creates the cluster.
+    #[arg(long = "cluster-manager", value_delimiter = ',')]
+    cluster_managers: Vec<String>,
+    /// Cluster: the address other nodes reach this one at (IP or interface).
+    #[arg(long)]
+    cluster_advertise_addr: Option<String>,
+    /// Cluster: where the cluster port listens (default 0.0.0.0:2377).
+    #[arg(long)]
+    cluster_listen_addr: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -113,6 +138,21 @@ struct FileConfig {
     max_concurrent_uploads: Option<usize>,
     log_driver: Option<String>,
     log_opts: BTreeMap<String, String>,
+    group: Option<String>,
+    cluster: Option<ClusterEntry>,
+}
+
+/// daemon.json `"cluster": {"secret" | "secret-file", "role", "managers", "advertise-addr",
+/// "listen-addr"}`.
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case", default, deny_unknown_fields)]
+struct ClusterEntry {
+    secret: Option<String>,
+    secret_file: Option<PathBuf>,
+    role: Option<String>,
+    managers: Vec<String>,
+    advertise_addr: Option<String>,
+    listen_addr: Option<String>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -128,7 +168,7 @@ struct RuntimeEntry {
 
 fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
-    let file: FileConfig = match &flags.config_file {
+    let mut file: FileConfig = match &flags.config_file {
         Some(p) => serde_json::from_slice(
             &std::fs::read(p).with_context(|| format!("read {}", p.display()))?,
         )
@@ -153,6 +193,8 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let log_config = log_config(&flags, &file)?;
+    let cluster = cluster_config(&flags, &mut file)?;
+    let group = flags.group.clone().or(file.group.clone());
     let mut runtimes: BTreeMap<String, PathBuf> = file
         .runtimes
         .into_iter()
@@ -228,6 +270,7 @@ fn main() -> anyhow::Result<()> {
             .or(file.max_concurrent_uploads)
             .unwrap_or(5),
         log_config,
+        cluster,
     };
     if cfg.max_concurrent_downloads == 0 || cfg.max_concurrent_uploads == 0 {
         bail!("--max-concurrent-downloads and --max-concurrent-uploads must be at least 1");
@@ -261,7 +304,83 @@ fn main() -> anyhow::Result<()> {
         cert: flags.tlscert,
         key: flags.tlskey,
     };
-    rt.block_on(run(cfg, hosts, pidfile, tls))
+    rt.block_on(run(cfg, hosts, pidfile, tls, group))
+}
+
+/// The `cluster` settings: flags over daemon.json, field by field. None when neither names
+/// a secret nor managers.
+fn cluster_config(flags: &Flags, file: &mut FileConfig) -> anyhow::Result<Option<AutoJoinConfig>> {
+    let f = file.cluster.take().unwrap_or_default();
+    let managers = if flags.cluster_managers.is_empty() {
+        f.managers
+    } else {
+        flags.cluster_managers.clone()
+    };
+    let secret_file = flags.cluster_secret_file.clone().or(f.secret_file);
+    let secret = match (&flags.cluster_secret, &secret_file, f.secret) {
+        (Some(s), _, _) => Some(s.clone()),
+        (None, Some(p), _) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("read the cluster secret file {}", p.display()))?,
+        ),
+        (None, None, s) => s,
+    };
+    if secret.is_none() && managers.is_empty() {
+        return Ok(None);
+    }
+    let Some(secret) = secret else {
+        bail!("cluster: managers are given but no secret (\"secret-file\", --cluster-secret-file or $BERTH_CLUSTER_SECRET)");
+    };
+    let role = match flags
+        .cluster_role
+        .clone()
+        .or(f.role)
+        .unwrap_or_else(|| "worker".into())
+        .as_str()
+    {
+        "manager" => Role::Manager,
+        "worker" => Role::Worker,
+        other => bail!("cluster: invalid role {other:?}: expected manager or worker"),
+    };
+    let cfg = AutoJoinConfig {
+        secret: secret.trim().to_owned(),
+        role,
+        managers,
+        advertise_addr: flags
+            .cluster_advertise_addr
+            .clone()
+            .or(f.advertise_addr)
+            .unwrap_or_default(),
+        listen_addr: flags
+            .cluster_listen_addr
+            .clone()
+            .or(f.listen_addr)
+            .unwrap_or_default(),
+    };
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    Ok(Some(cfg))
+}
+
+/// Gives the unix socket at `path` to `group`, mode 0660. A group that does not exist is
+/// logged and the socket stays root's only.
+fn socket_group(path: &std::path::Path, group: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let gid = match group.parse::<u32>() {
+        Ok(n) => Some(nix::unistd::Gid::from_raw(n)),
+        Err(_) => nix::unistd::Group::from_name(group)
+            .with_context(|| format!("look up group {group}"))?
+            .map(|g| g.gid),
+    };
+    let Some(gid) = gid else {
+        tracing::warn!(group, socket = %path.display(), "group not found: the socket stays root's only");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        return Ok(());
+    };
+    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(gid))
+        .with_context(|| format!("chown {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(())
 }
 
 /// The default log driver and options: flags over the config file (`--log-opt`s, when
@@ -302,6 +421,7 @@ async fn run(
     hosts: Vec<String>,
     pidfile: Option<PathBuf>,
     tls: Tls,
+    group: Option<String>,
 ) -> anyhow::Result<()> {
     if let Some(p) = &pidfile {
         std::fs::write(p, std::process::id().to_string())
@@ -331,6 +451,9 @@ async fn run(
             let _ = std::fs::remove_file(&path);
             let listener = tokio::net::UnixListener::bind(&path)
                 .with_context(|| format!("listen on {}", path.display()))?;
+            if let Some(g) = &group {
+                socket_group(&path, g)?;
+            }
             let mut rx = stop_rx.clone();
             let app = app.clone();
             servers.push(tokio::spawn(async move {

@@ -11,6 +11,7 @@
 
 mod addr;
 mod agent;
+pub mod autojoin;
 mod data;
 mod describe;
 mod logs;
@@ -45,20 +46,41 @@ pub struct ClusterBackend {
 impl ClusterBackend {
     /// `dir` is `<data-root>/swarm`; a membership recorded there is resumed.
     /// Tasks assigned to this node run in `containers`, with images from `images`.
+    /// With `auto_join` (the daemon's `cluster` settings) a node in no swarm inits or joins
+    /// by itself, in the background ([`autojoin`]).
     pub async fn open(
         dir: PathBuf,
         engine_labels: Vec<String>,
         containers: crate::container::Containers,
         images: Arc<dyn berth_api::backend::ImageBackend>,
+        auto_join: Option<autojoin::AutoJoinConfig>,
     ) -> anyhow::Result<ClusterBackend> {
         let describe = describe::describer(engine_labels);
         let swarm = Swarm::new(dir, describe);
-        if let Err(e) = swarm.restore().await {
+        let backend = ClusterBackend { swarm };
+        let auto_join = match auto_join {
+            Some(cfg) => {
+                let secret = cfg.secret.clone();
+                let keys = tokio::task::spawn_blocking(move || autojoin::Keys::derive(&secret))
+                    .await
+                    .map(Arc::new)?;
+                autojoin::install(&backend, keys.clone());
+                Some((cfg, keys))
+            }
+            None => None,
+        };
+        if let Err(e) = backend.swarm.restore().await {
             // The engine still serves; the swarm side reports the error.
             tracing::error!(error = %e, "could not resume the swarm membership");
         }
-        agent::Agent::start(swarm.clone(), containers, images);
-        Ok(ClusterBackend { swarm })
+        agent::Agent::start(backend.swarm.clone(), containers, images);
+        if let Some((cfg, keys)) = auto_join {
+            let b = ClusterBackend {
+                swarm: backend.swarm.clone(),
+            };
+            tokio::spawn(autojoin::run(b, cfg, keys));
+        }
+        Ok(backend)
     }
 
     async fn manager(&self) -> ApiResult<Arc<Manager>> {

@@ -31,6 +31,7 @@ pub fn config_for(root: &std::path::Path) -> DaemonConfig {
         max_concurrent_downloads: 3,
         max_concurrent_uploads: 5,
         log_config: Default::default(),
+        cluster: None,
     }
 }
 

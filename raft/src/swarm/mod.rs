@@ -36,7 +36,7 @@ use tokio::sync::Mutex;
 
 use crate::ca::{self, CaError, NodeCert, Role, RootCa, UnlockKey};
 use crate::error::{ClusterError, ClusterResult};
-use crate::manager::{new_node_id, new_raft_id, Manager, ManagerConfig};
+use crate::manager::{new_node_id, new_raft_id, AutoJoinResponder, Manager, ManagerConfig};
 use crate::objects::{
     Availability, Cluster, ClusterSpec, Description, Node, NodeState, NodeTlsInfo,
 };
@@ -146,6 +146,8 @@ pub struct Swarm {
     /// When this node's certificate is due for renewal (unix seconds) and the role it
     /// grants: read whenever the certificate is loaded or saved.
     cert_due: std::sync::Mutex<Option<(i64, Role)>>,
+    /// Handed to every manager this node starts (`set_auto_join`).
+    auto_join: std::sync::Mutex<Option<Arc<dyn AutoJoinResponder>>>,
 }
 
 struct SessionClients {
@@ -165,7 +167,14 @@ impl Swarm {
             clients: Default::default(),
             kek: Default::default(),
             cert_due: Default::default(),
+            auto_join: Default::default(),
         })
+    }
+
+    /// Managers started from now on answer automatic joins with `r` (set it before
+    /// `restore`).
+    pub fn set_auto_join(&self, r: Arc<dyn AutoJoinResponder>) {
+        *self.auto_join.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
     }
 
     /// Cheap, for `/_ping`.
@@ -561,6 +570,11 @@ impl Swarm {
         } = self.load_certs()?;
         let listen = crate::rpc::parse_addr(&id.listen_addr)?;
         let dek = self.raft_dek()?;
+        let auto_join = self
+            .auto_join
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Manager::start(ManagerConfig {
             dir: self.dir.clone(),
             raft_id: id.raft_id,
@@ -572,6 +586,7 @@ impl Swarm {
             trust_pem,
             cert,
             dek,
+            auto_join,
         })
         .await
     }
