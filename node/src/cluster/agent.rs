@@ -26,6 +26,10 @@ use futures_util::StreamExt;
 use super::taskdata::{files_for, TaskData, TaskFile};
 use super::taskspec::{container_name, container_spec, LABEL_TASK_ID};
 use crate::container::executor::{ContainerExecutor, RemoveOptions, StopOptions, WaitUntil};
+use crate::container::health::HealthStatus;
+
+/// How often a starting task's health is looked at (a memory read; probes run on their own).
+const HEALTH_POLL: Duration = Duration::from_millis(100);
 use crate::container::Containers;
 
 /// What this node does with a task.
@@ -201,7 +205,8 @@ impl Agent {
                 (!keep.contains(task)).then(|| c.id.clone())
             })
             .collect();
-        for id in gone {
+        // All at once: a removed service's containers go together, not one after another.
+        let removals = gone.into_iter().map(|id| async move {
             let opts = RemoveOptions {
                 force: true,
                 volumes: false,
@@ -209,7 +214,8 @@ impl Agent {
             if let Err(e) = ContainerExecutor::remove(&self.containers, &id, opts).await {
                 tracing::debug!(container = %id, error = %e, "removing a task's container");
             }
-        }
+        });
+        futures_util::future::join_all(removals).await;
     }
 
     fn report(&self, t: &Task, state: TaskState, message: &str, f: impl FnOnce(&mut TaskStatus)) {
@@ -348,18 +354,94 @@ impl Agent {
             }
             c
         };
-        let pid = self.pid_of(&id);
-        self.report(&t, TaskState::Running, "started", |s| {
-            s.container_id = id.clone();
-            s.pid = pid;
-        });
         if cancelled {
             self.local().insert(t.id.clone(), Local::Stopping);
             self.clone().stop_task(t, id).await;
             return;
         }
-        let code = exit.await.code;
-        self.ended(&t, &id, code);
+        let mut exit = exit;
+        // A task with a healthcheck stays "starting" until its first passing probe.
+        let gated = matches!(
+            ContainerExecutor::health(&self.containers, &id).await,
+            Ok(Some(_))
+        );
+        if gated {
+            loop {
+                tokio::select! {
+                    e = &mut exit => {
+                        self.ended(&t, &id, e.code);
+                        return;
+                    }
+                    _ = tokio::time::sleep(HEALTH_POLL) => {}
+                }
+                match ContainerExecutor::health(&self.containers, &id).await {
+                    Ok(Some(HealthStatus::Healthy)) | Ok(None) | Err(_) => break,
+                    Ok(Some(HealthStatus::Unhealthy)) => {
+                        self.unhealthy(&t, &id).await;
+                        return;
+                    }
+                    Ok(Some(HealthStatus::Starting)) => {}
+                }
+            }
+        }
+        let pid = self.pid_of(&id);
+        self.report(&t, TaskState::Running, "started", |s| {
+            s.container_id = id.clone();
+            s.pid = pid;
+        });
+        self.watch(t, id, exit, gated).await;
+    }
+
+    /// Waits for a running task's container to end; with a healthcheck, fails the task
+    /// when it turns unhealthy.
+    async fn watch(
+        self: Arc<Self>,
+        t: Task,
+        id: String,
+        mut exit: futures_util::future::BoxFuture<'static, crate::container::executor::ExitStatus>,
+        gated: bool,
+    ) {
+        if !gated {
+            let code = exit.await.code;
+            self.ended(&t, &id, code);
+            return;
+        }
+        loop {
+            tokio::select! {
+                e = &mut exit => {
+                    self.ended(&t, &id, e.code);
+                    return;
+                }
+                _ = tokio::time::sleep(HEALTH_POLL * 5) => {}
+            }
+            if let Ok(Some(HealthStatus::Unhealthy)) =
+                ContainerExecutor::health(&self.containers, &id).await
+            {
+                self.unhealthy(&t, &id).await;
+                return;
+            }
+        }
+    }
+
+    /// The task's container failed its healthcheck: stopped, and the task failed (the
+    /// managers replace it, or roll an update back).
+    async fn unhealthy(&self, t: &Task, id: &str) {
+        {
+            let mut l = self.local();
+            if matches!(l.get(&t.id), Some(Local::Stopping) | Some(Local::Done)) {
+                return;
+            }
+            l.insert(t.id.clone(), Local::Stopping);
+        }
+        let opts = StopOptions::default();
+        if let Err(e) = ContainerExecutor::stop(&self.containers, id, opts).await {
+            tracing::debug!(task = %t.id, error = %e, "stopping an unhealthy task");
+        }
+        self.done(t);
+        self.report(t, TaskState::Failed, "unhealthy", |s| {
+            s.err = "task: container unhealthy".into();
+            s.container_id = id.to_owned();
+        });
     }
 
     /// After a restart of this daemon: a task that was starting or running here.
@@ -384,11 +466,12 @@ impl Agent {
                 container: id.clone(),
             },
         );
+        let gated = matches!(
+            ContainerExecutor::health(&self.containers, &id).await,
+            Ok(Some(_))
+        );
         match ContainerExecutor::wait(&self.containers, &id, WaitUntil::NotRunning).await {
-            Ok(exit) => {
-                let code = exit.await.code;
-                self.ended(&t, &id, code);
-            }
+            Ok(exit) => self.watch(t, id, exit, gated).await,
             Err(e) => tracing::debug!(task = %t.id, error = %e, "watching an adopted task"),
         }
     }

@@ -121,6 +121,7 @@ impl Bench<'_> {
             h.import_busybox();
         }
         swarm::form(&c, 1, 2);
+        self.version(c.host(0));
         let n = self.o.replicas;
         if let Err(e) = self.create_and_remove(&c, n) {
             self.problem("service create/rm", e);
