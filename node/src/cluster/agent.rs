@@ -43,6 +43,8 @@ enum Local {
 
 pub struct Agent {
     swarm: Arc<Swarm>,
+    /// Task containers on swarm networks (`netattach.rs`).
+    net: Arc<super::netattach::NetAttach>,
     containers: Containers,
     images: Arc<dyn ImageBackend>,
     local: Mutex<HashMap<String, Local>>,
@@ -54,6 +56,7 @@ impl Agent {
     pub fn start(swarm: Arc<Swarm>, containers: Containers, images: Arc<dyn ImageBackend>) {
         let agent = Arc::new(Agent {
             swarm,
+            net: super::netattach::NetAttach::new(&containers),
             containers,
             images,
             local: Mutex::new(HashMap::new()),
@@ -89,6 +92,7 @@ impl Agent {
             match self.swarm.call(&req, Duration::from_secs(10)).await {
                 Ok(Reply::Assignments(a)) => {
                     known = a.fingerprint;
+                    self.net.update(&st.addr, &a.networks).await;
                     self.reconcile(&st.node_id, *a).await;
                 }
                 Ok(_) => tokio::time::sleep(Duration::from_secs(1)).await,
@@ -219,6 +223,7 @@ impl Agent {
         self.report(&t, TaskState::Accepted, "accepted", |_| {});
         self.report(&t, TaskState::Preparing, "preparing", |_| {});
         let mut spec = container_spec(&t, &node_id);
+        spec.endpoints = self.net.endpoints(&t);
         match self.ensure_image(&spec.config.image).await {
             Ok(image) => spec.config.image = image,
             Err(e) => {

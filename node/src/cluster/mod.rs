@@ -13,6 +13,8 @@ mod addr;
 mod agent;
 mod data;
 mod describe;
+mod netattach;
+mod networks;
 mod services;
 mod taskspec;
 pub mod view;
