@@ -235,7 +235,7 @@ mod tests {
             peer("10.0.0.4", "10.231.0.13"),
             peer("10.0.0.5", "10.231.0.11"), // local: through the bridge
         ]);
-        let (steps, after) = converge(&[p.clone()], &Observed::default());
+        let (steps, after) = converge(&[p], &Observed::default());
         assert_eq!(
             steps[..2],
             [
