@@ -69,14 +69,16 @@ impl Engine {
             volumes: volumes.clone(),
             id,
         };
-        let swarm = crate::cluster::ClusterBackend::open(
-            cfg.data_root.join("swarm"),
-            Vec::new(),
-            containers.clone(),
-            images.clone(),
-            cfg.cluster.clone(),
-        )
-        .await?;
+        let swarm = Arc::new(
+            crate::cluster::ClusterBackend::open(
+                cfg.data_root.join("swarm"),
+                Vec::new(),
+                containers.clone(),
+                images.clone(),
+                cfg.cluster.clone(),
+            )
+            .await?,
+        );
         let builder = Builder::new(cfg.clone(), meta, containers.clone(), images.clone());
         let backends = Backends {
             containers: Arc::new(containers.clone()),
@@ -84,11 +86,12 @@ impl Engine {
             networks: Arc::new(NetworkApi {
                 nets,
                 containers: containers.clone(),
+                swarm: Some(swarm.clone() as Arc<dyn crate::network::api::SwarmNetworks>),
             }),
             system: Arc::new(system),
             volumes: Arc::new(volumes),
             build: Arc::new(builder),
-            swarm: Arc::new(swarm),
+            swarm,
         };
         Ok(Engine {
             containers,

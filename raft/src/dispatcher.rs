@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use crate::error::ClusterResult;
 use crate::manager::Manager;
+use crate::networks::template_networks;
 use crate::objects::DataKind;
-use crate::rpc::{Assignments, Reply, TaskReport};
+use crate::objects::NodeState;
+use crate::rpc::{Assignments, NetworkPeers, PeerEndpoint, Reply, ServiceEndpoint, TaskReport};
 use crate::state::{Op, State};
 use crate::tasks::{TaskChange, TaskState};
 
@@ -69,13 +71,90 @@ fn assigned(
             .filter_map(|id| state.data(kind).get(id).cloned())
             .collect::<Vec<_>>()
     };
+    let networks = network_peers(state, &tasks);
+    serde_json::to_string(&networks)
+        .unwrap_or_default()
+        .hash(&mut h);
     Assignments {
         fingerprint: h.finish(),
         secrets: pick(DataKind::Secret, &secrets),
         configs: pick(DataKind::Config, &configs),
         tasks,
         log_subscriptions,
+        networks,
     }
+}
+
+/// The networks of a node's tasks that have not ended (a task told to stop still runs until
+/// it has), each with every endpoint and service on it.
+pub fn network_peers(state: &State, node_tasks: &[crate::tasks::Task]) -> Vec<NetworkPeers> {
+    let ids: BTreeSet<&str> = node_tasks
+        .iter()
+        .filter(|t| !t.status.state.terminal())
+        .flat_map(|t| t.networks.iter().map(|a| a.network_id.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(n) = state.networks.get(id) else {
+            continue;
+        };
+        let mut endpoints = Vec::new();
+        let mut services = BTreeSet::new();
+        for holder in n.addresses.values() {
+            let Some(t) = state.tasks.get(holder) else {
+                continue;
+            };
+            let Some(a) = t.networks.iter().find(|a| a.network_id == id) else {
+                continue;
+            };
+            let node = state.nodes.get(&t.node_id);
+            let up = node.is_some_and(|n| n.state != NodeState::Down);
+            services.insert(t.service_id.as_str());
+            endpoints.push(PeerEndpoint {
+                task_id: t.id.clone(),
+                service_id: t.service_id.clone(),
+                node_id: t.node_id.clone(),
+                node_addr: node.map(|n| n.addr.clone()).unwrap_or_default(),
+                address: a.address.clone(),
+                running: up
+                    && t.desired_state <= TaskState::Running
+                    && t.status.state == TaskState::Running,
+                aliases: a.aliases.clone(),
+            });
+        }
+        let services = services
+            .into_iter()
+            .filter_map(|sid| state.services.get(sid))
+            .filter(|s| {
+                template_networks(&s.spec.task_template)
+                    .iter()
+                    .any(|(t, _)| t == id)
+            })
+            .map(|s| ServiceEndpoint {
+                service_id: s.id.clone(),
+                name: s.spec.name.clone(),
+                vip: s
+                    .virtual_ips
+                    .iter()
+                    .find(|v| v.network_id == id)
+                    .map(|v| v.addr.clone())
+                    .unwrap_or_default(),
+                aliases: template_networks(&s.spec.task_template)
+                    .into_iter()
+                    .find(|(t, _)| t == id)
+                    .map(|(_, a)| a)
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let mut network = n.clone();
+        network.addresses.clear();
+        out.push(NetworkPeers {
+            network,
+            endpoints,
+            services,
+        });
+    }
+    out
 }
 
 impl Manager {

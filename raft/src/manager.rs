@@ -317,6 +317,9 @@ impl Manager {
                         Outcome::AlreadyExists { what } => Err(ClusterError::AlreadyExists(
                             format!("{what} already exists"),
                         )),
+                        Outcome::Refused { message } => {
+                            Err(ClusterError::FailedPrecondition(message))
+                        }
                         o => Ok((o, index)),
                     };
                 }

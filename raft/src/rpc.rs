@@ -95,6 +95,49 @@ pub struct Assignments {
     /// Log subscriptions that ask this node for its tasks' logs.
     #[serde(default)]
     pub log_subscriptions: Vec<crate::logs::LogSubscription>,
+    /// Every swarm network this node has tasks on, with all its endpoints in the cluster:
+    /// what the node programs its overlay data plane, load balancing and DNS from.
+    #[serde(default)]
+    pub networks: Vec<NetworkPeers>,
+}
+
+/// One network as a node that has tasks on it must know it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkPeers {
+    /// The network (its allocation table left out).
+    pub network: crate::networks::Network,
+    /// Every task holding an address on it, on any node.
+    pub endpoints: Vec<PeerEndpoint>,
+    /// Every service with tasks on it: its name and VIP.
+    pub services: Vec<ServiceEndpoint>,
+}
+
+/// A task's address on a network, and where the task runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerEndpoint {
+    pub task_id: String,
+    pub service_id: String,
+    pub node_id: String,
+    /// The node's data-path address (its advertise address): the VXLAN underlay peer.
+    pub node_addr: String,
+    /// `10.0.1.5/24`.
+    pub address: String,
+    /// Running and meant to run on a node that is up: DNS and load balancing use only these.
+    pub running: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+/// A service's name on a network and its virtual IP (empty for endpoint mode dnsrr).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceEndpoint {
+    pub service_id: String,
+    pub name: String,
+    /// `10.0.1.2/24`, or empty.
+    pub vip: String,
+    /// The service's network aliases on this network (names that resolve like its name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

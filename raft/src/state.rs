@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::networks::Network;
 use crate::objects::{Cluster, DataKind, DataObject, Node, NodeState};
 use crate::tasks::{RolloutChange, Service, Task, TaskChange, TaskState};
 
@@ -28,6 +29,9 @@ pub struct State {
     pub services: BTreeMap<String, Service>,
     #[serde(default)]
     pub tasks: BTreeMap<String, Task>,
+    /// Swarm-scoped networks (`crate::networks`).
+    #[serde(default)]
+    pub networks: BTreeMap<String, Network>,
 }
 
 /// A change to the state; the payload of a Raft log entry.
@@ -93,6 +97,13 @@ pub enum Op {
     Tasks(Vec<TaskChange>),
     /// A rollout step decided by the orchestrators.
     Rollout(Box<RolloutChange>),
+    /// Create a swarm-scoped network (its name must be free); its VXLAN id, subnet and
+    /// gateway are allocated when the entry is applied.
+    CreateNetwork(Box<Network>),
+    /// Delete a network no service and no task uses.
+    RemoveNetwork {
+        id: String,
+    },
 }
 
 /// What applying a command did.
@@ -113,6 +124,11 @@ pub enum Outcome {
     /// A name already taken.
     AlreadyExists {
         what: String,
+    },
+    /// Not possible in the current state, for the reason given (a network in use, an
+    /// address pool with no room).
+    Refused {
+        message: String,
     },
 }
 
@@ -238,6 +254,8 @@ impl State {
             Op::RemoveService { id } => self.remove_service(index, &cmd.at, id),
             Op::Tasks(changes) => self.apply_tasks(index, &cmd.at, changes),
             Op::Rollout(change) => self.rollout(index, &cmd.at, change),
+            Op::CreateNetwork(n) => self.create_network(index, &cmd.at, n),
+            Op::RemoveNetwork { id } => self.remove_network(index, id),
             Op::RemoveNode { id } => match self.nodes.remove(id) {
                 Some(_) => Outcome::Done { version: index },
                 None => Outcome::NotFound {
@@ -311,7 +329,37 @@ impl State {
         if new_spec || version.is_none() {
             service.spec_version = index;
         }
-        self.services.insert(service.id.clone(), service);
+        let id = service.id.clone();
+        self.services.insert(id.clone(), service);
+        self.sync_vips(&id);
+        Outcome::Done { version: index }
+    }
+
+    fn create_network(&mut self, index: u64, at: &str, n: &Network) -> Outcome {
+        if self.networks.contains_key(&n.id) || self.network_by_key(&n.spec.name).is_some() {
+            return Outcome::AlreadyExists {
+                what: format!("network {}", n.spec.name),
+            };
+        }
+        let mut n = n.clone();
+        if let Err(message) = self.allocate_network(&mut n) {
+            return Outcome::Refused { message };
+        }
+        stamp_new(&mut n.meta, index, at);
+        self.networks.insert(n.id.clone(), n);
+        Outcome::Done { version: index }
+    }
+
+    fn remove_network(&mut self, index: u64, id: &str) -> Outcome {
+        let Some(n) = self.networks.get(id) else {
+            return Outcome::NotFound {
+                what: format!("network {id}"),
+            };
+        };
+        if let Some(message) = self.network_in_use(n) {
+            return Outcome::Refused { message };
+        }
+        self.networks.remove(id);
         Outcome::Done { version: index }
     }
 
@@ -321,6 +369,7 @@ impl State {
                 what: format!("service {id}"),
             };
         }
+        self.sync_vips(id);
         for t in self.tasks.values_mut().filter(|t| t.service_id == id) {
             if t.desired_state < TaskState::Remove {
                 t.desired_state = TaskState::Remove;
@@ -350,6 +399,13 @@ impl State {
                     return false;
                 }
                 let mut t = (**t).clone();
+                if let Err(err) = self.attach_task(&mut t) {
+                    // Visible on the task (`service ps`), and replaced like any failed task.
+                    t.status.state = TaskState::Rejected;
+                    t.status.message = "allocating network addresses".into();
+                    t.status.err = err;
+                    t.status.timestamp = at.to_owned();
+                }
                 stamp_new(&mut t.meta, index, at);
                 self.tasks.insert(t.id.clone(), t);
                 true
@@ -393,11 +449,23 @@ impl State {
                     }
                     t.status = status.clone();
                     stamp(&mut t.meta, index, at);
+                    // Its container is gone: its addresses can go to new tasks.
+                    let ended = (status.state.terminal() && !t.networks.is_empty())
+                        .then(|| std::mem::take(&mut t.networks));
+                    if let Some(attachments) = ended {
+                        self.detach_task(id, &attachments);
+                    }
                     true
                 }
                 _ => false,
             },
-            TaskChange::Remove { id } => self.tasks.remove(id).is_some(),
+            TaskChange::Remove { id } => match self.tasks.remove(id) {
+                Some(t) => {
+                    self.detach_task(id, &t.networks);
+                    true
+                }
+                None => false,
+            },
         }
     }
 
@@ -419,6 +487,9 @@ impl State {
         }
         s.update_status = Some(c.status.clone());
         stamp(&mut s.meta, index, at);
+        if c.rollback {
+            self.sync_vips(&c.service_id);
+        }
         Outcome::Done { version: index }
     }
 }

@@ -297,6 +297,9 @@ pub struct Service {
     /// Jobs: bumped by each `service update` of a job, which runs it again.
     #[serde(default)]
     pub job_iteration: u64,
+    /// One virtual IP per network (endpoint mode vip), kept by `State::apply`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtual_ips: Vec<crate::networks::VirtualIp>,
 }
 
 /// Task states in Docker's order (`api/types.proto`): a task's status and desired state only
@@ -410,6 +413,10 @@ pub struct Task {
     /// The service's `EndpointSpec` when it was made (its host-mode ports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_spec: Option<Value>,
+    /// Its address on each of its networks, given when it is created (`State::apply`) and
+    /// held until it ends or is deleted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<crate::networks::NetworkAttachment>,
 }
 
 /// Host-mode published ports of an `EndpointSpec`: (protocol, published, target).

@@ -49,6 +49,8 @@ enum Local {
 
 pub struct Agent {
     swarm: Arc<Swarm>,
+    /// Task containers on swarm networks (`netattach.rs`).
+    net: Arc<super::netattach::NetAttach>,
     containers: Containers,
     images: Arc<dyn ImageBackend>,
     local: Mutex<HashMap<String, Local>>,
@@ -65,6 +67,7 @@ impl Agent {
         let exec_root = containers.exec_root().to_path_buf();
         let agent = Arc::new(Agent {
             swarm,
+            net: super::netattach::NetAttach::new(&containers),
             containers,
             images,
             local: Mutex::new(HashMap::new()),
@@ -103,6 +106,7 @@ impl Agent {
             match self.swarm.call(&req, Duration::from_secs(10)).await {
                 Ok(Reply::Assignments(a)) => {
                     known = a.fingerprint;
+                    self.net.update(&st.addr, &a.networks).await;
                     self.reconcile(&st.node_id, *a).await;
                 }
                 Ok(_) => tokio::time::sleep(Duration::from_secs(1)).await,
@@ -298,6 +302,7 @@ impl Agent {
                 return;
             }
         }
+        spec.endpoints = self.net.endpoints(&t);
         match self.ensure_image(&spec.config.image).await {
             Ok(image) => spec.config.image = image,
             Err(e) => {

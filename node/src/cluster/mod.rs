@@ -15,6 +15,8 @@ pub mod autojoin;
 mod data;
 mod describe;
 mod logs;
+mod netattach;
+mod networks;
 mod services;
 mod taskdata;
 mod taskspec;

@@ -101,6 +101,7 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
             }
         }
     }
+    resolve_networks(m, &mut spec)?;
     // Secrets and configs must exist; the reference names them by ID and name.
     for (key, id_key, name_key, kind) in [
         ("Secrets", "SecretID", "SecretName", DataKind::Secret),
@@ -128,6 +129,40 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
         }
     }
     Ok(spec)
+}
+
+/// The networks of a service: `TaskTemplate.Networks` (the legacy `Spec.Networks` moved
+/// there, as dockerd does), each `Target` a swarm network's id. Unknown: 404.
+fn resolve_networks(m: &Manager, spec: &mut ServiceSpec) -> ApiResult<()> {
+    if let Some(legacy) = spec.other.remove("Networks") {
+        spec.task_template
+            .other
+            .entry("Networks".to_owned())
+            .or_insert(legacy);
+    }
+    let Some(list) = spec
+        .task_template
+        .other
+        .get_mut("Networks")
+        .and_then(Value::as_array_mut)
+    else {
+        return Ok(());
+    };
+    let mut seen = HashSet::new();
+    for n in list.iter_mut() {
+        let target = n.get("Target").and_then(Value::as_str).unwrap_or("");
+        let net = m
+            .read(|s| super::networks::find(s, target))?
+            .ok_or_else(|| ApiError::not_found(format!("network {target} not found")))?;
+        if !seen.insert(net.id.clone()) {
+            return Err(invalid(format!(
+                "duplicate network attachment: network {} is given twice",
+                net.spec.name
+            )));
+        }
+        n["Target"] = json!(net.id);
+    }
+    Ok(())
 }
 
 /// Docker treats `null` like absent.
@@ -167,6 +202,7 @@ pub async fn create(m: &Manager, spec: Value) -> ApiResult<Value> {
         spec_version: 0,
         update_status: None,
         job_iteration: 0,
+        virtual_ips: Vec::new(),
     };
     m.propose(Op::PutService {
         version: None,
@@ -346,6 +382,13 @@ pub fn service_view(s: &State, svc: &Service, status: bool) -> Value {
         "Spec": spec,
         "Endpoint": { "Spec": endpoint_spec },
     });
+    if !svc.virtual_ips.is_empty() {
+        v["Endpoint"]["VirtualIPs"] = svc
+            .virtual_ips
+            .iter()
+            .map(|x| json!({ "NetworkID": x.network_id, "Addr": x.addr }))
+            .collect();
+    }
     if let Some(prev) = &svc.previous_spec {
         v["PreviousSpec"] = serde_json::to_value(prev).unwrap_or(Value::Null);
     }
@@ -468,7 +511,7 @@ pub fn list_tasks(m: &Manager, f: &Filters) -> Vec<Value> {
                             svc.spec.task_template == t.spec && svc.job_iteration == t.job_iteration
                         }))
             })
-            .map(task_view)
+            .map(|t| task_view(s, t))
             .collect()
     })
 }
@@ -488,7 +531,7 @@ fn task_name(s: &State, t: &Task) -> String {
 }
 
 /// One task as Docker shows it.
-pub fn task_view(t: &Task) -> Value {
+pub fn task_view(s: &State, t: &Task) -> Value {
     let spec = serde_json::to_value(&t.spec).unwrap_or(Value::Null);
     let mut status = json!({
         "Timestamp": t.status.timestamp,
@@ -526,10 +569,25 @@ pub fn task_view(t: &Task) -> Value {
     if t.job_iteration > 0 {
         v["JobIteration"] = json!({ "Index": t.job_iteration });
     }
+    if !t.networks.is_empty() {
+        v["NetworksAttachments"] = t
+            .networks
+            .iter()
+            .map(|a| {
+                let network = s
+                    .networks
+                    .get(&a.network_id)
+                    .map(super::networks::swarm_object)
+                    .unwrap_or_else(|| json!({ "ID": a.network_id }));
+                json!({ "Network": network, "Addresses": [a.address] })
+            })
+            .collect();
+    }
     v
 }
 
 /// `GET /tasks/{id}`.
 pub fn inspect_task(m: &Manager, key: &str) -> ApiResult<Value> {
-    Ok(task_view(&find_task(m, key)?))
+    let t = find_task(m, key)?;
+    Ok(m.read(|s| task_view(s, &t)))
 }

@@ -73,6 +73,16 @@ pub(super) fn requested_endpoints(networking: Option<&Value>) -> BTreeMap<String
 }
 
 impl Containers {
+    /// The networks containers are attached to.
+    pub(crate) fn networks(&self) -> &crate::network::Networks {
+        &self.inner.nets
+    }
+
+    /// Where a container's network namespace is pinned while it runs.
+    pub(crate) fn netns_path(&self, id: &str) -> std::path::PathBuf {
+        netns::path(&self.inner.cfg.exec_root, id)
+    }
+
     /// At create: the endpoints a container will have, checked against the networks.
     pub(super) fn plan_networks(
         &self,

@@ -224,6 +224,10 @@ impl Networks {
         } else {
             req.driver.as_str()
         };
+        if driver_name == "overlay" {
+            // Swarm networks are made by the managers (the network API sends them there).
+            return Err(NetworkError::NeedsSwarm);
+        }
         let driver = self.inner.drivers.get(driver_name)?.clone();
         if driver.singleton() {
             return Err(NetworkError::Forbidden(format!(
@@ -360,6 +364,12 @@ impl Networks {
                     n.rec.name
                 )));
             }
+            if n.rec.driver == "overlay" {
+                return Err(NetworkError::Forbidden(format!(
+                    "network {} is a swarm network: remove it on a manager",
+                    n.rec.name
+                )));
+            }
             if !n.active.is_empty() {
                 return Err(NetworkError::Forbidden(format!(
                     "error while removing network: network {} id {} has active endpoints",
@@ -389,7 +399,7 @@ impl Networks {
             let st = self.state();
             st.nets
                 .values()
-                .filter(|n| !n.rec.predefined() && n.active.is_empty())
+                .filter(|n| !n.rec.predefined() && n.active.is_empty() && n.rec.driver != "overlay")
                 .filter(|n| label_filters(&n.rec, filters))
                 .filter(|n| until_filter(&n.rec, filters))
                 .map(|n| n.rec.id.clone())

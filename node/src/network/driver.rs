@@ -150,12 +150,24 @@ pub trait NetworkDriver: Send + Sync {
 #[derive(Clone, Default)]
 pub struct Drivers {
     by_name: BTreeMap<&'static str, Arc<dyn NetworkDriver>>,
+    /// The overlay driver by its own type, when registered (the cluster agent feeds it).
+    overlay: Option<Arc<super::overlay::OverlayDriver>>,
 }
 
 impl Drivers {
     /// Adds (or replaces) a driver under its name.
     pub fn register(&mut self, driver: Arc<dyn NetworkDriver>) {
         self.by_name.insert(driver.name(), driver);
+    }
+
+    /// Registers the overlay driver.
+    pub fn register_overlay(&mut self, driver: Arc<super::overlay::OverlayDriver>) {
+        self.overlay = Some(driver.clone());
+        self.register(driver);
+    }
+
+    pub fn get_overlay(&self) -> Option<Arc<super::overlay::OverlayDriver>> {
+        self.overlay.clone()
     }
 
     /// The driver called `name`. An unknown name is a missing plugin, as in Docker; an

@@ -279,6 +279,18 @@ impl Networks {
             let short = name
                 .strip_suffix(&format!(".{}", net.rec.name.to_ascii_lowercase()))
                 .unwrap_or(name);
+            if net.rec.driver == "overlay" {
+                // Services and `tasks.<service>` of the swarm, from committed state.
+                for ip in self
+                    .resolve_service(&net.rec.id, short)
+                    .into_iter()
+                    .flatten()
+                {
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
+                }
+            }
             for (id, a) in &net.active {
                 let hit = a.ctr_name.eq_ignore_ascii_case(short)
                     || a.aliases.iter().any(|al| al.eq_ignore_ascii_case(short))

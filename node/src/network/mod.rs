@@ -12,8 +12,10 @@
 //!                             ├─ view.rs        inspect/list JSON and filters
 //!                             ├─ ipam.rs        subnets, pools, per-network allocators (in memory)
 //!                             ├─ dns.rs         127.0.0.11 inside each container on a user network
+//!                             ├─ swarm.rs       local records of swarm networks, service names
 //!                             └─ Drivers ─┬─ bridge.rs  bridge, veths (netlink.rs), nftables
 //!                                         │             (nft.rs), published ports (ports.rs)
+//!                                         ├─ overlay.rs bridge + VXLAN (berth-overlay-net)
 //!                                         └─ local.rs   host, null
 //! ```
 //! State that lives only while containers run (addresses in use, endpoints, reservations,
@@ -35,7 +37,9 @@ pub mod ipam;
 pub mod local;
 pub mod netlink;
 pub mod nft;
+pub mod overlay;
 pub mod ports;
+mod swarm;
 mod view;
 
 use std::collections::{BTreeMap, HashMap};
@@ -57,6 +61,7 @@ use error::Result;
 use ipam::{Allocator, Pool, Subnet};
 use local::{HostDriver, NullDriver};
 use netlink::Netlink;
+pub use swarm::ServiceResolver;
 
 const NETWORKS: Table = Table::new("networks");
 
@@ -175,6 +180,10 @@ struct Inner {
     state: Mutex<State>,
     /// Serialises rule syncs so an older view never replaces a newer one.
     sync_lock: Mutex<()>,
+    /// The overlay driver (also in `drivers`), for the cluster agent.
+    overlay: Arc<overlay::OverlayDriver>,
+    /// Service names on swarm networks (the cluster agent's).
+    services: Mutex<Option<ServiceResolver>>,
 }
 
 pub struct NetConfig {
@@ -221,9 +230,12 @@ pub(crate) fn write_sysctl(path: &str, value: &str) {
 }
 
 impl Networks {
-    /// Loads the networks with the local drivers (`open_with`).
+    /// Loads the networks with the local drivers (`open_with`) and the overlay driver, which
+    /// only the cluster agent feeds (`network create -d overlay` goes to the managers).
     pub fn open(cfg: &NetConfig, meta: Arc<MetaStore>, events: Events) -> anyhow::Result<Networks> {
-        Self::open_with(cfg, meta, events, local_drivers(cfg))
+        let mut drivers = local_drivers(cfg);
+        drivers.register_overlay(Arc::new(overlay::OverlayDriver::default()));
+        Self::open_with(cfg, meta, events, drivers)
     }
 
     /// Loads the networks, makes the predefined ones, and has each driver bring its
@@ -274,8 +286,13 @@ impl Networks {
                 .collect();
             d.sweep(&live)?;
         }
+        let overlay = drivers
+            .get_overlay()
+            .unwrap_or_else(|| Arc::new(overlay::OverlayDriver::default()));
         Ok(Networks {
             inner: Arc::new(Inner {
+                overlay,
+                services: Mutex::new(None),
                 meta,
                 events,
                 pools: cfg.pools.clone(),

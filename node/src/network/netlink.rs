@@ -190,6 +190,13 @@ impl Netlink {
         self.request(RouteNetlinkMessage::SetLink(m), 0).map(drop)
     }
 
+    pub fn set_mtu(&mut self, index: u32, mtu: u32) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+        self.request(RouteNetlinkMessage::SetLink(m), 0).map(drop)
+    }
+
     pub fn delete_link(&mut self, index: u32) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = index;

@@ -62,7 +62,8 @@ fn view(n: &Net) -> Value {
         })
         .collect();
     json!({
-        "Name": r.name, "Id": r.id, "Created": r.created, "Scope": "local", "Driver": r.driver,
+        "Name": r.name, "Id": r.id, "Created": r.created,
+        "Scope": if r.driver == "overlay" { "swarm" } else { "local" }, "Driver": r.driver,
         "EnableIPv4": true, "EnableIPv6": false,
         "IPAM": {"Driver": "default", "Options": null, "Config": config},
         "Internal": r.internal, "Attachable": r.attachable, "Ingress": false,
@@ -123,7 +124,13 @@ fn matches_filters(n: &Net, f: &HashMap<String, Vec<String>>) -> bool {
     any("driver", &|d| r.driver == d)
         && any("id", &|i| r.id.starts_with(i))
         && any("name", &|x| r.name.contains(x))
-        && any("scope", &|s| s == "local")
+        && any("scope", &|s| {
+            s == if r.driver == "overlay" {
+                "swarm"
+            } else {
+                "local"
+            }
+        })
         && any("type", &|t| match t {
             "custom" => !r.predefined(),
             "builtin" => r.predefined(),

@@ -328,6 +328,7 @@ impl Round<'_> {
             },
             job_iteration: svc.job_iteration,
             endpoint_spec: svc.spec.endpoint_spec.clone(),
+            networks: Vec::new(),
         };
         self.plan.tasks.push(TaskChange::Create(Box::new(task)));
     }

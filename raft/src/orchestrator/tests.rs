@@ -62,6 +62,7 @@ impl Sim {
             spec_version: 0,
             update_status: None,
             job_iteration: 0,
+            virtual_ips: Vec::new(),
         };
         self.apply(Op::PutService {
             version: None,
