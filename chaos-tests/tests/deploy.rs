@@ -49,7 +49,7 @@ fn tarball() -> &'static Path {
 }
 
 /// Serializes what changes this machine itself (install.sh without --root).
-struct MachineLock(std::fs::File);
+struct MachineLock(#[allow(dead_code)] std::fs::File);
 
 fn machine_lock() -> MachineLock {
     let f = std::fs::File::create("/tmp/berth-deploy-install.lock").expect("lock file");
