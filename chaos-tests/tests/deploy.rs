@@ -366,8 +366,8 @@ fn ec2_user_data_forms_a_cluster_with_no_manual_step() {
     ));
 
     // The workers boot first: no manager is up; they keep retrying.
-    for i in 3..6 {
-        boot(c.host(i), &roots[i]);
+    for (i, root) in roots.iter().enumerate().skip(3) {
+        boot(c.host(i), root);
     }
     for i in 3..6 {
         c.host(i).wait_ready();
@@ -385,8 +385,8 @@ fn ec2_user_data_forms_a_cluster_with_no_manual_step() {
     );
 
     // Then the three managers, all at once: one cluster, formed by the first.
-    for i in 0..3 {
-        boot(c.host(i), &roots[i]);
+    for (i, root) in roots.iter().enumerate().take(3) {
+        boot(c.host(i), root);
     }
     for i in 0..3 {
         c.host(i).wait_ready();
@@ -422,7 +422,7 @@ fn ec2_user_data_forms_a_cluster_with_no_manual_step() {
         assert!(
             log_of(c.host(i)).contains("cluster: joined the swarm"),
             "{}:\n{}",
-            c.hosts()[i].hostname(),
+            c.host(i).hostname(),
             c.host(i).log_tail()
         );
     }
