@@ -497,7 +497,8 @@ fn start_sshd(h: &Host, pubkey: &str) {
     // sshd's privilege separation directory.
     std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
     let out = std::fs::File::create(dir.join("sshd.log")).expect("sshd log");
-    h.namespaced("/usr/sbin/sshd")
+    let mut sshd = h
+        .namespaced("/usr/sbin/sshd")
         .arg("-D")
         .arg("-e")
         .arg("-f")
@@ -507,6 +508,8 @@ fn start_sshd(h: &Host, pubkey: &str) {
         .stderr(out)
         .spawn()
         .expect("start sshd (scripts/deps installs openssh-server)");
+    // Reaped when the host's cleanup kills it.
+    std::thread::spawn(move || sshd.wait());
     let addr = format!("{}:22", h.ip()).parse().expect("addr");
     assert!(
         eventually(Duration::from_secs(10), || h.can_connect(addr)),
