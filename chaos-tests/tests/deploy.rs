@@ -49,7 +49,7 @@ fn tarball() -> &'static Path {
 }
 
 /// Serializes what changes this machine itself (install.sh without --root).
-struct MachineLock(std::fs::File);
+struct MachineLock(#[allow(dead_code)] std::fs::File);
 
 fn machine_lock() -> MachineLock {
     let f = std::fs::File::create("/tmp/berth-deploy-install.lock").expect("lock file");
@@ -366,8 +366,8 @@ fn ec2_user_data_forms_a_cluster_with_no_manual_step() {
     ));
 
     // The workers boot first: no manager is up; they keep retrying.
-    for i in 3..6 {
-        boot(c.host(i), &roots[i]);
+    for (i, root) in roots.iter().enumerate().skip(3) {
+        boot(c.host(i), root);
     }
     for i in 3..6 {
         c.host(i).wait_ready();
@@ -385,8 +385,8 @@ fn ec2_user_data_forms_a_cluster_with_no_manual_step() {
     );
 
     // Then the three managers, all at once: one cluster, formed by the first.
-    for i in 0..3 {
-        boot(c.host(i), &roots[i]);
+    for (i, root) in roots.iter().enumerate().take(3) {
+        boot(c.host(i), root);
     }
     for i in 0..3 {
         c.host(i).wait_ready();
@@ -422,7 +422,7 @@ fn ec2_user_data_forms_a_cluster_with_no_manual_step() {
         assert!(
             log_of(c.host(i)).contains("cluster: joined the swarm"),
             "{}:\n{}",
-            c.hosts()[i].hostname(),
+            c.host(i).hostname(),
             c.host(i).log_tail()
         );
     }
@@ -497,7 +497,8 @@ fn start_sshd(h: &Host, pubkey: &str) {
     // sshd's privilege separation directory.
     std::fs::create_dir_all("/run/sshd").expect("/run/sshd");
     let out = std::fs::File::create(dir.join("sshd.log")).expect("sshd log");
-    h.namespaced("/usr/sbin/sshd")
+    let mut sshd = h
+        .namespaced("/usr/sbin/sshd")
         .arg("-D")
         .arg("-e")
         .arg("-f")
@@ -507,6 +508,8 @@ fn start_sshd(h: &Host, pubkey: &str) {
         .stderr(out)
         .spawn()
         .expect("start sshd (scripts/deps installs openssh-server)");
+    // Reaped when the host's cleanup kills it.
+    std::thread::spawn(move || sshd.wait());
     let addr = format!("{}:22", h.ip()).parse().expect("addr");
     assert!(
         eventually(Duration::from_secs(10), || h.can_connect(addr)),

@@ -505,10 +505,16 @@ impl Manager {
         let id = peer.node_id.as_deref().ok_or_else(|| {
             ClusterError::PermissionDenied("a node certificate is required".into())
         })?;
-        self.read(|s| s.nodes.get(id).cloned()).ok_or_else(|| {
-            ClusterError::PermissionDenied(
+        // A manager that has just joined knows no node until it catches up: that is not a
+        // refusal (managers joining at once ask each other before they have caught up).
+        self.read(|s| match s.nodes.get(id) {
+            Some(n) => Ok(n.clone()),
+            None if s.nodes.is_empty() => Err(ClusterError::Unavailable(
+                "this manager has not caught up with the cluster yet".into(),
+            )),
+            None => Err(ClusterError::PermissionDenied(
                 "this node's certificate is not valid in the swarm: the node was removed".into(),
-            )
+            )),
         })
     }
 

@@ -406,7 +406,7 @@ impl Swarm {
             let client = ClusterClient::new(*addr, tls.clone());
             match client.call(&req).await {
                 Ok(Reply::Joined(r)) => {
-                    joined = Some(r);
+                    joined = Some((r, *addr));
                     break;
                 }
                 Ok(_) => last = ClusterError::Internal("unexpected reply to join".into()),
@@ -418,7 +418,9 @@ impl Swarm {
                 Err(e) => return Err(e),
             }
         }
-        let Some(r) = joined else { return Err(last) };
+        let Some((r, via)) = joined else {
+            return Err(last);
+        };
         // The CA the manager presented was pinned by the token; it must be what it sent.
         if let Some(der) = pinned.der() {
             let root = RootCa::from_pem(&r.ca_cert, None)
@@ -458,9 +460,13 @@ impl Swarm {
         self.save_identity(&id)?;
         let manager = if r.role == Role::Manager {
             let mgr = self.start_manager(&id).await?;
+            // The manager that took the join knows this node; others may not have caught
+            // up yet (several managers joining at once): ask through it first.
+            let mut peers = r.managers.clone();
+            peers.sort_by_key(|p| p.addr != via.to_string());
             if let Err(e) = mgr
                 .to_leader_via(
-                    &r.managers,
+                    &peers,
                     Request::AddManager {
                         node_id: id.node_id.clone(),
                     },
