@@ -67,10 +67,15 @@ fn service_logs_come_from_every_node() {
     );
 
     // --raw: the bare lines; --tail 1: one line per task.
-    let raw = m.docker_ok(&["service", "logs", "--raw", "--tail", "1", "talker"]);
-    let lines: Vec<&str> = raw.lines().collect();
-    assert_eq!(lines.len(), 2, "{raw}");
-    assert!(lines.iter().all(|l| l.starts_with("tick-")), "{raw}");
+    // (Once both tasks have ticked: right after the start a task's last line may still be
+    // its stderr one.)
+    let mut raw = String::new();
+    let tails = eventually(Duration::from_secs(10), || {
+        raw = m.docker_ok(&["service", "logs", "--raw", "--tail", "1", "talker"]);
+        let lines: Vec<&str> = raw.lines().collect();
+        lines.len() == 2 && lines.iter().all(|l| l.starts_with("tick-"))
+    });
+    assert!(tails, "--tail 1: {raw}");
 
     // One task's logs, by task ID.
     let task = m.docker_ok(&[

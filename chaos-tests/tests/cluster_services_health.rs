@@ -99,9 +99,15 @@ fn tasks_run_once_healthy_and_unhealthy_ones_are_replaced() {
             .count()
             >= 2
     });
-    assert!(replaced, "unhealthy tasks not failed: {:?}", states(m, "sick"));
     assert!(
-        states(m, "sick").iter().all(|t| !t.1.starts_with("Running")),
+        replaced,
+        "unhealthy tasks not failed: {:?}",
+        states(m, "sick")
+    );
+    assert!(
+        states(m, "sick")
+            .iter()
+            .all(|t| !t.1.starts_with("Running")),
         "an unhealthy task counted as running: {:?}",
         states(m, "sick")
     );
@@ -137,7 +143,13 @@ fn tasks_run_once_healthy_and_unhealthy_ones_are_replaced() {
     assert!(
         rolled_back,
         "update status: {}; tasks {:?}",
-        m.docker_ok(&["service", "inspect", "--format", "{{json .UpdateStatus}}", "slow"]),
+        m.docker_ok(&[
+            "service",
+            "inspect",
+            "--format",
+            "{{json .UpdateStatus}}",
+            "slow"
+        ]),
         states(m, "slow")
     );
     let healthy_again = eventually(Duration::from_secs(40), || {

@@ -424,6 +424,7 @@ mod tests {
             },
             job_iteration: 0,
             endpoint_spec: None,
+            networks: Vec::new(),
         }
     }
 
