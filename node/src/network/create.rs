@@ -83,8 +83,9 @@ fn null_vec<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 /// Any name with something in it, as dockerd takes them (spaces, `-x`, `a/b`: a network's
-/// name is only ever looked up, never a path or device name); trimmed, and no control
-/// characters.
+/// name is only ever looked up, never a path or device name); trimmed, with no control
+/// characters and none of the quoting and separator characters of shell and nft scripts
+/// (defence in depth: names never reach a script, and no user needs them).
 fn check_name(name: &str) -> Result<String> {
     let name = name.trim().to_owned();
     if name.is_empty() {
@@ -93,6 +94,11 @@ fn check_name(name: &str) -> Result<String> {
     if name.chars().any(char::is_control) {
         return Err(NetworkError::invalid(format!(
             "invalid network name {name:?}: control characters are not allowed"
+        )));
+    }
+    if name.contains(['"', '\'', ';', '\\', '`', '$']) {
+        return Err(NetworkError::invalid(format!(
+            "invalid network name {name:?}: quotes, `;`, `\\`, backquotes and `$` are not allowed"
         )));
     }
     Ok(name)
