@@ -103,7 +103,5 @@ fn service_logs_come_from_every_node() {
         "follow gave: {followed}"
     );
 
-    // A worker's logs through the manager, and nothing left subscribed after: the worker
-    // keeps serving its tasks.
     m.docker_ok(&["service", "rm", "talker"]);
 }

@@ -71,78 +71,58 @@ pub fn files_for(
             .cloned()
             .unwrap_or_default()
     };
-    let find = |objs: &[DataObject], id: &str| objs.iter().find(|o| o.id == id).cloned();
     let mut files = Vec::new();
-    for r in refs("Secrets") {
-        if r.get("File").is_none() {
-            continue;
-        }
-        let id = r.get("SecretID").and_then(|v| v.as_str()).unwrap_or("");
-        let obj = find(secrets, id).ok_or_else(|| format!("secret {id} is not available"))?;
-        let (name, uid, gid, mode) = reference_file(&r, 0o444);
-        let name = if name.is_empty() {
-            obj.name.clone()
-        } else {
-            name
-        };
-        let target = if name.starts_with('/') {
-            name
-        } else {
-            format!("/run/secrets/{name}")
-        };
-        files.push(TaskFile {
-            target,
-            data: obj.data,
-            uid,
-            gid,
-            mode,
-        });
-    }
-    for r in refs("Configs") {
-        // A `Runtime` reference (credential specs) has no file.
-        if r.get("File").is_none() {
-            continue;
-        }
-        let id = r.get("ConfigID").and_then(|v| v.as_str()).unwrap_or("");
-        let obj = find(configs, id).ok_or_else(|| format!("config {id} is not available"))?;
-        let (name, uid, gid, mode) = reference_file(&r, 0o444);
-        let name = if name.is_empty() {
-            obj.name.clone()
-        } else {
-            name
-        };
-        let target = if name.starts_with('/') {
-            name
-        } else {
-            format!("/{name}")
-        };
-        let data = match templating(&obj) {
-            Some(driver) if driver == "golang" => {
-                let ctx = TemplateContext {
-                    task: t,
-                    hostname,
-                    secrets,
-                    configs,
-                };
-                expand(&String::from_utf8_lossy(&obj.data), &ctx)
-                    .map_err(|e| format!("config {}: template: {e}", obj.name))?
-                    .into_bytes()
+    // Relative targets: secrets under /run/secrets, configs at the root.
+    for (key, id_key, what, objs, dir) in [
+        ("Secrets", "SecretID", "secret", secrets, "/run/secrets/"),
+        ("Configs", "ConfigID", "config", configs, "/"),
+    ] {
+        for r in refs(key) {
+            // A `Runtime` reference (credential specs) has no file.
+            if r.get("File").is_none() {
+                continue;
             }
-            Some(driver) => {
-                return Err(format!(
-                    "config {}: unsupported template driver {driver:?}",
-                    obj.name
-                ))
-            }
-            None => obj.data,
-        };
-        files.push(TaskFile {
-            target,
-            data,
-            uid,
-            gid,
-            mode,
-        });
+            let id = r.get(id_key).and_then(|v| v.as_str()).unwrap_or("");
+            let obj = objs
+                .iter()
+                .find(|o| o.id == id)
+                .ok_or_else(|| format!("{what} {id} is not available"))?;
+            let (name, uid, gid, mode) = reference_file(&r, 0o444);
+            let name = if name.is_empty() { &obj.name } else { &name };
+            let target = if name.starts_with('/') {
+                name.clone()
+            } else {
+                format!("{dir}{name}")
+            };
+            // Templates are expanded in configs (secrets are handed over as stored).
+            let data = match templating(obj).filter(|_| key == "Configs") {
+                None => obj.data.clone(),
+                Some(driver) if driver == "golang" => {
+                    let ctx = TemplateContext {
+                        task: t,
+                        hostname,
+                        secrets,
+                        configs,
+                    };
+                    expand(&String::from_utf8_lossy(&obj.data), &ctx)
+                        .map_err(|e| format!("{what} {}: template: {e}", obj.name))?
+                        .into_bytes()
+                }
+                Some(driver) => {
+                    return Err(format!(
+                        "{what} {}: unsupported template driver {driver:?}",
+                        obj.name
+                    ))
+                }
+            };
+            files.push(TaskFile {
+                target,
+                data,
+                uid,
+                gid,
+                mode,
+            });
+        }
     }
     Ok(files)
 }

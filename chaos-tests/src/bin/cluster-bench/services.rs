@@ -44,7 +44,7 @@ fn service_body(name: &str, replicas: u64, update: Option<Value>) -> Value {
     b
 }
 
-/// Tasks of `service` meant to run: (node id, state, spec version of the service it is of).
+/// Tasks of `service` meant to run: (node id, state).
 fn tasks(c: &mut Conn, service: &str) -> Result<Vec<(String, String)>, String> {
     let filters =
         format!(r#"{{"service":{{"{service}":true}},"desired-state":{{"running":true}}}}"#);
