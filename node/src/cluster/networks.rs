@@ -293,18 +293,18 @@ impl SwarmNetworks for ClusterBackend {
         }
     }
 
-    async fn list(&self, filters: &Filters) -> ApiResult<Vec<Value>> {
+    async fn list(&self, filters: &Filters) -> ApiResult<Option<Vec<Value>>> {
         let Some(m) = manager_if_any(self).await else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let me = m.node_id.clone();
-        Ok(m.read(|s| {
+        Ok(Some(m.read(|s| {
             s.networks
                 .values()
                 .filter(|n| matches(n, filters))
                 .map(|n| view(s, n, &me))
                 .collect()
-        }))
+        })))
     }
 
     async fn inspect(&self, key: &str) -> ApiResult<Option<Value>> {

@@ -23,8 +23,8 @@ use crate::container::Containers;
 pub trait SwarmNetworks: Send + Sync {
     /// `network create -d overlay`: `{"Id", "Warning"}`, or None when not a manager.
     async fn create(&self, body: Value) -> ApiResult<Option<Value>>;
-    /// The swarm networks matching `filters`, in Docker's JSON.
-    async fn list(&self, filters: &Filters) -> ApiResult<Vec<Value>>;
+    /// The swarm networks matching `filters`, in Docker's JSON; None when not a manager.
+    async fn list(&self, filters: &Filters) -> ApiResult<Option<Vec<Value>>>;
     /// A swarm network by id, name or id prefix.
     async fn inspect(&self, key: &str) -> ApiResult<Option<Value>>;
     /// Removes a swarm network; false when `key` names none.
@@ -42,12 +42,17 @@ impl NetworkBackend for NetworkApi {
     async fn list(&self, filters: Filters) -> ApiResult<Vec<Value>> {
         let mut out = self.nets.list(&filters)?;
         if let Some(s) = &self.swarm {
-            // A swarm network this node also has locally (a task of it runs here) is shown
-            // once, as the swarm has it.
-            let swarm = s.list(&filters).await?;
-            out.retain(|l| !swarm.iter().any(|v| v["Id"] == l["Id"]));
-            out.extend(swarm);
-            out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+            // On a manager the swarm's list is the truth for overlay networks: one this node
+            // also has locally (a task of it runs here) is shown once, as the swarm has it,
+            // and a local one the swarm no longer has (removed, its tasks still ending here)
+            // is not shown at all. A worker shows its local instances, as Docker's do.
+            if let Some(swarm) = s.list(&filters).await? {
+                out.retain(|l| {
+                    l["Driver"] != "overlay" && !swarm.iter().any(|v| v["Id"] == l["Id"])
+                });
+                out.extend(swarm);
+                out.sort_by(|a, b| a["Name"].as_str().cmp(&b["Name"].as_str()));
+            }
         }
         Ok(out)
     }
