@@ -45,21 +45,11 @@ fn assigned(
         t.id.hash(&mut h);
         t.desired_state.hash(&mut h);
         if t.desired_state <= TaskState::Running {
-            let spec = t.spec.container_spec.as_ref();
-            for (key, id_key, set) in [
-                ("Secrets", "SecretID", &mut secrets),
-                ("Configs", "ConfigID", &mut configs),
+            for (kind, set) in [
+                (DataKind::Secret, &mut secrets),
+                (DataKind::Config, &mut configs),
             ] {
-                for r in spec
-                    .and_then(|c| c.get(key))
-                    .and_then(|v| v.as_array())
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(id) = r.get(id_key).and_then(|v| v.as_str()) {
-                        set.insert(id.to_owned());
-                    }
-                }
+                set.extend(t.spec.data_refs(kind).into_iter().map(str::to_owned));
             }
         }
     }

@@ -20,6 +20,7 @@ pub mod network;
 pub mod networks;
 pub mod objects;
 pub mod orchestrator;
+pub mod peer;
 pub mod rotation;
 pub mod rpc;
 mod service;

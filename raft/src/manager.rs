@@ -485,6 +485,23 @@ impl Manager {
                 Ok(Reply::Done)
             }
             Request::PublishLogs(batch) => self.publish_logs(&caller()?.id, batch).await,
+            Request::PeerAddrs => {
+                let me = caller()?.id;
+                Ok(Reply::PeerAddrs(self.read(|s| {
+                    s.nodes
+                        .values()
+                        .filter(|n| n.id != me && n.state == NodeState::Ready && !n.addr.is_empty())
+                        .filter_map(|n| {
+                            let ip: std::net::IpAddr = n.addr.parse().ok()?;
+                            Some(crate::peer::PeerAddr {
+                                node_id: n.id.clone(),
+                                addr: std::net::SocketAddr::new(ip, crate::peer::PEER_PORT)
+                                    .to_string(),
+                            })
+                        })
+                        .collect()
+                })))
+            }
             Request::Renew { csr } => {
                 let caller = caller()?;
                 let cert_pem = self.sign(&csr, &caller.id, caller.spec.role, self.cert_expiry())?;

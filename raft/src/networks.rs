@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::netalloc::{self, Cidr};
 use crate::objects::Meta;
 use crate::state::State;
-use crate::tasks::{Service, Task, TaskTemplate};
+use crate::tasks::{Service, Task, TaskState, TaskTemplate};
 
 /// What `network create` asked for (Docker's network create request, swarm part).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -242,10 +242,14 @@ impl State {
                 n.spec.name, s.spec.name
             ));
         }
-        let task = n
-            .addresses
-            .values()
-            .find(|h| self.tasks.contains_key(h.as_str()));
+        // Swarm's rule: only a task meant to run and not yet ended holds the network; the
+        // tasks of a removed service (desired state remove) do not, so `stack rm` can remove
+        // its networks right after its services.
+        let task = n.addresses.values().find(|h| {
+            self.tasks.get(h.as_str()).is_some_and(|t| {
+                t.desired_state <= TaskState::Running && t.status.state <= TaskState::Running
+            })
+        });
         task.map(|t| format!("network {} is in use by task {t}", n.spec.name))
     }
 
@@ -528,9 +532,16 @@ mod tests {
             .addresses
             .values()
             .any(|h| h.starts_with(VIP_HOLDER)));
+        // A task still meant to run holds it; the removed service's tasks do not.
+        if let Some(t) = s.tasks.get_mut("t2") {
+            t.desired_state = TaskState::Running;
+        }
         assert!(
-            matches!(apply(&mut s, 6, rm()), Outcome::Refused { message } if message.starts_with("network ov is in use by task"))
+            matches!(apply(&mut s, 6, rm()), Outcome::Refused { message } if message.starts_with("network ov is in use by task t2"))
         );
+        if let Some(t) = s.tasks.get_mut("t2") {
+            t.desired_state = TaskState::Remove;
+        }
         // t1 ends: its address is free, but not handed out again before the others.
         apply(
             &mut s,

@@ -74,6 +74,8 @@ pub enum Request {
     /// (the engine's automatic join); the payload is the engine's, answered by the
     /// manager's [`AutoJoinResponder`](crate::manager::AutoJoinResponder).
     AutoJoin(serde_json::Value),
+    /// A node asks where the other ready nodes' peer ports are (to fetch an image from one).
+    PeerAddrs,
 }
 
 /// One observation of a task by the node that runs it.
@@ -228,6 +230,8 @@ pub enum Reply {
     Assignments(Box<Assignments>),
     /// The answer to [`Request::AutoJoin`] (the engine's payload).
     AutoJoin(serde_json::Value),
+    /// The answer to [`Request::PeerAddrs`].
+    PeerAddrs(Vec<crate::peer::PeerAddr>),
 }
 
 /// A client of one manager's Cluster service.

@@ -240,12 +240,17 @@ impl State {
                 map.insert(object.id.clone(), object);
                 Outcome::Done { version: index }
             }
-            Op::RemoveData { kind, id } => match self.data_mut(*kind).remove(id) {
-                Some(_) => Outcome::Done { version: index },
-                None => Outcome::NotFound {
-                    what: format!("{} {id}", kind.as_str()),
-                },
-            },
+            Op::RemoveData { kind, id } => {
+                if let Some(message) = self.data_in_use(*kind, id) {
+                    return Outcome::Refused { message };
+                }
+                match self.data_mut(*kind).remove(id) {
+                    Some(_) => Outcome::Done { version: index },
+                    None => Outcome::NotFound {
+                        what: format!("{} {id}", kind.as_str()),
+                    },
+                }
+            }
             Op::PutService {
                 version,
                 service,
@@ -272,6 +277,38 @@ impl State {
         }
     }
 
+    /// Why a secret or config cannot be removed now (services refer to it; Docker's words).
+    fn data_in_use(&self, kind: DataKind, id: &str) -> Option<String> {
+        let name = &self.data(kind).get(id)?.name;
+        let users: Vec<&str> = self
+            .services
+            .values()
+            .filter(|s| s.spec.task_template.data_refs(kind).contains(&id))
+            .map(|s| s.spec.name.as_str())
+            .collect();
+        (!users.is_empty()).then(|| {
+            format!(
+                "{} '{name}' is in use by the following service{}: {}",
+                kind.as_str(),
+                if users.len() > 1 { "s" } else { "" },
+                users.join(", ")
+            )
+        })
+    }
+
+    /// A secret or config a service spec refers to that does not exist (removed since the
+    /// API checked the spec).
+    fn missing_data(&self, tt: &crate::tasks::TaskTemplate) -> Option<String> {
+        [DataKind::Secret, DataKind::Config]
+            .into_iter()
+            .find_map(|kind| {
+                tt.data_refs(kind)
+                    .into_iter()
+                    .find(|id| !self.data(kind).contains_key(*id))
+                    .map(|id| format!("{} not found: {id}", kind.as_str()))
+            })
+    }
+
     fn data_mut(&mut self, kind: DataKind) -> &mut BTreeMap<String, DataObject> {
         match kind {
             DataKind::Secret => &mut self.secrets,
@@ -296,6 +333,9 @@ impl State {
         service: &Service,
         new_spec: bool,
     ) -> Outcome {
+        if let Some(message) = self.missing_data(&service.spec.task_template) {
+            return Outcome::Refused { message };
+        }
         let mut service = service.clone();
         match (self.services.get(&service.id), version) {
             (Some(cur), Some(v)) if cur.meta.version != v => return Outcome::OutOfSequence,
@@ -508,4 +548,85 @@ fn stamp(meta: &mut crate::objects::Meta, index: u64, at: &str) {
 /// Now, as Docker prints timestamps.
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::Meta;
+    use crate::tasks::{ServiceSpec, TaskTemplate};
+    use serde_json::json;
+
+    fn apply(s: &mut State, index: u64, op: Op) -> Outcome {
+        s.apply(index, &Command { at: now(), op })
+    }
+
+    fn secret(id: &str) -> Op {
+        Op::PutData {
+            kind: DataKind::Secret,
+            version: None,
+            object: Box::new(DataObject {
+                id: id.into(),
+                meta: Meta::default(),
+                name: format!("name-{id}"),
+                labels: BTreeMap::new(),
+                data: b"x".to_vec(),
+                templating: None,
+                driver: None,
+            }),
+        }
+    }
+
+    fn service_using(secret_id: &str) -> Op {
+        let tt = TaskTemplate {
+            container_spec: Some(json!({
+                "Image": "busybox",
+                "Secrets": [{"SecretID": secret_id, "SecretName": "s"}],
+            })),
+            ..Default::default()
+        };
+        Op::PutService {
+            version: None,
+            service: Box::new(crate::tasks::Service {
+                id: "svc1".into(),
+                meta: Meta::default(),
+                spec: ServiceSpec {
+                    name: "app".into(),
+                    task_template: tt,
+                    ..Default::default()
+                },
+                previous_spec: None,
+                spec_version: 0,
+                update_status: None,
+                job_iteration: 0,
+                virtual_ips: Vec::new(),
+            }),
+            new_spec: true,
+        }
+    }
+
+    #[test]
+    fn secrets_in_use_stay_and_services_cannot_refer_to_missing_ones() {
+        let mut s = State::default();
+        assert!(matches!(
+            apply(&mut s, 1, service_using("s1")),
+            Outcome::Refused { message } if message == "secret not found: s1"
+        ));
+        apply(&mut s, 2, secret("s1"));
+        assert!(matches!(
+            apply(&mut s, 3, service_using("s1")),
+            Outcome::Done { .. }
+        ));
+        let rm = || Op::RemoveData {
+            kind: DataKind::Secret,
+            id: "s1".into(),
+        };
+        assert!(matches!(
+            apply(&mut s, 4, rm()),
+            Outcome::Refused { message }
+                if message == "secret 'name-s1' is in use by the following service: app"
+        ));
+        apply(&mut s, 5, Op::RemoveService { id: "svc1".into() });
+        assert!(matches!(apply(&mut s, 6, rm()), Outcome::Done { .. }));
+    }
 }

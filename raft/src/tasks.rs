@@ -62,6 +62,24 @@ pub struct TaskTemplate {
     pub other: BTreeMap<String, Value>,
 }
 
+impl TaskTemplate {
+    /// The ids of the secrets (or configs) the container refers to.
+    pub fn data_refs(&self, kind: crate::objects::DataKind) -> Vec<&str> {
+        let (list, id_key) = match kind {
+            crate::objects::DataKind::Secret => ("Secrets", "SecretID"),
+            crate::objects::DataKind::Config => ("Configs", "ConfigID"),
+        };
+        self.container_spec
+            .as_ref()
+            .and_then(|c| c.get(list))
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get(id_key).and_then(|v| v.as_str()))
+            .collect()
+    }
+}
+
 /// `Mode`: exactly one of these is set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

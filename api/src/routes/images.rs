@@ -36,7 +36,12 @@ fn registry_auth(h: &HeaderMap) -> Option<serde_json::Value> {
 /// A header holding base64url JSON (`X-Registry-Auth`, `X-Registry-Config`); an empty object
 /// is `None`.
 pub(crate) fn json_header(h: &HeaderMap, name: &str) -> Option<serde_json::Value> {
-    let raw = h.get(name)?.to_str().ok()?;
+    decode_json_b64(h.get(name)?.to_str().ok()?)
+}
+
+/// base64url JSON as `X-Registry-Auth` carries it (padded or not; plain base64 too); an
+/// empty object is `None`.
+pub fn decode_json_b64(raw: &str) -> Option<serde_json::Value> {
     let bytes = base64::engine::general_purpose::URL_SAFE
         .decode(raw.trim())
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim()))

@@ -303,7 +303,9 @@ impl Agent {
             }
         }
         spec.endpoints = self.net.endpoints(&t);
-        match self.ensure_image(&spec.config.image).await {
+        let auth = super::services::registry_auth(&t.spec)
+            .and_then(|a| berth_api::routes::images::decode_json_b64(&a));
+        match self.ensure_image(&spec.config.image, auth).await {
             Ok(image) => spec.config.image = image,
             Err(e) => {
                 self.done(&t);
@@ -533,7 +535,11 @@ impl Agent {
     }
 
     /// The reference this node knows the image by, pulled first unless it has it.
-    async fn ensure_image(&self, image: &str) -> Result<String, String> {
+    async fn ensure_image(
+        &self,
+        image: &str,
+        auth: Option<serde_json::Value>,
+    ) -> Result<String, String> {
         // A digest-pinned reference from the CLI (`repo:tag@sha256:…`) is known locally by
         // its digest or, when it was built or loaded here, by its tag.
         let (name, tag) = split_reference(image);
@@ -546,9 +552,35 @@ impl Agent {
                 return Ok(candidate);
             }
         }
+        // What the engine knows the image by once it is here (a pull by tag stores the tag).
+        let wanted = match &tag {
+            Some(t) => format!("{name}:{t}"),
+            None => name.clone(),
+        };
+        let pulled = match self.pull(&name, tag.as_deref(), auth).await {
+            Ok(()) => return Ok(wanted),
+            Err(e) => e,
+        };
+        // In no reachable registry: maybe built or loaded on another node of the swarm.
+        match super::peerimages::fetch(&self.swarm, &self.images, &wanted).await {
+            Ok(()) => Ok(wanted),
+            Err(peer) => {
+                tracing::debug!(image, error = %peer, "no peer has the image either");
+                Err(pulled)
+            }
+        }
+    }
+
+    /// Pulls `name` (`tag`) from its registry; Err carries the registry's message.
+    async fn pull(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        auth: Option<serde_json::Value>,
+    ) -> Result<(), String> {
         let mut progress = self
             .images
-            .pull(&name, tag.as_deref(), None, None)
+            .pull(name, tag, None, auth)
             .await
             .map_err(|e| e.to_string())?;
         while let Some(msg) = progress.next().await {
@@ -561,7 +593,7 @@ impl Agent {
                 return Err(text);
             }
         }
-        Ok(name)
+        Ok(())
     }
 }
 

@@ -199,41 +199,16 @@ pub async fn update(
 
 pub async fn remove(m: &Manager, kind: DataKind, key: &str) -> ApiResult<()> {
     let cur = find(m, kind, key)?;
-    // Refused while a service refers to it (Docker's check and words).
-    let (list, id_key) = match kind {
-        DataKind::Secret => ("Secrets", "SecretID"),
-        DataKind::Config => ("Configs", "ConfigID"),
-    };
-    let users: Vec<String> = m.read(|s| {
-        s.services
-            .values()
-            .filter(|svc| {
-                svc.spec
-                    .task_template
-                    .container_spec
-                    .as_ref()
-                    .and_then(|c| c.get(list))
-                    .and_then(|v| v.as_array())
-                    .is_some_and(|refs| {
-                        refs.iter()
-                            .any(|r| r.get(id_key).and_then(|v| v.as_str()) == Some(&cur.id))
-                    })
-            })
-            .map(|svc| svc.spec.name.clone())
-            .collect()
-    });
-    if !users.is_empty() {
-        return Err(ApiError::invalid(format!(
-            "{} '{}' is in use by the following service{}: {}",
-            kind.as_str(),
-            cur.name,
-            if users.len() > 1 { "s" } else { "" },
-            users.join(", ")
-        )));
-    }
+    // Refused while a service refers to it: the check is the state machine's, so a
+    // concurrent `service create` cannot slip in between (Docker's words).
     m.propose(Op::RemoveData { kind, id: cur.id })
         .await
-        .map_err(api_error)?;
+        .map_err(|e| match e {
+            berth_raft::ClusterError::FailedPrecondition(msg) => {
+                ApiError::invalid(format!("rpc error: code = InvalidArgument desc = {msg}"))
+            }
+            e => api_error(e),
+        })?;
     Ok(())
 }
 

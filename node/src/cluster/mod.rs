@@ -17,6 +17,7 @@ mod describe;
 mod logs;
 mod netattach;
 mod networks;
+mod peerimages;
 mod services;
 mod taskdata;
 mod taskspec;
@@ -71,6 +72,9 @@ impl ClusterBackend {
             }
             None => None,
         };
+        backend
+            .swarm
+            .set_image_source(Arc::new(peerimages::EngineImages(images.clone())));
         if let Err(e) = backend.swarm.restore().await {
             // The engine still serves; the swarm side reports the error.
             tracing::error!(error = %e, "could not resume the swarm membership");
@@ -480,9 +484,9 @@ impl SwarmBackend for ClusterBackend {
         let m = self.manager().await?;
         Ok(services::list(&m, &filters, status))
     }
-    async fn service_create(&self, spec: Value, _auth: Option<String>) -> ApiResult<Value> {
+    async fn service_create(&self, spec: Value, auth: Option<String>) -> ApiResult<Value> {
         let m = self.manager().await?;
-        services::create(&m, spec).await
+        services::create(&m, spec, auth).await
     }
     async fn service_inspect(&self, id: &str, _insert_defaults: bool) -> ApiResult<Value> {
         let m = self.manager().await?;

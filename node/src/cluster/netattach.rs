@@ -147,14 +147,14 @@ impl NetAttach {
             let Ok(rec) = self.nets.find(&a.network_id) else {
                 continue;
             };
-            // The service's own name is answered from cluster state (its VIP), not as an
-            // alias of this one task.
-            let aliases = a.aliases.clone();
+            // The service's name and its network aliases are answered from cluster state
+            // (its VIP, or its tasks for dnsrr), never as names of this one task: in vip
+            // mode an alias answers the VIP alone, as Docker's does.
             out.insert(
                 rec.name.clone(),
                 Endpoint {
                     network_id: rec.id.clone(),
-                    aliases,
+                    aliases: Vec::new(),
                     ipv4_request: addr(&a.address).map(|i| i.to_string()).unwrap_or_default(),
                     ..Default::default()
                 },

@@ -8,18 +8,74 @@ use berth_api::error::{ApiError, ApiResult};
 use berth_raft::manager::{new_node_id, Manager};
 use berth_raft::objects::DataKind;
 use berth_raft::state::{now, Op, State};
-use berth_raft::tasks::{Mode, Service, ServiceSpec, Task, TaskState, UpdateStatus};
+use berth_raft::tasks::{Mode, Service, ServiceSpec, Task, TaskState, TaskTemplate, UpdateStatus};
 use serde_json::{json, Value};
 
 use super::api_error;
 
 /// Docker's rule for service names (a DNS label).
+/// Swarm's rule: letters and digits, with `-` and `_` inside (stacks name their services
+/// `<stack>_<service>`), at most 63 characters.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+    let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    name.len() <= 63
+        && alnum(name.chars().next())
+        && alnum(name.chars().last())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Where a service keeps the registry credentials `--with-registry-auth` sent (swarmkit's
+/// `ContainerSpec.PullOptions.RegistryAuth`): handed to nodes with the task, never shown.
+const PULL_OPTIONS: &str = "PullOptions";
+
+/// The encoded registry credentials a spec carries, if any.
+pub(super) fn registry_auth(tt: &TaskTemplate) -> Option<String> {
+    let cs = tt.container_spec.as_ref()?;
+    let auth = cs.get(PULL_OPTIONS)?.get("RegistryAuth")?.as_str()?;
+    Some(auth.to_owned()).filter(|a| !a.is_empty())
+}
+
+/// Sets (or, with None or `{}`, clears) the registry credentials of a spec.
+fn set_registry_auth(tt: &mut TaskTemplate, auth: Option<String>) {
+    let auth = auth.filter(|a| berth_api::routes::images::decode_json_b64(a).is_some());
+    if let Some(cs) = tt.container_spec.as_mut().and_then(|c| c.as_object_mut()) {
+        match auth {
+            Some(a) => {
+                cs.insert(PULL_OPTIONS.into(), json!({ "RegistryAuth": a }));
+            }
+            None => {
+                cs.remove(PULL_OPTIONS);
+            }
+        }
+    }
+}
+
+/// Takes the credentials out of a spec as shown (`Spec`/`PreviousSpec` of a service, a
+/// task's `Spec`).
+pub(super) fn hide_registry_auth(spec: &mut Value) {
+    if let Some(cs) = spec
+        .pointer_mut("/TaskTemplate/ContainerSpec")
+        .and_then(Value::as_object_mut)
+    {
+        cs.remove(PULL_OPTIONS);
+    }
+    if let Some(cs) = spec
+        .pointer_mut("/ContainerSpec")
+        .and_then(Value::as_object_mut)
+    {
+        cs.remove(PULL_OPTIONS);
+    }
+}
+
+/// Two templates equal but for their credentials: new credentials alone roll nothing.
+fn same_template(a: &TaskTemplate, b: &TaskTemplate) -> bool {
+    let mut a = a.clone();
+    let mut b = b.clone();
+    set_registry_auth(&mut a, None);
+    set_registry_auth(&mut b, None);
+    a == b
 }
 
 fn invalid(msg: impl std::fmt::Display) -> ApiError {
@@ -44,6 +100,8 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
         .and_then(|c| c.as_object_mut())
     {
         cs.entry("Isolation").or_insert(json!("default"));
+        // Credentials come from X-Registry-Auth only, never from the body.
+        cs.remove(PULL_OPTIONS);
     }
     spec.task_template
         .other
@@ -190,8 +248,9 @@ fn random_name() -> String {
 }
 
 /// `POST /services/create`: 201 `{"ID"}`.
-pub async fn create(m: &Manager, spec: Value) -> ApiResult<Value> {
-    let spec = parse_spec(m, spec)?;
+pub async fn create(m: &Manager, spec: Value, auth: Option<String>) -> ApiResult<Value> {
+    let mut spec = parse_spec(m, spec)?;
+    set_registry_auth(&mut spec.task_template, auth);
     let name = spec.name.clone();
     let id = new_node_id();
     let svc = Service {
@@ -267,14 +326,26 @@ pub async fn update(
         next.previous_spec = Some(cur.spec.clone());
         next.spec = prev;
     } else {
-        let spec = parse_spec(m, body)?;
+        let mut spec = parse_spec(m, body)?;
+        // Credentials: those sent, else those of the current (or previous) spec.
+        let auth =
+            opts.registry_auth
+                .clone()
+                .or_else(|| match opts.registry_auth_from.as_deref() {
+                    Some("previous-spec") => cur
+                        .previous_spec
+                        .as_ref()
+                        .and_then(|p| registry_auth(&p.task_template)),
+                    _ => registry_auth(&cur.spec.task_template),
+                });
+        set_registry_auth(&mut spec.task_template, auth);
         if spec.name != cur.spec.name {
             return Err(invalid("renaming services is not supported"));
         }
         next.previous_spec = Some(cur.spec.clone());
         next.spec = spec;
     }
-    let template_changed = next.spec.task_template != cur.spec.task_template;
+    let template_changed = !same_template(&next.spec.task_template, &cur.spec.task_template);
     let mode_changed = std::mem::discriminant(&next.spec.mode.kind())
         != std::mem::discriminant(&cur.spec.mode.kind());
     if mode_changed && !(cur.spec.mode.is_job() && next.spec.mode.is_job()) {
@@ -368,7 +439,8 @@ pub fn inspect(m: &Manager, key: &str) -> ApiResult<Value> {
 
 /// One service as Docker shows it.
 pub fn service_view(s: &State, svc: &Service, status: bool) -> Value {
-    let spec = serde_json::to_value(&svc.spec).unwrap_or(Value::Null);
+    let mut spec = serde_json::to_value(&svc.spec).unwrap_or(Value::Null);
+    hide_registry_auth(&mut spec);
     let endpoint_spec = svc
         .spec
         .endpoint_spec
@@ -391,6 +463,7 @@ pub fn service_view(s: &State, svc: &Service, status: bool) -> Value {
     }
     if let Some(prev) = &svc.previous_spec {
         v["PreviousSpec"] = serde_json::to_value(prev).unwrap_or(Value::Null);
+        hide_registry_auth(&mut v["PreviousSpec"]);
     }
     if let Some(u) = &svc.update_status {
         let mut st = json!({ "State": u.state, "StartedAt": u.started_at, "Message": u.message });
@@ -532,7 +605,8 @@ fn task_name(s: &State, t: &Task) -> String {
 
 /// One task as Docker shows it.
 pub fn task_view(s: &State, t: &Task) -> Value {
-    let spec = serde_json::to_value(&t.spec).unwrap_or(Value::Null);
+    let mut spec = serde_json::to_value(&t.spec).unwrap_or(Value::Null);
+    hide_registry_auth(&mut spec);
     let mut status = json!({
         "Timestamp": t.status.timestamp,
         "State": t.status.state.as_str(),

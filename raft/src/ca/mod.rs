@@ -51,8 +51,8 @@ pub use seal::{open, seal, UnlockKey};
 pub use tls::{client_config, peer_fingerprint, pinned_client_config, server_config, PinnedRoot};
 pub use token::{new_token, secret_eq, JoinToken};
 pub use transport::{
-    channel, channel_live, incoming, incoming_live, LiveConfig, PeerInfo, TlsConn, CONNECT_TIMEOUT,
-    HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES,
+    channel, channel_live, incoming, incoming_live, node_channel, LiveConfig, PeerInfo, TlsConn,
+    CONNECT_TIMEOUT, HANDSHAKE_TIMEOUT, MAX_PENDING_HANDSHAKES,
 };
 
 /// The TLS server name every manager certificate carries and every client verifies.

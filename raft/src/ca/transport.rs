@@ -287,21 +287,53 @@ pub fn channel_live(addr: SocketAddr, cfg: LiveConfig<ClientConfig>) -> Channel 
         .http2_keep_alive_interval(Duration::from_secs(1))
         .keep_alive_timeout(Duration::from_secs(2))
         .keep_alive_while_idle(true);
+    let name = rustls::pki_types::ServerName::try_from(MANAGER_SERVER_NAME)
+        .expect("swarm-manager is a valid dns name");
+    lazy(endpoint, addr, name, cfg)
+}
+
+/// A lazy channel to the node `node_id` at `addr` (its peer port), verified under its id:
+/// every node certificate carries its node id as a DNS name, so the answer comes from that
+/// node and no other. Streams are long (image archives): no keep-alive timeout beyond TCP's.
+pub fn node_channel(
+    addr: SocketAddr,
+    node_id: &str,
+    cfg: Arc<ClientConfig>,
+) -> io::Result<Channel> {
+    let name = rustls::pki_types::ServerName::try_from(node_id.to_owned()).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("node id {node_id:?}: {e}"),
+        )
+    })?;
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .expect("a socket address is a valid uri authority")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true);
+    Ok(lazy(endpoint, addr, name, LiveConfig::new(cfg)))
+}
+
+fn lazy(
+    endpoint: Endpoint,
+    addr: SocketAddr,
+    name: rustls::pki_types::ServerName<'static>,
+    cfg: LiveConfig<ClientConfig>,
+) -> Channel {
     endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
         let connector = TlsConnector::from(cfg.get());
-        async move { dial(addr, connector).await }
+        let name = name.clone();
+        async move { dial(addr, name, connector).await }
     }))
 }
 
 async fn dial(
     addr: SocketAddr,
+    name: rustls::pki_types::ServerName<'static>,
     connector: TlsConnector,
 ) -> io::Result<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>> {
     let connect = async {
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        let name = rustls::pki_types::ServerName::try_from(MANAGER_SERVER_NAME)
-            .expect("swarm-manager is a valid dns name");
         connector.connect(name, tcp).await
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
@@ -450,7 +482,8 @@ mod tests {
             .expect("write");
 
         let client = client_config(c.root.cert_pem(), Some(&c.worker)).expect("client");
-        let dial = tokio::spawn(dial(addr, TlsConnector::from(client)));
+        let name = rustls::pki_types::ServerName::try_from(MANAGER_SERVER_NAME).expect("name");
+        let dial = tokio::spawn(dial(addr, name, TlsConnector::from(client)));
         let conn = tokio::time::timeout(Duration::from_secs(5), conns.next())
             .await
             .expect("a connection in time")

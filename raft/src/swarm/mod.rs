@@ -148,6 +148,8 @@ pub struct Swarm {
     cert_due: std::sync::Mutex<Option<(i64, Role)>>,
     /// Handed to every manager this node starts (`set_auto_join`).
     auto_join: std::sync::Mutex<Option<Arc<dyn AutoJoinResponder>>>,
+    /// What the peer port serves (`set_image_source`); without one it is not opened.
+    images: std::sync::Mutex<Option<Arc<dyn crate::peer::ImageSource>>>,
 }
 
 struct SessionClients {
@@ -168,6 +170,7 @@ impl Swarm {
             kek: Default::default(),
             cert_due: Default::default(),
             auto_join: Default::default(),
+            images: Default::default(),
         })
     }
 
@@ -175,6 +178,53 @@ impl Swarm {
     /// `restore`).
     pub fn set_auto_join(&self, r: Arc<dyn AutoJoinResponder>) {
         *self.auto_join.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+    }
+
+    /// The peer port serves `src`'s images to the swarm's other nodes (set before `restore`).
+    pub fn set_image_source(&self, src: Arc<dyn crate::peer::ImageSource>) {
+        *self.images.lock().unwrap_or_else(|p| p.into_inner()) = Some(src);
+    }
+
+    /// `image`'s `docker save` archive, from the first other ready node that has it.
+    pub async fn fetch_image(
+        self: &Arc<Self>,
+        image: &str,
+    ) -> ClusterResult<futures_util::stream::BoxStream<'static, Result<Vec<u8>, String>>> {
+        let peers = match self
+            .call(&crate::rpc::Request::PeerAddrs, crate::rpc::CALL_TIMEOUT)
+            .await?
+        {
+            crate::rpc::Reply::PeerAddrs(p) => p,
+            other => {
+                return Err(ClusterError::Internal(format!(
+                    "unexpected reply to PeerAddrs: {other:?}"
+                )))
+            }
+        };
+        let certs = self.load_certs()?;
+        let tls = ca::client_config(&certs.trust_pem, Some(&certs.cert))
+            .map_err(|e| ClusterError::internal("client tls", e))?;
+        crate::peer::fetch(&peers, image, tls).await
+    }
+
+    /// The peer port's loop for the node at `ip` (none without an image source).
+    fn peer_port(self: &Arc<Self>, ip: &str) -> Option<tokio::task::JoinHandle<()>> {
+        let src = self
+            .images
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        let ip: std::net::IpAddr = ip.parse().ok()?;
+        let me = Arc::downgrade(self);
+        let tls = move || {
+            let s = me
+                .upgrade()
+                .ok_or_else(|| ClusterError::Unavailable("the node is shutting down".into()))?;
+            let certs = s.load_certs()?;
+            ca::server_config(&certs.trust_pem, &certs.cert)
+                .map_err(|e| ClusterError::internal("server tls", e))
+        };
+        Some(tokio::spawn(crate::peer::serve(ip, src, tls)))
     }
 
     /// Cheap, for `/_ping`.
@@ -524,10 +574,11 @@ impl Swarm {
 
     fn activate(self: &Arc<Self>, id: Identity, manager: Option<Arc<Manager>>) -> Active {
         self.publish(&id, manager.is_some());
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(session_loop(Arc::downgrade(self))),
             tokio::spawn(keys_loop(Arc::downgrade(self))),
         ];
+        tasks.extend(self.peer_port(&id.addr));
         Active {
             id,
             manager,
