@@ -13,13 +13,17 @@ use serde_json::{json, Value};
 
 use super::api_error;
 
-/// Docker's rule for service names (a DNS label).
+/// Docker's rule for service names (swarmkit's `^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$`, at
+/// most 63 characters): letters and digits, with `-` and `_` only between them (stacks name
+/// their services `<stack>_<service>`).
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn invalid(msg: impl std::fmt::Display) -> ApiError {
