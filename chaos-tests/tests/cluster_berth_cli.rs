@@ -229,12 +229,13 @@ fn services(c: &Cluster, id: &str, s1: &str, c1: &str) {
             err(&o)
         );
     }
-    scale_update_rollback(c, id);
-    m.berth_ok(&["service", "rm", "app", "glob"]);
+    let s2 = scale_update_rollback(c, id);
+    assert_eq!(m.berth_ok(&["service", "rm", "app", "glob"]), "app\nglob");
     assert_eq!(m.berth_ok(&["service", "ls", "-q"]), "");
+    m.berth_ok(&["secret", "rm", &s2]);
 }
 
-fn scale_update_rollback(c: &Cluster, id: &str) {
+fn scale_update_rollback(c: &Cluster, id: &str) -> String {
     let m = c.host(0);
     let o = berth_long(m, &["service", "scale", "app=3"]);
     assert!(out(&o).starts_with("app scaled to 3"), "{}", out(&o));
@@ -309,8 +310,7 @@ fn scale_update_rollback(c: &Cluster, id: &str) {
     let o = m.berth(&["service", "update", "--update-order", "sideways", "app"]);
     assert_eq!(o.status.code(), Some(125), "{}", err(&o));
     assert!(err(&o).contains("--update-order"), "{}", err(&o));
-    m.berth_ok(&["service", "rm", "app"]);
-    m.berth_ok(&["secret", "rm", &s2]);
+    s2
 }
 
 const COMPOSE: &str = r#"

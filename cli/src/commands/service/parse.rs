@@ -37,8 +37,8 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
         (r, 8)
     } else if let Some(r) = s.strip_prefix("0b").or(s.strip_prefix("0B")) {
         (r, 2)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8)
+    } else if let Some(r) = s.strip_prefix('0').filter(|r| !r.is_empty()) {
+        (r, 8)
     } else {
         (s, 10)
     };
