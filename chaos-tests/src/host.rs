@@ -352,6 +352,49 @@ impl Host {
         String::from_utf8_lossy(&o.stdout).trim().to_owned()
     }
 
+    /// Our own CLI, `berth` (from [`bin_dir`]), against this host (`-H unix://…`), with
+    /// `input` on its stdin and `env` added to its environment, killed after `timeout`.
+    pub fn berth_with(
+        &self,
+        args: &[&str],
+        input: Option<&str>,
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Output {
+        let mut cmd = Command::new(bin_dir().join("berth"));
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.socket().display()))
+            .args(args)
+            .env_remove("BERTH_HOST")
+            .envs(env.iter().copied());
+        let mut o = cleanup::output_within_input(&mut cmd, timeout, input.map(str::as_bytes));
+        if o.status.code().is_none() {
+            let note = format!("\nchaos: berth {args:?} killed after {timeout:?}\n");
+            o.stderr.extend_from_slice(note.as_bytes());
+        }
+        o
+    }
+
+    /// `berth args…` against this host, killed after 60 s.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        self.berth_with(args, None, &[], DOCKER_TIMEOUT)
+    }
+
+    /// `berth args…`, which must succeed; its trimmed stdout. On failure panics with the
+    /// command, its stderr and berthd's log tail.
+    pub fn berth_ok(&self, args: &[&str]) -> String {
+        let o = self.berth(args);
+        assert!(
+            o.status.success(),
+            "{}: berth {args:?} failed: {}{}\n---- berthd log tail:\n{}",
+            self.hostname,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            self.log_tail()
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    }
+
     /// The last 40 lines of this host's berthd log (all its runs, marked).
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();

@@ -1,7 +1,8 @@
 //! The command tree (clap) and its dispatch. Top-level verbs mirror `docker`'s; the management
 //! groups (`container`, `image`, `network`, `volume`, `system`) reuse the same argument types
-//! and handlers, so `berth container ls` and `berth ps` are one code path. `swarm` and `node`
-//! exist only as groups, as in docker.
+//! and handlers, so `berth container ls` and `berth ps` are one code path. The cluster's
+//! `swarm`, `node`, `service`, `stack`, `secret` and `config` exist only as groups, as in
+//! docker.
 
 pub mod auth;
 pub mod build;
@@ -19,9 +20,12 @@ pub mod node_ps;
 pub mod ps;
 pub mod run;
 pub mod runconfig;
+pub mod service;
 pub mod session;
+pub mod stack;
 pub mod stats;
 pub mod swarm;
+pub mod swarm_data;
 pub mod system;
 pub mod transfer;
 pub mod volume;
@@ -154,6 +158,18 @@ pub enum Command {
     /// Manage Swarm nodes
     #[command(subcommand)]
     Node(node::NodeCmd),
+    /// Manage Swarm services
+    #[command(subcommand)]
+    Service(service::ServiceCmd),
+    /// Manage Swarm stacks
+    #[command(subcommand)]
+    Stack(stack::StackCmd),
+    /// Manage Swarm secrets
+    #[command(subcommand)]
+    Secret(swarm_data::SecretCmd),
+    /// Manage Swarm configs
+    #[command(subcommand)]
+    Config(swarm_data::ConfigCmd),
 }
 
 /// `berth container ...`
@@ -310,6 +326,10 @@ pub async fn dispatch(client: &Client, cmd: Command) -> Result<()> {
         C::Volume(c) => volume::dispatch(client, c).await,
         C::Swarm(c) => swarm::dispatch(client, c).await,
         C::Node(c) => node::dispatch(client, c).await,
+        C::Service(c) => service::dispatch(client, c).await,
+        C::Stack(c) => stack::dispatch(client, c).await,
+        C::Secret(c) => swarm_data::dispatch_secret(client, c).await,
+        C::Config(c) => swarm_data::dispatch_config(client, c).await,
         C::System(c) => match c {
             SystemCmd::Df(a) => disk::df(client, a).await,
             SystemCmd::Info(a) => system::info(client, a).await,

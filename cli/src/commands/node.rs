@@ -298,7 +298,7 @@ pub async fn inspect(client: &Client, args: NodeInspectArgs) -> Result<()> {
 }
 
 /// A `k=v` list under a heading, keys sorted (`Labels:` / `Engine Labels:`).
-fn push_labels(out: &mut String, heading: &str, labels: &Value) {
+pub fn push_labels(out: &mut String, heading: &str, labels: &Value) {
     let Some(map) = labels.as_object().filter(|m| !m.is_empty()) else {
         return;
     };
@@ -317,7 +317,7 @@ fn push_labels(out: &mut String, heading: &str, labels: &Value) {
 
 /// An RFC 3339 time as Go's `time.Time.String` prints it (`2026-11-27 22:30:46.67106768 +0000
 /// UTC`), through `pretty` as docker does.
-fn go_time(s: &str) -> String {
+pub fn go_time(s: &str) -> String {
     let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) else {
         return pretty(s);
     };

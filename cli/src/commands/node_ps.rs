@@ -19,9 +19,9 @@ use crate::format::{age_secs, ellipsis, human_duration, parse_rfc3339, short_id}
 use crate::opts;
 use crate::output::{row, ListFormat};
 
-const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}\t{{.Ports}}";
+pub const DEFAULT_TABLE: &str = "table {{.ID}}\t{{.Name}}\t{{.Image}}\t{{.Node}}\t{{.DesiredState}}\t{{.CurrentState}}\t{{.Error}}\t{{.Ports}}";
 
-const HEADERS: &[(&str, &str)] = &[
+pub const HEADERS: &[(&str, &str)] = &[
     ("ID", "ID"),
     ("Name", "NAME"),
     ("Image", "IMAGE"),
@@ -152,7 +152,7 @@ fn task_row(t: &Value, name: &str, names: &Names, trunc: bool) -> Value {
 }
 
 /// Fills in the names of every service and node the tasks mention.
-async fn resolve(client: &Client, tasks: &[Value], names: &mut Names) -> Result<()> {
+pub async fn resolve(client: &Client, tasks: &[Value], names: &mut Names) -> Result<()> {
     for t in tasks {
         let sid = t["ServiceID"].as_str().unwrap_or("").to_string();
         if !sid.is_empty() && !names.services.contains_key(&sid) {
