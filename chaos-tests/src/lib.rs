@@ -186,6 +186,12 @@ impl Cluster {
         }
     }
 
+    /// The switch's namespace and bridge: every frame between hosts crosses that bridge
+    /// (where a test captures the underlay).
+    pub fn switch(&self) -> (&str, &str) {
+        (&self.switch.netns, &self.switch.bridge)
+    }
+
     /// What this run owns, to check after drop that nothing of it is left.
     pub fn footprint(&self) -> Footprint {
         Footprint::new(&self.run, &self.root)
