@@ -186,10 +186,11 @@ impl Cluster {
         }
     }
 
-    /// The switch's namespace and bridge: every frame between hosts crosses that bridge
-    /// (where a test captures the underlay).
-    pub fn switch(&self) -> (&str, &str) {
-        (&self.switch.netns, &self.switch.bridge)
+    /// The switch's namespace: every frame between hosts crosses its ports (where a test
+    /// captures the underlay: `tcpdump -i any` there; the bridge device itself only sees
+    /// what is flooded or addressed to it).
+    pub fn switch_netns(&self) -> &str {
+        &self.switch.netns
     }
 
     /// What this run owns, to check after drop that nothing of it is left.

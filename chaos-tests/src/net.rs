@@ -54,7 +54,7 @@ pub fn in_netns<T: Send + 'static>(netns: &str, f: impl FnOnce() -> T + Send + '
 pub(crate) struct Switch {
     pub run: String,
     pub netns: String,
-    pub(crate) bridge: String,
+    bridge: String,
     /// First three octets of the run's /24 (10.231.X).
     prefix: String,
 }

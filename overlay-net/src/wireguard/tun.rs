@@ -48,7 +48,7 @@ impl Tun {
         req.name[..name.len()].copy_from_slice(name.as_bytes());
         // SAFETY: TUNSETIFF reads and writes a `struct ifreq`, which `IfReq` lays out (name,
         // then the flags of its union, padded to the union's 24 bytes).
-        let r = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF as _, &mut req) };
+        let r = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req) };
         if r < 0 {
             return Err(io::Error::last_os_error());
         }
