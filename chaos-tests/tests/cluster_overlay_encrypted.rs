@@ -189,15 +189,8 @@ fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-#[test]
-fn encrypted_overlay_hides_payloads_balances_and_survives_key_rotation() {
-    // Inherited by every berthd of this test.
-    std::env::set_var("BERTH_WIREGUARD_ROTATE", ROTATE_SECS);
-    let c = Cluster::new(3);
-    for h in c.hosts() {
-        h.import_busybox();
-    }
-    swarm::form(&c, 1, 2);
+/// The networks and services on a formed cluster; returns web's VIP once all run.
+fn deploy(c: &Cluster) -> String {
     let m = c.host(0);
     m.docker_ok(&[
         "network",
@@ -224,7 +217,6 @@ fn encrypted_overlay_hides_payloads_balances_and_survives_key_rotation() {
         "{{(index .Endpoint.VirtualIPs 0).Addr}}",
         "web",
     ]);
-    let vip = vip.split('/').next().unwrap_or_default().to_owned();
     let up = eventually(Duration::from_secs(120), || {
         running(m, "web") == 2
             && running(m, "echo") == 1
@@ -233,25 +225,12 @@ fn encrypted_overlay_hides_payloads_balances_and_survives_key_rotation() {
                 .all(|h| task_container(h, "probe").is_some())
     });
     assert!(up, "services did not start:\n{}", m.log_tail());
+    vip.split('/').next().unwrap_or_default().to_owned()
+}
 
-    for h in c.hosts() {
-        let mut last = String::new();
-        let ok = eventually(Duration::from_secs(45), || {
-            check_from(h, &vip).map_err(|e| last = e).is_ok()
-        });
-        assert!(ok, "{last}\n{}", h.log_tail());
-        let g = guard(h);
-        assert!(g.contains(r#"iifname != "bwg0" udp dport 4789"#), "{g}");
-        let ctr = task_container(h, "probe").expect("probe");
-        let links = sh(h, &ctr, "ip -o link");
-        assert!(
-            links.contains("mtu 1390") && links.contains("mtu 1450"),
-            "encrypted 1390, plain 1450: {links}"
-        );
-    }
-
-    // Several megabytes from every web and echo task to every probe: both networks carry
-    // full-size frames across nodes.
+/// Several megabytes from every web and echo task to every probe: both networks carry
+/// full-size frames across nodes.
+fn large_transfers(c: &Cluster) {
     for h in c.hosts() {
         let ctr = task_container(h, "probe").expect("probe");
         let targets: BTreeSet<String> = resolve(h, &ctr, "tasks.web")
@@ -268,11 +247,13 @@ fn encrypted_overlay_hides_payloads_balances_and_survives_key_rotation() {
             assert!(ok, "{}: {got} bytes of /big from {t}", h.hostname());
         }
     }
+}
 
-    // The underlay: the plain marker crosses in the clear, the encrypted one never does.
+/// The underlay: the plain marker crosses in the clear, the encrypted one never does.
+fn underlay_shows_no_plaintext(c: &Cluster) {
     let tag = c.run_id();
     let (secret, clear) = (format!("SECRET-{tag}-MARK"), format!("CLEAR-{tag}-MARK"));
-    let (bytes, text) = capture(&c, || {
+    let (bytes, text) = capture(c, || {
         for h in c.hosts() {
             let ctr = task_container(h, "probe").expect("probe");
             for (name, marker) in [("tasks.web", &secret), ("tasks.echo", &clear)] {
@@ -295,8 +276,10 @@ fn encrypted_overlay_hides_payloads_balances_and_survives_key_rotation() {
         "the encrypted marker crossed in the clear"
     );
     assert!(text.contains(".51820 "), "WireGuard datagrams on the wire");
+}
 
-    // Key rotation under traffic: requests keep being answered.
+/// Key rotation under traffic: requests keep being answered.
+fn rotation_keeps_serving(c: &Cluster) {
     let before: Vec<usize> = c.hosts().iter().map(switches).collect();
     let h = c.host(1);
     let ctr = task_container(h, "probe").expect("probe");
@@ -317,8 +300,11 @@ fn encrypted_overlay_hides_payloads_balances_and_survives_key_rotation() {
         failed * 10 <= total,
         "{failed} of {total} requests failed across key rotations"
     );
+}
 
-    // Removal: every device of the overlays and the tunnels goes.
+/// Removal: every device of the overlays and the tunnels goes, and the guard.
+fn remove_all(c: &Cluster) {
+    let m = c.host(0);
     m.docker_ok(&["service", "rm", "web", "echo", "probe"]);
     for net in ["sec", "plain"] {
         let removed = eventually(Duration::from_secs(60), || {
@@ -334,4 +320,35 @@ fn encrypted_overlay_hides_payloads_balances_and_survives_key_rotation() {
     });
     let left: Vec<Vec<String>> = c.hosts().iter().map(|h| has_link(h, &prefixes)).collect();
     assert!(clean, "devices left: {left:?}");
+}
+
+#[test]
+fn encrypted_overlay_hides_payloads_balances_and_survives_key_rotation() {
+    // Inherited by every berthd of this test.
+    std::env::set_var("BERTH_WIREGUARD_ROTATE", ROTATE_SECS);
+    let c = Cluster::new(3);
+    for h in c.hosts() {
+        h.import_busybox();
+    }
+    swarm::form(&c, 1, 2);
+    let vip = deploy(&c);
+    for h in c.hosts() {
+        let mut last = String::new();
+        let ok = eventually(Duration::from_secs(45), || {
+            check_from(h, &vip).map_err(|e| last = e).is_ok()
+        });
+        assert!(ok, "{last}\n{}", h.log_tail());
+        let g = guard(h);
+        assert!(g.contains(r#"iifname != "bwg0" udp dport 4789"#), "{g}");
+        let ctr = task_container(h, "probe").expect("probe");
+        let links = sh(h, &ctr, "ip -o link");
+        assert!(
+            links.contains("mtu 1390") && links.contains("mtu 1450"),
+            "encrypted 1390, plain 1450: {links}"
+        );
+    }
+    large_transfers(&c);
+    underlay_shows_no_plaintext(&c);
+    rotation_keeps_serving(&c);
+    remove_all(&c);
 }
