@@ -186,6 +186,13 @@ impl Cluster {
         }
     }
 
+    /// The switch's namespace: every frame between hosts crosses its ports (where a test
+    /// captures the underlay: `tcpdump -i any` there; the bridge device itself only sees
+    /// what is flooded or addressed to it).
+    pub fn switch_netns(&self) -> &str {
+        &self.switch.netns
+    }
+
     /// What this run owns, to check after drop that nothing of it is left.
     pub fn footprint(&self) -> Footprint {
         Footprint::new(&self.run, &self.root)

@@ -15,6 +15,9 @@
 //!                          pure, tested without root
 //!  services ─► lb::render(VIPs → backends) ──► nft table in each container namespace
 //! ```
+//! Encrypted overlays ([`wireguard`]) are the same planes with tunnel addresses as the VXLAN
+//! endpoints and a smaller MTU: their frames go through this node's WireGuard tunnels.
+//!
 //! The reconciler is level-triggered: it compares what should be with what is and emits the
 //! steps between them, so a restart, a device someone deleted, a stale FDB entry after churn
 //! or a missed update all converge on the next pass. This crate has no dependency on the
@@ -24,6 +27,7 @@ pub mod lb;
 pub mod model;
 pub mod netlink;
 pub mod plan;
+pub mod wireguard;
 
 pub use model::{Fdb, Observed, ObservedLink, Peer, Plane};
 pub use plan::{plan, Step};

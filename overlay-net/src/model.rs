@@ -56,6 +56,9 @@ pub struct Plane {
     pub local: Ipv4Addr,
     /// Every endpoint of the network on other nodes.
     pub peers: BTreeSet<Peer>,
+    /// The MTU of its bridge and VXLAN device: [`OVERLAY_MTU`], or less when the VXLAN
+    /// packets go through a tunnel (`wireguard::ENCRYPTED_OVERLAY_MTU`).
+    pub mtu: u32,
 }
 
 impl Plane {

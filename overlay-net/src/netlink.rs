@@ -19,7 +19,7 @@ use netlink_packet_route::neighbour::{
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
-use crate::model::{owned, Fdb, Observed, ObservedLink, OVERLAY_MTU, VXLAN_PORT};
+use crate::model::{owned, Fdb, Observed, ObservedLink, VXLAN_PORT};
 use crate::plan::Step;
 
 /// A kernel operation that failed: what was being done, and why.
@@ -56,7 +56,7 @@ impl Netlink {
         })
     }
 
-    fn request(
+    pub(crate) fn request(
         &mut self,
         msg: RouteNetlinkMessage,
         flags: u16,
@@ -121,7 +121,7 @@ impl Netlink {
             .collect())
     }
 
-    fn index(&mut self, name: &str) -> Result<u32, KernelError> {
+    pub(crate) fn index(&mut self, name: &str) -> Result<u32, KernelError> {
         let links = self.links().map_err(err("list links"))?;
         links
             .iter()
@@ -151,7 +151,7 @@ impl Netlink {
             .map(drop)
     }
 
-    fn set_up(&mut self, index: u32) -> io::Result<()> {
+    pub(crate) fn set_up(&mut self, index: u32) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = index;
         m.header.flags = LinkFlags::Up;
@@ -301,10 +301,10 @@ fn neigh_message(index: u32, ip: Ipv4Addr, mac: Option<[u8; 6]>) -> NeighbourMes
 /// Carries out one step.
 pub fn execute(nl: &mut Netlink, step: &Step) -> Result<(), KernelError> {
     match step {
-        Step::CreateBridge { name } => {
+        Step::CreateBridge { name, mtu } => {
             let mut m = LinkMessage::default();
             m.attributes.push(LinkAttribute::IfName(name.clone()));
-            m.attributes.push(LinkAttribute::Mtu(OVERLAY_MTU));
+            m.attributes.push(LinkAttribute::Mtu(*mtu));
             m.attributes
                 .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                     InfoKind::Bridge,
@@ -319,11 +319,12 @@ pub fn execute(nl: &mut Netlink, step: &Step) -> Result<(), KernelError> {
             vni,
             local,
             bridge,
+            mtu,
         } => {
             let master = nl.index(bridge)?;
             let mut m = LinkMessage::default();
             m.attributes.push(LinkAttribute::IfName(name.clone()));
-            m.attributes.push(LinkAttribute::Mtu(OVERLAY_MTU));
+            m.attributes.push(LinkAttribute::Mtu(*mtu));
             m.attributes.push(LinkAttribute::Controller(master));
             m.attributes.push(LinkAttribute::LinkInfo(vec![
                 LinkInfo::Kind(InfoKind::Vxlan),

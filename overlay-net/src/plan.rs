@@ -23,6 +23,7 @@ use crate::model::{owned, Fdb, Observed, Plane};
 pub enum Step {
     CreateBridge {
         name: String,
+        mtu: u32,
     },
     /// A VXLAN device (learning off, ARP proxy on, UDP `VXLAN_PORT`) enslaved to `bridge`.
     CreateVxlan {
@@ -30,6 +31,7 @@ pub enum Step {
         vni: u32,
         local: Ipv4Addr,
         bridge: String,
+        mtu: u32,
     },
     DeleteLink {
         name: String,
@@ -63,7 +65,10 @@ pub fn plan(desired: &[Plane], observed: &Observed) -> Vec<Step> {
         wanted.insert(br.clone());
         wanted.insert(vx.clone());
         if !observed.links.contains_key(&br) {
-            steps.push(Step::CreateBridge { name: br.clone() });
+            steps.push(Step::CreateBridge {
+                name: br.clone(),
+                mtu: p.mtu,
+            });
         }
         let cur = observed.links.get(&vx);
         let fits = cur.is_some_and(|l| {
@@ -82,6 +87,7 @@ pub fn plan(desired: &[Plane], observed: &Observed) -> Vec<Step> {
                 vni: p.vni,
                 local: p.local,
                 bridge: br.clone(),
+                mtu: p.mtu,
             });
         }
         // Endpoints on this node are reached through the bridge, never the tunnel.
@@ -142,7 +148,7 @@ pub fn simulate(observed: &Observed, steps: &[Step]) -> Observed {
     let mut o = observed.clone();
     for s in steps {
         match s {
-            Step::CreateBridge { name } => {
+            Step::CreateBridge { name, .. } => {
                 o.links.insert(name.clone(), ObservedLink::default());
             }
             Step::CreateVxlan {
@@ -150,6 +156,7 @@ pub fn simulate(observed: &Observed, steps: &[Step]) -> Observed {
                 vni,
                 local,
                 bridge,
+                ..
             } => {
                 o.links.insert(
                     name.clone(),
@@ -213,6 +220,7 @@ mod tests {
             vni: 4096,
             local: ip("10.231.0.11"),
             peers: peers.iter().copied().collect(),
+            mtu: crate::model::OVERLAY_MTU,
         }
     }
 
@@ -240,13 +248,15 @@ mod tests {
             steps[..2],
             [
                 Step::CreateBridge {
-                    name: "ovb-012345678".into()
+                    name: "ovb-012345678".into(),
+                    mtu: 1450
                 },
                 Step::CreateVxlan {
                     name: "ovx-012345678".into(),
                     vni: 4096,
                     local: ip("10.231.0.11"),
-                    bridge: "ovb-012345678".into()
+                    bridge: "ovb-012345678".into(),
+                    mtu: 1450
                 },
             ]
         );

@@ -106,6 +106,7 @@ fn two_nodes_talk_over_vxlan_programmed_from_peers_only() {
             mac: mac_for(peer_ip),
             node: ip(peer_node),
         }]),
+        mtu: berth_overlay_net::model::OVERLAY_MTU,
     };
     let pa = plane("192.0.2.1", tb, "192.0.2.2");
     let pb = plane("192.0.2.2", ta, "192.0.2.1");

@@ -61,8 +61,9 @@ fn assigned(
             .filter_map(|id| state.data(kind).get(id).cloned())
             .collect::<Vec<_>>()
     };
-    let networks = network_peers(state, &tasks);
-    serde_json::to_string(&networks)
+    let mut networks = network_peers(state, &tasks);
+    let tunnels = crate::tunnels::for_node(state, node_id, &mut networks);
+    serde_json::to_string(&(&networks, &tunnels))
         .unwrap_or_default()
         .hash(&mut h);
     Assignments {
@@ -72,6 +73,7 @@ fn assigned(
         tasks,
         log_subscriptions,
         networks,
+        tunnels,
     }
 }
 
@@ -142,6 +144,7 @@ pub fn network_peers(state: &State, node_tasks: &[crate::tasks::Task]) -> Vec<Ne
             network,
             endpoints,
             services,
+            tunnel: String::new(),
         });
     }
     out

@@ -28,6 +28,7 @@ pub mod state;
 pub mod storage;
 pub mod swarm;
 pub mod tasks;
+pub mod tunnels;
 pub mod types;
 
 pub use error::{ClusterError, ClusterResult};

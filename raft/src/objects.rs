@@ -312,6 +312,9 @@ pub struct Description {
     /// Filled in by the swarm session (the engine does not know it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_info: Option<NodeTlsInfo>,
+    /// The public key and port of the node's WireGuard tunnels (encrypted overlays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wireguard: Option<crate::tunnels::WireguardKey>,
 }
 
 /// A node's state as the leader sees it (`Status.State`).
@@ -354,6 +357,10 @@ pub struct Node {
     /// SHA-256 of the node's current certificate: how the cluster port recognises it. A removed
     /// node's certificate matches no node and is refused.
     pub cert_fingerprint: String,
+    /// The node's address inside the WireGuard tunnels (`crate::tunnels`), allocated once it
+    /// has published a key; empty before.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tunnel_addr: String,
 }
 
 impl Node {
@@ -380,6 +387,7 @@ impl Node {
             manager_addr: String::new(),
             raft_id: 0,
             cert_fingerprint: String::new(),
+            tunnel_addr: String::new(),
         }
     }
 }

@@ -101,6 +101,9 @@ pub struct Assignments {
     /// what the node programs its overlay data plane, load balancing and DNS from.
     #[serde(default)]
     pub networks: Vec<NetworkPeers>,
+    /// This node's WireGuard tunnels, when it has a task on an encrypted network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnels: Option<crate::tunnels::Tunnels>,
 }
 
 /// One network as a node that has tasks on it must know it.
@@ -112,6 +115,10 @@ pub struct NetworkPeers {
     pub endpoints: Vec<PeerEndpoint>,
     /// Every service with tasks on it: its name and VIP.
     pub services: Vec<ServiceEndpoint>,
+    /// An encrypted network: this node's tunnel address, the VXLAN local (the endpoints'
+    /// `node_addr` are then tunnel addresses too); empty for a plain one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tunnel: String,
 }
 
 /// A task's address on a network, and where the task runs.

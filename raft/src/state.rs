@@ -141,6 +141,7 @@ impl State {
                 stamp_new(&mut cluster.meta, index, &cmd.at);
                 let mut node = (**node).clone();
                 stamp_new(&mut node.meta, index, &cmd.at);
+                crate::tunnels::assign(&self.nodes, self.nodes.get(&node.id), &mut node);
                 // A re-formed cluster keeps its nodes (force-new-cluster) but the new single
                 // manager is the one in the command.
                 self.cluster = Some(cluster);
@@ -179,6 +180,7 @@ impl State {
                     }
                     None => stamp_new(&mut node.meta, index, &cmd.at),
                 }
+                crate::tunnels::assign(&self.nodes, self.nodes.get(&node.id), &mut node);
                 self.nodes.insert(node.id.clone(), node);
                 Outcome::Done { version: index }
             }

@@ -60,10 +60,17 @@ pub struct Agent {
     data: TaskData,
     /// Log subscriptions being served, by ID.
     log_streams: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// The WireGuard tunnels of encrypted networks (`wireguard.rs`).
+    tunnels: Arc<super::wireguard::NodeTunnels>,
 }
 
 impl Agent {
-    pub fn start(swarm: Arc<Swarm>, containers: Containers, images: Arc<dyn ImageBackend>) {
+    pub fn start(
+        swarm: Arc<Swarm>,
+        containers: Containers,
+        images: Arc<dyn ImageBackend>,
+        tunnels: Arc<super::wireguard::NodeTunnels>,
+    ) {
         let exec_root = containers.exec_root().to_path_buf();
         let agent = Arc::new(Agent {
             swarm,
@@ -75,6 +82,7 @@ impl Agent {
             wake: tokio::sync::Notify::new(),
             data: TaskData::new(&exec_root),
             log_streams: Mutex::new(HashMap::new()),
+            tunnels,
         });
         tokio::spawn(agent.clone().assignments_loop());
         tokio::spawn(agent.report_loop());
@@ -95,6 +103,7 @@ impl Agent {
                     self.remove_task_containers(&HashSet::new()).await;
                     self.local().clear();
                     self.data.sweep(&HashSet::new());
+                    self.tunnels.update(None, &[]).await;
                 }
                 was_active = st.active;
                 known = 0;
@@ -106,6 +115,7 @@ impl Agent {
             match self.swarm.call(&req, Duration::from_secs(10)).await {
                 Ok(Reply::Assignments(a)) => {
                     known = a.fingerprint;
+                    self.tunnels.update(a.tunnels.clone(), &a.networks).await;
                     self.net.update(&st.addr, &a.networks).await;
                     self.reconcile(&st.node_id, *a).await;
                 }

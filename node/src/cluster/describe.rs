@@ -1,5 +1,6 @@
 //! What this host reports about itself to the cluster (`Description` of `docker node
-//! inspect`): hostname, platform, resources, engine version and labels.
+//! inspect`): hostname, platform, resources, engine version and labels, and the public key
+//! of its WireGuard tunnels.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,10 @@ use berth_raft::objects::Description;
 
 /// A describer for the swarm session (read afresh for every heartbeat: cheap, and a
 /// hostname change shows up).
-pub fn describer(engine_labels: Vec<String>) -> Arc<dyn Fn() -> Description + Send + Sync> {
+pub fn describer(
+    engine_labels: Vec<String>,
+    tunnels: Arc<super::wireguard::NodeTunnels>,
+) -> Arc<dyn Fn() -> Description + Send + Sync> {
     let labels: BTreeMap<String, String> = engine_labels
         .iter()
         .map(|l| match l.split_once('=') {
@@ -32,6 +36,7 @@ pub fn describer(engine_labels: Vec<String>) -> Arc<dyn Fn() -> Description + Se
         engine_labels: labels.clone(),
         // The swarm session adds what it knows of this node's certificate.
         tls_info: None,
+        wireguard: Some(tunnels.published()),
     })
 }
 

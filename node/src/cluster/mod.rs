@@ -22,6 +22,7 @@ mod services;
 mod taskdata;
 mod taskspec;
 pub mod view;
+mod wireguard;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -58,7 +59,9 @@ impl ClusterBackend {
         images: Arc<dyn berth_api::backend::ImageBackend>,
         auto_join: Option<autojoin::AutoJoinConfig>,
     ) -> anyhow::Result<ClusterBackend> {
-        let describe = describe::describer(engine_labels);
+        let tunnels = wireguard::NodeTunnels::new()?;
+        tunnels.start_rotation();
+        let describe = describe::describer(engine_labels, tunnels.clone());
         let swarm = Swarm::new(dir, describe);
         let backend = ClusterBackend { swarm };
         let auto_join = match auto_join {
@@ -79,7 +82,7 @@ impl ClusterBackend {
             // The engine still serves; the swarm side reports the error.
             tracing::error!(error = %e, "could not resume the swarm membership");
         }
-        agent::Agent::start(backend.swarm.clone(), containers, images);
+        agent::Agent::start(backend.swarm.clone(), containers, images, tunnels);
         if let Some((cfg, keys)) = auto_join {
             let b = ClusterBackend {
                 swarm: backend.swarm.clone(),

@@ -19,7 +19,8 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, RwLock};
 
 use berth_overlay_net::lb::{self, Vip};
-use berth_overlay_net::model::{mac_for, Peer, Plane};
+use berth_overlay_net::model::{mac_for, Peer, Plane, OVERLAY_MTU};
+use berth_overlay_net::wireguard::ENCRYPTED_OVERLAY_MTU;
 use berth_raft::rpc::NetworkPeers;
 use berth_raft::tasks::Task;
 
@@ -70,7 +71,7 @@ impl NetAttach {
         let Ok(local) = local.parse::<Ipv4Addr>() else {
             return;
         };
-        let planes: Vec<Plane> = networks.iter().map(|n| plane(local, n)).collect();
+        let planes: Vec<Plane> = networks.iter().filter_map(|n| plane(local, n)).collect();
         let driver = self.nets.overlay().clone();
         match tokio::task::spawn_blocking(move || driver.set_planes(planes)).await {
             Ok(Ok(())) => {}
@@ -164,8 +165,14 @@ impl NetAttach {
     }
 }
 
-/// The data plane of one network on a node at `local`.
-fn plane(local: Ipv4Addr, n: &NetworkPeers) -> Plane {
+/// The data plane of one network on a node at `local`. An encrypted network's VXLAN runs
+/// between tunnel addresses (none yet: no plane, never the clear underlay).
+fn plane(local: Ipv4Addr, n: &NetworkPeers) -> Option<Plane> {
+    let encrypted = berth_raft::tunnels::encrypted(&n.network.spec.options);
+    let (local, mtu) = match encrypted {
+        true => (n.tunnel.parse().ok()?, ENCRYPTED_OVERLAY_MTU),
+        false => (local, OVERLAY_MTU),
+    };
     let peers = n
         .endpoints
         .iter()
@@ -179,12 +186,13 @@ fn plane(local: Ipv4Addr, n: &NetworkPeers) -> Plane {
             })
         })
         .collect();
-    Plane {
+    Some(Plane {
         network_id: n.network.id.clone(),
         vni: n.network.vni,
         local,
         peers,
-    }
+        mtu,
+    })
 }
 
 /// The local record of a swarm network.
@@ -292,6 +300,7 @@ mod tests {
                     aliases: Vec::new(),
                 },
             ],
+            tunnel: String::new(),
         }
     }
 
@@ -317,7 +326,7 @@ mod tests {
 
     #[test]
     fn planes_hold_every_endpoint_with_its_node() {
-        let p = plane(ip("10.231.0.11"), &peers());
+        let p = plane(ip("10.231.0.11"), &peers()).expect("a plain network has a plane");
         assert_eq!((p.vni, p.network_id.as_str()), (4100, "net1"));
         assert_eq!(p.peers.len(), 4, "the plan skips the local ones itself");
         assert!(p.peers.contains(&Peer {
@@ -325,5 +334,20 @@ mod tests {
             mac: mac_for(ip("10.0.1.4")),
             node: ip("10.231.0.12")
         }));
+    }
+
+    #[test]
+    fn encrypted_planes_run_between_tunnel_addresses_or_not_at_all() {
+        let mut n = peers();
+        n.network
+            .spec
+            .options
+            .insert("encrypted".into(), String::new());
+        assert_eq!(plane(ip("10.231.0.11"), &n), None, "no tunnel address yet");
+        n.tunnel = "198.18.0.1".into();
+        let p = plane(ip("10.231.0.11"), &n).expect("plane");
+        assert_eq!((p.local, p.mtu), (ip("198.18.0.1"), ENCRYPTED_OVERLAY_MTU));
+        let plain = plane(ip("10.231.0.11"), &peers()).expect("plane");
+        assert_eq!(plain.mtu, OVERLAY_MTU);
     }
 }

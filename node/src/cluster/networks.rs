@@ -118,13 +118,15 @@ fn parse_create(body: Value) -> ApiResult<NetworkSpec> {
     }
     let mut options = req.options.unwrap_or_default();
     options.remove(berth_raft::networks::VXLANID_OPTION);
-    if let Some(e) = options.get("encrypted") {
-        // Accepted with `--opt encrypted`, but the data path is not encrypted yet: say so
-        // rather than pretend.
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            format!("encrypted overlay networks are not supported yet (--opt encrypted={e})"),
-        ));
+    // `--opt encrypted` (kept in the options, as Docker shows it): the network's traffic
+    // between nodes goes through WireGuard tunnels whose addresses come from a pool the
+    // network's own subnet must stay out of.
+    if berth_raft::tunnels::overlaps_pool(&cfg.subnet) {
+        let (pool, len) = berth_raft::tunnels::TUNNEL_POOL;
+        return Err(ApiError::invalid(format!(
+            "subnet {} overlaps {pool}/{len}, the pool of the nodes' tunnel addresses",
+            cfg.subnet
+        )));
     }
     Ok(NetworkSpec {
         name,
@@ -353,8 +355,12 @@ mod tests {
         ] {
             assert!(parse_create(bad.clone()).is_err(), "{bad}");
         }
+        let spec = parse_create(json!({"Name": "a", "Options": {"encrypted": ""}}))
+            .expect("encrypted overlay");
+        assert_eq!(spec.options.get("encrypted").map(String::as_str), Some(""));
         let e =
-            parse_create(json!({"Name": "a", "Options": {"encrypted": ""}})).expect_err("not yet");
-        assert!(matches!(e.kind, ErrorKind::NotImplemented));
+            parse_create(json!({"Name": "a", "IPAM": {"Config": [{"Subnet": "198.18.5.0/24"}]}}))
+                .expect_err("inside the tunnel pool");
+        assert!(matches!(e.kind, ErrorKind::InvalidArgument), "{e:?}");
     }
 }

@@ -5,7 +5,7 @@
 //! ```text
 //!  cluster agent ──set_planes(per network: VNI, local address, remote endpoints)──► OverlayDriver
 //!                                                       └─► overlay_net::netlink::reconcile
-//!  Networks::attach ──join──► veth (MTU 1450) into the network's bridge `ovb-<id>`
+//!  Networks::attach ──join──► veth (MTU 1450; 1390 encrypted) into the network's bridge `ovb-<id>`
 //! ```
 //! Records of swarm networks are made on a node when a task of it is to run there
 //! (`Networks::ensure_swarm_network`) and go when none is left; `network create -d overlay`
@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use berth_overlay_net::model::{bridge_name, Plane, OVERLAY_MTU};
 use berth_overlay_net::netlink::{self as ovl, Netlink as OvlNetlink};
+use berth_overlay_net::wireguard::ENCRYPTED_OVERLAY_MTU;
 
 use super::driver::{Created, Link, NetworkDriver, Sandbox};
 use super::error::{NetworkError, Result};
@@ -114,13 +115,18 @@ impl NetworkDriver for OverlayDriver {
                     l.network.name
                 ))
             })?;
+        // Encrypted networks' frames also carry WireGuard's overhead.
+        let mtu = match berth_raft::tunnels::encrypted(&l.network.options) {
+            true => ENCRYPTED_OVERLAY_MTU,
+            false => OVERLAY_MTU,
+        };
         let host_name = format!("vo{}", hex::encode(rand::random::<[u8; 4]>()));
         sb.host
             .create_veth(&host_name, master, &l.ifname, l.mac, sb.netns.as_raw_fd())
             .map_err(|e| NetworkError::kernel(format!("create veth {host_name}"), e))?;
         if let Ok(Some(i)) = sb.host.link_index(&host_name) {
             sb.host
-                .set_mtu(i, OVERLAY_MTU)
+                .set_mtu(i, mtu)
                 .map_err(|e| NetworkError::kernel(format!("MTU of {host_name}"), e))?;
         }
         let idx = sb
@@ -131,7 +137,7 @@ impl NetworkDriver for OverlayDriver {
                 NetworkError::Internal(format!("{} did not appear in the container", l.ifname))
             })?;
         sb.ctr
-            .set_mtu(idx, OVERLAY_MTU)
+            .set_mtu(idx, mtu)
             .map_err(|e| NetworkError::kernel(format!("MTU of {}", l.ifname), e))?;
         sb.ctr
             .add_address(idx, l.ip, l.prefix)

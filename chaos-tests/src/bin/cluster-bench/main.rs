@@ -7,7 +7,7 @@
 //! ```text
 //! cluster-bench [--smoke] [--engines berth,docker] [--dockerd PATH] [--json PATH]
 //!               [--rounds N] [--seconds S] [--clients N] [--failovers N] [--settle S]
-//!               [--replicas N] [--parts control,services]
+//!               [--replicas N] [--parts control,services,overlay]
 //! ```
 //!
 //! What it measures, per engine (see README.md, section "Benchmarks"):
@@ -20,7 +20,10 @@
 //!   surviving manager is acknowledged, repeated (the killed daemon restarted in between);
 //! - services on 3 nodes (`services.rs`): N replicas created → running and removed → gone,
 //!   a rolling update of 30 replicas with parallelism 5, a worker's kill -9 → its tasks
-//!   running elsewhere.
+//!   running elsewhere;
+//! - overlay networks (`overlay.rs`, Berth only): TCP throughput over VXLAN and over
+//!   WireGuard as ratios of the underlay's, task start → its name and VIP answering on
+//!   another node, VIP connections per second.
 //!
 //! Needs root. Never a pass/fail test: figures are printed and written as JSON. The exit
 //! status is 1 when a Berth measurement failed.
@@ -36,6 +39,7 @@ use std::time::{Duration, Instant};
 use berth_chaos_tests::{bin_dir, eventually, swarm, Cluster, Host};
 use serde_json::{json, Value};
 
+mod overlay;
 mod services;
 
 /// The API version prefix of every request (what docker 20.10's CLI sends).
@@ -223,11 +227,12 @@ struct Opts {
     /// Which parts run: the control plane (managers) and/or services.
     control: bool,
     services: bool,
+    overlay: bool,
 }
 
 const USAGE: &str = "cluster-bench [--smoke] [--engines berth,docker] [--dockerd PATH] \
 [--json PATH] [--rounds N] [--seconds S] [--clients N] [--failovers N] [--settle S] \
-[--replicas N] [--parts control,services]";
+[--replicas N] [--parts control,services,overlay]";
 
 fn parse_opts() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -252,6 +257,7 @@ fn parse_opts() -> Opts {
         replicas: if smoke { 6 } else { 100 },
         control: true,
         services: true,
+        overlay: true,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -286,6 +292,7 @@ fn parse_opts() -> Opts {
                 let parts = val();
                 o.control = parts.split(',').any(|p| p == "control");
                 o.services = parts.split(',').any(|p| p == "services");
+                o.overlay = parts.split(',').any(|p| p == "overlay");
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -803,6 +810,15 @@ fn run_engine(o: &Opts, engine: Engine, dockerd: Option<&Path>) -> (Value, Vec<S
         if b.o.services {
             b.services();
         }
+        if b.o.overlay && b.engine == Engine::Berth {
+            check_stop();
+            b.overlay();
+        } else if b.o.overlay {
+            b.out.insert(
+                "overlay".into(),
+                json!({"not_measured": "Docker Swarm's VIPs need IPVS, which this kernel lacks"}),
+            );
+        }
     }));
     if let Err(p) = r {
         let msg = p
@@ -908,6 +924,41 @@ const ROWS: &[(&str, &str, &str, bool, &str)] = &[
         "s",
         false,
         "≤ 5 s",
+    ),
+    (
+        "overlay: iperf3 over the underlay",
+        "/overlay/underlay_gbit_s",
+        "Gbit/s",
+        true,
+        "",
+    ),
+    (
+        "overlay: iperf3 over VXLAN (ratio to underlay)",
+        "/overlay/vxlan_ratio",
+        "×",
+        true,
+        "≥ 0.8×",
+    ),
+    (
+        "overlay: iperf3 over WireGuard (ratio)",
+        "/overlay/wireguard_ratio",
+        "×",
+        true,
+        "≥ 0.3×",
+    ),
+    (
+        "overlay: task start → VIP answers elsewhere",
+        "/overlay/vip_answers_ms",
+        "ms",
+        false,
+        "≤ 100 ms",
+    ),
+    (
+        "overlay: VIP connections/s (nftables)",
+        "/overlay/vip_connections_per_s",
+        "/s",
+        true,
+        "",
     ),
     (
         "form 3 managers (init + 2 joins, CLI)",

@@ -1,0 +1,217 @@
+//! The user-space WireGuard tunnels against the real kernel: two "nodes" (network
+//! namespaces joined by a veth underlay) each with a tunnel device; tunnel addresses answer
+//! each other, an encrypted overlay plane (VXLAN between tunnel addresses, MTU 1390) carries
+//! full-size frames between two "containers", a key change on one side (published to the
+//! other) keeps traffic going, a peer with a stale key gets nothing through, and dropping a
+//! device removes it. Needs root.
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+
+use berth_overlay_net::model::{bridge_name, mac_for, Peer, Plane};
+use berth_overlay_net::netlink::{self, Netlink};
+use berth_overlay_net::wireguard::{Device, PeerConfig, PrivateKey, DEVICE, ENCRYPTED_OVERLAY_MTU};
+
+fn run(args: &[&str]) -> String {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Namespaces made for one test run, deleted on drop (also when the test fails).
+struct Netns(Vec<String>);
+
+impl Netns {
+    fn add(&mut self, name: String) -> String {
+        run(&["ip", "netns", "add", &name]);
+        run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        self.0.push(name.clone());
+        name
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip").args(["netns", "delete", n]).status();
+        }
+    }
+}
+
+/// Runs `f` on a thread inside namespace `ns` (threads it starts stay there).
+fn inside<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).expect("netns file");
+        // SAFETY: setns on a descriptor we hold open; it changes only this thread.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns {path}");
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().expect("ip")
+}
+
+/// busybox-static's ping inside `ns`: `size` bytes of payload, one packet.
+fn ping(ns: &str, to: Ipv4Addr, size: u32) -> bool {
+    let (to, size) = (to.to_string(), size.to_string());
+    let args = [
+        "netns",
+        "exec",
+        ns,
+        "/bin/busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "-s",
+        &size,
+        &to,
+    ];
+    Command::new("ip")
+        .args(args)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn eventually_ping(ns: &str, to: Ipv4Addr, size: u32) -> bool {
+    (0..5).any(|_| ping(ns, to, size))
+}
+
+fn peer(key: &PrivateKey, under: &str, tunnel: Ipv4Addr) -> PeerConfig {
+    PeerConfig {
+        public: key.public(),
+        endpoint: SocketAddrV4::new(ip(under), 51820),
+        address: tunnel,
+    }
+}
+
+#[test]
+fn tunnels_carry_an_encrypted_overlay_and_survive_a_key_change() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "needs root (namespaces, tun devices)");
+    let run_id = format!("{:06x}", std::process::id() & 0xffffff);
+    let mut ns = Netns(Vec::new());
+    let (a, b) = (
+        ns.add(format!("wgt{run_id}a")),
+        ns.add(format!("wgt{run_id}b")),
+    );
+    let (ca, cb) = (
+        ns.add(format!("wgt{run_id}ca")),
+        ns.add(format!("wgt{run_id}cb")),
+    );
+    run(&[
+        "ip", "-n", &a, "link", "add", "u0", "type", "veth", "peer", "name", "u0", "netns", &b,
+    ]);
+    for (n, addr) in [(&a, "192.0.2.1/24"), (&b, "192.0.2.2/24")] {
+        run(&["ip", "-n", n, "addr", "add", addr, "dev", "u0"]);
+        run(&["ip", "-n", n, "link", "set", "u0", "up"]);
+    }
+    let (ka, kb) = (
+        PrivateKey::generate().expect("key"),
+        PrivateKey::generate().expect("key"),
+    );
+    let (ta, tb) = (ip("198.18.0.1"), ip("198.18.0.2"));
+    let start = |n: &str, k: &PrivateKey, t: Ipv4Addr| {
+        let k = k.clone();
+        inside(n, move || {
+            Device::start(DEVICE, &k, t, 16, 51820).expect("device")
+        })
+    };
+    let (da, db) = (start(&a, &ka, ta), start(&b, &kb, tb));
+    da.set_peers(&[peer(&kb, "192.0.2.2", tb)]);
+    db.set_peers(&[peer(&ka, "192.0.2.1", ta)]);
+    assert!(eventually_ping(&a, tb, 56), "a reaches b's tunnel address");
+    assert!(ping(&b, ta, 56), "and back");
+    // 1440-byte packets (the tunnel's MTU) pass whole.
+    assert!(
+        ping(&a, tb, 1440 - 28),
+        "full-size packets through the tunnel"
+    );
+    let l = run(&["ip", "-n", &a, "-o", "link", "show", DEVICE]);
+    assert!(l.contains(" mtu 1440 "), "{l}");
+
+    // An encrypted overlay: VXLAN between the tunnel addresses.
+    let net = "5e6f7a8b9c0d1e2f";
+    let (xa, xb) = (ip("10.9.0.3"), ip("10.9.0.4"));
+    let plane = |local: Ipv4Addr, peer_ip: Ipv4Addr, peer_node: Ipv4Addr| Plane {
+        network_id: net.into(),
+        vni: 4343,
+        local,
+        peers: BTreeSet::from([Peer {
+            ip: peer_ip,
+            mac: mac_for(peer_ip),
+            node: peer_node,
+        }]),
+        mtu: ENCRYPTED_OVERLAY_MTU,
+    };
+    for (node, p) in [(&a, plane(ta, xb, tb)), (&b, plane(tb, xa, ta))] {
+        inside(node, move || {
+            let mut nl = Netlink::open().expect("netlink");
+            netlink::reconcile(&mut nl, &[p]).expect("reconcile");
+        });
+    }
+    let br = bridge_name(net);
+    for (node, ctr, addr) in [(&a, &ca, xa), (&b, &cb, xb)] {
+        let mac = netlink::fmt_mac(&mac_for(addr));
+        run(&[
+            "ip", "-n", node, "link", "add", "v0", "mtu", "1390", "type", "veth", "peer", "name",
+            "eth1", "netns", ctr,
+        ]);
+        run(&["ip", "-n", node, "link", "set", "v0", "master", &br, "up"]);
+        run(&[
+            "ip", "-n", ctr, "link", "set", "eth1", "address", &mac, "mtu", "1390",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            ctr,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth1",
+        ]);
+        run(&["ip", "-n", ctr, "link", "set", "eth1", "up"]);
+    }
+    assert!(
+        eventually_ping(&ca, xb, 56),
+        "containers talk over the encrypted overlay"
+    );
+    assert!(
+        ping(&ca, xb, ENCRYPTED_OVERLAY_MTU - 28),
+        "full-size frames: VXLAN + WireGuard fit the underlay"
+    );
+
+    // a changes its key; b learns the new public key: traffic goes on.
+    let ka2 = PrivateKey::generate().expect("key");
+    da.set_key(&ka2);
+    db.set_peers(&[peer(&ka2, "192.0.2.1", ta)]);
+    assert!(eventually_ping(&cb, xa, 56), "after a's key changed");
+    assert!(ping(&ca, xb, 56), "both ways");
+
+    // A peer configured with a stale key gets nothing through.
+    db.set_peers(&[peer(&ka, "192.0.2.1", ta)]);
+    assert!(!ping(&b, ta, 56), "b still has a's old key: no session");
+
+    // Dropping a device removes it.
+    drop(da);
+    let links = run(&["ip", "-n", &a, "-o", "link", "show"]);
+    assert!(!links.contains(DEVICE), "{links}");
+    drop(db);
+}
