@@ -74,6 +74,18 @@ pub enum Request {
     /// (the engine's automatic join); the payload is the engine's, answered by the
     /// manager's [`AutoJoinResponder`](crate::manager::AutoJoinResponder).
     AutoJoin(serde_json::Value),
+    /// A node asks for an address for a standalone container on an attachable network
+    /// (`docker run --network <overlay>`): answered with [`Reply::Attached`].
+    AttachNetwork {
+        /// The network's id or name.
+        network: String,
+        container_id: String,
+    },
+    /// A node gives a standalone container's address back (the container is gone).
+    DetachNetwork {
+        network_id: String,
+        container_id: String,
+    },
 }
 
 /// One observation of a task by the node that runs it.
@@ -95,7 +107,8 @@ pub struct Assignments {
     /// Log subscriptions that ask this node for its tasks' logs.
     #[serde(default)]
     pub log_subscriptions: Vec<crate::logs::LogSubscription>,
-    /// Every swarm network this node has tasks on, with all its endpoints in the cluster:
+    /// Every swarm network this node has tasks or standalone containers on, and ingress,
+    /// with all its endpoints in the cluster:
     /// what the node programs its overlay data plane, load balancing and DNS from.
     #[serde(default)]
     pub networks: Vec<NetworkPeers>,
@@ -112,7 +125,9 @@ pub struct NetworkPeers {
     pub services: Vec<ServiceEndpoint>,
 }
 
-/// A task's address on a network, and where the task runs.
+/// A task's address on a network, and where the task runs. A node's ingress sandbox and a
+/// standalone container are endpoints too: their `task_id` is their holder (`node:<id>`,
+/// `attach:<node>:<container>`) and their `service_id` is empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerEndpoint {
     pub task_id: String,
@@ -138,6 +153,9 @@ pub struct ServiceEndpoint {
     /// The service's network aliases on this network (names that resolve like its name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// On the ingress network: the ports it publishes through the routing mesh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::ingress::PortConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -228,6 +246,12 @@ pub enum Reply {
     Assignments(Box<Assignments>),
     /// The answer to [`Request::AutoJoin`] (the engine's payload).
     AutoJoin(serde_json::Value),
+    /// The network a standalone container was attached to and its address (`10.0.1.5/24`).
+    Attached {
+        network_id: String,
+        name: String,
+        address: String,
+    },
 }
 
 /// A client of one manager's Cluster service.
