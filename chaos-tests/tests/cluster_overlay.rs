@@ -63,7 +63,11 @@ fn web_nodes(m: &Host) -> Vec<String> {
         .collect()
 }
 
+/// The overlay devices of `h`, but those of the ingress network (every node has them for
+/// as long as the swarm has the routing mesh).
 fn overlay_links(h: &Host) -> Vec<String> {
+    let ingress = h.docker_ok(&["network", "inspect", "--format", "{{.Id}}", "ingress"]);
+    let short = &ingress[..ingress.len().min(9)];
     let out = std::process::Command::new("ip")
         .args(["-n", h.netns(), "-o", "link", "show"])
         .output()
@@ -73,6 +77,7 @@ fn overlay_links(h: &Host) -> Vec<String> {
         .filter_map(|l| l.split(": ").nth(1))
         .map(|n| n.split('@').next().unwrap_or(n).to_owned())
         .filter(|n| n.starts_with("ovb-") || n.starts_with("ovx-"))
+        .filter(|n| !n.ends_with(short))
         .collect()
 }
 

@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
-use crate::error::ClusterResult;
+use crate::error::{ClusterError, ClusterResult};
+use crate::ingress::{attach_holder, holder_node};
 use crate::manager::Manager;
 use crate::networks::template_networks;
 use crate::objects::DataKind;
@@ -61,7 +62,7 @@ fn assigned(
             .filter_map(|id| state.data(kind).get(id).cloned())
             .collect::<Vec<_>>()
     };
-    let mut networks = network_peers(state, &tasks);
+    let mut networks = network_peers(state, node_id, &tasks);
     let tunnels = crate::tunnels::for_node(state, node_id, &mut networks);
     serde_json::to_string(&(&networks, &tunnels))
         .unwrap_or_default()
@@ -78,76 +79,108 @@ fn assigned(
 }
 
 /// The networks of a node's tasks that have not ended (a task told to stop still runs until
-/// it has), each with every endpoint and service on it.
-pub fn network_peers(state: &State, node_tasks: &[crate::tasks::Task]) -> Vec<NetworkPeers> {
-    let ids: BTreeSet<&str> = node_tasks
+/// it has), of its standalone containers, and ingress (every node is in the routing mesh),
+/// each with every endpoint and service on it.
+pub fn network_peers(
+    state: &State,
+    node_id: &str,
+    node_tasks: &[crate::tasks::Task],
+) -> Vec<NetworkPeers> {
+    let mine = attach_holder(node_id, "");
+    let mut ids: BTreeSet<&str> = node_tasks
         .iter()
         .filter(|t| !t.status.state.terminal())
         .flat_map(|t| t.networks.iter().map(|a| a.network_id.as_str()))
         .collect();
-    let mut out = Vec::new();
-    for id in ids {
-        let Some(n) = state.networks.get(id) else {
+    ids.extend(state.ingress().map(|n| n.id.as_str()));
+    ids.extend(
+        state
+            .networks
+            .values()
+            .filter(|n| n.addresses.values().any(|h| h.starts_with(&mine)))
+            .map(|n| n.id.as_str()),
+    );
+    ids.into_iter()
+        .filter_map(|id| state.networks.get(id))
+        .map(|n| peers_of(state, n))
+        .collect()
+}
+
+/// One network's endpoints (tasks, node sandboxes, standalone containers) and services.
+fn peers_of(state: &State, n: &crate::networks::Network) -> NetworkPeers {
+    let id = n.id.as_str();
+    let up = |node_id: &str| {
+        let node = state.nodes.get(node_id);
+        let addr = node.map(|n| n.addr.clone()).unwrap_or_default();
+        (addr, node.is_some_and(|n| n.state != NodeState::Down))
+    };
+    let mut endpoints = Vec::new();
+    for (ip, holder) in &n.addresses {
+        if let Some(node_id) = holder_node(holder) {
+            let (node_addr, live) = up(node_id);
+            endpoints.push(PeerEndpoint {
+                task_id: holder.clone(),
+                service_id: String::new(),
+                node_id: node_id.to_owned(),
+                node_addr,
+                address: n.with_prefix(std::net::Ipv4Addr::from(*ip)),
+                running: live,
+                aliases: Vec::new(),
+            });
+            continue;
+        }
+        let Some(t) = state.tasks.get(holder) else {
             continue;
         };
-        let mut endpoints = Vec::new();
-        let mut services = BTreeSet::new();
-        for holder in n.addresses.values() {
-            let Some(t) = state.tasks.get(holder) else {
-                continue;
-            };
-            let Some(a) = t.networks.iter().find(|a| a.network_id == id) else {
-                continue;
-            };
-            let node = state.nodes.get(&t.node_id);
-            let up = node.is_some_and(|n| n.state != NodeState::Down);
-            services.insert(t.service_id.as_str());
-            endpoints.push(PeerEndpoint {
-                task_id: t.id.clone(),
-                service_id: t.service_id.clone(),
-                node_id: t.node_id.clone(),
-                node_addr: node.map(|n| n.addr.clone()).unwrap_or_default(),
-                address: a.address.clone(),
-                running: up
-                    && t.desired_state <= TaskState::Running
-                    && t.status.state == TaskState::Running,
-                aliases: a.aliases.clone(),
-            });
-        }
-        let services = services
-            .into_iter()
-            .filter_map(|sid| state.services.get(sid))
-            .filter(|s| {
-                template_networks(&s.spec.task_template)
-                    .iter()
-                    .any(|(t, _)| t == id)
-            })
-            .map(|s| ServiceEndpoint {
-                service_id: s.id.clone(),
-                name: s.spec.name.clone(),
-                vip: s
-                    .virtual_ips
-                    .iter()
-                    .find(|v| v.network_id == id)
-                    .map(|v| v.addr.clone())
-                    .unwrap_or_default(),
-                aliases: template_networks(&s.spec.task_template)
-                    .into_iter()
-                    .find(|(t, _)| t == id)
-                    .map(|(_, a)| a)
-                    .unwrap_or_default(),
-            })
-            .collect();
-        let mut network = n.clone();
-        network.addresses.clear();
-        out.push(NetworkPeers {
-            network,
-            endpoints,
-            services,
-            tunnel: String::new(),
+        let Some(a) = t.networks.iter().find(|a| a.network_id == id) else {
+            continue;
+        };
+        let (node_addr, live) = up(&t.node_id);
+        endpoints.push(PeerEndpoint {
+            task_id: t.id.clone(),
+            service_id: t.service_id.clone(),
+            node_id: t.node_id.clone(),
+            node_addr,
+            address: a.address.clone(),
+            running: live
+                && t.desired_state <= TaskState::Running
+                && t.status.state == TaskState::Running,
+            aliases: a.aliases.clone(),
         });
     }
-    out
+    let services = state
+        .services
+        .values()
+        .filter(|s| state.service_networks(s).iter().any(|x| x == id))
+        .map(|s| ServiceEndpoint {
+            service_id: s.id.clone(),
+            name: s.spec.name.clone(),
+            vip: s
+                .virtual_ips
+                .iter()
+                .find(|v| v.network_id == id)
+                .map(|v| v.addr.clone())
+                .unwrap_or_default(),
+            aliases: template_networks(&s.spec.task_template)
+                .into_iter()
+                .find(|(t, _)| t == id)
+                .map(|(_, a)| a)
+                .unwrap_or_default(),
+            ports: if n.spec.ingress {
+                s.ports.iter().filter(|p| p.ingress()).cloned().collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    let mut network = n.clone();
+    network.addresses.clear();
+    NetworkPeers {
+        network,
+        endpoints,
+        services,
+        tunnel: String::new(),
+    }
 }
 
 impl Manager {
@@ -173,6 +206,61 @@ impl Manager {
                 _ => return Ok(Reply::Assignments(Box::new(a))),
             }
         }
+    }
+
+    /// Gives a standalone container of node `node_id` an address on an attachable network
+    /// (Docker's messages when there is no such network or it is not attachable).
+    pub(crate) async fn attach_network(
+        &self,
+        node_id: &str,
+        network: &str,
+        container_id: &str,
+    ) -> ClusterResult<Reply> {
+        let found = self.read(|s| {
+            s.network_by_key(network)
+                .map(|n| (n.id.clone(), n.spec.name.clone(), n.spec.attachable))
+        });
+        let Some((network_id, name, attachable)) = found else {
+            return Err(ClusterError::NotFound(format!(
+                "network {network} not found"
+            )));
+        };
+        if !attachable {
+            return Err(ClusterError::PermissionDenied(format!(
+                "rpc error: code = PermissionDenied desc = network {name} not manually attachable"
+            )));
+        }
+        self.propose(Op::AttachContainer {
+            network_id: network_id.clone(),
+            node_id: node_id.to_owned(),
+            container_id: container_id.to_owned(),
+        })
+        .await?;
+        let holder = attach_holder(node_id, container_id);
+        let address = self
+            .read(|s| s.address_of(&network_id, &holder))
+            .ok_or_else(|| ClusterError::Internal("the attachment was not kept".into()))?;
+        Ok(Reply::Attached {
+            network_id,
+            name,
+            address,
+        })
+    }
+
+    /// Gives a standalone container's address back.
+    pub(crate) async fn detach_network(
+        &self,
+        node_id: &str,
+        network_id: &str,
+        container_id: &str,
+    ) -> ClusterResult<Reply> {
+        self.propose(Op::DetachContainer {
+            network_id: network_id.to_owned(),
+            node_id: node_id.to_owned(),
+            container_id: container_id.to_owned(),
+        })
+        .await?;
+        Ok(Reply::Done)
     }
 
     /// Commits a node's status reports about its own tasks.

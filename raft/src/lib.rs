@@ -13,6 +13,7 @@
 pub mod ca;
 mod dispatcher;
 pub mod error;
+pub mod ingress;
 pub mod logs;
 pub mod manager;
 pub mod netalloc;

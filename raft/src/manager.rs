@@ -502,6 +502,20 @@ impl Manager {
                         .collect()
                 })))
             }
+            Request::AttachNetwork {
+                network,
+                container_id,
+            } => {
+                self.attach_network(&caller()?.id, &network, &container_id)
+                    .await
+            }
+            Request::DetachNetwork {
+                network_id,
+                container_id,
+            } => {
+                self.detach_network(&caller()?.id, &network_id, &container_id)
+                    .await
+            }
             Request::Renew { csr } => {
                 let caller = caller()?;
                 let cert_pem = self.sign(&csr, &caller.id, caller.spec.role, self.cert_expiry())?;

@@ -79,12 +79,12 @@ impl Network {
     }
 
     /// An address of this network with its prefix, `10.0.1.5/24`.
-    fn with_prefix(&self, ip: Ipv4Addr) -> String {
+    pub(crate) fn with_prefix(&self, ip: Ipv4Addr) -> String {
         let p = self.cidr().map(|c| c.prefix).unwrap_or(32);
         format!("{ip}/{p}")
     }
 
-    fn take(&mut self, holder: &str) -> Option<String> {
+    pub(crate) fn take(&mut self, holder: &str) -> Option<String> {
         let cidr = self.cidr()?;
         let held: BTreeSet<u32> = self.addresses.keys().copied().collect();
         let ip = netalloc::pick_address(cidr, &held, self.cursor)?;
@@ -93,7 +93,7 @@ impl Network {
         Some(self.with_prefix(ip))
     }
 
-    fn release(&mut self, holder: &str) {
+    pub(crate) fn release(&mut self, holder: &str) {
         self.addresses.retain(|_, h| h != holder);
     }
 }
@@ -235,12 +235,30 @@ impl State {
 
     /// Why a network cannot be removed now, if it cannot.
     pub(crate) fn network_in_use(&self, n: &Network) -> Option<String> {
+        if n.spec.ingress {
+            if let Some(s) = self
+                .services
+                .values()
+                .find(|s| crate::ingress::needs_ingress(s.spec.endpoint_spec.as_ref()))
+            {
+                return Some(format!(
+                    "ingress network cannot be removed because service {} depends on it",
+                    s.id
+                ));
+            }
+        }
         let uses = |tt: &TaskTemplate| template_networks(tt).iter().any(|(t, _)| *t == n.id);
         if let Some(s) = self.services.values().find(|s| uses(&s.spec.task_template)) {
             return Some(format!(
                 "network {} is in use by service {}",
                 n.spec.name, s.spec.name
             ));
+        }
+        if n.addresses
+            .values()
+            .any(|h| h.starts_with(crate::ingress::ATTACH_HOLDER))
+        {
+            return Some(format!("network {} has active endpoints", n.spec.name));
         }
         // Swarm's rule: only a task meant to run and not yet ended holds the network; the
         // tasks of a removed service (desired state remove) do not, so `stack rm` can remove
@@ -256,7 +274,13 @@ impl State {
     /// Gives a new task an address on each of its networks. An error leaves nothing held.
     pub(crate) fn attach_task(&mut self, t: &mut Task) -> Result<(), String> {
         let mut got = Vec::new();
-        for (target, aliases) in template_networks(&t.spec) {
+        let mut wanted = template_networks(&t.spec);
+        if crate::ingress::needs_ingress(t.endpoint_spec.as_ref()) {
+            if let Some(i) = self.ingress() {
+                wanted.push((i.id.clone(), Vec::new()));
+            }
+        }
+        for (target, aliases) in wanted {
             let Some(id) = self.network_by_key(&target).map(|n| n.id.clone()) else {
                 self.detach_task(&t.id, &got);
                 return Err(format!("network {target} not found"));
@@ -295,10 +319,7 @@ impl State {
     pub(crate) fn sync_vips(&mut self, service_id: &str) {
         let holder = format!("{VIP_HOLDER}{service_id}");
         let want: Vec<String> = match self.services.get(service_id) {
-            Some(s) if !dnsrr(s) => template_networks(&s.spec.task_template)
-                .into_iter()
-                .filter_map(|(t, _)| self.network_by_key(&t).map(|n| n.id.clone()))
-                .collect(),
+            Some(s) if !dnsrr(s) => self.service_networks(s),
             _ => Vec::new(),
         };
         let old: Vec<VirtualIp> = self
@@ -403,6 +424,7 @@ mod tests {
             update_status: None,
             job_iteration: 0,
             virtual_ips: Vec::new(),
+            ports: Vec::new(),
         }
     }
 

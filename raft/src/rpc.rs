@@ -76,6 +76,18 @@ pub enum Request {
     AutoJoin(serde_json::Value),
     /// A node asks where the other ready nodes' peer ports are (to fetch an image from one).
     PeerAddrs,
+    /// A node asks for an address for a standalone container on an attachable network
+    /// (`docker run --network <overlay>`): answered with [`Reply::Attached`].
+    AttachNetwork {
+        /// The network's id or name.
+        network: String,
+        container_id: String,
+    },
+    /// A node gives a standalone container's address back (the container is gone).
+    DetachNetwork {
+        network_id: String,
+        container_id: String,
+    },
 }
 
 /// One observation of a task by the node that runs it.
@@ -97,7 +109,8 @@ pub struct Assignments {
     /// Log subscriptions that ask this node for its tasks' logs.
     #[serde(default)]
     pub log_subscriptions: Vec<crate::logs::LogSubscription>,
-    /// Every swarm network this node has tasks on, with all its endpoints in the cluster:
+    /// Every swarm network this node has tasks or standalone containers on, and ingress,
+    /// with all its endpoints in the cluster:
     /// what the node programs its overlay data plane, load balancing and DNS from.
     #[serde(default)]
     pub networks: Vec<NetworkPeers>,
@@ -121,7 +134,9 @@ pub struct NetworkPeers {
     pub tunnel: String,
 }
 
-/// A task's address on a network, and where the task runs.
+/// A task's address on a network, and where the task runs. A node's ingress sandbox and a
+/// standalone container are endpoints too: their `task_id` is their holder (`node:<id>`,
+/// `attach:<node>:<container>`) and their `service_id` is empty.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PeerEndpoint {
     pub task_id: String,
@@ -147,6 +162,9 @@ pub struct ServiceEndpoint {
     /// The service's network aliases on this network (names that resolve like its name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
+    /// On the ingress network: the ports it publishes through the routing mesh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::ingress::PortConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,6 +257,12 @@ pub enum Reply {
     AutoJoin(serde_json::Value),
     /// The answer to [`Request::PeerAddrs`].
     PeerAddrs(Vec<crate::peer::PeerAddr>),
+    /// The network a standalone container was attached to and its address (`10.0.1.5/24`).
+    Attached {
+        network_id: String,
+        name: String,
+        address: String,
+    },
 }
 
 /// A client of one manager's Cluster service.

@@ -104,6 +104,18 @@ pub enum Op {
     RemoveNetwork {
         id: String,
     },
+    /// An address on an attachable network for a standalone container of a node.
+    AttachContainer {
+        network_id: String,
+        node_id: String,
+        container_id: String,
+    },
+    /// Gives a standalone container's address back.
+    DetachContainer {
+        network_id: String,
+        node_id: String,
+        container_id: String,
+    },
 }
 
 /// What applying a command did.
@@ -144,8 +156,15 @@ impl State {
                 crate::tunnels::assign(&self.nodes, self.nodes.get(&node.id), &mut node);
                 // A re-formed cluster keeps its nodes (force-new-cluster) but the new single
                 // manager is the one in the command.
+                let fresh = self.cluster.is_none();
+                let cluster_id = cluster.id.clone();
                 self.cluster = Some(cluster);
                 self.nodes.insert(node.id.clone(), node);
+                if fresh {
+                    // Docker makes the routing mesh's network with the swarm.
+                    self.create_ingress(&cluster_id, index, &cmd.at);
+                }
+                self.sync_node_sandboxes();
                 Outcome::Done { version: index }
             }
             Op::UpdateCluster { version, cluster } => {
@@ -182,6 +201,7 @@ impl State {
                 }
                 crate::tunnels::assign(&self.nodes, self.nodes.get(&node.id), &mut node);
                 self.nodes.insert(node.id.clone(), node);
+                self.sync_node_sandboxes();
                 Outcome::Done { version: index }
             }
             Op::NodeStatus {
@@ -263,8 +283,27 @@ impl State {
             Op::Rollout(change) => self.rollout(index, &cmd.at, change),
             Op::CreateNetwork(n) => self.create_network(index, &cmd.at, n),
             Op::RemoveNetwork { id } => self.remove_network(index, id),
+            Op::AttachContainer {
+                network_id,
+                node_id,
+                container_id,
+            } => match self.attach_container(network_id, node_id, container_id) {
+                Ok(()) => Outcome::Done { version: index },
+                Err(message) => Outcome::Refused { message },
+            },
+            Op::DetachContainer {
+                network_id,
+                node_id,
+                container_id,
+            } => {
+                self.detach_container(network_id, node_id, container_id);
+                Outcome::Done { version: index }
+            }
             Op::RemoveNode { id } => match self.nodes.remove(id) {
-                Some(_) => Outcome::Done { version: index },
+                Some(_) => {
+                    self.sync_node_sandboxes();
+                    Outcome::Done { version: index }
+                }
                 None => Outcome::NotFound {
                     what: format!("node {id}"),
                 },
@@ -368,6 +407,10 @@ impl State {
                 stamp_new(&mut service.meta, index, at);
             }
         }
+        match self.resolve_ports(&service) {
+            Ok(ports) => service.ports = ports,
+            Err(message) => return Outcome::Refused { message },
+        }
         if new_spec || version.is_none() {
             service.spec_version = index;
         }
@@ -377,18 +420,29 @@ impl State {
         Outcome::Done { version: index }
     }
 
-    fn create_network(&mut self, index: u64, at: &str, n: &Network) -> Outcome {
+    pub(crate) fn create_network(&mut self, index: u64, at: &str, n: &Network) -> Outcome {
         if self.networks.contains_key(&n.id) || self.network_by_key(&n.spec.name).is_some() {
             return Outcome::AlreadyExists {
                 what: format!("network {}", n.spec.name),
             };
+        }
+        if n.spec.ingress {
+            if let Some(i) = self.ingress() {
+                return Outcome::Refused {
+                    message: format!("ingress network ({}) is already present", i.id),
+                };
+            }
         }
         let mut n = n.clone();
         if let Err(message) = self.allocate_network(&mut n) {
             return Outcome::Refused { message };
         }
         stamp_new(&mut n.meta, index, at);
+        let ingress = n.spec.ingress;
         self.networks.insert(n.id.clone(), n);
+        if ingress {
+            self.sync_node_sandboxes();
+        }
         Outcome::Done { version: index }
     }
 
@@ -530,6 +584,13 @@ impl State {
         s.update_status = Some(c.status.clone());
         stamp(&mut s.meta, index, at);
         if c.rollback {
+            let ports = self
+                .services
+                .get(&c.service_id)
+                .map(|s| self.resolve_ports(s));
+            if let (Some(Ok(ports)), Some(s)) = (ports, self.services.get_mut(&c.service_id)) {
+                s.ports = ports;
+            }
             self.sync_vips(&c.service_id);
         }
         Outcome::Done { version: index }
@@ -602,6 +663,7 @@ mod tests {
                 update_status: None,
                 job_iteration: 0,
                 virtual_ips: Vec::new(),
+                ports: Vec::new(),
             }),
             new_spec: true,
         }

@@ -318,6 +318,10 @@ pub struct Service {
     /// One virtual IP per network (endpoint mode vip), kept by `State::apply`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub virtual_ips: Vec<crate::networks::VirtualIp>,
+    /// Its published ports as they are (Docker's `Endpoint.Ports`): ingress ports given
+    /// without a number have one from the dynamic range. Kept by `State::apply`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::ingress::PortConfig>,
 }
 
 /// Task states in Docker's order (`api/types.proto`): a task's status and desired state only

@@ -51,6 +51,10 @@ pub struct Agent {
     swarm: Arc<Swarm>,
     /// Task containers on swarm networks (`netattach.rs`).
     net: Arc<super::netattach::NetAttach>,
+    /// The routing mesh of this node (`ingress.rs`).
+    mesh: super::ingress::Mesh,
+    /// Standalone containers on attachable overlays (`attachable.rs`).
+    attachable: Arc<super::attachable::Attachable>,
     containers: Containers,
     images: Arc<dyn ImageBackend>,
     local: Mutex<HashMap<String, Local>>,
@@ -72,9 +76,15 @@ impl Agent {
         tunnels: Arc<super::wireguard::NodeTunnels>,
     ) {
         let exec_root = containers.exec_root().to_path_buf();
+        let attachable = super::attachable::Attachable::new(swarm.clone(), containers.clone());
+        containers
+            .networks()
+            .set_swarm_attacher(Some(attachable.hook()));
         let agent = Arc::new(Agent {
             swarm,
             net: super::netattach::NetAttach::new(&containers),
+            mesh: super::ingress::Mesh::default(),
+            attachable,
             containers,
             images,
             local: Mutex::new(HashMap::new()),
@@ -101,6 +111,7 @@ impl Agent {
                 if was_active && !st.active {
                     // Left the swarm: its task containers go, as with dockerd.
                     self.remove_task_containers(&HashSet::new()).await;
+                    self.mesh.clear().await;
                     self.local().clear();
                     self.data.sweep(&HashSet::new());
                     self.tunnels.update(None, &[]).await;
@@ -117,6 +128,8 @@ impl Agent {
                     known = a.fingerprint;
                     self.tunnels.update(a.tunnels.clone(), &a.networks).await;
                     self.net.update(&st.addr, &a.networks).await;
+                    self.mesh.update(&st.node_id, &a.networks).await;
+                    self.attachable.gc(&st.node_id, &a.networks).await;
                     self.reconcile(&st.node_id, *a).await;
                 }
                 Ok(_) => tokio::time::sleep(Duration::from_secs(1)).await,

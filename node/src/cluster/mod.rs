@@ -11,9 +11,11 @@
 
 mod addr;
 mod agent;
+mod attachable;
 pub mod autojoin;
 mod data;
 mod describe;
+mod ingress;
 mod logs;
 mod netattach;
 mod networks;

@@ -217,6 +217,11 @@ fn record(n: &NetworkPeers) -> NetworkRecord {
 /// tasks), `tasks.<service>` to its running tasks. Only running tasks are ever answered.
 fn names(n: &NetworkPeers) -> Names {
     let mut out = Names::default();
+    // The routing mesh's network carries published ports, not service discovery (as in
+    // Docker): a task's names are those of its own networks.
+    if n.network.spec.ingress {
+        return out;
+    }
     for s in &n.services {
         let tasks: Vec<Ipv4Addr> = n
             .endpoints
@@ -292,12 +297,14 @@ mod tests {
                     name: "Web".into(),
                     vip: "10.0.1.2/24".into(),
                     aliases: vec!["front".into()],
+                    ports: Vec::new(),
                 },
                 ServiceEndpoint {
                     service_id: "B".into(),
                     name: "rr".into(),
                     vip: String::new(),
                     aliases: Vec::new(),
+                    ports: Vec::new(),
                 },
             ],
             tunnel: String::new(),

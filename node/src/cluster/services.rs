@@ -160,6 +160,7 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
         }
     }
     resolve_networks(m, &mut spec)?;
+    check_endpoint(&spec)?;
     // Secrets and configs must exist; the reference names them by ID and name.
     for (key, id_key, name_key, kind) in [
         ("Secrets", "SecretID", "SecretName", DataKind::Secret),
@@ -223,6 +224,44 @@ fn resolve_networks(m: &Manager, spec: &mut ServiceSpec) -> ApiResult<()> {
     Ok(())
 }
 
+/// Docker's checks of an `EndpointSpec` that need no cluster state (conflicts with other
+/// services are decided when the spec is applied, `raft::ingress`).
+fn check_endpoint(spec: &ServiceSpec) -> ApiResult<()> {
+    let ports = berth_raft::ingress::spec_ports(spec.endpoint_spec.as_ref());
+    for p in &ports {
+        if !matches!(p.protocol.as_str(), "tcp" | "udp" | "sctp") {
+            return Err(invalid(format!("invalid protocol {:?}", p.protocol)));
+        }
+        if !matches!(p.mode.as_str(), "ingress" | "host") {
+            return Err(invalid(format!("invalid publish mode {:?}", p.mode)));
+        }
+    }
+    let dnsrr = spec
+        .endpoint_spec
+        .as_ref()
+        .and_then(|e| e.get("Mode"))
+        .and_then(Value::as_str)
+        == Some("dnsrr");
+    if dnsrr && ports.iter().any(|p| p.ingress()) {
+        return Err(invalid(
+            "EndpointSpec: port published with ingress mode can't be used with dnsrr mode",
+        ));
+    }
+    Ok(())
+}
+
+/// A refusal of the service's ports at apply time, as dockerd words it (InvalidArgument).
+fn port_error(e: berth_raft::ClusterError) -> ApiError {
+    match e {
+        berth_raft::ClusterError::FailedPrecondition(m)
+            if m.starts_with("port '") || m.starts_with("EndpointSpec") =>
+        {
+            invalid(m)
+        }
+        e => api_error(e),
+    }
+}
+
 /// Docker treats `null` like absent.
 fn strip_nulls(v: &mut Value) {
     if let Some(o) = v.as_object_mut() {
@@ -262,6 +301,7 @@ pub async fn create(m: &Manager, spec: Value, auth: Option<String>) -> ApiResult
         update_status: None,
         job_iteration: 0,
         virtual_ips: Vec::new(),
+        ports: Vec::new(),
     };
     m.propose(Op::PutService {
         version: None,
@@ -273,7 +313,7 @@ pub async fn create(m: &Manager, spec: Value, auth: Option<String>) -> ApiResult
         berth_raft::ClusterError::AlreadyExists(_) => ApiError::conflict(format!(
             "rpc error: code = AlreadyExists desc = name conflicts with an existing object: service {name} already exists"
         )),
-        e => api_error(e),
+        e => port_error(e),
     })?;
     Ok(json!({ "ID": id }))
 }
@@ -345,7 +385,10 @@ pub async fn update(
         next.previous_spec = Some(cur.spec.clone());
         next.spec = spec;
     }
-    let template_changed = !same_template(&next.spec.task_template, &cur.spec.task_template);
+    // A task carries the endpoint it was made with (its ingress address, its host ports),
+    // so a change of ports replaces tasks too, as swarmkit's "dirty task" check does.
+    let template_changed = !same_template(&next.spec.task_template, &cur.spec.task_template)
+        || next.spec.endpoint_spec != cur.spec.endpoint_spec;
     let mode_changed = std::mem::discriminant(&next.spec.mode.kind())
         != std::mem::discriminant(&cur.spec.mode.kind());
     if mode_changed && !(cur.spec.mode.is_job() && next.spec.mode.is_job()) {
@@ -379,7 +422,7 @@ pub async fn update(
         new_spec: template_changed,
     })
     .await
-    .map_err(api_error)?;
+    .map_err(port_error)?;
     Ok(json!({ "Warnings": null }))
 }
 
@@ -459,6 +502,22 @@ pub fn service_view(s: &State, svc: &Service, status: bool) -> Value {
             .virtual_ips
             .iter()
             .map(|x| json!({ "NetworkID": x.network_id, "Addr": x.addr }))
+            .collect();
+    }
+    if !svc.ports.is_empty() {
+        v["Endpoint"]["Ports"] = svc
+            .ports
+            .iter()
+            .map(|p| {
+                let mut o = json!({
+                    "Protocol": p.protocol, "TargetPort": p.target,
+                    "PublishedPort": p.published, "PublishMode": p.mode,
+                });
+                if !p.name.is_empty() {
+                    o["Name"] = json!(p.name);
+                }
+                o
+            })
             .collect();
     }
     if let Some(prev) = &svc.previous_spec {

@@ -49,13 +49,20 @@ impl Containers {
         if let Some(other) = host_config.network_mode.strip_prefix("container:") {
             self.get(other)?;
         }
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        // A swarm task's endpoints come with their addresses from its assignment.
+        let endpoints = if config.labels.contains_key("com.docker.swarm.task.id") {
+            endpoints
+        } else {
+            self.swarm_endpoints(&mut host_config.network_mode, endpoints, &id)
+                .await?
+        };
         let networks = self.plan_networks(
             &host_config.network_mode,
             &endpoints,
             host_config.port_bindings.is_some() || host_config.publish_all_ports,
         )?;
         let runtime = self.runtime_for_create(&host_config.runtime)?;
-        let id = hex::encode(rand::random::<[u8; 32]>());
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_owned();
         }

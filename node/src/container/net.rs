@@ -83,6 +83,37 @@ impl Containers {
         netns::path(&self.inner.cfg.exec_root, id)
     }
 
+    /// At create: endpoints on swarm networks (`--network <attachable overlay>`) get their
+    /// address from the managers. A container whose `--network` is an overlay keeps the
+    /// default bridge as its primary network (eth0: default route, published ports), as
+    /// task containers do, and has the overlay as one more endpoint.
+    pub(super) async fn swarm_endpoints(
+        &self,
+        network_mode: &mut String,
+        mut eps: BTreeMap<String, Endpoint>,
+        id: &str,
+    ) -> Result<BTreeMap<String, Endpoint>, ContainerError> {
+        let mut keys: Vec<String> = eps.keys().cloned().collect();
+        let mode = network_mode.clone();
+        if is_network(&mode) && !matches!(mode.as_str(), "" | "default" | "bridge") {
+            keys.push(mode.clone());
+        }
+        keys.sort();
+        keys.dedup();
+        for key in keys {
+            let Some(a) = self.inner.nets.attach_swarm(&key, id).await? else {
+                continue;
+            };
+            let mut ep = eps.remove(&key).unwrap_or_default();
+            ep.ipv4_request = a.address.to_string();
+            eps.insert(a.name.clone(), ep);
+            if key == mode {
+                *network_mode = "bridge".into();
+            }
+        }
+        Ok(eps)
+    }
+
     /// At create: the endpoints a container will have, checked against the networks.
     pub(super) fn plan_networks(
         &self,

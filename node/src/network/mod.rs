@@ -61,7 +61,7 @@ use error::Result;
 use ipam::{Allocator, Pool, Subnet};
 use local::{HostDriver, NullDriver};
 use netlink::Netlink;
-pub use swarm::ServiceResolver;
+pub use swarm::{ServiceResolver, SwarmAttacher, SwarmAttachment};
 
 const NETWORKS: Table = Table::new("networks");
 
@@ -184,6 +184,8 @@ struct Inner {
     overlay: Arc<overlay::OverlayDriver>,
     /// Service names on swarm networks (the cluster agent's).
     services: Mutex<Option<ServiceResolver>>,
+    /// Addresses on attachable swarm networks for standalone containers (the agent's).
+    attacher: Mutex<Option<swarm::SwarmAttacher>>,
 }
 
 pub struct NetConfig {
@@ -293,6 +295,7 @@ impl Networks {
             inner: Arc::new(Inner {
                 overlay,
                 services: Mutex::new(None),
+                attacher: Mutex::new(None),
                 meta,
                 events,
                 pools: cfg.pools.clone(),

@@ -197,6 +197,13 @@ impl Netlink {
         self.request(RouteNetlinkMessage::SetLink(m), 0).map(drop)
     }
 
+    pub fn set_mac(&mut self, index: u32, mac: [u8; 6]) -> io::Result<()> {
+        let mut m = LinkMessage::default();
+        m.header.index = index;
+        m.attributes.push(LinkAttribute::Address(mac.to_vec()));
+        self.request(RouteNetlinkMessage::SetLink(m), 0).map(drop)
+    }
+
     pub fn delete_link(&mut self, index: u32) -> io::Result<()> {
         let mut m = LinkMessage::default();
         m.header.index = index;

@@ -17,6 +17,27 @@ use std::sync::Arc;
 use super::error::{NetworkError, Result};
 use super::{allocator, Net, NetworkRecord, Networks, NETWORKS};
 
+/// A standalone container's address on an attachable swarm network, given by the managers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwarmAttachment {
+    pub network_id: String,
+    /// The network's name (the container's endpoint is recorded under it).
+    pub name: String,
+    pub address: Ipv4Addr,
+}
+
+/// Asks the managers for an address on a swarm network for a container: (network name or
+/// id, container id) → the attachment, None when the swarm has no such network. It returns
+/// once the network's local record exists on this node.
+pub type SwarmAttacher = Arc<
+    dyn Fn(
+            String,
+            String,
+        ) -> futures_util::future::BoxFuture<'static, Result<Option<SwarmAttachment>>>
+        + Send
+        + Sync,
+>;
+
 /// Names of services on swarm networks: (network id, lower-case name) → addresses, or None
 /// when the name is not a service's.
 pub type ServiceResolver = Arc<dyn Fn(&str, &str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
@@ -106,6 +127,41 @@ impl Networks {
         tokio::task::spawn_blocking(move || super::NetworkDriver::delete(driver.as_ref(), &rec))
             .await??;
         Ok(())
+    }
+
+    /// Who gives standalone containers addresses on swarm networks (the cluster agent;
+    /// None when this node leaves the swarm).
+    pub fn set_swarm_attacher(&self, a: Option<SwarmAttacher>) {
+        *self
+            .inner
+            .attacher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = a;
+    }
+
+    /// `docker run --network <key>`: when `key` names a swarm network (an attachable overlay,
+    /// known here or only to the managers), an address on it for container `container_id`;
+    /// None when `key` is a local network or this node is in no swarm.
+    pub async fn attach_swarm(
+        &self,
+        key: &str,
+        container_id: &str,
+    ) -> Result<Option<SwarmAttachment>> {
+        match self.find(key) {
+            Ok(rec) if rec.driver != "overlay" => return Ok(None),
+            Ok(_) | Err(NetworkError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let hook = self
+            .inner
+            .attacher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match hook {
+            Some(h) => h(key.to_owned(), container_id.to_owned()).await,
+            None => Ok(None),
+        }
     }
 
     /// Who answers service names on swarm networks (the cluster agent).

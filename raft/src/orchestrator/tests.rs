@@ -63,6 +63,7 @@ impl Sim {
             update_status: None,
             job_iteration: 0,
             virtual_ips: Vec::new(),
+            ports: Vec::new(),
         };
         self.apply(Op::PutService {
             version: None,

@@ -21,6 +21,12 @@ fn config(svc: &Service, rolling_back: bool) -> UpdateConfig {
     })
 }
 
+/// A task made from the service's current spec: its template, and its endpoint (a task
+/// carries the ingress address and host ports it was made with; swarmkit's dirty-task rule).
+fn up_to_date(t: &Task, svc: &Service) -> bool {
+    t.spec == svc.spec.task_template && t.endpoint_spec == svc.spec.endpoint_spec
+}
+
 /// One step of the rollout of `svc`, if its tasks are not all of its current spec.
 pub fn roll(
     r: &mut Round<'_>,
@@ -30,7 +36,6 @@ pub fn roll(
     replaced: &[Group],
 ) {
     let nodes = &r.state.nodes;
-    let current = &svc.spec.task_template;
     let status = svc.update_status.clone();
     let rolling_back = status.as_ref().is_some_and(|s| s.rolling_back());
     let cfg = config(svc, rolling_back);
@@ -48,7 +53,7 @@ pub fn roll(
             .copied()
             .filter(|t| t.live() && node_keeps(nodes, &t.node_id))
             .collect();
-        let (up, old): (Vec<&Task>, Vec<&Task>) = live.iter().partition(|t| t.spec == *current);
+        let (up, old): (Vec<&Task>, Vec<&Task>) = live.iter().partition(|t| up_to_date(t, svc));
         if !up.is_empty() {
             if up.iter().any(|t| t.status.state == TaskState::Running) {
                 // Start-first: the new task runs, the old one goes.
@@ -115,7 +120,7 @@ pub fn roll(
         .values()
         .flatten()
         .copied()
-        .filter(|t| t.spec == *current)
+        .filter(|t| up_to_date(t, svc))
         .filter(|t| started.is_none_or(|s| parse_time(&t.meta.created_at).is_none_or(|c| c >= s)))
         .collect();
     let failed: Vec<&Task> = ours
