@@ -112,3 +112,21 @@ fn sdk_health_survives_a_daemon_restart() {
 fn sdk_response_shapes_and_null_bodies() {
     run_sdk("test_shapes.py");
 }
+
+/// Archive calls see volumes and binds in every state; read-only mounts; volume subpaths.
+#[test]
+fn sdk_archive_sees_volumes_and_subpaths() {
+    run_sdk("test_archive.py");
+}
+
+/// A running container joins a second user-defined network; its one DNS server answers both.
+#[test]
+fn sdk_second_network_shares_one_dns() {
+    run_sdk("test_networks.py");
+}
+
+/// Build output: RUN stderr streamed, `errorDetail.code`, `cache_from` of a missing image.
+#[test]
+fn sdk_build_stream_errors_and_cache_from() {
+    run_sdk("test_build.py");
+}

@@ -69,6 +69,9 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Internal(String),
+    /// A RUN step's command exited non-zero: `code` goes into the stream's `errorDetail`.
+    #[error("{message}")]
+    RunFailed { message: String, code: i64 },
 }
 
 impl BuildError {
@@ -78,6 +81,14 @@ impl BuildError {
     ) -> impl FnOnce(std::io::Error) -> BuildError {
         let path = path.as_ref().display().to_string();
         move |source| BuildError::Io { what, path, source }
+    }
+
+    /// dockerd's `errorDetail.code`: a failed RUN's exit code, else none.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            BuildError::RunFailed { code, .. } => Some(*code),
+            _ => None,
+        }
     }
 
     /// The text shown to the user (the full chain for I/O errors).
@@ -92,7 +103,9 @@ impl BuildError {
 impl From<BuildError> for ApiError {
     fn from(e: BuildError) -> Self {
         match e {
-            BuildError::Invalid(m) => ApiError::new(ErrorKind::InvalidArgument, m),
+            BuildError::Invalid(m) | BuildError::RunFailed { message: m, .. } => {
+                ApiError::new(ErrorKind::InvalidArgument, m)
+            }
             BuildError::NotFound(m) => ApiError::new(ErrorKind::NotFound, m),
             BuildError::Image(e) => e.into(),
             BuildError::Container(e) => e.into(),

@@ -69,6 +69,9 @@ pub(super) struct Build<'a> {
     pub(super) meta_args: Vec<(String, String)>,
     /// `--cache-from` images found here.
     pub(super) cache_from: Vec<ImageChain>,
+    /// `--cache-from` was given: the local cache counts only on the way to those images
+    /// (none found: no cache hits at all, as dockerd).
+    pub(super) cache_from_given: bool,
 }
 
 impl Builder {
@@ -80,11 +83,12 @@ impl Builder {
         if let Err(e) = self.build_all(&plan, body, &out).await {
             let msg = e.message();
             tracing::info!(error = %msg, "build failed");
-            out.always(json!({
-                "errorDetail": { "message": msg },
-                "error": msg,
-            }))
-            .await;
+            let mut detail = json!({ "message": msg });
+            if let Some(code) = e.code() {
+                detail["code"] = json!(code);
+            }
+            out.always(json!({ "errorDetail": detail, "error": msg }))
+                .await;
         }
     }
 
@@ -136,6 +140,7 @@ impl Builder {
             used_args: HashSet::new(),
             meta_args: Vec::new(),
             cache_from: self.cache_sources(&plan.opts.cache_from),
+            cache_from_given: !plan.opts.cache_from.is_empty(),
         };
         for m in &meta {
             bld.begin(m).await;
@@ -394,7 +399,7 @@ impl Build<'_> {
             None => None,
         };
         let local = match hit {
-            Some(id) if self.cache_from.is_empty() => Some(id),
+            Some(id) if !self.cache_from_given => Some(id),
             // With --cache-from, only what lies on the way to one of those images counts.
             Some(id) => match self.b.inner.images.image_chain(&id) {
                 Ok(c) if self.cache_from.iter().any(|s| cache::in_chain_of(&c, s)) => Some(id),

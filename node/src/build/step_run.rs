@@ -143,11 +143,14 @@ impl Build<'_> {
         }
         let res = waiter.await;
         if res.code != 0 {
-            return Err(BuildError::Invalid(format!(
-                "The command '{}' returned a non-zero code: {}",
-                argv.join(" "),
-                res.code
-            )));
+            return Err(BuildError::RunFailed {
+                message: format!(
+                    "The command '{}' returned a non-zero code: {}",
+                    argv.join(" "),
+                    res.code
+                ),
+                code: res.code,
+            });
         }
         let upper = cs.paths(cid).upper();
         let tar = self.b.tmp_file("run");

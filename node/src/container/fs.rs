@@ -11,7 +11,7 @@ use futures_util::TryStreamExt;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{ContainerError, Containers, Ctr};
+use super::{fsview, ContainerError, Containers, Ctr};
 use crate::fsroot::{self, Last, Root};
 use crate::image::ImageStore;
 
@@ -94,29 +94,59 @@ impl std::io::Write for ChanWriter {
     }
 }
 
-/// A tar of the tree at `top` (an fd inside a container's root) with its entries named
-/// under `name` (empty: `.`, the contents themselves).
+/// Writes a tar of the tree at `top` (an fd inside a container's root), its entries named
+/// under `name` (`.`: the contents themselves), into `tx` as it goes.
+fn write_tar(top: &OwnedFd, name: &str, tx: mpsc::Sender<Bytes>) {
+    let mut b = tar::Builder::new(ChanWriter(tx));
+    match fsroot::tree::append_tree(&mut b, top, Path::new(name)) {
+        Ok(()) => {
+            let _ = b.finish();
+        }
+        Err(e) => tracing::debug!(error = %e, "archive of a container path stopped"),
+    }
+}
+
+/// A tar of the tree at `top`, written on a blocking thread while `guard` is held.
 fn tar_stream(top: OwnedFd, name: String, guard: Option<RootfsGuard>) -> ByteStream {
     let (tx, rx) = mpsc::channel(16);
     tokio::task::spawn_blocking(move || {
         let _guard = guard;
-        let top = top;
-        let mut b = tar::Builder::new(ChanWriter(tx));
         let name = if name.is_empty() {
             ".".to_owned()
         } else {
             name
         };
-        match fsroot::tree::append_tree(&mut b, &top, Path::new(&name)) {
-            Ok(()) => {
-                let _ = b.finish();
-            }
-            Err(e) => tracing::debug!(error = %e, "archive of a container path stopped"),
-        }
+        write_tar(&top, &name, tx);
     });
     ByteStream {
         tty: false,
         stream: super::logs::tokio_stream_from(rx),
+    }
+}
+
+/// Releases a view's guard (on the host: volumes, then the rootfs mount) once its thread,
+/// and with it its mount namespace, has ended.
+fn release_after(thread: std::thread::JoinHandle<()>, guard: ViewGuard) {
+    tokio::task::spawn_blocking(move || {
+        let _ = thread.join();
+        drop(guard);
+    });
+}
+
+/// What an archive view holds on the host; released when dropped.
+struct ViewGuard {
+    rootfs: Option<RootfsGuard>,
+    volumes: crate::volume::Volumes,
+    holder: String,
+    held: Vec<String>,
+}
+
+impl Drop for ViewGuard {
+    fn drop(&mut self) {
+        for name in &self.held {
+            self.volumes.release(name, &self.holder);
+        }
+        drop(self.rootfs.take());
     }
 }
 
@@ -170,11 +200,76 @@ impl Containers {
         ))
     }
 
-    pub async fn archive_stat(&self, key: &str, path: &str) -> Result<PathStat, ContainerError> {
+    /// What the archive view of `c` needs, prepared on the host: the rootfs mounted when the
+    /// container is not running, its volumes held, missing `-v` bind sources made.
+    fn view_plan(&self, c: &Ctr) -> Result<(fsview::ViewPlan, ViewGuard), ContainerError> {
+        let (merged, rootfs) = self.rootfs(c)?;
+        let rec = c.record();
+        let mut guard = ViewGuard {
+            rootfs: Some(rootfs),
+            volumes: self.inner.volumes.clone(),
+            holder: format!("archive:{}:{:x}", c.id, rand::random::<u64>()),
+            held: Vec::new(),
+        };
+        let mut mounts = Vec::new();
+        for m in &rec.mounts {
+            match m.kind.as_str() {
+                "volume" => {
+                    let data = guard
+                        .volumes
+                        .hold(&m.name, &guard.holder)
+                        .map_err(super::mounts::volume_error)?;
+                    guard.held.push(m.name.clone());
+                    let mut vm = fsview::ViewMount::of(m);
+                    vm.source = data;
+                    mounts.push(vm);
+                }
+                "bind" => {
+                    let src = Path::new(&m.source);
+                    if m.create_source && !src.exists() {
+                        std::fs::create_dir_all(src)
+                            .map_err(|e| ContainerError::io("create bind source", src, e))?;
+                    }
+                    if src.exists() {
+                        mounts.push(fsview::ViewMount::of(m));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let plan = fsview::ViewPlan {
+            merged,
+            stage: self.inner.cfg.exec_root.join("archive-stage"),
+            readonly_rootfs: rec.host_config.readonly_rootfs,
+            mounts,
+        };
+        Ok((plan, guard))
+    }
+
+    /// Runs `work` in the archive view of the container `key` and returns its result; the
+    /// view is gone and the guard released when this returns.
+    async fn in_view<T, F>(&self, key: &str, work: F) -> Result<T, ContainerError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&fsview::View) -> Result<T, ContainerError> + Send + 'static,
+    {
         let c = self.get(key)?;
-        let (root, _g) = self.rootfs(&c)?;
-        let root = open_root(&root)?;
-        Ok(stat_of(&root, path)?.1)
+        let (plan, guard) = self.view_plan(&c)?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let thread = fsview::spawn(plan, move |view| {
+            let _ = tx.send(view.and_then(|v| work(&v)));
+        })?;
+        let res = rx.await.map_err(|e| {
+            ContainerError::internal_with(format!("archive view ended early: {e}"), e)
+        })?;
+        release_after(thread, guard);
+        res
+    }
+
+    pub async fn archive_stat(&self, key: &str, path: &str) -> Result<PathStat, ContainerError> {
+        let path = path.to_owned();
+        self.in_view(key, move |v| Ok(stat_of(&v.root, &path)?.1))
+            .await
     }
 
     pub async fn archive_get(
@@ -183,17 +278,40 @@ impl Containers {
         path: &str,
     ) -> Result<(PathStat, ByteStream), ContainerError> {
         let c = self.get(key)?;
-        let (root, guard) = self.rootfs(&c)?;
-        let root = open_root(&root)?;
-        let (fd, stat) = stat_of(&root, path)?;
-        // `path/.` copies the directory's contents, not the directory.
-        let name = if path.ends_with("/.") {
-            String::new()
-        } else {
-            stat.name.clone()
+        let (plan, guard) = self.view_plan(&c)?;
+        let (stat_tx, stat_rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = mpsc::channel(16);
+        let path = path.to_owned();
+        // The tar is written inside the view (its volumes exist only there), so the thread
+        // lives until the tar ends or the client goes away.
+        let thread = fsview::spawn(plan, move |view| {
+            match view.and_then(|v| stat_of(&v.root, &path)) {
+                Err(e) => {
+                    let _ = stat_tx.send(Err(e));
+                }
+                Ok((fd, stat)) => {
+                    // `path/.` copies the directory's contents, not the directory.
+                    let name = if path.ends_with("/.") {
+                        ".".to_owned()
+                    } else {
+                        stat.name.clone()
+                    };
+                    if stat_tx.send(Ok(stat)).is_ok() {
+                        write_tar(&fd, &name, tx);
+                    }
+                }
+            }
+        })?;
+        let res = stat_rx.await.map_err(|e| {
+            ContainerError::internal_with(format!("archive view ended early: {e}"), e)
+        });
+        release_after(thread, guard);
+        let stat = res??;
+        let stream = ByteStream {
+            tty: false,
+            stream: super::logs::tokio_stream_from(rx),
         };
-        drop(root);
-        Ok((stat, tar_stream(fd, name, Some(guard))))
+        Ok((stat, stream))
     }
 
     pub async fn archive_put(
@@ -204,31 +322,25 @@ impl Containers {
         copy_uid_gid: bool,
         body: BodyStream,
     ) -> Result<(), ContainerError> {
-        let c = self.get(key)?;
-        if c.record().host_config.readonly_rootfs {
-            return Err(ContainerError::Forbidden(
-                "container rootfs is marked read-only".into(),
-            ));
-        }
-        let (root, guard) = self.rootfs(&c)?;
-        let root = open_root(&root)?;
-        let not_found =
-            || ContainerError::NotFound(format!("Could not find the file {path} in container"));
-        match root.stat(path, Last::Follow) {
-            Ok(st) if fsroot::tree::Kind::of(&st) == fsroot::tree::Kind::Dir => {}
-            Ok(_) => {
-                return Err(ContainerError::Invalid(format!(
-                    "extraction point is not a directory: {path}"
-                )))
-            }
-            Err(_) => return Err(not_found()),
-        }
         let reader = tokio_util::io::StreamReader::new(body.map_err(std::io::Error::other));
         let sync = tokio_util::io::SyncIoBridge::new(reader);
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || -> Result<(), ContainerError> {
-            let _g = guard;
-            let root = root;
+        self.in_view(key, move |v| {
+            let not_found =
+                || ContainerError::NotFound(format!("Could not find the file {path} in container"));
+            let dir = v
+                .root
+                .resolve(&path, Last::Follow)
+                .map_err(|_| not_found())?;
+            let st = nix::sys::stat::fstat(&dir).map_err(|_| not_found())?;
+            if fsroot::tree::Kind::of(&st) != fsroot::tree::Kind::Dir {
+                return Err(ContainerError::Invalid(format!(
+                    "extraction point is not a directory: {path}"
+                )));
+            }
+            // Decided where the files would land: a read-only root still takes files into
+            // a writable volume, a read-only volume none.
+            v.check_writable(&dir)?;
             // Every entry is resolved again inside the root (the destination too), so a
             // directory the container swaps for a symlink meanwhile leads nowhere outside.
             let opts = fsroot::write::Options {
@@ -238,7 +350,7 @@ impl Containers {
                 parent_owner: None,
                 xattrs: false,
             };
-            fsroot::write::extract_tar(&root, &path, sync, opts).map_err(|e| {
+            fsroot::write::extract_tar(&v.root, &path, sync, opts).map_err(|e| {
                 if e.source.kind() == std::io::ErrorKind::InvalidInput {
                     ContainerError::Invalid(e.to_string())
                 } else {
@@ -247,8 +359,6 @@ impl Containers {
             })
         })
         .await
-        .map_err(|e| ContainerError::internal_with(format!("extract task: {e}"), e))??;
-        Ok(())
     }
 
     pub async fn export(&self, key: &str) -> Result<ByteStream, ContainerError> {

@@ -46,6 +46,7 @@ mod exit;
 #[cfg(test)]
 pub(crate) mod fake;
 mod fs;
+mod fsview;
 pub mod health;
 mod leftovers;
 pub mod logconfig;

@@ -46,6 +46,9 @@ pub struct MountPoint {
     pub create_source: bool,
     /// tmpfs data options (`size=…`, `mode=…`).
     pub tmpfs_options: Vec<String>,
+    /// `VolumeOptions.Subpath` (API 1.45): the directory (or file) of the volume to mount,
+    /// resolved beneath `_data` at each start.
+    pub subpath: String,
     /// Labels and driver options for a volume created implicitly (`--mount volume-opt=…`).
     pub volume_labels: BTreeMap<String, String>,
     pub volume_options: BTreeMap<String, String>,
@@ -356,7 +359,21 @@ fn volume_mount(
     }
     let options = str_map(&opts["DriverConfig"]["Options"]);
     volume::local::parse(&options).map_err(|e| fail(e.to_string()))?;
+    let subpath = opts["Subpath"].as_str().unwrap_or("");
+    if !subpath.is_empty() {
+        if source.is_empty() {
+            return Err(fail(
+                "must not set Subpath when using anonymous volumes".into(),
+            ));
+        }
+        if !is_local(subpath) {
+            return Err(fail(
+                "subpath must be a relative path within the volume".into(),
+            ));
+        }
+    }
     Ok(MountPoint {
+        subpath: subpath.to_owned(),
         kind: "volume".into(),
         name: source.to_owned(),
         driver: "local".into(),
@@ -367,6 +384,25 @@ fn volume_mount(
         volume_options: options,
         ..base
     })
+}
+
+/// Go's `filepath.IsLocal`: relative, and never above its base when read lexically.
+fn is_local(p: &str) -> bool {
+    if p.starts_with('/') {
+        return false;
+    }
+    let mut depth = 0usize;
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => depth += 1,
+        }
+    }
+    true
 }
 
 /// `type=tmpfs`: no source; size and mode become mount options.
@@ -554,17 +590,21 @@ impl Containers {
     }
 
     /// At start, with the rootfs mounted at `rootfs`: attaches the volumes (copy-up into the
-    /// empty ones, at a mount's first start only, as Docker copies once per container) and
-    /// creates missing `-v` bind sources. On error nothing stays attached.
+    /// empty ones, at a mount's first start only, as Docker copies once per container),
+    /// stages the subpaths of volumes (see [`stage_subpath`]) and creates missing `-v` bind
+    /// sources. Returns the staged sources by index in `rec.mounts`, for the runtime spec. On
+    /// error nothing stays attached or staged.
     pub(crate) fn attach_mounts(
         &self,
         rec: &Record,
         rootfs: &crate::fsroot::Root,
-    ) -> Result<(), ContainerError> {
+    ) -> Result<Vec<(usize, String)>, ContainerError> {
         let mut attached = Vec::new();
         let mut copied = Vec::new();
+        let mut staged = Vec::new();
+        let run = self.paths(&rec.id).run;
         let res = (|| {
-            for m in &rec.mounts {
+            for (i, m) in rec.mounts.iter().enumerate() {
                 match m.kind.as_str() {
                     "volume" => {
                         let data = self
@@ -573,19 +613,27 @@ impl Containers {
                             .attach(&m.name, &rec.id, &m.destination, m.rw)
                             .map_err(volume_error)?;
                         attached.push(m.name.clone());
-                        // The mount point, made inside the root as Docker makes it (following
-                        // the image's symlinks in scope), so the runtime finds it there.
-                        rootfs
-                            .mkdir_all(&m.destination, 0o755, None)
-                            .map_err(|e| ContainerError::Runtime(format!("mount point: {e}")))?;
-                        if m.copy_data {
-                            if volume::copy::is_empty(&data) {
+                        let sub = if m.subpath.is_empty() {
+                            None
+                        } else {
+                            Some(super::fsview::resolve_subpath(&data, &m.subpath)?)
+                        };
+                        let src = sub.as_ref().map_or(data, crate::fsroot::Root::proc_path);
+                        // The mount point (a file for a file subpath), made inside the root as
+                        // Docker makes it (following the image's symlinks in scope), so the
+                        // runtime finds it there.
+                        super::fsview::mount_point(rootfs, &m.destination, src.is_dir())?;
+                        if m.copy_data && src.is_dir() {
+                            if volume::copy::is_empty(&src) {
                                 // Resolved inside the root: an image's `/evil -> /host/dir`
                                 // and `VOLUME /evil/x` copy the image's /host/dir/x, if any.
-                                volume::copy::copy_up(rootfs, &m.destination, &data)
+                                volume::copy::copy_up(rootfs, &m.destination, &src)
                                     .map_err(volume_error)?;
                             }
                             copied.push(m.destination.clone());
+                        }
+                        if let Some(fd) = &sub {
+                            staged.push((i, stage_subpath(&run, i, fd)?));
                         }
                     }
                     "bind" if m.create_source && !Path::new(&m.source).exists() => {
@@ -597,11 +645,12 @@ impl Containers {
             }
             Ok(())
         })();
-        if res.is_err() {
+        if let Err(e) = res {
             for n in attached {
                 self.inner.volumes.detach(&n, &rec.id);
             }
-            return res;
+            unstage_subpaths(&run);
+            return Err(e);
         }
         if !copied.is_empty() {
             if let Ok(c) = self.get(&rec.id) {
@@ -615,7 +664,7 @@ impl Containers {
                 self.persist(&c)?;
             }
         }
-        res
+        Ok(staged)
     }
 
     /// At stop: the container no longer uses its volumes.
@@ -655,7 +704,50 @@ impl Containers {
     }
 }
 
-fn volume_error(e: VolumeError) -> ContainerError {
+/// Where the resolved subpaths of a container's volumes are staged for its runtime.
+fn stage_dir(run: &Path) -> std::path::PathBuf {
+    run.join("subpaths")
+}
+
+/// Binds the subpath `fd` (resolved beneath its volume, so nothing the volume holds can
+/// redirect it) on `<run>/subpaths/<index>`, the source the runtime then mounts: the runtime
+/// is handed a path, and this one is ours. Unstaged once the runtime has made its mounts.
+fn stage_subpath(
+    run: &Path,
+    index: usize,
+    fd: &std::os::fd::OwnedFd,
+) -> Result<String, ContainerError> {
+    let dir = stage_dir(run);
+    std::fs::create_dir_all(&dir).map_err(|e| ContainerError::io("create", &dir, e))?;
+    let stage = dir.join(index.to_string());
+    let src = crate::fsroot::Root::proc_path(fd);
+    let made = if src.is_dir() {
+        std::fs::create_dir(&stage)
+    } else {
+        std::fs::File::create(&stage).map(drop)
+    };
+    made.map_err(|e| ContainerError::io("create", &stage, e))?;
+    let none: Option<&str> = None;
+    nix::mount::mount(Some(&src), &stage, none, nix::mount::MsFlags::MS_BIND, none)
+        .map_err(|e| ContainerError::io("bind mount", &stage, e.into()))?;
+    Ok(stage.display().to_string())
+}
+
+/// Unmounts and removes the staged subpaths of a container (none staged: nothing to do).
+pub(crate) fn unstage_subpaths(run: &Path) {
+    let dir = stage_dir(run);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+        let _ = std::fs::remove_dir(&p).or_else(|_| std::fs::remove_file(&p));
+    }
+    let _ = std::fs::remove_dir(&dir);
+}
+
+pub(crate) fn volume_error(e: VolumeError) -> ContainerError {
     match e {
         VolumeError::Invalid(m) => ContainerError::Invalid(m),
         VolumeError::Conflict(m) => ContainerError::Conflict(m),
@@ -745,6 +837,30 @@ mod tests {
         .expect("tmpfs");
         assert_eq!(t.tmpfs_options, vec!["size=1048576", "mode=700"]);
         assert!(parse_mount(&json!({"Type": "tmpfs", "Source": "x", "Target": "/t"})).is_err());
+        let sub = parse_mount(&json!({"Type": "volume", "Source": "v1", "Target": "/d",
+            "VolumeOptions": {"Subpath": "a/../b/c"}}))
+        .expect("subpath");
+        assert_eq!(sub.subpath, "a/../b/c");
+        for (bad, says) in [
+            (
+                json!({"Type": "volume", "Source": "v1", "Target": "/d",
+                "VolumeOptions": {"Subpath": "../../etc"}}),
+                "subpath must be a relative path",
+            ),
+            (
+                json!({"Type": "volume", "Source": "v1", "Target": "/d",
+                "VolumeOptions": {"Subpath": "/etc"}}),
+                "subpath must be a relative path",
+            ),
+            (
+                json!({"Type": "volume", "Target": "/d",
+                "VolumeOptions": {"Subpath": "x"}}),
+                "anonymous volumes",
+            ),
+        ] {
+            let e = parse_mount(&bad).expect_err(says);
+            assert!(e.to_string().contains(says), "{e}");
+        }
         assert!(
             parse_mount(&json!({"Type": "volume", "Target": "/t", "BindOptions": {}})).is_err()
         );

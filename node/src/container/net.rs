@@ -46,6 +46,16 @@ fn endpoint_from(v: Option<&Value>) -> Endpoint {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned(),
+        link_local_ips: v
+            .pointer("/IPAMConfig/LinkLocalIPs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
         mac_request: v
             .get("MacAddress")
             .and_then(Value::as_str)
@@ -401,15 +411,25 @@ pub(super) fn ports_list(r: &Record) -> Value {
 }
 
 fn endpoint_json(ep: &Endpoint) -> Value {
-    let ipam = if ep.ipv4_request.is_empty() {
+    let ipam = if ep.ipv4_request.is_empty() && ep.link_local_ips.is_empty() {
         Value::Null
     } else {
-        json!({"IPv4Address": ep.ipv4_request})
+        let mut m = json!({"IPv4Address": ep.ipv4_request});
+        if !ep.link_local_ips.is_empty() {
+            m["LinkLocalIPs"] = json!(ep.link_local_ips);
+        }
+        m
+    };
+    // The address it has while attached, else the one asked for (API ≥ 1.44).
+    let mac = if ep.mac.is_empty() {
+        &ep.mac_request
+    } else {
+        &ep.mac
     };
     let list = |v: &Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
     json!({
         "IPAMConfig": ipam, "Links": list(&ep.links), "Aliases": list(&ep.aliases),
-        "MacAddress": ep.mac, "DriverOpts": if ep.driver_opts.is_empty() { Value::Null } else { json!(ep.driver_opts) },
+        "MacAddress": mac, "DriverOpts": if ep.driver_opts.is_empty() { Value::Null } else { json!(ep.driver_opts) },
         "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
         "IPAddress": ep.ip, "IPPrefixLen": ep.prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
         "GlobalIPv6PrefixLen": 0, "DNSNames": null,

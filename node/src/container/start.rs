@@ -116,7 +116,7 @@ impl Containers {
     ) -> Result<(i64, shim::Waiter), ContainerError> {
         let t0 = std::time::Instant::now();
         super::cgroup::prime_attach();
-        let ids = self.prepare_rootfs(rec, paths)?;
+        let (ids, staged) = self.prepare_rootfs(rec, paths)?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "rootfs mounted");
         let (netns, eps, published) = self.setup_network(rec).await?;
         if let Ok(c) = self.get(&rec.id) {
@@ -125,10 +125,15 @@ impl Containers {
                 r.ports = published;
             });
         }
-        let net_view = Record {
+        let mut net_view = Record {
             networks: eps,
             ..rec.clone()
         };
+        for (i, source) in staged {
+            if let Some(m) = net_view.mounts.get_mut(i) {
+                m.source = source;
+            }
+        }
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "network namespace ready");
         let bundle = self.write_bundle(&net_view, paths, ids, netns.as_deref())?;
         let _ = std::fs::remove_file(paths.run.join("exit"));
@@ -151,6 +156,8 @@ impl Containers {
         })
         .await?;
         tracing::debug!(container_id = %rec.id, elapsed = ?t0.elapsed(), "container created");
+        // The runtime has made its mounts: the staged subpaths are no longer needed.
+        super::mounts::unstage_subpaths(&paths.run);
         self.serve_pending(&rec.id, &paths.run).await;
         let waiter = shim::waiter(&paths.run).await?;
         shim::request(&paths.run, Request::Start).await?;
@@ -159,8 +166,13 @@ impl Containers {
     }
 
     /// Mounts the container's root file system (image layers, init layer, rw layer), makes
-    /// its working directory and attaches its mounts; returns the ids its user runs as.
-    fn prepare_rootfs(&self, rec: &Record, paths: &Paths) -> Result<user::Ids, ContainerError> {
+    /// its working directory and attaches its mounts; returns the ids its user runs as and
+    /// the staged sources of volume subpaths (index in `rec.mounts`, path).
+    fn prepare_rootfs(
+        &self,
+        rec: &Record,
+        paths: &Paths,
+    ) -> Result<(user::Ids, Vec<(usize, String)>), ContainerError> {
         let image = self
             .inner
             .images
@@ -198,8 +210,9 @@ impl Containers {
                 ));
             }
         }
-        self.attach_mounts(rec, &rootfs)?;
-        user::resolve(&rootfs, &rec.config.user, &rec.host_config.group_add)
+        let staged = self.attach_mounts(rec, &rootfs)?;
+        let ids = user::resolve(&rootfs, &rec.config.user, &rec.host_config.group_add)?;
+        Ok((ids, staged))
     }
 
     /// Writes the /etc files and the OCI bundle of `rec`, whose endpoints are those of this
@@ -290,6 +303,7 @@ impl Containers {
         self.inner.nets.detach(&rec.id);
         netns::remove(&netns::path(&self.inner.cfg.exec_root, &rec.id));
         self.detach_mounts(rec);
+        super::mounts::unstage_subpaths(&paths.run);
         let _ = std::fs::remove_dir_all(paths.bundle());
     }
 }

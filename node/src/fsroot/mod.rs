@@ -135,6 +135,45 @@ impl Root {
         self.open_at(path, flags, Mode::empty())
     }
 
+    /// An `O_PATH` fd of `path` (symlinks followed) only if resolving it never leaves the
+    /// root: an absolute path, `..` above the root or an absolute symlink is `EXDEV` (the
+    /// kernel's `RESOLVE_BENEATH`), where [`Root::resolve`] would clamp them to the root.
+    /// Docker's rule for a volume's `Subpath`.
+    pub fn resolve_beneath(&self, path: &str) -> Result<OwnedFd, RootError> {
+        let err = |e: Errno| RootError::new("open", path, e);
+        if path.starts_with('/') {
+            return Err(err(Errno::EXDEV));
+        }
+        let rel = if path.is_empty() { "." } else { path };
+        let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+        if openat2_available() {
+            let how = OpenHow::new()
+                .flags(flags)
+                .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            for _ in 0..16 {
+                match nix::fcntl::openat2(self.fd.as_fd(), rel, how) {
+                    Err(Errno::EAGAIN) => continue,
+                    Err(Errno::ENOSYS) => break,
+                    other => return other.map_err(err),
+                }
+            }
+        }
+        for _ in 0..16 {
+            let (dir, name) = walk(self.fd.as_fd(), rel, true, true).map_err(err)?;
+            let name = name.unwrap_or_else(|| OsString::from("."));
+            match nix::fcntl::openat(
+                &dir,
+                name.as_os_str(),
+                flags | OFlag::O_NOFOLLOW,
+                Mode::empty(),
+            ) {
+                Ok(fd) if is_symlink(&fd) => continue,
+                other => return other.map_err(err),
+            }
+        }
+        Err(err(Errno::ELOOP))
+    }
+
     /// `lstat` (or `stat` with `Last::Follow`) of `path`.
     pub fn stat(&self, path: &str, last: Last) -> Result<FileStat, RootError> {
         let fd = self.resolve(path, last)?;
@@ -309,7 +348,7 @@ pub fn open_in_root(
     }
     let follow = !flags.contains(OFlag::O_NOFOLLOW);
     for _ in 0..16 {
-        let (dir, name) = walk(root, rel, follow)?;
+        let (dir, name) = walk(root, rel, follow, false)?;
         let name = name.unwrap_or_else(|| OsString::from("."));
         let fd = nix::fcntl::openat(&dir, name.as_os_str(), flags | OFlag::O_NOFOLLOW, mode);
         match fd {
@@ -336,11 +375,13 @@ fn components(p: &[u8]) -> impl DoubleEndedIterator<Item = OsString> + '_ {
 /// The user-space resolution for kernels without `openat2`: returns the directory holding
 /// the last component and that component's name (`None` when the path ends at a directory
 /// already open, e.g. `a/..` or `/`). Intermediate symlinks, and the last one if `follow`,
-/// are resolved inside the root; a missing last component is fine (for `O_CREAT`).
+/// are resolved inside the root; a missing last component is fine (for `O_CREAT`). With
+/// `beneath`, `..` above the root and absolute symlinks are `EXDEV` instead.
 fn walk(
     root: BorrowedFd<'_>,
     path: &str,
     follow: bool,
+    beneath: bool,
 ) -> Result<(OwnedFd, Option<OsString>), Errno> {
     let mut stack: Vec<OwnedFd> = Vec::new();
     let mut todo: VecDeque<OsString> = components(path.as_bytes()).collect();
@@ -353,7 +394,9 @@ fn walk(
     };
     while let Some(c) = todo.pop_front() {
         if c == ".." {
-            stack.pop();
+            if stack.pop().is_none() && beneath {
+                return Err(Errno::EXDEV);
+            }
             continue;
         }
         let last = todo.is_empty();
@@ -381,6 +424,9 @@ fn walk(
             let target = nix::fcntl::readlinkat(&fd, "")?;
             let bytes = target.as_bytes();
             if bytes.first() == Some(&b'/') {
+                if beneath {
+                    return Err(Errno::EXDEV);
+                }
                 stack.clear();
             }
             for t in components(bytes).rev() {

@@ -291,3 +291,45 @@ fn tree_walk_archives_without_following_links() {
     assert!(names.contains(&("etc/passwd2".into(), tar::EntryType::Link)));
     assert!(!names.iter().any(|(n, _)| n.contains("secret")));
 }
+
+/// Docker's volume subpath rule: links inside are followed, anything that would leave the
+/// root (`..` above it, absolute links, absolute paths) is EXDEV, not clamped.
+#[test]
+fn beneath_refuses_what_would_leave() {
+    both(|| {
+        let (_d, root, _host) = setup();
+        std::fs::create_dir_all(root.join("sub/deeper")).expect("mkdir");
+        std::fs::create_dir_all(root.join("hack")).expect("mkdir");
+        symlink("../sub", root.join("hack/good")).expect("symlink");
+        symlink("/", root.join("hack/root")).expect("symlink");
+        symlink("root", root.join("hack/bad")).expect("symlink");
+        symlink("../../..", root.join("hack/up")).expect("symlink");
+        let r = Root::open(&root).expect("root");
+        let is_dir_deeper = |fd: OwnedFd| {
+            let st = nix::sys::stat::fstat(&fd).expect("stat");
+            let want = std::fs::metadata(root.join("sub/deeper")).expect("meta");
+            std::os::unix::fs::MetadataExt::ino(&want) == st.st_ino
+        };
+        assert!(is_dir_deeper(
+            r.resolve_beneath("hack/good/deeper").expect("good")
+        ));
+        assert!(is_dir_deeper(
+            r.resolve_beneath("sub/../sub/deeper").expect("dots")
+        ));
+        for bad in [
+            "hack/root",
+            "hack/bad",
+            "hack/up",
+            "../r/sub",
+            "/sub",
+            "sub/../../r",
+        ] {
+            let e = r.resolve_beneath(bad).expect_err(bad);
+            assert_eq!(e.errno(), Some(libc::EXDEV), "{bad}: {e}");
+        }
+        assert!(r
+            .resolve_beneath("nope")
+            .expect_err("missing")
+            .is_not_found());
+    });
+}

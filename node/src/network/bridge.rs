@@ -173,6 +173,11 @@ impl NetworkDriver for BridgeDriver {
         sb.ctr
             .add_address(idx, l.ip, l.prefix)
             .map_err(|e| NetworkError::kernel(format!("address {}", l.ip), e))?;
+        for ll in &l.link_local {
+            sb.ctr
+                .add_address(idx, *ll, if ll.is_link_local() { 16 } else { 32 })
+                .map_err(|e| NetworkError::kernel(format!("link-local address {ll}"), e))?;
+        }
         sb.ctr
             .set_up(idx)
             .map_err(|e| NetworkError::kernel(format!("{} up", l.ifname), e))

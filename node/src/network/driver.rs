@@ -56,6 +56,9 @@ pub struct Link {
     pub prefix: u8,
     pub gateway: Ipv4Addr,
     pub mac: [u8; 6],
+    /// `IPAMConfig.LinkLocalIPs`: extra addresses on the interface
+    /// (/16 in 169.254.0.0/16, else /32).
+    pub link_local: Vec<Ipv4Addr>,
 }
 
 /// One kind of network. Implementations: `BridgeDriver`, `HostDriver`, `NullDriver`; the

@@ -28,6 +28,23 @@ struct Planned {
     driver: Arc<dyn NetworkDriver>,
 }
 
+/// `IPAMConfig.LinkLocalIPs`, checked: addresses (dockerd's "invalid link-local IP
+/// address"); IPv4 only (IPv6 networks are not supported).
+fn link_local_ips(asked: &[String]) -> Result<Vec<Ipv4Addr>> {
+    asked
+        .iter()
+        .map(|a| match a.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(ip)) => Ok(ip),
+            Ok(std::net::IpAddr::V6(_)) => Err(NetworkError::invalid(format!(
+                "invalid link-local IP address: {a}: IPv6 endpoints are not supported"
+            ))),
+            Err(_) => Err(NetworkError::invalid(format!(
+                "invalid link-local IP address: {a}"
+            ))),
+        })
+        .collect()
+}
+
 impl Networks {
     /// Checks an endpoint request at create/connect time and fills in the network id.
     pub fn check_endpoint(&self, net_key: &str, ep: &mut Endpoint) -> Result<NetworkRecord> {
@@ -61,6 +78,7 @@ impl Networks {
             ipam::parse_mac(&ep.mac_request)
                 .map_err(NetworkError::ipam(ErrorKind::InvalidArgument))?;
         }
+        link_local_ips(&ep.link_local_ips)?;
         ep.network_id = rec.id.clone();
         Ok(rec)
     }
@@ -158,6 +176,7 @@ impl Networks {
             .alloc
             .as_mut()
             .ok_or_else(|| NetworkError::invalid(format!("network {name} has no addresses")))?;
+        let link_local = link_local_ips(&ep.link_local_ips)?;
         let ip = if ep.ipv4_request.is_empty() {
             alloc
                 .allocate()
@@ -192,6 +211,7 @@ impl Networks {
                 prefix: alloc.subnet.prefix,
                 gateway: alloc.gateway,
                 mac,
+                link_local,
             },
             driver,
         })

@@ -103,6 +103,8 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     pub ipv4_request: String,
     pub mac_request: String,
+    /// `IPAMConfig.LinkLocalIPs` as asked (IPv4 link-local addresses).
+    pub link_local_ips: Vec<String>,
     pub links: Vec<String>,
     pub driver_opts: BTreeMap<String, String>,
     // While attached:

@@ -385,25 +385,7 @@ impl Volumes {
         destination: &str,
         rw: bool,
     ) -> Result<PathBuf, VolumeError> {
-        let v = self.get(name)?;
-        let data = self.data_path(name);
-        {
-            let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-            let users = running.entry(name.to_owned()).or_default();
-            if users.is_empty() {
-                std::fs::create_dir_all(&data).map_err(|source| VolumeError::Io {
-                    what: "create",
-                    path: data.display().to_string(),
-                    source,
-                })?;
-                if let Some(m) = local::parse(&v.options)? {
-                    if !local::is_mounted(&data) {
-                        local::mount(&m, &data)?;
-                    }
-                }
-            }
-            users.insert(container_id.to_owned());
-        }
+        let data = self.hold(name, container_id)?;
         self.emit(
             "mount",
             name,
@@ -417,30 +399,60 @@ impl Volumes {
         Ok(data)
     }
 
+    /// `holder` (a running container, or an archive call on a stopped one) uses the volume:
+    /// the first user mounts the driver's filesystem on `_data`. No event. Returns `_data`.
+    pub fn hold(&self, name: &str, holder: &str) -> Result<PathBuf, VolumeError> {
+        let v = self.get(name)?;
+        let data = self.data_path(name);
+        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let users = running.entry(name.to_owned()).or_default();
+        if users.is_empty() {
+            let made = std::fs::create_dir_all(&data).map_err(|source| VolumeError::Io {
+                what: "create",
+                path: data.display().to_string(),
+                source,
+            });
+            let mounted = made.and_then(|()| match local::parse(&v.options)? {
+                Some(m) if !local::is_mounted(&data) => local::mount(&m, &data),
+                _ => Ok(()),
+            });
+            if let Err(e) = mounted {
+                running.remove(name);
+                return Err(e);
+            }
+        }
+        users.insert(holder.to_owned());
+        Ok(data)
+    }
+
     /// A container stopped using the volume: the last one unmounts `_data`.
     pub fn detach(&self, name: &str, container_id: &str) {
-        let last = {
-            let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(users) = running.get_mut(name) else {
-                return;
-            };
-            if !users.remove(container_id) {
-                return;
-            }
-            let last = users.is_empty();
-            if last {
-                running.remove(name);
-                let data = self.data_path(name);
-                if self.get(name).is_ok_and(|v| !v.options.is_empty()) {
-                    if let Err(e) = local::unmount(&data) {
-                        tracing::warn!(volume = name, error = %e, "unmount volume");
-                    }
-                }
-            }
-            last
+        let Some(last) = self.release(name, container_id) else {
+            return;
         };
         tracing::debug!(volume = name, container_id, last, "volume detached");
         self.emit("unmount", name, &[("container", container_id.to_owned())]);
+    }
+
+    /// `holder` no longer uses the volume; the last user unmounts `_data`. `None` when it
+    /// was not a user, else whether it was the last.
+    pub fn release(&self, name: &str, holder: &str) -> Option<bool> {
+        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        let users = running.get_mut(name)?;
+        if !users.remove(holder) {
+            return None;
+        }
+        let last = users.is_empty();
+        if last {
+            running.remove(name);
+            let data = self.data_path(name);
+            if self.get(name).is_ok_and(|v| !v.options.is_empty()) {
+                if let Err(e) = local::unmount(&data) {
+                    tracing::warn!(volume = name, error = %e, "unmount volume");
+                }
+            }
+        }
+        Some(last)
     }
 
     /// At daemon start, a container found running counts as a user again (its volume's
