@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_chaos_tests::{eventually, swarm, Cluster, Host};
+use berth_chaos_tests::{eventually, in_netns, swarm, Cluster, Host};
 
 const IMAGE: &str = "busybox:latest";
 /// Seconds between key rotations on every node.
@@ -169,7 +169,20 @@ fn capture(c: &Cluster, f: impl FnOnce()) -> (Vec<u8>, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("tcpdump (scripts/deps installs it)");
-    std::thread::sleep(Duration::from_millis(1500));
+    // tcpdump flushes its file with the first packet it captures, and starts slowly under
+    // load: a datagram between two of the test's hosts until the file has something.
+    let (from, to) = (c.host(0).netns().to_owned(), c.host(1).ip().to_owned());
+    let ready = eventually(Duration::from_secs(20), || {
+        let to = to.clone();
+        in_netns(&from, move || {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+            let _ = s.send_to(b"capture-probe", (to.as_str(), 9));
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        std::fs::metadata(&file).is_ok_and(|m| m.len() > 24)
+    });
+    assert!(ready, "tcpdump did not start capturing");
+    std::thread::sleep(Duration::from_millis(500));
     f();
     std::thread::sleep(Duration::from_millis(500));
     let _ = dump.kill();
