@@ -450,12 +450,14 @@ fn stack(c: &Cluster, id: &str) {
             "{kind}s left"
         );
     }
-    let o = m.berth(&["stack", "ps", "st"]);
-    assert!(
-        err(&o).contains("Nothing found in stack: st"),
-        "{}",
-        err(&o)
-    );
+    // The removed services' tasks go once they have stopped.
+    let mut last = String::new();
+    let gone = eventually(Duration::from_secs(60), || {
+        let o = m.berth(&["stack", "ps", "st"]);
+        last = format!("{}{}", out(&o), err(&o));
+        err(&o).contains("Nothing found in stack: st")
+    });
+    assert!(gone, "{last}");
 }
 
 #[test]

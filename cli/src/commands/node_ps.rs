@@ -157,15 +157,20 @@ pub async fn resolve(client: &Client, tasks: &[Value], names: &mut Names) -> Res
         let sid = t["ServiceID"].as_str().unwrap_or("").to_string();
         if !sid.is_empty() && !names.services.contains_key(&sid) {
             let path = format!("/services/{}?insertDefaults=false", seg(&sid));
-            let s: Value = client.get_json(&path).await?;
-            let name = s["Spec"]["Name"].as_str().unwrap_or(&sid).to_string();
+            // A service removed meanwhile shows as its id, as the docker CLI does.
+            let name = match client.get_json::<Value>(&path).await {
+                Ok(s) => s["Spec"]["Name"].as_str().unwrap_or(&sid).to_string(),
+                Err(_) => sid.clone(),
+            };
             names.services.insert(sid, name);
         }
         let nid = t["NodeID"].as_str().unwrap_or("").to_string();
         if !nid.is_empty() && !names.nodes.contains_key(&nid) {
-            let n: Value = client.get_json(&format!("/nodes/{}", seg(&nid))).await?;
-            let host = n["Description"]["Hostname"].as_str().unwrap_or(&nid);
-            names.nodes.insert(nid.clone(), host.to_string());
+            let host = match client.get_json::<Value>(&format!("/nodes/{}", seg(&nid))).await {
+                Ok(n) => n["Description"]["Hostname"].as_str().unwrap_or(&nid).to_string(),
+                Err(_) => nid.clone(),
+            };
+            names.nodes.insert(nid.clone(), host);
         }
     }
     Ok(())
