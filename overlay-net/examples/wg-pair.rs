@@ -1,0 +1,261 @@
+//! Throughput of the user-space WireGuard tunnels without a cluster: two network namespaces
+//! joined by a veth pair, a `wireguard::Device` in each, and iperf3 first over the veth (the
+//! baseline) then between the tunnel addresses. Needs root and iperf3.
+//!
+//! ```text
+//! cargo run --release -p berth-overlay-net --example wg-pair -- [seconds] [iperf3 args...]
+//! ```
+//! It prints both rates (the receiver's), TCP retransmits, the CPU the tunnels' threads used
+//! per GB carried (both devices run in this process), and each namespace's tun and UDP drop
+//! counters: where a lost packet was lost. Before the tunnel run it prints its pid, for
+//! `perf record -p`. Everything it makes (namespaces, veth, tun devices, iperf3 servers) is
+//! named after its pid and removed when it ends, also when a step fails (not when it is
+//! killed, or panics under the release profile's `panic = "abort"`: then `ip netns delete
+//! wgp<pid>a wgp<pid>b`, the pid in hex).
+
+use std::error::Error;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use berth_overlay_net::wireguard::{Device, PeerConfig, PrivateKey, DEVICE};
+
+type Res<T> = Result<T, Box<dyn Error>>;
+
+/// Runs a command to completion; a failure carries its stderr.
+fn run(args: &[&str]) -> Res<String> {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
+    if !o.status.success() {
+        return Err(format!("{args:?}: {}", String::from_utf8_lossy(&o.stderr)).into());
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The namespaces of this run, deleted on drop (their veth ends go with them).
+struct Netns(Vec<String>);
+
+impl Netns {
+    fn add(&mut self, name: String) -> Res<String> {
+        run(&["ip", "netns", "add", &name])?;
+        self.0.push(name.clone());
+        run(&["ip", "-n", &name, "link", "set", "lo", "up"])?;
+        Ok(name)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = Command::new("ip").args(["netns", "delete", n]).status();
+        }
+    }
+}
+
+/// A background process, killed and reaped on drop.
+struct Bg(Child);
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `f` on a thread inside namespace `ns` (threads it starts stay there).
+fn inside<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> Res<T> {
+    let path = format!("/run/netns/{ns}");
+    let file = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+    let h = std::thread::spawn(move || {
+        // SAFETY: setns on a descriptor held open by this closure; it changes only this
+        // thread.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        (r == 0).then(f)
+    });
+    let r = h.join().map_err(|_| "namespace thread panicked")?;
+    r.ok_or_else(|| format!("setns {path}").into())
+}
+
+/// The number after `"key":` at or after `from` in iperf3's JSON.
+fn number_after(json: &str, from: usize, key: &str) -> Option<f64> {
+    let pat = format!("\"{key}\":");
+    let at = from + json[from..].find(&pat)? + pat.len();
+    let rest = json[at..].trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == '-' || c == '+'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// One iperf3 run from `client` to `server`'s `to`: (receiver Gbit/s, retransmits).
+fn iperf(client: &str, server: &str, to: Ipv4Addr, secs: u32, extra: &[String]) -> Res<(f64, f64)> {
+    let srv = Command::new("ip")
+        .args(["netns", "exec", server, "iperf3", "-s", "-1", "-B"])
+        .arg(to.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("iperf3 server: {e}"))?;
+    let _srv = Bg(srv);
+    std::thread::sleep(Duration::from_millis(300));
+    let (to, secs) = (to.to_string(), secs.to_string());
+    let mut args = vec![
+        "ip", "netns", "exec", client, "iperf3", "-J", "-c", &to, "-t", &secs,
+    ];
+    args.extend(extra.iter().map(String::as_str));
+    let json = run(&args)?;
+    let end = json.find("\"end\":").ok_or("no end in iperf3's output")?;
+    let sent = json[end..].find("\"sum_sent\":").ok_or("no sum_sent")? + end;
+    let recv = json[end..]
+        .find("\"sum_received\":")
+        .ok_or("no sum_received")?
+        + end;
+    let retr = number_after(&json, sent, "retransmits").unwrap_or(0.0);
+    let bps = number_after(&json, recv, "bits_per_second").ok_or("no receiver rate")?;
+    Ok((bps / 1e9, retr))
+}
+
+fn peer(key: &PrivateKey, under: Ipv4Addr, tunnel: Ipv4Addr) -> PeerConfig {
+    PeerConfig {
+        public: key.public(),
+        endpoint: SocketAddrV4::new(under, 51820),
+        address: tunnel,
+    }
+}
+
+/// Waits until `from` reaches `to` (the first handshake is done).
+fn wait_ping(from: &str, to: Ipv4Addr) -> Res<()> {
+    let to = to.to_string();
+    for _ in 0..20 {
+        let ok = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                from,
+                "/bin/busybox",
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                &to,
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return Ok(());
+        }
+    }
+    Err(format!("{from} never reached {to}").into())
+}
+
+fn main() -> Res<()> {
+    let mut args = std::env::args().skip(1);
+    let secs: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let extra: Vec<String> = args.collect();
+    let id = format!("{:06x}", std::process::id() & 0xff_ffff);
+    let mut ns = Netns(Vec::new());
+    let (a, b) = (ns.add(format!("wgp{id}a"))?, ns.add(format!("wgp{id}b"))?);
+    run(&[
+        "ip", "-n", &a, "link", "add", "u0", "type", "veth", "peer", "name", "u0", "netns", &b,
+    ])?;
+    let (ua, ub) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2));
+    for (n, addr) in [(&a, ua), (&b, ub)] {
+        run(&[
+            "ip",
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "u0",
+        ])?;
+        run(&["ip", "-n", n, "link", "set", "u0", "up"])?;
+    }
+    let (gbps, retr) = iperf(&a, &b, ub, secs, &extra)?;
+    println!("veth:      {gbps:6.2} Gbit/s  retr {retr}");
+
+    let (ka, kb) = (PrivateKey::generate()?, PrivateKey::generate()?);
+    let (ta, tb) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+    let start = |n: &str, k: &PrivateKey, t: Ipv4Addr| -> Res<Device> {
+        let k = k.clone();
+        Ok(inside(n, move || Device::start(DEVICE, &k, t, 16, 51820))??)
+    };
+    let (da, db) = (start(&a, &ka, ta)?, start(&b, &kb, tb)?);
+    da.set_peers(&[peer(&kb, ub, tb)]);
+    db.set_peers(&[peer(&ka, ua, ta)]);
+    wait_ping(&a, tb)?;
+    println!("tunnel run: pid {}", std::process::id());
+    let before = thread_cpu()?;
+    let (wg, retr) = iperf(&a, &b, tb, secs, &extra)?;
+    let after = thread_cpu()?;
+    println!(
+        "wireguard: {wg:6.2} Gbit/s  retr {retr}  ({:.3}x of the veth)",
+        wg / gbps
+    );
+    for (name, t) in &after {
+        let used = t - before.get(name).copied().unwrap_or(0.0);
+        println!(
+            "  {name:10} {:5.1} % of a core, {:5.2} CPU-s per GB carried",
+            100.0 * used / f64::from(secs),
+            used / (wg * f64::from(secs) / 8.0)
+        );
+    }
+    for n in [&a, &b] {
+        counters(n)?;
+    }
+    drop((da, db));
+    Ok(())
+}
+
+/// CPU seconds (user + system) used so far by this process's threads, summed by thread
+/// name: both devices' `wg-out` together, and so on.
+fn thread_cpu() -> Res<std::collections::BTreeMap<String, f64>> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut sums = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let stat = std::fs::read_to_string(task?.path().join("stat"))?;
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        // After the name: state is field 3, utime and stime are fields 14 and 15.
+        let f: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let field = |i: usize| -> Res<f64> { Ok(f.get(i).ok_or("short stat line")?.parse()?) };
+        let ticks = field(11)? + field(12)?;
+        if ["wg-out", "wg-in", "wg-timers"].contains(&name.as_str()) {
+            *sums.entry(name).or_insert(0.0) += ticks / hz;
+        }
+    }
+    Ok(sums)
+}
+
+/// Where packets were lost in `ns`: the tun device's drop counters, and the UDP and TCP
+/// counters that say which queue overflowed.
+fn counters(ns: &str) -> Res<()> {
+    let link = run(&["ip", "-n", ns, "-s", "-o", "link", "show", DEVICE])?;
+    let stats: Vec<&str> = link.split("\\").map(str::trim).collect();
+    println!(
+        "{ns} {DEVICE}: {}",
+        stats.get(1..).unwrap_or_default().join(" | ")
+    );
+    let nstat = run(&["ip", "netns", "exec", ns, "nstat", "-az"])?;
+    let wanted = [
+        "UdpRcvbufErrors",
+        "UdpSndbufErrors",
+        "UdpInErrors",
+        "TcpExtTCPBacklogDrop",
+    ];
+    let found: Vec<&str> = nstat
+        .lines()
+        .filter(|l| wanted.iter().any(|w| l.starts_with(w)))
+        .collect();
+    println!("{ns} {}", found.join(" | "));
+    Ok(())
+}
