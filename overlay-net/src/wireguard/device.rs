@@ -9,8 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -21,6 +20,7 @@ use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519;
 
 use super::tun::Tun;
+use super::udp::{Batch, Socket};
 use super::{link, PeerConfig, PrivateKey, PublicKey, TUNNEL_MTU};
 use crate::netlink::KernelError;
 
@@ -28,10 +28,6 @@ use crate::netlink::KernelError;
 const TICK: Duration = Duration::from_millis(250);
 /// Buffers: the largest IP packet, plus WireGuard's overhead.
 const BUF: usize = 65_536 + 64;
-/// The UDP socket's kernel buffers. The default (208 KiB) overflowed under a single TCP
-/// stream whenever the receiving thread lost its core for a moment: 14 % of the datagrams
-/// were dropped and TCP backed off to a fraction of what the tunnel can carry.
-const SOCKET_BUFFER: libc::c_int = 4 << 20;
 
 struct Peer {
     cfg: PeerConfig,
@@ -48,7 +44,7 @@ struct Peers {
 
 struct Shared {
     tun: Tun,
-    udp: UdpSocket,
+    udp: Socket,
     stop: AtomicBool,
     key: RwLock<(x25519::StaticSecret, x25519::PublicKey)>,
     peers: RwLock<Peers>,
@@ -86,11 +82,8 @@ impl Device {
     ) -> Result<Device, KernelError> {
         let tun = Tun::create(name).map_err(kerr(format!("create tun device {name}")))?;
         link::configure(name, TUNNEL_MTU, address, prefix)?;
-        let udp = UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+        let udp = Socket::bind(port, TICK)
             .map_err(kerr(format!("bind UDP port {port} for WireGuard")))?;
-        udp.set_read_timeout(Some(TICK))
-            .map_err(kerr("UDP socket timeout".into()))?;
-        socket_buffers(&udp);
         let secret = key.0.clone();
         let public = x25519::PublicKey::from(&secret);
         let shared = Arc::new(Shared {
@@ -146,7 +139,7 @@ impl Device {
             let mut t = lock(&p.tunn);
             t.set_static_private(secret.clone(), xpub, None);
             if let TunnResult::WriteToNetwork(b) = t.format_handshake_initiation(&mut out, true) {
-                let _ = self.shared.udp.send_to(b, p.cfg.endpoint);
+                self.shared.udp.send_to(b, p.cfg.endpoint);
             }
         }
     }
@@ -199,7 +192,7 @@ impl Device {
         for p in fresh {
             let mut t = lock(&p.tunn);
             if let TunnResult::WriteToNetwork(b) = t.format_handshake_initiation(&mut out, false) {
-                let _ = self.shared.udp.send_to(b, p.cfg.endpoint);
+                self.shared.udp.send_to(b, p.cfg.endpoint);
             }
         }
     }
@@ -224,9 +217,16 @@ impl Shared {
     }
 
     fn send(&self, b: &[u8], to: SocketAddrV4) {
-        if let Err(e) = self.udp.send_to(b, to) {
-            tracing::trace!(error = %e, %to, "WireGuard datagram not sent");
+        self.udp.send_to(b, to);
+    }
+
+    /// The peer an IPv4 packet from the tun device goes to: its destination's.
+    fn peer_for(&self, pkt: &[u8]) -> Option<Arc<Peer>> {
+        if pkt.len() < 20 || pkt[0] >> 4 != 4 {
+            return None;
         }
+        let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+        self.read_peers().by_ip.get(&dst).cloned()
     }
 
     /// The peer a datagram is for.
@@ -245,38 +245,12 @@ impl Shared {
     }
 }
 
-/// Enlarges the UDP socket's buffers to [`SOCKET_BUFFER`]: beyond `net.core.[rw]mem_max` when
-/// the process may (`CAP_NET_ADMIN`), else up to it. A failure only costs throughput.
-fn socket_buffers(udp: &UdpSocket) {
-    for (force, plain, what) in [
-        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, "receive"),
-        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, "send"),
-    ] {
-        let set = |opt| {
-            let v = SOCKET_BUFFER;
-            // SAFETY: an int option, passed by pointer and size, on a socket we own.
-            let r = unsafe {
-                libc::setsockopt(
-                    udp.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    opt,
-                    (&v as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            r == 0
-        };
-        if !set(force) && !set(plain) {
-            let e = io::Error::last_os_error();
-            tracing::warn!(error = %e, "WireGuard socket's {what} buffer left at its default");
-        }
-    }
-}
-
-/// tun → network: seal each packet for the peer its destination names.
+/// tun → network: seal each packet for the peer its destination names. What the tun device
+/// has queued is read in one go and leaves in batches (one `sendmsg` per peer and size).
 fn outbound(s: &Shared) {
     let mut pkt = vec![0u8; BUF];
     let mut out = vec![0u8; BUF];
+    let mut batch = Batch::new();
     while !s.stopped() {
         if !s.tun.readable(TICK) {
             continue;
@@ -287,61 +261,67 @@ fn outbound(s: &Shared) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            if n < 20 || pkt[0] >> 4 != 4 {
-                continue;
-            }
-            let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
-            let Some(peer) = s.read_peers().by_ip.get(&dst).cloned() else {
+            let Some(peer) = s.peer_for(&pkt[..n]) else {
                 continue;
             };
-            // The lock is released before the send: the inbound thread waits for it only
-            // while a packet is sealed, not while the kernel sends it.
+            // The lock is released before anything is sent: the inbound thread waits for
+            // it only while a packet is sealed, not while the kernel sends it.
             let sealed = lock(&peer.tunn).encapsulate(&pkt[..n], &mut out);
             if let TunnResult::WriteToNetwork(b) = sealed {
-                s.send(b, peer.cfg.endpoint);
+                batch.add(&s.udp, peer.cfg.endpoint, b);
             }
         }
+        batch.flush(&s.udp);
     }
 }
 
 /// network → tun: open each datagram with its peer's session; answer handshakes; flush
-/// what was queued while a handshake ran.
+/// what was queued while a handshake ran. Datagrams the kernel coalesced (UDP GRO) come in
+/// one read and are opened one by one.
 fn inbound(s: &Shared) {
     let mut buf = vec![0u8; BUF];
     let mut out = vec![0u8; BUF];
     while !s.stopped() {
-        let n = match s.udp.recv_from(&mut buf) {
-            Ok((n, _)) => n,
+        let (n, seg) = match s.udp.recv(&mut buf) {
+            Ok(r) => r,
             Err(_) => continue,
         };
-        let Some(peer) = s.peer_of(&buf[..n]) else {
-            continue;
+        for datagram in buf[..n].chunks(seg.max(1)) {
+            open(s, datagram, &mut out);
+        }
+    }
+}
+
+/// One datagram from the network: to the tun device if it is a packet from the peer's
+/// tunnel address, back to the peer if it is a handshake or a reply to one.
+fn open(s: &Shared, datagram: &[u8], out: &mut [u8]) {
+    let Some(peer) = s.peer_of(datagram) else {
+        return;
+    };
+    let src = Some(std::net::IpAddr::V4(*peer.cfg.endpoint.ip()));
+    // Locked only while the datagram is opened: writing to the tun device runs the
+    // kernel's receive path (TCP included), and the outbound thread must not wait for
+    // that to seal the next packet.
+    let opened = lock(&peer.tunn).decapsulate(src, datagram, out);
+    match opened {
+        TunnResult::WriteToNetwork(b) => s.send(b, peer.cfg.endpoint),
+        TunnResult::WriteToTunnelV4(p, from) if from == peer.cfg.address => {
+            if let Err(e) = s.tun.write(p) {
+                tracing::trace!(error = %e, "packet not delivered to the tun device");
+            }
+        }
+        TunnResult::WriteToTunnelV4(_, from) => {
+            tracing::debug!(%from, peer = %peer.cfg.address, "dropped: not the peer's tunnel address");
+        }
+        _ => {}
+    }
+    // What waited for a session (queued while a handshake ran) goes now.
+    loop {
+        let queued = lock(&peer.tunn).decapsulate(None, &[], out);
+        let TunnResult::WriteToNetwork(b) = queued else {
+            break;
         };
-        let src = Some(std::net::IpAddr::V4(*peer.cfg.endpoint.ip()));
-        // Locked only while the datagram is opened: writing to the tun device runs the
-        // kernel's receive path (TCP included), and the outbound thread must not wait for
-        // that to seal the next packet.
-        let opened = lock(&peer.tunn).decapsulate(src, &buf[..n], &mut out);
-        match opened {
-            TunnResult::WriteToNetwork(b) => s.send(b, peer.cfg.endpoint),
-            TunnResult::WriteToTunnelV4(p, from) if from == peer.cfg.address => {
-                if let Err(e) = s.tun.write(p) {
-                    tracing::trace!(error = %e, "packet not delivered to the tun device");
-                }
-            }
-            TunnResult::WriteToTunnelV4(_, from) => {
-                tracing::debug!(%from, peer = %peer.cfg.address, "dropped: not the peer's tunnel address");
-            }
-            _ => {}
-        }
-        // What waited for a session (queued while a handshake ran) goes now.
-        loop {
-            let queued = lock(&peer.tunn).decapsulate(None, &[], &mut out);
-            let TunnResult::WriteToNetwork(b) = queued else {
-                break;
-            };
-            s.send(b, peer.cfg.endpoint);
-        }
+        s.send(b, peer.cfg.endpoint);
     }
 }
 

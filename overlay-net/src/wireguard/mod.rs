@@ -24,6 +24,7 @@
 mod device;
 mod link;
 mod tun;
+mod udp;
 
 pub use device::Device;
 
