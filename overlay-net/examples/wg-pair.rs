@@ -1,6 +1,9 @@
-//! Throughput of the user-space WireGuard tunnels without a cluster: two network namespaces
-//! joined by a veth pair, a `wireguard::Device` in each, and iperf3 first over the veth (the
-//! baseline) then between the tunnel addresses. Needs root and iperf3.
+//! Throughput of the user-space WireGuard tunnels without a cluster: two "nodes" (network
+//! namespaces joined by a veth pair), a `wireguard::Device` in each, and a "container"
+//! namespace on each with two overlays, a plain one and an encrypted one (VXLAN between the
+//! tunnel addresses), as a node sets them up. iperf3 runs over the veth (the baseline),
+//! between the tunnel addresses, then between the containers over each overlay. Needs root
+//! and iperf3.
 //!
 //! ```text
 //! cargo run --release -p berth-overlay-net --example wg-pair -- [seconds] [iperf3 args...]
@@ -13,13 +16,16 @@
 //! killed, or panics under the release profile's `panic = "abort"`: then `ip netns delete
 //! wgp<pid>a wgp<pid>b`, the pid in hex).
 
+use std::collections::BTreeSet;
 use std::error::Error;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use berth_overlay_net::wireguard::{Device, PeerConfig, PrivateKey, DEVICE};
+use berth_overlay_net::model::{bridge_name, mac_for, Peer, Plane, OVERLAY_MTU};
+use berth_overlay_net::netlink::{self, KernelError, Netlink};
+use berth_overlay_net::wireguard::{Device, PeerConfig, PrivateKey, DEVICE, ENCRYPTED_OVERLAY_MTU};
 
 type Res<T> = Result<T, Box<dyn Error>>;
 
@@ -209,7 +215,149 @@ fn main() -> Res<()> {
     for n in [&a, &b] {
         counters(n)?;
     }
+    let (ca, cb) = (ns.add(format!("wgp{id}ca"))?, ns.add(format!("wgp{id}cb"))?);
+    let nodes = [a.clone(), b.clone()];
+    let ctrs = [ca.clone(), cb.clone()];
+    overlays(&nodes, &ctrs, [ua, ub], [ta, tb])?;
+    for (k, net) in NETS.iter().enumerate() {
+        let to = net.addr(1);
+        wait_ping(&ca, to)?;
+        let before = thread_cpu()?;
+        let (r, retr) = iperf(&ca, &cb, to, secs, &extra)?;
+        let used: f64 = thread_cpu()?
+            .iter()
+            .map(|(n, t)| t - before.get(n).copied().unwrap_or(0.0))
+            .sum();
+        println!(
+            "{:9}: {r:6.2} Gbit/s  retr {retr}  ({:.3}x of the veth){}",
+            net.name,
+            r / gbps,
+            if k == 1 {
+                format!(
+                    ", tunnel threads {:.0} % of a core",
+                    100.0 * used / f64::from(secs)
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     drop((da, db));
+    Ok(())
+}
+
+/// An overlay between the two containers.
+struct Net {
+    name: &'static str,
+    id: &'static str,
+    vni: u32,
+    /// Its subnet is 10.<subnet>.0.0/24.
+    subnet: u8,
+    mtu: u32,
+    /// VXLAN between the tunnel addresses, not the underlay ones.
+    encrypted: bool,
+    /// The container's interface on it.
+    ifname: &'static str,
+}
+
+impl Net {
+    /// Node `i`'s container's address on it.
+    fn addr(&self, i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, self.subnet, 0, 3 + i as u8)
+    }
+}
+
+const NETS: [Net; 2] = [
+    Net {
+        name: "vxlan",
+        id: "0123456789abcdef",
+        vni: 4300,
+        subnet: 9,
+        mtu: OVERLAY_MTU,
+        encrypted: false,
+        ifname: "eth1",
+    },
+    Net {
+        name: "vxlan+wg",
+        id: "fedcba9876543210",
+        vni: 4301,
+        subnet: 10,
+        mtu: ENCRYPTED_OVERLAY_MTU,
+        encrypted: true,
+        ifname: "eth2",
+    },
+];
+
+/// Both overlays on both nodes (bridge and VXLAN device by the crate's reconciler), and each
+/// container's veth on each bridge.
+fn overlays(
+    nodes: &[String; 2],
+    ctrs: &[String; 2],
+    under: [Ipv4Addr; 2],
+    tunnel: [Ipv4Addr; 2],
+) -> Res<()> {
+    for i in 0..2 {
+        let j = 1 - i;
+        let planes: Vec<Plane> = NETS
+            .iter()
+            .map(|n| {
+                let ends = if n.encrypted { tunnel } else { under };
+                Plane {
+                    network_id: n.id.into(),
+                    vni: n.vni,
+                    local: ends[i],
+                    peers: BTreeSet::from([Peer {
+                        ip: n.addr(j),
+                        mac: mac_for(n.addr(j)),
+                        node: ends[j],
+                    }]),
+                    mtu: n.mtu,
+                }
+            })
+            .collect();
+        inside(&nodes[i], move || -> Result<(), KernelError> {
+            netlink::reconcile(&mut Netlink::open()?, &planes).map(drop)
+        })??;
+        for (k, n) in NETS.iter().enumerate() {
+            attach(&nodes[i], &ctrs[i], &format!("v{k}"), n, i)?;
+        }
+    }
+    Ok(())
+}
+
+/// A veth from `node`'s bridge of `net` to `ctr`, as node `i`'s container.
+fn attach(node: &str, ctr: &str, veth: &str, net: &Net, i: usize) -> Res<()> {
+    let (mtu, addr) = (net.mtu.to_string(), net.addr(i));
+    let mac = netlink::fmt_mac(&mac_for(addr));
+    let ifname = net.ifname;
+    run(&[
+        "ip", "-n", node, "link", "add", veth, "mtu", &mtu, "type", "veth", "peer", "name", ifname,
+        "netns", ctr,
+    ])?;
+    run(&[
+        "ip",
+        "-n",
+        node,
+        "link",
+        "set",
+        veth,
+        "master",
+        &bridge_name(net.id),
+        "up",
+    ])?;
+    run(&[
+        "ip", "-n", ctr, "link", "set", ifname, "address", &mac, "mtu", &mtu, "up",
+    ])?;
+    run(&[
+        "ip",
+        "-n",
+        ctr,
+        "addr",
+        "add",
+        &format!("{addr}/24"),
+        "dev",
+        ifname,
+    ])?;
     Ok(())
 }
 
