@@ -19,6 +19,7 @@ use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519;
 
+use super::coalesce::Coalescer;
 use super::tun::Tun;
 use super::udp::{Batch, Socket};
 use super::{link, PeerConfig, PrivateKey, PublicKey, TUNNEL_MTU};
@@ -277,24 +278,27 @@ fn outbound(s: &Shared) {
 
 /// network → tun: open each datagram with its peer's session; answer handshakes; flush
 /// what was queued while a handshake ran. Datagrams the kernel coalesced (UDP GRO) come in
-/// one read and are opened one by one.
+/// one read and are opened one by one; what they carry goes to the tun device gathered by
+/// flow, before the next read.
 fn inbound(s: &Shared) {
     let mut buf = vec![0u8; BUF];
     let mut out = vec![0u8; BUF];
+    let mut to_tun = Coalescer::new();
     while !s.stopped() {
         let (n, seg) = match s.udp.recv(&mut buf) {
             Ok(r) => r,
             Err(_) => continue,
         };
         for datagram in buf[..n].chunks(seg.max(1)) {
-            open(s, datagram, &mut out);
+            open(s, datagram, &mut out, &mut to_tun);
         }
+        to_tun.flush(&s.tun);
     }
 }
 
 /// One datagram from the network: to the tun device if it is a packet from the peer's
 /// tunnel address, back to the peer if it is a handshake or a reply to one.
-fn open(s: &Shared, datagram: &[u8], out: &mut [u8]) {
+fn open(s: &Shared, datagram: &[u8], out: &mut [u8], to_tun: &mut Coalescer) {
     let Some(peer) = s.peer_of(datagram) else {
         return;
     };
@@ -306,9 +310,7 @@ fn open(s: &Shared, datagram: &[u8], out: &mut [u8]) {
     match opened {
         TunnResult::WriteToNetwork(b) => s.send(b, peer.cfg.endpoint),
         TunnResult::WriteToTunnelV4(p, from) if from == peer.cfg.address => {
-            if let Err(e) = s.tun.write(p) {
-                tracing::trace!(error = %e, "packet not delivered to the tun device");
-            }
+            to_tun.add(&s.tun, p);
         }
         TunnResult::WriteToTunnelV4(_, from) => {
             tracing::debug!(%from, peer = %peer.cfg.address, "dropped: not the peer's tunnel address");

@@ -21,6 +21,7 @@
 //! only public keys are published. A key change ([`Device::set_key`]) keeps the peers and
 //! starts a handshake with each at once, so traffic waits one round trip, not a rekey timeout.
 
+mod coalesce;
 mod device;
 mod link;
 mod tun;
