@@ -242,6 +242,9 @@ fn main() -> Res<()> {
             }
         );
     }
+    for n in [&a, &b] {
+        counters(n)?;
+    }
     drop((da, db));
     Ok(())
 }
