@@ -159,94 +159,67 @@ fn wait_ping(from: &str, to: Ipv4Addr) -> Res<()> {
     Err(format!("{from} never reached {to}").into())
 }
 
+/// Underlay (veth) and tunnel addresses of the two nodes.
+const UNDER: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)];
+const TUNNEL: [Ipv4Addr; 2] = [Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2)];
+
 fn main() -> Res<()> {
     let mut args = std::env::args().skip(1);
     let secs: u32 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
-    let extra: Vec<String> = args.collect();
+    let run = Run {
+        secs,
+        extra: args.collect(),
+    };
     let id = format!("{:06x}", std::process::id() & 0xff_ffff);
     let mut ns = Netns(Vec::new());
+    let [a, b] = nodes(&mut ns, &id)?;
+    let gbps = run.measure("veth", &a, &b, UNDER[1], None)?;
+    let devices = tunnels(&a, &b)?;
+    println!("tunnel run: pid {}", std::process::id());
+    run.measure("wireguard", &a, &b, TUNNEL[1], Some(gbps))?;
+    for n in [&a, &b] {
+        counters(n)?;
+    }
+    let ctrs = [ns.add(format!("wgp{id}ca"))?, ns.add(format!("wgp{id}cb"))?];
+    overlays(&[a.clone(), b.clone()], &ctrs, UNDER, TUNNEL)?;
+    for net in &NETS {
+        let to = net.addr(1);
+        wait_ping(&ctrs[0], to)?;
+        run.measure(net.name, &ctrs[0], &ctrs[1], to, Some(gbps))?;
+    }
+    for n in [&a, &b] {
+        counters(n)?;
+    }
+    drop(devices);
+    Ok(())
+}
+
+/// Two node namespaces joined by a veth pair `u0` with the [`UNDER`] addresses.
+fn nodes(ns: &mut Netns, id: &str) -> Res<[String; 2]> {
     let (a, b) = (ns.add(format!("wgp{id}a"))?, ns.add(format!("wgp{id}b"))?);
     run(&[
         "ip", "-n", &a, "link", "add", "u0", "type", "veth", "peer", "name", "u0", "netns", &b,
     ])?;
-    let (ua, ub) = (Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2));
-    for (n, addr) in [(&a, ua), (&b, ub)] {
-        run(&[
-            "ip",
-            "-n",
-            n,
-            "addr",
-            "add",
-            &format!("{addr}/24"),
-            "dev",
-            "u0",
-        ])?;
+    for (n, addr) in [(&a, UNDER[0]), (&b, UNDER[1])] {
+        let cidr = format!("{addr}/24");
+        run(&["ip", "-n", n, "addr", "add", &cidr, "dev", "u0"])?;
         run(&["ip", "-n", n, "link", "set", "u0", "up"])?;
     }
-    let (gbps, retr) = iperf(&a, &b, ub, secs, &extra)?;
-    println!("veth:      {gbps:6.2} Gbit/s  retr {retr}");
+    Ok([a, b])
+}
 
+/// A tunnel device in each node, each the other's peer, with a session up.
+fn tunnels(a: &str, b: &str) -> Res<[Device; 2]> {
     let (ka, kb) = (PrivateKey::generate()?, PrivateKey::generate()?);
-    let (ta, tb) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
     let start = |n: &str, k: &PrivateKey, t: Ipv4Addr| -> Res<Device> {
         let k = k.clone();
         Ok(inside(n, move || Device::start(DEVICE, &k, t, 16, 51820))??)
     };
-    let (da, db) = (start(&a, &ka, ta)?, start(&b, &kb, tb)?);
-    da.set_peers(&[peer(&kb, ub, tb)]);
-    db.set_peers(&[peer(&ka, ua, ta)]);
-    wait_ping(&a, tb)?;
-    println!("tunnel run: pid {}", std::process::id());
-    let before = thread_cpu()?;
-    let (wg, retr) = iperf(&a, &b, tb, secs, &extra)?;
-    let after = thread_cpu()?;
-    println!(
-        "wireguard: {wg:6.2} Gbit/s  retr {retr}  ({:.3}x of the veth)",
-        wg / gbps
-    );
-    for (name, t) in &after {
-        let used = t - before.get(name).copied().unwrap_or(0.0);
-        println!(
-            "  {name:10} {:5.1} % of a core, {:5.2} CPU-s per GB carried",
-            100.0 * used / f64::from(secs),
-            used / (wg * f64::from(secs) / 8.0)
-        );
-    }
-    for n in [&a, &b] {
-        counters(n)?;
-    }
-    let (ca, cb) = (ns.add(format!("wgp{id}ca"))?, ns.add(format!("wgp{id}cb"))?);
-    let nodes = [a.clone(), b.clone()];
-    let ctrs = [ca.clone(), cb.clone()];
-    overlays(&nodes, &ctrs, [ua, ub], [ta, tb])?;
-    for (k, net) in NETS.iter().enumerate() {
-        let to = net.addr(1);
-        wait_ping(&ca, to)?;
-        let before = thread_cpu()?;
-        let (r, retr) = iperf(&ca, &cb, to, secs, &extra)?;
-        let used: f64 = thread_cpu()?
-            .iter()
-            .map(|(n, t)| t - before.get(n).copied().unwrap_or(0.0))
-            .sum();
-        println!(
-            "{:9}: {r:6.2} Gbit/s  retr {retr}  ({:.3}x of the veth){}",
-            net.name,
-            r / gbps,
-            if k == 1 {
-                format!(
-                    ", tunnel threads {:.0} % of a core",
-                    100.0 * used / f64::from(secs)
-                )
-            } else {
-                String::new()
-            }
-        );
-    }
-    for n in [&a, &b] {
-        counters(n)?;
-    }
-    drop((da, db));
-    Ok(())
+    let (da, db) = (start(a, &ka, TUNNEL[0])?, start(b, &kb, TUNNEL[1])?);
+    da.set_peers(&[peer(&kb, UNDER[1], TUNNEL[1])]);
+    db.set_peers(&[peer(&ka, UNDER[0], TUNNEL[0])]);
+    wait_ping(a, TUNNEL[1])?;
+    Ok([da, db])
 }
 
 /// An overlay between the two containers.
@@ -362,6 +335,64 @@ fn attach(node: &str, ctr: &str, veth: &str, net: &Net, i: usize) -> Res<()> {
         ifname,
     ])?;
     Ok(())
+}
+
+/// How every iperf3 run goes.
+struct Run {
+    secs: u32,
+    extra: Vec<String>,
+}
+
+impl Run {
+    /// One iperf3 run, printed with the CPU it took: the whole machine's (how busy both
+    /// cores were) and the tunnel threads' (per GB carried). Returns the rate, Gbit/s.
+    fn measure(
+        &self,
+        label: &str,
+        client: &str,
+        server: &str,
+        to: Ipv4Addr,
+        baseline: Option<f64>,
+    ) -> Res<f64> {
+        let (threads, machine) = (thread_cpu()?, machine_cpu()?);
+        let (gbps, retr) = iperf(client, server, to, self.secs, &self.extra)?;
+        let (threads2, machine2) = (thread_cpu()?, machine_cpu()?);
+        let busy = (machine2.0 - machine.0) / (machine2.1 - machine.1).max(1.0);
+        let tunnels: f64 = threads2
+            .iter()
+            .map(|(n, t)| t - threads.get(n).copied().unwrap_or(0.0))
+            .sum();
+        let gb = gbps * f64::from(self.secs) / 8.0;
+        let ratio = baseline.map_or(String::new(), |b| format!(" ({:.3}x)", gbps / b));
+        print!(
+            "{label:9}: {gbps:6.2} Gbit/s{ratio}  retr {retr}  machine busy {:3.0} %",
+            100.0 * busy
+        );
+        if baseline.is_some() {
+            print!(
+                "  tunnel threads {:3.0} % of a core, {:4.2} CPU-s/GB",
+                100.0 * tunnels / f64::from(self.secs),
+                tunnels / gb
+            );
+        }
+        println!();
+        Ok(gbps)
+    }
+}
+
+/// Jiffies since boot, all CPUs: (busy, total) from /proc/stat.
+fn machine_cpu() -> Res<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().ok_or("empty /proc/stat")?;
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
+    let total: f64 = v.iter().take(8).sum();
+    // idle and iowait are fields 4 and 5.
+    let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+    Ok((total - idle, total))
 }
 
 /// CPU seconds (user + system) used so far by this process's threads, summed by thread
