@@ -13,7 +13,7 @@ use super::tun::{Tun, UdpGso};
 
 /// An IPv4 header without options and a UDP header.
 const HEADERS: usize = 28;
-/// Datagrams per write (the kernel takes up to 64, or 128 since Linux 5.x).
+/// Datagrams per write: what every kernel splits (recent ones take more).
 const MAX_SEGMENTS: usize = 64;
 /// An IPv4 packet's largest size: its length field.
 const MAX_LEN: usize = 65_535;

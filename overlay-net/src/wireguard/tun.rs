@@ -108,6 +108,7 @@ impl Tun {
     /// holding the pseudo-header's sum; the kernel splits it into datagrams of
     /// `gso.segment` payload bytes and completes their checksums. Splitting late lets what
     /// receives them run once for all (the VXLAN device's GRO coalesces the frames inside).
+    /// A kernel that does not know UDP segmentation in a virtio-net header answers EINVAL.
     pub fn write_udp_gso(&self, gso: UdpGso, pkt: &[u8]) -> io::Result<()> {
         let mut h = [0u8; VNET_HDR];
         h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
