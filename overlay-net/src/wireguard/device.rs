@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -19,7 +19,9 @@ use boringtun::noise::handshake::parse_handshake_anon;
 use boringtun::noise::{Packet, Tunn, TunnResult};
 use boringtun::x25519;
 
+use super::coalesce::Coalescer;
 use super::tun::Tun;
+use super::udp::{Batch, Socket};
 use super::{link, PeerConfig, PrivateKey, PublicKey, TUNNEL_MTU};
 use crate::netlink::KernelError;
 
@@ -43,7 +45,7 @@ struct Peers {
 
 struct Shared {
     tun: Tun,
-    udp: UdpSocket,
+    udp: Socket,
     stop: AtomicBool,
     key: RwLock<(x25519::StaticSecret, x25519::PublicKey)>,
     peers: RwLock<Peers>,
@@ -81,10 +83,8 @@ impl Device {
     ) -> Result<Device, KernelError> {
         let tun = Tun::create(name).map_err(kerr(format!("create tun device {name}")))?;
         link::configure(name, TUNNEL_MTU, address, prefix)?;
-        let udp = UdpSocket::bind(SocketAddr::from(([0, 0, 0, 0], port)))
+        let udp = Socket::bind(port, TICK)
             .map_err(kerr(format!("bind UDP port {port} for WireGuard")))?;
-        udp.set_read_timeout(Some(TICK))
-            .map_err(kerr("UDP socket timeout".into()))?;
         let secret = key.0.clone();
         let public = x25519::PublicKey::from(&secret);
         let shared = Arc::new(Shared {
@@ -140,7 +140,7 @@ impl Device {
             let mut t = lock(&p.tunn);
             t.set_static_private(secret.clone(), xpub, None);
             if let TunnResult::WriteToNetwork(b) = t.format_handshake_initiation(&mut out, true) {
-                let _ = self.shared.udp.send_to(b, p.cfg.endpoint);
+                self.shared.udp.send_to(b, p.cfg.endpoint);
             }
         }
     }
@@ -193,7 +193,7 @@ impl Device {
         for p in fresh {
             let mut t = lock(&p.tunn);
             if let TunnResult::WriteToNetwork(b) = t.format_handshake_initiation(&mut out, false) {
-                let _ = self.shared.udp.send_to(b, p.cfg.endpoint);
+                self.shared.udp.send_to(b, p.cfg.endpoint);
             }
         }
     }
@@ -218,9 +218,16 @@ impl Shared {
     }
 
     fn send(&self, b: &[u8], to: SocketAddrV4) {
-        if let Err(e) = self.udp.send_to(b, to) {
-            tracing::trace!(error = %e, %to, "WireGuard datagram not sent");
+        self.udp.send_to(b, to);
+    }
+
+    /// The peer an IPv4 packet from the tun device goes to: its destination's.
+    fn peer_for(&self, pkt: &[u8]) -> Option<Arc<Peer>> {
+        if pkt.len() < 20 || pkt[0] >> 4 != 4 {
+            return None;
         }
+        let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
+        self.read_peers().by_ip.get(&dst).cloned()
     }
 
     /// The peer a datagram is for.
@@ -239,10 +246,12 @@ impl Shared {
     }
 }
 
-/// tun → network: seal each packet for the peer its destination names.
+/// tun → network: seal each packet for the peer its destination names. What the tun device
+/// has queued is read in one go and leaves in batches (one `sendmsg` per peer and size).
 fn outbound(s: &Shared) {
     let mut pkt = vec![0u8; BUF];
     let mut out = vec![0u8; BUF];
+    let mut batch = Batch::new();
     while !s.stopped() {
         if !s.tun.readable(TICK) {
             continue;
@@ -253,52 +262,68 @@ fn outbound(s: &Shared) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
             };
-            if n < 20 || pkt[0] >> 4 != 4 {
-                continue;
-            }
-            let dst = Ipv4Addr::new(pkt[16], pkt[17], pkt[18], pkt[19]);
-            let Some(peer) = s.read_peers().by_ip.get(&dst).cloned() else {
+            let Some(peer) = s.peer_for(&pkt[..n]) else {
                 continue;
             };
-            let mut t = lock(&peer.tunn);
-            if let TunnResult::WriteToNetwork(b) = t.encapsulate(&pkt[..n], &mut out) {
-                s.send(b, peer.cfg.endpoint);
+            // The lock is released before anything is sent: the inbound thread waits for
+            // it only while a packet is sealed, not while the kernel sends it.
+            let sealed = lock(&peer.tunn).encapsulate(&pkt[..n], &mut out);
+            if let TunnResult::WriteToNetwork(b) = sealed {
+                batch.add(&s.udp, peer.cfg.endpoint, b);
             }
         }
+        batch.flush(&s.udp);
     }
 }
 
 /// network → tun: open each datagram with its peer's session; answer handshakes; flush
-/// what was queued while a handshake ran.
+/// what was queued while a handshake ran. Datagrams the kernel coalesced (UDP GRO) come in
+/// one read and are opened one by one; what they carry goes to the tun device gathered by
+/// flow, before the next read.
 fn inbound(s: &Shared) {
     let mut buf = vec![0u8; BUF];
     let mut out = vec![0u8; BUF];
+    let mut to_tun = Coalescer::new();
     while !s.stopped() {
-        let n = match s.udp.recv_from(&mut buf) {
-            Ok((n, _)) => n,
+        let (n, seg) = match s.udp.recv(&mut buf) {
+            Ok(r) => r,
             Err(_) => continue,
         };
-        let Some(peer) = s.peer_of(&buf[..n]) else {
-            continue;
+        for datagram in buf[..n].chunks(seg.max(1)) {
+            open(s, datagram, &mut out, &mut to_tun);
+        }
+        to_tun.flush(&s.tun);
+    }
+}
+
+/// One datagram from the network: to the tun device if it is a packet from the peer's
+/// tunnel address, back to the peer if it is a handshake or a reply to one.
+fn open(s: &Shared, datagram: &[u8], out: &mut [u8], to_tun: &mut Coalescer) {
+    let Some(peer) = s.peer_of(datagram) else {
+        return;
+    };
+    let src = Some(std::net::IpAddr::V4(*peer.cfg.endpoint.ip()));
+    // Locked only while the datagram is opened: writing to the tun device runs the
+    // kernel's receive path (TCP included), and the outbound thread must not wait for
+    // that to seal the next packet.
+    let opened = lock(&peer.tunn).decapsulate(src, datagram, out);
+    match opened {
+        TunnResult::WriteToNetwork(b) => s.send(b, peer.cfg.endpoint),
+        TunnResult::WriteToTunnelV4(p, from) if from == peer.cfg.address => {
+            to_tun.add(&s.tun, p);
+        }
+        TunnResult::WriteToTunnelV4(_, from) => {
+            tracing::debug!(%from, peer = %peer.cfg.address, "dropped: not the peer's tunnel address");
+        }
+        _ => {}
+    }
+    // What waited for a session (queued while a handshake ran) goes now.
+    loop {
+        let queued = lock(&peer.tunn).decapsulate(None, &[], out);
+        let TunnResult::WriteToNetwork(b) = queued else {
+            break;
         };
-        let mut t = lock(&peer.tunn);
-        let src = Some(std::net::IpAddr::V4(*peer.cfg.endpoint.ip()));
-        match t.decapsulate(src, &buf[..n], &mut out) {
-            TunnResult::WriteToNetwork(b) => s.send(b, peer.cfg.endpoint),
-            TunnResult::WriteToTunnelV4(p, from) if from == peer.cfg.address => {
-                if let Err(e) = s.tun.write(p) {
-                    tracing::trace!(error = %e, "packet not delivered to the tun device");
-                }
-            }
-            TunnResult::WriteToTunnelV4(_, from) => {
-                tracing::debug!(%from, peer = %peer.cfg.address, "dropped: not the peer's tunnel address");
-            }
-            _ => {}
-        }
-        // What waited for a session (queued while a handshake ran) goes now.
-        while let TunnResult::WriteToNetwork(b) = t.decapsulate(None, &[], &mut out) {
-            s.send(b, peer.cfg.endpoint);
-        }
+        s.send(b, peer.cfg.endpoint);
     }
 }
 
