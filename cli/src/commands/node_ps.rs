@@ -166,8 +166,14 @@ pub async fn resolve(client: &Client, tasks: &[Value], names: &mut Names) -> Res
         }
         let nid = t["NodeID"].as_str().unwrap_or("").to_string();
         if !nid.is_empty() && !names.nodes.contains_key(&nid) {
-            let host = match client.get_json::<Value>(&format!("/nodes/{}", seg(&nid))).await {
-                Ok(n) => n["Description"]["Hostname"].as_str().unwrap_or(&nid).to_string(),
+            let host = match client
+                .get_json::<Value>(&format!("/nodes/{}", seg(&nid)))
+                .await
+            {
+                Ok(n) => n["Description"]["Hostname"]
+                    .as_str()
+                    .unwrap_or(&nid)
+                    .to_string(),
                 Err(_) => nid.clone(),
             };
             names.nodes.insert(nid.clone(), host);

@@ -103,7 +103,9 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     pub ipv4_request: String,
     pub mac_request: String,
-    /// `IPAMConfig.LinkLocalIPs` as asked (IPv4 link-local addresses).
+    /// `IPAMConfig.LinkLocalIPs` as asked (IPv4 link-local addresses). Left out when empty,
+    /// so records read from an older data root are written back as they were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub link_local_ips: Vec<String>,
     pub links: Vec<String>,
     pub driver_opts: BTreeMap<String, String>,
