@@ -366,7 +366,14 @@ fn routing_mesh_and_attachable_overlays() {
             false => Err(format!("still answering: {still:?}")),
         }
     });
-    m.docker_ok(&["service", "update", "--detach", "--publish-add", "8080:80", "web"]);
+    m.docker_ok(&[
+        "service",
+        "update",
+        "--detach",
+        "--publish-add",
+        "8080:80",
+        "web",
+    ]);
     wait_ok("published port added again", &c, 90, || {
         let now = task_hostnames(&c, "web");
         if now.len() != 2 {

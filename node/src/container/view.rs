@@ -130,6 +130,8 @@ impl Containers {
                     .collect()
             })
             .unwrap_or_default();
+        let mut host_config = host_config_json(&r);
+        host_config["Links"] = self.links_json(&r);
         let mut v = json!({
             "Id": r.id,
             "Created": r.created,
@@ -166,7 +168,7 @@ impl Containers {
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": if execs.is_empty() { Value::Null } else { json!(execs) },
-            "HostConfig": host_config_json(&r),
+            "HostConfig": host_config,
             "GraphDriver": {
                 "Name": "overlay2",
                 "Data": {

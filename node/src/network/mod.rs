@@ -103,7 +103,9 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     pub ipv4_request: String,
     pub mac_request: String,
-    /// `IPAMConfig.LinkLocalIPs` as asked (IPv4 link-local addresses).
+    /// `IPAMConfig.LinkLocalIPs` as asked (IPv4 link-local addresses); left out of the
+    /// record when empty, so records written before it read back unchanged.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub link_local_ips: Vec<String>,
     pub links: Vec<String>,
     pub driver_opts: BTreeMap<String, String>,
@@ -139,6 +141,9 @@ pub struct PortMapping {
 struct Active {
     ctr_name: String,
     aliases: Vec<String>,
+    /// Legacy links on a user-defined network, (alias, container name): names only this
+    /// container resolves.
+    links: Vec<(String, String)>,
     ip: Ipv4Addr,
     prefix: u8,
     mac: String,
