@@ -11,6 +11,7 @@
 //!                             ├─ endpoint.rs    attach/detach/restore, ports, name resolution
 //!                             ├─ view.rs        inspect/list JSON and filters
 //!                             ├─ ipam.rs        subnets, pools, per-network allocators (in memory)
+//!                             ├─ ipam6.rs       the same for IPv6 (not wired in yet)
 //!                             ├─ dns.rs         127.0.0.11 inside each container on a user network
 //!                             ├─ swarm.rs       local records of swarm networks, service names
 //!                             └─ Drivers ─┬─ bridge.rs  bridge, veths (netlink.rs), nftables
@@ -34,6 +35,7 @@ pub mod driver;
 mod endpoint;
 pub mod error;
 pub mod ipam;
+pub mod ipam6;
 pub mod local;
 pub mod netlink;
 pub mod nft;
