@@ -91,6 +91,24 @@ fn links_on_the_default_bridge() {
             .trim(),
         r#"["/db:/web/my-db"]"#
     );
+    // ps lists the link's name after the linked container's own (the CLI shows it with
+    // --no-trunc), and the link follows renames of either side.
+    let names = d.ok(&[
+        "ps",
+        "--no-trunc",
+        "--filter",
+        &format!("id={db_id}"),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(names.trim(), "db,web/my-db");
+    d.ok(&["rename", "web", "web2"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "web2"])
+            .trim(),
+        r#"["/db:/web2/my-db"]"#
+    );
+    d.ok(&["rename", "web2", "web"]);
     // The alias equal to the name: the name is not repeated.
     let hosts = d.ok(&[
         "run",

@@ -129,6 +129,20 @@ fn next_contiguous(ports: &[(u16, String)], i: usize) -> usize {
     ports.len() - 1
 }
 
+/// The names containers are also known by through links (`/web/db` for `db` linked by
+/// `web` as `db`), by child id: `docker ps` lists them after a container's own name.
+pub(super) fn names_by_child(recs: &[Record]) -> std::collections::HashMap<String, Vec<String>> {
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for r in recs {
+        for l in &r.links {
+            out.entry(l.child.clone())
+                .or_default()
+                .push(format!("/{}/{}", r.name, l.alias));
+        }
+    }
+    out
+}
+
 /// `base` with `over` applied: a variable of `over` replaces the one of the same name.
 pub(super) fn merge_env(base: Vec<String>, over: &[String]) -> Vec<String> {
     let mut out = base;
