@@ -21,7 +21,7 @@ fn ip_on(d: &Daemon, name: &str, net: &str) -> String {
 
 #[test]
 fn links_on_the_default_bridge() {
-    let d = Daemon::start();
+    let mut d = Daemon::start();
     d.busybox();
     d.ok(&[
         "run",
@@ -163,6 +163,18 @@ fn links_on_the_default_bridge() {
         "{}",
         stderr(&o)
     );
+
+    // Links are in the record: a kill -9 of berthd keeps them, and the restored
+    // container's variables.
+    d.kill9();
+    d.spawn();
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{json .HostConfig.Links}}", "web"])
+            .trim(),
+        r#"["/db:/web/my-db"]"#
+    );
+    let env = d.ok(&["exec", "web", "env"]);
+    assert!(env.contains("MY_DB_NAME=/web/my-db"), "{env}");
 
     // rm --link forgets the link (the linked container stays).
     d.ok(&["rm", "--link", "/web/my-db"]);
