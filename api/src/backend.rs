@@ -120,6 +120,12 @@ pub trait ContainerBackend: Send + Sync {
         condition: WaitCondition,
     ) -> ApiResult<BoxFuture<'static, WaitResult>>;
     async fn remove(&self, id: &str, force: bool, volumes: bool) -> ApiResult<()>;
+    /// `DELETE /containers/{name}?link=true`: `name` is a legacy link, `/parent/alias`.
+    async fn remove_link(&self, name: &str) -> ApiResult<()> {
+        Err(crate::ApiError::not_found(format!(
+            "No such container: {name}"
+        )))
+    }
     async fn logs(&self, id: &str, opts: LogOptions) -> ApiResult<ByteStream>;
     async fn attach(&self, id: &str, opts: AttachOptions) -> ApiResult<AttachHandle>;
     async fn resize(&self, id: &str, height: u16, width: u16) -> ApiResult<()>;

@@ -128,6 +128,12 @@ pub struct HostConfig {
     pub dns_options: Vec<String>,
     #[serde(deserialize_with = "null_as_default")]
     pub extra_hosts: Vec<String>,
+    /// Legacy links, `name[:alias]`.
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub links: Vec<String>,
     #[serde(deserialize_with = "null_as_default")]
     pub privileged: bool,
     #[serde(deserialize_with = "null_as_default")]

@@ -79,7 +79,9 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
             }
         },
     };
-    if ver.is_some() {
+    let link_path = link_removal_path(req.method(), rest);
+    if ver.is_some() || link_path.is_some() {
+        let rest = link_path.as_deref().unwrap_or(rest);
         let pq = match req.uri().query() {
             Some(q) => format!("{rest}?{q}"),
             None => rest.to_owned(),
@@ -90,6 +92,17 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     }
     req.extensions_mut().insert(version);
     with_headers(next.run(req).await)
+}
+
+/// `docker rm --link /web/db` sends `DELETE /containers//web/db`: the name's slashes are
+/// escaped so the one-segment `{id}` route takes it whole.
+fn link_removal_path(method: &axum::http::Method, rest: &str) -> Option<String> {
+    if method != axum::http::Method::DELETE {
+        return None;
+    }
+    let name = rest.strip_prefix("/containers/")?;
+    name.contains('/')
+        .then(|| format!("/containers/{}", name.replace('/', "%2F")))
 }
 
 fn with_headers(mut resp: Response) -> Response {

@@ -130,3 +130,9 @@ fn sdk_second_network_shares_one_dns() {
 fn sdk_build_stream_errors_and_cache_from() {
     run_sdk("test_build.py");
 }
+
+/// Legacy links: environment, /etc/hosts, `HostConfig.Links`, removal with `link=True`.
+#[test]
+fn sdk_legacy_links() {
+    run_sdk("test_links.py");
+}

@@ -87,9 +87,13 @@ async fn remove(
     Path(id): Path<String>,
     p: Params,
 ) -> ApiResult<StatusCode> {
-    b.containers
-        .remove(&id, p.flag("force"), p.flag("v"))
-        .await?;
+    if p.flag("link") {
+        b.containers.remove_link(&id).await?;
+    } else {
+        b.containers
+            .remove(&id, p.flag("force"), p.flag("v"))
+            .await?;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -551,7 +551,9 @@ impl Containers {
             cfg.user.clone()
         };
         let ids = user::resolve(&root, &u, &rec.host_config.group_add)?;
-        let mut env = rec.config.env.clone();
+        // As at start: the links' variables under the container's own (dockerd's order).
+        let link_env = self.resolve_links(rec).map(|v| v.env).unwrap_or_default();
+        let mut env = super::links::merge_env(link_env, &rec.config.env);
         for e in &cfg.env {
             let key = e.split('=').next().unwrap_or("");
             env.retain(|x| x.split('=').next() != Some(key));

@@ -87,6 +87,9 @@ impl ContainerBackend for Containers {
     async fn remove(&self, id: &str, force: bool, volumes: bool) -> ApiResult<()> {
         Ok(ContainerExecutor::remove(self, id, RemoveOptions { force, volumes }).await?)
     }
+    async fn remove_link(&self, name: &str) -> ApiResult<()> {
+        Ok(Containers::remove_link(self, name).await?)
+    }
     async fn logs(&self, id: &str, opts: LogOptions) -> ApiResult<ByteStream> {
         Ok(Containers::logs(self, id, opts).await?)
     }

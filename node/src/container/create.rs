@@ -57,11 +57,12 @@ impl Containers {
             self.swarm_endpoints(&mut host_config.network_mode, endpoints, &id)
                 .await?
         };
-        let networks = self.plan_networks(
+        let mut networks = self.plan_networks(
             &host_config.network_mode,
             &endpoints,
             host_config.port_bindings.is_some() || host_config.publish_all_ports,
         )?;
+        let links = self.register_links(&mut host_config, &mut networks)?;
         let runtime = self.runtime_for_create(&host_config.runtime)?;
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_owned();
@@ -103,6 +104,7 @@ impl Containers {
             ports: Vec::new(),
             mounts,
             build,
+            links,
         };
         self.write_new(rec, &made_volumes)?;
         Ok(Created { id, warnings })

@@ -26,6 +26,8 @@ pub struct Input<'a> {
     pub host_gateway: Option<&'a str>,
     /// On a user-defined network: resolve through 127.0.0.11.
     pub embedded_dns: bool,
+    /// Legacy links: (address, names) after the `--add-host` lines, as dockerd orders them.
+    pub links: &'a [(String, String)],
 }
 
 pub fn render(i: &Input) -> Result<EtcFiles, ContainerError> {
@@ -49,6 +51,9 @@ pub fn render(i: &Input) -> Result<EtcFiles, ContainerError> {
             ip
         };
         hosts.push_str(&format!("{ip}\t{name}\n"));
+    }
+    for (ip, names) in i.links {
+        hosts.push_str(&format!("{ip}\t{names}\n"));
     }
     let fqdn = if i.domainname.is_empty() {
         i.hostname.to_owned()
@@ -146,6 +151,7 @@ mod tests {
             own_ip: None,
             host_gateway: None,
             embedded_dns: false,
+            links: &[],
         }
     }
 

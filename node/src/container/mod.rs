@@ -49,6 +49,7 @@ mod fs;
 mod fsview;
 pub mod health;
 mod leftovers;
+mod links;
 pub mod logconfig;
 mod logfiles;
 mod logs;

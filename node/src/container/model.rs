@@ -127,6 +127,13 @@ pub struct HostConfig {
     pub dns_options: Vec<String>,
     #[serde(deserialize_with = "null_as_default")]
     pub extra_hosts: Vec<String>,
+    /// Legacy links as asked at create (`name[:alias]`); the record keeps them resolved
+    /// (`Record::links`), so this is empty once created.
+    #[serde(
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub links: Vec<String>,
     pub privileged: bool,
     pub readonly_rootfs: bool,
     #[serde(deserialize_with = "null_as_default")]
@@ -358,6 +365,7 @@ impl From<api::HostConfig> for HostConfig {
             dns_search,
             dns_options,
             extra_hosts,
+            links,
             privileged,
             readonly_rootfs,
             security_opt,
@@ -402,6 +410,7 @@ impl From<api::HostConfig> for HostConfig {
             dns_search,
             dns_options,
             extra_hosts,
+            links,
             privileged,
             readonly_rootfs,
             security_opt,

@@ -47,7 +47,8 @@ pub struct MountPoint {
     /// tmpfs data options (`size=…`, `mode=…`).
     pub tmpfs_options: Vec<String>,
     /// `VolumeOptions.Subpath` (API 1.45): the directory (or file) of the volume to mount,
-    /// resolved beneath `_data` at each start.
+    /// resolved beneath `_data` at each start (left out of the record when empty).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub subpath: String,
     /// Labels and driver options for a volume created implicitly (`--mount volume-opt=…`).
     pub volume_labels: BTreeMap<String, String>,

@@ -74,6 +74,9 @@ pub struct Record {
     /// if berthd died mid-build (`leftovers.rs`).
     #[serde(default)]
     pub build: bool,
+    /// Legacy links to other containers (`--link`), by their ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<super::links::Link>,
 }
 
 /// A record as written: its fields and its format version.
@@ -160,6 +163,7 @@ impl From<RecordV0> for Record {
             ports,
             mounts,
             build,
+            links: Vec::new(),
         }
     }
 }

@@ -226,6 +226,7 @@ impl Containers {
     ) -> Result<PathBuf, ContainerError> {
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let own = net::primary_ip(rec);
+        let links = self.resolve_links(rec)?;
         let files = etc_files::render(&etc_files::Input {
             hostname: &rec.config.hostname,
             domainname: &rec.config.domainname,
@@ -237,6 +238,7 @@ impl Containers {
             own_ip: own.as_ref().map(|(ip, _)| ip.as_str()),
             host_gateway: own.as_ref().map(|(_, gw)| gw.as_str()),
             embedded_dns: net::uses_embedded_dns(&self.inner.nets, rec),
+            links: &links.hosts,
         })?;
         let etc = etc_files::write(&paths.dir, &files)?;
         let mut args = vec![rec.path.clone()];
@@ -250,8 +252,13 @@ impl Containers {
         } else {
             &rec.host_config.cgroup_parent
         };
+        // The links' variables come first: the container's own override them (dockerd).
+        let config = super::model::ContainerConfig {
+            env: super::links::merge_env(links.env, &rec.config.env),
+            ..rec.config.clone()
+        };
         let doc = spec::build(&spec::SpecInput {
-            config: &rec.config,
+            config: &config,
             host: &rec.host_config,
             rootfs: &paths.merged().display().to_string(),
             args,

@@ -130,6 +130,8 @@ impl Containers {
                     .collect()
             })
             .unwrap_or_default();
+        let mut host_config = host_config_json(&r);
+        host_config["Links"] = self.links_json(&r);
         let mut v = json!({
             "Id": r.id,
             "Created": r.created,
@@ -166,7 +168,7 @@ impl Containers {
             "ProcessLabel": "",
             "AppArmorProfile": "",
             "ExecIDs": if execs.is_empty() { Value::Null } else { json!(execs) },
-            "HostConfig": host_config_json(&r),
+            "HostConfig": host_config,
             "GraphDriver": {
                 "Name": "overlay2",
                 "Data": {
@@ -205,6 +207,7 @@ impl Containers {
         let explicit_status = f.contains_key("status") || f.contains_key("exited");
         let before = self.anchor(f.get("before"))?;
         let since = self.anchor(f.get("since"))?;
+        let link_names = super::links::names_by_child(&recs);
         let mut out = Vec::new();
         for r in recs {
             let running = r.state.status == "running" || r.state.status == "paused";
@@ -219,7 +222,11 @@ impl Containers {
             {
                 continue;
             }
-            out.push(self.summary(&r, opts.size));
+            let mut v = self.summary(&r, opts.size);
+            if let (Some(extra), Some(names)) = (link_names.get(&r.id), v["Names"].as_array_mut()) {
+                names.extend(extra.iter().map(|n| json!(n)));
+            }
+            out.push(v);
             if opts.limit.is_some_and(|l| out.len() >= l) {
                 break;
             }

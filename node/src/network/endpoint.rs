@@ -299,6 +299,16 @@ impl Networks {
             let short = name
                 .strip_suffix(&format!(".{}", net.rec.name.to_ascii_lowercase()))
                 .unwrap_or(name);
+            // A legacy link's alias means the linked container, for the linking one only.
+            let short = net
+                .active
+                .get(asker)
+                .and_then(|a| {
+                    a.links
+                        .iter()
+                        .find(|(al, _)| al.eq_ignore_ascii_case(short))
+                })
+                .map_or(short, |(_, target)| target.as_str());
             if net.rec.driver == "overlay" {
                 // Services and `tasks.<service>` of the swarm, from committed state.
                 for ip in self
@@ -493,6 +503,15 @@ fn active(who: &Attachee<'_>, ep: &Endpoint, ip: Ipv4Addr) -> Active {
     Active {
         ctr_name: who.name.to_owned(),
         aliases: ep.aliases.clone(),
+        links: ep
+            .links
+            .iter()
+            .filter_map(|l| {
+                let (name, alias) = l.split_once(':').unwrap_or((l, l));
+                Some((alias.to_owned(), name.trim_start_matches('/').to_owned()))
+                    .filter(|(a, n)| !a.is_empty() && !n.is_empty())
+            })
+            .collect(),
         ip,
         prefix: ep.prefix,
         mac: ep.mac.clone(),

@@ -11,6 +11,7 @@
 //!                             ├─ endpoint.rs    attach/detach/restore, ports, name resolution
 //!                             ├─ view.rs        inspect/list JSON and filters
 //!                             ├─ ipam.rs        subnets, pools, per-network allocators (in memory)
+//!                             ├─ ipam6.rs       the same for IPv6 (not wired in yet)
 //!                             ├─ dns.rs         127.0.0.11 inside each container on a user network
 //!                             ├─ swarm.rs       local records of swarm networks, service names
 //!                             └─ Drivers ─┬─ bridge.rs  bridge, veths (netlink.rs), nftables
@@ -34,6 +35,7 @@ pub mod driver;
 mod endpoint;
 pub mod error;
 pub mod ipam;
+pub mod ipam6;
 pub mod local;
 pub mod netlink;
 pub mod nft;
@@ -103,8 +105,8 @@ pub struct Endpoint {
     pub aliases: Vec<String>,
     pub ipv4_request: String,
     pub mac_request: String,
-    /// `IPAMConfig.LinkLocalIPs` as asked (IPv4 link-local addresses). Left out when empty,
-    /// so records read from an older data root are written back as they were.
+    /// `IPAMConfig.LinkLocalIPs` as asked (IPv4 link-local addresses); left out of the
+    /// record when empty, so records written before it read back unchanged.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub link_local_ips: Vec<String>,
     pub links: Vec<String>,
@@ -141,6 +143,9 @@ pub struct PortMapping {
 struct Active {
     ctr_name: String,
     aliases: Vec<String>,
+    /// Legacy links on a user-defined network, (alias, container name): names only this
+    /// container resolves.
+    links: Vec<(String, String)>,
     ip: Ipv4Addr,
     prefix: u8,
     mac: String,
