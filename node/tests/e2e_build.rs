@@ -240,7 +240,7 @@ fn failures_name_the_problem_and_leave_nothing_behind() {
         let tag = format!("fail-{name}:1");
         let o = build(&d, &dir, &["-t", &tag, "."]);
         // A failing RUN ends the CLI with the step's exit code (dockerd's errorDetail.code).
-        let code = if name == "run" { 7 } else { 1 };
+        let code = if *name == "run" { 7 } else { 1 };
         assert_eq!(o.status.code(), Some(code), "{name}: {}", stdout(&o));
         assert!(
             stderr(&o).contains(want) || stdout(&o).contains(want),
