@@ -254,12 +254,12 @@ mod tests {
             "ServiceStatus": {"RunningTasks": 1, "DesiredTasks": 1},
         });
         assert_eq!(
-            render_services(&[s.clone()], None, false).expect("render"),
+            render_services(std::slice::from_ref(&s), None, false).expect("render"),
             "ID             NAME      MODE         REPLICAS   IMAGE                 PORTS\n\
              hyz1768bs0dq   svc       replicated   1/1        127.0.0.1:5000/bb:1   \n"
         );
         assert_eq!(
-            render_services(&[s.clone()], None, true).expect("quiet"),
+            render_services(std::slice::from_ref(&s), None, true).expect("quiet"),
             "hyz1768bs0dqm2we3h3kmo465\n"
         );
         let mut g = s;
