@@ -624,7 +624,7 @@ fn decode_chunked(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// Builds `?a=1&b=x` query strings.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Query {
     parts: Vec<String>,
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use hyper::Method;
 use serde_json::{Map, Value};
 
-use crate::client::{Body, Client, Query};
+use crate::client::{Body, Client, Query, Response};
 use crate::format::human_size;
 use crate::opts;
 use crate::progress::display_response;
@@ -154,67 +154,106 @@ fn json_map(items: &[String]) -> Map<String, Value> {
     m
 }
 
+/// `berth build`: pack the context, send it with the build options, stream the output.
 pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
     let (context, dockerfile) = if args.context == "-" {
+        stdin_context(&args)?
+    } else {
+        dir_context(&args)?
+    };
+    let q = build_query(&args, &dockerfile)?;
+    if !args.quiet {
+        println!(
+            "Sending build context to Docker daemon {:>8}",
+            human_size(context.len() as f64)
+        );
+    }
+    let headers = [("X-Registry-Config", super::auth::registry_config())];
+    let body = Body::bytes(context, "application/x-tar");
+    let mut resp = client
+        .request(Method::POST, &q.to_path("/build"), body, &headers)
+        .await?
+        .ok()
+        .await?;
+    let image_id = show_build_output(&mut resp, args.quiet).await?;
+    if let Some(id) = &image_id {
+        if args.quiet {
+            println!("{id}");
+        }
+        if let Some(f) = &args.iidfile {
+            std::fs::write(f, id).with_context(|| format!("writing image ID to {f}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// `build -`: the context is a tar on stdin, the Dockerfile named by `-f` inside it.
+fn stdin_context(args: &BuildArgs) -> Result<(Vec<u8>, String)> {
+    let mut data = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut data)
+        .context("reading build context from stdin")?;
+    let dockerfile = args
+        .file
+        .clone()
+        .unwrap_or_else(|| "Dockerfile".to_string());
+    Ok((data, dockerfile))
+}
+
+/// `build DIR`: the directory packed as a tar (less `.dockerignore`d files), and the name the
+/// Dockerfile has inside it.
+fn dir_context(args: &BuildArgs) -> Result<(Vec<u8>, String)> {
+    let dir = PathBuf::from(&args.context);
+    if !dir.is_dir() {
+        bail!(
+            "unable to prepare context: path {:?} not found",
+            args.context
+        );
+    }
+    let rules = match std::fs::read_to_string(dir.join(".dockerignore")) {
+        Ok(text) => IgnoreRules::parse(&text).context("error checking context")?,
+        Err(_) => IgnoreRules::default(),
+    };
+    let df_path = match &args.file {
+        Some(f) if f == "-" => None,
+        Some(f) => Some(PathBuf::from(f)),
+        None => Some(dir.join("Dockerfile")),
+    };
+    let (name, extra) = dockerfile_entry(&dir, df_path.as_deref())?;
+    let keep = vec![name.clone(), ".dockerignore".to_string()];
+    let extra_ref = extra.as_ref().map(|d| (name.as_str(), d.as_slice()));
+    Ok((pack_context(&dir, &rules, &keep, extra_ref)?, name))
+}
+
+/// Where the Dockerfile goes in the context: its path inside `dir`, or, read from stdin
+/// (`None`) or from outside the directory, a fixed name with the bytes to add.
+fn dockerfile_entry(dir: &Path, df_path: Option<&Path>) -> Result<(String, Option<Vec<u8>>)> {
+    let Some(p) = df_path else {
         let mut data = Vec::new();
         std::io::stdin()
             .read_to_end(&mut data)
-            .context("reading build context from stdin")?;
-        (
-            data,
-            args.file
-                .clone()
-                .unwrap_or_else(|| "Dockerfile".to_string()),
-        )
-    } else {
-        let dir = PathBuf::from(&args.context);
-        if !dir.is_dir() {
-            bail!(
-                "unable to prepare context: path {:?} not found",
-                args.context
-            );
-        }
-        let rules = match std::fs::read_to_string(dir.join(".dockerignore")) {
-            Ok(text) => IgnoreRules::parse(&text).context("error checking context")?,
-            Err(_) => IgnoreRules::default(),
-        };
-        let df_path = match &args.file {
-            Some(f) if f == "-" => None,
-            Some(f) => Some(PathBuf::from(f)),
-            None => Some(dir.join("Dockerfile")),
-        };
-        let (name, extra) = match &df_path {
-            None => {
-                let mut data = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut data)
-                    .context("reading Dockerfile from stdin")?;
-                (".dockerfile.stdin".to_string(), Some(data))
-            }
-            Some(p) => {
-                let abs_dir = dir
-                    .canonicalize()
-                    .with_context(|| format!("resolving {}", dir.display()))?;
-                let abs = p
-                    .canonicalize()
-                    .map_err(|_| anyhow!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory", p.display()))?;
-                match abs.strip_prefix(&abs_dir) {
-                    Ok(rel) => (rel.to_string_lossy().to_string(), None),
-                    Err(_) => {
-                        let data = std::fs::read(&abs)
-                            .with_context(|| format!("reading {}", abs.display()))?;
-                        (".dockerfile.external".to_string(), Some(data))
-                    }
-                }
-            }
-        };
-        let keep = vec![name.clone(), ".dockerignore".to_string()];
-        let extra_ref = extra.as_ref().map(|d| (name.as_str(), d.as_slice()));
-        (pack_context(&dir, &rules, &keep, extra_ref)?, name)
+            .context("reading Dockerfile from stdin")?;
+        return Ok((".dockerfile.stdin".to_string(), Some(data)));
     };
+    let abs_dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
+    let abs = p
+        .canonicalize()
+        .map_err(|_| anyhow!("unable to prepare context: unable to evaluate symlinks in Dockerfile path: lstat {}: no such file or directory", p.display()))?;
+    match abs.strip_prefix(&abs_dir) {
+        Ok(rel) => Ok((rel.to_string_lossy().to_string(), None)),
+        Err(_) => {
+            let data = std::fs::read(&abs).with_context(|| format!("reading {}", abs.display()))?;
+            Ok((".dockerfile.external".to_string(), Some(data)))
+        }
+    }
+}
 
+/// The `POST /build` query: the build options as the docker CLI sends them.
+fn build_query(args: &BuildArgs, dockerfile: &str) -> Result<Query> {
     let mut q = Query::new();
-    q.add("dockerfile", &dockerfile);
+    q.add("dockerfile", dockerfile);
     for t in &args.tag {
         q.add("t", t);
     }
@@ -242,6 +281,13 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
         .opt("networkmode", args.network.as_deref());
     q.opt("platform", args.platform.as_deref())
         .opt("cpusetcpus", args.cpuset_cpus.as_deref());
+    add_resource_params(&mut q, args)?;
+    q.add("version", "1");
+    Ok(q)
+}
+
+/// `--add-host`, `-m`, `--shm-size` and `--cpu-shares` as query parameters.
+fn add_resource_params(q: &mut Query, args: &BuildArgs) -> Result<()> {
     for h in &args.add_host {
         q.add(
             "extrahosts",
@@ -267,31 +313,22 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
     if let Some(c) = args.cpu_shares {
         q.add("cpushares", c.to_string());
     }
-    q.add("version", "1");
+    Ok(())
+}
 
-    if !args.quiet {
-        println!(
-            "Sending build context to Docker daemon {:>8}",
-            human_size(context.len() as f64)
-        );
-    }
-    let headers = [("X-Registry-Config", super::auth::registry_config())];
-    let body = Body::bytes(context, "application/x-tar");
-    let mut resp = client
-        .request(Method::POST, &q.to_path("/build"), body, &headers)
-        .await?
-        .ok()
-        .await?;
+/// Shows the build's JSON messages (only collected with `-q`) and returns the image ID the
+/// daemon reported.
+async fn show_build_output(resp: &mut Response, quiet: bool) -> Result<Option<String>> {
     let mut image_id = None;
     let capture = |aux: &Value| {
         if let Some(id) = aux["ID"].as_str() {
             image_id = Some(id.to_string());
         }
     };
-    if args.quiet {
+    if quiet {
         // With `q=1` the daemon sends the ID either as `aux` or as the only `stream` text.
         let mut sink = Vec::new();
-        display_response(&mut resp, &mut sink, false, capture).await?;
+        display_response(resp, &mut sink, false, capture).await?;
         if image_id.is_none() {
             let text = String::from_utf8_lossy(&sink).trim().to_string();
             if !text.is_empty() {
@@ -300,17 +337,9 @@ pub async fn build(client: &Client, args: BuildArgs) -> Result<()> {
         }
     } else {
         let mut out = std::io::stdout();
-        display_response(&mut resp, &mut out, tty::stdout_is_tty(), capture).await?;
+        display_response(resp, &mut out, tty::stdout_is_tty(), capture).await?;
     }
-    if let Some(id) = &image_id {
-        if args.quiet {
-            println!("{id}");
-        }
-        if let Some(f) = &args.iidfile {
-            std::fs::write(f, id).with_context(|| format!("writing image ID to {f}"))?;
-        }
-    }
-    Ok(())
+    Ok(image_id)
 }
 
 #[cfg(test)]
@@ -341,5 +370,36 @@ mod tests {
         names.sort();
         assert_eq!(names, vec!["Dockerfile", "sub", "sub/f"]);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: BuildArgs,
+    }
+
+    fn parse(args: &[&str]) -> BuildArgs {
+        let mut full = vec!["build"];
+        full.extend_from_slice(args);
+        <Wrap as clap::Parser>::try_parse_from(full)
+            .expect("parse")
+            .args
+    }
+
+    #[test]
+    fn query_carries_the_options_in_the_docker_cli_order() {
+        let args = parse(&["-t", "a", "-q", "--no-cache", "-m", "1k", "-c", "2", "ctx"]);
+        let q = build_query(&args, "Dockerfile").expect("query");
+        assert_eq!(
+            q.to_path("/build"),
+            "/build?dockerfile=Dockerfile&t=a&q=1&nocache=1&rm=1&memory=1024&cpushares=2&version=1"
+        );
+    }
+
+    #[test]
+    fn query_names_a_bad_memory_value() {
+        let args = parse(&["-m", "lots", "ctx"]);
+        let err = build_query(&args, "Dockerfile").expect_err("bad memory");
+        assert!(err.to_string().contains("-m, --memory"), "{err}");
     }
 }

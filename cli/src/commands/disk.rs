@@ -137,8 +137,30 @@ pub fn df_rows(df: &Value) -> Vec<Value> {
     ]
 }
 
+/// `docker system df -v`: one table per kind of object, each under its heading.
 fn df_verbose(df: &Value) -> Result<String> {
     let mut out = String::from("Images space usage:\n\n");
+    out.push_str(&images_usage(df)?);
+    out.push_str("\nContainers space usage:\n\n");
+    out.push_str(&containers_usage(df)?);
+    out.push_str("\nLocal Volumes space usage:\n\n");
+    out.push_str(&volumes_usage(df)?);
+    let cache: i64 = df["BuildCache"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| b["Size"].as_i64().unwrap_or(0))
+        .sum();
+    out.push_str(&format!(
+        "\nBuild cache usage: {}\n\n",
+        human_size(cache as f64)
+    ));
+    out.push_str(&build_cache_usage(df)?);
+    Ok(out)
+}
+
+/// The images table of `df -v`: the first tag's repository and tag, sizes shared and unique.
+fn images_usage(df: &Value) -> Result<String> {
     let mut rows = Vec::new();
     for i in df["Images"].as_array().into_iter().flatten() {
         let tags: Vec<String> = i["RepoTags"]
@@ -181,8 +203,11 @@ fn df_verbose(df: &Value) -> Result<String> {
             ("Containers", "CONTAINERS"),
         ],
     };
-    out.push_str(&lf.render(&rows)?);
-    out.push_str("\nContainers space usage:\n\n");
+    lf.render(&rows)
+}
+
+/// The containers table of `df -v`: local volumes mounted, writable layer size.
+fn containers_usage(df: &Value) -> Result<String> {
     let mut rows = Vec::new();
     for c in df["Containers"].as_array().into_iter().flatten() {
         let names: Vec<String> = c["Names"]
@@ -226,8 +251,11 @@ fn df_verbose(df: &Value) -> Result<String> {
             ("Names", "NAMES"),
         ],
     };
-    out.push_str(&lf.render(&rows)?);
-    out.push_str("\nLocal Volumes space usage:\n\n");
+    lf.render(&rows)
+}
+
+/// The volumes table of `df -v`; `N/A` when the daemon did not measure a volume.
+fn volumes_usage(df: &Value) -> Result<String> {
     let mut rows = Vec::new();
     for v in df["Volumes"].as_array().into_iter().flatten() {
         let size = v["UsageData"]["Size"].as_i64().unwrap_or(-1);
@@ -253,17 +281,11 @@ fn df_verbose(df: &Value) -> Result<String> {
             ("Size", "SIZE"),
         ],
     };
-    out.push_str(&lf.render(&rows)?);
-    let cache: i64 = df["BuildCache"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|b| b["Size"].as_i64().unwrap_or(0))
-        .sum();
-    out.push_str(&format!(
-        "\nBuild cache usage: {}\n\n",
-        human_size(cache as f64)
-    ));
+    lf.render(&rows)
+}
+
+/// The build cache table of `df -v`.
+fn build_cache_usage(df: &Value) -> Result<String> {
     let mut rows = Vec::new();
     for b in df["BuildCache"].as_array().into_iter().flatten() {
         let since = |k: &str| {
@@ -295,8 +317,7 @@ fn df_verbose(df: &Value) -> Result<String> {
             ("Shared", "SHARED"),
         ],
     };
-    out.push_str(&lf.render(&rows)?);
-    Ok(out)
+    lf.render(&rows)
 }
 
 pub async fn df(client: &Client, args: DfArgs) -> Result<()> {
@@ -430,6 +451,20 @@ mod tests {
         assert_eq!(
             prune_warning(false, false),
             "WARNING! This will remove:\n  - all stopped containers\n  - all networks not used by at least one container\n  - all dangling images\n  - unused build cache\n"
+        );
+    }
+
+    #[test]
+    fn volumes_without_a_size_show_na() {
+        let df = json!({"Volumes": [
+            {"Name": "a", "UsageData": {"Size": -1, "RefCount": 0}},
+            {"Name": "b", "UsageData": {"Size": 2048, "RefCount": 1}}
+        ]});
+        assert_eq!(
+            volumes_usage(&df).expect("render"),
+            "VOLUME NAME   LINKS     SIZE\n\
+             a             0         N/A\n\
+             b             1         2.048kB\n"
         );
     }
 }

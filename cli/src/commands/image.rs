@@ -62,36 +62,29 @@ fn strs(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The rows docker shows for one image: one per repository and tag (or `<none>`).
-pub fn image_rows(img: &Value, trunc: bool, show_digests: bool) -> Vec<Value> {
-    let tags: Vec<String> = strs(&img["RepoTags"])
-        .into_iter()
-        .filter(|t| t != "<none>:<none>")
-        .collect();
-    let digests: Vec<String> = strs(&img["RepoDigests"])
-        .into_iter()
-        .filter(|d| d != "<none>@<none>")
-        .collect();
-    let mut repo_tags: Vec<(String, Vec<String>)> = Vec::new();
-    for t in &tags {
-        let r = ImageRef::parse(t);
-        let repo = r.familiar_repo();
-        let tag = r.tag.unwrap_or_else(|| "latest".into());
-        match repo_tags.iter_mut().find(|(k, _)| *k == repo) {
-            Some((_, v)) => v.push(tag),
-            None => repo_tags.push((repo, vec![tag])),
-        }
-    }
-    let mut repo_digests: Vec<(String, Vec<String>)> = Vec::new();
-    for d in &digests {
-        let r = ImageRef::parse(d);
-        let Some(dg) = r.digest.clone() else { continue };
-        let repo = r.familiar_repo();
-        match repo_digests.iter_mut().find(|(k, _)| *k == repo) {
-            Some((_, v)) => v.push(dg),
-            None => repo_digests.push((repo, vec![dg])),
-        }
-    }
+/// `(repository, tag, digest)` of each row of an image: each tag of each repository (times
+/// its digests with `--digests`), then the repositories known only by digest; one `<none>`
+/// row for an image with neither.
+fn repo_entries(img: &Value, show_digests: bool) -> Vec<(String, String, String)> {
+    let repo_tags = group_by_repo(
+        strs(&img["RepoTags"])
+            .into_iter()
+            .filter(|t| t != "<none>:<none>")
+            .map(|t| {
+                let r = ImageRef::parse(&t);
+                (r.familiar_repo(), r.tag.unwrap_or_else(|| "latest".into()))
+            }),
+    );
+    let mut repo_digests = group_by_repo(
+        strs(&img["RepoDigests"])
+            .into_iter()
+            .filter(|d| d != "<none>@<none>")
+            .filter_map(|d| {
+                let r = ImageRef::parse(&d);
+                let dg = r.digest.clone()?;
+                Some((r.familiar_repo(), dg))
+            }),
+    );
     let mut entries: Vec<(String, String, String)> = Vec::new();
     if repo_tags.is_empty() && repo_digests.is_empty() {
         entries.push(("<none>".into(), "<none>".into(), "<none>".into()));
@@ -118,6 +111,24 @@ pub fn image_rows(img: &Value, trunc: bool, show_digests: bool) -> Vec<Value> {
             entries.push((repo, "<none>".into(), "<none>".into()));
         }
     }
+    entries
+}
+
+/// `(repository, value)` pairs grouped by repository, in first-seen order.
+fn group_by_repo(pairs: impl Iterator<Item = (String, String)>) -> Vec<(String, Vec<String>)> {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (repo, value) in pairs {
+        match groups.iter_mut().find(|(k, _)| *k == repo) {
+            Some((_, v)) => v.push(value),
+            None => groups.push((repo, vec![value])),
+        }
+    }
+    groups
+}
+
+/// The rows docker shows for one image: one per repository and tag (or `<none>`).
+pub fn image_rows(img: &Value, trunc: bool, show_digests: bool) -> Vec<Value> {
+    let entries = repo_entries(img, show_digests);
     let id = img["Id"].as_str().unwrap_or("");
     let created = img["Created"].as_i64().unwrap_or(0);
     let size = img["Size"].as_f64().unwrap_or(0.0);
@@ -449,6 +460,36 @@ pub async fn prune(client: &Client, args: ImagePruneArgs) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn entries_pair_tags_with_their_repository_digests() {
+        let dg = format!("sha256:{}", "a".repeat(64));
+        let img = json!({
+            "RepoTags": ["web:1", "web:2", "<none>:<none>"],
+            "RepoDigests": [format!("web@{dg}"), format!("db@{dg}")],
+        });
+        let e = |r: &str, t: &str, d: &str| (r.to_string(), t.to_string(), d.to_string());
+        assert_eq!(
+            repo_entries(&img, true),
+            vec![
+                e("web", "1", &dg),
+                e("web", "2", &dg),
+                e("db", "<none>", &dg)
+            ]
+        );
+        assert_eq!(
+            repo_entries(&img, false),
+            vec![
+                e("web", "1", "<none>"),
+                e("web", "2", "<none>"),
+                e("db", "<none>", "<none>")
+            ]
+        );
+        assert_eq!(
+            repo_entries(&json!({}), true),
+            vec![e("<none>", "<none>", "<none>")]
+        );
+    }
 
     #[test]
     fn rows_per_tag_and_dangling() {

@@ -96,6 +96,56 @@ pub fn container_row(c: &Value, trunc: bool) -> Value {
     r
 }
 
+/// `key=value` of each label, sorted.
+fn sorted_labels(c: &Value) -> Vec<String> {
+    let mut labels: Vec<String> = c["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    labels.sort();
+    labels
+}
+
+/// Each mount's volume name, else its source (shortened to 15 characters with `trunc`).
+fn mount_names(c: &Value, trunc: bool) -> Vec<String> {
+    c["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let name = m["Name"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .or(m["Source"].as_str())
+                .unwrap_or("");
+            if trunc {
+                ellipsis(name, 15)
+            } else {
+                name.to_string()
+            }
+        })
+        .collect()
+}
+
+/// `SIZE`: the writable layer, and the whole root file system when the daemon measured it.
+fn size_column(c: &Value) -> String {
+    let size_rw = c["SizeRw"].as_f64().unwrap_or(0.0);
+    let size_root = c["SizeRootFs"].as_f64().unwrap_or(0.0);
+    if size_root > 0.0 {
+        format!(
+            "{} (virtual {})",
+            human_size_prec(size_rw, 3),
+            human_size_prec(size_root, 3)
+        )
+    } else {
+        human_size_prec(size_rw, 3)
+    }
+}
+
 fn container_fields(c: &Value, trunc: bool) -> Value {
     let id = c["Id"].as_str().unwrap_or("");
     let names: Vec<String> = c["Names"]
@@ -119,32 +169,8 @@ fn container_fields(c: &Value, trunc: bool) -> Value {
         .flatten()
         .map(PortEntry::from_json)
         .collect();
-    let mut labels: Vec<String> = c["Labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect()
-        })
-        .unwrap_or_default();
-    labels.sort();
-    let mounts: Vec<String> = c["Mounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let name = m["Name"]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .or(m["Source"].as_str())
-                .unwrap_or("");
-            if trunc {
-                ellipsis(name, 15)
-            } else {
-                name.to_string()
-            }
-        })
-        .collect();
+    let labels = sorted_labels(c);
+    let mounts = mount_names(c, trunc);
     let local_volumes = c["Mounts"]
         .as_array()
         .into_iter()
@@ -156,17 +182,7 @@ fn container_fields(c: &Value, trunc: bool) -> Value {
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
     networks.sort();
-    let size_rw = c["SizeRw"].as_f64().unwrap_or(0.0);
-    let size_root = c["SizeRootFs"].as_f64().unwrap_or(0.0);
-    let size = if size_root > 0.0 {
-        format!(
-            "{} (virtual {})",
-            human_size_prec(size_rw, 3),
-            human_size_prec(size_root, 3)
-        )
-    } else {
-        human_size_prec(size_rw, 3)
-    };
+    let size = size_column(c);
     row(vec![
         (
             "ID",
@@ -245,6 +261,24 @@ pub async fn ps(client: &Client, args: PsArgs) -> Result<()> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn size_labels_and_mount_columns() {
+        let c = json!({
+            "SizeRw": 1000, "SizeRootFs": 2_000_000,
+            "Labels": {"b": "2", "a": "1"},
+            "Mounts": [{"Name": "", "Source": "/a/very/long/host/path"}, {"Name": "vol"}]
+        });
+        assert_eq!(size_column(&c), "1kB (virtual 2MB)");
+        assert_eq!(size_column(&json!({"SizeRw": 0})), "0B");
+        assert_eq!(sorted_labels(&c), vec!["a=1", "b=2"]);
+        assert_eq!(
+            mount_names(&c, false),
+            vec!["/a/very/long/host/path", "vol"]
+        );
+        assert_eq!(mount_names(&c, true)[1], "vol");
+        assert!(mount_names(&c, true)[0].chars().count() <= 15);
+    }
 
     fn sample() -> Value {
         json!({

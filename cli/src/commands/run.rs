@@ -14,7 +14,7 @@ use clap::Args;
 use hyper::Method;
 use serde_json::Value;
 
-use crate::client::{seg, Body, Client, Query};
+use crate::client::{seg, Body, Client, Hijacked, Query, Response};
 use crate::commands::runconfig::{ContainerOpts, CreateRequest};
 use crate::commands::session::{self, SessionEnd, SessionOpts};
 use crate::commands::transfer::pull_image;
@@ -211,35 +211,7 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<()> {
         println!("{id}");
         return Ok(());
     }
-
-    let stdout = req.body["AttachStdout"].as_bool().unwrap_or(false);
-    let stderr = req.body["AttachStderr"].as_bool().unwrap_or(false);
-    let hijacked = client
-        .hijack(
-            &session::attach_path(
-                &id,
-                attach_stdin,
-                stdout,
-                stderr,
-                args.detach_keys.as_deref(),
-            ),
-            None,
-        )
-        .await
-        .map_err(|e| setup_error("run", e, 125))?;
-    let condition = if o.rm { "removed" } else { "next-exit" };
-    let wait = client
-        .request(
-            Method::POST,
-            &format!("/containers/{id}/wait?condition={condition}"),
-            Body::Empty,
-            &[],
-        )
-        .await
-        .map_err(|e| setup_error("run", e, 125))?
-        .ok()
-        .await
-        .map_err(|e| setup_error("run", e, 125))?;
+    let (hijacked, wait) = attach_and_wait(client, &id, &req, &args).await?;
 
     let raw = if o.tty && attach_stdin {
         RawMode::enter()
@@ -294,6 +266,42 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<()> {
         return Err(StatusError::code(status as i32).into());
     }
     Ok(())
+}
+
+/// Attaches to the created container and asks for its exit status, both before it starts so
+/// no output and no exit is missed (`--rm` waits for the removal).
+async fn attach_and_wait(
+    client: &Client,
+    id: &str,
+    req: &CreateRequest,
+    args: &RunArgs,
+) -> Result<(Hijacked, Response)> {
+    let flag = |k: &str| req.body[k].as_bool().unwrap_or(false);
+    let path = session::attach_path(
+        id,
+        flag("AttachStdin"),
+        flag("AttachStdout"),
+        flag("AttachStderr"),
+        args.detach_keys.as_deref(),
+    );
+    let hijacked = client
+        .hijack(&path, None)
+        .await
+        .map_err(|e| setup_error("run", e, 125))?;
+    let condition = if args.opts.rm { "removed" } else { "next-exit" };
+    let wait = client
+        .request(
+            Method::POST,
+            &format!("/containers/{id}/wait?condition={condition}"),
+            Body::Empty,
+            &[],
+        )
+        .await
+        .map_err(|e| setup_error("run", e, 125))?
+        .ok()
+        .await
+        .map_err(|e| setup_error("run", e, 125))?;
+    Ok((hijacked, wait))
 }
 
 /// `berth start`

@@ -205,10 +205,30 @@ fn security_lines(opts: &[Value]) -> String {
 /// The `Server:` part of `info`, laid out like docker's.
 pub fn render_info(i: &Value) -> String {
     let mut o = String::from("Server:\n");
-    let mut p = |t: String| {
-        o.push_str(&t);
-        o.push('\n');
-    };
+    info_counts_and_drivers(&mut o, i);
+    info_plugins(&mut o, i);
+    info_swarm(&mut o, i);
+    info_runtimes(&mut o, i);
+    info_host(&mut o, i);
+    info_registries(&mut o, i);
+    push_line(
+        &mut o,
+        format!(
+            " Live Restore Enabled: {}",
+            i["LiveRestoreEnabled"].as_bool().unwrap_or(false)
+        ),
+    );
+    o
+}
+
+fn push_line(o: &mut String, t: String) {
+    o.push_str(&t);
+    o.push('\n');
+}
+
+/// Containers by state, images, version, storage, logging and cgroup drivers.
+fn info_counts_and_drivers(o: &mut String, i: &Value) {
+    let mut p = |t: String| push_line(o, t);
     p(format!(" Containers: {}", s(&i["Containers"])));
     p(format!("  Running: {}", s(&i["ContainersRunning"])));
     p(format!("  Paused: {}", s(&i["ContainersPaused"])));
@@ -222,6 +242,11 @@ pub fn render_info(i: &Value) -> String {
     p(format!(" Logging Driver: {}", s(&i["LoggingDriver"])));
     p(format!(" Cgroup Driver: {}", s(&i["CgroupDriver"])));
     p(format!(" Cgroup Version: {}", s(&i["CgroupVersion"])));
+}
+
+/// `Plugins:` by kind; `Authorization` only when there is one.
+fn info_plugins(o: &mut String, i: &Value) {
+    let mut p = |t: String| push_line(o, t);
     p(" Plugins:".to_string());
     let join = |v: &Value| {
         v.as_array()
@@ -240,6 +265,11 @@ pub fn render_info(i: &Value) -> String {
         ));
     }
     p(format!("  Log: {}", join(&i["Plugins"]["Log"])));
+}
+
+/// `Swarm:` state; node details when active, cluster details on a manager.
+fn info_swarm(o: &mut String, i: &Value) {
+    let mut p = |t: String| push_line(o, t);
     let swarm = &i["Swarm"];
     let state = s(&swarm["LocalNodeState"]);
     p(format!(
@@ -260,6 +290,11 @@ pub fn render_info(i: &Value) -> String {
         }
         p(format!("  Node Address: {}", s(&swarm["NodeAddr"])));
     }
+}
+
+/// Runtimes (sorted), init binary, component versions and security options.
+fn info_runtimes(o: &mut String, i: &Value) {
+    let mut p = |t: String| push_line(o, t);
     let mut runtimes: Vec<String> = i["Runtimes"]
         .as_object()
         .map(|m| m.keys().cloned().collect())
@@ -278,10 +313,11 @@ pub fn render_info(i: &Value) -> String {
         p(" Security Options:".to_string());
         o.push_str(&security_lines(opts));
     }
-    let mut p = |t: String| {
-        o.push_str(&t);
-        o.push('\n');
-    };
+}
+
+/// Kernel, OS, hardware, name and root dir, debug mode, proxies, labels, experimental.
+fn info_host(o: &mut String, i: &Value) {
+    let mut p = |t: String| push_line(o, t);
     p(format!(" Kernel Version: {}", s(&i["KernelVersion"])));
     p(format!(" Operating System: {}", s(&i["OperatingSystem"])));
     p(format!(" OSType: {}", s(&i["OSType"])));
@@ -317,6 +353,11 @@ pub fn render_info(i: &Value) -> String {
         " Experimental: {}",
         i["ExperimentalBuild"].as_bool().unwrap_or(false)
     ));
+}
+
+/// Insecure registries (CIDRs, then insecure index configs other than Docker Hub) and mirrors.
+fn info_registries(o: &mut String, i: &Value) {
+    let mut p = |t: String| push_line(o, t);
     let insecure: Vec<String> = i["RegistryConfig"]["InsecureRegistryCIDRs"]
         .as_array()
         .into_iter()
@@ -348,11 +389,6 @@ pub fn render_info(i: &Value) -> String {
             p(format!("  {}", s(r)));
         }
     }
-    p(format!(
-        " Live Restore Enabled: {}",
-        i["LiveRestoreEnabled"].as_bool().unwrap_or(false)
-    ));
-    o
 }
 
 pub async fn info(client: &Client, args: InfoArgs) -> Result<()> {
@@ -404,6 +440,34 @@ mod tests {
         assert_eq!(
             security_lines(&[json!("name=seccomp,profile=default")]),
             "  seccomp\n   Profile: default\n"
+        );
+    }
+
+    #[test]
+    fn info_sections_in_order() {
+        let i = json!({
+            "Swarm": {"LocalNodeState": "active", "NodeID": "n1", "ControlAvailable": false,
+                      "NodeAddr": "10.0.0.1"},
+            "Runtimes": {"runc": {}, "berth": {}},
+            "RegistryConfig": {
+                "InsecureRegistryCIDRs": ["127.0.0.0/8"],
+                "IndexConfigs": {
+                    "docker.io": {"Name": "docker.io", "Secure": false},
+                    "reg:5000": {"Name": "reg:5000", "Secure": false}
+                }
+            }
+        });
+        let out = render_info(&i);
+        assert!(out.starts_with("Server:\n Containers: "), "{out}");
+        assert!(
+            out.contains(" Swarm: active\n  NodeID: n1\n  Is Manager: false\n  Node Address: 10.0.0.1\n Runtimes: berth runc\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with(
+                " Insecure Registries:\n  127.0.0.0/8\n  reg:5000\n Live Restore Enabled: false\n"
+            ),
+            "{out}"
         );
     }
 }

@@ -16,19 +16,36 @@ fn parse_bool_opt(key: &str, v: Option<&str>) -> Result<bool, String> {
 
 /// Parses `--mount type=bind,source=/a,target=/b,readonly` into a Mount object.
 pub fn parse_mount(s: &str) -> Result<Value, String> {
-    let mut m = Map::new();
-    let mut kind = "volume".to_string();
-    let mut bind = Map::new();
-    let mut volume = Map::new();
-    let mut tmpfs = Map::new();
-    let mut labels = Map::new();
-    let mut driver_opts = Map::new();
-    let mut driver: Option<String> = None;
+    let mut fields = MountFields {
+        kind: "volume".to_string(),
+        ..Default::default()
+    };
     for field in s.split(',') {
         let field = field.trim();
-        if field.is_empty() {
-            continue;
+        if !field.is_empty() {
+            fields.set(field)?;
         }
+    }
+    fields.finish()
+}
+
+/// A `--mount` value's fields as they are read: the Mount's own, and each type's options
+/// (checked against the type once all are read).
+#[derive(Default)]
+struct MountFields {
+    kind: String,
+    mount: Map<String, Value>,
+    bind: Map<String, Value>,
+    volume: Map<String, Value>,
+    tmpfs: Map<String, Value>,
+    labels: Map<String, Value>,
+    driver_opts: Map<String, Value>,
+    driver: Option<String>,
+}
+
+impl MountFields {
+    /// Reads one `key=value` (or bare `key` for booleans) field.
+    fn set(&mut self, field: &str) -> Result<(), String> {
         let (key, val) = match field.split_once('=') {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
             None => (field.to_ascii_lowercase(), None),
@@ -37,103 +54,92 @@ pub fn parse_mount(s: &str) -> Result<Value, String> {
             v.map(str::to_string)
                 .ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"))
         };
+        let flag = |v: Option<&str>| parse_bool_opt(&key, v).map(Value::Bool);
         match key.as_str() {
-            "type" => kind = need(val)?,
-            "source" | "src" => {
-                m.insert("Source".into(), Value::String(need(val)?));
-            }
-            "target" | "dst" | "destination" => {
-                m.insert("Target".into(), Value::String(need(val)?));
-            }
-            "readonly" | "ro" => {
-                m.insert("ReadOnly".into(), Value::Bool(parse_bool_opt(&key, val)?));
-            }
-            "consistency" => {
-                m.insert("Consistency".into(), Value::String(need(val)?));
-            }
-            "bind-propagation" => {
-                bind.insert("Propagation".into(), Value::String(need(val)?));
-            }
-            "bind-nonrecursive" => {
-                bind.insert(
-                    "NonRecursive".into(),
-                    Value::Bool(parse_bool_opt(&key, val)?),
-                );
-            }
-            "volume-nocopy" => {
-                volume.insert("NoCopy".into(), Value::Bool(parse_bool_opt(&key, val)?));
-            }
+            "type" => self.kind = need(val)?,
+            "source" | "src" => put(&mut self.mount, "Source", need(val)?.into()),
+            "target" | "dst" | "destination" => put(&mut self.mount, "Target", need(val)?.into()),
+            "readonly" | "ro" => put(&mut self.mount, "ReadOnly", flag(val)?),
+            "consistency" => put(&mut self.mount, "Consistency", need(val)?.into()),
+            "bind-propagation" => put(&mut self.bind, "Propagation", need(val)?.into()),
+            "bind-nonrecursive" => put(&mut self.bind, "NonRecursive", flag(val)?),
+            "volume-nocopy" => put(&mut self.volume, "NoCopy", flag(val)?),
             "volume-label" => {
                 let v = need(val)?;
                 let (k, lv) = v.split_once('=').unwrap_or((&v, ""));
-                labels.insert(k.to_string(), Value::String(lv.to_string()));
+                put(&mut self.labels, k, lv.into());
             }
-            "volume-driver" => driver = Some(need(val)?),
+            "volume-driver" => self.driver = Some(need(val)?),
             "volume-opt" => {
                 let v = need(val)?;
                 let (k, ov) = v.split_once('=').unwrap_or((&v, ""));
-                driver_opts.insert(k.to_string(), Value::String(ov.to_string()));
+                put(&mut self.driver_opts, k, ov.into());
             }
             "tmpfs-size" => {
                 let v = need(val)?;
-                tmpfs.insert("SizeBytes".into(), Value::from(parse_ram(&v)?));
+                put(&mut self.tmpfs, "SizeBytes", Value::from(parse_ram(&v)?));
             }
             "tmpfs-mode" => {
                 let v = need(val)?;
                 let mode = u32::from_str_radix(&v, 8)
                     .map_err(|_| format!("invalid value for {key}: {v}"))?;
-                tmpfs.insert("Mode".into(), Value::from(mode));
+                put(&mut self.tmpfs, "Mode", Value::from(mode));
             }
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
+        Ok(())
     }
-    if !matches!(
-        kind.as_str(),
-        "bind" | "volume" | "tmpfs" | "npipe" | "cluster"
-    ) {
-        return Err(format!("invalid mount type: {kind}"));
-    }
-    if !m.contains_key("Target") {
-        return Err("target is required".to_string());
-    }
-    if kind == "bind" && !m.contains_key("Source") {
-        return Err("source is required when specifying bind mount".to_string());
-    }
-    m.insert("Type".into(), Value::String(kind.clone()));
-    if !bind.is_empty() {
-        if kind != "bind" {
-            return Err(format!(
-                "cannot mix 'bind-*' options with mount type '{kind}'"
-            ));
+
+    /// Checks the type, the required fields and that each option suits the type, and makes
+    /// the Mount object.
+    fn finish(mut self) -> Result<Value, String> {
+        let kind = self.kind.clone();
+        if !matches!(
+            kind.as_str(),
+            "bind" | "volume" | "tmpfs" | "npipe" | "cluster"
+        ) {
+            return Err(format!("invalid mount type: {kind}"));
         }
-        m.insert("BindOptions".into(), Value::Object(bind));
-    }
-    if !labels.is_empty() {
-        volume.insert("Labels".into(), Value::Object(labels));
-    }
-    if driver.is_some() || !driver_opts.is_empty() {
-        volume.insert(
-            "DriverConfig".into(),
-            json!({"Name": driver.unwrap_or_default(), "Options": Value::Object(driver_opts)}),
-        );
-    }
-    if !volume.is_empty() {
-        if kind != "volume" {
-            return Err(format!(
-                "cannot mix 'volume-*' options with mount type '{kind}'"
-            ));
+        if !self.mount.contains_key("Target") {
+            return Err("target is required".to_string());
         }
-        m.insert("VolumeOptions".into(), Value::Object(volume));
-    }
-    if !tmpfs.is_empty() {
-        if kind != "tmpfs" {
-            return Err(format!(
-                "cannot mix 'tmpfs-*' options with mount type '{kind}'"
-            ));
+        if kind == "bind" && !self.mount.contains_key("Source") {
+            return Err("source is required when specifying bind mount".to_string());
         }
-        m.insert("TmpfsOptions".into(), Value::Object(tmpfs));
+        self.mount
+            .insert("Type".into(), Value::String(kind.clone()));
+        if !self.labels.is_empty() {
+            self.volume
+                .insert("Labels".into(), Value::Object(self.labels));
+        }
+        if self.driver.is_some() || !self.driver_opts.is_empty() {
+            self.volume.insert(
+                "DriverConfig".into(),
+                json!({"Name": self.driver.unwrap_or_default(), "Options": Value::Object(self.driver_opts)}),
+            );
+        }
+        let options = [
+            ("bind", "BindOptions", self.bind),
+            ("volume", "VolumeOptions", self.volume),
+            ("tmpfs", "TmpfsOptions", self.tmpfs),
+        ];
+        for (only_for, field, opts) in options {
+            if opts.is_empty() {
+                continue;
+            }
+            if kind != only_for {
+                return Err(format!(
+                    "cannot mix '{only_for}-*' options with mount type '{kind}'"
+                ));
+            }
+            self.mount.insert(field.into(), Value::Object(opts));
+        }
+        Ok(Value::Object(self.mount))
     }
-    Ok(Value::Object(m))
+}
+
+fn put(map: &mut Map<String, Value>, key: &str, value: Value) {
+    map.insert(key.to_string(), value);
 }
 
 /// The errno text docker shows for an I/O error (`no such file or directory`).
@@ -247,6 +253,33 @@ mod tests {
         );
         assert!(parse_mount("type=bind,target=/b").is_err());
         assert!(parse_mount("type=volume,source=x").is_err());
+    }
+
+    #[test]
+    fn mount_options_must_suit_the_type() {
+        assert_eq!(
+            parse_mount("type=bind,src=/a,dst=/b,volume-nocopy"),
+            Err("cannot mix 'volume-*' options with mount type 'bind'".to_string())
+        );
+        assert_eq!(
+            parse_mount("type=volume,dst=/b,bind-propagation=rshared,tmpfs-mode=700"),
+            Err("cannot mix 'bind-*' options with mount type 'volume'".to_string())
+        );
+        assert_eq!(
+            parse_mount("dst=/b,volume-label=a=b,volume-driver=local,volume-opt=o=1,ro=false"),
+            Ok(
+                json!({"Type":"volume","Target":"/b","ReadOnly":false,"VolumeOptions":{
+                "Labels":{"a":"b"},"DriverConfig":{"Name":"local","Options":{"o":"1"}}}})
+            )
+        );
+        assert_eq!(
+            parse_mount("dst=/b,color=red"),
+            Err("unexpected key 'color' in 'color=red'".to_string())
+        );
+        assert_eq!(
+            parse_mount("dst"),
+            Err("invalid field 'dst' must be a key=value pair".to_string())
+        );
     }
 
     #[test]

@@ -306,36 +306,54 @@ fn call_method(receiver: &Val, name: &str, args: &[Val]) -> Result<Val> {
     }
 }
 
+/// Calls the template function `name`: a table from name to the group that implements it.
 fn call(name: &str, args: Vec<Val>) -> Result<Val> {
-    let arity = |n: usize| -> Result<()> {
-        if args.len() != n {
-            bail!(
-                "template: wrong number of args for {name}: want {n} got {}",
-                args.len()
-            );
+    match name {
+        "json" | "upper" | "lower" | "title" | "join" | "split" | "truncate" | "pad" => {
+            text_fn(name, &args).map(Some)
         }
-        Ok(())
-    };
+        "print" | "println" | "printf" => print_fn(name, &args).map(Some),
+        "index" => index_fn(&args),
+        "len" => len_fn(&args).map(Some),
+        "eq" | "ne" | "lt" | "le" | "gt" | "ge" => compare_fn(name, &args).map(Some),
+        "and" | "or" | "not" => logic_fn(name, &args),
+        other => bail!("template: function {other:?} not defined"),
+    }
+}
+
+/// Fails unless `name` got exactly `n` arguments, with Go's message.
+fn arity(name: &str, args: &[Val], n: usize) -> Result<()> {
+    if args.len() != n {
+        bail!(
+            "template: wrong number of args for {name}: want {n} got {}",
+            args.len()
+        );
+    }
+    Ok(())
+}
+
+/// `json`, `upper`, `lower`, `title`, `join`, `split`, `truncate`, `pad`.
+fn text_fn(name: &str, args: &[Val]) -> Result<Data> {
     let s = |v: &Val| print_val(v);
-    let out = match name {
+    Ok(match name {
         "json" => {
-            arity(1)?;
+            arity(name, args, 1)?;
             Data::String(args[0].as_ref().unwrap_or(&Data::Null).to_go_json())
         }
         "upper" => {
-            arity(1)?;
+            arity(name, args, 1)?;
             Data::String(s(&args[0]).to_uppercase())
         }
         "lower" => {
-            arity(1)?;
+            arity(name, args, 1)?;
             Data::String(s(&args[0]).to_lowercase())
         }
         "title" => {
-            arity(1)?;
+            arity(name, args, 1)?;
             Data::String(title_case(&s(&args[0])))
         }
         "join" => {
-            arity(2)?;
+            arity(name, args, 2)?;
             let sep = s(&args[1]);
             let parts: Vec<String> = match &args[0] {
                 Some(Data::Array(items)) => {
@@ -346,7 +364,7 @@ fn call(name: &str, args: Vec<Val>) -> Result<Val> {
             Data::String(parts.join(&sep))
         }
         "split" => {
-            arity(2)?;
+            arity(name, args, 2)?;
             let text = s(&args[0]);
             let sep = s(&args[1]);
             Data::Array(
@@ -356,12 +374,12 @@ fn call(name: &str, args: Vec<Val>) -> Result<Val> {
             )
         }
         "truncate" => {
-            arity(2)?;
+            arity(name, args, 2)?;
             let n = as_f64(&args[1]).unwrap_or(0.0) as usize;
             Data::String(s(&args[0]).chars().take(n).collect())
         }
         "pad" => {
-            arity(3)?;
+            arity(name, args, 3)?;
             let left = as_f64(&args[1]).unwrap_or(0.0) as usize;
             let right = as_f64(&args[2]).unwrap_or(0.0) as usize;
             Data::String(format!(
@@ -371,6 +389,13 @@ fn call(name: &str, args: Vec<Val>) -> Result<Val> {
                 " ".repeat(right)
             ))
         }
+        other => bail!("template: function {other:?} not defined"),
+    })
+}
+
+/// `print`, `println`, `printf`.
+fn print_fn(name: &str, args: &[Val]) -> Result<Data> {
+    Ok(match name {
         "print" => Data::String(args.iter().map(print_val).collect::<Vec<_>>().concat()),
         "println" => {
             let parts: Vec<String> = args.iter().map(print_val).collect();
@@ -380,93 +405,104 @@ fn call(name: &str, args: Vec<Val>) -> Result<Val> {
             if args.is_empty() {
                 bail!("template: wrong number of args for printf");
             }
-            Data::String(sprintf(&s(&args[0]), &args[1..]))
+            Data::String(sprintf(&print_val(&args[0]), &args[1..]))
         }
-        "index" => {
-            if args.is_empty() {
-                bail!("template: wrong number of args for index");
+        other => bail!("template: function {other:?} not defined"),
+    })
+}
+
+/// `index x k1 k2 ...`: map keys and slice positions, one level per key.
+fn index_fn(args: &[Val]) -> Result<Val> {
+    if args.is_empty() {
+        bail!("template: wrong number of args for index");
+    }
+    let mut v = args[0].clone();
+    for key in &args[1..] {
+        v = match (v, key) {
+            (Some(obj @ Data::Object(_)), k) => {
+                obj.get(&print_val(k)).cloned().or(Some(Data::Null))
             }
-            let mut v = args[0].clone();
-            for key in &args[1..] {
-                v = match (v, key) {
-                    (Some(obj @ Data::Object(_)), k) => {
-                        obj.get(&print_val(k)).cloned().or(Some(Data::Null))
-                    }
-                    (Some(Data::Array(items)), k) => {
-                        let i = as_f64(k).unwrap_or(-1.0);
-                        if i < 0.0 || i as usize >= items.len() {
-                            bail!(
-                                "template: error calling index: index out of range: {}",
-                                print_val(k)
-                            );
-                        }
-                        Some(items[i as usize].clone())
-                    }
-                    (None, _) | (Some(Data::Null), _) => {
-                        bail!("template: error calling index: index of untyped nil")
-                    }
-                    (Some(other), _) => {
-                        bail!("template: can't index item of type {}", type_name(&other))
-                    }
-                };
+            (Some(Data::Array(items)), k) => {
+                let i = as_f64(k).unwrap_or(-1.0);
+                if i < 0.0 || i as usize >= items.len() {
+                    bail!(
+                        "template: error calling index: index out of range: {}",
+                        print_val(k)
+                    );
+                }
+                Some(items[i as usize].clone())
             }
-            return Ok(v);
-        }
-        "len" => {
-            arity(1)?;
-            let n = match &args[0] {
-                Some(Data::Array(a)) => a.len(),
-                Some(Data::Object(m)) => m.len(),
-                Some(Data::String(s)) => s.len(),
-                Some(Data::Null) | None => 0,
-                Some(other) => bail!(
-                    "template: error calling len: len of type {}",
-                    type_name(other)
-                ),
-            };
-            Data::Number(n.into())
-        }
-        "eq" => {
-            if args.len() < 2 {
-                bail!("template: missing argument for comparison");
+            (None, _) | (Some(Data::Null), _) => {
+                bail!("template: error calling index: index of untyped nil")
             }
-            Data::Bool(
-                args[1..]
-                    .iter()
-                    .any(|b| compare(&args[0], b) == Some(std::cmp::Ordering::Equal)),
-            )
+            (Some(other), _) => {
+                bail!("template: can't index item of type {}", type_name(&other))
+            }
+        };
+    }
+    Ok(v)
+}
+
+/// `len` of a slice, map or string (0 for nil).
+fn len_fn(args: &[Val]) -> Result<Data> {
+    arity("len", args, 1)?;
+    let n = match &args[0] {
+        Some(Data::Array(a)) => a.len(),
+        Some(Data::Object(m)) => m.len(),
+        Some(Data::String(s)) => s.len(),
+        Some(Data::Null) | None => 0,
+        Some(other) => bail!(
+            "template: error calling len: len of type {}",
+            type_name(other)
+        ),
+    };
+    Ok(Data::Number(n.into()))
+}
+
+/// `eq` (true when the first argument equals any other), `ne`, `lt`, `le`, `gt`, `ge`.
+fn compare_fn(name: &str, args: &[Val]) -> Result<Data> {
+    use std::cmp::Ordering::*;
+    if name == "eq" {
+        if args.len() < 2 {
+            bail!("template: missing argument for comparison");
         }
-        "ne" => {
-            arity(2)?;
-            Data::Bool(compare(&args[0], &args[1]) != Some(std::cmp::Ordering::Equal))
-        }
-        "lt" | "le" | "gt" | "ge" => {
-            arity(2)?;
-            let ord = compare(&args[0], &args[1])
-                .ok_or_else(|| anyhow!("template: incompatible types for comparison"))?;
-            use std::cmp::Ordering::*;
-            Data::Bool(match name {
-                "lt" => ord == Less,
-                "le" => ord != Greater,
-                "gt" => ord == Greater,
-                _ => ord != Less,
-            })
-        }
+        return Ok(Data::Bool(
+            args[1..]
+                .iter()
+                .any(|b| compare(&args[0], b) == Some(Equal)),
+        ));
+    }
+    arity(name, args, 2)?;
+    if name == "ne" {
+        return Ok(Data::Bool(compare(&args[0], &args[1]) != Some(Equal)));
+    }
+    let ord = compare(&args[0], &args[1])
+        .ok_or_else(|| anyhow!("template: incompatible types for comparison"))?;
+    Ok(Data::Bool(match name {
+        "lt" => ord == Less,
+        "le" => ord != Greater,
+        "gt" => ord == Greater,
+        _ => ord != Less,
+    }))
+}
+
+/// `and` and `or` return the deciding argument itself, as Go's do; `not` a bool.
+fn logic_fn(name: &str, args: &[Val]) -> Result<Val> {
+    match name {
         "and" => {
             let pick = args.iter().find(|a| !truthy(a)).or(args.last()).cloned();
-            return Ok(pick.unwrap_or(None));
+            Ok(pick.unwrap_or(None))
         }
         "or" => {
             let pick = args.iter().find(|a| truthy(a)).or(args.last()).cloned();
-            return Ok(pick.unwrap_or(None));
+            Ok(pick.unwrap_or(None))
         }
         "not" => {
-            arity(1)?;
-            Data::Bool(!truthy(&args[0]))
+            arity(name, args, 1)?;
+            Ok(Some(Data::Bool(!truthy(&args[0]))))
         }
         other => bail!("template: function {other:?} not defined"),
-    };
-    Ok(Some(out))
+    }
 }
 
 fn type_name(v: &Data) -> &'static str {
@@ -629,4 +665,46 @@ fn print_map(entries: &[(String, Data)]) -> String {
         .map(|(k, v)| format!("{k}:{}", print_val(&Some(v.clone()))))
         .collect();
     format!("map[{}]", parts.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Val {
+        Some(Data::String(s.into()))
+    }
+
+    #[test]
+    fn function_table_errors_read_like_go() {
+        let err = call("upper", vec![]).expect_err("upper needs one argument");
+        assert_eq!(
+            err.to_string(),
+            "template: wrong number of args for upper: want 1 got 0"
+        );
+        let err = call("nope", vec![]).expect_err("no such function");
+        assert_eq!(err.to_string(), "template: function \"nope\" not defined");
+        let err = call("eq", vec![text("a")]).expect_err("eq needs two");
+        assert_eq!(err.to_string(), "template: missing argument for comparison");
+    }
+
+    #[test]
+    fn logic_returns_the_deciding_argument() {
+        assert_eq!(
+            call("or", vec![text(""), text("b")]).expect("or"),
+            text("b")
+        );
+        assert_eq!(
+            call("and", vec![text("a"), text("")]).expect("and"),
+            text("")
+        );
+        assert_eq!(
+            call("not", vec![text("")]).expect("not"),
+            Some(Data::Bool(true))
+        );
+        assert_eq!(
+            call("ne", vec![text("a"), text("b")]).expect("ne"),
+            Some(Data::Bool(true))
+        );
+    }
 }

@@ -130,141 +130,171 @@ fn is_ident_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+/// Splits the inside of an action (`.Name | printf "%s" $x`) into tokens.
 fn lex(src: &str) -> Result<Vec<Tok>> {
-    let chars: Vec<char> = src.chars().collect();
-    let mut toks = Vec::new();
-    let mut i = 0;
-    let read_chain = |i: &mut usize| -> Vec<String> {
-        let mut chain = Vec::new();
-        while *i < chars.len() && chars[*i] == '.' {
-            let start = *i + 1;
-            let mut j = start;
-            while j < chars.len() && is_ident_char(chars[j]) {
-                j += 1;
-            }
-            if j == start {
-                break;
-            }
-            chain.push(chars[start..j].iter().collect());
-            *i = j;
-        }
-        chain
+    let mut lx = Lexer {
+        chars: src.chars().collect(),
+        i: 0,
     };
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            c if c.is_whitespace() => i += 1,
-            '|' => {
-                toks.push(Tok::Pipe);
-                i += 1;
-            }
-            '(' => {
-                toks.push(Tok::Open);
-                i += 1;
-            }
-            ')' => {
-                toks.push(Tok::Close);
-                i += 1;
-            }
-            ',' => {
-                toks.push(Tok::Comma);
-                i += 1;
-            }
-            ':' if chars.get(i + 1) == Some(&'=') => {
-                toks.push(Tok::Declare);
-                i += 2;
-            }
-            '=' => {
-                toks.push(Tok::Assign);
-                i += 1;
-            }
-            '.' => {
-                let chain = read_chain(&mut i);
-                if chain.is_empty() {
-                    toks.push(Tok::Dot);
-                    i += 1;
-                } else {
-                    toks.push(Tok::Field(chain));
-                }
-            }
-            '$' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < chars.len() && is_ident_char(chars[j]) {
-                    j += 1;
-                }
-                let name: String = std::iter::once('$')
-                    .chain(chars[start..j].iter().copied())
-                    .collect();
-                i = j;
-                let chain = read_chain(&mut i);
-                toks.push(Tok::Var(name, chain));
-            }
-            '"' => {
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    let Some(&c) = chars.get(i) else {
-                        bail!("template: unterminated quoted string")
-                    };
-                    i += 1;
-                    match c {
-                        '"' => break,
-                        '\\' => {
-                            let Some(&e) = chars.get(i) else {
-                                bail!("template: unterminated quoted string")
-                            };
-                            i += 1;
-                            s.push(match e {
-                                'n' => '\n',
-                                't' => '\t',
-                                'r' => '\r',
-                                '0' => '\0',
-                                other => other,
-                            });
-                        }
-                        c => s.push(c),
-                    }
-                }
-                toks.push(Tok::Str(s));
-            }
-            '`' => {
-                let start = i + 1;
-                let mut j = start;
-                while j < chars.len() && chars[j] != '`' {
-                    j += 1;
-                }
-                if j >= chars.len() {
-                    bail!("template: unterminated raw quoted string");
-                }
-                toks.push(Tok::Str(chars[start..j].iter().collect()));
-                i = j + 1;
-            }
-            c if c.is_ascii_digit()
-                || (c == '-' && chars.get(i + 1).is_some_and(|d| d.is_ascii_digit())) =>
-            {
-                let start = i;
-                i += 1;
-                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
-                    i += 1;
-                }
-                let text: String = chars[start..i].iter().collect();
-                let n = text
-                    .parse::<f64>()
-                    .map_err(|_| anyhow!("template: bad number syntax: {text:?}"))?;
-                toks.push(Tok::Num(n));
-            }
-            c if is_ident_char(c) => {
-                let start = i;
-                while i < chars.len() && is_ident_char(chars[i]) {
-                    i += 1;
-                }
-                toks.push(Tok::Ident(chars[start..i].iter().collect()));
-            }
-            other => bail!("template: unexpected {other:?} in command"),
+    let mut toks = Vec::new();
+    while let Some(&c) = lx.chars.get(lx.i) {
+        if c.is_whitespace() {
+            lx.i += 1;
+        } else if let Some((tok, len)) = punctuation(c, lx.chars.get(lx.i + 1).copied()) {
+            toks.push(tok);
+            lx.i += len;
+        } else {
+            toks.push(lx.token(c)?);
         }
     }
     Ok(toks)
+}
+
+/// The one- and two-character tokens, with their length.
+fn punctuation(c: char, next: Option<char>) -> Option<(Tok, usize)> {
+    Some(match c {
+        '|' => (Tok::Pipe, 1),
+        '(' => (Tok::Open, 1),
+        ')' => (Tok::Close, 1),
+        ',' => (Tok::Comma, 1),
+        ':' if next == Some('=') => (Tok::Declare, 2),
+        '=' => (Tok::Assign, 1),
+        _ => return None,
+    })
+}
+
+/// The lexer's position in an action's characters.
+struct Lexer {
+    chars: Vec<char>,
+    i: usize,
+}
+
+impl Lexer {
+    /// Reads the token starting with `c` (at `self.i`): a field chain, a variable, a string,
+    /// a number or an identifier.
+    fn token(&mut self, c: char) -> Result<Tok> {
+        let negative_number = c == '-' && self.peek(1).is_some_and(|d| d.is_ascii_digit());
+        Ok(match c {
+            '.' => {
+                let chain = self.chain();
+                if chain.is_empty() {
+                    self.i += 1;
+                    Tok::Dot
+                } else {
+                    Tok::Field(chain)
+                }
+            }
+            '$' => self.variable(),
+            '"' => Tok::Str(self.quoted()?),
+            '`' => Tok::Str(self.raw_quoted()?),
+            c if c.is_ascii_digit() || negative_number => Tok::Num(self.number()?),
+            c if is_ident_char(c) => {
+                let start = self.i;
+                self.i = self.ident_end(start);
+                Tok::Ident(self.text(start, self.i))
+            }
+            other => bail!("template: unexpected {other:?} in command"),
+        })
+    }
+
+    fn peek(&self, ahead: usize) -> Option<char> {
+        self.chars.get(self.i + ahead).copied()
+    }
+
+    fn text(&self, start: usize, end: usize) -> String {
+        self.chars[start..end].iter().collect()
+    }
+
+    /// Where the identifier starting at `start` ends.
+    fn ident_end(&self, start: usize) -> usize {
+        let mut j = start;
+        while j < self.chars.len() && is_ident_char(self.chars[j]) {
+            j += 1;
+        }
+        j
+    }
+
+    /// `.A.B.C` from here: the names, empty when no name follows the first dot.
+    fn chain(&mut self) -> Vec<String> {
+        let mut chain = Vec::new();
+        while self.peek(0) == Some('.') {
+            let start = self.i + 1;
+            let end = self.ident_end(start);
+            if end == start {
+                break;
+            }
+            chain.push(self.text(start, end));
+            self.i = end;
+        }
+        chain
+    }
+
+    /// `$name` (or `$`) and the field chain after it.
+    fn variable(&mut self) -> Tok {
+        let start = self.i + 1;
+        let end = self.ident_end(start);
+        let name: String = std::iter::once('$')
+            .chain(self.chars[start..end].iter().copied())
+            .collect();
+        self.i = end;
+        let chain = self.chain();
+        Tok::Var(name, chain)
+    }
+
+    /// A `"..."` string with Go's common escapes.
+    fn quoted(&mut self) -> Result<String> {
+        let mut s = String::new();
+        self.i += 1;
+        loop {
+            let Some(c) = self.peek(0) else {
+                bail!("template: unterminated quoted string")
+            };
+            self.i += 1;
+            match c {
+                '"' => return Ok(s),
+                '\\' => {
+                    let Some(e) = self.peek(0) else {
+                        bail!("template: unterminated quoted string")
+                    };
+                    self.i += 1;
+                    s.push(match e {
+                        'n' => '\n',
+                        't' => '\t',
+                        'r' => '\r',
+                        '0' => '\0',
+                        other => other,
+                    });
+                }
+                c => s.push(c),
+            }
+        }
+    }
+
+    /// A `` `...` `` string, taken as is.
+    fn raw_quoted(&mut self) -> Result<String> {
+        let start = self.i + 1;
+        let mut j = start;
+        while j < self.chars.len() && self.chars[j] != '`' {
+            j += 1;
+        }
+        if j >= self.chars.len() {
+            bail!("template: unterminated raw quoted string");
+        }
+        self.i = j + 1;
+        Ok(self.text(start, j))
+    }
+
+    /// Digits and dots, after an optional minus sign.
+    fn number(&mut self) -> Result<f64> {
+        let start = self.i;
+        self.i += 1;
+        while self.peek(0).is_some_and(|c| c.is_ascii_digit() || c == '.') {
+            self.i += 1;
+        }
+        let text = self.text(start, self.i);
+        text.parse::<f64>()
+            .map_err(|_| anyhow!("template: bad number syntax: {text:?}"))
+    }
 }
 
 /// Parses nodes until an `end`/`else` action; returns the terminating keyword's tokens.
@@ -428,3 +458,49 @@ const FUNCS: &[&str] = &[
     "json", "upper", "lower", "title", "join", "split", "truncate", "pad", "print", "println",
     "printf", "index", "len", "eq", "ne", "lt", "le", "gt", "ge", "and", "or", "not",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn lexes_every_kind_of_token() {
+        let toks =
+            lex(r#"$v := .A.B | printf "%s\n" $x.Y (len .) -1.5 `raw\n`, $ = z"#).expect("lex");
+        assert_eq!(
+            toks,
+            vec![
+                Tok::Var("$v".into(), vec![]),
+                Tok::Declare,
+                Tok::Field(strs(&["A", "B"])),
+                Tok::Pipe,
+                Tok::Ident("printf".into()),
+                Tok::Str("%s\n".into()),
+                Tok::Var("$x".into(), strs(&["Y"])),
+                Tok::Open,
+                Tok::Ident("len".into()),
+                Tok::Dot,
+                Tok::Close,
+                Tok::Num(-1.5),
+                Tok::Str("raw\\n".into()),
+                Tok::Comma,
+                Tok::Var("$".into(), vec![]),
+                Tok::Assign,
+                Tok::Ident("z".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn lex_errors_name_the_problem() {
+        let err = |s: &str| lex(s).expect_err(s).to_string();
+        assert_eq!(err("\"open"), "template: unterminated quoted string");
+        assert_eq!(err("`open"), "template: unterminated raw quoted string");
+        assert_eq!(err("1.2.3"), "template: bad number syntax: \"1.2.3\"");
+        assert_eq!(err("a : b"), "template: unexpected ':' in command");
+    }
+}

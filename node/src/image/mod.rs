@@ -39,6 +39,10 @@ pub(crate) mod transfer;
 mod views;
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
 pub(crate) mod testutil;
 
 pub use archive::pack::pack_layer;

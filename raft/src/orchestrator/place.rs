@@ -184,6 +184,47 @@ pub fn schedule(state: &State, plan: &mut Plan) {
         })
         .collect();
     let (mut infos, index) = nodes_with_load(state, &stopping);
+    let waiting = waiting_by_service(state, plan, &stopping);
+    let mut decisions: Vec<(Waiting, Result<String, String>)> = Vec::new();
+    for (service_id, ws) in waiting {
+        let Some(svc) = state.services.get(&service_id) else {
+            continue;
+        };
+        let req = request(svc);
+        let (pinned, free): (Vec<Waiting>, Vec<Waiting>) =
+            ws.into_iter().partition(|w| !w.node_id.is_empty());
+        for w in pinned {
+            let verdict = place_pinned(&mut infos, &index, &req, &w.node_id);
+            decisions.push((w, verdict));
+        }
+        if free.is_empty() {
+            continue;
+        }
+        let placed = berth_scheduler::place(&mut infos, &req, free.len());
+        let mut nodes = placed.assigned.into_iter();
+        let reason = placed
+            .reason
+            .unwrap_or_else(|| "no suitable node".to_owned());
+        for w in free {
+            let verdict = match nodes.next() {
+                Some(i) => Ok(infos[i].id.clone()),
+                None => Err(reason.clone()),
+            };
+            decisions.push((w, verdict));
+        }
+    }
+    for (w, verdict) in decisions {
+        record_decision(plan, w, verdict);
+    }
+}
+
+/// The tasks waiting for a node, by service: stored ones not yet assigned (and not being
+/// stopped by this plan), then the plan's new ones.
+fn waiting_by_service(
+    state: &State,
+    plan: &Plan,
+    stopping: &HashSet<&str>,
+) -> BTreeMap<String, Vec<Waiting>> {
     let mut waiting: BTreeMap<String, Vec<Waiting>> = BTreeMap::new();
     for t in state.tasks.values() {
         if t.desired_state <= TaskState::Running
@@ -214,73 +255,60 @@ pub fn schedule(state: &State, plan: &mut Plan) {
                 });
         }
     }
-    let mut decisions: Vec<(Waiting, Result<String, String>)> = Vec::new();
-    for (service_id, ws) in waiting {
-        let Some(svc) = state.services.get(&service_id) else {
-            continue;
-        };
-        let req = request(svc);
-        let (pinned, free): (Vec<Waiting>, Vec<Waiting>) =
-            ws.into_iter().partition(|w| !w.node_id.is_empty());
-        for w in pinned {
-            let verdict = match index.get(&w.node_id) {
-                None => Err(format!("node {} is not in the swarm", w.node_id)),
-                Some(&i) => match berth_scheduler::filter_reason(&infos[i], &req) {
-                    None => {
-                        let (cpus, mem) = (req.reserve_nano_cpus, req.reserve_memory);
-                        load(&mut infos[i], &req.service_id, cpus, mem, &req.host_ports);
-                        Ok(w.node_id.clone())
-                    }
-                    Some(f) => Err(format!("no suitable node ({f})")),
-                },
-            };
-            decisions.push((w, verdict));
-        }
-        if free.is_empty() {
-            continue;
-        }
-        let placed = berth_scheduler::place(&mut infos, &req, free.len());
-        let mut nodes = placed.assigned.into_iter();
-        let reason = placed
-            .reason
-            .unwrap_or_else(|| "no suitable node".to_owned());
-        for w in free {
-            let verdict = match nodes.next() {
-                Some(i) => Ok(infos[i].id.clone()),
-                None => Err(reason.clone()),
-            };
-            decisions.push((w, verdict));
-        }
+    waiting
+}
+
+/// A task already bound to `node_id`: that node if it is in the swarm and
+/// passes the filters, counting the task's load on it; else why not.
+fn place_pinned(
+    infos: &mut [NodeInfo],
+    index: &BTreeMap<String, usize>,
+    req: &TaskRequest,
+    node_id: &str,
+) -> Result<String, String> {
+    match index.get(node_id) {
+        None => Err(format!("node {node_id} is not in the swarm")),
+        Some(&i) => match berth_scheduler::filter_reason(&infos[i], req) {
+            None => {
+                let (cpus, mem) = (req.reserve_nano_cpus, req.reserve_memory);
+                load(&mut infos[i], &req.service_id, cpus, mem, &req.host_ports);
+                Ok(node_id.to_owned())
+            }
+            Some(f) => Err(format!("no suitable node ({f})")),
+        },
     }
-    for (w, verdict) in decisions {
-        let (state_to, node_id, message) = match verdict {
-            Ok(n) => (
-                TaskState::Assigned,
-                n,
-                "scheduler assigned task to node".to_owned(),
-            ),
-            // A pinned task keeps its node while it waits.
-            Err(why) => (TaskState::Pending, w.node_id.clone(), why),
-        };
-        match (w.plan_index, w.stored) {
-            (Some(i), _) => {
-                if let TaskChange::Create(t) = &mut plan.tasks[i] {
-                    t.node_id = node_id;
-                    t.status.state = state_to;
-                    t.status.message = message;
-                }
+}
+
+/// Writes a placement into the plan: a new task gets its node and state in place; a stored
+/// task gets an `Assign` change, only when its state or message changes.
+fn record_decision(plan: &mut Plan, w: Waiting, verdict: Result<String, String>) {
+    let (state_to, node_id, message) = match verdict {
+        Ok(n) => (
+            TaskState::Assigned,
+            n,
+            "scheduler assigned task to node".to_owned(),
+        ),
+        // A pinned task keeps its node while it waits.
+        Err(why) => (TaskState::Pending, w.node_id.clone(), why),
+    };
+    match (w.plan_index, w.stored) {
+        (Some(i), _) => {
+            if let TaskChange::Create(t) = &mut plan.tasks[i] {
+                t.node_id = node_id;
+                t.status.state = state_to;
+                t.status.message = message;
             }
-            (None, Some((state, old))) => {
-                if state != state_to || old != message {
-                    plan.tasks.push(TaskChange::Assign {
-                        id: w.id,
-                        node_id,
-                        state: state_to,
-                        message,
-                    });
-                }
-            }
-            (None, None) => {}
         }
+        (None, Some((state, old))) => {
+            if state != state_to || old != message {
+                plan.tasks.push(TaskChange::Assign {
+                    id: w.id,
+                    node_id,
+                    state: state_to,
+                    message,
+                });
+            }
+        }
+        (None, None) => {}
     }
 }

@@ -526,8 +526,8 @@ mod tests {
             .a
     }
 
-    #[test]
-    fn create_spec_from_flags() {
+    /// `service create` with flags from every area, as one capture.
+    fn spec_from_many_flags() -> Value {
         let a = parse(&[
             "--name",
             "web",
@@ -587,7 +587,12 @@ mod tests {
             "sleep",
             "3600",
         ]);
-        let s = create_spec(&a).expect("spec");
+        create_spec(&a).expect("spec")
+    }
+
+    #[test]
+    fn create_spec_container_and_endpoint_flags() {
+        let s = spec_from_many_flags();
         let cs = &s["TaskTemplate"]["ContainerSpec"];
         assert_eq!(cs["Image"], "busybox:latest");
         assert_eq!(cs["Args"], json!(["sleep", "3600"]));
@@ -610,6 +615,12 @@ mod tests {
             {"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 8080, "PublishMode": "host"},
             {"Protocol": "udp", "TargetPort": 90, "PublishedPort": 9090, "PublishMode": "ingress"}])
         );
+    }
+
+    #[test]
+    fn create_spec_placement_and_policy_flags() {
+        let s = spec_from_many_flags();
+        let cs = &s["TaskTemplate"]["ContainerSpec"];
         assert_eq!(
             s["TaskTemplate"]["Networks"],
             json!([{"Target": "ov1", "Aliases": ["w"]}])

@@ -161,9 +161,10 @@ fn file_mode(v: &Value) -> Result<u32, String> {
         Value::Number(n) => {
             let d = n.to_string();
             if d.chars().all(|c| ('0'..='7').contains(&c)) {
-                u32::from_str_radix(&d, 8).map_err(|e| e.to_string())
+                u32::from_str_radix(&d, 8).map_err(|e| format!("invalid file mode {d}: {e}"))
             } else {
-                d.parse::<u32>().map_err(|e| e.to_string())
+                d.parse::<u32>()
+                    .map_err(|e| format!("invalid file mode {d}: {e}"))
             }
         }
         _ => Err("mode must be a number".into()),
