@@ -665,9 +665,3 @@ class Bench:
         for e in self.engines:
             if tags[e.name]:
                 e.cli("rmi", *tags[e.name], check=False, timeout=120)
-
-    # -- not implemented yet in Berth -----------------------------------------------------------
-    def not_implemented(self) -> None:
-        """Rows for figures that need Berth features still to come; never faked."""
-        self.metric("cluster", "cluster: service create → all replicas running", "s",
-                    na="the services benchmark, issue 17")
