@@ -41,8 +41,9 @@ fn run(cmd: &mut Command) -> Output {
 fn tarball() -> &'static Path {
     static T: OnceLock<PathBuf> = OnceLock::new();
     T.get_or_init(|| {
-        let out =
-            std::env::temp_dir().join(format!("berth-deploy-test-{}.tgz", std::process::id()));
+        // In the build tree, rewritten by each run: nothing left in /tmp.
+        std::fs::create_dir_all(repo().join("target")).expect("target dir");
+        let out = repo().join("target/deploy-test-release.tgz");
         run(Command::new(repo().join("scripts/release-tarball")).arg(&out));
         out
     })
@@ -52,7 +53,8 @@ fn tarball() -> &'static Path {
 struct MachineLock(#[allow(dead_code)] std::fs::File);
 
 fn machine_lock() -> MachineLock {
-    let f = std::fs::File::create("/tmp/berth-deploy-install.lock").expect("lock file");
+    std::fs::create_dir_all(repo().join("target")).expect("target dir");
+    let f = std::fs::File::create(repo().join("target/deploy-install.lock")).expect("lock file");
     // SAFETY: flock on a descriptor we own; released when the file is closed.
     let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) };
     assert_eq!(r, 0, "flock");

@@ -238,12 +238,21 @@ mod tests {
         serde_json::from_str(V0).expect("fixture parses")
     }
 
-    fn temp_store() -> (std::path::PathBuf, MetaStore) {
+    /// A temporary data root, removed when dropped (a failing test leaves nothing either).
+    struct TempDir(std::path::PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_store() -> (TempDir, MetaStore) {
         let dir =
             std::env::temp_dir().join(format!("berth-records-{:016x}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let meta = MetaStore::open(&dir.join("metadata.redb")).expect("open store");
-        (dir, meta)
+        (TempDir(dir), meta)
     }
 
     #[test]
@@ -336,7 +345,7 @@ mod tests {
             );
         }
         drop(meta);
-        let _ = std::fs::remove_dir_all(&dir);
+        drop(dir);
     }
 
     #[test]
