@@ -128,15 +128,24 @@ fn give_stdio(cmd: &mut Command, io: ChildIo) {
 }
 
 fn run_binary(mut cmd: Command, bin: &Path) -> Result<(), String> {
+    // The runtime's stderr goes to a file unlinked at once (a pipe could be held open by
+    // what the runtime starts): nothing is left behind even if the shim is killed meanwhile.
     let err_path = std::env::temp_dir().join(format!("berth-shim-{}.err", std::process::id()));
-    if let Ok(f) = std::fs::File::create(&err_path) {
+    let err_file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&err_path)
+        .ok();
+    let _ = std::fs::remove_file(&err_path);
+    if let Some(f) = err_file.as_ref().and_then(|f| f.try_clone().ok()) {
         cmd.stderr(f);
     }
     let status = cmd
         .status()
         .map_err(|e| format!("run {}: {e}", bin.display()))?;
-    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&err_path);
+    let err = err_file.map(read_from_start).unwrap_or_default();
     if status.success() {
         Ok(())
     } else {
@@ -146,6 +155,16 @@ fn run_binary(mut cmd: Command, bin: &Path) -> Result<(), String> {
             err.trim()
         ))
     }
+}
+
+/// All of `f`, from its first byte (the child moved the shared offset).
+fn read_from_start(mut f: std::fs::File) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut s = String::new();
+    if f.seek(SeekFrom::Start(0)).is_ok() {
+        let _ = f.read_to_string(&mut s);
+    }
+    s
 }
 
 /// Runs a runtime command whose stderr belongs to the container; its errors are read from
