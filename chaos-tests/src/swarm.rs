@@ -2,7 +2,7 @@
 //! `info`. Only the docker CLI's contract is used here, so the same helpers hold against
 //! Docker itself. Nodes are told apart by hostname (`h1`…): each host has its own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 use std::time::Duration;
 
@@ -188,4 +188,37 @@ pub fn form(c: &Cluster, managers: usize, workers: usize) {
     let all = managers + workers;
     let ok = eventually(Duration::from_secs(60), || converged(first, all, managers));
     assert!(ok, "the cluster did not form: {:?}", node_ls(first));
+}
+
+/// The container of `service`'s task on `h`, if one runs there.
+pub fn task_container(h: &Host, service: &str) -> Option<String> {
+    let filter = format!("label=com.docker.swarm.service.name={service}");
+    let out = h.docker(&["ps", "-q", "--filter", &filter]);
+    stdout(&out).lines().next().map(str::to_owned)
+}
+
+/// The IPv4 addresses `name` resolves to inside container `ctr` on `h` (busybox nslookup
+/// against the embedded DNS server).
+pub fn resolve(h: &Host, ctr: &str, name: &str) -> BTreeSet<String> {
+    let out = h.docker(&["exec", ctr, "nslookup", "-type=a", name]);
+    stdout(&out)
+        .lines()
+        .filter(|l| l.starts_with("Address"))
+        .filter_map(|l| l.split_whitespace().last())
+        .filter(|a| !a.starts_with("127.0.0.11"))
+        .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `sh -c script` in container `ctr` on `h`; its stdout.
+pub fn sh(h: &Host, ctr: &str, script: &str) -> String {
+    stdout(&h.docker(&["exec", ctr, "sh", "-c", script]))
+}
+
+/// The last line of `GET http://<target>/` from `ctr`, over `tries` requests (a failed one
+/// counts as ""). busybox's `nc` makes the request: the static busybox's `wget` crashes here.
+pub fn served(h: &Host, ctr: &str, target: &str, tries: usize) -> Vec<String> {
+    let script = format!("printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 {target} 80 | tail -n 1");
+    (0..tries).map(|_| sh(h, ctr, &script)).collect()
 }

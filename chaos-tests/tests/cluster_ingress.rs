@@ -20,6 +20,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use berth_chaos_tests::swarm::resolve;
 use berth_chaos_tests::{eventually, in_netns, swarm, Cluster, Host};
 
 const IMAGE: &str = "busybox:latest";
@@ -109,23 +110,10 @@ fn wait_ok(what: &str, c: &Cluster, secs: u64, mut f: impl FnMut() -> Result<(),
     assert!(ok, "{what}: {last}\n{}", logs.join("\n"));
 }
 
-fn resolve(h: &Host, ctr: &str, name: &str) -> BTreeSet<String> {
-    let out = h.docker(&["exec", ctr, "nslookup", "-type=a", name]);
-    swarm::stdout(&out)
-        .lines()
-        .filter(|l| l.starts_with("Address"))
-        .filter_map(|l| l.split_whitespace().last())
-        .filter(|a| !a.starts_with("127.0.0.11"))
-        .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Hostnames served by `target`:80 from inside container `ctr` (busybox nc).
 fn served_from(h: &Host, ctr: &str, target: &str, n: usize) -> BTreeSet<String> {
-    let script = format!("printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 {target} 80 | tail -n 1");
-    (0..n)
-        .map(|_| swarm::stdout(&h.docker(&["exec", ctr, "sh", "-c", &script])))
+    berth_chaos_tests::swarm::served(h, ctr, target, n)
+        .into_iter()
         .collect()
 }
 

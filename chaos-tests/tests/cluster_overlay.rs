@@ -10,40 +10,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use berth_chaos_tests::swarm::{resolve, served, task_container};
 use berth_chaos_tests::{eventually, swarm, Cluster, Host};
 
 const IMAGE: &str = "busybox:latest";
-
-/// The container of `service`'s task on `h`, if one runs there.
-fn task_container(h: &Host, service: &str) -> Option<String> {
-    let filter = format!("label=com.docker.swarm.service.name={service}");
-    let out = h.docker(&["ps", "-q", "--filter", &filter]);
-    swarm::stdout(&out).lines().next().map(str::to_owned)
-}
-
-/// The IPv4 addresses `name` resolves to inside container `ctr` on `h` (busybox nslookup
-/// against the embedded DNS server).
-fn resolve(h: &Host, ctr: &str, name: &str) -> BTreeSet<String> {
-    let out = h.docker(&["exec", ctr, "nslookup", "-type=a", name]);
-    swarm::stdout(&out)
-        .lines()
-        .filter(|l| l.starts_with("Address"))
-        .filter_map(|l| l.split_whitespace().last())
-        .filter(|a| !a.starts_with("127.0.0.11"))
-        .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// The hostnames served by `GET http://<target>/` from `ctr`, over `tries` requests (a
-/// failed request counts as ""). busybox's `nc` makes the request: the static busybox's
-/// `wget` crashes here.
-fn served(h: &Host, ctr: &str, target: &str, tries: usize) -> Vec<String> {
-    let script = format!("printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 {target} 80 | tail -n 1");
-    (0..tries)
-        .map(|_| swarm::stdout(&h.docker(&["exec", ctr, "sh", "-c", &script])))
-        .collect()
-}
 
 /// `web`'s running tasks as (node hostname) from `service ps`.
 fn web_nodes(m: &Host) -> Vec<String> {

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use berth_chaos_tests::swarm::{resolve, served, sh, task_container};
 use berth_chaos_tests::{eventually, in_netns, swarm, Cluster, Host};
 
 const IMAGE: &str = "busybox:latest";
@@ -24,36 +25,6 @@ const BIG: usize = 4 << 20;
 const HTTPD: &str = "mkdir -p /www && hostname > /www/index.html \
     && dd if=/dev/urandom of=/www/big bs=1024 count=4096 2>/dev/null \
     && exec httpd -f -p 80 -h /www";
-
-fn task_container(h: &Host, service: &str) -> Option<String> {
-    let filter = format!("label=com.docker.swarm.service.name={service}");
-    let out = h.docker(&["ps", "-q", "--filter", &filter]);
-    swarm::stdout(&out).lines().next().map(str::to_owned)
-}
-
-/// The IPv4 addresses `name` resolves to inside `ctr` (busybox nslookup, embedded DNS).
-fn resolve(h: &Host, ctr: &str, name: &str) -> BTreeSet<String> {
-    let out = h.docker(&["exec", ctr, "nslookup", "-type=a", name]);
-    swarm::stdout(&out)
-        .lines()
-        .filter(|l| l.starts_with("Address"))
-        .filter_map(|l| l.split_whitespace().last())
-        .filter(|a| !a.starts_with("127.0.0.11"))
-        .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// `sh -c script` in `ctr`; its stdout.
-fn sh(h: &Host, ctr: &str, script: &str) -> String {
-    swarm::stdout(&h.docker(&["exec", ctr, "sh", "-c", script]))
-}
-
-/// The hostnames served by `GET /` of `target` over `tries` requests ("" for a failure).
-fn served(h: &Host, ctr: &str, target: &str, tries: usize) -> Vec<String> {
-    let script = format!("printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 {target} 80 | tail -n 1");
-    (0..tries).map(|_| sh(h, ctr, &script)).collect()
-}
 
 fn running(m: &Host, service: &str) -> usize {
     let out = m.docker(&[

@@ -7,6 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use berth_chaos_tests::swarm::resolve;
 use berth_chaos_tests::{eventually, swarm, Cluster, Host};
 
 const COMPOSE: &str = r#"
@@ -78,19 +79,6 @@ fn task_container<'a>(c: &'a Cluster, service: &str) -> Option<(&'a Host, String
         let id = swarm::stdout(&out).lines().next()?.to_owned();
         Some((h, id))
     })
-}
-
-/// The IPv4 addresses `name` resolves to inside `ctr` (busybox nslookup, embedded DNS).
-fn resolve(h: &Host, ctr: &str, name: &str) -> BTreeSet<String> {
-    let out = h.docker(&["exec", ctr, "nslookup", "-type=a", name]);
-    swarm::stdout(&out)
-        .lines()
-        .filter(|l| l.starts_with("Address"))
-        .filter_map(|l| l.split_whitespace().last())
-        .filter(|a| !a.starts_with("127.0.0.11"))
-        .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
-        .map(str::to_owned)
-        .collect()
 }
 
 /// What is left carrying the stack's label: services, networks, secrets, configs.
