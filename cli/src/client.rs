@@ -469,6 +469,22 @@ impl Client {
             .await
     }
 
+    /// `DELETE`s each of `names` (its path from `path`), printing each one removed; the
+    /// failures are reported together, exit status 1, as the docker CLI's `rm` commands do.
+    pub async fn delete_each(&self, names: &[String], path: impl Fn(&str) -> String) -> Result<()> {
+        let mut errors = Vec::new();
+        for name in names {
+            match self.delete(&path(name)).await {
+                Ok(_) => println!("{name}"),
+                Err(e) => errors.push(format!("{e:#}")),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(crate::error::StatusError::new(1, errors.join("\n")).into());
+        }
+        Ok(())
+    }
+
     /// Opens a hijacked connection (`attach`, `exec start`): the request is written by hand with
     /// `Connection: Upgrade` / `Upgrade: tcp` and the socket is handed over after the 101.
     pub async fn hijack(&self, path: &str, body: Option<&Value>) -> Result<Hijacked> {

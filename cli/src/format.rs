@@ -341,6 +341,21 @@ pub fn go_quote(s: &str) -> String {
     out
 }
 
+/// The `--format` of an `inspect` with `--pretty`: `pretty` alone, never with more.
+pub fn inspect_format(pretty: bool, format: Option<String>) -> anyhow::Result<Option<String>> {
+    let format = if pretty {
+        Some("pretty".to_string())
+    } else {
+        format
+    };
+    if let Some(f) = format.as_deref() {
+        if f.starts_with("pretty") && f != "pretty" {
+            anyhow::bail!("cannot supply extra formatting options to the pretty template");
+        }
+    }
+    Ok(format)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -262,16 +262,7 @@ async fn fetch_raw(client: &Client, name: &str) -> Result<Vec<u8>> {
 }
 
 pub async fn inspect(client: &Client, args: NodeInspectArgs) -> Result<()> {
-    let format = if args.pretty {
-        Some("pretty".to_string())
-    } else {
-        args.format
-    };
-    if let Some(f) = format.as_deref() {
-        if f.starts_with("pretty") && f != "pretty" {
-            bail!("cannot supply extra formatting options to the pretty template");
-        }
-    }
+    let format = crate::format::inspect_format(args.pretty, args.format)?;
     if format.as_deref() == Some("pretty") {
         for name in &args.nodes {
             let raw = fetch_raw(client, name)
@@ -563,20 +554,9 @@ pub struct NodeRmArgs {
 pub async fn rm(client: &Client, args: NodeRmArgs) -> Result<()> {
     let mut q = Query::new();
     q.flag("force", args.force);
-    let mut errors = Vec::new();
-    for id in &args.nodes {
-        match client
-            .delete(&q.to_path(&format!("/nodes/{}", seg(id))))
-            .await
-        {
-            Ok(_) => println!("{id}"),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(StatusError::new(1, errors.join("\n")).into());
-    }
-    Ok(())
+    client
+        .delete_each(&args.nodes, |id| q.to_path(&format!("/nodes/{}", seg(id))))
+        .await
 }
 
 #[cfg(test)]

@@ -32,9 +32,9 @@ pub const HEADERS: &[(&str, &str)] = &[
     ("Ports", "PORTS"),
 ];
 
-/// `berth node ps`
+/// The flags of every task table: `node ps`, `service ps`, `stack ps`.
 #[derive(Args, Debug)]
-pub struct NodePsArgs {
+pub struct TaskListFlags {
     /// Filter output based on conditions provided
     #[arg(short = 'f', long = "filter")]
     pub filter: Vec<String>,
@@ -50,6 +50,13 @@ pub struct NodePsArgs {
     /// Only display task IDs
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+}
+
+/// `berth node ps`
+#[derive(Args, Debug)]
+pub struct NodePsArgs {
+    #[command(flatten)]
+    pub list: TaskListFlags,
     /// Nodes (default: self)
     #[arg(value_name = "NODE")]
     pub nodes: Vec<String>,
@@ -182,13 +189,34 @@ pub async fn resolve(client: &Client, tasks: &[Value], names: &mut Names) -> Res
     Ok(())
 }
 
+/// Prints `tasks` as docker's task table (or `--format`, `-q`), names resolved unless
+/// `--no-resolve`.
+pub async fn print_tasks(client: &Client, mut tasks: Vec<Value>, a: &TaskListFlags) -> Result<()> {
+    let mut names = Names::default();
+    if !a.no_resolve {
+        resolve(client, &tasks, &mut names).await?;
+    }
+    let rows = task_rows(&mut tasks, &names, !a.no_trunc);
+    let format = match a.format.as_deref() {
+        None | Some("") | Some("table") if a.quiet => Some("{{.ID}}"),
+        f => f,
+    };
+    let lf = ListFormat {
+        format,
+        default_table: DEFAULT_TABLE,
+        headers: HEADERS,
+    };
+    print!("{}", lf.render(&rows)?);
+    Ok(())
+}
+
 pub async fn ps(client: &Client, args: NodePsArgs) -> Result<()> {
     let nodes = if args.nodes.is_empty() {
         vec!["self".to_string()]
     } else {
         args.nodes.clone()
     };
-    let mut filters = opts::parse_filters(&args.filter).map_err(anyhow::Error::msg)?;
+    let mut filters = opts::parse_filters(&args.list.filter).map_err(anyhow::Error::msg)?;
     let mut tasks: Vec<Value> = Vec::new();
     let mut errors = Vec::new();
     for name in &nodes {
@@ -206,21 +234,7 @@ pub async fn ps(client: &Client, args: NodePsArgs) -> Result<()> {
             Err(e) => errors.push(format!("{e:#}")),
         }
     }
-    let mut names = Names::default();
-    if !args.no_resolve {
-        resolve(client, &tasks, &mut names).await?;
-    }
-    let rows = task_rows(&mut tasks, &names, !args.no_trunc);
-    let format = match args.format.as_deref() {
-        None | Some("") | Some("table") if args.quiet => Some("{{.ID}}"),
-        f => f,
-    };
-    let lf = ListFormat {
-        format,
-        default_table: DEFAULT_TABLE,
-        headers: HEADERS,
-    };
-    print!("{}", lf.render(&rows)?);
+    print_tasks(client, tasks, &args.list).await?;
     if !errors.is_empty() {
         return Err(StatusError::new(1, errors.join("\n")).into());
     }

@@ -11,7 +11,7 @@
 
 use std::io::Read;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
@@ -378,16 +378,7 @@ async fn fetch_raw(client: &Client, kind: DataKind, name: &str) -> Result<Vec<u8
 }
 
 async fn inspect(client: &Client, kind: DataKind, a: InspectArgs) -> Result<()> {
-    let format = if a.pretty {
-        Some("pretty".to_string())
-    } else {
-        a.format
-    };
-    if let Some(f) = format.as_deref() {
-        if f.starts_with("pretty") && f != "pretty" {
-            bail!("cannot supply extra formatting options to the pretty template");
-        }
-    }
+    let format = crate::format::inspect_format(a.pretty, a.format)?;
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for name in &a.names {
@@ -425,20 +416,9 @@ pub struct RmArgs {
 }
 
 async fn rm(client: &Client, kind: DataKind, a: RmArgs) -> Result<()> {
-    let mut errors = Vec::new();
-    for name in &a.names {
-        match client
-            .delete(&format!("{}/{}", kind.path(), seg(name)))
-            .await
-        {
-            Ok(_) => println!("{name}"),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(StatusError::new(1, errors.join("\n")).into());
-    }
-    Ok(())
+    client
+        .delete_each(&a.names, |name| format!("{}/{}", kind.path(), seg(name)))
+        .await
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `service inspect`: the daemon's JSON (re-indented, in its key order), each service through
 //! `--format`, or docker's `--pretty` text.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use serde_json::Value;
 
@@ -26,16 +26,7 @@ pub struct InspectArgs {
 }
 
 pub async fn inspect(client: &Client, a: InspectArgs) -> Result<()> {
-    let format = if a.pretty {
-        Some("pretty".to_string())
-    } else {
-        a.format
-    };
-    if let Some(f) = format.as_deref() {
-        if f.starts_with("pretty") && f != "pretty" {
-            bail!("cannot supply extra formatting options to the pretty template");
-        }
-    }
+    let format = crate::format::inspect_format(a.pretty, a.format)?;
     let mut found = Vec::new();
     let mut errors = Vec::new();
     for name in &a.services {

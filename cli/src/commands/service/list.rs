@@ -7,9 +7,7 @@ use serde_json::{json, Value};
 
 use crate::client::{seg, Client, Query};
 use crate::commands::node::natural_cmp;
-use crate::commands::node_ps::{
-    resolve, task_rows, Names, DEFAULT_TABLE as PS_TABLE, HEADERS as PS_HEADERS,
-};
+use crate::commands::node_ps::{print_tasks, TaskListFlags};
 use crate::error::StatusError;
 use crate::format::short_id;
 use crate::opts;
@@ -165,51 +163,15 @@ pub async fn ls(client: &Client, a: LsArgs) -> Result<()> {
 /// `berth service ps`
 #[derive(Args, Debug)]
 pub struct PsArgs {
-    /// Filter output based on conditions provided
-    #[arg(short = 'f', long = "filter")]
-    pub filter: Vec<String>,
-    /// Pretty-print tasks using a Go template
-    #[arg(long = "format")]
-    pub format: Option<String>,
-    /// Do not map IDs to Names
-    #[arg(long = "no-resolve")]
-    pub no_resolve: bool,
-    /// Do not truncate output
-    #[arg(long = "no-trunc")]
-    pub no_trunc: bool,
-    /// Only display task IDs
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub list: TaskListFlags,
     /// Services
     #[arg(value_name = "SERVICE", required = true)]
     pub services: Vec<String>,
 }
 
-/// Prints the task table of `tasks` (shared with `stack ps`).
-pub async fn print_tasks(client: &Client, mut tasks: Vec<Value>, a: &PsArgs) -> Result<()> {
-    let mut names = Names::default();
-    if !a.no_resolve {
-        resolve(client, &tasks, &mut names).await?;
-    }
-    let rows = task_rows(&mut tasks, &names, !a.no_trunc);
-    let format = match a.format.as_deref() {
-        None | Some("") | Some("table") if a.quiet => Some("{{.ID}}"),
-        f => f,
-    };
-    print!(
-        "{}",
-        ListFormat {
-            format,
-            default_table: PS_TABLE,
-            headers: PS_HEADERS
-        }
-        .render(&rows)?
-    );
-    Ok(())
-}
-
 pub async fn ps(client: &Client, a: PsArgs) -> Result<()> {
-    let base = opts::parse_filters(&a.filter).map_err(anyhow::Error::msg)?;
+    let base = opts::parse_filters(&a.list.filter).map_err(anyhow::Error::msg)?;
     let mut tasks = Vec::new();
     let mut errors = Vec::new();
     for name in &a.services {
@@ -233,7 +195,7 @@ pub async fn ps(client: &Client, a: PsArgs) -> Result<()> {
     if !errors.is_empty() && tasks.is_empty() {
         return Err(StatusError::new(1, errors.join("\n")).into());
     }
-    print_tasks(client, tasks, &a).await?;
+    print_tasks(client, tasks, &a.list).await?;
     if !errors.is_empty() {
         return Err(StatusError::new(1, errors.join("\n")).into());
     }

@@ -280,15 +280,7 @@ pub struct RmArgs {
 }
 
 async fn rm(client: &Client, a: RmArgs) -> Result<()> {
-    let mut errors = Vec::new();
-    for name in &a.services {
-        match client.delete(&format!("/services/{}", seg(name))).await {
-            Ok(_) => println!("{name}"),
-            Err(e) => errors.push(format!("{e:#}")),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(StatusError::new(1, errors.join("\n")).into());
-    }
-    Ok(())
+    client
+        .delete_each(&a.services, |name| format!("/services/{}", seg(name)))
+        .await
 }

@@ -24,7 +24,8 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use crate::client::{seg, Client, Query};
-use crate::commands::service::list::{print_tasks, render_services, PsArgs};
+use crate::commands::node_ps::{print_tasks, TaskListFlags};
+use crate::commands::service::list::render_services;
 use crate::error::StatusError;
 use crate::opts;
 use crate::output::{row, ListFormat};
@@ -141,50 +142,21 @@ async fn services(client: &Client, a: ServicesArgs) -> Result<()> {
 #[derive(Args, Debug)]
 pub struct StackPsArgs {
     #[command(flatten)]
-    pub common: StackPsFlags,
+    pub list: TaskListFlags,
     /// Stack
     #[arg(value_name = "STACK")]
     pub stack: String,
 }
 
-/// The flags `stack ps` shares with `service ps`.
-#[derive(Args, Debug)]
-pub struct StackPsFlags {
-    /// Filter output based on conditions provided
-    #[arg(short = 'f', long = "filter")]
-    pub filter: Vec<String>,
-    /// Pretty-print tasks using a Go template
-    #[arg(long = "format")]
-    pub format: Option<String>,
-    /// Do not map IDs to Names
-    #[arg(long = "no-resolve")]
-    pub no_resolve: bool,
-    /// Do not truncate output
-    #[arg(long = "no-trunc")]
-    pub no_trunc: bool,
-    /// Only display task IDs
-    #[arg(short = 'q', long = "quiet")]
-    pub quiet: bool,
-}
-
 async fn ps(client: &Client, a: StackPsArgs) -> Result<()> {
-    let f = with_namespace(&a.common.filter, &a.stack)?;
+    let f = with_namespace(&a.list.filter, &a.stack)?;
     let tasks: Vec<Value> = client
         .get_json(&Query::new().filters(&f).to_path("/tasks"))
         .await?;
-    if tasks.is_empty() && a.common.filter.is_empty() {
+    if tasks.is_empty() && a.list.filter.is_empty() {
         return Err(nothing_found(&a.stack));
     }
-    let c = a.common;
-    let args = PsArgs {
-        filter: c.filter,
-        format: c.format,
-        no_resolve: c.no_resolve,
-        no_trunc: c.no_trunc,
-        quiet: c.quiet,
-        services: Vec::new(),
-    };
-    print_tasks(client, tasks, &args).await
+    print_tasks(client, tasks, &a.list).await
 }
 
 /// `berth stack rm`
