@@ -17,7 +17,7 @@ pub mod service;
 pub mod volumes;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
@@ -178,21 +178,6 @@ fn name_of(o: &Value) -> String {
         .to_string()
 }
 
-/// Removes one network, waiting (up to a minute) while tasks of removed services still hold
-/// it: the daemon refuses while a task is attached, and they end shortly after.
-async fn remove_network(client: &Client, id: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match client.delete(&format!("/networks/{}", seg(id))).await {
-            Ok(_) => return Ok(()),
-            Err(e) if format!("{e:#}").contains("in use by task") && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 async fn rm_stack(client: &Client, stack: &str, detach: bool) -> Result<bool> {
     let services = stack_objects(client, "/services", stack).await?;
     let secrets = stack_objects(client, "/secrets", stack).await?;
@@ -226,9 +211,8 @@ async fn rm_stack(client: &Client, stack: &str, detach: bool) -> Result<bool> {
     }
     for n in &networks {
         println!("Removing network {}", name_of(n));
-        if let Err(e) =
-            remove_network(client, n["Id"].as_str().or(n["ID"].as_str()).unwrap_or("")).await
-        {
+        let id = n["Id"].as_str().or(n["ID"].as_str()).unwrap_or("");
+        if let Err(e) = client.delete(&format!("/networks/{}", seg(id))).await {
             eprintln!("Failed to remove network {}: {e:#}", name_of(n));
             ok = false;
         }
