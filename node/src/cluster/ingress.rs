@@ -200,7 +200,11 @@ impl Mesh {
             .take()
             .is_some()
         {
-            let _ = tokio::task::spawn_blocking(|| nft::apply(&remove())).await;
+            match tokio::task::spawn_blocking(|| nft::apply(&remove())).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "routing mesh rules left in place"),
+                Err(e) => tracing::warn!(error = %e, "routing mesh rules left in place"),
+            }
         }
     }
 }
