@@ -26,6 +26,11 @@ pub struct DaemonConfig {
     pub bip: Option<String>,
     /// Where networks created without `--subnet` get theirs (`--default-address-pool`).
     pub default_address_pools: Vec<crate::network::ipam::Pool>,
+    /// IPv6 default address pools (`--default-address-pool` with an IPv6 base).
+    pub default_address_pools6: Vec<crate::network::ipam6::Pool6>,
+    /// IPv6 on the default bridge (`--ipv6`), in `--fixed-cidr-v6` when given.
+    pub ipv6: bool,
+    pub fixed_cidr_v6: Option<String>,
     /// Registries reached without TLS verification, or over plain HTTP
     /// (`--insecure-registry`, daemon.json `insecure-registries`): `host[:port]` or CIDR.
     /// Loopback registries are always treated so.

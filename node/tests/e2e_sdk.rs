@@ -136,3 +136,9 @@ fn sdk_build_stream_errors_and_cache_from() {
 fn sdk_legacy_links() {
     run_sdk("test_links.py");
 }
+
+/// IPv6 networks: addresses, routes, traffic, AAAA answers, ports published on IPv6, errors.
+#[test]
+fn sdk_ipv6_networks() {
+    run_sdk("test_ipv6.py");
+}

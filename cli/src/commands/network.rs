@@ -130,7 +130,6 @@ impl NetworkCreateArgs {
             "Name": self.name,
             "CheckDuplicate": true,
             "Driver": self.driver,
-            "EnableIPv6": self.ipv6,
             "IPAM": {
                 "Driver": self.ipam_driver,
                 "Options": Value::Object(opts::parse_kv_map(&self.ipam_opt, "ipam-opt").map_err(anyhow::Error::msg)?),
@@ -144,6 +143,10 @@ impl NetworkCreateArgs {
         });
         if let Some(s) = &self.scope {
             body["Scope"] = json!(s);
+        }
+        // Only when asked for, as the docker CLI: an IPv6 --subnet turns IPv6 on by itself.
+        if self.ipv6 {
+            body["EnableIPv6"] = json!(true);
         }
         Ok(body)
     }

@@ -12,6 +12,7 @@ use berth_node::container::logconfig;
 use berth_node::container::model::LogConfig;
 use berth_node::engine::Engine;
 use berth_node::network::ipam::Pool;
+use berth_node::network::ipam6::Pool6;
 use berth_raft::ca::Role;
 use clap::Parser;
 
@@ -42,6 +43,7 @@ struct Flags {
     log_level: Option<String>,
     /// JSON settings file (daemon.json keys: data-root, exec-root, hosts, pidfile, cgroup-parent,
     /// log-level, default-runtime, runtimes, live-restore, bridge, bip, default-address-pools,
+    /// ipv6, fixed-cidr-v6,
     /// insecure-registries, registry-certs-dir, max-concurrent-downloads,
     /// max-concurrent-uploads, log-driver, log-opts, group, cluster).
     #[arg(long)]
@@ -70,9 +72,17 @@ struct Flags {
     /// Address and prefix of the default bridge, e.g. 172.30.0.1/16.
     #[arg(long)]
     bip: Option<String>,
-    /// Pool for networks created without --subnet: base=CIDR,size=N (repeatable).
+    /// Pool for networks created without --subnet: base=CIDR,size=N (repeatable; an IPv6
+    /// base makes an IPv6 pool, for --ipv6 networks).
     #[arg(long = "default-address-pool")]
     default_address_pool: Vec<String>,
+    /// IPv6 on the default bridge network (in --fixed-cidr-v6, else an IPv6 pool's subnet,
+    /// else a unique-local /64).
+    #[arg(long)]
+    ipv6: bool,
+    /// The default bridge's IPv6 subnet, e.g. 2001:db8:1::/64.
+    #[arg(long)]
+    fixed_cidr_v6: Option<String>,
     /// Registry reached without TLS verification (or over plain HTTP), host[:port] or CIDR
     /// (repeatable). Loopback registries are always allowed.
     #[arg(long = "insecure-registry")]
@@ -132,6 +142,8 @@ struct FileConfig {
     bridge: Option<String>,
     bip: Option<String>,
     default_address_pools: Vec<PoolEntry>,
+    ipv6: Option<bool>,
+    fixed_cidr_v6: Option<String>,
     insecure_registries: Vec<String>,
     registry_certs_dir: Option<PathBuf>,
     max_concurrent_downloads: Option<usize>,
@@ -175,6 +187,37 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("parse {}", p.display()))?,
         None => FileConfig::default(),
     };
+    init_logging(&flags, &file)?;
+    let cfg = daemon_config(&flags, &mut file)?;
+    let mut hosts = if flags.hosts.is_empty() {
+        file.hosts
+    } else {
+        flags.hosts
+    };
+    if hosts.is_empty() {
+        hosts.push(format!(
+            "unix://{}",
+            cfg.exec_root.join("berth.sock").display()
+        ));
+    }
+    let pidfile = flags.pidfile.or(file.pidfile);
+    let group = flags.group.or(file.group);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    let tls = Tls {
+        verify: flags.tlsverify,
+        ca: flags.tlscacert,
+        cert: flags.tlscert,
+        key: flags.tlskey,
+    };
+    rt.block_on(run(cfg, hosts, pidfile, tls, group))
+}
+
+/// Logs to stderr at `--log-level` (daemon.json `log-level`, default info).
+fn init_logging(flags: &Flags, file: &FileConfig) -> anyhow::Result<()> {
     let level = flags
         .log_level
         .clone()
@@ -192,83 +235,55 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let log_config = log_config(&flags, &file)?;
-    let cluster = cluster_config(&flags, &mut file)?;
-    let group = flags.group.clone().or(file.group.clone());
-    let mut runtimes: BTreeMap<String, PathBuf> = file
-        .runtimes
-        .into_iter()
-        .map(|(k, v)| (k, v.path))
-        .collect();
-    for r in &flags.add_runtime {
-        let (name, path) = r
-            .split_once('=')
-            .with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
-        runtimes.insert(name.to_owned(), PathBuf::from(path));
-    }
-    // dockerd has `runc` built in: when it is installed, it is a runtime here too.
-    if !runtimes.contains_key("runc") {
-        if let Some(runc) = find_in_path("runc") {
-            runtimes.insert("runc".to_owned(), runc);
-        }
-    }
-    let mut pools = Vec::new();
-    if flags.default_address_pool.is_empty() {
-        for p in &file.default_address_pools {
-            pools.push(
-                Pool::parse(&format!("base={},size={}", p.base, p.size))
-                    .map_err(anyhow::Error::msg)?,
-            );
-        }
-    } else {
-        for p in &flags.default_address_pool {
-            pools.push(Pool::parse(p).map_err(anyhow::Error::msg)?);
-        }
-    }
+    Ok(())
+}
+
+/// The engine's settings: flags over daemon.json, checked.
+fn daemon_config(flags: &Flags, file: &mut FileConfig) -> anyhow::Result<DaemonConfig> {
+    let log_config = log_config(flags, file)?;
+    let cluster = cluster_config(flags, file)?;
+    let runtimes = runtimes(flags, std::mem::take(&mut file.runtimes))?;
+    let (pools, pools6) = address_pools(flags, file)?;
     let exe = std::env::current_exe().context("locate berthd")?;
     let cfg = DaemonConfig {
-        data_root: flags
-            .data_root
-            .or(file.data_root)
-            .unwrap_or_else(|| "/var/lib/berth".into()),
-        exec_root: flags
-            .exec_root
-            .or(file.exec_root)
-            .unwrap_or_else(|| "/run/berth".into()),
-        cgroup_parent: flags
-            .cgroup_parent
-            .or(file.cgroup_parent)
-            .unwrap_or_else(|| "berth".into()),
-        default_runtime: flags
-            .default_runtime
-            .or(file.default_runtime)
-            .unwrap_or_else(|| "berth".into()),
+        data_root: pick(&flags.data_root, &file.data_root, "/var/lib/berth".into()),
+        exec_root: pick(&flags.exec_root, &file.exec_root, "/run/berth".into()),
+        cgroup_parent: pick(&flags.cgroup_parent, &file.cgroup_parent, "berth".into()),
+        default_runtime: pick(
+            &flags.default_runtime,
+            &file.default_runtime,
+            "berth".into(),
+        ),
         runtimes,
         shim_path: exe.with_file_name("berth-shim"),
         live_restore: file.live_restore.unwrap_or(flags.live_restore),
-        bridge: flags
-            .bridge
-            .or(file.bridge)
-            .unwrap_or_else(|| "berth0".into()),
-        bip: flags.bip.or(file.bip),
+        bridge: pick(&flags.bridge, &file.bridge, "berth0".into()),
+        bip: flags.bip.clone().or(file.bip.clone()),
         default_address_pools: pools,
+        default_address_pools6: pools6,
+        ipv6: flags.ipv6 || file.ipv6.unwrap_or(false),
+        fixed_cidr_v6: flags.fixed_cidr_v6.clone().or(file.fixed_cidr_v6.clone()),
         insecure_registries: file
             .insecure_registries
-            .into_iter()
-            .chain(flags.insecure_registries)
+            .iter()
+            .chain(&flags.insecure_registries)
+            .cloned()
             .collect(),
-        registry_certs_dir: flags
-            .registry_certs_dir
-            .or(file.registry_certs_dir)
-            .unwrap_or_else(|| "/etc/berth/certs.d".into()),
-        max_concurrent_downloads: flags
-            .max_concurrent_downloads
-            .or(file.max_concurrent_downloads)
-            .unwrap_or(3),
-        max_concurrent_uploads: flags
-            .max_concurrent_uploads
-            .or(file.max_concurrent_uploads)
-            .unwrap_or(5),
+        registry_certs_dir: pick(
+            &flags.registry_certs_dir,
+            &file.registry_certs_dir,
+            "/etc/berth/certs.d".into(),
+        ),
+        max_concurrent_downloads: pick(
+            &flags.max_concurrent_downloads,
+            &file.max_concurrent_downloads,
+            3,
+        ),
+        max_concurrent_uploads: pick(
+            &flags.max_concurrent_uploads,
+            &file.max_concurrent_uploads,
+            5,
+        ),
         log_config,
         cluster,
     };
@@ -281,30 +296,63 @@ fn main() -> anyhow::Result<()> {
             cfg.default_runtime
         );
     }
-    let mut hosts = if flags.hosts.is_empty() {
-        file.hosts
-    } else {
-        flags.hosts
-    };
-    if hosts.is_empty() {
-        hosts.push(format!(
-            "unix://{}",
-            cfg.exec_root.join("berth.sock").display()
-        ));
+    if cfg.fixed_cidr_v6.is_some() && !cfg.ipv6 {
+        bail!("--fixed-cidr-v6 needs --ipv6 (daemon.json \"ipv6\": true)");
     }
-    let pidfile = flags.pidfile.or(file.pidfile);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("start the async runtime")?;
-    let tls = Tls {
-        verify: flags.tlsverify,
-        ca: flags.tlscacert,
-        cert: flags.tlscert,
-        key: flags.tlskey,
+    Ok(cfg)
+}
+
+/// A flag if given, else the config file's setting, else the default.
+fn pick<T: Clone>(flag: &Option<T>, file: &Option<T>, default: T) -> T {
+    flag.clone().or_else(|| file.clone()).unwrap_or(default)
+}
+
+/// daemon.json `runtimes` plus `--add-runtime`s, and `runc` when it is installed: dockerd
+/// has it built in, so it is a runtime here too.
+fn runtimes(
+    flags: &Flags,
+    from_file: BTreeMap<String, RuntimeEntry>,
+) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut runtimes: BTreeMap<String, PathBuf> =
+        from_file.into_iter().map(|(k, v)| (k, v.path)).collect();
+    for r in &flags.add_runtime {
+        let (name, path) = r
+            .split_once('=')
+            .with_context(|| format!("--add-runtime {r:?}: expected NAME=PATH"))?;
+        runtimes.insert(name.to_owned(), PathBuf::from(path));
+    }
+    if !runtimes.contains_key("runc") {
+        if let Some(runc) = find_in_path("runc") {
+            runtimes.insert("runc".to_owned(), runc);
+        }
+    }
+    Ok(runtimes)
+}
+
+/// The default address pools (`--default-address-pool`s, else daemon.json's), split into
+/// IPv4 and IPv6 ones by their base.
+fn address_pools(flags: &Flags, file: &FileConfig) -> anyhow::Result<(Vec<Pool>, Vec<Pool6>)> {
+    let specs: Vec<String> = if flags.default_address_pool.is_empty() {
+        file.default_address_pools
+            .iter()
+            .map(|p| format!("base={},size={}", p.base, p.size))
+            .collect()
+    } else {
+        flags.default_address_pool.clone()
     };
-    rt.block_on(run(cfg, hosts, pidfile, tls, group))
+    let (mut pools, mut pools6) = (Vec::new(), Vec::new());
+    for p in &specs {
+        let base = p
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("base="))
+            .unwrap_or("");
+        if base.contains(':') {
+            pools6.push(Pool6::parse(p).map_err(anyhow::Error::msg)?);
+        } else {
+            pools.push(Pool::parse(p).map_err(anyhow::Error::msg)?);
+        }
+    }
+    Ok((pools, pools6))
 }
 
 /// The `cluster` settings: flags over daemon.json, field by field. None when neither names

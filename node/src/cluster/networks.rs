@@ -81,7 +81,7 @@ fn parse_create(body: Value) -> ApiResult<NetworkSpec> {
     let name = check_name(&req.name)?;
     if req.enable_ipv6.unwrap_or(false) {
         return Err(ApiError::invalid(
-            "IPv6 networks are not supported by this engine",
+            "IPv6 is not supported on swarm (overlay) networks; local bridge networks take --ipv6",
         ));
     }
     let ipam = req.ipam.unwrap_or_default();
@@ -105,7 +105,7 @@ fn parse_create(body: Value) -> ApiResult<NetworkSpec> {
     }
     if cfg.subnet.contains(':') {
         return Err(ApiError::invalid(
-            "IPv6 subnets are not supported by this engine",
+            "IPv6 subnets are not supported on swarm (overlay) networks; local bridge networks take them",
         ));
     }
     if !cfg.subnet.is_empty() {

@@ -22,6 +22,8 @@ pub struct Input<'a> {
     pub host_resolv: &'a str,
     /// The container's address on its primary network, if it has one.
     pub own_ip: Option<&'a str>,
+    /// Its IPv6 address there, on a network with IPv6 on.
+    pub own_ip6: Option<&'a str>,
     /// What `host-gateway` in `--add-host` means: the primary network's gateway.
     pub host_gateway: Option<&'a str>,
     /// On a user-defined network: resolve through 127.0.0.11.
@@ -64,6 +66,13 @@ pub fn render(i: &Input) -> Result<EtcFiles, ContainerError> {
         Some(ip) if fqdn != i.hostname => hosts.push_str(&format!("{ip}\t{fqdn} {}\n", i.hostname)),
         Some(ip) => hosts.push_str(&format!("{ip}\t{fqdn}\n")),
         None => hosts.push_str(&format!("127.0.1.1\t{fqdn}\n")),
+    }
+    if let (Some(ip6), Some(_)) = (i.own_ip6, i.own_ip) {
+        if fqdn != i.hostname {
+            hosts.push_str(&format!("{ip6}\t{fqdn} {}\n", i.hostname));
+        } else {
+            hosts.push_str(&format!("{ip6}\t{fqdn}\n"));
+        }
     }
     let host_lines = |prefix: &str| -> Vec<String> {
         i.host_resolv
@@ -149,10 +158,21 @@ mod tests {
             dns_options: &[],
             host_resolv: resolv,
             own_ip: None,
+            own_ip6: None,
             host_gateway: None,
             embedded_dns: false,
             links: &[],
         }
+    }
+
+    #[test]
+    fn ipv6_address_gets_its_own_hosts_line() {
+        let mut i = input(&[], &[], "");
+        i.own_ip = Some("172.18.0.2");
+        i.own_ip6 = Some("fd00:1::2");
+        let f = render(&i).expect("ok");
+        assert!(f.hosts.contains("172.18.0.2\tabc\n"));
+        assert!(f.hosts.ends_with("fd00:1::2\tabc\n"), "{}", f.hosts);
     }
 
     #[test]

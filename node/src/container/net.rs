@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Value};
 
 use super::{netns, ContainerError, Containers, Ctr, Record};
-use crate::network::{ports, Attachee, Endpoint, PortMapping};
+use crate::network::{ports, Attachee, Endpoint, EndpointAddrs, PortMapping};
 
 /// The network mode as Docker reports it: `default` and empty mean `bridge`.
 pub(super) fn mode(r: &Record) -> &str {
@@ -43,6 +43,11 @@ fn endpoint_from(v: Option<&Value>) -> Endpoint {
         links: strings("Links"),
         ipv4_request: v
             .pointer("/IPAMConfig/IPv4Address")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
+        ipv6_request: v
+            .pointer("/IPAMConfig/IPv6Address")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned(),
@@ -233,11 +238,11 @@ impl Containers {
             rec.host_config.publish_all_ports,
         )?;
         let mut published = Vec::new();
-        if let Some(ip) = eps
-            .get(&primary)
-            .and_then(|e| e.ip.parse::<Ipv4Addr>().ok())
-        {
-            published = self.inner.nets.publish(&rec.id, &rec.name, ip, &wanted)?;
+        if let Some(addrs) = eps.get(&primary).and_then(endpoint_addrs) {
+            published = self
+                .inner
+                .nets
+                .publish(&rec.id, &rec.name, addrs, &wanted)?;
         }
         Ok((Some(p.display().to_string()), eps, published))
     }
@@ -254,12 +259,8 @@ impl Containers {
             .nets
             .restore(&attachee(&rec, &p, &primary), &rec.networks)
             .await;
-        if let Some(ip) = rec
-            .networks
-            .get(&primary)
-            .and_then(|e| e.ip.parse::<Ipv4Addr>().ok())
-        {
-            self.inner.nets.restore_ports(&rec.id, ip, &rec.ports);
+        if let Some(addrs) = rec.networks.get(&primary).and_then(endpoint_addrs) {
+            self.inner.nets.restore_ports(&rec.id, addrs, &rec.ports);
         }
     }
 
@@ -348,6 +349,14 @@ fn attachee<'a>(rec: &'a Record, netns: &'a std::path::Path, primary: &'a str) -
     }
 }
 
+/// The addresses an endpoint got, for its published ports.
+fn endpoint_addrs(ep: &Endpoint) -> Option<EndpointAddrs> {
+    Some(EndpointAddrs {
+        ip: ep.ip.parse::<Ipv4Addr>().ok()?,
+        ip6: ep.ip6.parse().ok(),
+    })
+}
+
 /// Clears what a container held only while running.
 pub(super) fn clear_runtime(r: &mut Record) {
     for ep in r.networks.values_mut() {
@@ -360,6 +369,12 @@ pub(super) fn clear_runtime(r: &mut Record) {
 pub(super) fn primary_ip(r: &Record) -> Option<(String, String)> {
     let ep = r.networks.get(mode(r))?;
     (!ep.ip.is_empty()).then(|| (ep.ip.clone(), ep.gateway.clone()))
+}
+
+/// Its IPv6 address there, on a network with IPv6 on.
+pub(super) fn primary_ip6(r: &Record) -> Option<String> {
+    let ep = r.networks.get(mode(r))?;
+    (!ep.ip6.is_empty()).then(|| ep.ip6.clone())
 }
 
 /// Whether the container resolves through the embedded DNS server.
@@ -411,15 +426,20 @@ pub(super) fn ports_list(r: &Record) -> Value {
 }
 
 fn endpoint_json(ep: &Endpoint) -> Value {
-    let ipam = if ep.ipv4_request.is_empty() && ep.link_local_ips.is_empty() {
-        Value::Null
-    } else {
-        let mut m = json!({"IPv4Address": ep.ipv4_request});
-        if !ep.link_local_ips.is_empty() {
-            m["LinkLocalIPs"] = json!(ep.link_local_ips);
-        }
-        m
-    };
+    let ipam =
+        if ep.ipv4_request.is_empty() && ep.ipv6_request.is_empty() && ep.link_local_ips.is_empty()
+        {
+            Value::Null
+        } else {
+            let mut m = json!({"IPv4Address": ep.ipv4_request});
+            if !ep.ipv6_request.is_empty() {
+                m["IPv6Address"] = json!(ep.ipv6_request);
+            }
+            if !ep.link_local_ips.is_empty() {
+                m["LinkLocalIPs"] = json!(ep.link_local_ips);
+            }
+            m
+        };
     // The address it has while attached, else the one asked for (API ≥ 1.44).
     let mac = if ep.mac.is_empty() {
         &ep.mac_request
@@ -431,8 +451,8 @@ fn endpoint_json(ep: &Endpoint) -> Value {
         "IPAMConfig": ipam, "Links": list(&ep.links), "Aliases": list(&ep.aliases),
         "MacAddress": mac, "DriverOpts": if ep.driver_opts.is_empty() { Value::Null } else { json!(ep.driver_opts) },
         "NetworkID": ep.network_id, "EndpointID": ep.endpoint_id, "Gateway": ep.gateway,
-        "IPAddress": ep.ip, "IPPrefixLen": ep.prefix, "IPv6Gateway": "", "GlobalIPv6Address": "",
-        "GlobalIPv6PrefixLen": 0, "DNSNames": null,
+        "IPAddress": ep.ip, "IPPrefixLen": ep.prefix, "IPv6Gateway": ep.gateway6,
+        "GlobalIPv6Address": ep.ip6, "GlobalIPv6PrefixLen": ep.prefix6, "DNSNames": null,
     })
 }
 
@@ -473,10 +493,11 @@ pub(super) fn settings_json(
         "SecondaryIPAddresses": null, "SecondaryIPv6Addresses": null,
         "EndpointID": pick(&|e| json!(e.endpoint_id), json!("")),
         "Gateway": pick(&|e| json!(e.gateway), json!("")),
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": pick(&|e| json!(e.ip6), json!("")),
+        "GlobalIPv6PrefixLen": pick(&|e| json!(e.prefix6), json!(0)),
         "IPAddress": pick(&|e| json!(e.ip), json!("")),
         "IPPrefixLen": pick(&|e| json!(e.prefix), json!(0)),
-        "IPv6Gateway": "",
+        "IPv6Gateway": pick(&|e| json!(e.gateway6), json!("")),
         "MacAddress": pick(&|e| json!(e.mac), json!("")),
         "Networks": networks,
     })

@@ -226,6 +226,7 @@ impl Containers {
     ) -> Result<PathBuf, ContainerError> {
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let own = net::primary_ip(rec);
+        let own6 = net::primary_ip6(rec);
         let links = self.resolve_links(rec)?;
         let files = etc_files::render(&etc_files::Input {
             hostname: &rec.config.hostname,
@@ -236,6 +237,7 @@ impl Containers {
             dns_options: &rec.host_config.dns_options,
             host_resolv: &host_resolv,
             own_ip: own.as_ref().map(|(ip, _)| ip.as_str()),
+            own_ip6: own6.as_deref(),
             host_gateway: own.as_ref().map(|(_, gw)| gw.as_str()),
             embedded_dns: net::uses_embedded_dns(&self.inner.nets, rec),
             links: &links.hosts,

@@ -12,15 +12,16 @@
 //! records in `restore`, and `sweep` deletes the bridges of records that are gone.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 
 use berth_api::ErrorKind;
 
-use super::driver::{Created, Link, NetworkDriver, Sandbox};
+use super::driver::{Created, EndpointAddrs, Link, NetworkDriver, Sandbox};
 use super::error::{NetworkError, Result};
 use super::ipam::Subnet;
+use super::ipam6::Subnet6;
 use super::netlink::{self, Netlink};
 use super::{nft, ports, write_sysctl, NetConfig, NetworkRecord, PortMapping};
 
@@ -28,6 +29,10 @@ use super::{nft, ports, write_sysctl, NetConfig, NetworkRecord, PortMapping};
 pub const BRIDGE_PREFIX: &str = "berth-";
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 const NAME_OPTION: &str = "com.docker.network.bridge.name";
+const MASQUERADE_OPTION: &str = "com.docker.network.bridge.enable_ip_masquerade";
+/// `nat` (default) or `routed`: whether traffic leaving the network is masqueraded.
+const GATEWAY_MODE_V4: &str = "com.docker.network.bridge.gateway_mode_ipv4";
+const GATEWAY_MODE_V6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
 
 /// What one container published through this driver.
 #[derive(Default)]
@@ -92,6 +97,17 @@ impl NetworkDriver for BridgeDriver {
             None => format!("{BRIDGE_PREFIX}{}", &rec.id[..9]),
         };
         mtu_option(rec)?;
+        for key in [GATEWAY_MODE_V4, GATEWAY_MODE_V6] {
+            if let Some(m) = rec
+                .options
+                .get(key)
+                .filter(|m| !matches!(m.as_str(), "nat" | "routed"))
+            {
+                return Err(NetworkError::invalid(format!(
+                    "invalid {key} {m:?}: expected nat or routed"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -134,7 +150,18 @@ impl NetworkDriver for BridgeDriver {
                 Some(nft::BridgeRules {
                     ifname: r.bridge.clone(),
                     subnet: r.subnet.parse().ok()?,
+                    subnet6: r.enable_ipv6.then(|| r.subnet6.parse().ok()).flatten(),
                     internal: r.internal,
+                    masquerade: r
+                        .options
+                        .get(MASQUERADE_OPTION)
+                        .is_none_or(|v| v != "false")
+                        && r.options.get(GATEWAY_MODE_V4).is_none_or(|v| v != "routed"),
+                    masquerade6: r
+                        .options
+                        .get(MASQUERADE_OPTION)
+                        .is_none_or(|v| v != "false")
+                        && r.options.get(GATEWAY_MODE_V6).is_none_or(|v| v != "routed"),
                 })
             })
             .collect();
@@ -173,11 +200,17 @@ impl NetworkDriver for BridgeDriver {
         sb.ctr
             .add_address(idx, l.ip, l.prefix)
             .map_err(|e| NetworkError::kernel(format!("address {}", l.ip), e))?;
-        for ll in &l.link_local {
+        if let Some((ip6, prefix6)) = l.ip6 {
+            // A namespace's links may start with IPv6 off (a host whose default is off).
+            write_sysctl(
+                &format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", l.ifname),
+                "0",
+            );
             sb.ctr
-                .add_address(idx, *ll, if ll.is_link_local() { 16 } else { 32 })
-                .map_err(|e| NetworkError::kernel(format!("link-local address {ll}"), e))?;
+                .add_address6(idx, ip6, prefix6)
+                .map_err(|e| NetworkError::kernel(format!("address {ip6}"), e))?;
         }
+        add_link_local(sb.ctr, idx, &l.link_local)?;
         sb.ctr
             .set_up(idx)
             .map_err(|e| NetworkError::kernel(format!("{} up", l.ifname), e))
@@ -208,49 +241,64 @@ impl NetworkDriver for BridgeDriver {
         &self,
         ctr_id: &str,
         ctr_name: &str,
-        ip: Ipv4Addr,
+        addrs: EndpointAddrs,
         wanted: &[ports::Binding],
     ) -> Result<Vec<PortMapping>> {
         let mut p = Published::default();
         let mut mappings = Vec::new();
+        let failed = |why| NetworkError::Publish {
+            ctr_name: ctr_name.to_owned(),
+            ctr_id: ctr_id.to_owned(),
+            why,
+        };
         for b in wanted {
-            let r = ports::reserve(b).map_err(|why| NetworkError::Publish {
-                ctr_name: ctr_name.to_owned(),
-                ctr_id: ctr_id.to_owned(),
-                why,
-            })?;
-            mappings.push(PortMapping {
-                proto: b.proto.to_owned(),
-                ctr_port: b.ctr_port,
-                host_ip: b
-                    .host_ip
-                    .map(|i| i.to_string())
-                    .unwrap_or_else(|| "0.0.0.0".into()),
-                host_port: r.port,
-            });
-            p.dnats.push(nft::Dnat {
-                proto: b.proto,
-                host_ip: b.host_ip.filter(|i| !i.is_unspecified()),
-                host_port: r.port,
-                ctr_ip: ip,
-                ctr_port: b.ctr_port,
-            });
-            p.reservations.push(r);
+            for (r, host_ip) in reserve_binding(b, addrs).map_err(failed)? {
+                let ctr_ip = match host_ip {
+                    IpAddr::V4(_) => IpAddr::V4(addrs.ip),
+                    // reserve_binding gives IPv6 sides only with an IPv6 address.
+                    IpAddr::V6(_) => match addrs.ip6 {
+                        Some(ip6) => IpAddr::V6(ip6),
+                        None => continue,
+                    },
+                };
+                mappings.push(PortMapping {
+                    proto: b.proto.to_owned(),
+                    ctr_port: b.ctr_port,
+                    host_ip: host_ip.to_string(),
+                    host_port: r.port,
+                });
+                p.dnats.push(nft::Dnat {
+                    proto: b.proto,
+                    host_ip: Some(host_ip).filter(|i| !i.is_unspecified()),
+                    host_port: r.port,
+                    ctr_ip,
+                    ctr_port: b.ctr_port,
+                });
+                p.reservations.push(r);
+            }
         }
         self.published().insert(ctr_id.to_owned(), p);
         Ok(mappings)
     }
 
-    fn restore_ports(&self, ctr_id: &str, ip: Ipv4Addr, maps: &[PortMapping]) {
+    fn restore_ports(&self, ctr_id: &str, addrs: EndpointAddrs, maps: &[PortMapping]) {
         let mut published = self.published();
         let p = published.entry(ctr_id.to_owned()).or_default();
         for m in maps {
             let proto = if m.proto == "udp" { "udp" } else { "tcp" };
-            let host_ip = m.host_ip.parse::<Ipv4Addr>().ok();
+            let Ok(host_ip) = m.host_ip.parse::<IpAddr>() else {
+                tracing::warn!(container_id = %ctr_id, host_ip = %m.host_ip, "recorded port of an unreadable address");
+                continue;
+            };
+            let ctr_ip = match (host_ip, addrs.ip6) {
+                (IpAddr::V4(_), _) => IpAddr::V4(addrs.ip),
+                (IpAddr::V6(_), Some(ip6)) => IpAddr::V6(ip6),
+                (IpAddr::V6(_), None) => continue,
+            };
             let b = ports::Binding {
                 proto,
                 ctr_port: m.ctr_port,
-                host_ip,
+                host_ip: Some(host_ip),
                 host_port: Some((m.host_port, m.host_port)),
             };
             match ports::reserve(&b) {
@@ -261,9 +309,9 @@ impl NetworkDriver for BridgeDriver {
             }
             p.dnats.push(nft::Dnat {
                 proto,
-                host_ip: host_ip.filter(|i| !i.is_unspecified()),
+                host_ip: Some(host_ip).filter(|i| !i.is_unspecified()),
                 host_port: m.host_port,
-                ctr_ip: ip,
+                ctr_ip,
                 ctr_port: m.ctr_port,
             });
         }
@@ -274,6 +322,44 @@ impl NetworkDriver for BridgeDriver {
             .remove(ctr_id)
             .is_some_and(|p| !p.dnats.is_empty())
     }
+}
+
+/// The host sides one binding takes, with the address each is on: a binding with no
+/// address takes every IPv4 address, and every IPv6 one too (the same port) when the
+/// container has an IPv6 address; an IPv6 address needs the container to have one.
+fn reserve_binding(
+    b: &ports::Binding,
+    addrs: EndpointAddrs,
+) -> std::result::Result<Vec<(ports::Reservation, IpAddr)>, ports::PortError> {
+    let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    match b.host_ip {
+        None if addrs.ip6.is_some() => {
+            let (r4, r6) = ports::reserve_dual(b)?;
+            Ok(vec![(r4, any4), (r6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))])
+        }
+        None => Ok(vec![(ports::reserve(b)?, any4)]),
+        Some(ip @ IpAddr::V6(_)) if addrs.ip6.is_none() => Err(ports::PortError::NoIpv6 {
+            ip,
+            port: b.host_port.map_or(0, |(lo, _)| lo),
+        }),
+        Some(ip) => Ok(vec![(ports::reserve(b)?, ip)]),
+    }
+}
+
+/// `IPAMConfig.LinkLocalIPs` on a container's interface: IPv4 ones /16 in 169.254.0.0/16
+/// (else /32), IPv6 ones /64 in fe80::/10 (else /128).
+fn add_link_local(nl: &mut Netlink, idx: u32, addrs: &[IpAddr]) -> Result<()> {
+    for ll in addrs {
+        let made = match ll {
+            IpAddr::V4(ip) => nl.add_address(idx, *ip, if ip.is_link_local() { 16 } else { 32 }),
+            IpAddr::V6(ip) => {
+                let link_scoped = ip.segments()[0] & 0xffc0 == 0xfe80;
+                nl.add_address6(idx, *ip, if link_scoped { 64 } else { 128 })
+            }
+        };
+        made.map_err(|e| NetworkError::kernel(format!("link-local address {ll}"), e))?;
+    }
+    Ok(())
 }
 
 /// `com.docker.network.driver.mtu`, checked.
@@ -334,6 +420,18 @@ fn configure_bridge(
 ) -> Result<()> {
     nl.add_address(idx, gw, subnet.prefix)
         .map_err(|e| NetworkError::kernel(format!("address {gw} on {}", rec.bridge), e))?;
+    if rec.enable_ipv6 {
+        let bad =
+            || NetworkError::Internal(format!("bad IPv6 gateway {}/{}", rec.gateway6, rec.subnet6));
+        let gw6: Ipv6Addr = rec.gateway6.parse().map_err(|_| bad())?;
+        let subnet6: Subnet6 = rec.subnet6.parse().map_err(|_| bad())?;
+        write_sysctl(
+            &format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", rec.bridge),
+            "0",
+        );
+        nl.add_address6(idx, gw6, subnet6.prefix)
+            .map_err(|e| NetworkError::kernel(format!("address {gw6} on {}", rec.bridge), e))?;
+    }
     nl.set_up(idx)
         .map_err(|e| NetworkError::kernel(format!("{} up", rec.bridge), e))?;
     // Published ports reached from 127.0.0.1 are DNAT'ed out of this bridge.
@@ -447,6 +545,7 @@ mod tests {
             bridge: "berth0".into(),
             bip: None,
             pools: Vec::new(),
+            ..Default::default()
         })
     }
 

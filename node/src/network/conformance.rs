@@ -28,8 +28,8 @@ use serde_json::{json, Value};
 
 use super::ipam::Pool;
 use super::{
-    local_drivers, ports, Attachee, Drivers, Endpoint, NetConfig, NetworkDriver, NetworkRecord,
-    Networks, PortMapping, NETWORKS,
+    local_drivers, ports, Attachee, Drivers, Endpoint, EndpointAddrs, NetConfig, NetworkDriver,
+    NetworkRecord, Networks, PortMapping, NETWORKS,
 };
 use crate::events::Events;
 use crate::store::MetaStore;
@@ -120,6 +120,7 @@ impl Harness {
             pools: vec![
                 Pool::parse(&format!("base=10.{}.0.0/16,size=24", self.octet)).expect("pool"),
             ],
+            ..Default::default()
         }
     }
 
@@ -348,8 +349,8 @@ fn check_traffic(h: &Harness, nets: &Networks, c1: &Ctr, c2: &Ctr, published: Op
         );
     }
     drop((l_gw, l_c2, l_c1));
-    assert_eq!(nets.resolve(&c2.name, &c1.id), Some(vec![c2.ip()]));
-    assert_eq!(nets.resolve(&c1.name, &c2.id), Some(vec![c1.ip()]));
+    assert_eq!(nets.resolve(&c2.name, &c1.id), Some(vec![c2.ip().into()]));
+    assert_eq!(nets.resolve(&c1.name, &c2.id), Some(vec![c1.ip().into()]));
     assert_eq!(nets.resolve("nobody", &c1.id), None);
 }
 
@@ -415,7 +416,15 @@ async fn create_and_attach(h: &Harness, nets: &Networks, dut: &DriverUnderTest) 
         host_port: None,
     }];
     let maps = nets
-        .publish(&c1.id, &c1.name, c1.ip(), &wanted)
+        .publish(
+            &c1.id,
+            &c1.name,
+            EndpointAddrs {
+                ip: c1.ip(),
+                ip6: None,
+            },
+            &wanted,
+        )
         .expect("publish");
     World {
         net,
@@ -434,7 +443,14 @@ async fn restart(h: &Harness, meta: &Arc<MetaStore>, dut: &DriverUnderTest, w: &
     for c in [&w.c1, &w.c2] {
         nets.restore(&c.attachee(&w.net.name), &c.eps).await;
     }
-    nets.restore_ports(&w.c1.id, w.c1.ip(), &w.maps);
+    nets.restore_ports(
+        &w.c1.id,
+        EndpointAddrs {
+            ip: w.c1.ip(),
+            ip6: None,
+        },
+        &w.maps,
+    );
     nets.rebuild_rules().expect("rules after restore");
     assert!(nets.find(&w.forgotten.id).is_err());
     check_traffic(h, &nets, &w.c1, &w.c2, w.published());

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::error::{NetworkError, Result};
 use super::ipam::{Allocator, Subnet};
+use super::ipam6::{self, Allocator6, Pool6, Subnet6};
 use super::netlink::Netlink;
 use super::view::{label_filters, until_filter};
 use super::{find_in, new_id, now, Created, Net, NetworkDriver, NetworkRecord, Networks, NETWORKS};
@@ -104,8 +105,9 @@ fn check_name(name: &str) -> Result<String> {
     Ok(name)
 }
 
-/// The IPAM part of a create request: the default driver, at most one IPv4 config.
-fn check_ipam(ipam: Option<IpamRequest>) -> Result<IpamConfig> {
+/// The IPAM part of a create request, split by family: the default driver, at most one
+/// IPv4 and one IPv6 config.
+fn check_ipam(ipam: Option<IpamRequest>) -> Result<(IpamConfig, Option<IpamConfig>)> {
     let ipam = ipam.unwrap_or_default();
     if !matches!(ipam.driver.as_str(), "" | "default") {
         return Err(NetworkError::NotFound(format!(
@@ -113,12 +115,62 @@ fn check_ipam(ipam: Option<IpamRequest>) -> Result<IpamConfig> {
             ipam.driver
         )));
     }
-    if ipam.config.len() > 1 {
+    let (v6, v4): (Vec<IpamConfig>, Vec<IpamConfig>) = ipam
+        .config
+        .into_iter()
+        .partition(|c| ipam6::is_v6(&c.subnet) || ipam6::is_v6(&c.gateway));
+    if v4.len() > 1 || v6.len() > 1 {
         return Err(NetworkError::invalid(
-            "only one IPv4 IPAM configuration per network is supported",
+            "only one IPv4 and one IPv6 IPAM configuration per network are supported",
         ));
     }
-    Ok(ipam.config.into_iter().next().unwrap_or_default())
+    Ok((
+        v4.into_iter().next().unwrap_or_default(),
+        v6.into_iter().next(),
+    ))
+}
+
+/// Whether the network gets IPv6: `EnableIPv6`, or an IPv6 IPAM config when it is not given.
+fn wants_ipv6(enable: Option<bool>, v6: Option<&IpamConfig>) -> Result<bool> {
+    match (enable, v6) {
+        (Some(false), Some(c)) => Err(NetworkError::invalid(format!(
+            "IPv6 subnet {} given for a network with IPv6 disabled (EnableIPv6 false)",
+            c.subnet
+        ))),
+        (Some(on), _) => Ok(on),
+        (None, v6) => Ok(v6.is_some()),
+    }
+}
+
+/// The IPv6 subnet of a new network: the one asked for (checked against the other
+/// networks' and the host's IPv6 routes), else one of the IPv6 pools, else a unique-local
+/// /64. True when it was asked for.
+fn choose_subnet6(
+    want: &str,
+    pools: &[Pool6],
+    taken: &[Subnet6],
+    host_routes: &[Subnet6],
+) -> Result<(Subnet6, bool)> {
+    let bad = |e: ipam6::Ipam6Error| NetworkError::invalid(e.to_string());
+    let mut all = taken.to_vec();
+    all.extend(host_routes.iter().copied());
+    if want.is_empty() {
+        let s = ipam6::choose_subnet(pools, &all)
+            .map_err(|e| NetworkError::Forbidden(e.to_string()))?;
+        return Ok((s, false));
+    }
+    let s: Subnet6 = want.parse().map_err(bad)?;
+    if taken.iter().any(|t| t.overlaps(&s)) {
+        return Err(NetworkError::Forbidden(format!(
+            "Pool overlaps with other one on this address space: {s}"
+        )));
+    }
+    if let Some(r) = host_routes.iter().find(|r| r.overlaps(&s)) {
+        return Err(NetworkError::Forbidden(format!(
+            "networks have overlapping IPv6: {s} overlaps the host route {r}"
+        )));
+    }
+    Ok((s, true))
 }
 
 /// The subnet of a new network: the one asked for (checked against the other networks and
@@ -142,11 +194,6 @@ fn choose_subnet(
     let s: Subnet = want
         .parse()
         .map_err(NetworkError::ipam(ErrorKind::InvalidArgument))?;
-    if want.contains(':') {
-        return Err(NetworkError::invalid(
-            "IPv6 subnets are not supported by this engine",
-        ));
-    }
     if taken.iter().any(|t| t.overlaps(&s)) {
         return Err(NetworkError::Forbidden(format!(
             "Pool overlaps with other one on this address space: {s}"
@@ -206,18 +253,41 @@ fn plan_addresses(subnet: Subnet, want: &IpamConfig) -> Result<(Allocator, Optio
     Ok((alloc, range))
 }
 
-/// The host's routes: a new network's subnet must not shadow one.
-async fn host_routes() -> Result<Vec<Subnet>> {
+/// The host's IPv4 and IPv6 routes: a new network's subnets must not shadow one.
+pub(super) struct HostRoutes {
+    pub v4: Vec<Subnet>,
+    pub v6: Vec<Subnet6>,
+}
+
+async fn host_routes() -> Result<HostRoutes> {
     tokio::task::spawn_blocking(|| {
         let mut nl = Netlink::open().map_err(|e| NetworkError::kernel("netlink", e))?;
-        Ok(nl
+        let v4 = nl
             .routes()
             .map_err(|e| NetworkError::kernel("list routes", e))?
             .into_iter()
             .map(|(ip, p, _)| Subnet::new(ip, p))
-            .collect())
+            .collect();
+        let v6 = nl
+            .routes6()
+            .map_err(|e| NetworkError::kernel("list IPv6 routes", e))?
+            .into_iter()
+            .map(|(ip, p)| Subnet6::new(ip, p))
+            .collect();
+        Ok(HostRoutes { v4, v6 })
     })
     .await?
+}
+
+/// Gateway and range of a new network's IPv6 subnet, as an allocator.
+fn plan_addresses6(subnet: Subnet6, want: &IpamConfig) -> Result<Allocator6> {
+    if !want.auxiliary_addresses.is_empty() {
+        return Err(NetworkError::invalid(
+            "auxiliary addresses are not supported on IPv6 subnets",
+        ));
+    }
+    ipam6::plan(subnet, &want.gateway, &want.ip_range)
+        .map_err(|e| NetworkError::invalid(e.to_string()))
 }
 
 impl Networks {
@@ -240,11 +310,6 @@ impl Networks {
                 "only one instance of \"{driver_name}\" network is allowed"
             )));
         }
-        if req.enable_ipv6.unwrap_or(false) {
-            return Err(NetworkError::invalid(
-                "IPv6 networks are not supported by this engine",
-            ));
-        }
         if req.config_only || req.ingress {
             return Err(NetworkError::invalid(
                 "config-only and ingress networks are not supported",
@@ -261,9 +326,20 @@ impl Networks {
             ..Default::default()
         };
         driver.prepare(&mut rec)?;
-        let want = check_ipam(req.ipam)?;
+        let (want, want6) = check_ipam(req.ipam)?;
+        if wants_ipv6(req.enable_ipv6, want6.as_ref())? {
+            if !driver.has_addresses() {
+                return Err(NetworkError::invalid(format!(
+                    "IPv6 is not supported on {driver_name} networks"
+                )));
+            }
+            rec.enable_ipv6 = true;
+        }
         let routes = host_routes().await?;
-        let rec = self.reserve(rec, &want, &routes)?;
+        let rec = self.reserve(rec, &want, want6.unwrap_or_default(), &routes)?;
+        if rec.enable_ipv6 {
+            super::enable_ipv6_forwarding();
+        }
         self.make(&driver, &rec).await?;
         self.inner.events.publish(
             "network",
@@ -280,7 +356,8 @@ impl Networks {
         &self,
         mut rec: NetworkRecord,
         want: &IpamConfig,
-        host_routes: &[Subnet],
+        want6: IpamConfig,
+        host_routes: &HostRoutes,
     ) -> Result<NetworkRecord> {
         let mut st = self.state();
         if st.nets.values().any(|n| n.rec.name == rec.name) {
@@ -301,8 +378,27 @@ impl Networks {
             .filter_map(|n| n.rec.subnet.parse().ok())
             .collect();
         let (subnet, user_subnet) =
-            choose_subnet(&want.subnet, &self.inner.pools, &taken, host_routes)?;
+            choose_subnet(&want.subnet, &self.inner.pools, &taken, &host_routes.v4)?;
         let (alloc, range) = plan_addresses(subnet, want)?;
+        let alloc6 = if rec.enable_ipv6 {
+            let taken6: Vec<Subnet6> = st
+                .nets
+                .values()
+                .filter_map(|n| n.rec.subnet6.parse().ok())
+                .collect();
+            let (subnet6, user_subnet6) =
+                choose_subnet6(&want6.subnet, &self.inner.pools6, &taken6, &host_routes.v6)?;
+            let a = plan_addresses6(subnet6, &want6)?;
+            rec.subnet6 = subnet6.to_string();
+            rec.gateway6 = a.gateway.to_string();
+            if !want6.ip_range.is_empty() {
+                rec.ip_range6 = a.range.to_string();
+            }
+            rec.user_subnet6 = user_subnet6;
+            Some(a)
+        } else {
+            None
+        };
         rec.created = now();
         rec.subnet = subnet.to_string();
         rec.gateway = alloc.gateway.to_string();
@@ -314,6 +410,7 @@ impl Networks {
             Net {
                 rec: rec.clone(),
                 alloc: Some(alloc),
+                alloc6,
                 active: BTreeMap::new(),
             },
         );
@@ -336,7 +433,7 @@ impl Networks {
         };
         let stored = self
             .rebuild_rules()
-            .and_then(|_| Ok(self.inner.meta.put(NETWORKS, &rec.id, rec)?));
+            .and_then(|_| Ok(super::put_record(&self.inner.meta, rec)?));
         if let Err(e) = stored {
             self.undo_create(driver, rec, created).await;
             return Err(e);
@@ -478,6 +575,49 @@ mod tests {
             check_ipam(Some(two)),
             Err(NetworkError::Invalid(_))
         ));
+        let v6 = |s: &str| IpamConfig {
+            subnet: s.into(),
+            ..Default::default()
+        };
+        let dual = IpamRequest {
+            driver: String::new(),
+            config: vec![v6("2001:db8::/64"), v6("10.1.0.0/24")],
+        };
+        let (four, six) = check_ipam(Some(dual)).expect("one of each");
+        assert_eq!(four.subnet, "10.1.0.0/24");
+        assert_eq!(six.map(|c| c.subnet).as_deref(), Some("2001:db8::/64"));
+        let two6 = IpamRequest {
+            driver: String::new(),
+            config: vec![v6("2001:db8::/64"), v6("2001:db8:1::/64")],
+        };
+        assert!(check_ipam(Some(two6)).is_err());
+        assert!(wants_ipv6(None, Some(&v6("2001:db8::/64"))).expect("implied"));
+        assert!(!wants_ipv6(None, None).expect("off"));
+        assert!(wants_ipv6(Some(true), None).expect("on"));
+        assert!(wants_ipv6(Some(false), Some(&v6("2001:db8::/64"))).is_err());
+    }
+
+    #[test]
+    fn ipv6_subnets_avoid_other_networks_and_host_routes() {
+        let taken: Vec<Subnet6> = vec!["2001:db8:1::/64".parse().expect("subnet")];
+        let routes: Vec<Subnet6> = vec!["fd00::/64".parse().expect("route")];
+        assert!(matches!(
+            choose_subnet6("2001:db8:1::/80", &[], &taken, &routes),
+            Err(NetworkError::Forbidden(m)) if m.starts_with("Pool overlaps")
+        ));
+        assert!(matches!(
+            choose_subnet6("fd00::/64", &[], &taken, &routes),
+            Err(NetworkError::Forbidden(m)) if m.contains("host route")
+        ));
+        assert!(matches!(
+            choose_subnet6("zz::/64", &[], &taken, &routes),
+            Err(NetworkError::Invalid(m)) if m.contains("invalid CIDR")
+        ));
+        let (s, user) = choose_subnet6("2001:db8:2::/64", &[], &taken, &routes).expect("free");
+        assert_eq!((s.to_string().as_str(), user), ("2001:db8:2::/64", true));
+        let pool = Pool6::parse("base=fd00::/56,size=64").expect("pool");
+        let (s, user) = choose_subnet6("", &[pool], &taken, &routes).expect("from the pool");
+        assert_eq!((s.to_string().as_str(), user), ("fd00:0:0:1::/64", false));
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! berthd opens a UDP socket and a TCP listener inside each such container's network
 //! namespace (a socket belongs to the namespace it was created in) and serves them from its
 //! own runtime. Names of containers, their network aliases and short ids on the networks the
-//! asking container shares are answered here (A records); everything else is forwarded from
+//! asking container shares are answered here (A records, and AAAA on networks with IPv6 on); everything else is forwarded from
 //! the daemon's namespace to the host's resolvers, so loopback resolvers work too.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,12 +15,13 @@ use tokio::net::{TcpListener, UdpSocket};
 
 pub const ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
 const CLASS_IN: u16 = 1;
 const TTL: u32 = 600;
 
 /// What the server asks the network service: the addresses of `name` as seen from the
-/// container `asker`, or None when the name is not one of ours.
-pub type Lookup = Arc<dyn Fn(&str, &str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
+/// container `asker` (IPv4 and IPv6), or None when the name is not one of ours.
+pub type Lookup = Arc<dyn Fn(&str, &str) -> Option<Vec<IpAddr>> + Send + Sync>;
 
 /// The sockets of one container's server, opened inside its namespace.
 pub struct Sockets {
@@ -145,9 +146,10 @@ fn parse_question(msg: &[u8]) -> Option<Question> {
     })
 }
 
-/// A reply to `query` with `rcode` and A records for `ips`.
-fn reply(query: &[u8], q: &Question, rcode: u8, ips: &[Ipv4Addr]) -> Vec<u8> {
-    let mut r = Vec::with_capacity(q.end + ips.len() * 16);
+/// A reply to `query` with `rcode` and an A record for each IPv4 address of `ips`, an AAAA
+/// record for each IPv6 one.
+fn reply(query: &[u8], q: &Question, rcode: u8, ips: &[IpAddr]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(q.end + ips.len() * 28);
     r.extend_from_slice(&query[..2]);
     // QR, opcode copied, AA, RD copied; RA; rcode.
     r.push(0x80 | (query[2] & 0x79) | 0x04);
@@ -157,12 +159,16 @@ fn reply(query: &[u8], q: &Question, rcode: u8, ips: &[Ipv4Addr]) -> Vec<u8> {
     r.extend_from_slice(&[0, 0, 0, 0]);
     r.extend_from_slice(&query[12..q.end]);
     for ip in ips {
+        let (kind, data) = match ip {
+            IpAddr::V4(v4) => (TYPE_A, v4.octets().to_vec()),
+            IpAddr::V6(v6) => (TYPE_AAAA, v6.octets().to_vec()),
+        };
         r.extend_from_slice(&[0xC0, 0x0C]);
-        r.extend_from_slice(&TYPE_A.to_be_bytes());
+        r.extend_from_slice(&kind.to_be_bytes());
         r.extend_from_slice(&CLASS_IN.to_be_bytes());
         r.extend_from_slice(&TTL.to_be_bytes());
-        r.extend_from_slice(&4u16.to_be_bytes());
-        r.extend_from_slice(&ip.octets());
+        r.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        r.extend_from_slice(&data);
     }
     r
 }
@@ -176,8 +182,15 @@ async fn answer(
     let q = parse_question(query)?;
     if q.qclass == CLASS_IN {
         if let Some(ips) = lookup(q.name.trim_end_matches('.'), asker) {
-            // Ours: A records for A, an empty answer for any other type (no IPv6 here).
-            let ips = if q.qtype == TYPE_A { ips } else { Vec::new() };
+            // Ours: A records for A, AAAA records for AAAA, an empty answer for any
+            // other type (and for AAAA when the name has no IPv6 address).
+            let ips: Vec<IpAddr> = ips
+                .into_iter()
+                .filter(|ip| match ip {
+                    IpAddr::V4(_) => q.qtype == TYPE_A,
+                    IpAddr::V6(_) => q.qtype == TYPE_AAAA,
+                })
+                .collect();
             return Some(reply(query, &q, 0, &ips));
         }
     }
@@ -225,8 +238,13 @@ mod tests {
 
     #[tokio::test]
     async fn answers_known_names_and_fails_unknown_without_upstreams() {
-        let lookup: Lookup = Arc::new(|name: &str, _asker: &str| {
-            (name == "web").then(|| vec![Ipv4Addr::new(10, 0, 0, 2)])
+        let lookup: Lookup = Arc::new(|name: &str, _asker: &str| match name {
+            "web" => Some(vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))]),
+            "dual" => Some(vec![
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3)),
+                "fd00:1::3".parse().ok()?,
+            ]),
+            _ => None,
         });
         let r = answer(&query("Web", TYPE_A), "me", &lookup, &[])
             .await
@@ -235,10 +253,22 @@ mod tests {
         assert_eq!(r[3] & 0x0F, 0);
         assert_eq!(u16::from_be_bytes([r[6], r[7]]), 1);
         assert_eq!(&r[r.len() - 4..], &[10, 0, 0, 2]);
-        let aaaa = answer(&query("web", 28), "me", &lookup, &[])
+        let aaaa = answer(&query("web", TYPE_AAAA), "me", &lookup, &[])
             .await
             .expect("reply");
         assert_eq!(u16::from_be_bytes([aaaa[6], aaaa[7]]), 0);
+        let aaaa = answer(&query("dual", TYPE_AAAA), "me", &lookup, &[])
+            .await
+            .expect("reply");
+        assert_eq!(u16::from_be_bytes([aaaa[6], aaaa[7]]), 1);
+        let v6: std::net::Ipv6Addr = "fd00:1::3".parse().expect("ip6");
+        assert_eq!(&aaaa[aaaa.len() - 16..], &v6.octets());
+        assert_eq!(&aaaa[aaaa.len() - 28..aaaa.len() - 26], &[0xC0, 0x0C]);
+        let a = answer(&query("dual", TYPE_A), "me", &lookup, &[])
+            .await
+            .expect("reply");
+        assert_eq!(u16::from_be_bytes([a[6], a[7]]), 1);
+        assert_eq!(&a[a.len() - 4..], &[10, 0, 0, 3]);
         let other = answer(&query("example.org", TYPE_A), "me", &lookup, &[])
             .await
             .expect("reply");

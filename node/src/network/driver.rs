@@ -19,7 +19,7 @@
 //! Every driver runs the conformance suite in `conformance.rs`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 
@@ -56,9 +56,21 @@ pub struct Link {
     pub prefix: u8,
     pub gateway: Ipv4Addr,
     pub mac: [u8; 6],
-    /// `IPAMConfig.LinkLocalIPs`: extra addresses on the interface
-    /// (/16 in 169.254.0.0/16, else /32).
-    pub link_local: Vec<Ipv4Addr>,
+    /// `IPAMConfig.LinkLocalIPs`: extra addresses on the interface (IPv4: /16 in
+    /// 169.254.0.0/16, else /32; IPv6: /64 in fe80::/10, else /128).
+    pub link_local: Vec<IpAddr>,
+    /// The IPv6 address and prefix length, on networks with IPv6 on.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// The IPv6 gateway, on networks with IPv6 on.
+    pub gateway6: Option<Ipv6Addr>,
+}
+
+/// A container's addresses on the network its ports are published through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndpointAddrs {
+    pub ip: Ipv4Addr,
+    /// On networks with IPv6 on.
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// One kind of network. Implementations: `BridgeDriver`, `HostDriver`, `NullDriver`; the
@@ -127,13 +139,13 @@ pub trait NetworkDriver: Send + Sync {
         Ok(())
     }
 
-    /// Publishes ports of a container whose address on a network of this driver is `ip`:
-    /// reserves the host ports and remembers the forwarding; `sync` installs it.
+    /// Publishes ports of a container whose addresses on a network of this driver are
+    /// `addrs`: reserves the host ports and remembers the forwarding; `sync` installs it.
     fn publish(
         &self,
         _ctr_id: &str,
         _ctr_name: &str,
-        _ip: Ipv4Addr,
+        _addrs: EndpointAddrs,
         _wanted: &[ports::Binding],
     ) -> Result<Vec<PortMapping>> {
         Ok(Vec::new())
@@ -141,7 +153,7 @@ pub trait NetworkDriver: Send + Sync {
 
     /// Remembers again the published ports of a container that kept running across a
     /// restart of berthd.
-    fn restore_ports(&self, _ctr_id: &str, _ip: Ipv4Addr, _maps: &[PortMapping]) {}
+    fn restore_ports(&self, _ctr_id: &str, _addrs: EndpointAddrs, _maps: &[PortMapping]) {}
 
     /// Forgets the published ports of a container; true when it had some (rules to sync).
     fn release_ports(&self, _ctr_id: &str) -> bool {

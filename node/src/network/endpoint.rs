@@ -8,16 +8,17 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use berth_api::ErrorKind;
 
-use super::driver::{Link, NetworkDriver, Sandbox};
+use super::driver::{EndpointAddrs, Link, NetworkDriver, Sandbox};
 use super::error::{NetworkError, Result};
 use super::ipam::{self, Subnet};
+use super::ipam6::Subnet6;
 use super::netlink::Netlink;
 use super::{dns, new_id, Active, Attachee, Endpoint, NetworkRecord, Networks, PortMapping, State};
 
@@ -29,20 +30,43 @@ struct Planned {
 }
 
 /// `IPAMConfig.LinkLocalIPs`, checked: addresses (dockerd's "invalid link-local IP
-/// address"); IPv4 only (IPv6 networks are not supported).
-fn link_local_ips(asked: &[String]) -> Result<Vec<Ipv4Addr>> {
+/// address"), IPv4 or IPv6.
+fn link_local_ips(asked: &[String]) -> Result<Vec<IpAddr>> {
     asked
         .iter()
-        .map(|a| match a.parse::<std::net::IpAddr>() {
-            Ok(std::net::IpAddr::V4(ip)) => Ok(ip),
-            Ok(std::net::IpAddr::V6(_)) => Err(NetworkError::invalid(format!(
-                "invalid link-local IP address: {a}: IPv6 endpoints are not supported"
-            ))),
-            Err(_) => Err(NetworkError::invalid(format!(
-                "invalid link-local IP address: {a}"
-            ))),
+        .map(|a| {
+            a.parse::<IpAddr>()
+                .map_err(|_| NetworkError::invalid(format!("invalid link-local IP address: {a}")))
         })
         .collect()
+}
+
+/// `IPAMConfig.IPv6Address` (`--ip6`), checked against the network.
+fn check_ipv6_request(rec: &NetworkRecord, asked: &str) -> Result<()> {
+    if !rec.enable_ipv6 {
+        return Err(NetworkError::invalid(format!(
+            "invalid IPv6 address {asked}: IPv6 is not enabled on network {}",
+            rec.name
+        )));
+    }
+    if !rec.user_subnet6 {
+        return Err(NetworkError::invalid(
+            "user specified IP address is supported only when connecting to networks with user configured subnets",
+        ));
+    }
+    let ip: Ipv6Addr = asked
+        .parse()
+        .map_err(|_| NetworkError::invalid(format!("invalid IPv6 address: {asked}")))?;
+    let s: Subnet6 = rec
+        .subnet6
+        .parse()
+        .map_err(|e: super::ipam6::Ipam6Error| NetworkError::Internal(e.to_string()))?;
+    if !s.contains(ip) {
+        return Err(NetworkError::invalid(format!(
+            "no configured subnet or ip-range contain the IP address {ip}"
+        )));
+    }
+    Ok(())
 }
 
 impl Networks {
@@ -74,6 +98,9 @@ impl Networks {
                 )));
             }
         }
+        if !ep.ipv6_request.is_empty() {
+            check_ipv6_request(&rec, &ep.ipv6_request)?;
+        }
         if !ep.mac_request.is_empty() {
             ipam::parse_mac(&ep.mac_request)
                 .map_err(NetworkError::ipam(ErrorKind::InvalidArgument))?;
@@ -98,13 +125,11 @@ impl Networks {
         }
         let plan = self.plan(who.primary, eps, first_if)?;
         let want_dns = first_if == 0 && plan.iter().any(|p| !p.link.network.predefined());
-        let default_gw = (first_if == 0)
-            .then(|| {
-                plan.iter()
-                    .find(|p| !p.link.network.internal)
-                    .map(|p| p.link.gateway)
-            })
+        let default_net = (first_if == 0)
+            .then(|| plan.iter().find(|p| !p.link.network.internal))
             .flatten();
+        let default_gw = default_net.map(|p| p.link.gateway);
+        let default_gw6 = default_net.and_then(|p| p.link.gateway6);
         let links: Vec<(Arc<dyn NetworkDriver>, Link)> = plan
             .iter()
             .map(|p| (p.driver.clone(), p.link.clone()))
@@ -116,6 +141,11 @@ impl Networks {
             if let Some(gw) = default_gw {
                 sb.ctr
                     .add_default_route(gw)
+                    .map_err(|e| NetworkError::kernel(format!("default route via {gw}"), e))?;
+            }
+            if let Some(gw) = default_gw6 {
+                sb.ctr
+                    .add_default_route6(gw)
                     .map_err(|e| NetworkError::kernel(format!("default route via {gw}"), e))?;
             }
             if want_dns {
@@ -195,10 +225,14 @@ impl Networks {
         } else {
             ipam::parse_mac(&ep.mac_request).map_err(NetworkError::ipam(ErrorKind::InvalidArgument))
         };
-        let mac = match mac {
+        let (prefix, gateway) = (alloc.subnet.prefix, alloc.gateway);
+        let mac_and_ip6 = mac.and_then(|m| Ok((m, plan_ip6(net.alloc6.as_mut(), ep)?)));
+        let (mac, ip6) = match mac_and_ip6 {
             Ok(m) => m,
             Err(e) => {
-                alloc.release(ip);
+                if let Some(a) = net.alloc.as_mut() {
+                    a.release(ip);
+                }
                 return Err(e);
             }
         };
@@ -208,10 +242,12 @@ impl Networks {
                 network: net.rec.clone(),
                 ifname,
                 ip,
-                prefix: alloc.subnet.prefix,
-                gateway: alloc.gateway,
+                prefix,
+                gateway,
                 mac,
                 link_local,
+                ip6: ip6.map(|(ip, p, _)| (ip, p)),
+                gateway6: ip6.map(|(_, _, gw)| gw),
             },
             driver,
         })
@@ -237,6 +273,11 @@ impl Networks {
             ep.prefix = l.prefix;
             ep.gateway = l.gateway.to_string();
             ep.mac = ipam::format_mac(&l.mac);
+            if let (Some((ip6, prefix6)), Some(gw6)) = (l.ip6, l.gateway6) {
+                ep.ip6 = ip6.to_string();
+                ep.prefix6 = prefix6;
+                ep.gateway6 = gw6.to_string();
+            }
             if let Some(net) = st.nets.get_mut(&l.network.id) {
                 net.active.insert(who.id.to_owned(), active(who, ep, l.ip));
             }
@@ -287,8 +328,9 @@ impl Networks {
     }
 
     /// A name as the container `asker` sees it: names, aliases and short ids of the
-    /// containers on the user-defined networks it is attached to.
-    pub(super) fn resolve(&self, name: &str, asker: &str) -> Option<Vec<Ipv4Addr>> {
+    /// containers on the user-defined networks it is attached to, with their IPv4 and (on
+    /// networks with IPv6 on) IPv6 addresses.
+    pub(super) fn resolve(&self, name: &str, asker: &str) -> Option<Vec<IpAddr>> {
         let st = self.state();
         let mut ips = Vec::new();
         for net in st.nets.values() {
@@ -316,8 +358,8 @@ impl Networks {
                     .into_iter()
                     .flatten()
                 {
-                    if !ips.contains(&ip) {
-                        ips.push(ip);
+                    if !ips.contains(&IpAddr::V4(ip)) {
+                        ips.push(IpAddr::V4(ip));
                     }
                 }
             }
@@ -325,8 +367,15 @@ impl Networks {
                 let hit = a.ctr_name.eq_ignore_ascii_case(short)
                     || a.aliases.iter().any(|al| al.eq_ignore_ascii_case(short))
                     || (short.len() == 12 && id.starts_with(short));
-                if hit && !ips.contains(&a.ip) {
-                    ips.push(a.ip);
+                if !hit {
+                    continue;
+                }
+                let addrs =
+                    std::iter::once(IpAddr::V4(a.ip)).chain(a.ip6.map(|(ip, _)| IpAddr::V6(ip)));
+                for ip in addrs {
+                    if !ips.contains(&ip) {
+                        ips.push(ip);
+                    }
                 }
             }
         }
@@ -349,6 +398,9 @@ impl Networks {
                 };
                 if let Some(a) = net.alloc.as_mut() {
                     let _ = a.claim(ip);
+                }
+                if let (Some(a), Ok(ip6)) = (net.alloc6.as_mut(), ep.ip6.parse::<Ipv6Addr>()) {
+                    let _ = a.claim(ip6);
                 }
                 user_defined |= !net.rec.predefined();
                 net.active.insert(who.id.to_owned(), active(who, ep, ip));
@@ -392,14 +444,14 @@ impl Networks {
         &self,
         ctr_id: &str,
         ctr_name: &str,
-        ip: Ipv4Addr,
+        addrs: EndpointAddrs,
         wanted: &[super::ports::Binding],
     ) -> Result<Vec<PortMapping>> {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let driver = self.driver_of(ctr_id, ip)?;
-        let mappings = driver.publish(ctr_id, ctr_name, ip, wanted)?;
+        let driver = self.driver_of(ctr_id, addrs.ip)?;
+        let mappings = driver.publish(ctr_id, ctr_name, addrs, wanted)?;
         if let Err(e) = self.rebuild_rules() {
             driver.release_ports(ctr_id);
             return Err(e);
@@ -408,9 +460,9 @@ impl Networks {
     }
 
     /// Re-publishes the recorded ports of a container that kept running across a restart.
-    pub fn restore_ports(&self, ctr_id: &str, ip: Ipv4Addr, maps: &[PortMapping]) {
-        match self.driver_of(ctr_id, ip) {
-            Ok(d) => d.restore_ports(ctr_id, ip, maps),
+    pub fn restore_ports(&self, ctr_id: &str, addrs: EndpointAddrs, maps: &[PortMapping]) {
+        match self.driver_of(ctr_id, addrs.ip) {
+            Ok(d) => d.restore_ports(ctr_id, addrs, maps),
             Err(e) => tracing::warn!(container_id = %ctr_id, error = %e, "re-publish ports"),
         }
     }
@@ -425,6 +477,9 @@ impl Networks {
                 if let Some(a) = net.active.remove(ctr_id) {
                     if let Some(al) = net.alloc.as_mut() {
                         al.release(a.ip);
+                    }
+                    if let (Some(al), Some((ip6, _))) = (net.alloc6.as_mut(), a.ip6) {
+                        al.release(ip6);
                     }
                     events.push((
                         net.rec.id.clone(),
@@ -479,6 +534,9 @@ impl Networks {
             if let (Some(a), Some(ip)) = (net.alloc.as_mut(), ip) {
                 a.release(ip);
             }
+            if let (Some(a), Ok(ip6)) = (net.alloc6.as_mut(), ep.ip6.parse::<Ipv6Addr>()) {
+                a.release(ip6);
+            }
         }
         Ok(())
     }
@@ -514,19 +572,45 @@ fn active(who: &Attachee<'_>, ep: &Endpoint, ip: Ipv4Addr) -> Active {
             .collect(),
         ip,
         prefix: ep.prefix,
+        ip6: ep.ip6.parse().ok().map(|ip6| (ip6, ep.prefix6)),
         mac: ep.mac.clone(),
         endpoint_id: ep.endpoint_id.clone(),
     }
 }
 
+/// The IPv6 address, prefix and gateway of a new endpoint on a network with IPv6 on: the
+/// one asked for (`--ip6`) or the next free one. None on networks without IPv6.
+fn plan_ip6(
+    alloc6: Option<&mut super::ipam6::Allocator6>,
+    ep: &Endpoint,
+) -> Result<Option<(Ipv6Addr, u8, Ipv6Addr)>> {
+    let Some(a) = alloc6 else {
+        return Ok(None);
+    };
+    let ip = if ep.ipv6_request.is_empty() {
+        a.allocate()
+            .map_err(|e| NetworkError::Internal(e.to_string()))?
+    } else {
+        let ip: Ipv6Addr = ep.ipv6_request.parse().map_err(|_| {
+            NetworkError::invalid(format!("invalid IPv6 address: {}", ep.ipv6_request))
+        })?;
+        a.claim(ip)
+            .map_err(|e| NetworkError::Forbidden(e.to_string()))?;
+        ip
+    };
+    Ok(Some((ip, a.subnet.prefix, a.gateway)))
+}
+
 fn release(st: &mut State, plan: &[Planned]) {
     for p in plan {
-        if let Some(a) = st
-            .nets
-            .get_mut(&p.link.network.id)
-            .and_then(|n| n.alloc.as_mut())
-        {
+        let Some(net) = st.nets.get_mut(&p.link.network.id) else {
+            continue;
+        };
+        if let Some(a) = net.alloc.as_mut() {
             a.release(p.link.ip);
+        }
+        if let (Some(a), Some((ip6, _))) = (net.alloc6.as_mut(), p.link.ip6) {
+            a.release(ip6);
         }
     }
 }

@@ -9,8 +9,8 @@
 //! ```
 //! Addresses are handed out in order from the range's start, skipping the subnet-router
 //! anycast address (the subnet's first) and the gateway, and round-robin after a release, as
-//! the IPv4 allocator does. Not yet wired into `Networks`: `network create --ipv6` is still
-//! refused (README, "Not yet").
+//! the IPv4 allocator does. `Networks` keeps one `Allocator6` per network with IPv6 on,
+//! rebuilt from the records at start like the IPv4 ones.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -44,6 +44,9 @@ pub enum Ipam6Error {
     InUse(Ipv6Addr),
     #[error("no available IPv6 addresses on this network's address pools: {0}")]
     Exhausted(Subnet6),
+    /// A default address pool not of the form `base=CIDR,size=N` with N in base..=124.
+    #[error("invalid default address pool {0:?}: expected base=IPV6-CIDR,size=N")]
+    InvalidPool(String),
     /// Every unique-local /64 tried overlaps a network.
     #[error("could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network")]
     NoPool,
@@ -130,6 +133,84 @@ pub fn ula_subnet(taken: &[Subnet6]) -> Result<Subnet6, Ipam6Error> {
         }
     }
     Err(Ipam6Error::NoPool)
+}
+
+/// A default address pool for IPv6 networks (`--default-address-pool base=fd00:1::/48,size=64`,
+/// daemon.json `default-address-pools` with an IPv6 base): networks created with `--ipv6` and
+/// no IPv6 subnet get the first free `size` subnet of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool6 {
+    pub base: Subnet6,
+    pub size: u8,
+}
+
+impl Pool6 {
+    /// `base=fd00:1::/48,size=64` (size defaults to the base's prefix).
+    pub fn parse(s: &str) -> Result<Pool6, Ipam6Error> {
+        let mut base = None;
+        let mut size = None;
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("base", v)) => base = Some(v.parse::<Subnet6>()?),
+                Some(("size", v)) => {
+                    size = Some(
+                        v.parse::<u8>()
+                            .ok()
+                            .filter(|p| *p <= 128)
+                            .ok_or_else(|| Ipam6Error::InvalidPool(s.to_owned()))?,
+                    )
+                }
+                _ => return Err(Ipam6Error::InvalidPool(s.to_owned())),
+            }
+        }
+        let base = base.ok_or_else(|| Ipam6Error::InvalidPool(s.to_owned()))?;
+        let size = size.unwrap_or(base.prefix);
+        if size < base.prefix || size > 124 {
+            return Err(Ipam6Error::InvalidPool(s.to_owned()));
+        }
+        Ok(Pool6 { base, size })
+    }
+
+    /// The first `size` subnet of the pool that overlaps none of `taken`. Each step skips
+    /// past a taken subnet, so the search is bounded by `taken`, not by the pool's size.
+    pub fn carve(&self, taken: &[Subnet6]) -> Option<Subnet6> {
+        let step = 1u128.checked_shl(128 - u32::from(self.size)).unwrap_or(0);
+        let mut at = self.base.first();
+        loop {
+            let cand = Subnet6::new(Ipv6Addr::from(at), self.size);
+            if cand.last() > self.base.last() || cand.first() < self.base.first() {
+                return None;
+            }
+            match taken
+                .iter()
+                .filter(|t| t.overlaps(&cand))
+                .map(Subnet6::last)
+                .max()
+            {
+                None => return Some(cand),
+                Some(end) => {
+                    // The next `size`-aligned start after the taken subnet's end.
+                    let next = (end / step.max(1)).checked_add(1)?.checked_mul(step)?;
+                    if step == 0 || next <= at {
+                        return None;
+                    }
+                    at = next;
+                }
+            }
+        }
+    }
+}
+
+/// The subnet of a new `--ipv6` network that names none: the first free one of the IPv6
+/// default address pools, else a unique-local /64.
+pub fn choose_subnet(pools: &[Pool6], taken: &[Subnet6]) -> Result<Subnet6, Ipam6Error> {
+    if pools.is_empty() {
+        return ula_subnet(taken);
+    }
+    pools
+        .iter()
+        .find_map(|p| p.carve(taken))
+        .ok_or(Ipam6Error::NoPool)
 }
 
 /// The allocator of a new network from its IPv6 IPAM entry (subnet already chosen):
@@ -330,6 +411,48 @@ mod tests {
             plan(s, "", "2001:db8:2::/80"),
             Err(Ipam6Error::RangeOutside { .. })
         ));
+    }
+
+    #[test]
+    fn pools_carve_free_subnets() {
+        let p = Pool6::parse("base=fd00:1::/48,size=64").expect("pool");
+        assert_eq!(p.size, 64);
+        let first = p.carve(&[]).expect("first");
+        assert_eq!(first.to_string(), "fd00:1::/64");
+        let taken: Vec<Subnet6> = vec![
+            first,
+            "fd00:1:0:1::/64".parse().expect("second"),
+            "fd00:1:0:3::/80".parse().expect("inside the fourth"),
+        ];
+        assert_eq!(
+            p.carve(&taken).expect("third").to_string(),
+            "fd00:1:0:2::/64"
+        );
+        let taken = vec![
+            "fd00:1::/63".parse().expect("two"),
+            "fd00:1:0:2::/64".parse().expect("third"),
+        ];
+        assert_eq!(
+            p.carve(&taken).expect("fourth").to_string(),
+            "fd00:1:0:3::/64"
+        );
+        let all: Subnet6 = "fd00::/16".parse().expect("all");
+        assert_eq!(p.carve(&[all]), None);
+        assert_eq!(choose_subnet(&[p], &[all]), Err(Ipam6Error::NoPool));
+        assert_eq!(
+            choose_subnet(&[p], &[]).expect("pool").to_string(),
+            "fd00:1::/64"
+        );
+        assert_eq!(choose_subnet(&[], &[]).expect("ula").prefix, 64);
+        for bad in [
+            "base=fd00::/64,size=48",
+            "size=64",
+            "base=10.0.0.0/8,size=16",
+            "base=fd00::/48,size=126",
+            "x",
+        ] {
+            assert!(Pool6::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

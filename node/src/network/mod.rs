@@ -11,7 +11,7 @@
 //!                             ├─ endpoint.rs    attach/detach/restore, ports, name resolution
 //!                             ├─ view.rs        inspect/list JSON and filters
 //!                             ├─ ipam.rs        subnets, pools, per-network allocators (in memory)
-//!                             ├─ ipam6.rs       the same for IPv6 (not wired in yet)
+//!                             ├─ ipam6.rs       the same for IPv6 (`EnableIPv6` networks)
 //!                             ├─ dns.rs         127.0.0.11 inside each container on a user network
 //!                             ├─ swarm.rs       local records of swarm networks, service names
 //!                             └─ Drivers ─┬─ bridge.rs  bridge, veths (netlink.rs), nftables
@@ -45,7 +45,7 @@ mod swarm;
 mod view;
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -57,10 +57,11 @@ use crate::config::DaemonConfig;
 use crate::events::Events;
 use crate::store::{MetaStore, Table};
 use bridge::BridgeDriver;
-pub use driver::{Created, Drivers, Link, NetworkDriver, Sandbox};
+pub use driver::{Created, Drivers, EndpointAddrs, Link, NetworkDriver, Sandbox};
 pub use error::NetworkError;
 use error::Result;
 use ipam::{Allocator, Pool, Subnet};
+use ipam6::{Allocator6, Pool6, Subnet6};
 use local::{HostDriver, NullDriver};
 use netlink::Netlink;
 pub use swarm::{ServiceResolver, SwarmAttacher, SwarmAttachment};
@@ -88,6 +89,40 @@ pub struct NetworkRecord {
     pub labels: BTreeMap<String, String>,
     /// The bridge device (bridge driver only).
     pub bridge: String,
+    /// `EnableIPv6`: containers get an address from `subnet6` too. The IPv6 fields are
+    /// left out of the record when off, so records written before them read back unchanged.
+    #[serde(skip_serializing_if = "is_false")]
+    pub enable_ipv6: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subnet6: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway6: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ip_range6: String,
+    /// An IPv6 `--subnet` was given: only then may containers ask for a fixed `--ip6`.
+    #[serde(skip_serializing_if = "is_false")]
+    pub user_subnet6: bool,
+    /// The record's format version ([`NETWORK_RECORD_VERSION`]); 0 for records written
+    /// before it had one, which are read the same way (version 1 only added fields).
+    pub version: u32,
+}
+
+/// The format version of network records this berthd writes. A data root with a newer
+/// one stops the start (`open_with`) rather than being misread.
+pub const NETWORK_RECORD_VERSION: u32 = 1;
+
+/// Writes a network record in this berthd's format version.
+fn put_record(
+    meta: &MetaStore,
+    rec: &NetworkRecord,
+) -> std::result::Result<(), crate::store::StoreError> {
+    let mut rec = rec.clone();
+    rec.version = NETWORK_RECORD_VERSION;
+    meta.put(NETWORKS, &rec.id, &rec)
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl NetworkRecord {
@@ -111,12 +146,27 @@ pub struct Endpoint {
     pub link_local_ips: Vec<String>,
     pub links: Vec<String>,
     pub driver_opts: BTreeMap<String, String>,
+    /// `IPAMConfig.IPv6Address` (`--ip6`). The IPv6 fields are left out of the record when
+    /// empty, so records written before them read back unchanged.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ipv6_request: String,
     // While attached:
     pub endpoint_id: String,
     pub ip: String,
     pub prefix: u8,
     pub gateway: String,
     pub mac: String,
+    /// The IPv6 address, prefix and gateway, on networks with IPv6 on.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub ip6: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub prefix6: u8,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub gateway6: String,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl Endpoint {
@@ -126,6 +176,9 @@ impl Endpoint {
         self.prefix = 0;
         self.gateway.clear();
         self.mac.clear();
+        self.ip6.clear();
+        self.prefix6 = 0;
+        self.gateway6.clear();
     }
 }
 
@@ -148,6 +201,8 @@ struct Active {
     links: Vec<(String, String)>,
     ip: Ipv4Addr,
     prefix: u8,
+    /// The IPv6 address and prefix, on networks with IPv6 on.
+    ip6: Option<(Ipv6Addr, u8)>,
     mac: String,
     endpoint_id: String,
 }
@@ -155,6 +210,8 @@ struct Active {
 struct Net {
     rec: NetworkRecord,
     alloc: Option<Allocator>,
+    /// IPv6 addresses, on networks with IPv6 on.
+    alloc6: Option<Allocator6>,
     /// container id → endpoint
     active: BTreeMap<String, Active>,
 }
@@ -185,6 +242,7 @@ struct Inner {
     meta: Arc<MetaStore>,
     events: Events,
     pools: Vec<Pool>,
+    pools6: Vec<Pool6>,
     drivers: Drivers,
     state: Mutex<State>,
     /// Serialises rule syncs so an older view never replaces a newer one.
@@ -197,10 +255,16 @@ struct Inner {
     attacher: Mutex<Option<swarm::SwarmAttacher>>,
 }
 
+#[derive(Debug, Clone, Default)]
 pub struct NetConfig {
     pub bridge: String,
     pub bip: Option<String>,
     pub pools: Vec<Pool>,
+    /// IPv6 default address pools (none: unique-local /64s).
+    pub pools6: Vec<Pool6>,
+    /// IPv6 on the default bridge (`--ipv6`), in `fixed_cidr_v6` if given.
+    pub ipv6: bool,
+    pub fixed_cidr_v6: Option<String>,
 }
 
 impl NetConfig {
@@ -213,6 +277,9 @@ impl NetConfig {
             } else {
                 cfg.default_address_pools.clone()
             },
+            pools6: cfg.default_address_pools6.clone(),
+            ipv6: cfg.ipv6,
+            fixed_cidr_v6: cfg.fixed_cidr_v6.clone(),
         }
     }
 }
@@ -267,24 +334,34 @@ impl Networks {
             .into_iter()
             .map(|(_, r)| r)
             .collect();
+        check_record_versions(&recs)?;
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
         add_predefined(cfg, &meta, &mut recs)?;
         follow_bip(cfg, &meta, &mut recs)?;
+        follow_ipv6(cfg, &meta, &mut recs)?;
+        if recs.iter().any(|r| r.enable_ipv6) {
+            enable_ipv6_forwarding();
+        }
         let mut nets = BTreeMap::new();
         for rec in recs {
-            let alloc = match drivers.get(&rec.driver) {
+            let (alloc, alloc6) = match drivers.get(&rec.driver) {
                 Ok(d) => {
                     d.restore(&rec)?;
-                    d.has_addresses().then(|| allocator(&rec)).transpose()?
+                    if d.has_addresses() {
+                        (Some(allocator(&rec)?), allocator6(&rec)?)
+                    } else {
+                        (None, None)
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(network_id = %rec.id, driver = %rec.driver, error = %e, "network of a driver that is not here");
-                    None
+                    (None, None)
                 }
             };
             let net = Net {
                 rec,
                 alloc,
+                alloc6,
                 active: BTreeMap::new(),
             };
             nets.insert(net.rec.id.clone(), net);
@@ -308,6 +385,7 @@ impl Networks {
                 meta,
                 events,
                 pools: cfg.pools.clone(),
+                pools6: cfg.pools6.clone(),
                 drivers,
                 state: Mutex::new(State {
                     nets,
@@ -383,10 +461,75 @@ fn add_predefined(
             rec.subnet = subnet.to_string();
             rec.gateway = gw.to_string();
         }
-        meta.put(NETWORKS, &rec.id, &rec)?;
+        put_record(meta, &rec)?;
         recs.push(rec);
     }
     Ok(())
+}
+
+/// Refuses a data root with network records newer than this berthd writes.
+fn check_record_versions(recs: &[NetworkRecord]) -> anyhow::Result<()> {
+    match recs.iter().find(|r| r.version > NETWORK_RECORD_VERSION) {
+        Some(r) => anyhow::bail!(
+            "network {} was written in record format {}, newer than this berthd's {NETWORK_RECORD_VERSION}: use a newer berthd",
+            r.name,
+            r.version
+        ),
+        None => Ok(()),
+    }
+}
+
+/// IPv6 on the default bridge follows `--ipv6` and `--fixed-cidr-v6` (and the IPv6 default
+/// address pools) at every start, as dockerd's does.
+fn follow_ipv6(
+    cfg: &NetConfig,
+    meta: &MetaStore,
+    recs: &mut [NetworkRecord],
+) -> anyhow::Result<()> {
+    let taken: Vec<Subnet6> = recs
+        .iter()
+        .filter(|r| r.name != "bridge")
+        .filter_map(|r| r.subnet6.parse().ok())
+        .collect();
+    let Some(r) = recs.iter_mut().find(|r| r.name == "bridge") else {
+        return Ok(());
+    };
+    let before = (r.enable_ipv6, r.subnet6.clone(), r.gateway6.clone());
+    if !cfg.ipv6 {
+        r.enable_ipv6 = false;
+        r.subnet6.clear();
+        r.gateway6.clear();
+        r.user_subnet6 = false;
+    } else {
+        let subnet = match &cfg.fixed_cidr_v6 {
+            Some(c) => c
+                .parse::<Subnet6>()
+                .map_err(|e| anyhow::anyhow!("--fixed-cidr-v6: {e}"))?,
+            // A subnet it has keeps serving its running containers.
+            None => match r.subnet6.parse::<Subnet6>() {
+                Ok(s) if !taken.iter().any(|t| t.overlaps(&s)) => s,
+                _ => ipam6::choose_subnet(&cfg.pools6, &taken)
+                    .map_err(|e| anyhow::anyhow!("IPv6 for the default bridge: {e}"))?,
+            },
+        };
+        let alloc =
+            ipam6::plan(subnet, "", "").map_err(|e| anyhow::anyhow!("--fixed-cidr-v6: {e}"))?;
+        r.enable_ipv6 = true;
+        r.subnet6 = subnet.to_string();
+        r.gateway6 = alloc.gateway.to_string();
+        r.user_subnet6 = cfg.fixed_cidr_v6.is_some();
+    }
+    if before != (r.enable_ipv6, r.subnet6.clone(), r.gateway6.clone()) {
+        put_record(meta, r)?;
+    }
+    Ok(())
+}
+
+/// Routing between IPv6 networks and the host's links, as dockerd sets it when a network
+/// has IPv6 on (per network namespace; accept_ra of links that want router advertisements
+/// while forwarding is on is the host administrator's to set to 2).
+pub(crate) fn enable_ipv6_forwarding() {
+    write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1");
 }
 
 /// `--bip` changed since the record was written: follow the flag, like dockerd.
@@ -399,7 +542,7 @@ fn follow_bip(cfg: &NetConfig, meta: &MetaStore, recs: &mut [NetworkRecord]) -> 
         if r.subnet != subnet.to_string() || r.gateway != gw.to_string() {
             r.subnet = subnet.to_string();
             r.gateway = gw.to_string();
-            meta.put(NETWORKS, &r.id.clone(), r)?;
+            put_record(meta, r)?;
         }
     }
     Ok(())
@@ -428,6 +571,21 @@ fn allocator(rec: &NetworkRecord) -> Result<Allocator> {
     Ok(a)
 }
 
+/// The IPv6 address allocator of a recorded network with IPv6 on.
+fn allocator6(rec: &NetworkRecord) -> Result<Option<Allocator6>> {
+    if !rec.enable_ipv6 {
+        return Ok(None);
+    }
+    let bad = |what: &str, v: &str| NetworkError::Internal(format!("bad recorded IPv6 {what} {v}"));
+    let subnet: Subnet6 = rec
+        .subnet6
+        .parse()
+        .map_err(|_| bad("subnet", &rec.subnet6))?;
+    ipam6::plan(subnet, &rec.gateway6, &rec.ip_range6)
+        .map(Some)
+        .map_err(|_| bad("gateway or range", &rec.gateway6))
+}
+
 fn find_in<'a>(st: &'a State, key: &str) -> Result<&'a Net> {
     if let Some(n) = st.nets.get(key) {
         return Ok(n);
@@ -447,5 +605,64 @@ fn find_in<'a>(st: &'a State, key: &str) -> Result<&'a Net> {
             "network {key} is ambiguous ({} matches found based on ID prefix)",
             hits.len()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record as berthd wrote it before records had versions and IPv6.
+    const BEFORE_VERSIONS: &str = r#"{"id":"0123456789abcdef","name":"app","driver":"bridge","created":"2026-11-01T00:00:00Z","subnet":"10.88.0.0/24","gateway":"10.88.0.1","ip_range":"","user_subnet":true,"aux_addresses":{},"internal":false,"attachable":false,"options":{},"labels":{"a":"1"},"bridge":"berth-012345678"}"#;
+
+    #[test]
+    fn records_before_versions_read_back_unchanged() {
+        let rec: NetworkRecord = serde_json::from_str(BEFORE_VERSIONS).expect("old record");
+        assert_eq!(rec.version, 0);
+        assert!(!rec.enable_ipv6 && rec.subnet6.is_empty());
+        assert_eq!(
+            (rec.subnet.as_str(), rec.user_subnet),
+            ("10.88.0.0/24", true)
+        );
+        check_record_versions(std::slice::from_ref(&rec)).expect("version 0 is read");
+        // Written again: the same fields, plus the version (no IPv6 fields while off).
+        let mut again = serde_json::to_value(&rec).expect("serialise");
+        let old: serde_json::Value = serde_json::from_str(BEFORE_VERSIONS).expect("json");
+        assert_eq!(
+            again.as_object_mut().and_then(|o| o.remove("version")),
+            Some(0.into())
+        );
+        assert_eq!(again, old);
+    }
+
+    #[test]
+    fn newer_records_stop_the_start() {
+        let mut rec: NetworkRecord = serde_json::from_str(BEFORE_VERSIONS).expect("old record");
+        rec.version = NETWORK_RECORD_VERSION + 1;
+        let e = check_record_versions(&[rec]).expect_err("newer");
+        assert!(e.to_string().contains("newer than this berthd's"), "{e}");
+    }
+
+    #[test]
+    fn ipv6_fields_round_trip() {
+        let mut rec: NetworkRecord = serde_json::from_str(BEFORE_VERSIONS).expect("old record");
+        rec.enable_ipv6 = true;
+        rec.subnet6 = "fd00:1::/64".into();
+        rec.gateway6 = "fd00:1::1".into();
+        let back: NetworkRecord =
+            serde_json::from_value(serde_json::to_value(&rec).expect("json")).expect("read");
+        assert!(back.enable_ipv6);
+        assert_eq!(
+            allocator6(&back)
+                .expect("alloc")
+                .map(|a| a.gateway.to_string())
+                .as_deref(),
+            Some("fd00:1::1")
+        );
+        assert!(
+            allocator6(&serde_json::from_str(BEFORE_VERSIONS).expect("v4"))
+                .expect("none")
+                .is_none()
+        );
     }
 }

@@ -8,14 +8,14 @@
 //! the request/ack loop is ours.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -259,6 +259,26 @@ impl Netlink {
         }
     }
 
+    /// An IPv6 address on a link, usable at once: no duplicate address detection (the
+    /// address comes from the network's IPAM, which hands each out once), as dockerd does.
+    pub fn add_address6(&mut self, index: u32, ip: Ipv6Addr, prefix: u8) -> io::Result<()> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        m.header.prefix_len = prefix;
+        m.header.index = index;
+        m.attributes.push(AddressAttribute::Local(IpAddr::V6(ip)));
+        m.attributes.push(AddressAttribute::Address(IpAddr::V6(ip)));
+        m.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        match self.request(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_CREATE | NLM_F_EXCL,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            r => r.map(drop),
+        }
+    }
+
     /// The IPv4 addresses on a link, as (address, prefix length).
     pub fn addresses(&mut self, index: u32) -> io::Result<Vec<(Ipv4Addr, u8)>> {
         let mut q = AddressMessage::default();
@@ -292,6 +312,50 @@ impl Netlink {
             .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
         self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
             .map(drop)
+    }
+
+    /// The IPv6 default route, through `gateway` (on the link of the subnet holding it).
+    pub fn add_default_route6(&mut self, gateway: Ipv6Addr) -> io::Result<()> {
+        let mut m = RouteMessage::default();
+        m.header = RouteHeader {
+            address_family: AddressFamily::Inet6,
+            table: RouteHeader::RT_TABLE_MAIN,
+            protocol: RouteProtocol::Boot,
+            scope: RouteScope::Universe,
+            kind: RouteType::Unicast,
+            ..m.header
+        };
+        m.attributes
+            .push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+        self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
+    }
+
+    /// Destinations of the IPv6 routes in the main table, as (network, prefix length), the
+    /// default route and link-local and multicast ones excluded: a new network's IPv6
+    /// subnet must not shadow one.
+    pub fn routes6(&mut self) -> io::Result<Vec<(Ipv6Addr, u8)>> {
+        let mut q = RouteMessage::default();
+        q.header.address_family = AddressFamily::Inet6;
+        let replies = self.request(RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP)?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewRoute(rt)
+                    if rt.header.table == RouteHeader::RT_TABLE_MAIN
+                        && rt.header.destination_prefix_length > 0 =>
+                {
+                    let dst = rt.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Destination(RouteAddress::Inet6(ip)) => Some(*ip),
+                        _ => None,
+                    })?;
+                    let link_scoped = dst.segments()[0] & 0xffc0 == 0xfe80;
+                    (!link_scoped && !dst.is_multicast())
+                        .then_some((dst, rt.header.destination_prefix_length))
+                }
+                _ => None,
+            })
+            .collect())
     }
 
     /// Destinations of the IPv4 routes in the main table, as (network, prefix length),

@@ -13,39 +13,112 @@
 //! - `prerouting`/`output`: published ports, DNAT'ed when addressed to a local address
 //!   (`fib daddr type local`), from outside, from containers and from the host itself.
 //!
+//! The same rules for IPv6 go in an `ip6` table of the same name (NAT66 masquerade unless the
+//! network is in routed mode), present only while some network has IPv6 on.
+//!
 //! Nothing here is a shell command line: the script goes to nft on stdin, and names are
 //! validated interface names.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::{Command, Stdio};
 
 use super::ipam::Subnet;
+use super::ipam6::Subnet6;
 
 #[derive(Debug, Clone)]
 pub struct BridgeRules {
     pub ifname: String,
     pub subnet: Subnet,
+    /// The IPv6 subnet, on networks with IPv6 on.
+    pub subnet6: Option<Subnet6>,
     pub internal: bool,
+    /// Masquerade IPv4 traffic leaving the network (off with
+    /// `com.docker.network.bridge.enable_ip_masquerade=false` or
+    /// `com.docker.network.bridge.gateway_mode_ipv4=routed`).
+    pub masquerade: bool,
+    /// The same for IPv6 (NAT66; off in `gateway_mode_ipv6=routed`).
+    pub masquerade6: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dnat {
     pub proto: &'static str,
-    pub host_ip: Option<Ipv4Addr>,
+    /// None: every local address (of the family of `ctr_ip`).
+    pub host_ip: Option<IpAddr>,
     pub host_port: u16,
-    pub ctr_ip: Ipv4Addr,
+    pub ctr_ip: IpAddr,
     pub ctr_port: u16,
 }
 
+/// One address family's table: `ip` (IPv4) or `ip6`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn table_kind(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+
+    /// The match keyword of addresses (`ip saddr`, `ip6 saddr`).
+    fn addr(self) -> &'static str {
+        self.table_kind()
+    }
+
+    fn loopback(self) -> &'static str {
+        match self {
+            Family::V4 => "127.0.0.0/8",
+            Family::V6 => "::1",
+        }
+    }
+}
+
+/// The daemon's IPv4 table and its IPv6 table (`ip6`, the same name), both replaced in one
+/// transaction. The IPv6 table exists only while a network has IPv6 on or a port is
+/// published to an IPv6 address.
 pub fn render(table: &str, bridges: &[BridgeRules], dnats: &[Dnat]) -> String {
     let mut s = String::new();
+    let v6_bridges: Vec<(&BridgeRules, Subnet6)> = bridges
+        .iter()
+        .filter_map(|b| Some((b, b.subnet6?)))
+        .collect();
+    let v4_bridges: Vec<(&BridgeRules, String)> =
+        bridges.iter().map(|b| (b, b.subnet.to_string())).collect();
+    let (v6_dnats, v4_dnats): (Vec<&Dnat>, Vec<&Dnat>) =
+        dnats.iter().partition(|d| d.ctr_ip.is_ipv6());
+    render_family(&mut s, Family::V4, table, &v4_bridges, &v4_dnats);
     // Declaring then deleting makes the delete succeed whether or not the table exists.
-    let _ = writeln!(
-        s,
-        "table ip {table} {{}}\ndelete table ip {table}\ntable ip {table} {{"
-    );
+    let _ = writeln!(s, "table ip6 {table} {{}}\ndelete table ip6 {table}");
+    if !v6_bridges.is_empty() || !v6_dnats.is_empty() {
+        let v6: Vec<(&BridgeRules, String)> = v6_bridges
+            .iter()
+            .map(|(b, n)| (*b, n.to_string()))
+            .collect();
+        render_family(&mut s, Family::V6, table, &v6, &v6_dnats);
+    }
+    s
+}
+
+fn render_family(
+    s: &mut String,
+    fam: Family,
+    table: &str,
+    bridges: &[(&BridgeRules, String)],
+    dnats: &[&Dnat],
+) {
+    let kind = fam.table_kind();
+    if fam == Family::V4 {
+        // Declaring then deleting makes the delete succeed whether or not the table exists.
+        let _ = writeln!(s, "table ip {table} {{}}\ndelete table ip {table}");
+    }
+    let _ = writeln!(s, "table {kind} {table} {{");
     s.push_str(
         "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n",
     );
@@ -56,35 +129,46 @@ pub fn render(table: &str, bridges: &[BridgeRules], dnats: &[Dnat]) -> String {
     for d in dnats {
         let daddr = d
             .host_ip
-            .map(|ip| format!("ip daddr {ip} "))
+            .map(|ip| format!("{} daddr {ip} ", fam.addr()))
             .unwrap_or_default();
+        let to = match d.ctr_ip {
+            IpAddr::V4(ip) => format!("{ip}:{}", d.ctr_port),
+            IpAddr::V6(ip) => format!("[{ip}]:{}", d.ctr_port),
+        };
         let _ = writeln!(
             s,
-            "    {daddr}{p} dport {hp} dnat to {ip}:{cp}",
+            "    {daddr}{p} dport {hp} dnat to {to}",
             p = d.proto,
             hp = d.host_port,
-            ip = d.ctr_ip,
-            cp = d.ctr_port
         );
     }
     s.push_str("  }\n");
     s.push_str("  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n");
-    for b in bridges {
-        let (br, net) = (&b.ifname, b.subnet);
-        let _ = writeln!(s, "    oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade");
+    let a = fam.addr();
+    for (b, net) in bridges {
+        let br = &b.ifname;
         let _ = writeln!(
             s,
-            "    oifname \"{br}\" ct status dnat ip saddr {net} masquerade"
+            "    oifname \"{br}\" {a} saddr {} masquerade",
+            fam.loopback()
         );
-        if !b.internal {
-            let _ = writeln!(s, "    ip saddr {net} oifname != \"{br}\" masquerade");
+        let _ = writeln!(
+            s,
+            "    oifname \"{br}\" ct status dnat {a} saddr {net} masquerade"
+        );
+        let masquerade = match fam {
+            Family::V4 => b.masquerade,
+            Family::V6 => b.masquerade6,
+        };
+        if !b.internal && masquerade {
+            let _ = writeln!(s, "    {a} saddr {net} oifname != \"{br}\" masquerade");
         }
     }
     s.push_str("  }\n");
     if !bridges.is_empty() {
         let names: Vec<String> = bridges
             .iter()
-            .map(|b| format!("\"{}\"", b.ifname))
+            .map(|(b, _)| format!("\"{}\"", b.ifname))
             .collect();
         let _ = writeln!(
             s,
@@ -94,7 +178,7 @@ pub fn render(table: &str, bridges: &[BridgeRules], dnats: &[Dnat]) -> String {
     }
     s.push_str("  chain forward { type filter hook forward priority filter; policy accept;\n");
     s.push_str("    ct status dnat accept\n");
-    for b in bridges {
+    for (b, _) in bridges {
         let br = &b.ifname;
         if b.internal {
             let _ = writeln!(s, "    iifname \"{br}\" oifname != \"{br}\" drop");
@@ -107,7 +191,6 @@ pub fn render(table: &str, bridges: &[BridgeRules], dnats: &[Dnat]) -> String {
         }
     }
     s.push_str("  }\n}\n");
-    s
 }
 
 pub fn apply(script: &str) -> Result<(), String> {
@@ -153,27 +236,30 @@ pub fn valid_ifname(n: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn bridge(ifname: &str, subnet: &str, subnet6: Option<&str>, internal: bool) -> BridgeRules {
+        BridgeRules {
+            ifname: ifname.into(),
+            subnet: subnet.parse().expect("subnet"),
+            subnet6: subnet6.map(|s| s.parse().expect("subnet6")),
+            internal,
+            masquerade: true,
+            masquerade6: true,
+        }
+    }
+
     #[test]
     fn ruleset_shape() {
         let s = render(
             "berth",
             &[
-                BridgeRules {
-                    ifname: "berth0".into(),
-                    subnet: "172.17.0.0/16".parse().expect("subnet"),
-                    internal: false,
-                },
-                BridgeRules {
-                    ifname: "berth-abc".into(),
-                    subnet: "172.18.0.0/16".parse().expect("subnet"),
-                    internal: true,
-                },
+                bridge("berth0", "172.17.0.0/16", None, false),
+                bridge("berth-abc", "172.18.0.0/16", None, true),
             ],
             &[Dnat {
                 proto: "tcp",
-                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_ip: Some(std::net::Ipv4Addr::LOCALHOST.into()),
                 host_port: 8080,
-                ctr_ip: Ipv4Addr::new(172, 17, 0, 2),
+                ctr_ip: std::net::Ipv4Addr::new(172, 17, 0, 2).into(),
                 ctr_port: 80,
             }],
         );
@@ -182,6 +268,49 @@ mod tests {
         assert!(!s.contains("ip saddr 172.18.0.0/16 oifname != \"berth-abc\" masquerade"));
         assert!(s.contains("oifname \"berth-abc\" iifname != \"berth-abc\" drop"));
         assert!(s.starts_with("table ip berth {}\ndelete table ip berth\n"));
+        // No IPv6 anywhere: the IPv6 table is only removed.
+        assert!(s.contains("table ip6 berth {}\ndelete table ip6 berth\n"));
+        assert!(!s.contains("table ip6 berth {\n"));
+    }
+
+    #[test]
+    fn ipv6_networks_and_ports_get_the_ip6_table() {
+        let mut routed = bridge("berth-r", "172.20.0.0/16", Some("2001:db8:2::/64"), false);
+        routed.masquerade6 = false;
+        let s = render(
+            "berth",
+            &[
+                bridge("berth0", "172.17.0.0/16", None, false),
+                bridge("berth-v6", "172.19.0.0/16", Some("fd00:1::/64"), false),
+                routed,
+            ],
+            &[
+                Dnat {
+                    proto: "tcp",
+                    host_ip: None,
+                    host_port: 8080,
+                    ctr_ip: "172.19.0.2".parse().expect("ip"),
+                    ctr_port: 80,
+                },
+                Dnat {
+                    proto: "tcp",
+                    host_ip: None,
+                    host_port: 8080,
+                    ctr_ip: "fd00:1::2".parse().expect("ip6"),
+                    ctr_port: 80,
+                },
+            ],
+        );
+        let v6 = &s[s.find("table ip6 berth {\n").expect("ip6 table")..];
+        assert!(v6.contains("tcp dport 8080 dnat to [fd00:1::2]:80"));
+        assert!(v6.contains("ip6 saddr fd00:1::/64 oifname != \"berth-v6\" masquerade"));
+        assert!(!v6.contains("ip6 saddr 2001:db8:2::/64 oifname != \"berth-r\" masquerade"));
+        assert!(v6.contains("oifname \"berth-v6\" ip6 saddr ::1 masquerade"));
+        assert!(!v6.contains("berth0"), "a v4-only bridge has no IPv6 rules");
+        assert!(!v6.contains("172.19.0.2"));
+        let v4 = &s[..s.find("table ip6 berth {}").expect("ip6 preamble")];
+        assert!(v4.contains("tcp dport 8080 dnat to 172.19.0.2:80"));
+        assert!(!v4.contains("fd00:1::2"));
     }
 
     #[test]

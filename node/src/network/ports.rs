@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use serde_json::Value;
@@ -27,36 +27,45 @@ pub enum PortError {
     /// A host port that is not a port or an increasing `lo-hi` range.
     #[error("invalid hostPort: {0}")]
     InvalidHostPort(String),
-    /// A `HostIp` that is not an IPv4 address.
+    /// A `HostIp` that is not an IP address.
     #[error("invalid IP address: {0}")]
     InvalidHostIp(String),
     /// The kernel gave no free port for `-P` or a `0` host port.
     #[error("allocate a host port: {0}")]
     NoFreePort(#[source] io::Error),
     /// The port asked for is bound by someone else.
-    #[error("Bind for {ip}:{port} failed: port is already allocated")]
-    InUse { ip: Ipv4Addr, port: u16 },
+    #[error("Bind for {} failed: port is already allocated", host_port(*ip, *port))]
+    InUse { ip: IpAddr, port: u16 },
     /// The host address asked for is not one of this host's.
-    #[error("Bind for {ip}:{port} failed: {ip} is not an address of this host")]
-    NotLocal { ip: Ipv4Addr, port: u16 },
+    #[error("Bind for {} failed: {ip} is not an address of this host", host_port(*ip, *port))]
+    NotLocal { ip: IpAddr, port: u16 },
     /// Binding the port failed otherwise.
-    #[error("Bind for {ip}:{port} failed: {source}")]
+    #[error("Bind for {} failed: {source}", host_port(*ip, *port))]
     Bind {
-        ip: Ipv4Addr,
+        ip: IpAddr,
         port: u16,
         source: io::Error,
     },
     /// Every port of the range asked for is taken.
-    #[error("Bind for {ip}:{lo}-{hi} failed: every port in the range is already allocated")]
-    RangeInUse { ip: Ipv4Addr, lo: u16, hi: u16 },
+    #[error("Bind for {}-{hi} failed: every port in the range is already allocated", host_port(*ip, *lo))]
+    RangeInUse { ip: IpAddr, lo: u16, hi: u16 },
+    /// An IPv6 host address for a container that has no IPv6 address to forward to.
+    #[error("Bind for {} failed: the container has no IPv6 address (its network does not have IPv6 enabled)", host_port(*ip, *port))]
+    NoIpv6 { ip: IpAddr, port: u16 },
+}
+
+/// `ip:port`, with brackets around an IPv6 address.
+pub fn host_port(ip: IpAddr, port: u16) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     pub proto: &'static str,
     pub ctr_port: u16,
-    /// None (or 0.0.0.0) = every local address.
-    pub host_ip: Option<Ipv4Addr>,
+    /// None (or 0.0.0.0, ::) = every local address: IPv4, and IPv6 too for a container
+    /// that has an IPv6 address.
+    pub host_ip: Option<IpAddr>,
     /// An inclusive range; None = any free port.
     pub host_port: Option<(u16, u16)>,
 }
@@ -119,12 +128,9 @@ pub fn bindings(
                 let host_ip = if ip.is_empty() {
                     None
                 } else {
-                    if ip.contains(':') {
-                        // IPv6 bindings (the CLI adds none by itself): nothing to do here.
-                        continue;
-                    }
+                    let bare = ip.trim_start_matches('[').trim_end_matches(']');
                     Some(
-                        ip.parse::<Ipv4Addr>()
+                        bare.parse::<IpAddr>()
                             .map_err(|_| PortError::InvalidHostIp(ip.to_owned()))?,
                     )
                 };
@@ -154,9 +160,9 @@ pub fn bindings(
     Ok(out)
 }
 
-/// Binds the host side of `b`: the port asked for, the first free one of a range, or any.
-pub fn reserve(b: &Binding) -> Result<Reservation, PortError> {
-    let ip = b.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+/// Binds the host side of `b` on `ip` (the binding's address, or the unspecified address
+/// of the family asked for): the port asked for, the first free one of a range, or any.
+pub fn reserve_on(b: &Binding, ip: IpAddr) -> Result<Reservation, PortError> {
     let try_port = |port: u16| -> io::Result<Reservation> {
         let (fd, port) = bind_port(b.proto == "udp", ip, port)?;
         Ok(Reservation { port, _sock: fd })
@@ -178,21 +184,63 @@ pub fn reserve(b: &Binding) -> Result<Reservation, PortError> {
     }
 }
 
-/// A socket bound (never listening) to ip:port; port 0 lets the kernel choose. Returns the
-/// socket and the port it got.
-fn bind_port(udp: bool, ip: Ipv4Addr, port: u16) -> io::Result<(OwnedFd, u16)> {
+/// Binds the host side of `b` on its address, or on every IPv4 address.
+pub fn reserve(b: &Binding) -> Result<Reservation, PortError> {
+    reserve_on(b, b.host_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+}
+
+/// Binds a binding with no address on every IPv4 and every IPv6 address, the same port on
+/// both (as dockerd publishes for a container with an IPv6 address). A kernel-chosen port
+/// taken on the IPv6 side is tried again a few times.
+pub fn reserve_dual(b: &Binding) -> Result<(Reservation, Reservation), PortError> {
+    let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    for _ in 0..16 {
+        let r4 = reserve(b)?;
+        let same = Binding {
+            host_port: Some((r4.port, r4.port)),
+            ..b.clone()
+        };
+        match reserve_on(&same, any6) {
+            Ok(r6) => return Ok((r4, r6)),
+            Err(PortError::InUse { .. }) if b.host_port.is_none_or(|(lo, hi)| lo != hi) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(PortError::NoFreePort(io::Error::from_raw_os_error(
+        libc::EADDRINUSE,
+    )))
+}
+
+/// A socket bound (never listening) to ip:port; port 0 lets the kernel choose. IPv6
+/// sockets are IPv6-only, so `::` and `0.0.0.0` are held apart. Returns the socket and the
+/// port it got.
+fn bind_port(udp: bool, ip: IpAddr, port: u16) -> io::Result<(OwnedFd, u16)> {
     let ty = if udp {
         libc::SOCK_DGRAM
     } else {
         libc::SOCK_STREAM
     } | libc::SOCK_CLOEXEC;
+    let family = if ip.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
     // SAFETY: plain socket(2); the result is checked before it is owned.
-    let raw = unsafe { libc::socket(libc::AF_INET, ty, 0) };
+    let raw = unsafe { libc::socket(family, ty, 0) };
     if raw < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: raw is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    match ip {
+        IpAddr::V4(ip) => bind_v4(&fd, ip, port)?,
+        IpAddr::V6(ip) => bind_v6(&fd, ip, port)?,
+    }
+    let port = bound_port(&fd)?;
+    Ok((fd, port))
+}
+
+fn bind_v4(fd: &OwnedFd, ip: Ipv4Addr, port: u16) -> io::Result<()> {
     // SAFETY: sockaddr_in is plain old data; zeroed is valid.
     let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
     sa.sin_family = libc::AF_INET as libc::sa_family_t;
@@ -210,20 +258,65 @@ fn bind_port(udp: bool, ip: Ipv4Addr, port: u16) -> io::Result<(OwnedFd, u16)> {
     {
         return Err(io::Error::last_os_error());
     }
-    let mut got: libc::sockaddr_in = sa;
-    let mut glen = len;
-    // SAFETY: got is a writable sockaddr_in of glen bytes.
+    Ok(())
+}
+
+fn bind_v6(fd: &OwnedFd, ip: Ipv6Addr, port: u16) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a c_int option value of its own size.
     if unsafe {
-        libc::getsockname(
+        libc::setsockopt(
             fd.as_raw_fd(),
-            (&mut got as *mut libc::sockaddr_in).cast(),
-            &mut glen,
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     } < 0
     {
         return Err(io::Error::last_os_error());
     }
-    Ok((fd, u16::from_be(got.sin_port)))
+    // SAFETY: sockaddr_in6 is plain old data; zeroed is valid.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+    sa.sin6_port = port.to_be();
+    sa.sin6_addr.s6_addr = ip.octets();
+    let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    // SAFETY: sa lives for the call and len is its size.
+    if unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_in6).cast(),
+            len,
+        )
+    } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The port a bound socket got.
+fn bound_port(fd: &OwnedFd) -> io::Result<u16> {
+    // SAFETY: sockaddr_storage is plain old data; zeroed is valid.
+    let mut got: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: got is a writable sockaddr_storage of len bytes.
+    if unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut got as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    } < 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    // Both sockaddr_in and sockaddr_in6 keep the port right after the family.
+    // SAFETY: the storage holds a sockaddr_in or sockaddr_in6, which share this prefix.
+    let port =
+        unsafe { (*(&got as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()).sin_port };
+    Ok(u16::from_be(port))
 }
 
 #[cfg(test)]
@@ -246,7 +339,7 @@ mod tests {
         assert!(b.contains(&Binding {
             proto: "tcp",
             ctr_port: 80,
-            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ip: Some(Ipv4Addr::LOCALHOST.into()),
             host_port: Some((8080, 8080))
         }));
         assert!(b.contains(&Binding {
@@ -271,7 +364,7 @@ mod tests {
         let any = Binding {
             proto: "tcp",
             ctr_port: 80,
-            host_ip: Some(Ipv4Addr::LOCALHOST),
+            host_ip: Some(Ipv4Addr::LOCALHOST.into()),
             host_port: None,
         };
         let r = reserve(&any).expect("free port");
@@ -291,5 +384,46 @@ mod tests {
         };
         let r2 = reserve(&range).expect("next in range");
         assert_ne!(r2.port, r.port);
+    }
+
+    #[test]
+    fn ipv6_host_addresses_and_dual_reservations() {
+        let b = bindings(
+            Some(&json!({"80/tcp": [{"HostIp": "::1", "HostPort": "8080"}],
+                         "81/tcp": [{"HostIp": "[::]", "HostPort": ""}]})),
+            None,
+            false,
+        )
+        .expect("IPv6 host addresses");
+        assert!(b
+            .iter()
+            .any(|x| x.host_ip == Some("::1".parse().expect("ip"))));
+        assert!(b
+            .iter()
+            .any(|x| x.host_ip == Some("::".parse().expect("ip"))));
+        assert!(bindings(Some(&json!({"80/tcp": [{"HostIp": "::zz"}]})), None, false).is_err());
+        let any = Binding {
+            proto: "tcp",
+            ctr_port: 80,
+            host_ip: None,
+            host_port: None,
+        };
+        let (r4, r6) = reserve_dual(&any).expect("a port free on both");
+        assert_eq!(r4.port, r6.port);
+        // Held on both families now.
+        let same = Binding {
+            host_port: Some((r4.port, r4.port)),
+            ..any
+        };
+        let e = reserve_on(&same, "::".parse().expect("ip"))
+            .err()
+            .expect("in use");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "Bind for [::]:{} failed: port is already allocated",
+                r4.port
+            )
+        );
     }
 }

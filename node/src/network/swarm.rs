@@ -71,6 +71,7 @@ impl Networks {
                 Net {
                     rec: rec.clone(),
                     alloc: Some(alloc),
+                    alloc6: None,
                     active: BTreeMap::new(),
                 },
             );
@@ -83,7 +84,7 @@ impl Networks {
                 .map_err(NetworkError::from)
                 .and_then(|r| r)
         };
-        let stored = made.and_then(|_| Ok(self.inner.meta.put(NETWORKS, &rec.id, &rec)?));
+        let stored = made.and_then(|_| Ok(super::put_record(&self.inner.meta, &rec)?));
         if let Err(e) = stored {
             self.state().nets.remove(&rec.id);
             return Err(e);

@@ -44,7 +44,15 @@ fn view(n: &Net) -> Value {
         if !r.aux_addresses.is_empty() {
             c["AuxiliaryAddresses"] = json!(r.aux_addresses);
         }
-        json!([c])
+        let mut configs = vec![c];
+        if r.enable_ipv6 {
+            let mut c6 = json!({"Subnet": r.subnet6, "Gateway": r.gateway6});
+            if !r.ip_range6.is_empty() {
+                c6["IPRange"] = json!(r.ip_range6);
+            }
+            configs.push(c6);
+        }
+        json!(configs)
     } else {
         json!([])
     };
@@ -56,7 +64,8 @@ fn view(n: &Net) -> Value {
                 id.clone(),
                 json!({
                     "Name": a.ctr_name, "EndpointID": a.endpoint_id, "MacAddress": a.mac,
-                    "IPv4Address": format!("{}/{}", a.ip, a.prefix), "IPv6Address": "",
+                    "IPv4Address": format!("{}/{}", a.ip, a.prefix),
+                    "IPv6Address": a.ip6.map(|(ip, p)| format!("{ip}/{p}")).unwrap_or_default(),
                 }),
             )
         })
@@ -64,7 +73,7 @@ fn view(n: &Net) -> Value {
     json!({
         "Name": r.name, "Id": r.id, "Created": r.created,
         "Scope": if r.driver == "overlay" { "swarm" } else { "local" }, "Driver": r.driver,
-        "EnableIPv4": true, "EnableIPv6": false,
+        "EnableIPv4": true, "EnableIPv6": r.enable_ipv6,
         "IPAM": {"Driver": "default", "Options": null, "Config": config},
         "Internal": r.internal, "Attachable": r.attachable, "Ingress": false,
         "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
@@ -163,6 +172,7 @@ mod tests {
                 ..Default::default()
             },
             alloc: None,
+            alloc6: None,
             active: BTreeMap::new(),
         }
     }

@@ -283,6 +283,7 @@ impl ContainerOpts {
         let mut endpoints = Map::new();
         if !self.network_alias.is_empty()
             || self.ip.is_some()
+            || self.ip6.is_some()
             || self.mac_address.is_some()
             || network == "default"
         {
@@ -290,8 +291,15 @@ impl ContainerOpts {
             if !self.network_alias.is_empty() {
                 ep.insert("Aliases".into(), json!(self.network_alias));
             }
+            let mut ipam = Map::new();
             if let Some(ip) = &self.ip {
-                ep.insert("IPAMConfig".into(), json!({"IPv4Address": ip}));
+                ipam.insert("IPv4Address".into(), json!(ip));
+            }
+            if let Some(ip6) = &self.ip6 {
+                ipam.insert("IPv6Address".into(), json!(ip6));
+            }
+            if !ipam.is_empty() {
+                ep.insert("IPAMConfig".into(), Value::Object(ipam));
             }
             if let Some(mac) = &self.mac_address {
                 ep.insert("MacAddress".into(), json!(mac));

@@ -1,0 +1,240 @@
+//! IPv6 end to end with the docker CLI: the default bridge with `--ipv6 --fixed-cidr-v6`,
+//! outbound IPv6 through NAT66 to another "machine" (a namespace the test makes), ports
+//! published on IPv6 reached from there, `network create --ipv6` and `--ip6`, and a `kill -9`
+//! of berthd that keeps every address and port. Nothing leaves the namespaces the test makes.
+
+mod common;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{eventually, stderr, stdout, Daemon};
+
+fn in_ns(ns: &str, args: &[&str]) -> Output {
+    Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{ns}"))
+        .args(args)
+        .output()
+        .expect("nsenter")
+}
+
+/// GET `url` from inside `ns` (curl; `-g` so the brackets of an IPv6 literal are no glob).
+fn http_get(ns: &str, url: &str) -> Option<String> {
+    let o = in_ns(ns, &["curl", "-g", "-s", "--max-time", "3", url]);
+    o.status.success().then(|| stdout(&o).trim().to_owned())
+}
+
+/// Another "machine" joined to the daemon's namespace over IPv6 only: `<p>:203::1` on the
+/// daemon's side, `<p>:203::2` on its own, with no route back to container subnets (so an
+/// answer to a container proves NAT66). Runs a web server; removed on drop.
+struct Outside {
+    ns: String,
+    server: Option<Child>,
+    dir: std::path::PathBuf,
+}
+
+impl Outside {
+    fn new(d: &Daemon, p: &str) -> Outside {
+        let ns = format!("{}o6", d.netns);
+        let ok = |args: &[&str]| {
+            let o = Command::new("ip").args(args).output().expect("ip");
+            assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
+        };
+        ok(&["netns", "add", &ns]);
+        ok(&["-n", &ns, "link", "set", "lo", "up"]);
+        ok(&[
+            "-n", &d.netns, "link", "add", "v6out", "type", "veth", "peer", "name", "v6in",
+            "netns", &ns,
+        ]);
+        let here = format!("{p}:203::1/64");
+        let there = format!("{p}:203::2/64");
+        ok(&[
+            "-n", &d.netns, "addr", "add", &here, "dev", "v6out", "nodad",
+        ]);
+        ok(&["-n", &d.netns, "link", "set", "v6out", "up"]);
+        ok(&["-n", &ns, "addr", "add", &there, "dev", "v6in", "nodad"]);
+        ok(&["-n", &ns, "link", "set", "v6in", "up"]);
+        let dir = d.root.join("outside6-www");
+        std::fs::create_dir_all(&dir).expect("www");
+        std::fs::write(dir.join("index.html"), "from outside6\n").expect("index");
+        let server = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{ns}"))
+            .args(["/bin/busybox", "httpd", "-f", "-p", "9000", "-h"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("outside httpd");
+        Outside {
+            ns,
+            server: Some(server),
+            dir,
+        }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.ns])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A unique-local /48 prefix for this run, e.g. `fd3a:12f4:9c`.
+fn prefix() -> String {
+    let r: [u8; 5] = rand::random();
+    format!(
+        "fd{:02x}:{:x}:{:x}",
+        r[0],
+        u16::from_be_bytes([r[1], r[2]]),
+        u16::from_be_bytes([r[3], r[4]])
+    )
+}
+
+fn web(d: &Daemon, extra: &[&str], name: &str, text: &str) {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    let script =
+        format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
+    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
+    d.ok(&args);
+}
+
+#[test]
+fn ipv6_default_bridge_nat66_published_ports_and_restart() {
+    let p = prefix();
+    let fixed = format!("{p}:1::/64");
+    let mut d = Daemon::start_with(&["--ipv6", "--fixed-cidr-v6", &fixed]);
+    d.busybox();
+    let out = Outside::new(&d, &p);
+
+    // The default bridge has IPv6 in the subnet given.
+    let enabled = d.ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "bridge"]);
+    assert_eq!(enabled, "true");
+    let subnets = d.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+        "bridge",
+    ]);
+    assert!(subnets.contains(&fixed), "{subnets}");
+
+    // Outbound IPv6: the outside has no route to the bridge's subnet; NAT66 answers.
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        &format!("http://[{p}:203::2]:9000/"),
+    ]);
+    assert_eq!(o, "from outside6");
+
+    // A port published on both families: `ps` shows both, the outside reaches it over IPv6.
+    web(&d, &["-p", "18090:80"], "pub6", "published6");
+    let ps = d.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(
+        ps.contains("pub6 0.0.0.0:18090->80/tcp, [::]:18090->80/tcp"),
+        "{ps}"
+    );
+    let url6 = format!("http://[{p}:203::1]:18090/");
+    assert!(eventually(Duration::from_secs(5), || http_get(
+        &out.ns, &url6
+    )
+    .as_deref()
+        == Some("published6")));
+    let ip6 = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.GlobalIPv6Address}}",
+        "pub6",
+    ]);
+    assert!(ip6.starts_with(&format!("{p}:1::")), "{ip6}");
+
+    // A user network with IPv6 and a fixed address (docker CLI flags).
+    let subnet2 = format!("{p}:5::/64");
+    d.ok(&["network", "create", "--ipv6", "--subnet", &subnet2, "n6"]);
+    let fixed_ip = format!("{p}:5::50");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--network",
+        "n6",
+        "--ip6",
+        &fixed_ip,
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let addrs = d.ok(&["exec", "fixed", "ip", "-6", "addr", "show", "eth0"]);
+    assert!(addrs.contains(&format!("{fixed_ip}/64")), "{addrs}");
+    let taken = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "n6",
+        "--ip6",
+        &fixed_ip,
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(taken.status.code(), Some(125));
+    assert!(
+        stderr(&taken).contains("Address already in use"),
+        "{}",
+        stderr(&taken)
+    );
+
+    // kill -9 of berthd: addresses stay claimed, the port still answers over IPv6.
+    d.kill9();
+    d.spawn();
+    assert!(eventually(Duration::from_secs(5), || http_get(
+        &out.ns, &url6
+    )
+    .as_deref()
+        == Some("published6")));
+    let again = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -6 addr show eth0 | grep global",
+    ]);
+    assert!(
+        !again.contains(&format!("{ip6}/")),
+        "a running container's address is not handed out again: {again}"
+    );
+    let taken = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "n6",
+        "--ip6",
+        &fixed_ip,
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(taken.status.code(), Some(125), "{}", stderr(&taken));
+
+    // Removing the IPv6 network and its container leaves the default bridge's rules.
+    d.ok(&["rm", "-f", "fixed"]);
+    d.ok(&["network", "rm", "n6"]);
+    let rules = stdout(
+        &d.in_netns("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .expect("nft"),
+    );
+    assert!(!rules.contains(&subnet2), "{rules}");
+    assert!(rules.contains(&fixed), "{rules}");
+}
