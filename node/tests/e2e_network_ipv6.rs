@@ -1,6 +1,6 @@
 //! IPv6 end to end with the docker CLI: the default bridge with `--ipv6 --fixed-cidr-v6`,
 //! outbound IPv6 through NAT66 to another "machine" (a namespace the test makes), ports
-//! published on IPv6 reached from there, `network create --ipv6` and `--ip6`, and a `kill -9`
+//! published on IPv6 reached from there and from the host's `[::1]`, `network create --ipv6` and `--ip6`, and a `kill -9`
 //! of berthd that keeps every address and port. Nothing leaves the namespaces the test makes.
 
 mod common;
@@ -150,6 +150,11 @@ fn ipv6_default_bridge_nat66_published_ports_and_restart() {
     )
     .as_deref()
         == Some("published6")));
+    // [::1] on the host: relayed by berthd (the kernel cannot forward ::1 off loopback).
+    assert_eq!(
+        http_get(&d.netns, "http://[::1]:18090/").as_deref(),
+        Some("published6")
+    );
     let ip6 = d.ok(&[
         "inspect",
         "-f",
@@ -202,6 +207,16 @@ fn ipv6_default_bridge_nat66_published_ports_and_restart() {
     )
     .as_deref()
         == Some("published6")));
+    assert!(
+        eventually(Duration::from_secs(5), || http_get(
+            &d.netns,
+            "http://[::1]:18090/"
+        )
+        .as_deref()
+            == Some("published6")),
+        "[::1] relayed again after the restart: {}",
+        d.log_tail()
+    );
     let again = d.ok(&[
         "run",
         "--rm",

@@ -39,6 +39,36 @@ const GATEWAY_MODE_V6: &str = "com.docker.network.bridge.gateway_mode_ipv6";
 struct Published {
     dnats: Vec<nft::Dnat>,
     reservations: Vec<ports::Reservation>,
+    /// Relays of `[::1]` connections to IPv6 published TCP ports (`relay_loopback6`).
+    relays: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Published {
+    /// Relays `[::1]:port` to the container when a TCP port is held on `::`.
+    fn relay_loopback(
+        &mut self,
+        r: &ports::Reservation,
+        proto: &str,
+        host_ip: IpAddr,
+        to: IpAddr,
+        ctr_port: u16,
+    ) {
+        if proto != "tcp" || host_ip != IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+            return;
+        }
+        match r.relay_loopback6(std::net::SocketAddr::new(to, ctr_port)) {
+            Ok(task) => self.relays.push(task),
+            Err(e) => tracing::warn!(port = r.port, error = %e, "relay [::1] to a published port"),
+        }
+    }
+}
+
+impl Drop for Published {
+    fn drop(&mut self) {
+        for t in &self.relays {
+            t.abort();
+        }
+    }
 }
 
 pub struct BridgeDriver {
@@ -274,6 +304,7 @@ impl NetworkDriver for BridgeDriver {
                     ctr_ip,
                     ctr_port: b.ctr_port,
                 });
+                p.relay_loopback(&r, b.proto, host_ip, ctr_ip, b.ctr_port);
                 p.reservations.push(r);
             }
         }
@@ -302,7 +333,10 @@ impl NetworkDriver for BridgeDriver {
                 host_port: Some((m.host_port, m.host_port)),
             };
             match ports::reserve(&b) {
-                Ok(r) => p.reservations.push(r),
+                Ok(r) => {
+                    p.relay_loopback(&r, proto, host_ip, ctr_ip, m.ctr_port);
+                    p.reservations.push(r)
+                }
                 Err(e) => {
                     tracing::warn!(container_id = %ctr_id, error = %e, "re-reserve published port")
                 }

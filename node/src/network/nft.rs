@@ -71,13 +71,6 @@ impl Family {
     fn addr(self) -> &'static str {
         self.table_kind()
     }
-
-    fn loopback(self) -> &'static str {
-        match self {
-            Family::V4 => "127.0.0.0/8",
-            Family::V6 => "::1",
-        }
-    }
 }
 
 /// The daemon's IPv4 table and its IPv6 table (`ip6`, the same name), both replaced in one
@@ -122,8 +115,14 @@ fn render_family(
     s.push_str(
         "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n",
     );
-    s.push_str(
-        "  chain output { type nat hook output priority -100; policy accept;\n    fib daddr type local jump publish\n  }\n",
+    // `::1` cannot be forwarded off the loopback device: berthd relays it (ports.rs).
+    let except_loopback = match fam {
+        Family::V4 => "",
+        Family::V6 => "ip6 daddr != ::1 ",
+    };
+    let _ = writeln!(
+        s,
+        "  chain output {{ type nat hook output priority -100; policy accept;\n    fib daddr type local {except_loopback}jump publish\n  }}",
     );
     s.push_str("  chain publish {\n");
     for d in dnats {
@@ -147,11 +146,10 @@ fn render_family(
     let a = fam.addr();
     for (b, net) in bridges {
         let br = &b.ifname;
-        let _ = writeln!(
-            s,
-            "    oifname \"{br}\" {a} saddr {} masquerade",
-            fam.loopback()
-        );
+        if fam == Family::V4 {
+            // 127.0.0.1 → published port (route_localnet lets it leave lo, then this).
+            let _ = writeln!(s, "    oifname \"{br}\" ip saddr 127.0.0.0/8 masquerade");
+        }
         let _ = writeln!(
             s,
             "    oifname \"{br}\" ct status dnat {a} saddr {net} masquerade"
@@ -305,7 +303,11 @@ mod tests {
         assert!(v6.contains("tcp dport 8080 dnat to [fd00:1::2]:80"));
         assert!(v6.contains("ip6 saddr fd00:1::/64 oifname != \"berth-v6\" masquerade"));
         assert!(!v6.contains("ip6 saddr 2001:db8:2::/64 oifname != \"berth-r\" masquerade"));
-        assert!(v6.contains("oifname \"berth-v6\" ip6 saddr ::1 masquerade"));
+        assert!(
+            !v6.contains("::1 masquerade"),
+            "[::1] is relayed, not forwarded"
+        );
+        assert!(v6.contains("fib daddr type local ip6 daddr != ::1 jump publish"));
         assert!(!v6.contains("berth0"), "a v4-only bridge has no IPv6 rules");
         assert!(!v6.contains("172.19.0.2"));
         let v4 = &s[..s.find("table ip6 berth {}").expect("ip6 preamble")];

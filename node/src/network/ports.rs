@@ -75,6 +75,45 @@ pub struct Reservation {
     _sock: OwnedFd,
 }
 
+impl Reservation {
+    /// Serves the connections that reach this reservation (TCP, bound to `::`): those to
+    /// `[::1]`, which nftables cannot forward (the kernel drops packets from `::1` that would
+    /// leave the loopback device, and IPv6 has no `route_localnet`), so they are excluded
+    /// from DNAT and relayed to `target` here, as docker-proxy does. Every other local
+    /// address is DNAT'ed before it reaches the socket. Stops when the task is aborted.
+    pub fn relay_loopback6(
+        &self,
+        target: std::net::SocketAddr,
+    ) -> io::Result<tokio::task::JoinHandle<()>> {
+        let rt = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        // SAFETY: listen(2) on a socket we own.
+        if unsafe { libc::listen(self._sock.as_raw_fd(), 128) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let listener = std::net::TcpListener::from(self._sock.try_clone()?);
+        listener.set_nonblocking(true)?;
+        let _guard = rt.enter();
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        Ok(rt.spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    match tokio::net::TcpStream::connect(target).await {
+                        Ok(mut upstream) => {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                        }
+                        Err(e) => {
+                            tracing::debug!(%target, error = %e, "relay [::1] to a published port")
+                        }
+                    }
+                });
+            }
+        }))
+    }
+}
+
 /// `"80/tcp"` → (80, "tcp").
 pub fn parse_port_key(k: &str) -> Result<(u16, &'static str), PortError> {
     let (port, proto) = k.split_once('/').unwrap_or((k, "tcp"));
