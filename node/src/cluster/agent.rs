@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::backend::ImageBackend;
+use berth_api::error::{cause_chain, ApiError};
 use berth_raft::logs::LogSubscription;
 use berth_raft::rpc::{Assignments, Reply, Request, TaskReport};
 use berth_raft::state::now;
@@ -36,6 +37,29 @@ const HEALTH_POLL: Duration = Duration::from_millis(100);
 
 /// Resolves when a task's container exits.
 type Exit = futures_util::future::BoxFuture<'static, crate::container::executor::ExitStatus>;
+
+/// Why a task is rejected before its container exists; the message becomes the task's
+/// error.
+#[derive(Debug, thiserror::Error)]
+enum Rejection {
+    /// Its secrets and configs could not be read or mounted.
+    #[error("{0}")]
+    Files(String),
+    /// Its image is not here and could not be pulled (nor fetched from a peer).
+    #[error(transparent)]
+    Image(#[from] PullError),
+}
+
+/// Why pulling a task's image failed.
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    /// The engine refused to start the pull.
+    #[error("{0}")]
+    Start(#[source] ApiError),
+    /// The registry's error, as the pull's progress reported it.
+    #[error("{0}")]
+    Registry(String),
+}
 
 /// What this node does with a task.
 #[derive(Debug, Clone, PartialEq)]
@@ -322,8 +346,11 @@ impl Agent {
         let spec = match self.prepare(&t, &node_id, files).await {
             Ok(spec) => spec,
             Err(e) => {
+                tracing::debug!(task = %t.id, error = %cause_chain(&e), "task rejected");
                 self.done(&t);
-                self.report(&t, TaskState::Rejected, "preparing", |s| s.err = e);
+                self.report(&t, TaskState::Rejected, "preparing", |s| {
+                    s.err = e.to_string()
+                });
                 return;
             }
         };
@@ -364,13 +391,15 @@ impl Agent {
         t: &Task,
         node_id: &str,
         files: Result<Vec<TaskFile>, String>,
-    ) -> Result<ContainerSpec, String> {
+    ) -> Result<ContainerSpec, Rejection> {
         let mut spec = container_spec(t, node_id);
-        let mounts = files.and_then(|f| {
-            self.data
-                .mount(&t.id, &f)
-                .map_err(|e| format!("secrets and configs: {e}"))
-        })?;
+        let mounts = files
+            .and_then(|f| {
+                self.data
+                    .mount(&t.id, &f)
+                    .map_err(|e| format!("secrets and configs: {e}"))
+            })
+            .map_err(Rejection::Files)?;
         spec.host_config.mounts.extend(mounts);
         spec.endpoints = self.net.endpoints(t);
         let auth = super::services::registry_auth(&t.spec)
@@ -587,7 +616,7 @@ impl Agent {
         &self,
         image: &str,
         auth: Option<serde_json::Value>,
-    ) -> Result<String, String> {
+    ) -> Result<String, PullError> {
         // A digest-pinned reference from the CLI (`repo:tag@sha256:…`) is known locally by
         // its digest or, when it was built or loaded here, by its tag.
         let (name, tag) = split_reference(image);
@@ -613,7 +642,7 @@ impl Agent {
         match super::peerimages::fetch(&self.swarm, &self.images, &wanted).await {
             Ok(()) => Ok(wanted),
             Err(peer) => {
-                tracing::debug!(image, error = %peer, "no peer has the image either");
+                tracing::debug!(image, error = %cause_chain(&peer), "no peer has the image either");
                 Err(pulled)
             }
         }
@@ -625,12 +654,12 @@ impl Agent {
         name: &str,
         tag: Option<&str>,
         auth: Option<serde_json::Value>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PullError> {
         let mut progress = self
             .images
             .pull(name, tag, None, auth)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(PullError::Start)?;
         while let Some(msg) = progress.next().await {
             if let Some(err) = msg.get("errorDetail").or_else(|| msg.get("error")) {
                 let text = err
@@ -638,7 +667,7 @@ impl Agent {
                     .and_then(|m| m.as_str())
                     .map(str::to_owned)
                     .unwrap_or_else(|| err.to_string());
-                return Err(text);
+                return Err(PullError::Registry(text));
             }
         }
         Ok(())
