@@ -34,12 +34,16 @@ pub struct PeerAddr {
     pub addr: String,
 }
 
+/// Why an image source could not export an image (the engine's error, with its causes).
+pub type ExportError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What this node can hand its peers: the engine's images.
 #[async_trait]
 pub trait ImageSource: Send + Sync {
     /// A `docker save` archive of `image` in chunks, or None when this node has no image
     /// by that reference.
-    async fn export(&self, image: &str) -> Result<Option<BoxStream<'static, Vec<u8>>>, String>;
+    async fn export(&self, image: &str)
+        -> Result<Option<BoxStream<'static, Vec<u8>>>, ExportError>;
 }
 
 #[derive(Serialize, Deserialize)]
@@ -73,7 +77,11 @@ impl pb::peer_server::Peer for PeerService {
                 ))
             }
             Ok(None) => Err(Status::not_found(format!("no such image: {}", ask.image))),
-            Err(e) => Err(Status::internal(e)),
+            Err(e) => {
+                // The client gets the message; the log keeps the causes too.
+                tracing::warn!(image = %ask.image, node_id = %caller, error = ?e, "exporting an image for a peer");
+                Err(Status::internal(e.to_string()))
+            }
         }
     }
 }

@@ -147,141 +147,34 @@ pub enum Outcome {
 impl State {
     /// Applies one committed command at log index `index`.
     pub fn apply(&mut self, index: u64, cmd: &Command) -> Outcome {
+        let at = cmd.at.as_str();
         match &cmd.op {
-            Op::Init { cluster, node } => {
-                let mut cluster = (**cluster).clone();
-                stamp_new(&mut cluster.meta, index, &cmd.at);
-                let mut node = (**node).clone();
-                stamp_new(&mut node.meta, index, &cmd.at);
-                crate::tunnels::assign(&self.nodes, self.nodes.get(&node.id), &mut node);
-                // A re-formed cluster keeps its nodes (force-new-cluster) but the new single
-                // manager is the one in the command.
-                let fresh = self.cluster.is_none();
-                let cluster_id = cluster.id.clone();
-                self.cluster = Some(cluster);
-                self.nodes.insert(node.id.clone(), node);
-                if fresh {
-                    // Docker makes the routing mesh's network with the swarm.
-                    self.create_ingress(&cluster_id, index, &cmd.at);
-                }
-                self.sync_node_sandboxes();
-                Outcome::Done { version: index }
-            }
+            Op::Init { cluster, node } => self.init(index, at, cluster, node),
             Op::UpdateCluster { version, cluster } => {
-                let Some(cur) = self.cluster.as_mut() else {
-                    return Outcome::NotFound {
-                        what: "cluster".into(),
-                    };
-                };
-                if version.is_some_and(|v| v != cur.meta.version) {
-                    return Outcome::OutOfSequence;
-                }
-                let created = cur.meta.created_at.clone();
-                *cur = (**cluster).clone();
-                cur.meta.created_at = created;
-                stamp(&mut cur.meta, index, &cmd.at);
-                Outcome::Done { version: index }
+                self.update_cluster(index, at, *version, cluster)
             }
-            Op::PutNode { version, node } => {
-                let mut node = (**node).clone();
-                match self.nodes.get(&node.id) {
-                    Some(cur) => {
-                        if version.is_some_and(|v| v != cur.meta.version) {
-                            return Outcome::OutOfSequence;
-                        }
-                        node.meta.created_at = cur.meta.created_at.clone();
-                        stamp(&mut node.meta, index, &cmd.at);
-                    }
-                    None if version.is_some() => {
-                        return Outcome::NotFound {
-                            what: format!("node {}", node.id),
-                        }
-                    }
-                    None => stamp_new(&mut node.meta, index, &cmd.at),
-                }
-                crate::tunnels::assign(&self.nodes, self.nodes.get(&node.id), &mut node);
-                self.nodes.insert(node.id.clone(), node);
-                self.sync_node_sandboxes();
-                Outcome::Done { version: index }
-            }
+            Op::PutNode { version, node } => self.put_node(index, at, *version, node),
             Op::NodeStatus {
                 id,
                 state,
                 message,
                 addr,
-            } => {
-                let Some(node) = self.nodes.get_mut(id) else {
-                    return Outcome::Unchanged;
-                };
-                let addr_same = addr.as_ref().is_none_or(|a| *a == node.addr);
-                if node.state == *state && node.message == *message && addr_same {
-                    return Outcome::Unchanged;
-                }
-                node.state = *state;
-                node.message = message.clone();
-                if let Some(a) = addr {
-                    node.addr = a.clone();
-                }
-                stamp(&mut node.meta, index, &cmd.at);
-                Outcome::Done { version: index }
-            }
+            } => self.node_status(index, at, id, *state, message, addr.as_deref()),
             Op::PutData {
                 kind,
                 version,
                 object,
-            } => {
-                let mut object = (**object).clone();
-                let map = self.data_mut(*kind);
-                match (map.get(&object.id), version) {
-                    (Some(cur), Some(v)) if cur.meta.version != *v => {
-                        return Outcome::OutOfSequence
-                    }
-                    (Some(cur), Some(_)) => {
-                        object.meta.created_at = cur.meta.created_at.clone();
-                        stamp(&mut object.meta, index, &cmd.at);
-                    }
-                    (Some(_), None) => {
-                        return Outcome::AlreadyExists {
-                            what: format!("{} {}", kind.as_str(), object.id),
-                        }
-                    }
-                    (None, Some(_)) => {
-                        return Outcome::NotFound {
-                            what: format!("{} {}", kind.as_str(), object.id),
-                        }
-                    }
-                    (None, None) => {
-                        if map.values().any(|o| o.name == object.name) {
-                            return Outcome::AlreadyExists {
-                                what: format!("{} {}", kind.as_str(), object.name),
-                            };
-                        }
-                        stamp_new(&mut object.meta, index, &cmd.at);
-                    }
-                }
-                map.insert(object.id.clone(), object);
-                Outcome::Done { version: index }
-            }
-            Op::RemoveData { kind, id } => {
-                if let Some(message) = self.data_in_use(*kind, id) {
-                    return Outcome::Refused { message };
-                }
-                match self.data_mut(*kind).remove(id) {
-                    Some(_) => Outcome::Done { version: index },
-                    None => Outcome::NotFound {
-                        what: format!("{} {id}", kind.as_str()),
-                    },
-                }
-            }
+            } => self.put_data(index, at, *kind, *version, object),
+            Op::RemoveData { kind, id } => self.remove_data(index, *kind, id),
             Op::PutService {
                 version,
                 service,
                 new_spec,
-            } => self.put_service(index, &cmd.at, *version, service, *new_spec),
-            Op::RemoveService { id } => self.remove_service(index, &cmd.at, id),
-            Op::Tasks(changes) => self.apply_tasks(index, &cmd.at, changes),
-            Op::Rollout(change) => self.rollout(index, &cmd.at, change),
-            Op::CreateNetwork(n) => self.create_network(index, &cmd.at, n),
+            } => self.put_service(index, at, *version, service, *new_spec),
+            Op::RemoveService { id } => self.remove_service(index, at, id),
+            Op::Tasks(changes) => self.apply_tasks(index, at, changes),
+            Op::Rollout(change) => self.rollout(index, at, change),
+            Op::CreateNetwork(n) => self.create_network(index, at, n),
             Op::RemoveNetwork { id } => self.remove_network(index, id),
             Op::AttachContainer {
                 network_id,
@@ -299,15 +192,7 @@ impl State {
                 self.detach_container(network_id, node_id, container_id);
                 Outcome::Done { version: index }
             }
-            Op::RemoveNode { id } => match self.nodes.remove(id) {
-                Some(_) => {
-                    self.sync_node_sandboxes();
-                    Outcome::Done { version: index }
-                }
-                None => Outcome::NotFound {
-                    what: format!("node {id}"),
-                },
-            },
+            Op::RemoveNode { id } => self.remove_node(index, id),
         }
     }
 
@@ -366,6 +251,167 @@ impl State {
 }
 
 impl State {
+    /// `Op::Init`: the cluster object and its first manager. A re-formed cluster
+    /// (force-new-cluster) keeps its nodes, but the single manager is the one in the command.
+    fn init(&mut self, index: u64, at: &str, cluster: &Cluster, node: &Node) -> Outcome {
+        let mut cluster = cluster.clone();
+        stamp_new(&mut cluster.meta, index, at);
+        let mut node = node.clone();
+        stamp_new(&mut node.meta, index, at);
+        crate::tunnels::assign(&self.nodes, self.nodes.get(&node.id), &mut node);
+        let fresh = self.cluster.is_none();
+        let cluster_id = cluster.id.clone();
+        self.cluster = Some(cluster);
+        self.nodes.insert(node.id.clone(), node);
+        if fresh {
+            // Docker makes the routing mesh's network with the swarm.
+            self.create_ingress(&cluster_id, index, at);
+        }
+        self.sync_node_sandboxes();
+        Outcome::Done { version: index }
+    }
+
+    /// `Op::UpdateCluster`: replaces the cluster object (keeping its creation time) if it is
+    /// still at `version`.
+    fn update_cluster(
+        &mut self,
+        index: u64,
+        at: &str,
+        version: Option<u64>,
+        cluster: &Cluster,
+    ) -> Outcome {
+        let Some(cur) = self.cluster.as_mut() else {
+            return Outcome::NotFound {
+                what: "cluster".into(),
+            };
+        };
+        if version.is_some_and(|v| v != cur.meta.version) {
+            return Outcome::OutOfSequence;
+        }
+        let created = cur.meta.created_at.clone();
+        *cur = cluster.clone();
+        cur.meta.created_at = created;
+        stamp(&mut cur.meta, index, at);
+        Outcome::Done { version: index }
+    }
+
+    /// `Op::PutNode`: creates a node, or replaces one still at `version`.
+    fn put_node(&mut self, index: u64, at: &str, version: Option<u64>, node: &Node) -> Outcome {
+        let mut node = node.clone();
+        match self.nodes.get(&node.id) {
+            Some(cur) => {
+                if version.is_some_and(|v| v != cur.meta.version) {
+                    return Outcome::OutOfSequence;
+                }
+                node.meta.created_at = cur.meta.created_at.clone();
+                stamp(&mut node.meta, index, at);
+            }
+            None if version.is_some() => {
+                return Outcome::NotFound {
+                    what: format!("node {}", node.id),
+                }
+            }
+            None => stamp_new(&mut node.meta, index, at),
+        }
+        crate::tunnels::assign(&self.nodes, self.nodes.get(&node.id), &mut node);
+        self.nodes.insert(node.id.clone(), node);
+        self.sync_node_sandboxes();
+        Outcome::Done { version: index }
+    }
+
+    /// `Op::NodeStatus`: a liveness change; unchanged when the node is gone or already
+    /// there.
+    fn node_status(
+        &mut self,
+        index: u64,
+        at: &str,
+        id: &str,
+        state: NodeState,
+        message: &str,
+        addr: Option<&str>,
+    ) -> Outcome {
+        let Some(node) = self.nodes.get_mut(id) else {
+            return Outcome::Unchanged;
+        };
+        let addr_same = addr.is_none_or(|a| a == node.addr);
+        if node.state == state && node.message == message && addr_same {
+            return Outcome::Unchanged;
+        }
+        node.state = state;
+        node.message = message.to_owned();
+        if let Some(a) = addr {
+            node.addr = a.to_owned();
+        }
+        stamp(&mut node.meta, index, at);
+        Outcome::Done { version: index }
+    }
+
+    fn remove_node(&mut self, index: u64, id: &str) -> Outcome {
+        match self.nodes.remove(id) {
+            Some(_) => {
+                self.sync_node_sandboxes();
+                Outcome::Done { version: index }
+            }
+            None => Outcome::NotFound {
+                what: format!("node {id}"),
+            },
+        }
+    }
+
+    /// `Op::PutData`: creates a secret or config (its name must be free), or replaces one
+    /// still at `version`.
+    fn put_data(
+        &mut self,
+        index: u64,
+        at: &str,
+        kind: DataKind,
+        version: Option<u64>,
+        object: &DataObject,
+    ) -> Outcome {
+        let mut object = object.clone();
+        let map = self.data_mut(kind);
+        match (map.get(&object.id), version) {
+            (Some(cur), Some(v)) if cur.meta.version != v => return Outcome::OutOfSequence,
+            (Some(cur), Some(_)) => {
+                object.meta.created_at = cur.meta.created_at.clone();
+                stamp(&mut object.meta, index, at);
+            }
+            (Some(_), None) => {
+                return Outcome::AlreadyExists {
+                    what: format!("{} {}", kind.as_str(), object.id),
+                }
+            }
+            (None, Some(_)) => {
+                return Outcome::NotFound {
+                    what: format!("{} {}", kind.as_str(), object.id),
+                }
+            }
+            (None, None) => {
+                if map.values().any(|o| o.name == object.name) {
+                    return Outcome::AlreadyExists {
+                        what: format!("{} {}", kind.as_str(), object.name),
+                    };
+                }
+                stamp_new(&mut object.meta, index, at);
+            }
+        }
+        map.insert(object.id.clone(), object);
+        Outcome::Done { version: index }
+    }
+
+    /// `Op::RemoveData`: refused while a service refers to it.
+    fn remove_data(&mut self, index: u64, kind: DataKind, id: &str) -> Outcome {
+        if let Some(message) = self.data_in_use(kind, id) {
+            return Outcome::Refused { message };
+        }
+        match self.data_mut(kind).remove(id) {
+            Some(_) => Outcome::Done { version: index },
+            None => Outcome::NotFound {
+                what: format!("{} {id}", kind.as_str()),
+            },
+        }
+    }
+
     fn put_service(
         &mut self,
         index: u64,

@@ -217,10 +217,7 @@ fn restrict_devices_v2(bundle: &Path) -> Result<(), String> {
         return Ok(());
     }
     let path = bundle.join("config.json");
-    let spec: serde_json::Value = std::fs::read(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        .map_err(|e| format!("read {}: {e}", path.display()))?;
+    let spec = read_json(&path).map_err(|e| error_chain(&e))?;
     let Some(list) = spec["linux"]["resources"]["devices"].as_array() else {
         return Ok(());
     };
@@ -229,6 +226,50 @@ fn restrict_devices_v2(bundle: &Path) -> Result<(), String> {
         .as_str()
         .ok_or("the spec has no linux.cgroupsPath")?;
     devices::attach(&root.join(cgroup.trim_start_matches('/')), &rules)
+}
+
+/// Why a JSON file could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadJsonError {
+    #[error("read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("read {}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value, ReadJsonError> {
+    let bytes = std::fs::read(path).map_err(|source| ReadJsonError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| ReadJsonError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// An error and its causes as one line (`message: cause: cause`), the runtime's error
+/// messages being single log lines; a cause whose text already ends the line is not repeated.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = e.to_string();
+    let mut cur = e.source();
+    while let Some(cause) = cur {
+        let text = cause.to_string();
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cur = cause.source();
+    }
+    line
 }
 
 fn log_error(log: Option<&Path>, msg: &str) {

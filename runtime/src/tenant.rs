@@ -26,6 +26,7 @@ use libcontainer::notify_socket::{NotifyListener, NotifySocket};
 use libcontainer::oci_spec::runtime::{
     LinuxBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, Process, Spec,
 };
+use libcontainer::oci_spec::OciSpecError;
 use libcontainer::process::args::{ContainerArgs, ContainerType};
 use libcontainer::process::container_main_process::container_main_process;
 use libcontainer::syscall::syscall::SyscallType;
@@ -35,6 +36,23 @@ use libcontainer::workload::Executor;
 /// The namespaces an exec'd process joins, as /proc/<pid>/ns names; the user namespace is
 /// not among them, as in libcontainer's tenant builder (berthd makes none).
 const JOINED_NAMESPACES: &[&str] = &["ipc", "uts", "net", "pid", "mnt", "cgroup", "time"];
+
+/// Why the spec of an exec'd process could not be made from the container's.
+#[derive(Debug, thiserror::Error)]
+pub enum TenantSpecError {
+    #[error("the container's spec has no linux section")]
+    NoLinux,
+    /// The namespace to join could not be named or described.
+    #[error("namespace {name}: {source}")]
+    Namespace {
+        name: &'static str,
+        #[source]
+        source: OciSpecError,
+    },
+    /// The reduced `linux` section could not be built.
+    #[error("{0}")]
+    Linux(#[source] OciSpecError),
+}
 
 /// What `exec` was asked to start.
 pub struct ExecRequest<'a> {
@@ -64,7 +82,7 @@ pub fn exec(req: &ExecRequest<'_>, executor: impl Executor + 'static) -> Result<
         .ok_or_else(|| format!("container {} has no init pid", req.id))?;
     let spec = load_spec(container.bundle())?;
     let process = load_process(req.process)?;
-    let spec = tenant_spec(spec, process, init_pid.as_raw())?;
+    let spec = tenant_spec(spec, process, init_pid.as_raw()).map_err(|e| crate::error_chain(&e))?;
     let terminal = spec
         .process()
         .as_ref()
@@ -103,11 +121,12 @@ pub fn exec(req: &ExecRequest<'_>, executor: impl Executor + 'static) -> Result<
 /// init's, and `linux` reduced to what joining a running container uses — the init's
 /// namespaces by path, the cgroup, personality and time offsets — plus the seccomp profile.
 /// Resources, devices, masked paths, sysctls and mounts were applied once, for the init.
-pub fn tenant_spec(mut spec: Spec, process: Process, init_pid: i32) -> Result<Spec, String> {
-    let linux = spec
-        .linux()
-        .as_ref()
-        .ok_or("the container's spec has no linux section")?;
+pub fn tenant_spec(
+    mut spec: Spec,
+    process: Process,
+    init_pid: i32,
+) -> Result<Spec, TenantSpecError> {
+    let linux = spec.linux().as_ref().ok_or(TenantSpecError::NoLinux)?;
     let declared: Vec<LinuxNamespaceType> = linux
         .namespaces()
         .as_deref()
@@ -117,14 +136,15 @@ pub fn tenant_spec(mut spec: Spec, process: Process, init_pid: i32) -> Result<Sp
         .collect();
     let mut namespaces = Vec::new();
     for name in JOINED_NAMESPACES {
-        let typ = LinuxNamespaceType::try_from(*name).map_err(|e| e.to_string())?;
+        let namespace_error = |source| TenantSpecError::Namespace { name, source };
+        let typ = LinuxNamespaceType::try_from(*name).map_err(namespace_error)?;
         if declared.contains(&typ) {
             namespaces.push(
                 LinuxNamespaceBuilder::default()
                     .typ(typ)
                     .path(PathBuf::from(format!("/proc/{init_pid}/ns/{name}")))
                     .build()
-                    .map_err(|e| e.to_string())?,
+                    .map_err(namespace_error)?,
             );
         }
     }
@@ -141,7 +161,7 @@ pub fn tenant_spec(mut spec: Spec, process: Process, init_pid: i32) -> Result<Sp
     if let Some(s) = linux.seccomp() {
         b = b.seccomp(s.clone());
     }
-    let mut linux = b.build().map_err(|e| e.to_string())?;
+    let mut linux = b.build().map_err(TenantSpecError::Linux)?;
     // The builder fills in the OCI defaults; none of them applies to a joining process.
     linux
         .set_resources(None)

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::backend::ImageBackend;
+use berth_api::error::{cause_chain, ApiError};
 use berth_raft::logs::LogSubscription;
 use berth_raft::rpc::{Assignments, Reply, Request, TaskReport};
 use berth_raft::state::now;
@@ -28,9 +29,37 @@ use super::taskspec::{container_name, container_spec, LABEL_TASK_ID};
 use crate::container::executor::{ContainerExecutor, RemoveOptions, StopOptions, WaitUntil};
 use crate::container::health::HealthStatus;
 
+use crate::container::model::ContainerSpec;
+use crate::container::Containers;
+
 /// How often a starting task's health is looked at (a memory read; probes run on their own).
 const HEALTH_POLL: Duration = Duration::from_millis(100);
-use crate::container::Containers;
+
+/// Resolves when a task's container exits.
+type Exit = futures_util::future::BoxFuture<'static, crate::container::executor::ExitStatus>;
+
+/// Why a task is rejected before its container exists; the message becomes the task's
+/// error.
+#[derive(Debug, thiserror::Error)]
+enum Rejection {
+    /// Its secrets and configs could not be read or mounted.
+    #[error("{0}")]
+    Files(String),
+    /// Its image is not here and could not be pulled (nor fetched from a peer).
+    #[error(transparent)]
+    Image(#[from] PullError),
+}
+
+/// Why pulling a task's image failed.
+#[derive(Debug, thiserror::Error)]
+enum PullError {
+    /// The engine refused to start the pull.
+    #[error("{0}")]
+    Start(#[source] ApiError),
+    /// The registry's error, as the pull's progress reported it.
+    #[error("{0}")]
+    Registry(String),
+}
 
 /// What this node does with a task.
 #[derive(Debug, Clone, PartialEq)]
@@ -303,6 +332,9 @@ impl Agent {
         self.data.release(&t.id);
     }
 
+    /// Runs one assigned task: its container is prepared (secrets and configs, networks,
+    /// image), created and started; a task with a healthcheck waits for its first passing
+    /// probe before it is reported running, then it is watched until it ends.
     async fn run_task(
         self: Arc<Self>,
         t: Task,
@@ -311,39 +343,10 @@ impl Agent {
     ) {
         self.report(&t, TaskState::Accepted, "accepted", |_| {});
         self.report(&t, TaskState::Preparing, "preparing", |_| {});
-        let mut spec = container_spec(&t, &node_id);
-        let mounts = files.and_then(|f| {
-            self.data
-                .mount(&t.id, &f)
-                .map_err(|e| format!("secrets and configs: {e}"))
-        });
-        match mounts {
-            Ok(m) => spec.host_config.mounts.extend(m),
+        let spec = match self.prepare(&t, &node_id, files).await {
+            Ok(spec) => spec,
             Err(e) => {
-                self.done(&t);
-                self.report(&t, TaskState::Rejected, "preparing", |s| s.err = e);
-                return;
-            }
-        }
-        spec.endpoints = self.net.endpoints(&t);
-        let auth = super::services::registry_auth(&t.spec)
-            .and_then(|a| berth_api::routes::images::decode_json_b64(&a));
-        match self.ensure_image(&spec.config.image, auth).await {
-            Ok(image) => spec.config.image = image,
-            Err(e) => {
-                self.done(&t);
-                self.report(&t, TaskState::Rejected, "preparing", |s| s.err = e);
-                return;
-            }
-        }
-        if self.cancelled(&t) {
-            self.done(&t);
-            self.report(&t, TaskState::Shutdown, "shutdown", |_| {});
-            return;
-        }
-        let created = match ContainerExecutor::create(&self.containers, spec).await {
-            Ok(c) => c,
-            Err(e) => {
+                tracing::debug!(task = %t.id, error = %cause_chain(&e), "task rejected");
                 self.done(&t);
                 self.report(&t, TaskState::Rejected, "preparing", |s| {
                     s.err = e.to_string()
@@ -351,68 +354,26 @@ impl Agent {
                 return;
             }
         };
-        let id = created.id;
-        self.report(&t, TaskState::Starting, "starting", |s| {
-            s.container_id = id.clone()
-        });
-        let exit = match ContainerExecutor::wait(&self.containers, &id, WaitUntil::NextExit).await {
-            Ok(f) => f,
-            Err(e) => {
-                self.done(&t);
-                self.report(&t, TaskState::Failed, "starting", |s| s.err = e.to_string());
-                return;
-            }
-        };
-        if let Err(e) = ContainerExecutor::start(&self.containers, &id).await {
+        if self.cancelled(&t) {
             self.done(&t);
-            self.report(&t, TaskState::Failed, "starting", |s| {
-                s.err = e.to_string();
-                s.container_id = id.clone();
-            });
+            self.report(&t, TaskState::Shutdown, "shutdown", |_| {});
             return;
         }
-        let cancelled = {
-            let mut l = self.local();
-            let c = matches!(l.get(&t.id), Some(Local::Cancelled) | None);
-            if !c {
-                l.insert(
-                    t.id.clone(),
-                    Local::Running {
-                        container: id.clone(),
-                    },
-                );
-            }
-            c
+        let Some((id, mut exit)) = self.create_and_start(&t, spec).await else {
+            return;
         };
-        if cancelled {
+        if !self.mark_running(&t, &id) {
             self.local().insert(t.id.clone(), Local::Stopping);
             self.clone().stop_task(t, id).await;
             return;
         }
-        let mut exit = exit;
         // A task with a healthcheck stays "starting" until its first passing probe.
         let gated = matches!(
             ContainerExecutor::health(&self.containers, &id).await,
             Ok(Some(_))
         );
-        if gated {
-            loop {
-                tokio::select! {
-                    e = &mut exit => {
-                        self.ended(&t, &id, e.code);
-                        return;
-                    }
-                    _ = tokio::time::sleep(HEALTH_POLL) => {}
-                }
-                match ContainerExecutor::health(&self.containers, &id).await {
-                    Ok(Some(HealthStatus::Healthy)) | Ok(None) | Err(_) => break,
-                    Ok(Some(HealthStatus::Unhealthy)) => {
-                        self.unhealthy(&t, &id).await;
-                        return;
-                    }
-                    Ok(Some(HealthStatus::Starting)) => {}
-                }
-            }
+        if gated && !self.until_healthy(&t, &id, &mut exit).await {
+            return;
         }
         let pid = self.pid_of(&id);
         self.report(&t, TaskState::Running, "started", |s| {
@@ -422,15 +383,108 @@ impl Agent {
         self.watch(t, id, exit, gated).await;
     }
 
+    /// The spec of the task's container, with its secret and config files mounted, its
+    /// network endpoints and the image as this node knows it (pulled first if need be);
+    /// Err: why the task is rejected.
+    async fn prepare(
+        &self,
+        t: &Task,
+        node_id: &str,
+        files: Result<Vec<TaskFile>, String>,
+    ) -> Result<ContainerSpec, Rejection> {
+        let mut spec = container_spec(t, node_id);
+        let mounts = files
+            .and_then(|f| {
+                self.data
+                    .mount(&t.id, &f)
+                    .map_err(|e| format!("secrets and configs: {e}"))
+            })
+            .map_err(Rejection::Files)?;
+        spec.host_config.mounts.extend(mounts);
+        spec.endpoints = self.net.endpoints(t);
+        let auth = super::services::registry_auth(&t.spec)
+            .and_then(|a| berth_api::routes::images::decode_json_b64(&a));
+        spec.config.image = self.ensure_image(&spec.config.image, auth).await?;
+        Ok(spec)
+    }
+
+    /// Creates the task's container and starts it, with its exit watched from before the
+    /// start; the container and that exit, or None once the failure is reported.
+    async fn create_and_start(&self, t: &Task, spec: ContainerSpec) -> Option<(String, Exit)> {
+        let created = match ContainerExecutor::create(&self.containers, spec).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.done(t);
+                self.report(t, TaskState::Rejected, "preparing", |s| {
+                    s.err = e.to_string()
+                });
+                return None;
+            }
+        };
+        let id = created.id;
+        self.report(t, TaskState::Starting, "starting", |s| {
+            s.container_id = id.clone()
+        });
+        let exit = match ContainerExecutor::wait(&self.containers, &id, WaitUntil::NextExit).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.done(t);
+                self.report(t, TaskState::Failed, "starting", |s| s.err = e.to_string());
+                return None;
+            }
+        };
+        if let Err(e) = ContainerExecutor::start(&self.containers, &id).await {
+            self.done(t);
+            self.report(t, TaskState::Failed, "starting", |s| {
+                s.err = e.to_string();
+                s.container_id = id.clone();
+            });
+            return None;
+        }
+        Some((id, exit))
+    }
+
+    /// Records the task as running in `container`, unless it was told to stop meanwhile
+    /// (false).
+    fn mark_running(&self, t: &Task, container: &str) -> bool {
+        let mut l = self.local();
+        if matches!(l.get(&t.id), Some(Local::Cancelled) | None) {
+            return false;
+        }
+        l.insert(
+            t.id.clone(),
+            Local::Running {
+                container: container.to_owned(),
+            },
+        );
+        true
+    }
+
+    /// Polls a starting task's health until its first passing probe (true); false when it
+    /// ended or turned unhealthy first (already reported).
+    async fn until_healthy(&self, t: &Task, id: &str, exit: &mut Exit) -> bool {
+        loop {
+            tokio::select! {
+                e = &mut *exit => {
+                    self.ended(t, id, e.code);
+                    return false;
+                }
+                _ = tokio::time::sleep(HEALTH_POLL) => {}
+            }
+            match ContainerExecutor::health(&self.containers, id).await {
+                Ok(Some(HealthStatus::Healthy)) | Ok(None) | Err(_) => return true,
+                Ok(Some(HealthStatus::Unhealthy)) => {
+                    self.unhealthy(t, id).await;
+                    return false;
+                }
+                Ok(Some(HealthStatus::Starting)) => {}
+            }
+        }
+    }
+
     /// Waits for a running task's container to end; with a healthcheck, fails the task
     /// when it turns unhealthy.
-    async fn watch(
-        self: Arc<Self>,
-        t: Task,
-        id: String,
-        mut exit: futures_util::future::BoxFuture<'static, crate::container::executor::ExitStatus>,
-        gated: bool,
-    ) {
+    async fn watch(self: Arc<Self>, t: Task, id: String, mut exit: Exit, gated: bool) {
         if !gated {
             let code = exit.await.code;
             self.ended(&t, &id, code);
@@ -562,7 +616,7 @@ impl Agent {
         &self,
         image: &str,
         auth: Option<serde_json::Value>,
-    ) -> Result<String, String> {
+    ) -> Result<String, PullError> {
         // A digest-pinned reference from the CLI (`repo:tag@sha256:…`) is known locally by
         // its digest or, when it was built or loaded here, by its tag.
         let (name, tag) = split_reference(image);
@@ -588,7 +642,7 @@ impl Agent {
         match super::peerimages::fetch(&self.swarm, &self.images, &wanted).await {
             Ok(()) => Ok(wanted),
             Err(peer) => {
-                tracing::debug!(image, error = %peer, "no peer has the image either");
+                tracing::debug!(image, error = %cause_chain(&peer), "no peer has the image either");
                 Err(pulled)
             }
         }
@@ -600,12 +654,12 @@ impl Agent {
         name: &str,
         tag: Option<&str>,
         auth: Option<serde_json::Value>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PullError> {
         let mut progress = self
             .images
             .pull(name, tag, None, auth)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(PullError::Start)?;
         while let Some(msg) = progress.next().await {
             if let Some(err) = msg.get("errorDetail").or_else(|| msg.get("error")) {
                 let text = err
@@ -613,7 +667,7 @@ impl Agent {
                     .and_then(|m| m.as_str())
                     .map(str::to_owned)
                     .unwrap_or_else(|| err.to_string());
-                return Err(text);
+                return Err(PullError::Registry(text));
             }
         }
         Ok(())

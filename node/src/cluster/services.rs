@@ -88,11 +88,23 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
     strip_nulls(&mut v);
     let mut spec: ServiceSpec =
         serde_json::from_value(v).map_err(|e| invalid(format!("invalid service spec: {e}")))?;
+    fill_defaults(&mut spec);
+    check_name_and_image(&spec)?;
+    check_mode(&spec)?;
+    check_placement(&spec)?;
+    check_rollout_configs(&spec)?;
+    resolve_networks(m, &mut spec)?;
+    check_endpoint(&spec)?;
+    check_data_refs(m, &spec)?;
+    Ok(spec)
+}
+
+/// A random name when none is given, and the defaults dockerd stores (and shows), so that a
+/// spec read back and sent again, as `service scale` does, is the same spec.
+fn fill_defaults(spec: &mut ServiceSpec) {
     if spec.name.is_empty() {
         spec.name = random_name();
     }
-    // The defaults dockerd stores (and shows), so that a spec read back and sent again, as
-    // `service scale` does, is the same spec.
     if let Some(cs) = spec
         .task_template
         .container_spec
@@ -107,6 +119,10 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
         .other
         .entry("Runtime".to_owned())
         .or_insert(json!("container"));
+}
+
+/// The name must be a DNS label and the container spec must name an image.
+fn check_name_and_image(spec: &ServiceSpec) -> ApiResult<()> {
     if !valid_name(&spec.name) {
         return Err(invalid(format!(
             "name must be valid as a DNS name component: {:?}",
@@ -123,6 +139,11 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
     if image.is_empty() {
         return Err(invalid("ContainerSpec: image reference must be provided"));
     }
+    Ok(())
+}
+
+/// At most one of the four service modes.
+fn check_mode(spec: &ServiceSpec) -> ApiResult<()> {
     let modes = [
         spec.mode.replicated.is_some(),
         spec.mode.global.is_some(),
@@ -134,6 +155,11 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
             "service mode must be exactly one of replicated, global, replicated-job or global-job",
         ));
     }
+    Ok(())
+}
+
+/// Placement constraints and spread preferences the scheduler can parse.
+fn check_placement(spec: &ServiceSpec) -> ApiResult<()> {
     if let Some(p) = &spec.task_template.placement {
         for c in &p.constraints {
             berth_scheduler::Constraint::parse(c).map_err(invalid)?;
@@ -142,26 +168,35 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
             berth_scheduler::Preference::spread(&d).map_err(invalid)?;
         }
     }
-    if let Some(u) = spec
+    Ok(())
+}
+
+/// The failure action and order of the update config (or, without one, of the rollback
+/// config) must be ones swarmkit knows.
+fn check_rollout_configs(spec: &ServiceSpec) -> ApiResult<()> {
+    let Some(u) = spec
         .update_config
         .iter()
         .chain(&spec.rollback_config)
         .next()
-    {
-        if let Some(a) = u.failure_action.as_deref() {
-            if !matches!(a, "" | "pause" | "continue" | "rollback") {
-                return Err(invalid(format!("invalid FailureAction {a:?}")));
-            }
-        }
-        if let Some(o) = u.order.as_deref() {
-            if !matches!(o, "" | "stop-first" | "start-first") {
-                return Err(invalid(format!("invalid Order {o:?}")));
-            }
+    else {
+        return Ok(());
+    };
+    if let Some(a) = u.failure_action.as_deref() {
+        if !matches!(a, "" | "pause" | "continue" | "rollback") {
+            return Err(invalid(format!("invalid FailureAction {a:?}")));
         }
     }
-    resolve_networks(m, &mut spec)?;
-    check_endpoint(&spec)?;
-    // Secrets and configs must exist; the reference names them by ID and name.
+    if let Some(o) = u.order.as_deref() {
+        if !matches!(o, "" | "stop-first" | "start-first") {
+            return Err(invalid(format!("invalid Order {o:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Secrets and configs must exist; the reference names them by ID and name.
+fn check_data_refs(m: &Manager, spec: &ServiceSpec) -> ApiResult<()> {
     for (key, id_key, name_key, kind) in [
         ("Secrets", "SecretID", "SecretName", DataKind::Secret),
         ("Configs", "ConfigID", "ConfigName", DataKind::Config),
@@ -187,7 +222,7 @@ pub fn parse_spec(m: &Manager, v: Value) -> ApiResult<ServiceSpec> {
             }
         }
     }
-    Ok(spec)
+    Ok(())
 }
 
 /// The networks of a service: `TaskTemplate.Networks` (the legacy `Spec.Networks` moved

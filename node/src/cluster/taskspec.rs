@@ -41,26 +41,42 @@ fn string(v: Option<&Value>) -> String {
 pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
     let empty = json!({});
     let cs = t.spec.container_spec.as_ref().unwrap_or(&empty);
+    let name = container_name(t);
+    let labels = task_labels(t, node_id, cs, &name);
+    ContainerSpec {
+        name: Some(name),
+        config: config(cs, labels),
+        host_config: host_config(t, cs),
+        endpoints: BTreeMap::new(),
+    }
+}
+
+/// The service's container labels, with the ones dockerd adds to task containers.
+fn task_labels(t: &Task, node_id: &str, cs: &Value, name: &str) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = cs
         .get("Labels")
         .and_then(|l| serde_json::from_value(l.clone()).ok())
         .unwrap_or_default();
-    let name = container_name(t);
     for (k, v) in [
         (LABEL_SERVICE_ID, t.service_id.clone()),
         ("com.docker.swarm.service.name", t.service_name.clone()),
         (LABEL_TASK_ID, t.id.clone()),
-        ("com.docker.swarm.task.name", name.clone()),
+        ("com.docker.swarm.task.name", name.to_owned()),
         ("com.docker.swarm.node.id", node_id.to_owned()),
         ("com.docker.swarm.task", String::new()),
     ] {
         labels.insert(k.to_owned(), v);
     }
+    labels
+}
+
+/// The container's config from the service's `ContainerSpec` (`cs`).
+fn config(cs: &Value, labels: BTreeMap<String, String>) -> ContainerConfig {
     let grace_secs = cs
         .get("StopGracePeriod")
         .and_then(|g| g.as_i64())
         .map(|ns| ns / 1_000_000_000);
-    let config = ContainerConfig {
+    ContainerConfig {
         hostname: string(cs.get("Hostname")),
         user: string(cs.get("User")),
         tty: cs.get("TTY").and_then(|v| v.as_bool()).unwrap_or(false),
@@ -81,7 +97,12 @@ pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
             .map(str::to_owned),
         stop_timeout: grace_secs,
         ..Default::default()
-    };
+    }
+}
+
+/// The container's host config from the service's `ContainerSpec` (`cs`) and the task
+/// template's resources, log driver and host-mode ports.
+fn host_config(t: &Task, cs: &Value) -> HostConfig {
     let limits = t.spec.resources.as_ref().and_then(|r| r.limits.clone());
     let reservations = t
         .spec
@@ -89,8 +110,7 @@ pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
         .as_ref()
         .and_then(|r| r.reservations.clone());
     let dns = cs.get("DNSConfig");
-    let log = t.spec.other.get("LogDriver");
-    let host_config = HostConfig {
+    HostConfig {
         network_mode: "default".into(),
         mounts: cs
             .get("Mounts")
@@ -108,15 +128,7 @@ pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
         dns: strings(dns.and_then(|d| d.get("Nameservers"))),
         dns_search: strings(dns.and_then(|d| d.get("Search"))),
         dns_options: strings(dns.and_then(|d| d.get("Options"))),
-        // Swarm's `Hosts` are "IP host..." lines; the engine's extra hosts are "host:IP".
-        extra_hosts: strings(cs.get("Hosts"))
-            .iter()
-            .flat_map(|line| {
-                let mut parts = line.split_whitespace();
-                let ip = parts.next().unwrap_or("").to_owned();
-                parts.map(move |h| format!("{h}:{ip}")).collect::<Vec<_>>()
-            })
-            .collect(),
+        extra_hosts: extra_hosts(cs),
         ulimits: cs
             .get("Ulimits")
             .and_then(|u| serde_json::from_value::<Vec<Ulimit>>(u.clone()).ok())
@@ -125,24 +137,37 @@ pub fn container_spec(t: &Task, node_id: &str) -> ContainerSpec {
         memory: limits.as_ref().map(|l| l.memory_bytes).unwrap_or(0),
         pids_limit: limits.as_ref().map(|l| l.pids).filter(|p| *p > 0),
         memory_reservation: reservations.map(|r| r.memory_bytes).unwrap_or(0),
-        log_config: log
-            .map(|l| LogConfig {
-                kind: string(l.get("Name")),
-                config: l
-                    .get("Options")
-                    .and_then(|o| serde_json::from_value(o.clone()).ok())
-                    .unwrap_or_default(),
-            })
-            .unwrap_or_default(),
+        log_config: log_config(t),
         port_bindings: host_ports(t),
         ..Default::default()
-    };
-    ContainerSpec {
-        name: Some(name),
-        config,
-        host_config,
-        endpoints: BTreeMap::new(),
     }
+}
+
+/// Swarm's `Hosts` are "IP host..." lines; the engine's extra hosts are "host:IP".
+fn extra_hosts(cs: &Value) -> Vec<String> {
+    strings(cs.get("Hosts"))
+        .iter()
+        .flat_map(|line| {
+            let mut parts = line.split_whitespace();
+            let ip = parts.next().unwrap_or("").to_owned();
+            parts.map(move |h| format!("{h}:{ip}")).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The task template's log driver, if it names one.
+fn log_config(t: &Task) -> LogConfig {
+    t.spec
+        .other
+        .get("LogDriver")
+        .map(|l| LogConfig {
+            kind: string(l.get("Name")),
+            config: l
+                .get("Options")
+                .and_then(|o| serde_json::from_value(o.clone()).ok())
+                .unwrap_or_default(),
+        })
+        .unwrap_or_default()
 }
 
 /// Host-mode published ports of the service, as the engine's port bindings.

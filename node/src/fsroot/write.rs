@@ -119,99 +119,151 @@ impl<'r> Writer<'r> {
         })?;
         let path = self.inside(&clean);
         if clean.as_os_str().is_empty() {
-            // The base itself: only a directory's attributes can apply.
-            if entry.is_dir() {
-                let (dir, _) = self.root.mkdir_all(&path, self.opts.parent_mode, None)?;
-                self.attrs_fd(&dir, &path, meta, true)?;
-                self.dir_times.push((path, *meta));
-            }
-            return Ok(());
+            return self.create_base(path, &entry, meta);
         }
         let (dir, name) =
             self.root
                 .parent_create(&path, self.opts.parent_mode, self.opts.parent_owner)?;
         let name = name.as_os_str();
-        if let Some(existing) = lstat_at(&dir, name) {
-            let is_dir = Kind::of(&existing) == Kind::Dir;
-            if is_dir && entry.is_dir() {
-                self.attrs_at(&dir, name, &path, meta, true)?;
-                self.dir_times.push((path, *meta));
-                return Ok(());
-            }
-            if self.opts.no_overwrite_dir_non_dir && is_dir != entry.is_dir() {
-                let what = if entry.is_dir() {
-                    "directory"
-                } else {
-                    "non-directory"
-                };
-                return Err(RootError::new(
-                    "extract",
-                    &path,
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("cannot overwrite {} with a {what}", kind_name(is_dir)),
-                    ),
-                ));
-            }
-            remove_at(&dir, name).map_err(|e| RootError::new("replace", &path, e))?;
+        if self.keep_or_remove(&dir, name, &path, entry.is_dir(), meta)? {
+            return Ok(());
         }
-        let err = |op: &'static str| {
-            let p = path.clone();
-            move |e: Errno| RootError::new(op, &p, e)
+        self.make(&dir, name, path, entry, meta)
+    }
+
+    /// The base itself: only a directory's attributes can apply.
+    fn create_base(
+        &mut self,
+        path: String,
+        entry: &Entry<'_>,
+        meta: &Meta,
+    ) -> Result<(), RootError> {
+        if entry.is_dir() {
+            let (dir, _) = self.root.mkdir_all(&path, self.opts.parent_mode, None)?;
+            self.attrs_fd(&dir, &path, meta, true)?;
+            self.dir_times.push((path, *meta));
+        }
+        Ok(())
+    }
+
+    /// Deals with what is already at `name` in `dir`: a directory where a directory goes is
+    /// kept and given the new attributes (true); anything else is removed, unless it would
+    /// replace a directory with a non-directory or the reverse under
+    /// `no_overwrite_dir_non_dir` (an error).
+    fn keep_or_remove(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        path: &str,
+        want_dir: bool,
+        meta: &Meta,
+    ) -> Result<bool, RootError> {
+        let Some(existing) = lstat_at(dir, name) else {
+            return Ok(false);
         };
-        match entry {
+        let is_dir = Kind::of(&existing) == Kind::Dir;
+        if is_dir && want_dir {
+            self.attrs_at(dir, name, path, meta, true)?;
+            self.dir_times.push((path.to_owned(), *meta));
+            return Ok(true);
+        }
+        if self.opts.no_overwrite_dir_non_dir && is_dir != want_dir {
+            let what = if want_dir {
+                "directory"
+            } else {
+                "non-directory"
+            };
+            return Err(RootError::new(
+                "extract",
+                path,
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("cannot overwrite {} with a {what}", kind_name(is_dir)),
+                ),
+            ));
+        }
+        remove_at(dir, name).map_err(|e| RootError::new("replace", path, e))?;
+        Ok(false)
+    }
+
+    /// Makes the new entry `name` in `dir` (nothing is there) and sets its attributes.
+    fn make(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        path: String,
+        entry: Entry<'_>,
+        meta: &Meta,
+    ) -> Result<(), RootError> {
+        let (kind, major, minor) = match entry {
             Entry::Dir => {
-                nix::sys::stat::mkdirat(&dir, name, Mode::from_bits_truncate(0o700))
-                    .map_err(err("create"))?;
-                self.attrs_at(&dir, name, &path, meta, true)?;
+                nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(0o700))
+                    .map_err(errno("create", &path))?;
+                self.attrs_at(dir, name, &path, meta, true)?;
                 self.dir_times.push((path, *meta));
                 return Ok(());
             }
-            Entry::File(data) => {
-                let fd = nix::fcntl::openat(
-                    &dir,
-                    name,
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(err("create"))?;
-                let mut f = std::fs::File::from(fd);
-                io::copy(data, &mut f).map_err(|e| RootError::new("write", &path, e))?;
-                let fd = OwnedFd::from(f);
-                self.attrs_fd(&fd, &path, meta, false)?;
-                return set_times_fd(&fd, meta).map_err(err("set times of"));
-            }
-            Entry::Symlink(target) => {
-                nix::unistd::symlinkat(target, &dir, name).map_err(err("symlink"))?;
-                if self.opts.chown {
-                    nix::unistd::fchownat(
-                        &dir,
-                        name,
-                        Some(meta.uid.into()),
-                        Some(meta.gid.into()),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(err("chown"))?;
-                }
-                return set_times_at(&dir, name, meta).map_err(err("set times of"));
-            }
+            Entry::File(data) => return self.make_file(dir, name, &path, data, meta),
+            Entry::Symlink(target) => return self.make_symlink(dir, name, &path, target, meta),
             Entry::Link(target) => {
                 let (tdir, tname) = self.root.parent(target)?;
-                nix::unistd::linkat(&tdir, tname.as_os_str(), &dir, name, AtFlags::empty())
-                    .map_err(err("link"))?;
+                nix::unistd::linkat(&tdir, tname.as_os_str(), dir, name, AtFlags::empty())
+                    .map_err(errno("link", &path))?;
                 return Ok(());
             }
-            Entry::Char(major, minor) => mknod(&dir, name, SFlag::S_IFCHR, major, minor),
-            Entry::Block(major, minor) => mknod(&dir, name, SFlag::S_IFBLK, major, minor),
-            Entry::Fifo => mknod(&dir, name, SFlag::S_IFIFO, 0, 0),
+            Entry::Char(major, minor) => (SFlag::S_IFCHR, major, minor),
+            Entry::Block(major, minor) => (SFlag::S_IFBLK, major, minor),
+            Entry::Fifo => (SFlag::S_IFIFO, 0, 0),
+        };
+        mknod(dir, name, kind, major, minor).map_err(errno("mknod", &path))?;
+        self.attrs_at(dir, name, &path, meta, false)?;
+        set_times_at(dir, name, meta).map_err(errno("set times of", &path))
+    }
+
+    /// A regular file with `data` as its content.
+    fn make_file(
+        &self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        path: &str,
+        data: &mut dyn Read,
+        meta: &Meta,
+    ) -> Result<(), RootError> {
+        let fd = nix::fcntl::openat(
+            dir,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(errno("create", path))?;
+        let mut f = std::fs::File::from(fd);
+        io::copy(data, &mut f).map_err(|e| RootError::new("write", path, e))?;
+        let fd = OwnedFd::from(f);
+        self.attrs_fd(&fd, path, meta, false)?;
+        set_times_fd(&fd, meta).map_err(errno("set times of", path))
+    }
+
+    /// A symbolic link to `target` (owner set on the link itself; no mode, as on Linux).
+    fn make_symlink(
+        &self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        path: &str,
+        target: &OsStr,
+        meta: &Meta,
+    ) -> Result<(), RootError> {
+        nix::unistd::symlinkat(target, dir, name).map_err(errno("symlink", path))?;
+        if self.opts.chown {
+            nix::unistd::fchownat(
+                dir,
+                name,
+                Some(meta.uid.into()),
+                Some(meta.gid.into()),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(errno("chown", path))?;
         }
-        .map_err(err("mknod"))?;
-        self.attrs_at(&dir, name, &path, meta, false)?;
-        set_times_at(&dir, name, meta).map_err(err("set times of"))
+        set_times_at(dir, name, meta).map_err(errno("set times of", path))
     }
 
     fn attrs_at(
@@ -266,6 +318,11 @@ impl<'r> Writer<'r> {
         }
         Ok(())
     }
+}
+
+/// Turns an errno of `op` on `path` into the root's error.
+fn errno<'p>(op: &'static str, path: &'p str) -> impl FnOnce(Errno) -> RootError + 'p {
+    move |e| RootError::new(op, path, e)
 }
 
 fn kind_name(is_dir: bool) -> &'static str {

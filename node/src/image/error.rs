@@ -57,6 +57,10 @@ pub enum ImageError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Image metadata whose format version this berthd does not know (written by a newer
+    /// one); `what` names the record (its key, or its file).
+    #[error("image metadata {what} has format version {found}, which this berthd does not know (it reads versions up to {supported}): it was written by a newer berthd; start one at least as new", supported = crate::image::store::format::METADATA_VERSION)]
+    MetadataVersion { what: String, found: String },
     /// A registry answered that the repository, tag or manifest does not exist.
     #[error("{0}")]
     RemoteNotFound(String),
@@ -115,6 +119,7 @@ impl ImageError {
             ImageError::Io { .. }
             | ImageError::Mount { .. }
             | ImageError::Corrupt { .. }
+            | ImageError::MetadataVersion { .. }
             | ImageError::Store(_)
             | ImageError::Registry(_)
             | ImageError::Internal(_) => ErrorKind::Internal,

@@ -71,6 +71,26 @@ fn global_nodes<'a>(state: &'a State, svc: &Service) -> Vec<&'a Node> {
         .collect()
 }
 
+/// The tasks of the service's current job iteration by group, oldest first in each.
+fn groups_of<'t>(svc: &Service, tasks: &[&'t Task]) -> BTreeMap<Group, Vec<&'t Task>> {
+    let mut groups: BTreeMap<Group, Vec<&Task>> = BTreeMap::new();
+    for t in tasks {
+        if t.job_iteration != svc.job_iteration {
+            continue;
+        }
+        let g = if t.slot > 0 {
+            Group::Slot(t.slot)
+        } else {
+            Group::Node(t.node_id.clone())
+        };
+        groups.entry(g).or_default().push(t);
+    }
+    for g in groups.values_mut() {
+        g.sort_by(|a, b| a.meta.created_at.cmp(&b.meta.created_at));
+    }
+    groups
+}
+
 pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
@@ -97,24 +117,20 @@ impl Round<'_> {
         self.plan
     }
 
+    /// Plans one service: ends the tasks of groups it no longer wants, settles and fills
+    /// the ones it wants, then rolls out a new spec.
     fn service(&mut self, svc: &Service, tasks: &[&Task]) {
-        let mut groups: BTreeMap<Group, Vec<&Task>> = BTreeMap::new();
-        let iteration = svc.job_iteration;
-        for t in tasks {
-            if t.job_iteration != iteration {
-                continue;
-            }
-            let g = if t.slot > 0 {
-                Group::Slot(t.slot)
-            } else {
-                Group::Node(t.node_id.clone())
-            };
-            groups.entry(g).or_default().push(t);
-        }
-        for g in groups.values_mut() {
-            g.sort_by(|a, b| a.meta.created_at.cmp(&b.meta.created_at));
-        }
-        let wanted: Vec<Group> = match svc.spec.mode.kind() {
+        let groups = groups_of(svc, tasks);
+        let wanted = self.wanted_groups(svc, &groups);
+        self.end_unwanted(&groups, &wanted);
+        let replaced = self.fill(svc, &groups, &wanted);
+        update::roll(self, svc, &wanted, &groups, &replaced);
+    }
+
+    /// The groups the service wants now: its slots, or the nodes that take its global
+    /// tasks (and paused nodes still running one).
+    fn wanted_groups(&self, svc: &Service, groups: &BTreeMap<Group, Vec<&Task>>) -> Vec<Group> {
+        let mut wanted: Vec<Group> = match svc.spec.mode.kind() {
             Mode::Replicated { replicas } => (1..=replicas).map(Group::Slot).collect(),
             Mode::Global | Mode::GlobalJob => global_nodes(self.state, svc)
                 .into_iter()
@@ -122,10 +138,9 @@ impl Round<'_> {
                 .collect(),
             Mode::ReplicatedJob { total, .. } => (1..=total).map(Group::Slot).collect(),
         };
-        let mut wanted = wanted;
         if matches!(svc.spec.mode.kind(), Mode::Global | Mode::GlobalJob) {
             // A paused node takes no new tasks but keeps the ones it runs.
-            for (g, ts) in &groups {
+            for (g, ts) in groups {
                 let Group::Node(n) = g else { continue };
                 let paused = self
                     .state
@@ -137,9 +152,13 @@ impl Round<'_> {
                 }
             }
         }
-        // Groups no longer wanted: scale-down (remove) or a node that no longer qualifies
-        // (its task stops; a down node keeps its global tasks until it returns).
-        for (g, ts) in &groups {
+        wanted
+    }
+
+    /// Groups no longer wanted: scale-down (remove) or a node that no longer qualifies
+    /// (its task stops; a down node keeps its global tasks until it returns).
+    fn end_unwanted(&mut self, groups: &BTreeMap<Group, Vec<&Task>>, wanted: &[Group]) {
+        for (g, ts) in groups {
             if wanted.contains(g) {
                 continue;
             }
@@ -161,6 +180,16 @@ impl Round<'_> {
                 self.desire(t, state);
             }
         }
+    }
+
+    /// Settles every wanted group and creates the tasks they need (a job's within its
+    /// concurrency limit); the groups that got a new task.
+    fn fill(
+        &mut self,
+        svc: &Service,
+        groups: &BTreeMap<Group, Vec<&Task>>,
+        wanted: &[Group],
+    ) -> Vec<Group> {
         let job = svc.spec.mode.is_job();
         let max_concurrent = match svc.spec.mode.kind() {
             Mode::ReplicatedJob { max_concurrent, .. } => max_concurrent as usize,
@@ -172,7 +201,7 @@ impl Round<'_> {
             .count();
         let empty = Vec::new();
         let mut replaced = Vec::new();
-        for g in &wanted {
+        for g in wanted {
             let ts = groups.get(g).unwrap_or(&empty);
             if job && ts.iter().any(|t| t.status.state == TaskState::Complete) {
                 // A job's group is done once one of its tasks completed.
@@ -196,7 +225,7 @@ impl Round<'_> {
                 self.create(svc, g);
             }
         }
-        update::roll(self, svc, &wanted, &groups, &replaced);
+        replaced
     }
 
     /// Settles one group; whether it needs a new task now.

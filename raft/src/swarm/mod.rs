@@ -40,7 +40,7 @@ use crate::manager::{new_node_id, new_raft_id, AutoJoinResponder, Manager, Manag
 use crate::objects::{
     Availability, Cluster, ClusterSpec, Description, Node, NodeState, NodeTlsInfo,
 };
-use crate::rpc::{ClusterClient, Heartbeat, JoinRequest, Peer, Reply, Request};
+use crate::rpc::{ClusterClient, Heartbeat, JoinReply, JoinRequest, Peer, Reply, Request};
 use crate::state::Op;
 
 mod files;
@@ -432,6 +432,8 @@ impl Swarm {
         Ok(node_id)
     }
 
+    /// Joins the swarm through one of `p.remote`: the manager signs this node's key, and
+    /// this node keeps the certificates, its identity and (as a manager) a Raft member.
     pub async fn join(self: &Arc<Self>, p: JoinParams) -> ClusterResult<()> {
         let mut guard = self.active.lock().await;
         if guard.is_some() {
@@ -450,52 +452,10 @@ impl Swarm {
             availability: p.availability.clone(),
             description: (self.describe)(),
         });
-        let mut last = ClusterError::Unavailable("no manager address given".into());
-        let mut joined = None;
-        for addr in &p.remote {
-            let client = ClusterClient::new(*addr, tls.clone());
-            match client.call(&req).await {
-                Ok(Reply::Joined(r)) => {
-                    joined = Some((r, *addr));
-                    break;
-                }
-                Ok(_) => last = ClusterError::Internal("unexpected reply to join".into()),
-                Err(ClusterError::Unavailable(m)) => {
-                    last = ClusterError::Unavailable(format!(
-                        "could not join the swarm through {addr}: {m}"
-                    ))
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        let Some((r, via)) = joined else {
-            return Err(last);
-        };
-        // The CA the manager presented was pinned by the token; it must be what it sent.
-        if let Some(der) = pinned.der() {
-            let root = RootCa::from_pem(&r.ca_cert, None)
-                .map_err(|e| ClusterError::internal("root CA from the manager", e))?;
-            if root.cert_der().as_ref() != der.as_ref() {
-                return Err(ClusterError::PermissionDenied(
-                    "the manager sent a root CA other than the one it presented".into(),
-                ));
-            }
-        }
+        let (r, via) = ask_to_join(&p.remote, &tls, &req).await?;
+        check_pinned_root(&pinned, &r.ca_cert)?;
         self.wipe()?;
-        // A manager joining a cluster with autolock on seals its secrets from the start.
-        let kek = match (r.role, r.unlock_key.as_deref()) {
-            (Role::Manager, Some(k)) => {
-                Some(UnlockKey::parse(k).map_err(|e| ClusterError::internal("unlock key", e))?)
-            }
-            _ => None,
-        };
-        *self.kek.lock().unwrap_or_else(|p| p.into_inner()) = kek;
-        // The first root of the bundle is the one the token named; a manager's key is its.
-        RootCa::from_pem(&r.ca_cert, r.ca_key.as_deref())
-            .map_err(|e| ClusterError::internal("root CA", e))?;
-        let cert = NodeCert::from_pem(&r.cert_pem, &csr.key_pem)
-            .map_err(|e| ClusterError::internal("node certificate", e))?;
-        self.save_certs(&r.ca_cert, r.ca_key.as_deref(), &cert)?;
+        self.keep_join_reply(&r, &csr)?;
         let id = Identity {
             node_id: r.node_id.clone(),
             raft_id: r.raft_id,
@@ -509,29 +469,59 @@ impl Swarm {
         };
         self.save_identity(&id)?;
         let manager = if r.role == Role::Manager {
-            let mgr = self.start_manager(&id).await?;
-            // The manager that took the join knows this node; others may not have caught
-            // up yet (several managers joining at once): ask through it first.
-            let mut peers = r.managers.clone();
-            peers.sort_by_key(|p| p.addr != via.to_string());
-            if let Err(e) = mgr
-                .to_leader_via(
-                    &peers,
-                    Request::AddManager {
-                        node_id: id.node_id.clone(),
-                    },
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "joining manager not yet added to raft; will retry");
-            }
-            Some(mgr)
+            Some(self.start_joined_manager(&id, &r.managers, via).await?)
         } else {
             None
         };
         tracing::info!(node_id = %id.node_id, role = id.role.as_str(), "joined the swarm");
         *guard = Some(self.activate(id, manager));
         Ok(())
+    }
+
+    /// Keeps what the manager sent a joining node: the unlock key (a manager joining a
+    /// cluster with autolock on seals its secrets from the start), the root CA (with its key,
+    /// for a manager) and the node's signed certificate.
+    fn keep_join_reply(&self, r: &JoinReply, csr: &ca::Csr) -> ClusterResult<()> {
+        let kek = match (r.role, r.unlock_key.as_deref()) {
+            (Role::Manager, Some(k)) => {
+                Some(UnlockKey::parse(k).map_err(|e| ClusterError::internal("unlock key", e))?)
+            }
+            _ => None,
+        };
+        *self.kek.lock().unwrap_or_else(|p| p.into_inner()) = kek;
+        // The first root of the bundle is the one the token named; a manager's key is its.
+        RootCa::from_pem(&r.ca_cert, r.ca_key.as_deref())
+            .map_err(|e| ClusterError::internal("root CA", e))?;
+        let cert = NodeCert::from_pem(&r.cert_pem, &csr.key_pem)
+            .map_err(|e| ClusterError::internal("node certificate", e))?;
+        self.save_certs(&r.ca_cert, r.ca_key.as_deref(), &cert)
+    }
+
+    /// Starts the Raft member of a node that joined as a manager and asks the leader to add
+    /// it.
+    async fn start_joined_manager(
+        &self,
+        id: &Identity,
+        managers: &[Peer],
+        via: SocketAddr,
+    ) -> ClusterResult<Arc<Manager>> {
+        let mgr = self.start_manager(id).await?;
+        // The manager that took the join knows this node; others may not have caught up yet
+        // (several managers joining at once): ask through it first.
+        let mut peers = managers.to_vec();
+        peers.sort_by_key(|p| p.addr != via.to_string());
+        if let Err(e) = mgr
+            .to_leader_via(
+                &peers,
+                Request::AddManager {
+                    node_id: id.node_id.clone(),
+                },
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "joining manager not yet added to raft; will retry");
+        }
+        Ok(mgr)
     }
 
     pub async fn leave(self: &Arc<Self>, force: bool) -> ClusterResult<()> {
@@ -647,6 +637,46 @@ impl Swarm {
         })
         .await
     }
+}
+
+/// Sends the join request to each manager address in turn until one takes it; its reply and
+/// address. Unreachable managers are skipped (the last one's error is returned when none
+/// answers); any other error ends the attempt.
+async fn ask_to_join(
+    remote: &[SocketAddr],
+    tls: &Arc<rustls::ClientConfig>,
+    req: &Request,
+) -> ClusterResult<(Box<JoinReply>, SocketAddr)> {
+    let mut last = ClusterError::Unavailable("no manager address given".into());
+    for addr in remote {
+        let client = ClusterClient::new(*addr, tls.clone());
+        match client.call(req).await {
+            Ok(Reply::Joined(r)) => return Ok((r, *addr)),
+            Ok(_) => last = ClusterError::Internal("unexpected reply to join".into()),
+            Err(ClusterError::Unavailable(m)) => {
+                last = ClusterError::Unavailable(format!(
+                    "could not join the swarm through {addr}: {m}"
+                ))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// The CA the manager presented was pinned by the token; it must be what it sent.
+fn check_pinned_root(pinned: &ca::PinnedRoot, ca_cert: &str) -> ClusterResult<()> {
+    let Some(der) = pinned.der() else {
+        return Ok(());
+    };
+    let root = RootCa::from_pem(ca_cert, None)
+        .map_err(|e| ClusterError::internal("root CA from the manager", e))?;
+    if root.cert_der().as_ref() != der.as_ref() {
+        return Err(ClusterError::PermissionDenied(
+            "the manager sent a root CA other than the one it presented".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_availability(s: &str) -> ClusterResult<Availability> {

@@ -570,26 +570,7 @@ impl Bench<'_> {
     fn secrets(&mut self, c: &Cluster) -> Result<(), String> {
         let leader = self.leader(c)?;
         let sock = leader.socket();
-        // Is it there at all?
-        let mut probe = Conn::connect(&sock, Duration::from_secs(10)).map_err(|e| e.to_string())?;
-        let (code, body) = probe
-            .request(
-                "POST",
-                "/secrets/create",
-                Some(br#"{"Name":"cluster-bench-probe","Data":"eA=="}"#),
-            )
-            .map_err(|e| e.to_string())?;
-        if code != 201 {
-            let why = format!(
-                "POST /secrets/create answers {code} {}",
-                String::from_utf8_lossy(&body).trim()
-            );
-            self.out
-                .insert("secrets".into(), json!({"not_measured": why}));
-            log(&format!(
-                "{}: secrets not measured: {why}",
-                self.engine.name()
-            ));
+        if !self.secrets_measurable(&sock)? {
             return Ok(());
         }
         log(&format!(
@@ -608,60 +589,19 @@ impl Bench<'_> {
             let threads: Vec<_> = (0..self.o.clients)
                 .map(|t| {
                     let (sock, barrier) = (sock.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        let mut lat = Vec::new();
-                        let (mut failed, mut err) = (0u64, None);
-                        let mut conn = Conn::connect(&sock, Duration::from_secs(30)).ok();
-                        barrier.wait();
-                        let start = Instant::now();
-                        let mut i = 0u64;
-                        while start.elapsed().as_secs_f64() < secs {
-                            i += 1;
-                            let body =
-                                format!(r#"{{"Name":"cb-{round}-{t}-{i}","Data":"YmVuY2g="}}"#);
-                            let c = match conn.as_mut() {
-                                Some(c) => c,
-                                None => match Conn::connect(&sock, Duration::from_secs(30)) {
-                                    Ok(c) => conn.insert(c),
-                                    Err(e) => {
-                                        err.get_or_insert(e.to_string());
-                                        failed += 1;
-                                        std::thread::sleep(Duration::from_millis(10));
-                                        continue;
-                                    }
-                                },
-                            };
-                            let t0 = Instant::now();
-                            match c.request("POST", "/secrets/create", Some(body.as_bytes())) {
-                                Ok((201, _)) => lat.push(ms(t0.elapsed())),
-                                Ok((code, b)) => {
-                                    failed += 1;
-                                    err.get_or_insert(format!(
-                                        "{code} {}",
-                                        String::from_utf8_lossy(&b).trim()
-                                    ));
-                                }
-                                Err(e) => {
-                                    failed += 1;
-                                    err.get_or_insert(e.to_string());
-                                    conn = None;
-                                }
-                            }
-                        }
-                        (lat, failed, err, start.elapsed())
-                    })
+                    std::thread::spawn(move || secret_client(&sock, &barrier, round, t, secs))
                 })
                 .collect();
             barrier.wait();
             let (mut ok, mut wall) = (0usize, Duration::ZERO);
             for th in threads {
-                let (l, f, e, w) = th.join().map_err(|_| "client thread panicked")?;
-                ok += l.len();
-                lat.extend(l);
-                failed += f;
-                wall = wall.max(w);
+                let run = th.join().map_err(|_| "client thread panicked")?;
+                ok += run.latencies.len();
+                lat.extend(run.latencies);
+                failed += run.failed;
+                wall = wall.max(run.wall);
                 if first_err.is_none() {
-                    first_err = e;
+                    first_err = run.first_error;
                 }
             }
             rates.push(ok as f64 / wall.as_secs_f64());
@@ -687,6 +627,33 @@ impl Bench<'_> {
             }),
         );
         Ok(())
+    }
+
+    /// Whether the engine behind `sock` creates secrets at all (one probe); if not, the
+    /// reason is recorded as `secrets.not_measured`.
+    fn secrets_measurable(&mut self, sock: &Path) -> Result<bool, String> {
+        let mut probe = Conn::connect(sock, Duration::from_secs(10)).map_err(|e| e.to_string())?;
+        let (code, body) = probe
+            .request(
+                "POST",
+                "/secrets/create",
+                Some(br#"{"Name":"cluster-bench-probe","Data":"eA=="}"#),
+            )
+            .map_err(|e| e.to_string())?;
+        if code == 201 {
+            return Ok(true);
+        }
+        let why = format!(
+            "POST /secrets/create answers {code} {}",
+            String::from_utf8_lossy(&body).trim()
+        );
+        self.out
+            .insert("secrets".into(), json!({"not_measured": why}));
+        log(&format!(
+            "{}: secrets not measured: {why}",
+            self.engine.name()
+        ));
+        Ok(false)
     }
 
     /// kill -9 the leader; time until a label write through a surviving manager is
@@ -788,6 +755,62 @@ impl Bench<'_> {
             json!({"write_ack_s": summary(&took), "samples_s": took, "runs": detail}),
         );
         Ok(())
+    }
+}
+
+/// What one secret-creating client did in a round.
+struct ClientRun {
+    /// Milliseconds of each create that succeeded.
+    latencies: Vec<f64>,
+    failed: u64,
+    first_error: Option<String>,
+    /// How long it ran.
+    wall: Duration,
+}
+
+/// One client of the secrets benchmark: after the barrier, creates secrets named after the
+/// round, the client and a counter for `secs` seconds, reconnecting after a failed request.
+fn secret_client(sock: &Path, barrier: &Barrier, round: usize, t: usize, secs: f64) -> ClientRun {
+    let mut lat = Vec::new();
+    let (mut failed, mut err) = (0u64, None);
+    let mut conn = Conn::connect(sock, Duration::from_secs(30)).ok();
+    barrier.wait();
+    let start = Instant::now();
+    let mut i = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        i += 1;
+        let body = format!(r#"{{"Name":"cb-{round}-{t}-{i}","Data":"YmVuY2g="}}"#);
+        let c = match conn.as_mut() {
+            Some(c) => c,
+            None => match Conn::connect(sock, Duration::from_secs(30)) {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    err.get_or_insert(e.to_string());
+                    failed += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            },
+        };
+        let t0 = Instant::now();
+        match c.request("POST", "/secrets/create", Some(body.as_bytes())) {
+            Ok((201, _)) => lat.push(ms(t0.elapsed())),
+            Ok((code, b)) => {
+                failed += 1;
+                err.get_or_insert(format!("{code} {}", String::from_utf8_lossy(&b).trim()));
+            }
+            Err(e) => {
+                failed += 1;
+                err.get_or_insert(e.to_string());
+                conn = None;
+            }
+        }
+    }
+    ClientRun {
+        latencies: lat,
+        failed,
+        first_error: err,
+        wall: start.elapsed(),
     }
 }
 
@@ -1082,20 +1105,9 @@ fn machine() -> Value {
 fn main() {
     let o = parse_opts();
     berth_chaos_tests::require_root();
-    for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(
-                s,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
-        };
-    }
+    catch_signals();
     let dockerd = find_dockerd(&o);
     let started = Instant::now();
-    let mut results = BTreeMap::new();
-    let mut skipped = BTreeMap::new();
-    let mut status = 0;
     log(&format!(
         "berthd from {}; engines {:?}; rounds {}, {} s each, {} clients, {} failovers{}",
         bin_dir().display(),
@@ -1106,21 +1118,7 @@ fn main() {
         o.failovers,
         if o.smoke { " (smoke)" } else { "" }
     ));
-    for &e in &o.engines {
-        if STOP.load(Ordering::SeqCst) {
-            break;
-        }
-        if e == Engine::Docker && dockerd.as_deref().is_none_or(|d| !d.exists()) {
-            log("docker: skipped (no dockerd: --dockerd PATH or BERTH_CHAOS_DOCKERD)");
-            skipped.insert(e.name(), "no dockerd found");
-            continue;
-        }
-        let (r, problems) = run_engine(&o, e, dockerd.as_deref());
-        if e == Engine::Berth && !problems.is_empty() {
-            status = 1;
-        }
-        results.insert(e.name(), r);
-    }
+    let (results, skipped, mut status) = run_engines(&o, dockerd.as_deref());
     select(Engine::Berth, None);
     if STOP.load(Ordering::SeqCst) {
         log("interrupted");
@@ -1148,6 +1146,61 @@ fn main() {
         log(&format!("cannot write {}: {e}", o.json.display()));
         status = 1;
     }
+    print_report(&o, &results, &skipped, started);
+    std::process::exit(status);
+}
+
+/// SIGINT, SIGTERM and SIGHUP stop the benchmark between steps (`check_stop`).
+fn catch_signals() {
+    for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(
+                s,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            )
+        };
+    }
+}
+
+/// Runs every engine asked for (Docker only with a dockerd); the results and skipped engines
+/// by name, and the exit status (1 when Berth had problems).
+fn run_engines(
+    o: &Opts,
+    dockerd: Option<&Path>,
+) -> (
+    BTreeMap<&'static str, Value>,
+    BTreeMap<&'static str, &'static str>,
+    i32,
+) {
+    let mut results = BTreeMap::new();
+    let mut skipped = BTreeMap::new();
+    let mut status = 0;
+    for &e in &o.engines {
+        if STOP.load(Ordering::SeqCst) {
+            break;
+        }
+        if e == Engine::Docker && dockerd.is_none_or(|d| !d.exists()) {
+            log("docker: skipped (no dockerd: --dockerd PATH or BERTH_CHAOS_DOCKERD)");
+            skipped.insert(e.name(), "no dockerd found");
+            continue;
+        }
+        let (r, problems) = run_engine(o, e, dockerd);
+        if e == Engine::Berth && !problems.is_empty() {
+            status = 1;
+        }
+        results.insert(e.name(), r);
+    }
+    (results, skipped, status)
+}
+
+/// The summary on stdout: the setup, the comparison table, what was not measured and why.
+fn print_report(
+    o: &Opts,
+    results: &BTreeMap<&str, Value>,
+    skipped: &BTreeMap<&str, &str>,
+    started: Instant,
+) {
     let ver = |e: &str| {
         results
             .get(e)
@@ -1168,8 +1221,8 @@ fn main() {
         machine()["loadavg"].as_str().unwrap_or("")
     );
     println!();
-    print!("{}", table(&results));
-    for (e, r) in &results {
+    print!("{}", table(results));
+    for (e, r) in results {
         if let Some(why) = r.pointer("/secrets/not_measured").and_then(Value::as_str) {
             println!("{e}: secret creates not measured: {why}");
         }
@@ -1177,7 +1230,7 @@ fn main() {
             println!("{e}: problem: {}", p.as_str().unwrap_or(""));
         }
     }
-    for (e, why) in &skipped {
+    for (e, why) in skipped {
         println!("{e}: not measured ({why})");
     }
     println!(
@@ -1185,5 +1238,4 @@ fn main() {
         o.json.display(),
         started.elapsed().as_secs_f64()
     );
-    std::process::exit(status);
 }

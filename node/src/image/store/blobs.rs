@@ -4,6 +4,7 @@
 //! ```text
 //!  layer_blobs  "sha256:<blob>" → BlobRecord { diff_id, media_type, size, sources }
 //! ```
+//! Blob records carry a format version (`format.rs`).
 //! A layer blob is kept while a layer with its diff id exists (push sends it again unchanged,
 //! so digests survive a pull/push round trip); an image config while its image exists. Blobs
 //! pinned in the content store (those of a pull in progress) are kept until unpinned, and
@@ -14,11 +15,13 @@ use std::fs;
 
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::image::digest::Digest;
 use crate::image::error::ImageError;
 use crate::image::service::ImageService;
-use crate::store::Table;
+use crate::image::store::format::{decode_row, versioned};
+use crate::store::{MetaStore, Table};
 
 pub const LAYER_BLOBS: Table = TableDefinition::new("layer_blobs");
 
@@ -41,14 +44,14 @@ impl ImageService {
         let meta = self.inner.records.meta();
         let key = blob.to_string();
         let mut rec = rec;
-        if let Some(old) = meta.get::<BlobRecord>(LAYER_BLOBS, &key)? {
+        if let Some(old) = get_blob(meta, &key)? {
             for s in old.sources {
                 if !rec.sources.contains(&s) {
                     rec.sources.push(s);
                 }
             }
         }
-        meta.put(LAYER_BLOBS, &key, &rec)?;
+        meta.put(LAYER_BLOBS, &key, &versioned(&rec))?;
         Ok(())
     }
 
@@ -57,7 +60,7 @@ impl ImageService {
         &self,
         diff: &Digest,
     ) -> Result<Option<(Digest, BlobRecord)>, ImageError> {
-        let rows = self.inner.records.meta().list::<BlobRecord>(LAYER_BLOBS)?;
+        let rows = list_blobs(self.inner.records.meta())?;
         for (k, rec) in rows {
             if rec.diff_id != *diff {
                 continue;
@@ -89,7 +92,7 @@ impl ImageService {
             }
         }
         let meta = inner.records.meta();
-        for (k, rec) in meta.list::<BlobRecord>(LAYER_BLOBS)? {
+        for (k, rec) in list_blobs(meta)? {
             let Ok(d) = Digest::parse(&k) else { continue };
             if live_diffs.contains(&rec.diff_id) && inner.content.exists(&d) {
                 keep.insert(d);
@@ -126,6 +129,21 @@ impl ImageService {
         }
         Ok(freed)
     }
+}
+
+/// The record of blob `key`, if any.
+fn get_blob(meta: &MetaStore, key: &str) -> Result<Option<BlobRecord>, ImageError> {
+    meta.get::<Value>(LAYER_BLOBS, key)?
+        .map(|stored| decode_row(key, stored))
+        .transpose()
+}
+
+/// Every blob record, by blob digest.
+fn list_blobs(meta: &MetaStore) -> Result<Vec<(String, BlobRecord)>, ImageError> {
+    meta.list::<Value>(LAYER_BLOBS)?
+        .into_iter()
+        .map(|(key, stored)| Ok((key.clone(), decode_row(&key, stored)?)))
+        .collect()
 }
 
 #[cfg(test)]

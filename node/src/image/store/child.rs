@@ -60,20 +60,7 @@ impl ImageService {
         spec: &ChildImage,
         layer: Option<&mut dyn Read>,
     ) -> Result<String, ImageError> {
-        let (mut base, mut chain) = match &spec.parent {
-            Some(p) => {
-                let rec = self.lookup(p)?;
-                let raw: Value = serde_json::from_slice(&self.config_bytes(&rec)?)
-                    .map_err(|e| ImageError::BadArchive(format!("image config {p}: {e}")))?;
-                let chain = rec
-                    .layers
-                    .iter()
-                    .map(|c| Digest::parse(c))
-                    .collect::<Result<Vec<_>, _>>()?;
-                (raw, chain)
-            }
-            None => (json!({}), Vec::new()),
-        };
+        let (mut base, mut chain) = self.parent_config(spec.parent.as_deref())?;
         let unpacked = match layer {
             Some(r) => Some(self.inner.layers.unpack(r)?),
             None => None,
@@ -83,48 +70,7 @@ impl ImageService {
         let obj = base.as_object_mut().ok_or_else(|| {
             ImageError::BadArchive("parent image config is not a JSON object".into())
         })?;
-        obj.entry("architecture")
-            .or_insert_with(|| json!(host_arch()));
-        obj.insert("os".into(), json!("linux"));
-        obj.insert("created".into(), json!(created));
-        obj.insert("config".into(), docker_config_value(&spec.config));
-        let mut cc = spec.config.clone();
-        cc.cmd = vec!["/bin/sh".into(), "-c".into(), spec.created_by.clone()];
-        obj.insert("container_config".into(), docker_config_value(&cc));
-        obj.insert(
-            "docker_version".into(),
-            json!(concat!("berth-", env!("CARGO_PKG_VERSION"))),
-        );
-        set_or_remove(obj, "author", &spec.author);
-        set_or_remove(obj, "comment", &spec.comment);
-        set_or_remove(obj, "container", spec.container.as_deref().unwrap_or(""));
-        let rootfs = obj
-            .entry("rootfs")
-            .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
-        if let Some(u) = &unpacked {
-            match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
-                Some(ids) => ids.push(json!(u.diff_id.to_string())),
-                None => rootfs["diff_ids"] = json!([u.diff_id.to_string()]),
-            }
-        }
-        let mut h = Map::new();
-        h.insert("created".into(), json!(created));
-        h.insert("created_by".into(), json!(spec.created_by));
-        if !spec.author.is_empty() {
-            h.insert("author".into(), json!(spec.author));
-        }
-        if !spec.comment.is_empty() {
-            h.insert("comment".into(), json!(spec.comment));
-        }
-        if unpacked.is_none() {
-            h.insert("empty_layer".into(), json!(true));
-        }
-        match obj.get_mut("history").and_then(Value::as_array_mut) {
-            Some(hist) => hist.push(Value::Object(h)),
-            None => {
-                obj.insert("history".into(), json!([Value::Object(h)]));
-            }
-        }
+        fill_child_config(obj, spec, &created, unpacked.as_ref().map(|u| &u.diff_id));
         let mut layers = Vec::new();
         if let Some(u) = unpacked {
             let parent = chain.last().cloned();
@@ -145,12 +91,7 @@ impl ImageService {
         };
         let registered = self.register(layers, &[image])?;
         if let Some(parent) = &spec.parent {
-            let _guard = self.lock();
-            let mut batch = self.inner.records.batch();
-            if let Some(rec) = batch.image(&id.to_string())? {
-                rec.parent = Some(parent.clone());
-            }
-            batch.commit()?;
+            self.record_parent(&id.to_string(), parent)?;
         }
         for r in &registered {
             for (t, _) in &r.tags {
@@ -158,6 +99,35 @@ impl ImageService {
             }
         }
         Ok(id.to_string())
+    }
+
+    /// The raw config of the parent image and the chain ids of its layers, lowest first
+    /// (`scratch`: an empty config and no layers).
+    fn parent_config(&self, parent: Option<&str>) -> Result<(Value, Vec<Digest>), ImageError> {
+        let Some(p) = parent else {
+            return Ok((json!({}), Vec::new()));
+        };
+        let rec = self.lookup(p)?;
+        let raw: Value = serde_json::from_slice(&self.config_bytes(&rec)?)
+            .map_err(|e| ImageError::BadArchive(format!("image config {p}: {e}")))?;
+        let chain = rec
+            .layers
+            .iter()
+            .map(|c| Digest::parse(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((raw, chain))
+    }
+
+    /// Notes `parent` as the parent of the freshly registered image `id` (`Parent` in
+    /// inspect; `docker images` without `-a` hides untagged parents).
+    fn record_parent(&self, id: &str, parent: &str) -> Result<(), ImageError> {
+        let _guard = self.lock();
+        let mut batch = self.inner.records.batch();
+        if let Some(rec) = batch.image(id)? {
+            rec.parent = Some(parent.to_owned());
+        }
+        batch.commit()?;
+        Ok(())
     }
 
     /// Points `tags` at an existing image (a build whose last step came from the cache).
@@ -172,6 +142,65 @@ impl ImageService {
         }
         Ok(())
     }
+}
+
+/// Turns the parent's config object into the child's: its own `Config`, author, comment,
+/// container and creation time, the new layer's diff id (if any) on top of the rootfs, and
+/// one more history entry.
+fn fill_child_config(
+    obj: &mut Map<String, Value>,
+    spec: &ChildImage,
+    created: &str,
+    diff_id: Option<&Digest>,
+) {
+    obj.entry("architecture")
+        .or_insert_with(|| json!(host_arch()));
+    obj.insert("os".into(), json!("linux"));
+    obj.insert("created".into(), json!(created));
+    obj.insert("config".into(), docker_config_value(&spec.config));
+    let mut cc = spec.config.clone();
+    cc.cmd = vec!["/bin/sh".into(), "-c".into(), spec.created_by.clone()];
+    obj.insert("container_config".into(), docker_config_value(&cc));
+    obj.insert(
+        "docker_version".into(),
+        json!(concat!("berth-", env!("CARGO_PKG_VERSION"))),
+    );
+    set_or_remove(obj, "author", &spec.author);
+    set_or_remove(obj, "comment", &spec.comment);
+    set_or_remove(obj, "container", spec.container.as_deref().unwrap_or(""));
+    let rootfs = obj
+        .entry("rootfs")
+        .or_insert_with(|| json!({"type": "layers", "diff_ids": []}));
+    if let Some(d) = diff_id {
+        match rootfs.get_mut("diff_ids").and_then(Value::as_array_mut) {
+            Some(ids) => ids.push(json!(d.to_string())),
+            None => rootfs["diff_ids"] = json!([d.to_string()]),
+        }
+    }
+    let h = history_entry(spec, created, diff_id.is_none());
+    match obj.get_mut("history").and_then(Value::as_array_mut) {
+        Some(hist) => hist.push(Value::Object(h)),
+        None => {
+            obj.insert("history".into(), json!([Value::Object(h)]));
+        }
+    }
+}
+
+/// The child's history entry; `empty_layer` when the step added no layer.
+fn history_entry(spec: &ChildImage, created: &str, empty_layer: bool) -> Map<String, Value> {
+    let mut h = Map::new();
+    h.insert("created".into(), json!(created));
+    h.insert("created_by".into(), json!(spec.created_by));
+    if !spec.author.is_empty() {
+        h.insert("author".into(), json!(spec.author));
+    }
+    if !spec.comment.is_empty() {
+        h.insert("comment".into(), json!(spec.comment));
+    }
+    if empty_layer {
+        h.insert("empty_layer".into(), json!(true));
+    }
+    h
 }
 
 /// An image as a chain of steps: what `--cache-from` compares builds against.

@@ -5,7 +5,8 @@
 //!  overlay/<chain>/diff/           the layer's files, in overlayfs form (lowerdir)
 //!  overlay/<chain>/tar-split.gz    recipe to stream the original tar again (save)
 //!  overlay/<chain>/shadow/<n>      file contents the layer itself replaced (rare)
-//!  overlay/<chain>/layer.json      LayerMeta; its presence marks a complete layer
+//!  overlay/<chain>/layer.json      LayerMeta (with a format version, `format.rs`); its
+//!                                  presence marks a complete layer
 //! ```
 //! A layer is built in `tmp/images/layer-*` and renamed into place whole, so a crash never
 //! leaves a half layer that looks registered. Removal renames the directory away first, for
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::image::digest::{chain_id, Digest};
 use crate::image::error::ImageError;
 use crate::image::store::content::{sync_dir, write_atomic, RemoveOnDrop};
+use crate::image::store::format::{decode, versioned};
 use crate::image::store::tarsplit::Reassembler;
 use crate::image::store::unpack::{unpack_layer, Unpacked};
 
@@ -73,13 +75,16 @@ impl LayerStore {
 
     pub fn get(&self, chain: &Digest) -> Result<Option<LayerMeta>, ImageError> {
         let path = self.dir(chain).join(META_FILE);
+        let what = path.display().to_string();
+        let corrupt = |source| ImageError::Corrupt {
+            what: what.clone(),
+            source,
+        };
         match fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|source| ImageError::Corrupt {
-                    what: path.display().to_string(),
-                    source,
-                }),
+            Ok(b) => {
+                let stored = serde_json::from_slice(&b).map_err(corrupt)?;
+                decode(&what, stored, corrupt).map(Some)
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(ImageError::io("read", &path)(e)),
         }
@@ -118,8 +123,8 @@ impl LayerStore {
             tar_size: un.tar_size,
             shadows: un.shadows.clone(),
         };
-        let bytes =
-            serde_json::to_vec_pretty(&meta).map_err(|e| ImageError::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(&versioned(&meta))
+            .map_err(|e| ImageError::Internal(e.to_string()))?;
         write_atomic(&un.dir.join(META_FILE), &bytes)?;
         let dest = self.dir(&chain);
         match fs::rename(&un.dir, &dest) {

@@ -8,6 +8,7 @@
 //!  blobs.rs     layer_blobs table: compressed blob → layer; blob garbage collection
 //!  layers.rs    overlay/<chain id>/diff + tar-split.gz              (unpack.rs, tarsplit.rs, sys.rs)
 //!  records.rs   metadata.redb: images, image_refs                    (one redb transaction a change)
+//!  format.rs    the format version of image, blob and layer records
 //!  config.rs · manifest.rs     the image config blob; distribution manifests and indexes
 //!  child.rs · changes.rs       new images over a parent (commit, build); `--change` lines
 //!  delete.rs                   rmi and image prune
@@ -24,6 +25,7 @@ pub(crate) mod child;
 pub(crate) mod config;
 pub(crate) mod content;
 pub(crate) mod delete;
+pub(crate) mod format;
 pub(crate) mod layers;
 pub(crate) mod manifest;
 pub(crate) mod overlay;

@@ -7,15 +7,18 @@
 //! Every change that touches several rows (tag moves, untag, delete, a whole load) is one
 //! [`RecordBatch`], committed as one redb transaction. `repo_tags` and `repo_digests` in a
 //! record mirror `image_refs` and are kept sorted by full reference, as Docker lists them.
+//! Image records carry a format version (`format.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::image::error::ImageError;
 use crate::image::reference::Reference;
+use crate::image::store::format::{decode_row, versioned};
 use crate::store::{BatchOp, MetaStore, Table};
 
 pub const IMAGES: Table = TableDefinition::new("images");
@@ -63,16 +66,18 @@ impl Records {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<ImageRecord>, ImageError> {
-        Ok(self.meta.get(IMAGES, id)?)
+        self.meta
+            .get::<Value>(IMAGES, id)?
+            .map(|stored| decode_row(id, stored))
+            .transpose()
     }
 
     pub fn all(&self) -> Result<Vec<ImageRecord>, ImageError> {
-        Ok(self
-            .meta
-            .list::<ImageRecord>(IMAGES)?
+        self.meta
+            .list::<Value>(IMAGES)?
             .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+            .map(|(key, stored)| decode_row(&key, stored))
+            .collect()
     }
 
     /// The image a full reference points at.
@@ -180,7 +185,7 @@ impl RecordBatch<'_> {
         let mut ops = Vec::new();
         for (id, rec) in self.images {
             ops.push(match rec {
-                Some(r) => BatchOp::put(IMAGES, &id, &r)?,
+                Some(r) => BatchOp::put(IMAGES, &id, &versioned(&r))?,
                 None => BatchOp::Delete(IMAGES, id),
             });
         }
@@ -215,6 +220,32 @@ mod tests {
             last_tag_time: None,
             parent: None,
         }
+    }
+
+    #[test]
+    fn records_written_before_versions_read_back_and_are_rewritten_with_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = Arc::new(MetaStore::open(&dir.path().join("m.redb")).expect("open"));
+        let records = Records::new(meta.clone());
+        let mut old = rec("sha256:a");
+        old.repo_tags = vec!["docker.io/library/busybox:latest".into()];
+        old.last_tag_time = Some("t1".into());
+        old.parent = Some("sha256:p".into());
+        // What berthd wrote before versions: the record's own fields.
+        meta.put(IMAGES, "sha256:a", &old).expect("put v0");
+
+        assert_eq!(records.get("sha256:a").expect("get"), Some(old.clone()));
+        assert_eq!(records.all().expect("all"), vec![old.clone()]);
+
+        let mut b = records.batch();
+        b.put_image(old.clone()).expect("put");
+        b.commit().expect("commit");
+        let stored: Value = meta.get(IMAGES, "sha256:a").expect("raw").expect("row");
+        assert_eq!(
+            stored["version"],
+            crate::image::store::format::METADATA_VERSION
+        );
+        assert_eq!(records.get("sha256:a").expect("get"), Some(old));
     }
 
     #[test]
