@@ -18,7 +18,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -51,6 +51,9 @@ pub struct DriverUnderTest {
     /// Driver options of the networks the suite creates.
     pub options: BTreeMap<String, String>,
     pub disrupt: Option<Disrupt>,
+    /// Networks with IPv6 on (`EnableIPv6`): endpoints get an IPv6 address too, and the
+    /// traffic checks run over both families.
+    pub ipv6: bool,
 }
 
 /// Runs the whole suite against one driver. Needs root; panics (fails the test) on the
@@ -234,15 +237,17 @@ fn inside<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> T + Send + 'static) 
 }
 
 /// A listening socket inside `ns` (it stays in that namespace).
-fn listen(ns: &Path, addr: SocketAddrV4) -> TcpListener {
+fn listen(ns: &Path, addr: impl Into<SocketAddr>) -> TcpListener {
+    let addr = addr.into();
     inside(ns, move || {
         TcpListener::bind(addr).unwrap_or_else(|e| panic!("listen on {addr}: {e}"))
     })
 }
 
-fn connects(from: &Path, to: SocketAddrV4) -> bool {
+fn connects(from: &Path, to: impl Into<SocketAddr>) -> bool {
+    let to = to.into();
     inside(from, move || {
-        TcpStream::connect_timeout(&to.into(), Duration::from_secs(2)).is_ok()
+        TcpStream::connect_timeout(&to, Duration::from_secs(2)).is_ok()
     })
 }
 
@@ -314,11 +319,34 @@ impl Ctr {
         let ep = self.eps.values().next().expect("one endpoint");
         ep.gateway.parse().expect("gateway")
     }
+
+    /// The IPv6 address and gateway, on networks with IPv6 on.
+    fn ip6(&self) -> Option<(Ipv6Addr, Ipv6Addr)> {
+        let ep = self.eps.values().next().expect("one endpoint");
+        Some((ep.ip6.parse().ok()?, ep.gateway6.parse().ok()?))
+    }
+
+    fn addrs(&self) -> EndpointAddrs {
+        EndpointAddrs {
+            ip: self.ip(),
+            ip6: self.ip6().map(|(ip, _)| ip),
+        }
+    }
+
+    /// What the embedded DNS answers for this container.
+    fn dns_answer(&self) -> Vec<IpAddr> {
+        let mut v = vec![IpAddr::V4(self.ip())];
+        v.extend(self.ip6().map(|(ip, _)| IpAddr::V6(ip)));
+        v
+    }
 }
 
 async fn create(nets: &Networks, dut: &DriverUnderTest, name: &str) -> NetworkRecord {
     let v: Value = nets
-        .create(json!({"Name": name, "Driver": dut.name, "Options": dut.options}))
+        .create(
+            json!({"Name": name, "Driver": dut.name, "Options": dut.options,
+                       "EnableIPv6": dut.ipv6}),
+        )
         .await
         .unwrap_or_else(|e| panic!("create {name}: {e:#}"));
     let rec = nets.find(name).expect("created network is found");
@@ -349,9 +377,40 @@ fn check_traffic(h: &Harness, nets: &Networks, c1: &Ctr, c2: &Ctr, published: Op
         );
     }
     drop((l_gw, l_c2, l_c1));
-    assert_eq!(nets.resolve(&c2.name, &c1.id), Some(vec![c2.ip().into()]));
-    assert_eq!(nets.resolve(&c1.name, &c2.id), Some(vec![c1.ip().into()]));
+    if let (Some((ip6_1, gw6)), Some((ip6_2, _))) = (c1.ip6(), c2.ip6()) {
+        check_traffic6(h, c1, c2, (ip6_1, gw6, ip6_2), published);
+    }
+    assert_eq!(nets.resolve(&c2.name, &c1.id), Some(c2.dns_answer()));
+    assert_eq!(nets.resolve(&c1.name, &c2.id), Some(c1.dns_answer()));
     assert_eq!(nets.resolve("nobody", &c1.id), None);
+}
+
+/// The same over IPv6: the gateway, the other container, the published port (held on `::`).
+fn check_traffic6(
+    h: &Harness,
+    c1: &Ctr,
+    c2: &Ctr,
+    (ip6_1, gw6, ip6_2): (Ipv6Addr, Ipv6Addr, Ipv6Addr),
+    published: Option<u16>,
+) {
+    let l_gw = listen(&h.host_path(), (gw6, 7011));
+    assert!(
+        connects(&c1.netns, (gw6, 7011)),
+        "c1 reaches the host at {gw6}"
+    );
+    let l_c2 = listen(&c2.netns, (ip6_2, 7012));
+    assert!(
+        connects(&c1.netns, (ip6_2, 7012)),
+        "c1 reaches c2 at {ip6_2}"
+    );
+    let l_c1 = listen(&c1.netns, (ip6_1, 8080));
+    if let Some(port) = published {
+        assert!(
+            connects(&h.host_path(), (gw6, port)),
+            "the published port {port} reaches c1 over IPv6"
+        );
+    }
+    drop((l_gw, l_c2, l_c1));
 }
 
 /// The networks and containers of one run of `lifecycle`.
@@ -416,15 +475,7 @@ async fn create_and_attach(h: &Harness, nets: &Networks, dut: &DriverUnderTest) 
         host_port: None,
     }];
     let maps = nets
-        .publish(
-            &c1.id,
-            &c1.name,
-            EndpointAddrs {
-                ip: c1.ip(),
-                ip6: None,
-            },
-            &wanted,
-        )
+        .publish(&c1.id, &c1.name, c1.addrs(), &wanted)
         .expect("publish");
     World {
         net,
@@ -443,14 +494,7 @@ async fn restart(h: &Harness, meta: &Arc<MetaStore>, dut: &DriverUnderTest, w: &
     for c in [&w.c1, &w.c2] {
         nets.restore(&c.attachee(&w.net.name), &c.eps).await;
     }
-    nets.restore_ports(
-        &w.c1.id,
-        EndpointAddrs {
-            ip: w.c1.ip(),
-            ip6: None,
-        },
-        &w.maps,
-    );
+    nets.restore_ports(&w.c1.id, w.c1.addrs(), &w.maps);
     nets.rebuild_rules().expect("rules after restore");
     assert!(nets.find(&w.forgotten.id).is_err());
     check_traffic(h, &nets, &w.c1, &w.c2, w.published());
@@ -601,6 +645,7 @@ mod tests {
             name: "bridge",
             factory: Arc::new(|cfg| Arc::new(BridgeDriver::new(cfg)) as Arc<dyn NetworkDriver>),
             options: BTreeMap::new(),
+            ipv6: false,
             disrupt: Some(Arc::new(|rec, cfg| {
                 // Inside the suite's host namespace: the runtime threads are there.
                 sh("ip", &["link", "delete", &rec.bridge]);
@@ -618,6 +663,13 @@ mod tests {
     fn bridge_driver_with_options_conforms() {
         let mut dut = bridge();
         dut.options = BTreeMap::from([("com.docker.network.driver.mtu".into(), "1400".into())]);
+        check_driver(dut);
+    }
+
+    #[test]
+    fn bridge_driver_with_ipv6_conforms() {
+        let mut dut = bridge();
+        dut.ipv6 = true;
         check_driver(dut);
     }
 

@@ -86,10 +86,7 @@ impl Reservation {
         target: std::net::SocketAddr,
     ) -> io::Result<tokio::task::JoinHandle<()>> {
         let rt = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
-        // SAFETY: listen(2) on a socket we own.
-        if unsafe { libc::listen(self._sock.as_raw_fd(), 128) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // (bind_port made it listen when it bound it.)
         let listener = std::net::TcpListener::from(self._sock.try_clone()?);
         listener.set_nonblocking(true)?;
         let _guard = rt.enter();
@@ -271,9 +268,21 @@ fn bind_port(udp: bool, ip: IpAddr, port: u16) -> io::Result<(OwnedFd, u16)> {
     }
     // SAFETY: raw is a fresh descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // A TCP port held on `::` listens: berthd relays `[::1]` through it (relay_loopback6).
+    // Its accepted connections leave TIME_WAIT entries behind, which would keep a restarted
+    // berthd from binding the port again without SO_REUSEADDR (which still refuses while
+    // another socket listens there, so the port stays exclusive).
+    let listens = !udp && ip == IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+    if listens {
+        set_int_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    }
     match ip {
         IpAddr::V4(ip) => bind_v4(&fd, ip, port)?,
         IpAddr::V6(ip) => bind_v6(&fd, ip, port)?,
+    }
+    // SAFETY: listen(2) on a socket we own.
+    if listens && unsafe { libc::listen(fd.as_raw_fd(), 128) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     let port = bound_port(&fd)?;
     Ok((fd, port))
@@ -300,21 +309,30 @@ fn bind_v4(fd: &OwnedFd, ip: Ipv4Addr, port: u16) -> io::Result<()> {
     Ok(())
 }
 
-fn bind_v6(fd: &OwnedFd, ip: Ipv6Addr, port: u16) -> io::Result<()> {
-    let one: libc::c_int = 1;
+fn set_int_opt(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a c_int option value of its own size.
     if unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            (&one as *const libc::c_int).cast(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     } < 0
     {
         return Err(io::Error::last_os_error());
     }
+    Ok(())
+}
+
+fn bind_v6(fd: &OwnedFd, ip: Ipv6Addr, port: u16) -> io::Result<()> {
+    set_int_opt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
     // SAFETY: sockaddr_in6 is plain old data; zeroed is valid.
     let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
     sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
