@@ -111,21 +111,7 @@ impl ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// The message followed by each cause in the `source()` chain, `: `-separated; a cause whose
-/// text already ends the line (a message made with `format!("...: {e}")`) is not repeated.
-pub fn cause_chain(e: &(dyn StdError + 'static)) -> String {
-    let mut line = e.to_string();
-    let mut cur = e.source();
-    while let Some(cause) = cur {
-        let text = cause.to_string();
-        if !line.ends_with(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cur = cause.source();
-    }
-    line
-}
+pub use berth_common::errors::cause_chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

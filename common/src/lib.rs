@@ -8,12 +8,14 @@
 //!  berth-node ───┤                      ├── stream: Docker's 8-byte stdout/stderr framing
 //!  berth-shim ───┘                      ├── percent: query and URL component encoding
 //!                                       ├── shim_protocol: berthd ↔ berth-shim control.sock
+//!                                       ├── errors: an error and its causes as one line
 //!                                       └── models: API bodies both the CLI and the API read
 //! ```
 //!
 //! Everything here is pure (no I/O) and tested without root.
 
 pub mod dockerignore;
+pub mod errors;
 pub mod models;
 pub mod pattern;
 pub mod percent;

@@ -6,9 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::outside::{web, Outside};
 use common::{eventually, stderr, stdout, Daemon};
 
 /// Runs a command inside a network namespace (only the network one: cgroups stay visible).
@@ -65,82 +66,6 @@ int main(int c, char **v) {
         .expect("gcc");
     assert!(o.status.success(), "gcc: {}", stderr(&o));
     bin
-}
-
-/// Another "machine": a namespace joined to the daemon's by a veth pair, 10.203.0.1 on the
-/// daemon's side and 10.203.0.2 on its own. Removed on drop.
-struct Outside {
-    ns: String,
-    server: Option<Child>,
-    dir: std::path::PathBuf,
-}
-
-impl Outside {
-    fn new(d: &Daemon) -> Outside {
-        let ns = format!("{}o", d.netns);
-        let ok = |args: &[&str]| {
-            let o = Command::new("ip").args(args).output().expect("ip");
-            assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
-        };
-        ok(&["netns", "add", &ns]);
-        ok(&["-n", &ns, "link", "set", "lo", "up"]);
-        ok(&[
-            "-n", &d.netns, "link", "add", "vout", "type", "veth", "peer", "name", "vin", "netns",
-            &ns,
-        ]);
-        ok(&[
-            "-n",
-            &d.netns,
-            "addr",
-            "add",
-            "10.203.0.1/24",
-            "dev",
-            "vout",
-        ]);
-        ok(&["-n", &d.netns, "link", "set", "vout", "up"]);
-        ok(&["-n", &ns, "addr", "add", "10.203.0.2/24", "dev", "vin"]);
-        ok(&["-n", &ns, "link", "set", "vin", "up"]);
-        // A web server out there, for outbound traffic from containers.
-        let dir = d.root.join("outside-www");
-        std::fs::create_dir_all(&dir).expect("www");
-        std::fs::write(dir.join("index.html"), "from outside\n").expect("index");
-        let server = Command::new("nsenter")
-            .arg(format!("--net=/var/run/netns/{ns}"))
-            .args(["/bin/busybox", "httpd", "-f", "-p", "9000", "-h"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("outside httpd");
-        Outside {
-            ns,
-            server: Some(server),
-            dir,
-        }
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.ns])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Starts busybox httpd serving `text` at / in a detached container.
-fn web(d: &Daemon, extra: &[&str], name: &str, text: &str) {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    let script =
-        format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
-    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
-    d.ok(&args);
 }
 
 #[test]
@@ -336,7 +261,7 @@ fn user_networks_resolve_names_and_stay_isolated() {
 fn published_ports_and_outbound_nat() {
     let d = Daemon::start();
     d.busybox();
-    let out = Outside::new(&d);
+    let out = Outside::new(&d, "o", "10.203.0.1/24", "10.203.0.2/24", "from outside");
     // Outbound: the outside namespace has no route to container subnets, so an answer
     // proves masquerading.
     let o = d.ok(&[

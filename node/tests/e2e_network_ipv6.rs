@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::outside::{web, Outside};
 use common::{eventually, stderr, stdout, Daemon};
 
 fn in_ns(ns: &str, args: &[&str]) -> Output {
@@ -24,68 +25,6 @@ fn http_get(ns: &str, url: &str) -> Option<String> {
     o.status.success().then(|| stdout(&o).trim().to_owned())
 }
 
-/// Another "machine" joined to the daemon's namespace over IPv6 only: `<p>:203::1` on the
-/// daemon's side, `<p>:203::2` on its own, with no route back to container subnets (so an
-/// answer to a container proves NAT66). Runs a web server; removed on drop.
-struct Outside {
-    ns: String,
-    server: Option<Child>,
-    dir: std::path::PathBuf,
-}
-
-impl Outside {
-    fn new(d: &Daemon, p: &str) -> Outside {
-        let ns = format!("{}o6", d.netns);
-        let ok = |args: &[&str]| {
-            let o = Command::new("ip").args(args).output().expect("ip");
-            assert!(o.status.success(), "ip {args:?}: {}", stderr(&o));
-        };
-        ok(&["netns", "add", &ns]);
-        ok(&["-n", &ns, "link", "set", "lo", "up"]);
-        ok(&[
-            "-n", &d.netns, "link", "add", "v6out", "type", "veth", "peer", "name", "v6in",
-            "netns", &ns,
-        ]);
-        let here = format!("{p}:203::1/64");
-        let there = format!("{p}:203::2/64");
-        ok(&[
-            "-n", &d.netns, "addr", "add", &here, "dev", "v6out", "nodad",
-        ]);
-        ok(&["-n", &d.netns, "link", "set", "v6out", "up"]);
-        ok(&["-n", &ns, "addr", "add", &there, "dev", "v6in", "nodad"]);
-        ok(&["-n", &ns, "link", "set", "v6in", "up"]);
-        let dir = d.root.join("outside6-www");
-        std::fs::create_dir_all(&dir).expect("www");
-        std::fs::write(dir.join("index.html"), "from outside6\n").expect("index");
-        let server = Command::new("nsenter")
-            .arg(format!("--net=/var/run/netns/{ns}"))
-            .args(["/bin/busybox", "httpd", "-f", "-p", "9000", "-h"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("outside httpd");
-        Outside {
-            ns,
-            server: Some(server),
-            dir,
-        }
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        if let Some(mut s) = self.server.take() {
-            let _ = s.kill();
-            let _ = s.wait();
-        }
-        let _ = Command::new("ip")
-            .args(["netns", "delete", &self.ns])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// A unique-local /48 prefix for this run, e.g. `fd3a:12f4:9c`.
 fn prefix() -> String {
     let r: [u8; 5] = rand::random();
@@ -97,13 +36,24 @@ fn prefix() -> String {
     )
 }
 
-fn web(d: &Daemon, extra: &[&str], name: &str, text: &str) {
-    let mut args = vec!["run", "-d", "--name", name];
-    args.extend_from_slice(extra);
-    let script =
-        format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
-    args.extend_from_slice(&["busybox", "sh", "-c", &script]);
-    d.ok(&args);
+/// A second container asking for `ip` on `n6` is refused: the address is in use.
+fn assert_fixed_ip6_taken(d: &Daemon, ip: &str) {
+    let taken = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "n6",
+        "--ip6",
+        ip,
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(taken.status.code(), Some(125), "{}", stderr(&taken));
+    assert!(
+        stderr(&taken).contains("Address already in use"),
+        "{}",
+        stderr(&taken)
+    );
 }
 
 #[test]
@@ -112,7 +62,14 @@ fn ipv6_default_bridge_nat66_published_ports_and_restart() {
     let fixed = format!("{p}:1::/64");
     let mut d = Daemon::start_with(&["--ipv6", "--fixed-cidr-v6", &fixed]);
     d.busybox();
-    let out = Outside::new(&d, &p);
+    // Another machine, joined over IPv6 only, with no route back to container subnets.
+    let out = Outside::new(
+        &d,
+        "o6",
+        &format!("{p}:203::1/64"),
+        &format!("{p}:203::2/64"),
+        "from outside6",
+    );
 
     // The default bridge has IPv6 in the subnet given.
     let enabled = d.ok(&["network", "inspect", "-f", "{{.EnableIPv6}}", "bridge"]);
@@ -182,22 +139,7 @@ fn ipv6_default_bridge_nat66_published_ports_and_restart() {
     ]);
     let addrs = d.ok(&["exec", "fixed", "ip", "-6", "addr", "show", "eth0"]);
     assert!(addrs.contains(&format!("{fixed_ip}/64")), "{addrs}");
-    let taken = d.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "n6",
-        "--ip6",
-        &fixed_ip,
-        "busybox",
-        "true",
-    ]);
-    assert_eq!(taken.status.code(), Some(125));
-    assert!(
-        stderr(&taken).contains("Address already in use"),
-        "{}",
-        stderr(&taken)
-    );
+    assert_fixed_ip6_taken(&d, &fixed_ip);
 
     // kill -9 of berthd: addresses stay claimed, the port still answers over IPv6.
     d.kill9();
@@ -229,17 +171,7 @@ fn ipv6_default_bridge_nat66_published_ports_and_restart() {
         !again.contains(&format!("{ip6}/")),
         "a running container's address is not handed out again: {again}"
     );
-    let taken = d.docker(&[
-        "run",
-        "--rm",
-        "--network",
-        "n6",
-        "--ip6",
-        &fixed_ip,
-        "busybox",
-        "true",
-    ]);
-    assert_eq!(taken.status.code(), Some(125), "{}", stderr(&taken));
+    assert_fixed_ip6_taken(&d, &fixed_ip);
 
     // Removing the IPv6 network and its container leaves the default bridge's rules.
     d.ok(&["rm", "-f", "fixed"]);

@@ -19,6 +19,8 @@ mod workload;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use berth_common::errors::cause_chain;
+
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
@@ -217,7 +219,7 @@ fn restrict_devices_v2(bundle: &Path) -> Result<(), String> {
         return Ok(());
     }
     let path = bundle.join("config.json");
-    let spec = read_json(&path).map_err(|e| error_chain(&e))?;
+    let spec = read_json(&path).map_err(|e| cause_chain(&e))?;
     let Some(list) = spec["linux"]["resources"]["devices"].as_array() else {
         return Ok(());
     };
@@ -254,22 +256,6 @@ fn read_json(path: &Path) -> Result<serde_json::Value, ReadJsonError> {
         path: path.to_owned(),
         source,
     })
-}
-
-/// An error and its causes as one line (`message: cause: cause`), the runtime's error
-/// messages being single log lines; a cause whose text already ends the line is not repeated.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = e.to_string();
-    let mut cur = e.source();
-    while let Some(cause) = cur {
-        let text = cause.to_string();
-        if !line.ends_with(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cur = cause.source();
-    }
-    line
 }
 
 fn log_error(log: Option<&Path>, msg: &str) {

@@ -82,7 +82,8 @@ pub fn exec(req: &ExecRequest<'_>, executor: impl Executor + 'static) -> Result<
         .ok_or_else(|| format!("container {} has no init pid", req.id))?;
     let spec = load_spec(container.bundle())?;
     let process = load_process(req.process)?;
-    let spec = tenant_spec(spec, process, init_pid.as_raw()).map_err(|e| crate::error_chain(&e))?;
+    let spec = tenant_spec(spec, process, init_pid.as_raw())
+        .map_err(|e| berth_common::errors::cause_chain(&e))?;
     let terminal = spec
         .process()
         .as_ref()

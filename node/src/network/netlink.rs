@@ -299,34 +299,29 @@ impl Netlink {
     }
 
     pub fn add_default_route(&mut self, gateway: Ipv4Addr) -> io::Result<()> {
-        let mut m = RouteMessage::default();
-        m.header = RouteHeader {
-            address_family: AddressFamily::Inet,
-            table: RouteHeader::RT_TABLE_MAIN,
-            protocol: RouteProtocol::Boot,
-            scope: RouteScope::Universe,
-            kind: RouteType::Unicast,
-            ..m.header
-        };
-        m.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
-        self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
-            .map(drop)
+        self.add_default_route_via(AddressFamily::Inet, RouteAddress::Inet(gateway))
     }
 
     /// The IPv6 default route, through `gateway` (on the link of the subnet holding it).
     pub fn add_default_route6(&mut self, gateway: Ipv6Addr) -> io::Result<()> {
+        self.add_default_route_via(AddressFamily::Inet6, RouteAddress::Inet6(gateway))
+    }
+
+    fn add_default_route_via(
+        &mut self,
+        family: AddressFamily,
+        gateway: RouteAddress,
+    ) -> io::Result<()> {
         let mut m = RouteMessage::default();
         m.header = RouteHeader {
-            address_family: AddressFamily::Inet6,
+            address_family: family,
             table: RouteHeader::RT_TABLE_MAIN,
             protocol: RouteProtocol::Boot,
             scope: RouteScope::Universe,
             kind: RouteType::Unicast,
             ..m.header
         };
-        m.attributes
-            .push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+        m.attributes.push(RouteAttribute::Gateway(gateway));
         self.request(RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL)
             .map(drop)
     }
@@ -335,8 +330,28 @@ impl Netlink {
     /// default route and link-local and multicast ones excluded: a new network's IPv6
     /// subnet must not shadow one.
     pub fn routes6(&mut self) -> io::Result<Vec<(Ipv6Addr, u8)>> {
+        Ok(self
+            .main_routes(AddressFamily::Inet6)?
+            .into_iter()
+            .filter_map(|(dst, prefix, _)| match dst {
+                RouteAddress::Inet6(ip)
+                    if ip.segments()[0] & 0xffc0 != 0xfe80 && !ip.is_multicast() =>
+                {
+                    Some((ip, prefix))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// The routes of one family in the main table but the default one, as (destination,
+    /// prefix length, output interface).
+    fn main_routes(
+        &mut self,
+        family: AddressFamily,
+    ) -> io::Result<Vec<(RouteAddress, u8, Option<u32>)>> {
         let mut q = RouteMessage::default();
-        q.header.address_family = AddressFamily::Inet6;
+        q.header.address_family = family;
         let replies = self.request(RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP)?;
         Ok(replies
             .into_iter()
@@ -346,12 +361,14 @@ impl Netlink {
                         && rt.header.destination_prefix_length > 0 =>
                 {
                     let dst = rt.attributes.iter().find_map(|a| match a {
-                        RouteAttribute::Destination(RouteAddress::Inet6(ip)) => Some(*ip),
+                        RouteAttribute::Destination(d) => Some(d.clone()),
                         _ => None,
                     })?;
-                    let link_scoped = dst.segments()[0] & 0xffc0 == 0xfe80;
-                    (!link_scoped && !dst.is_multicast())
-                        .then_some((dst, rt.header.destination_prefix_length))
+                    let oif = rt.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Oif(i) => Some(*i),
+                        _ => None,
+                    });
+                    Some((dst, rt.header.destination_prefix_length, oif))
                 }
                 _ => None,
             })
@@ -361,26 +378,11 @@ impl Netlink {
     /// Destinations of the IPv4 routes in the main table, as (network, prefix length),
     /// the default route excluded. Used to refuse a subnet that overlaps a host route.
     pub fn routes(&mut self) -> io::Result<Vec<(Ipv4Addr, u8, Option<u32>)>> {
-        let mut q = RouteMessage::default();
-        q.header.address_family = AddressFamily::Inet;
-        let replies = self.request(RouteNetlinkMessage::GetRoute(q), NLM_F_DUMP)?;
-        Ok(replies
+        Ok(self
+            .main_routes(AddressFamily::Inet)?
             .into_iter()
-            .filter_map(|r| match r {
-                RouteNetlinkMessage::NewRoute(rt)
-                    if rt.header.table == RouteHeader::RT_TABLE_MAIN
-                        && rt.header.destination_prefix_length > 0 =>
-                {
-                    let dst = rt.attributes.iter().find_map(|a| match a {
-                        RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
-                        _ => None,
-                    })?;
-                    let oif = rt.attributes.iter().find_map(|a| match a {
-                        RouteAttribute::Oif(i) => Some(*i),
-                        _ => None,
-                    });
-                    Some((dst, rt.header.destination_prefix_length, oif))
-                }
+            .filter_map(|(dst, prefix, oif)| match dst {
+                RouteAddress::Inet(ip) => Some((ip, prefix, oif)),
                 _ => None,
             })
             .collect())
