@@ -48,13 +48,20 @@ fn acknowledged_writes_survive_a_kill_of_every_daemon() {
         t.elapsed()
     );
 
+    // A manager that had not yet received the last writes before the kill gets them from
+    // the new leader's first replication round: reads on it converge, nothing is lost.
     for m in managers {
+        let all_there = eventually(Duration::from_secs(10), || {
+            acked
+                .iter()
+                .all(|(node, labels)| swarm::labels(m, node).ok().as_ref() == Some(labels))
+        });
         for (node, labels) in &acked {
-            assert_eq!(
-                &swarm::labels(m, node).expect("inspect"),
-                labels,
-                "on {}",
-                m.hostname()
+            assert!(
+                all_there,
+                "on {}: {node} has {:?}, acknowledged {labels:?}",
+                m.hostname(),
+                swarm::labels(m, node)
             );
         }
     }

@@ -2,6 +2,12 @@
 
 use super::*;
 
+/// How long one heartbeat call may take: well under the grace period, so that a beat lost
+/// to a brief partition is retried soon after the partition heals.
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The wait before trying again when no manager answered a heartbeat.
+const HEARTBEAT_RETRY: Duration = Duration::from_millis(250);
+
 /// Test knob: `BERTH_SWARM_CERT_RENEW_AFTER=<seconds>` makes a node certificate due that
 /// long after it was issued, instead of at swarmkit's random 50–80% of its lifetime (the
 /// shortest lifetime Docker allows is an hour). For tests only; unset in production.
@@ -54,7 +60,8 @@ impl Swarm {
         Err(last)
     }
 
-    /// One heartbeat round; returns how long to wait before the next.
+    /// One heartbeat round (every half period while the managers answer, every
+    /// [`HEARTBEAT_RETRY`] while they don't); returns how long to wait before the next.
     pub(super) async fn beat(self: &Arc<Self>) -> Duration {
         let (id, has_manager) = {
             let a = self.active.lock().await;
@@ -86,11 +93,16 @@ impl Swarm {
                     return Duration::from_secs(5);
                 }
             };
-            match client.call_timeout(&hb, Duration::from_secs(3)).await {
+            // A beat lost in a partition must not keep the next one from going out as soon
+            // as the partition heals: the call gives up well inside the grace period.
+            match client.call_timeout(&hb, HEARTBEAT_TIMEOUT).await {
                 Ok(Reply::Heartbeat(r)) => {
                     let period = Duration::from_millis(r.period_ms.clamp(100, 60_000));
                     self.after_beat(&id, has_manager, r).await;
-                    return period;
+                    // Twice per period: a partition shorter than the grace period
+                    // (MISSED_HEARTBEATS periods) never marks the node down, even when it
+                    // starts just after a beat and a beat is lost in it.
+                    return period / 2;
                 }
                 Ok(_) => {}
                 Err(ClusterError::PermissionDenied(m)) => {
@@ -100,7 +112,7 @@ impl Swarm {
                 Err(e) => tracing::debug!(manager = %t, error = %e, "heartbeat"),
             }
         }
-        Duration::from_millis(500)
+        HEARTBEAT_RETRY
     }
 
     pub(super) async fn after_beat(
