@@ -6,25 +6,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
-use common::outside::{web, Outside};
+use common::outside::{http_get, in_ns, web, Outside};
 use common::{eventually, stderr, stdout, Daemon};
-
-/// Runs a command inside a network namespace (only the network one: cgroups stay visible).
-fn in_ns(ns: &str, args: &[&str]) -> Output {
-    Command::new("nsenter")
-        .arg(format!("--net=/var/run/netns/{ns}"))
-        .args(args)
-        .output()
-        .expect("nsenter")
-}
-
-fn http_get(ns: &str, url: &str) -> Option<String> {
-    let o = in_ns(ns, &["curl", "-s", "--max-time", "3", url]);
-    o.status.success().then(|| stdout(&o))
-}
 
 /// Sends one UDP datagram from inside `ns` and returns the reply.
 fn udp_roundtrip(ns: &str, addr: &str, port: u16, msg: &str) -> Option<String> {

@@ -1,29 +1,14 @@
 //! IPv6 end to end with the docker CLI: the default bridge with `--ipv6 --fixed-cidr-v6`,
 //! outbound IPv6 through NAT66 to another "machine" (a namespace the test makes), ports
-//! published on IPv6 reached from there and from the host's `[::1]`, `network create --ipv6` and `--ip6`, and a `kill -9`
-//! of berthd that keeps every address and port. Nothing leaves the namespaces the test makes.
+//! published on IPv6 reached from there and from the host's `[::1]`, `network create --ipv6`
+//! and `--ip6`, and a `kill -9` of berthd that keeps every address and port. Nothing leaves the namespaces the test makes.
 
 mod common;
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::outside::{web, Outside};
+use common::outside::{http_get, web, Outside};
 use common::{eventually, stderr, stdout, Daemon};
-
-fn in_ns(ns: &str, args: &[&str]) -> Output {
-    Command::new("nsenter")
-        .arg(format!("--net=/var/run/netns/{ns}"))
-        .args(args)
-        .output()
-        .expect("nsenter")
-}
-
-/// GET `url` from inside `ns` (curl; `-g` so the brackets of an IPv6 literal are no glob).
-fn http_get(ns: &str, url: &str) -> Option<String> {
-    let o = in_ns(ns, &["curl", "-g", "-s", "--max-time", "3", url]);
-    o.status.success().then(|| stdout(&o).trim().to_owned())
-}
 
 /// A unique-local /48 prefix for this run, e.g. `fd3a:12f4:9c`.
 fn prefix() -> String {

@@ -94,7 +94,7 @@ impl BuildError {
     /// The text shown to the user (the full chain for I/O errors).
     pub fn message(&self) -> String {
         match self {
-            BuildError::Image(e) => crate::image::full_message(e),
+            BuildError::Image(e) => berth_common::errors::cause_chain(e),
             e => e.to_string(),
         }
     }

@@ -29,7 +29,8 @@ use super::stages::{arg_decls, from_parts, is_predefined_arg, stages, Stage, Sta
 use super::{BuildError, Builder};
 use crate::fsroot::Root;
 use crate::image::reference::Reference;
-use crate::image::{full_message, ChildImage, ImageChain};
+use crate::image::{ChildImage, ImageChain};
+use berth_common::errors::cause_chain;
 
 /// Where build messages go.
 pub(super) struct Out {
@@ -318,7 +319,7 @@ impl Build<'_> {
             .images
             .pull(name, None, self.plan.platform.as_deref(), auth)
             .await
-            .map_err(|e| BuildError::NotFound(full_message(&e)))?;
+            .map_err(|e| BuildError::NotFound(cause_chain(&e)))?;
         while let Some(v) = progress.next().await {
             if let Some(err) = v.get("error").and_then(Value::as_str) {
                 return Err(BuildError::NotFound(err.to_owned()));
@@ -371,12 +372,12 @@ impl Build<'_> {
                     .inner
                     .images
                     .resolve(&image)
-                    .map_err(|e| BuildError::NotFound(full_message(&e)))?
+                    .map_err(|e| BuildError::NotFound(cause_chain(&e)))?
             }
             Err(e) if e.kind() == berth_api::ErrorKind::NotFound => {
-                return Err(BuildError::NotFound(full_message(&e)))
+                return Err(BuildError::NotFound(cause_chain(&e)))
             }
-            Err(e) => return Err(BuildError::Invalid(full_message(&e))),
+            Err(e) => return Err(BuildError::Invalid(cause_chain(&e))),
         };
         st.config = resolved.config;
         st.image = Some(resolved.id);
@@ -518,7 +519,7 @@ impl Build<'_> {
                     .inner
                     .images
                     .resolve(id)
-                    .map_err(|e| BuildError::Internal(full_message(&e)))?
+                    .map_err(|e| BuildError::Internal(cause_chain(&e)))?
                     .layer_dirs
             }
             None => Vec::new(),

@@ -12,7 +12,8 @@ use super::run::Build;
 use super::stages::State;
 use super::BuildError;
 use crate::fsroot::Root;
-use crate::image::{apply_changes, full_message};
+use crate::image::apply_changes;
+use berth_common::errors::cause_chain;
 
 impl Build<'_> {
     pub(super) async fn workdir(
@@ -145,7 +146,7 @@ impl Build<'_> {
             .inner
             .images
             .resolve(&id)
-            .map_err(|e| BuildError::Internal(full_message(&e)))?;
+            .map_err(|e| BuildError::Internal(cause_chain(&e)))?;
         let dir = self.b.tmp_file("from");
         let stage = tokio::task::spawn_blocking(move || Staging::mount(dir, &img.layer_dirs))
             .await

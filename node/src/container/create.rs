@@ -127,9 +127,9 @@ impl Containers {
                     }
                 }
                 berth_api::ErrorKind::InvalidArgument => {
-                    ContainerError::Invalid(crate::image::full_message(&e))
+                    ContainerError::Invalid(berth_common::errors::cause_chain(&e))
                 }
-                _ => ContainerError::internal_with(crate::image::full_message(&e), e),
+                _ => ContainerError::internal_with(berth_common::errors::cause_chain(&e), e),
             })
     }
 

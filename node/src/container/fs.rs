@@ -177,7 +177,7 @@ impl Containers {
             .inner
             .images
             .resolve(&c.record().image_id)
-            .map_err(|e| ContainerError::internal_with(crate::image::full_message(&e), e))?;
+            .map_err(|e| ContainerError::internal_with(berth_common::errors::cause_chain(&e), e))?;
         let _ = self.inner.images.unmount_rootfs(&merged);
         for d in [paths.upper(), paths.work(), merged.clone()] {
             std::fs::create_dir_all(&d).map_err(|e| ContainerError::io("create", &d, e))?;

@@ -173,11 +173,10 @@ impl Containers {
         rec: &Record,
         paths: &Paths,
     ) -> Result<(user::Ids, Vec<(usize, String)>), ContainerError> {
-        let image = self
-            .inner
-            .images
-            .resolve(&rec.image_id)
-            .map_err(|e| ContainerError::internal_with(crate::image::full_message(&e), e))?;
+        let image =
+            self.inner.images.resolve(&rec.image_id).map_err(|e| {
+                ContainerError::internal_with(berth_common::errors::cause_chain(&e), e)
+            })?;
         let merged = paths.merged();
         let _ = self.inner.images.unmount_rootfs(&merged);
         for d in [paths.upper(), paths.work(), merged.clone()] {

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use berth_api::error::{ApiError, ErrorKind};
+use berth_common::errors::cause_chain;
 
 use crate::store::StoreError;
 
@@ -127,24 +128,9 @@ impl ImageError {
     }
 }
 
-/// The message with every `source` appended, as the client should see it.
-pub fn full_message(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        let part = s.to_string();
-        if !msg.ends_with(&part) {
-            msg.push_str(": ");
-            msg.push_str(&part);
-        }
-        cur = s.source();
-    }
-    msg
-}
-
 impl From<ImageError> for ApiError {
     fn from(e: ImageError) -> Self {
-        ApiError::new(e.kind(), full_message(&e)).with_source(e)
+        ApiError::new(e.kind(), cause_chain(&e)).with_source(e)
     }
 }
 

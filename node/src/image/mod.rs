@@ -46,7 +46,7 @@ pub(crate) mod fake;
 pub(crate) mod testutil;
 
 pub use archive::pack::pack_layer;
-pub use error::{full_message, ImageError};
+pub use error::ImageError;
 pub use image_store::ImageStore;
 pub use service::{ImageService, ResolvedImage, UsersFn};
 pub use store::changes::apply_changes;

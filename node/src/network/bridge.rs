@@ -282,15 +282,7 @@ impl NetworkDriver for BridgeDriver {
             why,
         };
         for b in wanted {
-            for (r, host_ip) in reserve_binding(b, addrs).map_err(failed)? {
-                let ctr_ip = match host_ip {
-                    IpAddr::V4(_) => IpAddr::V4(addrs.ip),
-                    // reserve_binding gives IPv6 sides only with an IPv6 address.
-                    IpAddr::V6(_) => match addrs.ip6 {
-                        Some(ip6) => IpAddr::V6(ip6),
-                        None => continue,
-                    },
-                };
+            for (r, host_ip, ctr_ip) in reserve_binding(b, addrs).map_err(failed)? {
                 mappings.push(PortMapping {
                     proto: b.proto.to_owned(),
                     ctr_port: b.ctr_port,
@@ -358,25 +350,30 @@ impl NetworkDriver for BridgeDriver {
     }
 }
 
-/// The host sides one binding takes, with the address each is on: a binding with no
-/// address takes every IPv4 address, and every IPv6 one too (the same port) when the
-/// container has an IPv6 address; an IPv6 address needs the container to have one.
+/// The host sides one binding takes: (reservation, host address, container address). A
+/// binding with no address takes every IPv4 address, and every IPv6 one too (the same port)
+/// when the container has an IPv6 address; an IPv6 address needs the container to have one.
 fn reserve_binding(
     b: &ports::Binding,
     addrs: EndpointAddrs,
-) -> std::result::Result<Vec<(ports::Reservation, IpAddr)>, ports::PortError> {
+) -> std::result::Result<Vec<(ports::Reservation, IpAddr, IpAddr)>, ports::PortError> {
     let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-    match b.host_ip {
-        None if addrs.ip6.is_some() => {
+    let ctr4 = IpAddr::V4(addrs.ip);
+    match (b.host_ip, addrs.ip6) {
+        (None, Some(ip6)) => {
             let (r4, r6) = ports::reserve_dual(b)?;
-            Ok(vec![(r4, any4), (r6, IpAddr::V6(Ipv6Addr::UNSPECIFIED))])
+            let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+            Ok(vec![(r4, any4, ctr4), (r6, any6, IpAddr::V6(ip6))])
         }
-        None => Ok(vec![(ports::reserve(b)?, any4)]),
-        Some(ip @ IpAddr::V6(_)) if addrs.ip6.is_none() => Err(ports::PortError::NoIpv6 {
+        (None, None) => Ok(vec![(ports::reserve(b)?, any4, ctr4)]),
+        (Some(ip @ IpAddr::V6(_)), Some(ip6)) => {
+            Ok(vec![(ports::reserve(b)?, ip, IpAddr::V6(ip6))])
+        }
+        (Some(ip @ IpAddr::V6(_)), None) => Err(ports::PortError::NoIpv6 {
             ip,
             port: b.host_port.map_or(0, |(lo, _)| lo),
         }),
-        Some(ip) => Ok(vec![(ports::reserve(b)?, ip)]),
+        (Some(ip), _) => Ok(vec![(ports::reserve(b)?, ip, ctr4)]),
     }
 }
 

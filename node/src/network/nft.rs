@@ -66,11 +66,6 @@ impl Family {
             Family::V6 => "ip6",
         }
     }
-
-    /// The match keyword of addresses (`ip saddr`, `ip6 saddr`).
-    fn addr(self) -> &'static str {
-        self.table_kind()
-    }
 }
 
 /// The daemon's IPv4 table and its IPv6 table (`ip6`, the same name), both replaced in one
@@ -86,9 +81,11 @@ pub fn render(table: &str, bridges: &[BridgeRules], dnats: &[Dnat]) -> String {
         bridges.iter().map(|b| (b, b.subnet.to_string())).collect();
     let (v6_dnats, v4_dnats): (Vec<&Dnat>, Vec<&Dnat>) =
         dnats.iter().partition(|d| d.ctr_ip.is_ipv6());
-    render_family(&mut s, Family::V4, table, &v4_bridges, &v4_dnats);
     // Declaring then deleting makes the delete succeed whether or not the table exists.
-    let _ = writeln!(s, "table ip6 {table} {{}}\ndelete table ip6 {table}");
+    for kind in ["ip", "ip6"] {
+        let _ = writeln!(s, "table {kind} {table} {{}}\ndelete table {kind} {table}");
+    }
+    render_family(&mut s, Family::V4, table, &v4_bridges, &v4_dnats);
     if !v6_bridges.is_empty() || !v6_dnats.is_empty() {
         let v6: Vec<(&BridgeRules, String)> = v6_bridges
             .iter()
@@ -107,10 +104,6 @@ fn render_family(
     dnats: &[&Dnat],
 ) {
     let kind = fam.table_kind();
-    if fam == Family::V4 {
-        // Declaring then deleting makes the delete succeed whether or not the table exists.
-        let _ = writeln!(s, "table ip {table} {{}}\ndelete table ip {table}");
-    }
     let _ = writeln!(s, "table {kind} {table} {{");
     s.push_str(
         "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;\n    fib daddr type local jump publish\n  }\n",
@@ -128,7 +121,7 @@ fn render_family(
     for d in dnats {
         let daddr = d
             .host_ip
-            .map(|ip| format!("{} daddr {ip} ", fam.addr()))
+            .map(|ip| format!("{} daddr {ip} ", fam.table_kind()))
             .unwrap_or_default();
         let to = match d.ctr_ip {
             IpAddr::V4(ip) => format!("{ip}:{}", d.ctr_port),
@@ -143,7 +136,7 @@ fn render_family(
     }
     s.push_str("  }\n");
     s.push_str("  chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n");
-    let a = fam.addr();
+    let a = fam.table_kind();
     for (b, net) in bridges {
         let br = &b.ifname;
         if fam == Family::V4 {
@@ -310,7 +303,8 @@ mod tests {
         assert!(v6.contains("fib daddr type local ip6 daddr != ::1 jump publish"));
         assert!(!v6.contains("berth0"), "a v4-only bridge has no IPv6 rules");
         assert!(!v6.contains("172.19.0.2"));
-        let v4 = &s[..s.find("table ip6 berth {}").expect("ip6 preamble")];
+        let v4_start = s.find("table ip berth {\n").expect("ip table");
+        let v4 = &s[v4_start..s.find("table ip6 berth {\n").expect("ip6 table")];
         assert!(v4.contains("tcp dport 8080 dnat to 172.19.0.2:80"));
         assert!(!v4.contains("fd00:1::2"));
     }

@@ -72,7 +72,7 @@ pub struct Binding {
 
 pub struct Reservation {
     pub port: u16,
-    _sock: OwnedFd,
+    sock: OwnedFd,
 }
 
 impl Reservation {
@@ -87,7 +87,7 @@ impl Reservation {
     ) -> io::Result<tokio::task::JoinHandle<()>> {
         let rt = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
         // (bind_port made it listen when it bound it.)
-        let listener = std::net::TcpListener::from(self._sock.try_clone()?);
+        let listener = std::net::TcpListener::from(self.sock.try_clone()?);
         listener.set_nonblocking(true)?;
         let _guard = rt.enter();
         let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -201,7 +201,7 @@ pub fn bindings(
 pub fn reserve_on(b: &Binding, ip: IpAddr) -> Result<Reservation, PortError> {
     let try_port = |port: u16| -> io::Result<Reservation> {
         let (fd, port) = bind_port(b.proto == "udp", ip, port)?;
-        Ok(Reservation { port, _sock: fd })
+        Ok(Reservation { port, sock: fd })
     };
     match b.host_port {
         None => try_port(0).map_err(PortError::NoFreePort),

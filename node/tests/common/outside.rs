@@ -2,9 +2,25 @@
 //! an address on each side and a web server of its own. It has no route back to container
 //! subnets, so a container's request it answers proves masquerading. Removed on drop.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
-use super::{stderr, Daemon};
+use super::{stderr, stdout, Daemon};
+
+/// Runs a command inside a network namespace (only the network one: cgroups stay visible).
+pub fn in_ns(ns: &str, args: &[&str]) -> Output {
+    Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{ns}"))
+        .args(args)
+        .output()
+        .expect("nsenter")
+}
+
+/// GET `url` from inside `ns`, the body trimmed (curl; `-g` so the brackets of an IPv6
+/// literal are no glob).
+pub fn http_get(ns: &str, url: &str) -> Option<String> {
+    let o = in_ns(ns, &["curl", "-g", "-s", "--max-time", "3", url]);
+    o.status.success().then(|| stdout(&o).trim().to_owned())
+}
 
 /// Starts busybox httpd serving `text` at / in a detached container called `name`.
 pub fn web(d: &Daemon, extra: &[&str], name: &str, text: &str) {

@@ -30,7 +30,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use crate::image::digest::{chain_id, Digest};
-use crate::image::error::{full_message, ImageError};
+use crate::image::error::ImageError;
 use crate::image::reference::{Reference, DEFAULT_TAG};
 use crate::image::service::{ImageService, NewImage, PendingLayer};
 use crate::image::store::blobs::BlobRecord;
@@ -39,6 +39,7 @@ use crate::image::store::manifest::{self, Fetched, ImageManifest};
 use crate::image::store::unpack::Unpacked;
 use crate::image::transfer::progress::Progress;
 use crate::image::transfer::registry::{Credentials, RegistryError, Session};
+use berth_common::errors::cause_chain;
 
 /// Everything resolved before the progress stream starts.
 pub(crate) struct PullPlan {
@@ -234,7 +235,7 @@ impl ImageService {
             for plan in plans {
                 if let Err(e) = svc.pull_layers(plan, progress.clone()).await {
                     tracing::error!(error = %e, "pull failed");
-                    progress.error(&full_message(&e));
+                    progress.error(&cause_chain(&e));
                     return;
                 }
             }

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tokio_util::io::ReaderStream;
 
 use crate::image::digest::Digest;
-use crate::image::error::{full_message, ImageError};
+use crate::image::error::ImageError;
 use crate::image::reference::Reference;
 use crate::image::service::ImageService;
 use crate::image::store::blobs::BlobRecord;
@@ -35,6 +35,7 @@ use crate::image::store::manifest::{
 use crate::image::store::records::ImageRecord;
 use crate::image::transfer::progress::Progress;
 use crate::image::transfer::registry::{Credentials, RegistryError, Session};
+use berth_common::errors::cause_chain;
 
 pub(crate) struct PushPlan {
     repo: Reference,
@@ -150,7 +151,7 @@ impl ImageService {
             for (tag, rec) in &plan.images {
                 if let Err(e) = svc.push_one(&plan, tag, rec, &progress).await {
                     tracing::error!(error = %e, "push failed");
-                    progress.error(&full_message(&e));
+                    progress.error(&cause_chain(&e));
                     return;
                 }
             }
