@@ -603,23 +603,15 @@ impl Manager {
             .insert(hb.node_id.clone(), Instant::now());
         let stale_desc = node.description != hb.description;
         if node.state != NodeState::Ready || node.addr != hb.addr || stale_desc {
-            let op = if stale_desc {
-                let mut n = node.clone();
-                n.description = hb.description;
-                n.state = NodeState::Ready;
-                n.message.clear();
-                n.addr = hb.addr;
-                Op::PutNode {
-                    version: None,
-                    node: Box::new(n),
-                }
-            } else {
-                Op::NodeStatus {
-                    id: hb.node_id.clone(),
-                    state: NodeState::Ready,
-                    message: String::new(),
-                    addr: Some(hb.addr),
-                }
+            // Only what the node reports, applied to the node as it stands at apply time:
+            // this manager's copy may lag (just restarted, not yet caught up), and a whole
+            // node written back from it would undo acknowledged spec changes.
+            let op = Op::NodeStatus {
+                id: hb.node_id.clone(),
+                state: NodeState::Ready,
+                message: String::new(),
+                addr: Some(hb.addr),
+                description: stale_desc.then(|| Box::new(hb.description)),
             };
             let cmd = Command { at: now(), op };
             // Don't hold the node's heartbeat on the commit.
@@ -734,6 +726,7 @@ impl Manager {
                     state: NodeState::Down,
                     message: "heartbeat failure".into(),
                     addr: None,
+                    description: None,
                 },
             };
             if let Err(e) = self.raft.client_write(cmd).await {

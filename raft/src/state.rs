@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::networks::Network;
-use crate::objects::{Cluster, DataKind, DataObject, Node, NodeState};
+use crate::objects::{Cluster, DataKind, DataObject, Description, Node, NodeState};
 use crate::tasks::{RolloutChange, Service, Task, TaskChange, TaskState};
 
 /// Everything replicated. Serialised whole as a snapshot.
@@ -42,6 +42,14 @@ pub struct Command {
     pub op: Op,
 }
 
+/// What `Op::NodeStatus` says about a node.
+struct NodeReport<'a> {
+    state: NodeState,
+    message: &'a str,
+    addr: Option<&'a str>,
+    description: Option<&'a Description>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Op {
     /// The first entry of a cluster (and of a cluster re-formed by `--force-new-cluster`).
@@ -59,13 +67,17 @@ pub enum Op {
         version: Option<u64>,
         node: Box<Node>,
     },
-    /// A liveness change seen by the leader: no version check, and a no-op when the node is
-    /// gone or already in that state.
+    /// A liveness change seen by the leader, with the node's own report of itself
+    /// (`description`, when it changed): no version check, applied to the node as it stands
+    /// when the entry is applied, so it never carries back a spec read from a stale copy; a
+    /// no-op when the node is gone or nothing changes.
     NodeStatus {
         id: String,
         state: NodeState,
         message: String,
         addr: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<Box<Description>>,
     },
     RemoveNode {
         id: String,
@@ -159,7 +171,18 @@ impl State {
                 state,
                 message,
                 addr,
-            } => self.node_status(index, at, id, *state, message, addr.as_deref()),
+                description,
+            } => self.node_status(
+                index,
+                at,
+                id,
+                NodeReport {
+                    state: *state,
+                    message,
+                    addr: addr.as_deref(),
+                    description: description.as_deref(),
+                },
+            ),
             Op::PutData {
                 kind,
                 version,
@@ -321,28 +344,28 @@ impl State {
 
     /// `Op::NodeStatus`: a liveness change; unchanged when the node is gone or already
     /// there.
-    fn node_status(
-        &mut self,
-        index: u64,
-        at: &str,
-        id: &str,
-        state: NodeState,
-        message: &str,
-        addr: Option<&str>,
-    ) -> Outcome {
-        let Some(node) = self.nodes.get_mut(id) else {
+    fn node_status(&mut self, index: u64, at: &str, id: &str, report: NodeReport) -> Outcome {
+        let Some(cur) = self.nodes.get(id) else {
             return Outcome::Unchanged;
         };
-        let addr_same = addr.is_none_or(|a| a == node.addr);
-        if node.state == state && node.message == message && addr_same {
+        let addr_same = report.addr.is_none_or(|a| a == cur.addr);
+        let desc_same = report.description.is_none_or(|d| *d == cur.description);
+        if cur.state == report.state && cur.message == report.message && addr_same && desc_same {
             return Outcome::Unchanged;
         }
-        node.state = state;
-        node.message = message.to_owned();
-        if let Some(a) = addr {
+        let mut node = cur.clone();
+        node.state = report.state;
+        node.message = report.message.to_owned();
+        if let Some(a) = report.addr {
             node.addr = a.to_owned();
         }
         stamp(&mut node.meta, index, at);
+        if let Some(d) = report.description {
+            node.description = d.clone();
+            // A node that now reports a WireGuard key gets its tunnel address.
+            crate::tunnels::assign(&self.nodes, Some(cur), &mut node);
+        }
+        self.nodes.insert(id.to_owned(), node);
         Outcome::Done { version: index }
     }
 
@@ -738,5 +761,56 @@ mod tests {
         ));
         apply(&mut s, 5, Op::RemoveService { id: "svc1".into() });
         assert!(matches!(apply(&mut s, 6, rm()), Outcome::Done { .. }));
+    }
+
+    /// A heartbeat's report (state, address, description) applies to the node as it stands
+    /// when the entry is applied: a spec change committed before it is kept, even when the
+    /// manager that proposed the report had not seen that change yet.
+    #[test]
+    fn a_node_report_keeps_the_committed_spec() {
+        let mut s = State::default();
+        let node = Node::joined(
+            "n1".into(),
+            crate::ca::Role::Worker,
+            crate::objects::Availability::Active,
+            Description::default(),
+        );
+        let put = |node: &Node, version| Op::PutNode {
+            version,
+            node: Box::new(node.clone()),
+        };
+        assert_eq!(
+            apply(&mut s, 1, put(&node, None)),
+            Outcome::Done { version: 1 }
+        );
+        let mut labelled = node.clone();
+        labelled.spec.labels.insert("k".into(), "v".into());
+        assert_eq!(
+            apply(&mut s, 2, put(&labelled, Some(1))),
+            Outcome::Done { version: 2 }
+        );
+        let description = Description {
+            hostname: "h1".into(),
+            ..Description::default()
+        };
+        let report = Op::NodeStatus {
+            id: "n1".into(),
+            state: NodeState::Ready,
+            message: String::new(),
+            addr: Some("10.0.0.1".into()),
+            description: Some(Box::new(description.clone())),
+        };
+        assert_eq!(
+            apply(&mut s, 3, report.clone()),
+            Outcome::Done { version: 3 }
+        );
+        let n = &s.nodes["n1"];
+        assert_eq!(n.spec.labels.get("k").map(String::as_str), Some("v"));
+        assert_eq!(
+            (n.description.clone(), n.addr.as_str()),
+            (description, "10.0.0.1")
+        );
+        assert_eq!(n.meta.version, 3);
+        assert_eq!(apply(&mut s, 4, report), Outcome::Unchanged);
     }
 }

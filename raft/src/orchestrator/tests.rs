@@ -216,6 +216,7 @@ fn a_down_node_has_its_tasks_replaced_once() {
         state: NodeState::Down,
         message: "heartbeat failure".into(),
         addr: None,
+        description: None,
     });
     sim.settle(None);
     let per = sim.running_per_node();
@@ -227,6 +228,7 @@ fn a_down_node_has_its_tasks_replaced_once() {
         state: NodeState::Ready,
         message: String::new(),
         addr: None,
+        description: None,
     });
     sim.settle(None);
     let live = sim
