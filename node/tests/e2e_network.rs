@@ -462,3 +462,96 @@ fn berth_cli_networks_survive_daemon_kill_without_leaks() {
     let rm = d.berth(&["network", "rm", "app"]);
     assert!(rm.status.success(), "{}", stderr(&rm));
 }
+
+/// `--bridge none`, as with dockerd: no default bridge network (its record and the device
+/// berthd made go when a data root had one), containers without `--network` get none,
+/// user-defined networks still work; `--bip` cannot come with it. And a network named at
+/// create that does not exist yet is looked up at start.
+#[test]
+fn bridge_none_turns_the_default_bridge_off() {
+    let mut d = Daemon::start();
+    d.busybox();
+    let link = |d: &Daemon| {
+        d.in_netns("ip")
+            .args(["link", "show", "berth0"])
+            .output()
+            .expect("ip")
+            .status
+            .success()
+    };
+    assert!(link(&d), "the default bridge device");
+    d.kill9();
+    d.set_args(&["--bridge", "none"]);
+    d.spawn();
+    let nets = d.ok(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert_eq!(
+        nets.lines().collect::<Vec<_>>(),
+        ["host host", "none null"],
+        "{nets}"
+    );
+    assert!(!link(&d), "the default bridge device stayed");
+
+    let addrs = d.ok(&["run", "--rm", "busybox", "ip", "-o", "addr"]);
+    assert!(
+        addrs.lines().all(|l| l.contains(": lo ")),
+        "a container without --network got an interface: {addrs}"
+    );
+    d.ok(&["create", "--name", "plain", "busybox", "true"]);
+    let on = d.ok(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.NetworkMode}} {{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+        "plain",
+    ]);
+    assert_eq!(on, "none none");
+    // As with dockerd, a network that does not exist fails the start, not the create
+    // (the docker CLI would answer a 404 from create by trying to pull the image).
+    let o = d.docker(&["run", "--rm", "--network", "bridge", "busybox", "true"]);
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("network bridge not found")
+            && !stderr(&o).contains("Unable to find image"),
+        "{}",
+        stderr(&o)
+    );
+    d.ok(&[
+        "create",
+        "--name",
+        "early",
+        "--network",
+        "mine",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    d.ok(&["network", "create", "--subnet", "10.89.0.0/24", "mine"]);
+    d.ok(&["start", "-a", "early"]);
+    let addrs = d.ok(&["logs", "early"]);
+    assert!(addrs.contains("inet 10.89.0."), "{addrs}");
+    let addrs = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "mine",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+    ]);
+    assert!(addrs.contains("inet 10.89.0."), "{addrs}");
+    d.ok(&["rm", "plain", "early"]);
+    d.ok(&["network", "rm", "mine"]);
+
+    // Refused before it starts anything (`timeout` only guards the test against a start).
+    let o = Command::new("timeout")
+        .arg("20")
+        .arg(common::bin_dir().join("berthd"))
+        .args(["--bridge", "none", "--bip", "10.90.0.1/24"])
+        .output()
+        .expect("berthd");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--bridge none"), "{}", stderr(&o));
+}

@@ -11,6 +11,7 @@ use berth_node::config::DaemonConfig;
 use berth_node::container::logconfig;
 use berth_node::container::model::LogConfig;
 use berth_node::engine::Engine;
+use berth_node::network::bridge;
 use berth_node::network::ipam::Pool;
 use berth_node::network::ipam6::Pool6;
 use berth_raft::ca::Role;
@@ -66,7 +67,8 @@ struct Flags {
     /// Keep containers running when the daemon stops (default true).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     live_restore: bool,
-    /// Device of the default bridge network (default berth0).
+    /// Device of the default bridge network (default berth0); `none`: no default bridge,
+    /// and containers created without --network get none.
     #[arg(short = 'b', long)]
     bridge: Option<String>,
     /// Address and prefix of the default bridge, e.g. 172.30.0.1/16.
@@ -257,7 +259,7 @@ fn daemon_config(flags: &Flags, file: &mut FileConfig) -> anyhow::Result<DaemonC
         runtimes,
         shim_path: exe.with_file_name("berth-shim"),
         live_restore: file.live_restore.unwrap_or(flags.live_restore),
-        bridge: pick(&flags.bridge, &file.bridge, "berth0".into()),
+        bridge: pick(&flags.bridge, &file.bridge, bridge::DEFAULT_DEVICE.into()),
         bip: flags.bip.clone().or(file.bip.clone()),
         default_address_pools: pools,
         default_address_pools6: pools6,
@@ -287,6 +289,11 @@ fn daemon_config(flags: &Flags, file: &mut FileConfig) -> anyhow::Result<DaemonC
         log_config,
         cluster,
     };
+    if cfg.bridge == berth_node::network::NO_BRIDGE
+        && (cfg.bip.is_some() || cfg.fixed_cidr_v6.is_some())
+    {
+        bail!("--bridge none turns the default bridge off: --bip and --fixed-cidr-v6 configure it and cannot be given with it");
+    }
     if cfg.max_concurrent_downloads == 0 || cfg.max_concurrent_uploads == 0 {
         bail!("--max-concurrent-downloads and --max-concurrent-uploads must be at least 1");
     }

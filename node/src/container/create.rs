@@ -49,6 +49,13 @@ impl Containers {
         if let Some(other) = host_config.network_mode.strip_prefix("container:") {
             self.get(other)?;
         }
+        if matches!(host_config.network_mode.as_str(), "" | "default") {
+            // `--bridge none`: no default bridge, so no network unless one is asked for.
+            let default = self.inner.nets.default_network();
+            if default != "bridge" {
+                host_config.network_mode = default.to_owned();
+            }
+        }
         let id = hex::encode(rand::random::<[u8; 32]>());
         // A swarm task's endpoints come with their addresses from its assignment.
         let endpoints = if config.labels.contains_key("com.docker.swarm.task.id") {

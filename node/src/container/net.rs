@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use serde_json::{json, Value};
 
 use super::{netns, ContainerError, Containers, Ctr, Record};
-use crate::network::{ports, Attachee, Endpoint, EndpointAddrs, PortMapping};
+use crate::network::{ports, Attachee, Endpoint, EndpointAddrs, NetworkError, PortMapping};
 
 /// The network mode as Docker reports it: `default` and empty mean `bridge`.
 pub(super) fn mode(r: &Record) -> &str {
@@ -156,35 +156,60 @@ impl Containers {
             }
             return Ok(out);
         }
-        let primary = nets.find(mode)?;
-        if primary.driver != "bridge" {
+        // As with dockerd, a network that does not exist (yet) fails the start, not the
+        // create: the endpoint is kept by the name given and looked up when the container
+        // starts. (`docker run` answers a 404 from create by pulling the image.)
+        let primary = match nets.find(mode) {
+            Ok(p) => Some(p),
+            Err(NetworkError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let primary_id = primary.as_ref().map(|p| p.id.as_str());
+        if let Some(p) = primary.as_ref().filter(|p| p.driver != "bridge") {
             return Err(ContainerError::Invalid(format!(
-                "network {mode} cannot be used by containers"
+                "network {} cannot be used by containers",
+                p.name
             )));
         }
         let mut ep = configs
             .and_then(|c| {
                 c.get(mode)
                     .or_else(|| c.get("default"))
-                    .or_else(|| c.get(&primary.id))
+                    .or_else(|| primary_id.and_then(|id| c.get(id)))
             })
             .cloned()
             .unwrap_or_default();
-        nets.check_endpoint(&primary.id, &mut ep)?;
-        out.insert(primary.name.clone(), ep);
+        match &primary {
+            Some(p) => {
+                nets.check_endpoint(&p.id, &mut ep)?;
+                out.insert(p.name.clone(), ep);
+            }
+            None => {
+                ep.network_id.clear();
+                out.insert(mode.to_owned(), ep);
+            }
+        }
         for (k, v) in configs.into_iter().flatten() {
-            if k == mode || k == "default" || k == &primary.id {
+            if k == mode || k == "default" || Some(k.as_str()) == primary_id {
                 continue;
             }
             let mut ep = v.clone();
-            let rec = nets.check_endpoint(k, &mut ep)?;
-            if matches!(rec.name.as_str(), "host" | "none") {
-                return Err(ContainerError::Invalid(format!(
-                    "container cannot be connected to {} and {mode} at once",
-                    rec.name
-                )));
+            match nets.check_endpoint(k, &mut ep) {
+                Ok(rec) if matches!(rec.name.as_str(), "host" | "none") => {
+                    return Err(ContainerError::Invalid(format!(
+                        "container cannot be connected to {} and {mode} at once",
+                        rec.name
+                    )));
+                }
+                Ok(rec) => {
+                    out.insert(rec.name.clone(), ep);
+                }
+                Err(NetworkError::NotFound(_)) => {
+                    ep.network_id.clear();
+                    out.insert(k.clone(), ep);
+                }
+                Err(e) => return Err(e.into()),
             }
-            out.insert(rec.name.clone(), ep);
         }
         Ok(out)
     }
@@ -220,8 +245,18 @@ impl Containers {
             .find(|k| k.as_str() == mode)
             .cloned()
             .unwrap_or_else(|| mode.to_owned());
-        // A network recreated under the same name since create: Docker refuses to start.
-        for (name, ep) in &eps {
+        for (name, ep) in eps.iter_mut() {
+            if ep.network_id.is_empty() {
+                // Named at create before it existed: looked up now, as dockerd does.
+                let net = self.inner.nets.check_endpoint(name, ep)?;
+                if *name == primary && net.driver != "bridge" {
+                    return Err(ContainerError::Invalid(format!(
+                        "network {name} cannot be used by containers"
+                    )));
+                }
+                continue;
+            }
+            // A network recreated under the same name since create: Docker refuses to start.
             if self.inner.nets.find(&ep.network_id).is_err() {
                 return Err(ContainerError::NotFound(format!(
                     "network {name} not found"

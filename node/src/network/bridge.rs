@@ -27,6 +27,8 @@ use super::{nft, ports, write_sysctl, NetConfig, NetworkRecord, PortMapping};
 
 /// Prefix of the bridges of user-defined networks: `berth-` + 9 hex digits of the id.
 pub const BRIDGE_PREFIX: &str = "berth-";
+/// The default bridge network's device when `--bridge` does not name one.
+pub const DEFAULT_DEVICE: &str = "berth0";
 const MTU_OPTION: &str = "com.docker.network.driver.mtu";
 const NAME_OPTION: &str = "com.docker.network.bridge.name";
 const MASQUERADE_OPTION: &str = "com.docker.network.bridge.enable_ip_masquerade";
@@ -98,7 +100,7 @@ impl BridgeDriver {
 
 /// The nftables table of a daemon whose default bridge is `bridge`.
 pub fn table_name(bridge: &str) -> String {
-    if bridge == "berth0" {
+    if bridge == DEFAULT_DEVICE {
         "berth".to_owned()
     } else {
         format!("berth_{}", bridge.replace(['-', '.'], "_"))

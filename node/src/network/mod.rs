@@ -253,6 +253,9 @@ struct Inner {
     services: Mutex<Option<ServiceResolver>>,
     /// Addresses on attachable swarm networks for standalone containers (the agent's).
     attacher: Mutex<Option<swarm::SwarmAttacher>>,
+    /// The network of containers created without one: `bridge`, or `none` when the
+    /// default bridge is off (`--bridge none`).
+    default_network: &'static str,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -267,7 +270,15 @@ pub struct NetConfig {
     pub fixed_cidr_v6: Option<String>,
 }
 
+/// `--bridge none`: no default bridge network; containers without `--network` get none.
+pub const NO_BRIDGE: &str = "none";
+
 impl NetConfig {
+    /// Whether the default `bridge` network exists (not `--bridge none`).
+    pub fn default_bridge(&self) -> bool {
+        self.bridge != NO_BRIDGE
+    }
+
     pub fn from_daemon(cfg: &DaemonConfig) -> NetConfig {
         NetConfig {
             bridge: cfg.bridge.clone(),
@@ -336,6 +347,9 @@ impl Networks {
             .collect();
         check_record_versions(&recs)?;
         write_sysctl("/proc/sys/net/ipv4/ip_forward", "1");
+        if !cfg.default_bridge() {
+            drop_default_bridge(&meta, &mut recs)?;
+        }
         add_predefined(cfg, &meta, &mut recs)?;
         follow_bip(cfg, &meta, &mut recs)?;
         follow_ipv6(cfg, &meta, &mut recs)?;
@@ -392,8 +406,19 @@ impl Networks {
                     dns: HashMap::new(),
                 }),
                 sync_lock: Mutex::new(()),
+                default_network: if cfg.default_bridge() {
+                    "bridge"
+                } else {
+                    NO_BRIDGE
+                },
             }),
         })
+    }
+
+    /// The network of containers created without one (`bridge`, or `none` under
+    /// `--bridge none`).
+    pub fn default_network(&self) -> &'static str {
+        self.inner.default_network
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -443,7 +468,7 @@ fn add_predefined(
     recs: &mut Vec<NetworkRecord>,
 ) -> anyhow::Result<()> {
     for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
-        if recs.iter().any(|r| r.name == name) {
+        if recs.iter().any(|r| r.name == name) || (name == "bridge" && !cfg.default_bridge()) {
             continue;
         }
         let mut rec = NetworkRecord {
@@ -463,6 +488,25 @@ fn add_predefined(
         }
         put_record(meta, &rec)?;
         recs.push(rec);
+    }
+    Ok(())
+}
+
+/// `--bridge none` on a data root that had the default bridge: its record goes (as with
+/// dockerd, containers that asked for `bridge` by name then fail to start), and so does
+/// its device when it is the one berthd names by default.
+fn drop_default_bridge(meta: &MetaStore, recs: &mut Vec<NetworkRecord>) -> anyhow::Result<()> {
+    let Some(at) = recs.iter().position(|r| r.name == "bridge") else {
+        return Ok(());
+    };
+    let rec = recs.remove(at);
+    tracing::info!(device = %rec.bridge, "--bridge none: removing the default bridge network");
+    meta.delete(NETWORKS, &rec.id)?;
+    if rec.bridge == bridge::DEFAULT_DEVICE {
+        let mut nl = Netlink::open()?;
+        if let Some(idx) = nl.link_index(&rec.bridge)? {
+            nl.delete_link(idx)?;
+        }
     }
     Ok(())
 }

@@ -416,6 +416,11 @@ impl Daemon {
         format!("unix://{}", self.sock.display())
     }
 
+    /// The daemon's flags beyond the harness's own, from its next `spawn` on.
+    pub fn set_args(&mut self, extra: &[&str]) {
+        self.extra_args = extra.iter().map(|s| s.to_string()).collect();
+    }
+
     /// SIGKILL the daemon (containers keep running under their shims).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

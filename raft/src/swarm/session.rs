@@ -4,7 +4,7 @@ use super::*;
 
 /// How long one heartbeat call may take: well under the grace period, so that a beat lost
 /// to a brief partition is retried soon after the partition heals.
-const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(1);
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_millis(600);
 /// The wait before trying again when no manager answered a heartbeat.
 const HEARTBEAT_RETRY: Duration = Duration::from_millis(250);
 
@@ -109,7 +109,14 @@ impl Swarm {
                     self.refused(&m).await;
                     return Duration::from_secs(5);
                 }
-                Err(e) => tracing::debug!(manager = %t, error = %e, "heartbeat"),
+                Err(e) => {
+                    tracing::debug!(manager = %t, error = %e, "heartbeat");
+                    // The next try dials afresh: data queued on a connection that crossed a
+                    // partition is retransmitted on TCP's backoff (0.2, 0.4, 0.8, 1.6 s…),
+                    // so the old connection can stay silent for seconds after the heal,
+                    // longer than the grace period.
+                    self.forget_client(addr);
+                }
             }
         }
         HEARTBEAT_RETRY
@@ -403,6 +410,18 @@ impl Swarm {
             .entry(addr)
             .or_insert_with(|| ClusterClient::new(addr, tls))
             .clone())
+    }
+
+    /// Drops the cached client of one manager (its next call opens a new connection).
+    fn forget_client(&self, addr: SocketAddr) {
+        if let Some(c) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            c.by_addr.remove(&addr);
+        }
     }
 
     pub(super) fn forget_clients(&self) {
