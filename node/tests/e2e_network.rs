@@ -514,33 +514,17 @@ fn bridge_none_turns_the_default_bridge_off() {
         "{}",
         stderr(&o)
     );
+    let show_ipv4 = ["busybox", "ip", "-o", "-4", "addr"];
     d.ok(&[
-        "create",
-        "--name",
-        "early",
-        "--network",
-        "mine",
-        "busybox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-    ]);
+        &["create", "--name", "early", "--network", "mine"][..],
+        &show_ipv4,
+    ]
+    .concat());
     d.ok(&["network", "create", "--subnet", "10.89.0.0/24", "mine"]);
     d.ok(&["start", "-a", "early"]);
     let addrs = d.ok(&["logs", "early"]);
     assert!(addrs.contains("inet 10.89.0."), "{addrs}");
-    let addrs = d.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "mine",
-        "busybox",
-        "ip",
-        "-o",
-        "-4",
-        "addr",
-    ]);
+    let addrs = d.ok(&[&["run", "--rm", "--network", "mine"][..], &show_ipv4].concat());
     assert!(addrs.contains("inet 10.89.0."), "{addrs}");
     d.ok(&["rm", "plain", "early"]);
     d.ok(&["network", "rm", "mine"]);

@@ -87,8 +87,11 @@ impl Manager {
         }
         node.cert_fingerprint = fingerprint;
         let raft_id = node.raft_id;
+        // Only over the version read here: this manager's copy may lag the log, and a
+        // whole node written back unconditionally would undo a spec change committed since
+        // (the node asks again on its next heartbeat).
         self.propose(Op::PutNode {
-            version: None,
+            version: Some(caller.meta.version),
             node: Box::new(node),
         })
         .await?;
