@@ -393,30 +393,15 @@ impl State {
     ) -> Outcome {
         let mut object = object.clone();
         let map = self.data_mut(kind);
-        match (map.get(&object.id), version) {
-            (Some(cur), Some(v)) if cur.meta.version != v => return Outcome::OutOfSequence,
-            (Some(cur), Some(_)) => {
-                object.meta.created_at = cur.meta.created_at.clone();
-                stamp(&mut object.meta, index, at);
-            }
-            (Some(_), None) => {
-                return Outcome::AlreadyExists {
-                    what: format!("{} {}", kind.as_str(), object.id),
-                }
-            }
-            (None, Some(_)) => {
-                return Outcome::NotFound {
-                    what: format!("{} {}", kind.as_str(), object.id),
-                }
-            }
-            (None, None) => {
-                if map.values().any(|o| o.name == object.name) {
-                    return Outcome::AlreadyExists {
-                        what: format!("{} {}", kind.as_str(), object.name),
-                    };
-                }
-                stamp_new(&mut object.meta, index, at);
-            }
+        let cur = map.get(&object.id).map(|o| &o.meta);
+        if cur.is_none() && version.is_none() && map.values().any(|o| o.name == object.name) {
+            return Outcome::AlreadyExists {
+                what: format!("{} {}", kind.as_str(), object.name),
+            };
+        }
+        let what = || format!("{} {}", kind.as_str(), object.id);
+        if let Err(refused) = stamp_put(cur, version, &mut object.meta, index, at, what) {
+            return refused;
         }
         map.insert(object.id.clone(), object);
         Outcome::Done { version: index }
@@ -447,34 +432,19 @@ impl State {
             return Outcome::Refused { message };
         }
         let mut service = service.clone();
-        match (self.services.get(&service.id), version) {
-            (Some(cur), Some(v)) if cur.meta.version != v => return Outcome::OutOfSequence,
-            (Some(cur), Some(_)) => {
-                service.meta.created_at = cur.meta.created_at.clone();
-                stamp(&mut service.meta, index, at);
-            }
-            (Some(_), None) => {
-                return Outcome::AlreadyExists {
-                    what: format!("service {}", service.id),
-                }
-            }
-            (None, Some(_)) => {
-                return Outcome::NotFound {
-                    what: format!("service {}", service.id),
-                }
-            }
-            (None, None) => {
-                if self
-                    .services
-                    .values()
-                    .any(|s| s.spec.name == service.spec.name)
-                {
-                    return Outcome::AlreadyExists {
-                        what: format!("service {}", service.spec.name),
-                    };
-                }
-                stamp_new(&mut service.meta, index, at);
-            }
+        let cur = self.services.get(&service.id).map(|s| &s.meta);
+        let name = &service.spec.name;
+        if cur.is_none()
+            && version.is_none()
+            && self.services.values().any(|s| s.spec.name == *name)
+        {
+            return Outcome::AlreadyExists {
+                what: format!("service {name}"),
+            };
+        }
+        let what = || format!("service {}", service.id);
+        if let Err(refused) = stamp_put(cur, version, &mut service.meta, index, at, what) {
+            return refused;
         }
         match self.resolve_ports(&service) {
             Ok(ports) => service.ports = ports,
@@ -675,6 +645,33 @@ fn stamp_new(meta: &mut crate::objects::Meta, index: u64, at: &str) {
 fn stamp(meta: &mut crate::objects::Meta, index: u64, at: &str) {
     meta.version = index;
     meta.updated_at = at.to_owned();
+}
+
+/// The version rules of an object made once (`version: None`) and then replaced only at the
+/// version it is at: stamps `meta` for the write, or gives the refusal (`what` names the
+/// object). A free name is the caller's to check.
+fn stamp_put(
+    cur: Option<&crate::objects::Meta>,
+    version: Option<u64>,
+    meta: &mut crate::objects::Meta,
+    index: u64,
+    at: &str,
+    what: impl FnOnce() -> String,
+) -> Result<(), Outcome> {
+    match (cur, version) {
+        (Some(cur), Some(v)) if cur.version != v => Err(Outcome::OutOfSequence),
+        (Some(cur), Some(_)) => {
+            meta.created_at = cur.created_at.clone();
+            stamp(meta, index, at);
+            Ok(())
+        }
+        (Some(_), None) => Err(Outcome::AlreadyExists { what: what() }),
+        (None, Some(_)) => Err(Outcome::NotFound { what: what() }),
+        (None, None) => {
+            stamp_new(meta, index, at);
+            Ok(())
+        }
+    }
 }
 
 /// Now, as Docker prints timestamps.

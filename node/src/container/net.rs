@@ -22,6 +22,37 @@ fn is_network(mode: &str) -> bool {
     !matches!(mode, "host" | "none") && !mode.starts_with("container:")
 }
 
+/// A container's primary network gives it eth0, its default route and published ports:
+/// only a bridge network can (an overlay is one more endpoint beside the default bridge).
+fn check_primary(net: &crate::network::NetworkRecord) -> Result<(), ContainerError> {
+    if net.driver == "bridge" {
+        return Ok(());
+    }
+    Err(ContainerError::Invalid(format!(
+        "network {} cannot be used by containers",
+        net.name
+    )))
+}
+
+/// `check_endpoint`, except that a network that does not exist (yet) is not an error: as
+/// with dockerd, that fails the start, not the create, so the endpoint is kept by the name
+/// given, with no network id, and looked up when the container starts. (`docker run`
+/// answers a 404 from create by pulling the image.)
+fn check_or_defer(
+    nets: &crate::network::Networks,
+    key: &str,
+    ep: &mut Endpoint,
+) -> Result<Option<crate::network::NetworkRecord>, ContainerError> {
+    match nets.check_endpoint(key, ep) {
+        Ok(rec) => Ok(Some(rec)),
+        Err(NetworkError::NotFound(_)) => {
+            ep.network_id.clear();
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// One `EndpointsConfig` entry as the API sends it.
 fn endpoint_from(v: Option<&Value>) -> Endpoint {
     let Some(v) = v else {
@@ -156,20 +187,15 @@ impl Containers {
             }
             return Ok(out);
         }
-        // As with dockerd, a network that does not exist (yet) fails the start, not the
-        // create: the endpoint is kept by the name given and looked up when the container
-        // starts. (`docker run` answers a 404 from create by pulling the image.)
+        // A network that does not exist yet is looked up at start (`check_or_defer`).
         let primary = match nets.find(mode) {
             Ok(p) => Some(p),
             Err(NetworkError::NotFound(_)) => None,
             Err(e) => return Err(e.into()),
         };
         let primary_id = primary.as_ref().map(|p| p.id.as_str());
-        if let Some(p) = primary.as_ref().filter(|p| p.driver != "bridge") {
-            return Err(ContainerError::Invalid(format!(
-                "network {} cannot be used by containers",
-                p.name
-            )));
+        if let Some(p) = &primary {
+            check_primary(p)?;
         }
         let mut ep = configs
             .and_then(|c| {
@@ -179,36 +205,29 @@ impl Containers {
             })
             .cloned()
             .unwrap_or_default();
-        match &primary {
-            Some(p) => {
-                nets.check_endpoint(&p.id, &mut ep)?;
-                out.insert(p.name.clone(), ep);
-            }
-            None => {
-                ep.network_id.clear();
-                out.insert(mode.to_owned(), ep);
-            }
-        }
+        let key = match check_or_defer(nets, primary_id.unwrap_or(mode), &mut ep)? {
+            Some(p) => p.name,
+            None => mode.to_owned(),
+        };
+        out.insert(key, ep);
         for (k, v) in configs.into_iter().flatten() {
             if k == mode || k == "default" || Some(k.as_str()) == primary_id {
                 continue;
             }
             let mut ep = v.clone();
-            match nets.check_endpoint(k, &mut ep) {
-                Ok(rec) if matches!(rec.name.as_str(), "host" | "none") => {
+            match check_or_defer(nets, k, &mut ep)? {
+                Some(rec) if matches!(rec.name.as_str(), "host" | "none") => {
                     return Err(ContainerError::Invalid(format!(
                         "container cannot be connected to {} and {mode} at once",
                         rec.name
                     )));
                 }
-                Ok(rec) => {
-                    out.insert(rec.name.clone(), ep);
+                Some(rec) => {
+                    out.insert(rec.name, ep);
                 }
-                Err(NetworkError::NotFound(_)) => {
-                    ep.network_id.clear();
+                None => {
                     out.insert(k.clone(), ep);
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         Ok(out)
@@ -249,10 +268,8 @@ impl Containers {
             if ep.network_id.is_empty() {
                 // Named at create before it existed: looked up now, as dockerd does.
                 let net = self.inner.nets.check_endpoint(name, ep)?;
-                if *name == primary && net.driver != "bridge" {
-                    return Err(ContainerError::Invalid(format!(
-                        "network {name} cannot be used by containers"
-                    )));
+                if *name == primary {
+                    check_primary(&net)?;
                 }
                 continue;
             }
