@@ -130,9 +130,21 @@ fn switches(h: &Host) -> usize {
 fn capture(c: &Cluster, f: impl FnOnce()) -> (Vec<u8>, String) {
     let netns = c.switch_netns();
     let file = std::env::temp_dir().join(format!("chaos-{}-underlay.pcap", c.run_id()));
+    // --immediate-mode: libpcap's default ring hands packets over a block at a time, when
+    // the block fills or a 1 s timeout passes; packets still in an open block when tcpdump
+    // is stopped are never written (a CI run lost every packet of the last second so).
     let mut dump = Command::new("ip")
         .args([
-            "netns", "exec", netns, "tcpdump", "-i", "any", "-U", "-n", "-w",
+            "netns",
+            "exec",
+            netns,
+            "tcpdump",
+            "--immediate-mode",
+            "-i",
+            "any",
+            "-U",
+            "-n",
+            "-w",
         ])
         .arg(&file)
         .arg("udp")
@@ -140,22 +152,26 @@ fn capture(c: &Cluster, f: impl FnOnce()) -> (Vec<u8>, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("tcpdump (scripts/deps installs it)");
-    // tcpdump flushes its file with the first packet it captures, and starts slowly under
-    // load: a datagram between two of the test's hosts until the file has something.
-    let (from, to) = (c.host(0).netns().to_owned(), c.host(1).ip().to_owned());
-    let ready = eventually(Duration::from_secs(20), || {
-        let to = to.clone();
-        in_netns(&from, move || {
-            let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
-            let _ = s.send_to(b"capture-probe", (to.as_str(), 9));
+    // A datagram between two of the test's hosts, sent until the capture file holds it:
+    // before `f`, tcpdump is capturing (it starts slowly under load); after, everything
+    // `f` sent, which went out before this mark, is in the file.
+    let mark = |label: &str| {
+        let (from, to) = (c.host(0).netns().to_owned(), c.host(1).ip().to_owned());
+        let label = format!("capture-{label}-{}", c.run_id());
+        let seen = eventually(Duration::from_secs(20), || {
+            let (to, payload) = (to.clone(), label.clone());
+            in_netns(&from, move || {
+                let s = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
+                let _ = s.send_to(payload.as_bytes(), (to.as_str(), 9));
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            contains(&std::fs::read(&file).unwrap_or_default(), &label)
         });
-        std::thread::sleep(Duration::from_millis(100));
-        std::fs::metadata(&file).is_ok_and(|m| m.len() > 24)
-    });
-    assert!(ready, "tcpdump did not start capturing");
-    std::thread::sleep(Duration::from_millis(500));
+        assert!(seen, "the capture never showed its {label} datagram");
+    };
+    mark("start");
     f();
-    std::thread::sleep(Duration::from_millis(500));
+    mark("end");
     let _ = dump.kill();
     let _ = dump.wait();
     let bytes = std::fs::read(&file).unwrap_or_default();
