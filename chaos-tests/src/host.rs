@@ -29,6 +29,8 @@ pub struct Host {
     /// berthd's command line and socket when started by `launch_command` (an installed
     /// berthd, as its systemd unit starts it) instead of the harness's own.
     custom: Mutex<Option<(Vec<String>, PathBuf)>>,
+    /// berthd runs with `--bridge none` (no default bridge network) from its next start.
+    bridgeless: std::sync::atomic::AtomicBool,
 }
 
 impl Host {
@@ -45,6 +47,7 @@ impl Host {
             bip: format!("10.{}.{}.1/24", 231 + i, net::random_bytes::<1>()[0]),
             daemon: Mutex::new(None),
             custom: Mutex::new(None),
+            bridgeless: Default::default(),
             netns,
             root,
         };
@@ -129,6 +132,13 @@ impl Host {
         *d = Some(self.spawn());
     }
 
+    /// From its next start, berthd on this host runs with `--bridge none`: no default
+    /// bridge network, so containers are on the networks they name, or none.
+    pub fn set_bridgeless(&self) {
+        self.bridgeless
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// From now on berthd on this host is `argv` (e.g. an installed unit's `ExecStart`),
     /// serving its API on `socket`; starts it without waiting (`wait_ready` waits). Keep
     /// its roots under [`Host::root`] and its cgroup parent [`Host::cgroup_parent`], so
@@ -184,11 +194,15 @@ impl Host {
             .arg(format!("unix://{}", self.socket().display()))
             .arg("--pidfile")
             .arg(self.root.join("berthd.pid"))
-            .args(["--cgroup-parent", &self.cgroup_parent, "--bip", &self.bip]);
-        match reference {
+            .args(["--cgroup-parent", &self.cgroup_parent]);
+        let bridgeless = self.bridgeless.load(std::sync::atomic::Ordering::Relaxed);
+        match (&reference, bridgeless) {
+            (_, true) => cmd.args(["--bridge", "none"]),
             // dockerd's --bridge names an existing bridge; its iptables rules stay out.
-            Some(_) => cmd.args(["--iptables=false", "--ip6tables=false"]),
-            None => cmd.args(["--bridge", &self.bridge]),
+            (Some(_), false) => {
+                cmd.args(["--bip", &self.bip, "--iptables=false", "--ip6tables=false"])
+            }
+            (None, false) => cmd.args(["--bip", &self.bip, "--bridge", &self.bridge]),
         };
         if let Some(level) = std::env::var_os("BERTH_CHAOS_LOG") {
             cmd.arg("--log-level").arg(level);

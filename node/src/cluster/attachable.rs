@@ -9,6 +9,8 @@
 //!     ─► Assignments now carry the network ─► netattach: plane + local record ─► endpoint
 //!  every assignments answer ─► gc: an attachment of this node whose container is gone
 //!     ─► DetachNetwork
+//!  a create that fails after its attachment, a container removed
+//!     ─► Networks::release_swarm ─► DetachNetwork (at once)
 //! ```
 //! Releasing by comparing with the containers that exist (rather than only at `rm`) also
 //! covers a create that failed after its address was given and a removal while the
@@ -24,6 +26,8 @@ use berth_raft::swarm::Swarm;
 use berth_raft::ClusterError;
 
 use crate::container::Containers;
+use futures_util::future::BoxFuture;
+
 use crate::network::{NetworkError, SwarmAttacher, SwarmAttachment};
 
 /// How long a fresh attachment is left alone while its container is being created.
@@ -34,8 +38,27 @@ const READY: Duration = Duration::from_secs(20);
 pub struct Attachable {
     swarm: Arc<Swarm>,
     containers: Containers,
-    /// Containers whose attachment was just given, and when.
-    pending: Mutex<HashMap<String, Instant>>,
+    /// Containers whose attachments were just given: when, and on which networks.
+    pending: Mutex<HashMap<String, (Instant, Vec<String>)>>,
+}
+
+/// What `Networks` calls at container create (and when that create fails).
+struct Hook(Arc<Attachable>);
+
+impl SwarmAttacher for Hook {
+    fn attach(
+        &self,
+        key: String,
+        container: String,
+    ) -> BoxFuture<'static, crate::network::error::Result<Option<SwarmAttachment>>> {
+        let me = self.0.clone();
+        Box::pin(async move { me.attach(&key, &container).await })
+    }
+
+    fn release(&self, container: String, network_ids: Vec<String>) -> BoxFuture<'static, ()> {
+        let me = self.0.clone();
+        Box::pin(async move { me.release(&container, network_ids).await })
+    }
 }
 
 impl Attachable {
@@ -48,12 +71,8 @@ impl Attachable {
     }
 
     /// The hook `Networks` calls at container create.
-    pub fn hook(self: &Arc<Self>) -> SwarmAttacher {
-        let me = self.clone();
-        Arc::new(move |key, container| {
-            let me = me.clone();
-            Box::pin(async move { me.attach(&key, &container).await })
-        })
+    pub fn hook(self: &Arc<Self>) -> Arc<dyn SwarmAttacher> {
+        Arc::new(Hook(self.clone()))
     }
 
     async fn attach(
@@ -68,7 +87,9 @@ impl Attachable {
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(container.to_owned(), Instant::now());
+            .entry(container.to_owned())
+            .or_insert_with(|| (Instant::now(), Vec::new()))
+            .0 = Instant::now();
         let req = Request::AttachNetwork {
             network: key.to_owned(),
             container_id: container.to_owned(),
@@ -93,6 +114,14 @@ impl Attachable {
             .next()
             .and_then(|a| a.parse().ok())
             .ok_or_else(|| NetworkError::Internal(format!("bad address {address}")))?;
+        if let Some((_, given)) = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(container)
+        {
+            given.push(network_id.clone());
+        }
         let nets = self.containers.networks();
         let deadline = Instant::now() + READY;
         while nets.find(&network_id).is_err() {
@@ -110,6 +139,34 @@ impl Attachable {
         }))
     }
 
+    /// Gives back a container's addresses: those given at its create (which failed, or
+    /// the container is gone) and those on `also`.
+    async fn release(&self, container: &str, also: Vec<String>) {
+        let given: std::collections::BTreeSet<String> = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(container)
+            .map(|(_, g)| g)
+            .unwrap_or_default()
+            .into_iter()
+            .chain(also)
+            .collect();
+        for network_id in given {
+            self.detach(network_id, container.to_owned()).await;
+        }
+    }
+
+    async fn detach(&self, network_id: String, container_id: String) {
+        let req = Request::DetachNetwork {
+            network_id,
+            container_id,
+        };
+        if let Err(e) = self.swarm.call(&req, Duration::from_secs(5)).await {
+            tracing::debug!(error = %e, "releasing a standalone container's address");
+        }
+    }
+
     /// Gives back the addresses of this node's standalone containers that are gone.
     pub async fn gc(&self, node_id: &str, networks: &[NetworkPeers]) {
         let prefix = attach_holder(node_id, "");
@@ -121,7 +178,7 @@ impl Attachable {
             .collect();
         let gone: Vec<(String, String)> = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            pending.retain(|_, at| at.elapsed() < GRACE);
+            pending.retain(|_, (at, _)| at.elapsed() < GRACE);
             networks
                 .iter()
                 .flat_map(|n| n.endpoints.iter().map(move |e| (n, e)))
@@ -133,13 +190,7 @@ impl Attachable {
                 .collect()
         };
         for (network_id, container_id) in gone {
-            let req = Request::DetachNetwork {
-                network_id,
-                container_id,
-            };
-            if let Err(e) = self.swarm.call(&req, Duration::from_secs(5)).await {
-                tracing::debug!(error = %e, "releasing a standalone container's address");
-            }
+            self.detach(network_id, container_id).await;
         }
     }
 }

@@ -58,6 +58,16 @@ impl NetAttach {
             let t = t.read().unwrap_or_else(|p| p.into_inner());
             t.get(net)?.names.get(name).cloned()
         }));
+        let t = table.clone();
+        nets.set_vip_rules(Arc::new(move |ids: &[String]| {
+            let t = t.read().unwrap_or_else(|p| p.into_inner());
+            let vips: Vec<Vip> = ids
+                .iter()
+                .filter_map(|id| t.get(id))
+                .flat_map(|n| n.vips.iter().cloned())
+                .collect();
+            (!vips.is_empty()).then(|| lb::render(&vips))
+        }));
         Arc::new(NetAttach {
             nets,
             containers: containers.clone(),

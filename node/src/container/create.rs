@@ -1,12 +1,14 @@
 //! `create`: validate the request, resolve the image and merge its config, plan networks and
 //! mounts, reserve the name, write the record and make the container's directories.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::executor::Created;
 use super::model::{ContainerConfig, ContainerSpec};
 use super::validate::validate_restart;
 use super::{health, logconfig, names, spec, ContainerError, Containers, Ctr, Record, State};
+use crate::network::Endpoint;
 
 impl Containers {
     /// Makes a container (not started) from its spec.
@@ -49,72 +51,102 @@ impl Containers {
         if let Some(other) = host_config.network_mode.strip_prefix("container:") {
             self.get(other)?;
         }
+        let task = config.labels.contains_key("com.docker.swarm.task.id");
         if matches!(host_config.network_mode.as_str(), "" | "default") {
-            // `--bridge none`: no default bridge, so no network unless one is asked for.
+            // `--bridge none`: no default bridge, so no network unless one is asked for; a
+            // swarm task is on its own networks, the first (ingress last) its primary.
             let default = self.inner.nets.default_network();
             if default != "bridge" {
-                host_config.network_mode = default.to_owned();
+                host_config.network_mode = match task {
+                    true => task_primary(&endpoints).unwrap_or(default).to_owned(),
+                    false => default.to_owned(),
+                };
             }
         }
         let id = hex::encode(rand::random::<[u8; 32]>());
         // A swarm task's endpoints come with their addresses from its assignment.
-        let endpoints = if config.labels.contains_key("com.docker.swarm.task.id") {
+        let endpoints = if task {
             endpoints
         } else {
-            self.swarm_endpoints(&mut host_config.network_mode, endpoints, &id)
-                .await?
-        };
-        let mut networks = self.plan_networks(
-            &host_config.network_mode,
-            &endpoints,
-            host_config.port_bindings.is_some() || host_config.publish_all_ports,
-        )?;
-        let links = self.register_links(&mut host_config, &mut networks)?;
-        let runtime = self.runtime_for_create(&host_config.runtime)?;
-        if config.hostname.is_empty() {
-            config.hostname = id[..12].to_owned();
-        }
-        // Check the spec now, so bad limits, capabilities or ulimits fail create, not start;
-        // then drop the limits this host's cgroups can't enforce, with Docker's warnings.
-        spec::check(&config, &host_config, self.inner.nofile_hard)?;
-        let support = super::cgroup::support();
-        let warnings = super::cgroup::fit_resources(&mut host_config, support)?;
-        super::validate::create_settings(&host_config)?;
-        host_config.cgroupns_mode =
-            super::cgroup::cgroupns_mode(&host_config.cgroupns_mode, support.v2)?;
-        let mut mounts = self.plan_mounts(&config, &host_config)?;
-        let name = self.reserve_name(name, &id)?;
-        let made_volumes = match self.resolve_mounts(&mut mounts) {
-            Ok(made) => made,
-            Err(e) => {
-                self.release_name(&name);
-                return Err(e);
+            match self
+                .swarm_endpoints(&mut host_config.network_mode, endpoints, &id)
+                .await
+            {
+                Ok(eps) => eps,
+                Err(e) => {
+                    // One network refused after another gave an address.
+                    self.inner.nets.release_swarm(&id, Vec::new()).await;
+                    return Err(e);
+                }
             }
         };
-        let rec = Record {
-            id: id.clone(),
-            name,
-            created: super::now_rfc3339(),
-            path,
-            args,
-            config,
-            host_config,
-            image_id: image.id.clone(),
-            state: State {
-                status: "created".into(),
-                ..Default::default()
-            },
-            restart_count: 0,
-            manually_stopped: false,
-            runtime,
-            networks,
-            ports: Vec::new(),
-            mounts,
-            build,
-            links,
-        };
-        self.write_new(rec, &made_volumes)?;
-        Ok(Created { id, warnings })
+        // Anything that fails from here on gives back the swarm addresses just given.
+        let made: Result<Created, ContainerError> = async {
+            let mut networks = self.plan_networks(
+                &host_config.network_mode,
+                &endpoints,
+                host_config
+                    .port_bindings
+                    .as_ref()
+                    .and_then(|b| b.as_object())
+                    .is_some_and(|b| !b.is_empty())
+                    || host_config.publish_all_ports,
+            )?;
+            let links = self.register_links(&mut host_config, &mut networks)?;
+            let runtime = self.runtime_for_create(&host_config.runtime)?;
+            if config.hostname.is_empty() {
+                config.hostname = id[..12].to_owned();
+            }
+            // Check the spec now, so bad limits, capabilities or ulimits fail create, not start;
+            // then drop the limits this host's cgroups can't enforce, with Docker's warnings.
+            spec::check(&config, &host_config, self.inner.nofile_hard)?;
+            let support = super::cgroup::support();
+            let warnings = super::cgroup::fit_resources(&mut host_config, support)?;
+            super::validate::create_settings(&host_config)?;
+            host_config.cgroupns_mode =
+                super::cgroup::cgroupns_mode(&host_config.cgroupns_mode, support.v2)?;
+            let mut mounts = self.plan_mounts(&config, &host_config)?;
+            let name = self.reserve_name(name, &id)?;
+            let made_volumes = match self.resolve_mounts(&mut mounts) {
+                Ok(made) => made,
+                Err(e) => {
+                    self.release_name(&name);
+                    return Err(e);
+                }
+            };
+            let rec = Record {
+                id: id.clone(),
+                name,
+                created: super::now_rfc3339(),
+                path,
+                args,
+                config,
+                host_config,
+                image_id: image.id.clone(),
+                state: State {
+                    status: "created".into(),
+                    ..Default::default()
+                },
+                restart_count: 0,
+                manually_stopped: false,
+                runtime,
+                networks,
+                ports: Vec::new(),
+                mounts,
+                build,
+                links,
+            };
+            self.write_new(rec, &made_volumes)?;
+            Ok(Created {
+                id: id.clone(),
+                warnings,
+            })
+        }
+        .await;
+        if made.is_err() && !task {
+            self.inner.nets.release_swarm(&id, Vec::new()).await;
+        }
+        made
     }
 
     /// The image a new container runs: a malformed reference is the user's mistake (400), a
@@ -213,6 +245,16 @@ impl Containers {
 }
 
 /// The process a container runs: its entrypoint then its cmd.
+/// Under `--bridge none`, a swarm task's primary network: its first network, the routing
+/// mesh's `ingress` only when it has no other.
+fn task_primary(endpoints: &BTreeMap<String, Endpoint>) -> Option<&str> {
+    let mut names = endpoints.keys().map(String::as_str);
+    names
+        .clone()
+        .find(|n| *n != "ingress")
+        .or_else(|| names.next())
+}
+
 fn command_line(config: &ContainerConfig) -> Result<(String, Vec<String>), ContainerError> {
     match config
         .entrypoint
@@ -297,5 +339,19 @@ mod tests {
         };
         merge_image_config(&mut d, &img);
         assert!(d.cmd.is_empty());
+    }
+
+    #[test]
+    fn a_bridgeless_task_is_primary_on_its_first_network_but_ingress() {
+        let eps = |names: &[&str]| -> BTreeMap<String, Endpoint> {
+            names
+                .iter()
+                .map(|n| (n.to_string(), Endpoint::default()))
+                .collect()
+        };
+        assert_eq!(task_primary(&eps(&["ingress", "web"])), Some("web"));
+        assert_eq!(task_primary(&eps(&["a", "b"])), Some("a"));
+        assert_eq!(task_primary(&eps(&["ingress"])), Some("ingress"));
+        assert_eq!(task_primary(&eps(&[])), None);
     }
 }

@@ -24,8 +24,13 @@ fn is_network(mode: &str) -> bool {
 
 /// A container's primary network gives it eth0, its default route and published ports:
 /// only a bridge network can (an overlay is one more endpoint beside the default bridge).
-fn check_primary(net: &crate::network::NetworkRecord) -> Result<(), ContainerError> {
-    if net.driver == "bridge" {
+/// Under `--bridge none` (`bridgeless`) there is no default bridge to stand beside, and an
+/// overlay is primary itself: eth0 and DNS, but no default route and no published ports.
+fn check_primary(
+    net: &crate::network::NetworkRecord,
+    bridgeless: bool,
+) -> Result<(), ContainerError> {
+    if net.driver == "bridge" || (bridgeless && net.driver == "overlay") {
         return Ok(());
     }
     Err(ContainerError::Invalid(format!(
@@ -124,6 +129,11 @@ impl Containers {
         &self.inner.nets
     }
 
+    /// Whether berthd runs with `--bridge none` (no default bridge network).
+    fn bridgeless(&self) -> bool {
+        self.inner.nets.default_network() == crate::network::NO_BRIDGE
+    }
+
     /// Where a container's network namespace is pinned while it runs.
     pub(crate) fn netns_path(&self, id: &str) -> std::path::PathBuf {
         netns::path(&self.inner.cfg.exec_root, id)
@@ -132,7 +142,8 @@ impl Containers {
     /// At create: endpoints on swarm networks (`--network <attachable overlay>`) get their
     /// address from the managers. A container whose `--network` is an overlay keeps the
     /// default bridge as its primary network (eth0: default route, published ports), as
-    /// task containers do, and has the overlay as one more endpoint.
+    /// task containers do, and has the overlay as one more endpoint; under `--bridge none`
+    /// the overlay stays its primary network (`check_primary`).
     pub(super) async fn swarm_endpoints(
         &self,
         network_mode: &mut String,
@@ -154,7 +165,10 @@ impl Containers {
             ep.ipv4_request = a.address.to_string();
             eps.insert(a.name.clone(), ep);
             if key == mode {
-                *network_mode = "bridge".into();
+                *network_mode = match self.bridgeless() {
+                    true => a.name.clone(),
+                    false => "bridge".into(),
+                };
             }
         }
         Ok(eps)
@@ -195,7 +209,13 @@ impl Containers {
         };
         let primary_id = primary.as_ref().map(|p| p.id.as_str());
         if let Some(p) = &primary {
-            check_primary(p)?;
+            check_primary(p, self.bridgeless())?;
+            if p.driver == "overlay" && ports_wanted {
+                return Err(ContainerError::Invalid(format!(
+                    "published ports need the default bridge, and this daemon runs with --bridge none (network {} is an overlay)",
+                    p.name
+                )));
+            }
         }
         let mut ep = configs
             .and_then(|c| {
@@ -269,7 +289,7 @@ impl Containers {
                 // Named at create before it existed: looked up now, as dockerd does.
                 let net = self.inner.nets.check_endpoint(name, ep)?;
                 if *name == primary {
-                    check_primary(&net)?;
+                    check_primary(&net, self.bridgeless())?;
                 }
                 continue;
             }

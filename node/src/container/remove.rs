@@ -73,6 +73,7 @@ impl Containers {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, e| e.container_id != c.id);
         super::cgroup::remove(&self.inner.cfg, &rec);
+        self.release_swarm_addresses(&rec);
         // Renamed away at once (the API answers without waiting for the unlinks), deleted in
         // the background; leftovers from a crash are swept at the next start.
         let trash = [
@@ -103,6 +104,29 @@ impl Containers {
             w.removed = true;
             w.running = false;
         });
+    }
+
+    /// A standalone container's addresses on swarm networks go back to the managers (in
+    /// the background: `rm` does not wait on the cluster); a task's are its task's.
+    fn release_swarm_addresses(&self, rec: &super::Record) {
+        if rec.config.labels.contains_key("com.docker.swarm.task.id") {
+            return;
+        }
+        let nets = self.inner.nets.clone();
+        let ids: Vec<String> = rec
+            .networks
+            .values()
+            .filter(|ep| {
+                nets.find(&ep.network_id)
+                    .is_ok_and(|n| n.driver == "overlay")
+            })
+            .map(|ep| ep.network_id.clone())
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let id = rec.id.clone();
+        tokio::spawn(async move { nets.release_swarm(&id, ids).await });
     }
 
     pub async fn prune(

@@ -125,11 +125,27 @@ impl Networks {
         }
         let plan = self.plan(who.primary, eps, first_if)?;
         let want_dns = first_if == 0 && plan.iter().any(|p| !p.link.network.predefined());
+        // An overlay's gateway is no way out (nothing on the node routes its subnet, as in
+        // Docker, where egress is docker_gwbridge's): only a bridge gives the default route.
         let default_net = (first_if == 0)
-            .then(|| plan.iter().find(|p| !p.link.network.internal))
+            .then(|| {
+                plan.iter()
+                    .find(|p| !p.link.network.internal && p.link.network.driver != "overlay")
+            })
             .flatten();
         let default_gw = default_net.map(|p| p.link.gateway);
         let default_gw6 = default_net.and_then(|p| p.link.gateway6);
+        // A container's first attach on swarm networks carries their VIP rules, so that
+        // its process can reach services as soon as it starts (a later `connect` leaves
+        // them to the agent, which renders all of the container's networks at once).
+        let swarm_ids: Vec<String> = plan
+            .iter()
+            .filter(|p| p.link.network.driver == "overlay")
+            .map(|p| p.link.network.id.clone())
+            .collect();
+        let vip_rules = (first_if == 0)
+            .then(|| self.vip_rules_for(&swarm_ids))
+            .flatten();
         let links: Vec<(Arc<dyn NetworkDriver>, Link)> = plan
             .iter()
             .map(|p| (p.driver.clone(), p.link.clone()))
@@ -147,6 +163,12 @@ impl Networks {
                 sb.ctr
                     .add_default_route6(gw)
                     .map_err(|e| NetworkError::kernel(format!("default route via {gw}"), e))?;
+            }
+            if let Some(script) = &vip_rules {
+                // Not fatal: the agent applies them again on its next pass.
+                if let Err(e) = super::nft::apply(script) {
+                    tracing::debug!(error = %e, "VIP load balancing rules at attach");
+                }
             }
             if want_dns {
                 return dns::bind_here()

@@ -252,7 +252,9 @@ struct Inner {
     /// Service names on swarm networks (the cluster agent's).
     services: Mutex<Option<ServiceResolver>>,
     /// Addresses on attachable swarm networks for standalone containers (the agent's).
-    attacher: Mutex<Option<swarm::SwarmAttacher>>,
+    attacher: Mutex<Option<Arc<dyn swarm::SwarmAttacher>>>,
+    /// The VIP load-balancing rules of swarm networks (the agent's).
+    vip_rules: Mutex<Option<swarm::VipRules>>,
     /// The network of containers created without one: `bridge`, or `none` when the
     /// default bridge is off (`--bridge none`).
     default_network: &'static str,
@@ -396,6 +398,7 @@ impl Networks {
                 overlay,
                 services: Mutex::new(None),
                 attacher: Mutex::new(None),
+                vip_rules: Mutex::new(None),
                 meta,
                 events,
                 pools: cfg.pools.clone(),

@@ -6,7 +6,8 @@
 //! ```text
 //!  cluster agent ──ensure_swarm_network(record from the cluster)──► record + data plane
 //!               ──set_service_resolver(network id, name → addresses)──► embedded DNS
-//!               ──apply_rules(container, nft script)──► nft inside the container's namespace
+//!               ──set_vip_rules(network ids → nft script)──► applied as a container attaches
+//!               ──apply_rules_in(container, nft script)──► nft inside the container's namespace
 //! ```
 
 use std::collections::BTreeMap;
@@ -26,21 +27,33 @@ pub struct SwarmAttachment {
     pub address: Ipv4Addr,
 }
 
-/// Asks the managers for an address on a swarm network for a container: (network name or
-/// id, container id) → the attachment, None when the swarm has no such network. It returns
-/// once the network's local record exists on this node.
-pub type SwarmAttacher = Arc<
-    dyn Fn(
-            String,
-            String,
-        ) -> futures_util::future::BoxFuture<'static, Result<Option<SwarmAttachment>>>
-        + Send
-        + Sync,
->;
+/// Gives standalone containers addresses on swarm networks, from the managers (the cluster
+/// agent's).
+pub trait SwarmAttacher: Send + Sync {
+    /// (network name or id, container id) → the attachment, None when the swarm has no such
+    /// network. It returns once the network's local record exists on this node.
+    fn attach(
+        &self,
+        key: String,
+        container_id: String,
+    ) -> futures_util::future::BoxFuture<'static, Result<Option<SwarmAttachment>>>;
+
+    /// Gives back, at once, what `attach` gave a container whose create then failed, and
+    /// its addresses on `network_ids` (a removed container's).
+    fn release(
+        &self,
+        container_id: String,
+        network_ids: Vec<String>,
+    ) -> futures_util::future::BoxFuture<'static, ()>;
+}
 
 /// Names of services on swarm networks: (network id, lower-case name) → addresses, or None
 /// when the name is not a service's.
 pub type ServiceResolver = Arc<dyn Fn(&str, &str) -> Option<Vec<Ipv4Addr>> + Send + Sync>;
+
+/// The VIP load-balancing rules (an `nft -f` script) of a container on these swarm networks
+/// (ids), None when they have no VIP to balance.
+pub type VipRules = Arc<dyn Fn(&[String]) -> Option<String> + Send + Sync>;
 
 impl Networks {
     /// The overlay driver, to hand it the planes committed cluster state describes.
@@ -132,12 +145,8 @@ impl Networks {
 
     /// Who gives standalone containers addresses on swarm networks (the cluster agent;
     /// None when this node leaves the swarm).
-    pub fn set_swarm_attacher(&self, a: Option<SwarmAttacher>) {
-        *self
-            .inner
-            .attacher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = a;
+    pub fn set_swarm_attacher(&self, a: Option<Arc<dyn SwarmAttacher>>) {
+        set(&self.inner.attacher, a);
     }
 
     /// `docker run --network <key>`: when `key` names a swarm network (an attachable overlay,
@@ -153,36 +162,46 @@ impl Networks {
             Ok(_) | Err(NetworkError::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        let hook = self
-            .inner
-            .attacher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        match hook {
-            Some(h) => h(key.to_owned(), container_id.to_owned()).await,
+        match current(&self.inner.attacher) {
+            Some(h) => h.attach(key.to_owned(), container_id.to_owned()).await,
             None => Ok(None),
+        }
+    }
+
+    /// A create that failed after `attach_swarm`, or a standalone container removed: its
+    /// swarm addresses (those given at create, and on `network_ids`) go back now, not when
+    /// the agent's collector next finds the container missing.
+    pub async fn release_swarm(&self, container_id: &str, network_ids: Vec<String>) {
+        if let Some(h) = current(&self.inner.attacher) {
+            h.release(container_id.to_owned(), network_ids).await;
         }
     }
 
     /// Who answers service names on swarm networks (the cluster agent).
     pub fn set_service_resolver(&self, r: ServiceResolver) {
-        *self
-            .inner
-            .services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(r);
+        set(&self.inner.services, Some(r));
     }
 
     /// A service name as seen from a container on the swarm network `network_id`.
     pub(super) fn resolve_service(&self, network_id: &str, name: &str) -> Option<Vec<Ipv4Addr>> {
-        let r = self
-            .inner
-            .services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()?;
+        let r = current(&self.inner.services)?;
         r(network_id, &name.to_ascii_lowercase())
+    }
+
+    /// Who renders the VIP rules of containers on swarm networks (the cluster agent): a
+    /// container gets them as it is attached, before its process starts, then whenever the
+    /// services behind them change.
+    pub fn set_vip_rules(&self, r: VipRules) {
+        set(&self.inner.vip_rules, Some(r));
+    }
+
+    /// The VIP rules of a container on the swarm networks `network_ids`.
+    pub(super) fn vip_rules_for(&self, network_ids: &[String]) -> Option<String> {
+        if network_ids.is_empty() {
+            return None;
+        }
+        let r = current(&self.inner.vip_rules)?;
+        r(network_ids)
     }
 
     /// Replaces an nftables ruleset inside a container's namespace (`nft -f -` run there).
@@ -192,4 +211,14 @@ impl Networks {
         })
         .await
     }
+}
+
+/// The hook in `slot` now (the agent's hooks are set and read under a lock; a panic
+/// elsewhere must not take them down).
+fn current<T: Clone>(slot: &std::sync::Mutex<Option<T>>) -> Option<T> {
+    slot.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn set<T>(slot: &std::sync::Mutex<Option<T>>, hook: Option<T>) {
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = hook;
 }
