@@ -196,13 +196,15 @@ impl Host {
             .arg(self.root.join("berthd.pid"))
             .args(["--cgroup-parent", &self.cgroup_parent]);
         let bridgeless = self.bridgeless.load(std::sync::atomic::Ordering::Relaxed);
-        match (&reference, bridgeless) {
-            (_, true) => cmd.args(["--bridge", "none"]),
+        match bridgeless {
+            true => cmd.args(["--bridge", "none"]),
+            false => cmd.args(["--bip", &self.bip]),
+        };
+        match reference {
             // dockerd's --bridge names an existing bridge; its iptables rules stay out.
-            (Some(_), false) => {
-                cmd.args(["--bip", &self.bip, "--iptables=false", "--ip6tables=false"])
-            }
-            (None, false) => cmd.args(["--bip", &self.bip, "--bridge", &self.bridge]),
+            Some(_) => cmd.args(["--iptables=false", "--ip6tables=false"]),
+            None if !bridgeless => cmd.args(["--bridge", &self.bridge]),
+            None => &mut cmd,
         };
         if let Some(level) = std::env::var_os("BERTH_CHAOS_LOG") {
             cmd.arg("--log-level").arg(level);

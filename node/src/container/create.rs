@@ -75,7 +75,7 @@ impl Containers {
                 Ok(eps) => eps,
                 Err(e) => {
                     // One network refused after another gave an address.
-                    self.inner.nets.release_swarm(&id, Vec::new()).await;
+                    self.inner.nets.release_swarm(&id, Vec::new());
                     return Err(e);
                 }
             }
@@ -90,7 +90,8 @@ impl Containers {
                     .as_ref()
                     .and_then(|b| b.as_object())
                     .is_some_and(|b| !b.is_empty())
-                    || host_config.publish_all_ports,
+                    || (host_config.publish_all_ports
+                        && config.exposed_ports.as_ref().is_some_and(|e| !e.is_empty())),
             )?;
             let links = self.register_links(&mut host_config, &mut networks)?;
             let runtime = self.runtime_for_create(&host_config.runtime)?;
@@ -144,7 +145,7 @@ impl Containers {
         }
         .await;
         if made.is_err() && !task {
-            self.inner.nets.release_swarm(&id, Vec::new()).await;
+            self.inner.nets.release_swarm(&id, Vec::new());
         }
         made
     }
@@ -244,9 +245,8 @@ impl Containers {
     }
 }
 
-/// The process a container runs: its entrypoint then its cmd.
-/// Under `--bridge none`, a swarm task's primary network: its first network, the routing
-/// mesh's `ingress` only when it has no other.
+/// Under `--bridge none`, a swarm task's primary network: the first of its networks by
+/// name, the routing mesh's `ingress` only when it has no other.
 fn task_primary(endpoints: &BTreeMap<String, Endpoint>) -> Option<&str> {
     let mut names = endpoints.keys().map(String::as_str);
     names
@@ -255,6 +255,7 @@ fn task_primary(endpoints: &BTreeMap<String, Endpoint>) -> Option<&str> {
         .or_else(|| names.next())
 }
 
+/// The process a container runs: its entrypoint then its cmd.
 fn command_line(config: &ContainerConfig) -> Result<(String, Vec<String>), ContainerError> {
     match config
         .entrypoint

@@ -125,8 +125,7 @@ impl Containers {
         if ids.is_empty() {
             return;
         }
-        let id = rec.id.clone();
-        tokio::spawn(async move { nets.release_swarm(&id, ids).await });
+        nets.release_swarm(&rec.id, ids);
     }
 
     pub async fn prune(

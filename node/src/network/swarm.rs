@@ -170,10 +170,11 @@ impl Networks {
 
     /// A create that failed after `attach_swarm`, or a standalone container removed: its
     /// swarm addresses (those given at create, and on `network_ids`) go back now, not when
-    /// the agent's collector next finds the container missing.
-    pub async fn release_swarm(&self, container_id: &str, network_ids: Vec<String>) {
+    /// the agent's collector next finds the container missing. In the background: neither
+    /// a failed create's error nor `rm` waits on the managers.
+    pub fn release_swarm(&self, container_id: &str, network_ids: Vec<String>) {
         if let Some(h) = current(&self.inner.attacher) {
-            h.release(container_id.to_owned(), network_ids).await;
+            tokio::spawn(h.release(container_id.to_owned(), network_ids));
         }
     }
 
