@@ -10,9 +10,25 @@ use berth_chaos_tests::{eventually, swarm, Cluster, Host};
 
 const LOCKED: &str = "Swarm is encrypted and needs to be unlocked before it can be used. Please use \"docker swarm unlock\" to unlock it.";
 
-/// How long a manager may take to re-store its keys after the cluster's unlock key changed
-/// (they follow the replicated cluster object every half second).
-const RESEAL: Duration = Duration::from_secs(3);
+/// How many times `h` has re-stored its keys for a new unlock key (they follow the
+/// replicated cluster object every half second): waited on before a kill, so that the kill
+/// tests the sealed keys, not a manager that had not seen the change yet.
+fn reseals(h: &Host) -> usize {
+    std::fs::read_to_string(h.log_path())
+        .unwrap_or_default()
+        .matches("swarm keys re-stored for the cluster's autolock setting")
+        .count()
+}
+
+fn resealed(h: &Host, before: usize) {
+    let done = eventually(Duration::from_secs(30), || reseals(h) > before);
+    assert!(
+        done,
+        "{} did not re-store its keys:\n{}",
+        h.hostname(),
+        h.log_tail()
+    );
+}
 
 fn restart(h: &Host) {
     h.kill9();
@@ -110,13 +126,18 @@ fn a_restarted_manager_needs_the_unlock_key() {
     assert_eq!(state(w), "active");
 
     // Rotation: every manager re-seals with the new key; the old one no longer opens.
+    let before = reseals(m3);
     let rotated = m1.docker_ok(&["swarm", "unlock-key", "--rotate", "-q"]);
     assert!(
         rotated.starts_with("SWMKEY-1-") && rotated != key,
         "{rotated}"
     );
-    assert_eq!(m3.docker_ok(&["swarm", "unlock-key", "-q"]), rotated);
-    std::thread::sleep(RESEAL);
+    // m3 reads its own copy of the cluster object, which may trail m1's by a moment.
+    let same = eventually(Duration::from_secs(10), || {
+        swarm::stdout(&m3.docker(&["swarm", "unlock-key", "-q"])) == rotated
+    });
+    assert!(same, "m3 shows another unlock key");
+    resealed(m3, before);
     restart(m3);
     assert_eq!(state(m3), "locked");
     let o = unlock(m3, &key);
@@ -127,13 +148,14 @@ fn a_restarted_manager_needs_the_unlock_key() {
     assert!(back, "m3 did not come back: {:?}", swarm::node_ls(m3));
 
     // Autolock off: keys are stored plain again and a restart needs nothing.
+    let before = reseals(m2);
     m1.docker_ok(&["swarm", "update", "--autolock=false"]);
     let none = m1.docker(&["swarm", "unlock-key", "-q"]);
     assert!(
         swarm::stderr(&none).contains("no unlock key is set"),
         "{none:?}"
     );
-    std::thread::sleep(RESEAL);
+    resealed(m2, before);
     restart(m2);
     assert_eq!(state(m2), "active");
     let back = eventually(Duration::from_secs(60), || swarm::converged(m2, 4, 3));

@@ -149,7 +149,7 @@ fn overlay_services_resolve_balance_and_converge_after_a_node_dies() {
 
     for h in c.hosts() {
         let mut last = String::new();
-        let ok = eventually(Duration::from_secs(30), || match check_from(h, &vip, 2) {
+        let ok = eventually(Duration::from_secs(90), || match check_from(h, &vip, 2) {
             Ok(_) => true,
             Err(e) => {
                 last = e;
@@ -182,7 +182,7 @@ fn overlay_services_resolve_balance_and_converge_after_a_node_dies() {
         .filter(|h| h.hostname() != victim.hostname())
     {
         let mut last = String::new();
-        let ok = eventually(Duration::from_secs(30), || match check_from(h, &vip, 2) {
+        let ok = eventually(Duration::from_secs(90), || match check_from(h, &vip, 2) {
             Ok(_) => true,
             Err(e) => {
                 last = e;

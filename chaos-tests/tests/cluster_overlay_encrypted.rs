@@ -354,7 +354,7 @@ fn encrypted_overlay_hides_payloads_balances_and_survives_key_rotation() {
     let vip = deploy(&c);
     for h in c.hosts() {
         let mut last = String::new();
-        let ok = eventually(Duration::from_secs(45), || {
+        let ok = eventually(Duration::from_secs(90), || {
             check_from(h, &vip).map_err(|e| last = e).is_ok()
         });
         assert!(ok, "{last}\n{}", h.log_tail());

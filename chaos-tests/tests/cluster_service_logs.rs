@@ -95,7 +95,8 @@ fn service_logs_come_from_every_node() {
         &[
             "service", "logs", "--follow", "--raw", "--tail", "0", "talker",
         ],
-        Duration::from_secs(3),
+        // Long enough for the CLI to start and the streams to open on a loaded machine.
+        Duration::from_secs(8),
     );
     let followed = swarm::stdout(&o);
     assert!(

@@ -57,7 +57,7 @@ fn tasks_run_once_healthy_and_unhealthy_ones_are_replaced() {
         IMAGE,
         "sh",
         "-c",
-        "sleep 3; touch /tmp/ok; exec sleep 3600",
+        "sleep 8; touch /tmp/ok; exec sleep 3600",
     ]);
     let starting = eventually(Duration::from_secs(30), || {
         let s = states(m, "slow");

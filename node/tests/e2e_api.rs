@@ -168,11 +168,20 @@ fn logs_follow_events_stream_and_wait_conditions() {
     let o = d.docker(&["logs", "-f", "ticker"]);
     assert_eq!(common::stdout(&o), "line1\nline2\nline3\nline4\nline5\n");
     assert_eq!(d.ok(&["logs", "--tail", "2", "ticker"]), "line4\nline5");
-    // Streaming events: a listener sees a container started after it subscribed.
+    // Streaming events: a listener sees a container that dies after it started. `--since`
+    // (history replayed, then the stream) so that a slow subscription misses nothing; the
+    // stream is read until the event comes.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs().saturating_sub(1))
+        .unwrap_or_default()
+        .to_string();
     let mut ev = std::process::Command::new(common::DOCKER)
         .env("DOCKER_HOST", d.host())
         .args([
             "events",
+            "--since",
+            &since,
             "--filter",
             "event=die",
             "--format",
@@ -181,21 +190,34 @@ fn logs_follow_events_stream_and_wait_conditions() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("events");
-    // Give the listener time to subscribe, even on a loaded machine.
-    std::thread::sleep(Duration::from_millis(1500));
+    let lines = ev.stdout.take().expect("events stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(lines).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     assert_eq!(
         d.docker(&["run", "--name", "dier", "busybox", "sh", "-c", "exit 9"])
             .status
             .code(),
         Some(9)
     );
-    std::thread::sleep(Duration::from_millis(1000));
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+        seen.push(line);
+        if seen.last().is_some_and(|l| l.contains("dier 9")) {
+            break;
+        }
+    }
     let _ = ev.kill();
-    let out = ev.wait_with_output().expect("events output");
+    let _ = ev.wait();
     assert!(
-        common::stdout(&out).contains("dier 9"),
-        "{}",
-        common::stdout(&out)
+        seen.iter().any(|l| l.contains("dier 9")),
+        "events seen: {seen:?}"
     );
     // wait --condition: not-running returns at once for an exited container.
     let (st, body) = http(

@@ -406,8 +406,22 @@ fn https_server(d: &Daemon, ca: &Path, dir: &Path, port: u16) -> std::process::C
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("openssl s_server");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_listening(d, port);
     child
+}
+
+/// Waits (20 s at most) until something accepts connections on 127.0.0.1:`port` in the
+/// daemon's network namespace: a server just spawned is not listening yet.
+fn wait_listening(d: &Daemon, port: u16) {
+    let probe = format!("exec 3<>/dev/tcp/127.0.0.1/{port}");
+    let up = common::eventually(std::time::Duration::from_secs(20), || {
+        d.in_netns("bash")
+            .args(["-c", &probe])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    assert!(up, "nothing listens on 127.0.0.1:{port}");
 }
 
 #[test]
@@ -441,7 +455,7 @@ fn all_instructions_add_sources_and_cache_across_restart_and_prune() {
         .arg(&srv)
         .spawn()
         .expect("httpd");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    wait_listening(&d, 18080);
     std::fs::write(srv.join("secure.txt"), "over https\n").expect("write");
     let mut https = https_server(&d, &ca, &srv, 18443);
 

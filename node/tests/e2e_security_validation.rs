@@ -625,7 +625,9 @@ fn slow_headers_do_not_block_other_clients() {
         let (st, body) = http(&d, "GET", "/_ping", "");
         assert_eq!((st, body.as_str()), (200, "OK"));
         assert!(
-            t0.elapsed() < Duration::from_secs(2),
+            // Blocked behind the slow clients, it would wait for them (far longer); the
+            // bound leaves room for a loaded machine.
+            t0.elapsed() < Duration::from_secs(5),
             "a ping took {:?} beside slow clients",
             t0.elapsed()
         );

@@ -22,7 +22,9 @@ pub fn http_get(ns: &str, url: &str) -> Option<String> {
     o.status.success().then(|| stdout(&o).trim().to_owned())
 }
 
-/// Starts busybox httpd serving `text` at / in a detached container called `name`.
+/// Starts busybox httpd serving `text` at / in a detached container called `name`, and
+/// returns once it answers there (`run -d` returns when `sh` has started, before httpd
+/// listens: a request at once could be refused on a loaded machine).
 pub fn web(d: &Daemon, extra: &[&str], name: &str, text: &str) {
     let mut args = vec!["run", "-d", "--name", name];
     args.extend_from_slice(extra);
@@ -30,6 +32,11 @@ pub fn web(d: &Daemon, extra: &[&str], name: &str, text: &str) {
         format!("mkdir -p /www && echo {text} > /www/index.html && exec httpd -f -p 80 -h /www");
     args.extend_from_slice(&["busybox", "sh", "-c", &script]);
     d.ok(&args);
+    let get = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc 127.0.0.1 80";
+    let up = super::eventually(std::time::Duration::from_secs(30), || {
+        stdout(&d.docker(&["exec", name, "sh", "-c", get])).contains(text)
+    });
+    assert!(up, "httpd in {name} never answered");
 }
 
 pub struct Outside {
