@@ -25,9 +25,9 @@ use berth_raft::rpc::{NetworkPeers, Reply, Request};
 use berth_raft::swarm::Swarm;
 use berth_raft::ClusterError;
 
-use crate::container::Containers;
 use futures_util::future::BoxFuture;
 
+use crate::container::Containers;
 use crate::network::{NetworkError, SwarmAttacher, SwarmAttachment};
 
 /// How long a fresh attachment is left alone while its container is being created.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::container::model::{ContainerConfig, ContainerSpec, HostConfig, LogConfig, Ulimit};
 
-pub const LABEL_TASK_ID: &str = "com.docker.swarm.task.id";
+pub use crate::container::model::LABEL_SWARM_TASK_ID as LABEL_TASK_ID;
 pub const LABEL_SERVICE_ID: &str = "com.docker.swarm.service.id";
 
 /// `<service>.<slot>.<task>` (replicated) or `<service>.<node>.<task>` (global), as dockerd

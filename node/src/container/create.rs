@@ -8,7 +8,7 @@ use super::executor::Created;
 use super::model::{ContainerConfig, ContainerSpec};
 use super::validate::validate_restart;
 use super::{health, logconfig, names, spec, ContainerError, Containers, Ctr, Record, State};
-use crate::network::Endpoint;
+use crate::network::{ports, Endpoint};
 
 impl Containers {
     /// Makes a container (not started) from its spec.
@@ -51,48 +51,21 @@ impl Containers {
         if let Some(other) = host_config.network_mode.strip_prefix("container:") {
             self.get(other)?;
         }
-        let task = config.labels.contains_key("com.docker.swarm.task.id");
-        if matches!(host_config.network_mode.as_str(), "" | "default") {
-            // `--bridge none`: no default bridge, so no network unless one is asked for; a
-            // swarm task is on its own networks, the first (ingress last) its primary.
-            let default = self.inner.nets.default_network();
-            if default != "bridge" {
-                host_config.network_mode = match task {
-                    true => task_primary(&endpoints).unwrap_or(default).to_owned(),
-                    false => default.to_owned(),
-                };
-            }
-        }
+        let task = config.is_swarm_task();
         let id = hex::encode(rand::random::<[u8; 32]>());
-        // A swarm task's endpoints come with their addresses from its assignment.
-        let endpoints = if task {
-            endpoints
-        } else {
-            match self
-                .swarm_endpoints(&mut host_config.network_mode, endpoints, &id)
-                .await
-            {
-                Ok(eps) => eps,
-                Err(e) => {
-                    // One network refused after another gave an address.
-                    self.inner.nets.release_swarm(&id, Vec::new());
-                    return Err(e);
-                }
-            }
-        };
+        let endpoints = self
+            .create_endpoints(&mut host_config.network_mode, endpoints, &id, task)
+            .await?;
         // Anything that fails from here on gives back the swarm addresses just given.
         let made: Result<Created, ContainerError> = async {
-            let mut networks = self.plan_networks(
-                &host_config.network_mode,
-                &endpoints,
-                host_config
-                    .port_bindings
-                    .as_ref()
-                    .and_then(|b| b.as_object())
-                    .is_some_and(|b| !b.is_empty())
-                    || (host_config.publish_all_ports
-                        && config.exposed_ports.as_ref().is_some_and(|e| !e.is_empty())),
-            )?;
+            let ports_wanted = ports::bindings(
+                host_config.port_bindings.as_ref(),
+                config.exposed_ports.as_ref(),
+                host_config.publish_all_ports,
+            )
+            .is_ok_and(|b| !b.is_empty());
+            let mut networks =
+                self.plan_networks(&host_config.network_mode, &endpoints, ports_wanted)?;
             let links = self.register_links(&mut host_config, &mut networks)?;
             let runtime = self.runtime_for_create(&host_config.runtime)?;
             if config.hostname.is_empty() {
@@ -146,6 +119,35 @@ impl Containers {
         .await;
         if made.is_err() && !task {
             self.inner.nets.release_swarm(&id, Vec::new());
+        }
+        made
+    }
+
+    /// A new container's endpoints before its networks are planned. Under `--bridge none`
+    /// a container without a network mode has none, and a swarm task its first network
+    /// (`task_primary`). A task's endpoints come with their addresses from its assignment;
+    /// a standalone container's swarm networks get theirs from the managers, all given
+    /// back if one of them refuses.
+    async fn create_endpoints(
+        &self,
+        network_mode: &mut String,
+        endpoints: BTreeMap<String, Endpoint>,
+        id: &str,
+        task: bool,
+    ) -> Result<BTreeMap<String, Endpoint>, ContainerError> {
+        let default = self.inner.nets.default_network();
+        if matches!(network_mode.as_str(), "" | "default") && default != "bridge" {
+            *network_mode = match task {
+                true => task_primary(&endpoints).unwrap_or(default).to_owned(),
+                false => default.to_owned(),
+            };
+        }
+        if task {
+            return Ok(endpoints);
+        }
+        let made = self.swarm_endpoints(network_mode, endpoints, id).await;
+        if made.is_err() {
+            self.inner.nets.release_swarm(id, Vec::new());
         }
         made
     }

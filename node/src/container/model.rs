@@ -76,6 +76,16 @@ pub struct ContainerConfig {
     pub shell: Option<Vec<String>>,
 }
 
+/// The label that makes a container a swarm task's (its value is the task id).
+pub const LABEL_SWARM_TASK_ID: &str = "com.docker.swarm.task.id";
+
+impl ContainerConfig {
+    /// Whether the container runs a swarm task: its networks and addresses are the task's.
+    pub fn is_swarm_task(&self) -> bool {
+        self.labels.contains_key(LABEL_SWARM_TASK_ID)
+    }
+}
+
 /// What the engine does when the container's process exits.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]

@@ -109,7 +109,7 @@ impl Containers {
     /// A standalone container's addresses on swarm networks go back to the managers (in
     /// the background: `rm` does not wait on the cluster); a task's are its task's.
     fn release_swarm_addresses(&self, rec: &super::Record) {
-        if rec.config.labels.contains_key("com.docker.swarm.task.id") {
+        if rec.config.is_swarm_task() {
             return;
         }
         let nets = self.inner.nets.clone();
